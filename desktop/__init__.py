@@ -1,0 +1,1 @@
+"""Subtone's clients: the Qt desktop app, and the Qt-free client core it shares with the CLI."""

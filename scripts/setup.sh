@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Set up Subtone on a Debian/Ubuntu machine: system packages, a virtual environment, the project.
+# Idempotent: a second run installs nothing new. Usage: scripts/setup.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages: PortAudio for sounddevice, PulseAudio for the virtual microphone in tests,
+# steghide for the benchmark's peer, espeak-ng/sox to make a spoken demo secret, RabbitMQ and
+# Redis for the stack, docker-compose to validate the compose files offline.
+APT_PACKAGES=(python3-venv libportaudio2 pulseaudio pulseaudio-utils steghide sox espeak-ng
+  rabbitmq-server redis-server docker-compose libegl1 libgl1 libxkbcommon0 libfontconfig1
+  libdbus-1-3)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PYTHON=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+  "$PYTHON" -m venv .venv
+fi
+# Re-install only when pyproject.toml changed since the last successful install.
+stamp=.venv/.subtone-installed
+if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[server,desktop,dev]'
+  touch "$stamp"
+fi

@@ -1,0 +1,253 @@
+"""Job records, progress and idempotency keys in Redis.
+
+A record is one JSON value under ``<prefix>:job:<id>``; every change goes through
+:meth:`JobRepository._update`, an optimistic (WATCH/MULTI) read-modify-write, so the API
+cancelling and the worker reporting progress never overwrite each other. State changes are
+one-way: a finished job never runs again, whoever asks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import datetime
+
+import redis
+from pydantic import BaseModel, ConfigDict
+
+from server.kit.clock import utcnow
+from server.kit.errors import SubtoneError
+from server.protocol import JobKind, JobState
+
+__all__ = ["IdempotencyConflict", "JobNotFound", "JobRecord", "JobRepository", "request_hash"]
+
+
+class JobNotFound(SubtoneError):
+    code = "not_found"
+    status = 404
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"There is no job {job_id}.")
+
+
+class IdempotencyConflict(SubtoneError):
+    code = "idempotency_conflict"
+    status = 409
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This Idempotency-Key was already used for a different request; use a new key."
+        )
+
+
+class JobRecord(BaseModel):
+    """The stored job: what the API reports and what the worker reloads."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    tenant: str
+    kind: JobKind
+    state: JobState = JobState.QUEUED
+    progress: float = 0.0
+    inputs: dict[str, str]
+    params: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+    result_object_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    attempts: int = 0
+    cancel_requested: bool = False
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def request_hash(*parts: str) -> str:
+    """A digest of a request body, to tell a retried request from a different one."""
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+class JobRepository:
+    def __init__(self, client: redis.Redis, *, prefix: str, ttl_seconds: int) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._ttl = ttl_seconds
+
+    def _key(self, job_id: str) -> str:
+        return f"{self._prefix}:job:{job_id}"
+
+    def _index(self, tenant: str) -> str:
+        return f"{self._prefix}:jobs:{tenant}"
+
+    def _idem(self, tenant: str, key: str) -> str:
+        return f"{self._prefix}:idem:{tenant}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+    # Creation ----------------------------------------------------------------------------
+
+    def create(
+        self, record: JobRecord, *, idempotency_key: str | None, body_hash: str
+    ) -> tuple[JobRecord, bool]:
+        """Save a new job, or return the one already made for this idempotency key.
+
+        Returns the record and whether it is new (only a new job is enqueued).
+        """
+        if idempotency_key is not None:
+            idem = self._idem(record.tenant, idempotency_key)
+            claimed = self._redis.set(idem, f"{record.id}:{body_hash}", nx=True, ex=self._ttl)
+            if not claimed:
+                job_id, _, stored_hash = _text(self._redis.get(idem)).partition(":")
+                if stored_hash != body_hash:
+                    raise IdempotencyConflict()
+                existing = self.get(job_id)
+                if existing is not None:
+                    return existing, False
+                # The claim outlived its record (a crash between the two writes): retake it.
+                self._redis.set(idem, f"{record.id}:{body_hash}", ex=self._ttl)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.set(self._key(record.id), record.model_dump_json(), ex=self._ttl)
+        pipe.zadd(self._index(record.tenant), {record.id: record.created_at.timestamp()})
+        pipe.expire(self._index(record.tenant), self._ttl)
+        pipe.execute()
+        return record, True
+
+    # Reads -------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> JobRecord | None:
+        raw = self._redis.get(self._key(job_id))
+        return JobRecord.model_validate_json(raw) if raw else None
+
+    def get_for_tenant(self, tenant: str, job_id: str) -> JobRecord:
+        """The job, if it belongs to ``tenant``; another tenant's job does not exist."""
+        record = self.get(job_id)
+        if record is None or record.tenant != tenant:
+            raise JobNotFound(job_id)
+        return record
+
+    def list_for_tenant(self, tenant: str, *, limit: int = 100) -> list[JobRecord]:
+        ids = self._redis.zrevrange(self._index(tenant), 0, limit - 1)
+        records = [self.get(_text(i)) for i in ids]
+        return [r for r in records if r is not None]
+
+    def count_by_state(self) -> dict[JobState, int]:
+        counts = dict.fromkeys(JobState, 0)
+        for key in self._redis.scan_iter(match=self._key("*"), count=500):
+            raw = self._redis.get(key)
+            if raw:
+                counts[JobRecord.model_validate_json(raw).state] += 1
+        return counts
+
+    # Changes -----------------------------------------------------------------------------
+
+    def _update(
+        self, job_id: str, change: Callable[[JobRecord], JobRecord | None]
+    ) -> JobRecord | None:
+        """Apply ``change`` atomically; it returns the new record or None to leave it."""
+        key = self._key(job_id)
+        with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)  # type: ignore[no-untyped-call]
+                    raw = pipe.get(key)
+                    if raw is None:
+                        pipe.unwatch()
+                        return None
+                    current = JobRecord.model_validate_json(raw)
+                    new = change(current.model_copy(deep=True))
+                    if new is None:
+                        pipe.unwatch()
+                        return current
+                    new.updated_at = utcnow()
+                    if new.state.finished:
+                        new.params = {}  # the position key is not kept once it is not needed
+                    pipe.multi()
+                    pipe.set(key, new.model_dump_json(), keepttl=True)
+                    pipe.execute()
+                    return new
+                except redis.WatchError:
+                    continue
+
+    def start(self, job_id: str) -> JobRecord | None:
+        """Mark a delivered job running; None when it must not run (finished or cancelled)."""
+
+        def change(r: JobRecord) -> JobRecord | None:
+            if r.state.finished:
+                return None
+            if r.cancel_requested:
+                r.state = JobState.CANCELLED
+                return r
+            r.state, r.attempts = JobState.RUNNING, r.attempts + 1
+            return r
+
+        record = self._update(job_id, change)
+        if record is None or record.state is not JobState.RUNNING:
+            return None
+        return record
+
+    def set_progress(self, job_id: str, progress: float) -> None:
+        def change(r: JobRecord) -> JobRecord | None:
+            if r.state is not JobState.RUNNING:
+                return None
+            r.progress = max(r.progress, min(1.0, progress))
+            return r
+
+        self._update(job_id, change)
+
+    def requeue(self, job_id: str) -> None:
+        """A transient failure will be retried: show the job as queued again."""
+
+        def change(r: JobRecord) -> JobRecord | None:
+            if r.state is not JobState.RUNNING:
+                return None
+            r.state = JobState.QUEUED
+            return r
+
+        self._update(job_id, change)
+
+    def succeed(self, job_id: str, result_object_id: str) -> JobRecord | None:
+        def change(r: JobRecord) -> JobRecord | None:
+            if r.state.finished:
+                return None
+            r.state, r.progress, r.result_object_id = JobState.SUCCEEDED, 1.0, result_object_id
+            return r
+
+        return self._update(job_id, change)
+
+    def fail(self, job_id: str, code: str, message: str) -> JobRecord | None:
+        def change(r: JobRecord) -> JobRecord | None:
+            if r.state.finished:
+                return None
+            r.state, r.error_code, r.error_message = JobState.FAILED, code, message
+            return r
+
+        return self._update(job_id, change)
+
+    def cancel(self, job_id: str) -> JobRecord | None:
+        """Cancel a queued job now; ask a running one to stop (the worker honours it)."""
+
+        def change(r: JobRecord) -> JobRecord | None:
+            if r.state.finished:
+                return None
+            r.cancel_requested = True
+            if r.state is JobState.QUEUED:
+                r.state = JobState.CANCELLED
+            return r
+
+        return self._update(job_id, change)
+
+    def mark_cancelled(self, job_id: str) -> None:
+        def change(r: JobRecord) -> JobRecord | None:
+            if r.state.finished:
+                return None
+            r.state = JobState.CANCELLED
+            return r
+
+        self._update(job_id, change)
+
+    def cancel_requested(self, job_id: str) -> bool:
+        record = self.get(job_id)
+        return record is None or record.cancel_requested

@@ -1,0 +1,124 @@
+"""Every setting of the stack, read once from the environment (prefix ``SUBTONE_``).
+
+Units are in the names. Secrets have no usable default: outside ``development`` a missing or
+default secret is refused at start-up.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Self
+
+import platformdirs
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Environment", "Settings", "StorageBackend"]
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+DEV_SECRET = "dev-only-not-a-secret"  # noqa: S105 - refused outside development
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class StorageBackend(StrEnum):
+    S3 = "s3"
+    LOCAL = "local"
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("subtone", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SUBTONE_", extra="ignore", frozen=True)
+
+    ENV: Environment = Environment.DEVELOPMENT
+    LOG_LEVEL: str = "INFO"
+    DATA_DIR: Path = Field(default_factory=default_data_dir)
+
+    # API
+    API_HOST: str = "127.0.0.1"
+    API_PORT: int = 8600
+    MAX_REQUEST_BODY_BYTES: int = 1 * MiB
+    RATE_LIMIT_PER_MINUTE: int = 600
+    """Requests one token may make per minute before it gets 429."""
+
+    # Redis (job records, upload sessions, tokens, idempotency keys)
+    REDIS_URL: str = "redis://127.0.0.1:6379/0"
+    REDIS_PREFIX: str = "subtone"
+    """Every Redis key starts with this, so several stacks (or tests) can share one Redis."""
+
+    # RabbitMQ / Dramatiq
+    BROKER_URL: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    QUEUE_NAME: str = "subtone-jobs"
+    JOB_TIME_LIMIT_SECONDS: int = 2 * 3600
+    CONSUMER_TIMEOUT_SECONDS: int = 3 * 3600
+    """RabbitMQ's consumer_timeout for our queue; must exceed the job time limit."""
+    JOB_MAX_RETRIES: int = 5
+    RETRY_MIN_BACKOFF_SECONDS: float = 2.0
+    RETRY_MAX_BACKOFF_SECONDS: float = 120.0
+    WORKER_CONCURRENCY: int = 1
+
+    # Triton
+    TRITON_URL: str = "127.0.0.1:8601"
+    """gRPC address of Triton."""
+    TRITON_TIMEOUT_SECONDS: float = 60.0
+    WINDOWS_IN_FLIGHT: int = 4
+
+    # Storage
+    STORAGE_BACKEND: StorageBackend = StorageBackend.LOCAL
+    S3_ENDPOINT: str = "127.0.0.1:9000"
+    """Endpoint the API and the workers use (``minio:9000`` inside compose)."""
+    S3_PUBLIC_ENDPOINT: str | None = None
+    """Endpoint in the URLs handed to clients (``localhost:9000`` from the desktop)."""
+    S3_SECURE: bool = False
+    S3_PUBLIC_SECURE: bool | None = None
+    S3_REGION: str = "us-east-1"
+    S3_BUCKET: str = "subtone"
+    S3_ACCESS_KEY: str = "minioadmin"
+    S3_SECRET_KEY: SecretStr = SecretStr("")
+    LOCALSTORE_HOST: str = "127.0.0.1"
+    LOCALSTORE_PORT: int = 8602
+    LOCALSTORE_PUBLIC_URL: str | None = None
+    LOCALSTORE_ROOT: Path | None = None
+    """Folder of the local store (default: DATA_DIR/objects)."""
+    SIGNING_SECRET: SecretStr = SecretStr(DEV_SECRET)
+    """HMAC key of the local store's signed URLs."""
+
+    # Limits
+    PART_SIZE_BYTES: int = 16 * MiB
+    MAX_UPLOAD_BYTES: int = 8 * GiB
+    PRESIGN_TTL_SECONDS: int = 900
+    DOWNLOAD_TTL_SECONDS: int = 3600
+    MAX_PARTS_PER_PRESIGN: int = 100
+    UPLOAD_TTL_SECONDS: int = 7 * 24 * 3600
+    """Unfinished uploads older than this are aborted; finished objects are kept as long."""
+    JOB_TTL_SECONDS: int = 30 * 24 * 3600
+    MAX_SECRET_BYTES: int = 256 * MiB
+
+    @cached_property
+    def localstore_root(self) -> Path:
+        return self.LOCALSTORE_ROOT or self.DATA_DIR / "objects"
+
+    @cached_property
+    def localstore_public_url(self) -> str:
+        return self.LOCALSTORE_PUBLIC_URL or f"http://{self.LOCALSTORE_HOST}:{self.LOCALSTORE_PORT}"
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.JOB_TIME_LIMIT_SECONDS >= self.CONSUMER_TIMEOUT_SECONDS:
+            raise ValueError("SUBTONE_JOB_TIME_LIMIT_SECONDS must be below the consumer timeout")
+        if self.ENV is Environment.DEVELOPMENT:
+            return self
+        if self.SIGNING_SECRET.get_secret_value() in ("", DEV_SECRET):
+            raise ValueError("SUBTONE_SIGNING_SECRET must be set to a random value in production")
+        if self.STORAGE_BACKEND is StorageBackend.S3 and not self.S3_SECRET_KEY.get_secret_value():
+            raise ValueError("SUBTONE_S3_SECRET_KEY must be set when SUBTONE_STORAGE_BACKEND=s3")
+        return self

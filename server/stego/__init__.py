@@ -1,0 +1,1 @@
+"""The steganography codec: streaming WAV, keyed positions, ±1 matrix embedding."""

@@ -1,0 +1,1 @@
+"""Uploads straight to storage through pre-signed part URLs, and the objects they make."""
