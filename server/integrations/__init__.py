@@ -1,0 +1,1 @@
+"""Adapters to the outside world: object storage, Triton, Redis, the broker."""

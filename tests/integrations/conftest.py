@@ -1,0 +1,148 @@
+"""Real servers for the storage tests: a moto S3 server and the local store process.
+
+Each starts on a port the OS picks (port 0), is found through its log or port file, and is
+stopped by the fixture that started it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import pytest
+
+from server.integrations.localstore import LocalStore
+from server.integrations.s3 import S3Store
+
+REPO = Path(__file__).resolve().parents[2]
+MOTO_SERVER = Path(sys.executable).with_name("moto_server")
+START_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 10.0
+POLL_SECONDS = 0.05
+SECRET_ENV = "SUBTONE_TEST_LOCALSTORE_SECRET"
+LOCAL_MAX_PART_BYTES = 6 * 1024 * 1024
+SMALL_MAX_PART_BYTES = 64 * 1024
+
+T = TypeVar("T")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_for(
+    condition: Callable[[], T | None], process: subprocess.Popen[bytes], log: Path, what: str
+) -> T:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited ({process.returncode}):\n{log.read_text()}")
+        value = condition()
+        if value:
+            return value
+        time.sleep(POLL_SECONDS)
+    raise RuntimeError(f"{what} did not start in {START_TIMEOUT_SECONDS}s:\n{log.read_text()}")
+
+
+def _answers(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=1.0)
+    except httpx.TransportError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", "0"], stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+
+        def port() -> str | None:
+            found = re.search(r"Running on http://127\.0\.0\.1:(\d+)", log.read_text())
+            return found.group(1) if found else None
+
+        url = f"http://127.0.0.1:{_wait_for(port, process, log, 'moto_server')}"
+        _wait_for(lambda: _answers(url), process, log, "moto_server")
+        yield url
+    finally:
+        _stop(process)
+
+
+@pytest.fixture
+def s3_store(moto_url: str) -> S3Store:
+    """A store on a fresh bucket; the public endpoint is the same server under another name."""
+    public = moto_url.replace("127.0.0.1", "localhost")
+    store = S3Store(
+        moto_url, "testing", "testing", f"b-{uuid.uuid4().hex[:12]}", public_endpoint=public
+    )
+    store.ensure_bucket()
+    return store
+
+
+@dataclass(frozen=True)
+class LocalStoreProcess:
+    url: str
+    root: Path
+    secret: str
+    max_part_bytes: int
+
+    def store(self, **kwargs: object) -> LocalStore:
+        return LocalStore(self.root, self.secret, public_url=self.url, **kwargs)  # type: ignore[arg-type]
+
+
+def _start_local_store(folder: Path, max_part_bytes: int) -> Iterator[LocalStoreProcess]:
+    root, port_file, log = folder / "root", folder / "port", folder / "localstore.log"
+    secret = secrets.token_hex(32)
+    env = os.environ | {SECRET_ENV: secret}
+    command = [
+        sys.executable, "-m", "server.localstore", "--root", str(root), "--port", "0",
+        "--port-file", str(port_file), "--secret-env", SECRET_ENV,
+        "--max-part-bytes", str(max_part_bytes),
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        port = _wait_for(
+            lambda: port_file.exists() and port_file.read_text(), process, log, "local store"
+        )
+        url = f"http://127.0.0.1:{port}"
+        _wait_for(lambda: _answers(f"{url}/healthz"), process, log, "local store")
+        yield LocalStoreProcess(url, root, secret, max_part_bytes)
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(scope="module")
+def local_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStoreProcess]:
+    yield from _start_local_store(tmp_path_factory.mktemp("localstore"), LOCAL_MAX_PART_BYTES)
+
+
+@pytest.fixture(scope="module")
+def small_local_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStoreProcess]:
+    yield from _start_local_store(tmp_path_factory.mktemp("localstore-small"), SMALL_MAX_PART_BYTES)
+
+
+@pytest.fixture
+def local_store(tmp_path: Path) -> LocalStore:
+    """A local store used directly on a folder (no process)."""
+    return LocalStore(tmp_path / "store", "s" * 32, public_url="http://127.0.0.1:1")
