@@ -125,10 +125,15 @@ def _signs(key: bytes, where: IndexArray) -> npt.NDArray[np.int32]:
     return (bits.astype(np.int32) << 1) - 1
 
 
-def _blocks(key: bytes, length: int, k: int, skip: int, nblocks: int) -> IndexArray:
-    n = block_size(k)
+def _check(key: bytes, k: int) -> None:
     if not 1 <= k <= MAX_K:
         raise ValueError(f"k must be in 1..{MAX_K}, got {k}")
+    if len(key) != KEY_BYTES:
+        raise ValueError(f"a window key has {KEY_BYTES} bytes, got {len(key)}")
+
+
+def _blocks(key: bytes, length: int, k: int, skip: int, nblocks: int) -> IndexArray:
+    n = block_size(k)
     if skip < 0 or nblocks < 0 or skip + nblocks * n > length:
         raise ValueError(
             f"{nblocks} blocks of {n} samples after {skip} do not fit a window of {length}"
@@ -160,6 +165,7 @@ def embed_window(
     bits_per_sample: int,
 ) -> Int32Array:
     """Return a copy of ``samples`` carrying ``bits`` (0/1 values, a multiple of ``k``)."""
+    _check(key, k)
     if bits.size % k:
         raise ValueError(f"{bits.size} bits is not a whole number of {k}-bit blocks")
     out = np.array(samples, dtype=np.int32, copy=True)
@@ -184,6 +190,7 @@ def extract_window(
     samples: Int32Array, key: bytes, *, k: int, skip: int, nblocks: int
 ) -> UInt8Array:
     """The ``nblocks * k`` bits (0/1 values) a window carries."""
+    _check(key, k)
     if nblocks == 0:
         return np.zeros(0, dtype=np.uint8)
     where = _blocks(key, samples.size, k, skip, nblocks)

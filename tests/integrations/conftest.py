@@ -1,7 +1,8 @@
-"""Real servers for the storage tests: a moto S3 server and the local store process.
+"""Real servers for the integration tests: a moto S3 server, the local store process, and
+tritonserver (see the Triton section at the end).
 
-Each starts on a port the OS picks (port 0), is found through its log or port file, and is
-stopped by the fixture that started it.
+Each starts on a port the OS picks (port 0, found through its log or port file; tritonserver
+gets ports the OS just handed out) and is stopped by the fixture that started it.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -23,6 +25,8 @@ import pytest
 
 from server.integrations.localstore import LocalStore
 from server.integrations.s3 import S3Store
+from server.integrations.triton import TritonEngine
+from server.integrations.tritonserver import MODEL_REPOSITORY, TritonProcess
 
 REPO = Path(__file__).resolve().parents[2]
 MOTO_SERVER = Path(sys.executable).with_name("moto_server")
@@ -146,3 +150,53 @@ def small_local_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lo
 def local_store(tmp_path: Path) -> LocalStore:
     """A local store used directly on a folder (no process)."""
     return LocalStore(tmp_path / "store", "s" * 32, public_url="http://127.0.0.1:1")
+
+
+# --- Triton: a real tritonserver (from the nvidia-pytriton wheel) serving model_repository ----
+
+TRITON_TIMEOUT_SECONDS = 60.0
+BATCH_OF = 4
+"""Requests the batching server's stego_embed waits for before it executes (see below)."""
+BATCH_WAIT_MICROSECONDS = 30_000_000
+REAL_QUEUE_DELAY = "max_queue_delay_microseconds: 2000"
+
+
+@pytest.fixture(scope="session")
+def triton_server() -> Iterator[TritonProcess]:
+    """tritonserver with the project's model_repository, exactly as committed."""
+    with TritonProcess(MODEL_REPOSITORY) as server:
+        yield server
+
+
+@pytest.fixture
+def triton_engine(triton_server: TritonProcess) -> Iterator[TritonEngine]:
+    engine = TritonEngine(triton_server.grpc_url, timeout_seconds=TRITON_TIMEOUT_SECONDS)
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+@pytest.fixture(scope="module")
+def triton_batching_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonProcess]:
+    """tritonserver with only stego_embed loaded, its batcher set to wait for BATCH_OF requests.
+
+    The model and its inputs are the committed ones; only the dynamic batcher differs
+    (``preferred_batch_size: [BATCH_OF]`` and a long queue delay), so that BATCH_OF
+    concurrent requests are executed together every time, not by luck of timing.
+    stego_extract stays unloaded (explicit model control): the "model not loaded" case.
+    """
+    repository = tmp_path_factory.mktemp("triton-batching") / "model_repository"
+    shutil.copytree(MODEL_REPOSITORY, repository, ignore=shutil.ignore_patterns("__pycache__"))
+    config = repository / "stego_embed" / "config.pbtxt"
+    text = config.read_text()
+    assert REAL_QUEUE_DELAY in text
+    config.write_text(
+        text.replace(
+            REAL_QUEUE_DELAY,
+            f"max_queue_delay_microseconds: {BATCH_WAIT_MICROSECONDS}\n"
+            f"  preferred_batch_size: [ {BATCH_OF} ]",
+        )
+    )
+    with TritonProcess(repository, load_models=["stego_embed"]) as server:
+        yield server

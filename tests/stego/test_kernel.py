@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -53,3 +54,14 @@ def test_changes_are_plus_and_minus_one_not_lsb_replacement():
     even_down = np.count_nonzero((samples % 2 == 0) & (diff == -1))
     odd_up = np.count_nonzero((samples % 2 == 1) & (diff == 1))
     assert even_down > 1000 and odd_up > 1000
+
+
+@pytest.mark.parametrize("k", [0, -1, 17])
+def test_k_out_of_range_is_a_value_error(k):
+    samples = np.zeros(100, dtype=np.int32)
+    with pytest.raises(ValueError, match="k must be"):
+        kernel.embed_window(
+            samples, bytes(32), k=k, skip=0, bits=np.zeros(0, np.uint8), bits_per_sample=16
+        )
+    with pytest.raises(ValueError, match="k must be"):
+        kernel.extract_window(samples, bytes(32), k=k, skip=0, nblocks=0)
