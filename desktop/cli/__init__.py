@@ -1,0 +1,399 @@
+"""``subtone``: hide a secret in a cover WAV, and get it back, from the command line.
+
+The commands use the same client core as the desktop app (:mod:`desktop.core`). Errors are
+printed as ``error [code]: message`` on stderr with a non-zero exit status, never as a
+traceback. Everything the commands reach out to (settings, HTTP transports, the session
+store) comes from a :class:`CliEnv`, which tests pass as Click's ``obj``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Final
+
+import httpx
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+from rich.text import Text
+
+from desktop.cli._console import ProgressView, format_duration, format_size, parse_size, print_error
+from desktop.core.api import ApiClient
+from desktop.core.config import ClientSettings, load_settings
+from desktop.core.envelope import (
+    DEFAULT_KDF,
+    OPUS_MEDIA_TYPE,
+    POSITION_KDF,
+    KdfParams,
+    sealed_length,
+)
+from desktop.core.sessions import SessionStore
+from desktop.core.uploader import PartTransport, UploadCancelled, Uploader
+from desktop.core.workflow import Stage, decode, encode, max_secret_bytes
+from server.kit.errors import SubtoneError
+from server.protocol import JobState
+from server.stego.codec import read_capacity
+from server.stego.layout import choose_k
+
+__all__ = [
+    "ENV_PASSPHRASE",
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "CliEnv",
+    "app",
+    "main",
+    "standalone_app",
+    "token_app",
+]
+
+ENV_PASSPHRASE: Final = "SUBTONE_PASSPHRASE"  # noqa: S105 - the variable's name
+EXIT_ERROR: Final = 1
+EXIT_INTERRUPTED: Final = 130
+STDIN_PATH: Final = "-"
+VOICE_NAME: Final = "secret.opus"
+"""The name capacity figures assume (a recorded voice message)."""
+
+_STATE_STYLES: Final = {
+    JobState.QUEUED: "yellow",
+    JobState.RUNNING: "cyan",
+    JobState.SUCCEEDED: "green",
+    JobState.FAILED: "red",
+    JobState.CANCELLED: "dim",
+}
+
+
+def _stdin_is_tty() -> bool:
+    return sys.stdin.isatty()
+
+
+@dataclass
+class CliEnv:
+    """What the commands depend on; the defaults are the real ones."""
+
+    settings: ClientSettings | None = None
+    """Used as given; ``None`` loads the settings file and the environment."""
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    transport: httpx.BaseTransport | None = None
+    """The API's HTTP transport (and downloads')."""
+    part_transport: PartTransport | None = None
+    sessions: SessionStore | None = None
+    """``None``: the store named by the settings, else the default one."""
+    interactive: Callable[[], bool] = _stdin_is_tty
+    kdf: KdfParams = DEFAULT_KDF
+    position_kdf: KdfParams = POSITION_KDF
+    """Tests only: files made with other parameters cannot be decoded by a standard client."""
+    config_path: Path | None = None
+    url: str | None = None
+
+    def load(self) -> ClientSettings:
+        settings = self.settings or load_settings(self.config_path, environ=self.environ)
+        if self.url:
+            settings = ClientSettings.model_validate(
+                settings.model_dump() | {"server_url": self.url}
+            )
+        return settings
+
+    @contextlib.contextmanager
+    def client(self) -> Iterator[tuple[ClientSettings, ApiClient]]:
+        settings = self.load()
+        with ApiClient(
+            settings.server_url,
+            settings.token,
+            transport=self.transport,
+            timeout=settings.timeout_seconds,
+        ) as client:
+            yield settings, client
+
+    def uploader(self, client: ApiClient, settings: ClientSettings) -> Uploader:
+        store = self.sessions or SessionStore(settings.sessions_path)
+        return Uploader(
+            client,
+            store=store,
+            transport=self.part_transport,
+            parallel_parts=settings.parallel_parts,
+        )
+
+
+app = typer.Typer(
+    name="subtone",
+    help="Hide a voice message (or any file) in a cover WAV, and get it back.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+token_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
+standalone_app = typer.Typer(help="Run the whole stack on this machine.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(standalone_app, name="standalone")
+
+_err = Console(stderr=True)
+_out = Console()
+
+
+def _env(ctx: typer.Context) -> CliEnv:
+    env = ctx.find_root().obj
+    if not isinstance(env, CliEnv):
+        env = CliEnv()
+        ctx.find_root().obj = env
+    return env
+
+
+@contextlib.contextmanager
+def _reporting() -> Iterator[None]:
+    """Turn the project's errors into ``error [code]: message`` and an exit status."""
+    try:
+        yield
+    except UploadCancelled as e:
+        print_error(_err, e)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except SubtoneError as e:
+        print_error(_err, e)
+        raise typer.Exit(EXIT_ERROR) from None
+    except KeyboardInterrupt:
+        _err.print("interrupted: an unfinished upload resumes when the same command runs again")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _read_passphrase(env: CliEnv, passphrase_file: Path | None, *, confirm: bool) -> str:
+    """From ``--passphrase-file`` (its first line; ``-`` is stdin), ``SUBTONE_PASSPHRASE``,
+    or a hidden prompt; never from the command line itself."""
+    if passphrase_file is not None:
+        try:
+            if str(passphrase_file) == STDIN_PATH:
+                text = sys.stdin.readline()
+            else:
+                text = passphrase_file.read_text(encoding="utf-8")
+        except OSError as e:
+            raise SubtoneError(
+                f"Cannot read the passphrase file: {e.strerror}.", code="unreadable_file"
+            ) from e
+        lines = text.splitlines()
+        passphrase = lines[0] if lines else ""
+        if not passphrase:
+            raise SubtoneError("The passphrase file is empty.", code="empty_passphrase")
+        return passphrase
+    from_env = env.environ.get(ENV_PASSPHRASE)
+    if from_env:
+        return from_env
+    if env.interactive():
+        answer: str = typer.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm)
+        return answer
+    raise SubtoneError(
+        f"No passphrase: use --passphrase-file, set {ENV_PASSPHRASE}, or run in a terminal.",
+        code="passphrase_required",
+    )
+
+
+PassphraseFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--passphrase-file",
+        help=f"Read the passphrase from the first line of this file ('-': stdin). "
+        f"Else {ENV_PASSPHRASE}, else a prompt.",
+        dir_okay=False,
+    ),
+]
+Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")]
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None, typer.Option("--url", help="The server (else SUBTONE_URL, else the config).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="The client settings file.", dir_okay=False)
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
+) -> None:
+    env = _env(ctx)
+    if url is not None:
+        env.url = url
+    if config is not None:
+        env.config_path = config
+    if verbose:
+        logging.basicConfig(
+            level=logging.DEBUG,
+            format="%(message)s",
+            handlers=[RichHandler(console=_err, show_path=False)],
+        )
+
+
+@app.command("encode")
+def encode_command(
+    ctx: typer.Context,
+    cover: Annotated[Path, typer.Argument(help="The cover: a PCM WAV file.", dir_okay=False)],
+    secret: Annotated[
+        Path, typer.Argument(help="The secret: audio (sent as Opus) or any file.", dir_okay=False)
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The WAV to write.")],
+    passphrase_file: PassphraseFile = None,
+    no_compress: Annotated[
+        bool, typer.Option("--no-compress", help="Hide audio as it is, not as Opus.")
+    ] = False,
+    force: Force = False,
+) -> None:
+    """Hide SECRET in COVER; the secret is encrypted here, never sent in the clear."""
+    env = _env(ctx)
+    with _reporting():
+        passphrase = _read_passphrase(env, passphrase_file, confirm=True)
+        with env.client() as (settings, client), env.uploader(client, settings) as uploader:
+            view = ProgressView(_err)
+            view.label(Stage.UPLOAD, f"Uploading {cover.name}")
+            with view:
+                summary = encode(
+                    client,
+                    cover,
+                    secret,
+                    output,
+                    passphrase,
+                    uploader=uploader,
+                    progress=view,
+                    compress_audio=not no_compress,
+                    overwrite=force,
+                    kdf=env.kdf,
+                    position_kdf=env.position_kdf,
+                )
+        used = summary.payload_bytes / summary.capacity_bytes
+        _out.print(
+            f"Wrote {summary.output} ({format_size(summary.output_bytes)}): "
+            f"{summary.secret_name} ({format_size(summary.secret_bytes)}) sealed into "
+            f"{format_size(summary.payload_bytes)}, {used:.1%} of the cover's capacity, "
+            f"k = {summary.k}.",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@app.command("decode")
+def decode_command(
+    ctx: typer.Context,
+    stego: Annotated[Path, typer.Argument(help="A WAV written by encode.", dir_okay=False)],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="A folder (the secret keeps its own name) or a file; default: the "
+            "download folder.",
+        ),
+    ] = None,
+    passphrase_file: PassphraseFile = None,
+    force: Force = False,
+) -> None:
+    """Recover the secret hidden in STEGO."""
+    env = _env(ctx)
+    with _reporting():
+        passphrase = _read_passphrase(env, passphrase_file, confirm=False)
+        with env.client() as (settings, client), env.uploader(client, settings) as uploader:
+            target = output
+            if target is None:
+                target = settings.effective_download_dir
+                target.mkdir(parents=True, exist_ok=True)
+            view = ProgressView(_err)
+            view.label(Stage.UPLOAD, f"Uploading {stego.name}")
+            with view:
+                summary = decode(
+                    client,
+                    stego,
+                    target,
+                    passphrase,
+                    uploader=uploader,
+                    progress=view,
+                    overwrite=force,
+                    position_kdf=env.position_kdf,
+                )
+        _out.print(
+            f"Wrote {summary.output} ({format_size(summary.size)}, {summary.media_type}).",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@app.command("jobs")
+def jobs_command(ctx: typer.Context) -> None:
+    """List your recent jobs."""
+    env = _env(ctx)
+    with _reporting(), env.client() as (_, client):
+        jobs = client.list_jobs().jobs
+        table = Table(title=f"{len(jobs)} job(s)")
+        for column in ("ID", "Kind", "State", "Progress", "Created"):
+            wraps = column == "State"  # a failed job's error code goes on a second line
+            table.add_column(column, no_wrap=not wraps, overflow="fold" if wraps else "ellipsis")
+        for job in jobs:
+            state = Text(job.state.value, style=_STATE_STYLES[job.state])
+            if job.error is not None:
+                state.append(f"\n{job.error.code}", style="dim")
+            table.add_row(
+                job.id,
+                job.kind.value,
+                state,
+                f"{job.progress:.0%}",
+                f"{job.created_at.astimezone():%Y-%m-%d %H:%M}",
+            )
+        _out.print(table)
+
+
+@app.command("capacity")
+def capacity_command(
+    cover: Annotated[Path, typer.Argument(help="A PCM WAV file.", dir_okay=False)],
+    size: Annotated[
+        str | None,
+        typer.Option("--size", "-s", help="A secret size to check (bytes, or 200k, 1.5MB, 2MiB)."),
+    ] = None,
+) -> None:
+    """What COVER can hold, from its header alone (no server needed)."""
+    with _reporting():
+        try:
+            info, capacity = read_capacity(cover)
+        except OSError as e:
+            raise SubtoneError(
+                f"Cannot read {cover.name}: {e.strerror}.", code="unreadable_file"
+            ) from e
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold")
+        table.add_column()
+        table.add_row(
+            "Format",
+            f"PCM {info.valid_bits}-bit, {info.channels} channel(s), {info.sample_rate:,} Hz",
+        )
+        table.add_row("Duration", format_duration(info.duration_seconds))
+        table.add_row("Samples", f"{info.samples:,}")
+        table.add_row(
+            "Max payload",
+            f"{format_size(capacity.max_payload_bytes)} ({capacity.max_payload_bytes:,} bytes)",
+        )
+        largest = max_secret_bytes(
+            capacity.max_payload_bytes, name=VOICE_NAME, media_type=OPUS_MEDIA_TYPE
+        )
+        table.add_row("Max secret", f"{format_size(largest)} ({largest:,} bytes)")
+        refusal: SubtoneError | None = None
+        if size is not None:
+            wanted = parse_size(size)
+            sealed = sealed_length(wanted, name=VOICE_NAME, media_type=OPUS_MEDIA_TYPE)
+            table.add_row("Secret", f"{format_size(wanted)} → {format_size(sealed)} sealed")
+            try:
+                k = choose_k(info.samples, sealed)
+            except SubtoneError as e:
+                refusal = e
+                table.add_row("k", "does not fit")
+            else:
+                table.add_row("k", f"{k} ({k} bits in each block of {2**k - 1} samples)")
+        _out.print(table)
+        if refusal is not None:
+            raise refusal
+
+
+def main() -> None:
+    """The ``subtone`` console script."""
+    app(prog_name="subtone")

@@ -1,0 +1,454 @@
+"""A typed client of the Subtone API, and of the short-lived storage URLs it hands out.
+
+One :class:`ApiClient` holds two ``httpx.Client`` objects made once in its constructor: one
+for the API (base URL, bearer token) and one for storage URLs (no token: a pre-signed URL
+carries its own authority, and S3 refuses a request that has both). Both take the same
+injectable transport, so tests drive the whole client with ``httpx.MockTransport``.
+
+Every request and response body is a model of :mod:`server.protocol`. A non-2xx answer
+becomes :class:`ApiError` with the server's ``code`` and ``message``; a server that cannot be
+reached becomes :class:`ServerUnreachable`. Reads and idempotent writes are retried on
+transient failures (connection errors, 429, 502-504) with jittered backoff.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import BinaryIO, Final, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from desktop.core.retry import Backoff
+from desktop.core.sse import iter_events
+from server.kit.errors import SubtoneError
+from server.protocol import (
+    CompletePart,
+    CompleteRequest,
+    ErrorBody,
+    Job,
+    JobCreate,
+    JobList,
+    ObjectRef,
+    PartsRequest,
+    PresignedParts,
+    Readiness,
+    UploadCreate,
+    UploadCreated,
+    UploadStatus,
+)
+
+__all__ = [
+    "API_PREFIX",
+    "DEFAULT_API_RETRY",
+    "DEFAULT_POLL",
+    "DEFAULT_TIMEOUT_SECONDS",
+    "IDEMPOTENCY_HEADER",
+    "ApiClient",
+    "ApiError",
+    "ByteProgress",
+    "JobUpdate",
+    "ServerUnreachable",
+]
+
+log = logging.getLogger(__name__)
+
+API_PREFIX: Final = "/v1"
+IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
+USER_AGENT: Final = "subtone-client/1"
+DEFAULT_TIMEOUT_SECONDS: Final = 30.0
+CONNECT_TIMEOUT_SECONDS: Final = 10.0
+SSE_READ_TIMEOUT_SECONDS: Final = 60.0
+"""The event stream may be quiet this long (the server pings well within it)."""
+DOWNLOAD_CHUNK_BYTES: Final = 1 << 20
+RETRYABLE_STATUSES: Final = frozenset({408, 429, 502, 503, 504})
+MAX_RETRY_AFTER_SECONDS: Final = 30.0
+DEFAULT_API_RETRY: Final = Backoff(max_attempts=4, base_seconds=0.5, max_seconds=8.0)
+DEFAULT_POLL: Final = Backoff(max_attempts=1, base_seconds=0.5, max_seconds=5.0, multiplier=1.5)
+"""Polling: start at ``base_seconds``, grow while nothing changes, back to the start on news."""
+EVENT_STREAM: Final = "text/event-stream"
+JOB_EVENT: Final = "job"
+_ERROR_BODY_PREVIEW: Final = 200
+
+_FALLBACK_CODES: Final = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    413: "too_large",
+    422: "invalid_request",
+    429: "rate_limited",
+}
+
+JobUpdate = Callable[[Job], None]
+ByteProgress = Callable[[int, int], None]
+"""``(bytes done, bytes in all)``."""
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ApiError(SubtoneError):
+    """The server (or storage) answered with an error: its code, message and HTTP status."""
+
+    def __init__(self, message: str, *, code: str, status: int) -> None:
+        super().__init__(message, code=code, status=status)
+
+    @classmethod
+    def from_response(cls, response: httpx.Response) -> ApiError:
+        """The error a response carries; a body that is not Subtone's JSON gets a generic one."""
+        status = response.status_code
+        try:
+            body = ErrorBody.model_validate_json(response.content)
+        except ValidationError:
+            code = _FALLBACK_CODES.get(status, "server_error" if status >= 500 else "http_error")
+            text = response.text.strip().replace("\n", " ")[:_ERROR_BODY_PREVIEW]
+            detail = f": {text}" if text else "."
+            return cls(
+                f"The server answered {status} {response.reason_phrase}{detail}",
+                code=code,
+                status=status,
+            )
+        return cls(body.error.message, code=body.error.code, status=status)
+
+
+class ServerUnreachable(SubtoneError):
+    """No answer: the server is down, the address is wrong, or the network failed."""
+
+    code = "server_unreachable"
+    status = 503
+
+
+def _unreachable(where: str, error: httpx.TransportError) -> ServerUnreachable:
+    if isinstance(error, httpx.TimeoutException):
+        reason = "it did not answer in time"
+    elif isinstance(error, httpx.ConnectError):
+        reason = "the connection failed"
+    else:
+        reason = "the connection broke"
+    return ServerUnreachable(f"Cannot reach {where}: {reason} ({error or type(error).__name__}).")
+
+
+def _validate(model: type[M], content: bytes | str, what: str, status: int) -> M:
+    try:
+        return model.model_validate_json(content)
+    except ValidationError as e:
+        raise ApiError(
+            f"The server's answer to {what} is not what this client expects; "
+            "is the server a matching Subtone version?",
+            code="bad_response",
+            status=status,
+        ) from e
+
+
+def _parse(model: type[M], response: httpx.Response) -> M:
+    request = response.request
+    what = f"{request.method} {request.url.path}"
+    return _validate(model, response.content, what, response.status_code)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+
+
+def _until(stop: threading.Event | None, lines: Iterable[str]) -> Iterator[str]:
+    for line in lines:
+        if stop is not None and stop.is_set():
+            return
+        yield line
+
+
+class ApiClient:
+    """The Subtone API over HTTP. Thread-safe (httpx clients are); close it when done."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        retry: Backoff = DEFAULT_API_RETRY,
+        poll: Backoff = DEFAULT_POLL,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._retry = retry
+        self._poll = poll
+        self._sleep = sleep
+        self._timeout = httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_SECONDS))
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=headers, transport=transport, timeout=self._timeout
+        )
+        self._storage = httpx.Client(
+            headers={"User-Agent": USER_AGENT}, transport=transport, timeout=self._timeout
+        )
+
+    def close(self) -> None:
+        self._http.close()
+        self._storage.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Plumbing --------------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: BaseModel | None = None,
+        headers: dict[str, str] | None = None,
+        retry: bool = False,
+    ) -> httpx.Response:
+        """One request, retried on transient failures when ``retry`` (safe to repeat)."""
+        content = body.model_dump_json().encode() if body is not None else None
+        send_headers = dict(headers or {})
+        if content is not None:
+            send_headers["Content-Type"] = "application/json"
+        attempt = 0
+        while True:
+            attempt += 1
+            last_try = not retry or self._retry.gives_up_after(attempt)
+            try:
+                response = self._http.request(method, path, content=content, headers=send_headers)
+            except httpx.TransportError as e:
+                if last_try:
+                    raise _unreachable(f"the Subtone server at {self.base_url}", e) from e
+                log.debug("%s %s failed (%s); retrying", method, path, e)
+                self._sleep(self._retry.delay(attempt))
+                continue
+            if response.is_success:
+                return response
+            if last_try or response.status_code not in RETRYABLE_STATUSES:
+                raise ApiError.from_response(response)
+            wait = _retry_after(response)
+            self._sleep(wait if wait is not None else self._retry.delay(attempt))
+
+    # Service ---------------------------------------------------------------------------
+
+    def readiness(self) -> Readiness:
+        """``GET /readyz``: whether the stack can take work, and each dependency's state.
+
+        A stack that is not ready answers 503 with the same body, which is returned too.
+        """
+        try:
+            response = self._http.get("/readyz")
+        except httpx.TransportError as e:
+            raise _unreachable(f"the Subtone server at {self.base_url}", e) from e
+        if response.is_success or response.status_code == httpx.codes.SERVICE_UNAVAILABLE:
+            try:
+                return Readiness.model_validate_json(response.content)
+            except ValidationError:
+                pass
+        raise ApiError.from_response(response)
+
+    # Uploads ---------------------------------------------------------------------------
+
+    def create_upload(self, request: UploadCreate) -> UploadCreated:
+        """``POST /v1/uploads``: start a multipart upload."""
+        return _parse(UploadCreated, self._send("POST", f"{API_PREFIX}/uploads", body=request))
+
+    def presign_parts(self, upload_id: str, part_numbers: Sequence[int]) -> PresignedParts:
+        """``POST /v1/uploads/{id}/parts``: short-lived PUT URLs for these parts."""
+        response = self._send(
+            "POST",
+            f"{API_PREFIX}/uploads/{upload_id}/parts",
+            body=PartsRequest(part_numbers=list(part_numbers)),
+            retry=True,
+        )
+        return _parse(PresignedParts, response)
+
+    def upload_status(self, upload_id: str) -> UploadStatus:
+        """``GET /v1/uploads/{id}``: the upload, with the parts storage already holds."""
+        response = self._send("GET", f"{API_PREFIX}/uploads/{upload_id}", retry=True)
+        return _parse(UploadStatus, response)
+
+    def complete_upload(self, upload_id: str, parts: Sequence[CompletePart]) -> ObjectRef:
+        """``POST /v1/uploads/{id}/complete``: assemble the parts into an object."""
+        response = self._send(
+            "POST",
+            f"{API_PREFIX}/uploads/{upload_id}/complete",
+            body=CompleteRequest(parts=list(parts)),
+        )
+        return _parse(ObjectRef, response)
+
+    def abort_upload(self, upload_id: str) -> None:
+        """``DELETE /v1/uploads/{id}``: drop the upload and the parts sent so far."""
+        self._send("DELETE", f"{API_PREFIX}/uploads/{upload_id}", retry=True)
+
+    # Jobs ------------------------------------------------------------------------------
+
+    def create_job(self, request: JobCreate, *, idempotency_key: str) -> Job:
+        """``POST /v1/jobs``; the key makes a retried request return the same job."""
+        response = self._send(
+            "POST",
+            f"{API_PREFIX}/jobs",
+            body=request,
+            headers={IDEMPOTENCY_HEADER: idempotency_key},
+            retry=True,
+        )
+        return _parse(Job, response)
+
+    def get_job(self, job_id: str) -> Job:
+        """``GET /v1/jobs/{id}``."""
+        return _parse(Job, self._send("GET", f"{API_PREFIX}/jobs/{job_id}", retry=True))
+
+    def list_jobs(self) -> JobList:
+        """``GET /v1/jobs``: this tenant's recent jobs, newest first."""
+        return _parse(JobList, self._send("GET", f"{API_PREFIX}/jobs", retry=True))
+
+    def cancel_job(self, job_id: str) -> Job:
+        """``POST /v1/jobs/{id}/cancel``; returns the job as it stands afterwards."""
+        response = self._send("POST", f"{API_PREFIX}/jobs/{job_id}/cancel", retry=True)
+        try:
+            return Job.model_validate_json(response.content)
+        except ValidationError:
+            return self.get_job(job_id)
+
+    def job_events(self, job_id: str, *, stop: threading.Event | None = None) -> Iterator[Job]:
+        """``GET /v1/jobs/{id}/events``: the job each time it changes, until the stream ends.
+
+        Ends early once ``stop`` is set (checked at each line, pings included).
+        """
+        path = f"{API_PREFIX}/jobs/{job_id}/events"
+        timeout = httpx.Timeout(
+            connect=self._timeout.connect,
+            read=SSE_READ_TIMEOUT_SECONDS,
+            write=self._timeout.write,
+            pool=self._timeout.pool,
+        )
+        headers = {"Accept": EVENT_STREAM, "Cache-Control": "no-cache"}
+        try:
+            with self._http.stream("GET", path, headers=headers, timeout=timeout) as response:
+                if not response.is_success:
+                    response.read()
+                    raise ApiError.from_response(response)
+                if not response.headers.get("content-type", "").startswith(EVENT_STREAM):
+                    raise ApiError(
+                        "The server did not answer with an event stream.",
+                        code="bad_response",
+                        status=response.status_code,
+                    )
+                for event in iter_events(_until(stop, response.iter_lines())):
+                    if event.event == JOB_EVENT:
+                        yield _validate(Job, event.data, f"GET {path}", response.status_code)
+        except httpx.TransportError as e:
+            raise _unreachable(f"the Subtone server at {self.base_url}", e) from e
+
+    def follow_job(
+        self,
+        job_id: str,
+        on_update: JobUpdate | None = None,
+        *,
+        stop: threading.Event | None = None,
+        use_events: bool = True,
+    ) -> Job:
+        """Follow a job until it finishes (or ``stop`` is set), calling ``on_update`` on change.
+
+        Listens to the event stream; if the stream cannot be opened, breaks, or ends early,
+        polls ``GET /v1/jobs/{id}`` instead, waiting longer while nothing changes. Returns
+        the last state seen: finished, unless ``stop`` was set.
+        """
+        last: Job | None = None
+
+        def seen(job: Job) -> None:
+            nonlocal last
+            if job != last and on_update is not None:
+                on_update(job)
+            last = job
+
+        if use_events:
+            try:
+                for job in self.job_events(job_id, stop=stop):
+                    seen(job)
+                    if job.state.finished:
+                        return job
+            except SubtoneError as e:
+                log.info("job events for %s unavailable (%s); polling instead", job_id, e)
+        return self._poll_job(job_id, seen, stop)
+
+    def _poll_job(
+        self, job_id: str, seen: Callable[[Job], None], stop: threading.Event | None
+    ) -> Job:
+        attempt = 1
+        previous: Job | None = None
+        while True:
+            job = self.get_job(job_id)
+            seen(job)
+            if job.state.finished:
+                return job
+            attempt = 1 if job != previous else attempt + 1
+            previous = job
+            delay = self._poll.ceiling(attempt)
+            if stop is not None:
+                if stop.wait(delay):
+                    return job
+            else:
+                self._sleep(delay)
+
+    # Storage ---------------------------------------------------------------------------
+
+    def download(
+        self,
+        url: str,
+        dest: BinaryIO,
+        *,
+        expected_size: int | None = None,
+        expected_sha256: str | None = None,
+        progress: ByteProgress | None = None,
+        stop: threading.Event | None = None,
+    ) -> int:
+        """Stream a pre-signed GET URL into ``dest``; returns the bytes written.
+
+        Checks the size and the SHA-256 when they are known. An expired URL raises
+        :class:`ApiError` with code ``url_expired`` (ask the API for a fresh one).
+        """
+        digest = hashlib.sha256()
+        done = 0
+        try:
+            with self._storage.stream("GET", url) as response:
+                if response.status_code == httpx.codes.FORBIDDEN:
+                    raise ApiError("The download link has expired.", code="url_expired", status=403)
+                if not response.is_success:
+                    response.read()
+                    raise ApiError.from_response(response)
+                total = expected_size
+                if total is None:
+                    total = int(response.headers.get("content-length", "0") or 0)
+                for chunk in response.iter_bytes(DOWNLOAD_CHUNK_BYTES):
+                    if stop is not None and stop.is_set():
+                        raise SubtoneError("The download was cancelled.", code="cancelled")
+                    dest.write(chunk)
+                    digest.update(chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, max(total, done))
+        except httpx.TransportError as e:
+            raise _unreachable("the storage server", e) from e
+        if expected_size is not None and done != expected_size:
+            raise SubtoneError(
+                f"The download stopped at {done:,} of {expected_size:,} bytes.",
+                code="download_incomplete",
+            )
+        if expected_sha256 is not None and digest.hexdigest() != expected_sha256:
+            raise SubtoneError(
+                "The downloaded file does not match its checksum.", code="download_corrupt"
+            )
+        return done

@@ -1,0 +1,241 @@
+"""The typed API client: errors, retries, the event stream and its polling fallback."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import httpx
+import pytest
+
+from desktop.core.api import ApiClient, ApiError, ServerUnreachable
+from desktop.core.retry import Backoff
+from desktop.core.sse import ServerSentEvent, iter_events
+from server.kit.errors import SubtoneError
+from server.protocol import JobCreate, JobKind, JobParams, JobState, UploadCreate
+from tests.desktop.fake_server import API, TOKEN, FakeServer, error
+
+NO_WAIT = Backoff(max_attempts=3, base_seconds=0.0, max_seconds=0.0)
+FAST_POLL = Backoff(max_attempts=1, base_seconds=0.01, max_seconds=0.04, multiplier=2.0)
+K_POS = "ab" * 32
+
+
+def client_for(handler, **kwargs) -> ApiClient:
+    kwargs.setdefault("retry", NO_WAIT)
+    return ApiClient(API, TOKEN, transport=httpx.MockTransport(handler), **kwargs)
+
+
+def embed_request(server: FakeServer | None = None) -> JobCreate:
+    ids = ["obj_000000000001", "obj_000000000002"]
+    if server is not None:
+        ids = [server.add_object(b"cover", "c.wav", "audio/wav").id]
+        ids.append(server.add_object(b"payload", "payload.bin", "application/octet-stream").id)
+    return JobCreate(
+        kind=JobKind.EMBED,
+        inputs={"cover": ids[0], "payload": ids[1]},
+        params=JobParams(k_pos=K_POS),
+    )
+
+
+def test_an_error_body_becomes_api_error_with_the_servers_code():
+    client = client_for(lambda r: error(404, "not_found", "There is no job job_x."))
+    with pytest.raises(ApiError) as caught:
+        client.get_job("job_0000000000")
+    assert (caught.value.code, caught.value.status) == ("not_found", 404)
+    assert caught.value.message == "There is no job job_x."
+    assert str(caught.value) == "[not_found] There is no job job_x."
+
+
+def test_a_body_that_is_not_json_still_gives_a_code():
+    client = client_for(lambda r: httpx.Response(401, text="go away"))
+    with pytest.raises(ApiError) as caught:
+        client.list_jobs()
+    assert caught.value.code == "unauthorized"
+    assert "go away" in caught.value.message
+
+
+def test_reads_are_retried_on_transient_errors():
+    answers = [httpx.Response(503), httpx.Response(502)]
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return answers.pop(0) if answers else httpx.Response(200, json={"jobs": []})
+
+    assert client_for(handler).list_jobs().jobs == []
+    assert len(calls) == 3
+
+
+def test_retries_give_up_with_the_last_error():
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(503, text="busy")
+
+    with pytest.raises(ApiError) as caught:
+        client_for(handler).list_jobs()
+    assert caught.value.code == "server_error" and caught.value.status == 503
+    assert len(calls) == NO_WAIT.max_attempts
+
+
+def test_creating_an_upload_is_not_retried():
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(503)
+
+    with pytest.raises(ApiError):
+        client_for(handler).create_upload(UploadCreate(name="a", size=1, sha256="0" * 64))
+    assert len(calls) == 1
+
+
+def test_a_connection_failure_is_server_unreachable():
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    with pytest.raises(ServerUnreachable) as caught:
+        client_for(handler).list_jobs()
+    assert caught.value.code == "server_unreachable"
+    assert API in caught.value.message
+
+
+def test_requests_carry_the_token_and_the_idempotency_key():
+    server = FakeServer()
+    client = ApiClient(API, TOKEN, transport=server.transport())
+    job = client.create_job(embed_request(), idempotency_key="key-1")
+    again = client.create_job(embed_request(), idempotency_key="key-1")
+    assert job.id == again.id and len(server.jobs) == 1
+    sent = server.requests[0]
+    assert sent.headers["authorization"] == f"Bearer {TOKEN}"
+    assert sent.headers["idempotency-key"] == "key-1"
+    assert sent.headers["content-type"] == "application/json"
+
+
+def test_follow_job_uses_the_event_stream():
+    server = FakeServer()
+    client = ApiClient(API, TOKEN, transport=server.transport())
+    job = client.create_job(embed_request(server), idempotency_key="k")
+    server.fail_job = ("no_payload", "nothing")  # any finish will do
+    seen = []
+
+    final = client.follow_job(job.id, seen.append)
+
+    assert [j.state for j in seen] == [JobState.QUEUED, JobState.RUNNING, JobState.FAILED]
+    assert final.state is JobState.FAILED
+    paths = [r.url.path for r in server.requests]
+    assert f"/v1/jobs/{job.id}/events" in paths
+    assert f"/v1/jobs/{job.id}" not in paths  # no polling
+
+
+def test_follow_job_polls_when_the_stream_is_unavailable():
+    server = FakeServer(sse=False)
+    client = ApiClient(API, TOKEN, transport=server.transport(), poll=FAST_POLL)
+    job = client.create_job(embed_request(server), idempotency_key="k")
+    seen = []
+
+    final = client.follow_job(job.id, seen.append)
+
+    assert final.state is JobState.SUCCEEDED
+    assert [j.state for j in seen] == [JobState.RUNNING, JobState.SUCCEEDED]
+
+
+def test_follow_job_polls_when_the_stream_ends_early():
+    server = FakeServer()
+    client = ApiClient(API, TOKEN, transport=server.transport(), poll=FAST_POLL)
+    job = client.create_job(embed_request(server), idempotency_key="k")
+    events = f"event: job\ndata: {job.model_dump_json()}\n\n"
+    server.hooks[f"/v1/jobs/{job.id}/events"] = lambda r: httpx.Response(
+        200, headers={"content-type": "text/event-stream"}, text=events
+    )
+
+    final = client.follow_job(job.id)
+
+    assert final.state is JobState.SUCCEEDED
+
+
+def test_polling_waits_longer_while_nothing_changes():
+    server = FakeServer(sse=False)
+    sleeps: list[float] = []
+    poll = Backoff(max_attempts=1, base_seconds=1.0, max_seconds=4.0, multiplier=2.0)
+    client = ApiClient(API, TOKEN, transport=server.transport(), poll=poll, sleep=sleeps.append)
+    job = client.create_job(embed_request(server), idempotency_key="k")
+    server.job_steps[job.id] = [(JobState.RUNNING, 0.5)]
+    original = server.advance
+    calls = {"n": 0}
+
+    def slow(job_id: str):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            server.job_steps[job_id] = [(JobState.SUCCEEDED, 1.0)]
+        return original(job_id)
+
+    server.advance = slow  # running, then unchanged three times, then done
+
+    client.follow_job(job.id, use_events=False)
+
+    assert sleeps == [1.0, 2.0, 4.0, 4.0]
+
+
+def test_download_checks_size_and_checksum_and_sends_no_token():
+    body = b"x" * 3000
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert "authorization" not in request.headers
+        return httpx.Response(200, content=body)
+
+    client = client_for(handler)
+    out = io.BytesIO()
+    seen = []
+    n = client.download(
+        "http://store.test/o",
+        out,
+        expected_size=3000,
+        expected_sha256=hashlib.sha256(body).hexdigest(),
+        progress=lambda d, t: seen.append((d, t)),
+    )
+    assert n == 3000 and out.getvalue() == body and seen[-1] == (3000, 3000)
+    with pytest.raises(SubtoneError) as caught:
+        client.download("http://store.test/o", io.BytesIO(), expected_sha256="0" * 64)
+    assert caught.value.code == "download_corrupt"
+    with pytest.raises(SubtoneError) as short:
+        client.download("http://store.test/o", io.BytesIO(), expected_size=4000)
+    assert short.value.code == "download_incomplete"
+
+
+def test_an_expired_download_link_says_so():
+    client = client_for(lambda r: httpx.Response(403, text="<Error>AccessDenied</Error>"))
+    with pytest.raises(ApiError) as caught:
+        client.download("http://store.test/o", io.BytesIO())
+    assert caught.value.code == "url_expired"
+
+
+def test_readiness_reads_a_503_body():
+    client = client_for(
+        lambda r: httpx.Response(503, json={"ready": False, "checks": {"redis": "down"}})
+    )
+    ready = client.readiness()
+    assert not ready.ready and ready.checks == {"redis": "down"}
+
+
+def test_event_stream_parsing():
+    lines = [
+        ": comment",
+        "event: job",
+        "data: {",
+        "data:  1}",
+        "id: 7",
+        "retry: 1500",
+        "",
+        "data: plain",
+        "unknown: field",
+        "",
+        "event: lonely",  # no data: dropped
+        "",
+        "data: unfinished",  # no blank line: dropped
+    ]
+    assert list(iter_events(lines)) == [
+        ServerSentEvent(event="job", data="{\n 1}", id="7", retry_ms=1500),
+        ServerSentEvent(event="message", data="plain", id="7"),
+    ]
