@@ -263,6 +263,13 @@ def encode_command(
                     position_kdf=env.position_kdf,
                 )
         used = summary.payload_bytes / summary.capacity_bytes
+        if summary.cover_reused:
+            _out.print("Cover: already on the server, nothing uploaded.")
+        elif summary.cover_resumed:
+            _out.print(
+                f"Cover: resumed an interrupted upload, sent {summary.cover_parts_sent} of "
+                f"{summary.cover_parts_total} parts."
+            )
         _out.print(
             f"Wrote {summary.output} ({format_size(summary.output_bytes)}): "
             f"{summary.secret_name} ({format_size(summary.secret_bytes)}) sealed into "
@@ -397,3 +404,6 @@ def capacity_command(
 def main() -> None:
     """The ``subtone`` console script."""
     app(prog_name="subtone")
+
+
+from desktop.cli import admin as _admin  # noqa: E402, F401 - registers token/standalone

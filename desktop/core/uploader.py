@@ -164,6 +164,8 @@ class UploadResult:
     """An earlier upload of the same file was continued."""
     reused: bool
     """An earlier, completed upload of the same file was reused: nothing was sent."""
+    parts_total: int = 0
+    """Parts the object is made of."""
 
 
 def sha256_file(
@@ -479,7 +481,9 @@ class Uploader:
                 report(source.size, source.size)
                 if self._store is not None:
                     self._store.mark_completed(session.upload_id, status.object.id)
-                return UploadResult(status.object, session.upload_id, 0, 0, True, True)
+                return UploadResult(
+                    status.object, session.upload_id, 0, 0, True, True, status.part_count
+                )
             plan = _Plan(session.upload_id, source.size, status.part_size, status.part_count)
             for part in status.parts:
                 if (
@@ -517,7 +521,13 @@ class Uploader:
         if self._store is not None and identity is not None:
             self._store.mark_completed(plan.upload_id, ref.id)
         return UploadResult(
-            ref, plan.upload_id, len(missing), sent_bytes, resumed is not None, False
+            ref,
+            plan.upload_id,
+            len(missing),
+            sent_bytes,
+            resumed is not None,
+            False,
+            plan.part_count,
         )
 
     def _send_parts(

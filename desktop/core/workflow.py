@@ -130,6 +130,10 @@ class EncodeSummary:
     cover: ObjectRef
     cover_reused: bool
     """The cover was already on the server: nothing was uploaded for it."""
+    cover_resumed: bool
+    """An interrupted upload of the cover was continued."""
+    cover_parts_sent: int
+    cover_parts_total: int
     secret_name: str
     """The name stored inside the sealed payload (local only, never sent)."""
     secret_media_type: str
@@ -401,6 +405,9 @@ def encode(
         output_bytes=written,
         cover=cover_up.object,
         cover_reused=cover_up.reused,
+        cover_resumed=cover_up.resumed,
+        cover_parts_sent=cover_up.parts_sent,
+        cover_parts_total=cover_up.parts_total,
         secret_name=prepared.name,
         secret_media_type=prepared.media_type,
         secret_bytes=len(prepared.data),
