@@ -115,6 +115,13 @@ class JobRepository:
         pipe.execute()
         return record, True
 
+    def release_idempotency_key(self, tenant: str, idempotency_key: str, job_id: str) -> None:
+        """Forget the key's claim by ``job_id`` (a job that could not be queued), so that
+        retrying the request with the same key makes a new job instead of returning it."""
+        idem = self._idem(tenant, idempotency_key)
+        if _text(self._redis.get(idem)).partition(":")[0] == job_id:
+            self._redis.delete(idem)
+
     # Reads -------------------------------------------------------------------------------
 
     def get(self, job_id: str) -> JobRecord | None:

@@ -1,0 +1,146 @@
+"""Every error the API answers is ``{"error": {"code", "message"}}`` with the right status.
+
+:func:`install_error_handlers` maps the project's :class:`SubtoneError` (its own status and
+code), request validation (422 ``invalid_request``, or 400 ``malformed_json`` when the body is
+not JSON), the framework's own HTTP errors (unknown route, wrong method, body too large) and
+Redis out of reach (503 ``status_store_unavailable``, which a client retries).
+Anything unexpected is answered by :class:`server.middleware.InternalErrorMiddleware`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from server.kit.errors import SubtoneError
+from server.protocol import ErrorBody
+
+__all__ = [
+    "COMMON_ERRORS",
+    "ErrorWithHeaders",
+    "error_response",
+    "error_responses",
+    "install_error_handlers",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_REPORTED_ERRORS = 5
+"""A validation message names at most this many problems."""
+COMMON_ERRORS = (401, 422, 429, 500, 503)
+"""What every ``/v1`` route may answer besides its own errors (token, validation, rate limit,
+a bug, Redis out of reach)."""
+_HTTP_CODES: Mapping[int, str] = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+}
+_JSON_INVALID = "json_invalid"
+_BODY = "body"
+
+
+class ErrorWithHeaders(SubtoneError):
+    """A :class:`SubtoneError` whose response carries headers (``WWW-Authenticate``, …)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        headers: Mapping[str, str],
+        code: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, code=code, status=status)
+        self.headers = dict(headers)
+
+
+def error_response(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    body = {"error": {"code": code, "message": message}}
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting each status as an :class:`ErrorBody`."""
+    return {
+        status: {"model": ErrorBody, "description": HTTPStatus(status).phrase}
+        for status in sorted(set(statuses))
+    }
+
+
+async def _subtone_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SubtoneError)
+    headers = exc.headers if isinstance(exc, ErrorWithHeaders) else None
+    return error_response(exc.status, exc.code, exc.message, headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    malformed = next((e for e in errors if e.get("type") == _JSON_INVALID), None)
+    if malformed is not None:
+        return error_response(400, "malformed_json", _malformed_message(malformed))
+    return error_response(422, "invalid_request", validation_message(errors))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    if exc.status_code == HTTPStatus.NOT_FOUND:
+        message = f"There is no {request.url.path} here."
+    elif exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+        message = f"{request.url.path} does not accept {request.method}."
+    else:
+        message = str(exc.detail)
+    return error_response(exc.status_code, code, message, exc.headers)
+
+
+async def _redis_unreachable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("Redis is not reachable (%s %s): %s", request.method, request.url.path, exc)
+    message = "The status store is not reachable right now; try again shortly."
+    return error_response(503, "status_store_unavailable", message)
+
+
+def _malformed_message(error: Mapping[str, Any]) -> str:
+    reason = (error.get("ctx") or {}).get("error", "JSON decode error")
+    location = error.get("loc", ())
+    position = location[-1] if len(location) > 1 else None
+    where = f" at character {position}" if isinstance(position, int) else ""
+    return f"The request body is not valid JSON: {reason}{where}."
+
+
+def validation_message(errors: Sequence[Mapping[str, Any]]) -> str:
+    """``"parts.0.etag: Field required; size: Input should be greater than or equal to 1"``."""
+    shown = [f"{_location(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors]
+    message = "; ".join(shown[:MAX_REPORTED_ERRORS])
+    if len(shown) > MAX_REPORTED_ERRORS:
+        message += f" (and {len(shown) - MAX_REPORTED_ERRORS} more)"
+    return message or "The request is not valid."
+
+
+def _location(location: Sequence[object]) -> str:
+    """``("body", "parts", 0)`` → ``parts.0``; ``("header", "idempotency-key")`` keeps its kind."""
+    if not location:
+        return _BODY
+    source, *path = location
+    dotted = ".".join(str(part) for part in path)
+    if source == _BODY:
+        return dotted or _BODY
+    return f"{source} {dotted}".strip()
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(SubtoneError, _subtone_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    for unreachable in (redis.ConnectionError, redis.TimeoutError):
+        app.add_exception_handler(unreachable, _redis_unreachable)

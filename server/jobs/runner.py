@@ -1,0 +1,251 @@
+"""One job, start to finish, independent of the queue that delivered it.
+
+:func:`run` reloads the job, checks its inputs (existence, tenant, size, WAV format,
+capacity), streams the cover or stego file from storage through the codec and the window
+engine (Triton), streams the result back to storage, records it and marks the job succeeded.
+
+It is safe to run twice: a finished or cancelled job is left alone, the result key and the
+result's object id are derived from the job id (a second run overwrites the same object with
+the same bytes), and a result is only ever published whole.
+
+Outcomes:
+
+* success → the result object is recorded, the job ``succeeded``;
+* the owner cancelled → no result, the job ``cancelled``;
+* a transient error (storage, Triton or Redis unreachable) → the job is shown ``queued``
+  again and the error is re-raised, so the queue retries it;
+* the worker is shutting down → the same, with :class:`JobInterrupted`, to hand it back;
+* a :class:`SubtoneError` → the job ``failed`` with its code and message, not retried;
+* anything else → ``failed`` with ``internal_error``, the traceback in the log, not retried.
+
+Neither the position key nor payload bytes are ever logged or stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import BinaryIO, Final, cast
+
+import redis
+
+from server.integrations.storage import ObjectStore, StorageUnavailable
+from server.integrations.triton import TritonUnavailable
+from server.jobs.inputs import InputStream, check_secret_size, load_input, read_small
+from server.jobs.output import MultipartWriter, part_size_for
+from server.jobs.progress import (
+    DEFAULT_HEARTBEAT_SECONDS,
+    DEFAULT_INTERVAL_SECONDS,
+    JobCancelled,
+    JobInterrupted,
+    JobProgress,
+)
+from server.jobs.repository import JobRecord, JobRepository
+from server.kit.clock import utcnow
+from server.kit.errors import SubtoneError
+from server.protocol import JobKind
+from server.settings import Settings
+from server.stego import codec, layout
+from server.stego.engine import WindowEngine
+from server.stego.kernel import KEY_BYTES
+from server.uploads.repository import ObjectRecord, UploadRepository
+
+__all__ = [
+    "INTERNAL_ERROR",
+    "INTERNAL_ERROR_MESSAGE",
+    "INVALID_PARAMS",
+    "TRANSIENT_ERRORS",
+    "JobCancelled",
+    "JobInterrupted",
+    "RunnerDeps",
+    "is_transient",
+    "result_key",
+    "result_object_id",
+    "run",
+]
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR: Final = "internal_error"
+INTERNAL_ERROR_MESSAGE: Final = "The job failed unexpectedly; the operators have the details."
+INVALID_PARAMS: Final = "invalid_params"
+
+COVER: Final = "cover"
+PAYLOAD: Final = "payload"
+STEGO: Final = "stego"
+RESULT_FILE: Final = {JobKind.EMBED: "stego.wav", JobKind.EXTRACT: "payload.bin"}
+RESULT_SUFFIX: Final = {JobKind.EMBED: "-stego.wav", JobKind.EXTRACT: "-payload.bin"}
+RESULT_MEDIA_TYPE: Final = {JobKind.EMBED: "audio/wav", JobKind.EXTRACT: "application/octet-stream"}
+RESULT_ID_PREFIX: Final = "obj"
+RESULT_ID_HEX_CHARS: Final = 32
+RESULT_ID_LABEL: Final = b"subtone/result/"
+K_POS_PARAM: Final = "k_pos"
+
+TRANSIENT_ERRORS: Final[tuple[type[BaseException], ...]] = (
+    StorageUnavailable,
+    TritonUnavailable,
+    redis.ConnectionError,
+    redis.TimeoutError,
+)
+"""Errors that say "try again later": the job is retried by the queue."""
+
+
+@dataclass(frozen=True)
+class RunnerDeps:
+    """What a job needs, built once per worker."""
+
+    jobs: JobRepository
+    uploads: UploadRepository
+    store: ObjectStore
+    engine: WindowEngine
+    settings: Settings
+    stopping: threading.Event = field(default_factory=threading.Event)
+    """Set when the worker is shutting down: the running job is handed back."""
+    progress_interval_seconds: float = DEFAULT_INTERVAL_SECONDS
+    heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
+
+
+def is_transient(error: BaseException) -> bool:
+    return isinstance(error, TRANSIENT_ERRORS)
+
+
+def result_key(record: JobRecord) -> str:
+    """The job's one result key: a second run overwrites, never duplicates."""
+    return f"t/{record.tenant}/results/{record.id}/{RESULT_FILE[record.kind]}"
+
+
+def result_object_id(job_id: str) -> str:
+    """The job's one result object id, derived from the job id."""
+    digest = hashlib.sha256(RESULT_ID_LABEL + job_id.encode()).hexdigest()
+    return f"{RESULT_ID_PREFIX}_{digest[:RESULT_ID_HEX_CHARS]}"
+
+
+def run(job_id: str, *, deps: RunnerDeps) -> None:
+    """Run the job ``job_id`` (see the module's docstring for the outcomes)."""
+    record = deps.jobs.start(job_id)
+    if record is None:
+        log.info("job %s is finished or cancelled: nothing to do", job_id)
+        return
+    log.info("job %s (%s) started, attempt %d", job_id, record.kind.value, record.attempts)
+    try:
+        result = _execute(record, deps)
+        deps.uploads.save_object(result)
+        deps.jobs.succeed(job_id, result.id)
+    except JobCancelled:
+        log.info("job %s cancelled by its owner", job_id)
+        deps.jobs.mark_cancelled(job_id)
+    except JobInterrupted:
+        log.info("job %s interrupted by the worker's shutdown: handing it back", job_id)
+        deps.jobs.requeue(job_id)
+        raise
+    except TRANSIENT_ERRORS as e:
+        log.warning("job %s hit a transient error, to be retried: %s", job_id, e)
+        deps.jobs.requeue(job_id)
+        raise
+    except SubtoneError as e:
+        log.info("job %s failed: [%s] %s", job_id, e.code, e.message)
+        deps.jobs.fail(job_id, e.code, e.message)
+    except Exception:
+        log.exception("job %s failed unexpectedly", job_id)
+        deps.jobs.fail(job_id, INTERNAL_ERROR, INTERNAL_ERROR_MESSAGE)
+    else:
+        log.info("job %s succeeded: %s (%d bytes)", job_id, result.id, result.size)
+
+
+def _execute(record: JobRecord, deps: RunnerDeps) -> ObjectRecord:
+    k_pos = _position_key(record)
+    progress = JobProgress(
+        deps.jobs,
+        record.id,
+        stopping=deps.stopping,
+        interval_seconds=deps.progress_interval_seconds,
+        heartbeat_seconds=deps.heartbeat_seconds,
+    )
+    with progress:
+        if record.kind is JobKind.EMBED:
+            return _embed(record, k_pos, deps, progress)
+        return _extract(record, k_pos, deps, progress)
+
+
+def _position_key(record: JobRecord) -> bytes:
+    try:
+        k_pos = bytes.fromhex(record.params[K_POS_PARAM])
+    except (KeyError, ValueError):
+        k_pos = b""
+    if len(k_pos) != KEY_BYTES:
+        raise SubtoneError("The job has no valid position key.", code=INVALID_PARAMS)
+    return k_pos
+
+
+def _embed(
+    record: JobRecord, k_pos: bytes, deps: RunnerDeps, progress: JobProgress
+) -> ObjectRecord:
+    settings, store = deps.settings, deps.store
+    cover = load_input(record, COVER, deps.uploads, store)
+    secret = load_input(record, PAYLOAD, deps.uploads, store)
+    check_secret_size(secret, PAYLOAD, settings.MAX_SECRET_BYTES)
+    with InputStream(store, cover, COVER) as source:
+        info = source.read_wav_header()
+        layout.choose_k(info.samples, secret.size)  # refuses an empty or too large secret
+        payload = read_small(store, secret, PAYLOAD, settings.MAX_SECRET_BYTES)
+        key = result_key(record)
+        part_size = part_size_for(cover.size, settings.PART_SIZE_BYTES)
+        with MultipartWriter(
+            store, key, content_type=RESULT_MEDIA_TYPE[record.kind], part_size=part_size
+        ) as output:
+            codec.embed_stream(
+                source.stream,
+                cast(BinaryIO, output),  # the codec only calls write()
+                k_pos=k_pos,
+                payload=payload,
+                engine=deps.engine,
+                source_size=cover.size,
+                progress=progress,
+                concurrency=settings.WINDOWS_IN_FLIGHT,
+            )
+            source.verify()
+            progress.check_now()
+            output.complete()
+    return _result(record, cover, key, size=output.size, sha256=output.sha256)
+
+
+def _extract(
+    record: JobRecord, k_pos: bytes, deps: RunnerDeps, progress: JobProgress
+) -> ObjectRecord:
+    stego = load_input(record, STEGO, deps.uploads, deps.store)
+    with InputStream(deps.store, stego, STEGO) as source:
+        source.read_wav_header()
+        payload = codec.extract_stream(
+            source.stream,
+            k_pos=k_pos,
+            engine=deps.engine,
+            source_size=stego.size,
+            progress=progress,
+            concurrency=deps.settings.WINDOWS_IN_FLIGHT,
+        )
+        source.verify()
+    progress.check_now()
+    key = result_key(record)
+    deps.store.put_bytes(key, payload, RESULT_MEDIA_TYPE[record.kind])
+    return _result(
+        record, stego, key, size=len(payload), sha256=hashlib.sha256(payload).hexdigest()
+    )
+
+
+def _result(
+    record: JobRecord, source: ObjectRecord, key: str, *, size: int, sha256: str
+) -> ObjectRecord:
+    stem = PurePosixPath(source.name).stem or record.kind.value
+    return ObjectRecord(
+        id=result_object_id(record.id),
+        tenant=record.tenant,
+        key=key,
+        name=stem + RESULT_SUFFIX[record.kind],
+        size=size,
+        sha256=sha256,
+        media_type=RESULT_MEDIA_TYPE[record.kind],
+        created_at=utcnow(),
+    )

@@ -1,0 +1,177 @@
+"""Jobs as the API sees them: create (idempotently), report, follow, cancel.
+
+A job is saved first and only then enqueued (by id); if the queue cannot take it, the job is
+marked failed (``queue_unavailable``), its idempotency key is released so a retry makes a new
+job, and the caller gets 503.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from sse_starlette import ServerSentEvent
+
+from server.integrations.broker import Enqueuer, QueueUnavailable
+from server.integrations.storage import ObjectStore
+from server.jobs.repository import JobNotFound, JobRecord, JobRepository, request_hash
+from server.kit.clock import utcnow
+from server.kit.errors import SubtoneError
+from server.kit.ids import new_id
+from server.protocol import ErrorInfo, Job, JobCreate, JobKind, JobList, JobState
+from server.uploads.repository import ObjectRecord, UploadRepository
+
+__all__ = ["JOB_EVENT", "REQUIRED_INPUTS", "InvalidInputs", "JobService"]
+
+log = logging.getLogger(__name__)
+
+JOB_ID_PREFIX = "job"
+JOB_EVENT = "job"
+"""The SSE event name; its data is the :class:`Job` JSON."""
+EVENTS_POLL_SECONDS = 0.5
+EVENTS_MAX_SECONDS = 3600.0
+"""An event stream ends after this even if the job has not; the client then polls."""
+REQUIRED_INPUTS: Mapping[JobKind, frozenset[str]] = {
+    JobKind.EMBED: frozenset({"cover", "payload"}),
+    JobKind.EXTRACT: frozenset({"stego"}),
+}
+
+
+class InvalidInputs(SubtoneError):
+    code = "invalid_inputs"
+    status = 422
+
+
+def _check_input_names(request: JobCreate) -> None:
+    required = REQUIRED_INPUTS[request.kind]
+    if set(request.inputs) != required:
+        names = ", ".join(sorted(required))
+        raise InvalidInputs(f"A {request.kind.value} job takes exactly these inputs: {names}.")
+
+
+def _body_hash(request: JobCreate) -> str:
+    return request_hash(json.dumps(request.model_dump(mode="json"), sort_keys=True))
+
+
+def _change(job: Job) -> dict[str, Any]:
+    """What a follower is told about: everything but the timestamps and the (fresh) URL."""
+    return job.model_dump(exclude={"updated_at", "download_url"})
+
+
+class JobService:
+    def __init__(
+        self,
+        jobs: JobRepository,
+        uploads: UploadRepository,
+        store: ObjectStore,
+        enqueuer: Enqueuer,
+        *,
+        download_ttl_seconds: int,
+        poll_seconds: float = EVENTS_POLL_SECONDS,
+        max_stream_seconds: float = EVENTS_MAX_SECONDS,
+    ) -> None:
+        self._jobs = jobs
+        self._uploads = uploads
+        self._store = store
+        self._enqueuer = enqueuer
+        self._download_ttl = download_ttl_seconds
+        self._poll = poll_seconds
+        self._max_stream = max_stream_seconds
+
+    def create(self, tenant: str, request: JobCreate, idempotency_key: str | None) -> Job:
+        """Save and enqueue a job; the same key and body give back the same job, unqueued."""
+        _check_input_names(request)
+        for object_id in request.inputs.values():
+            self._uploads.get_object(tenant, object_id)
+        now = utcnow()
+        record = JobRecord(
+            id=new_id(JOB_ID_PREFIX),
+            tenant=tenant,
+            kind=request.kind,
+            inputs=dict(request.inputs),
+            params=request.params.model_dump(),
+            created_at=now,
+            updated_at=now,
+        )
+        saved, new = self._jobs.create(
+            record, idempotency_key=idempotency_key, body_hash=_body_hash(request)
+        )
+        if new:
+            self._enqueue(saved, idempotency_key)
+        return self._job(saved)
+
+    def get(self, tenant: str, job_id: str) -> Job:
+        return self._job(self._jobs.get_for_tenant(tenant, job_id))
+
+    def list(self, tenant: str) -> JobList:
+        return JobList(jobs=[self._job(r) for r in self._jobs.list_for_tenant(tenant)])
+
+    def cancel(self, tenant: str, job_id: str) -> Job:
+        """Cancel a queued job; ask a running one to stop. A finished job stays as it is."""
+        record = self._jobs.get_for_tenant(tenant, job_id)
+        return self._job(self._jobs.cancel(job_id) or record)
+
+    def events(self, tenant: str, job_id: str) -> AsyncIterator[ServerSentEvent]:
+        """The job's event stream (checked to exist first, so a wrong id is a plain 404)."""
+        return self._follow(tenant, self.get(tenant, job_id))
+
+    async def _follow(self, tenant: str, job: Job) -> AsyncIterator[ServerSentEvent]:
+        """``job`` now and at every change, until it finishes (or the stream is too old)."""
+        told: dict[str, Any] | None = None
+        deadline = anyio.current_time() + self._max_stream
+        while True:
+            if _change(job) != told:
+                told = _change(job)
+                yield ServerSentEvent(event=JOB_EVENT, data=job.model_dump_json())
+            if job.state.finished or anyio.current_time() >= deadline:
+                return
+            await anyio.sleep(self._poll)
+            try:
+                job = await anyio.to_thread.run_sync(self.get, tenant, job.id)
+            except JobNotFound:
+                return
+
+    def _enqueue(self, record: JobRecord, idempotency_key: str | None) -> None:
+        try:
+            self._enqueuer.enqueue(record.id)
+        except Exception as e:
+            log.warning("could not enqueue job %s", record.id, exc_info=True)
+            message = "The job queue is unavailable; the job was not started. Try again."
+            self._jobs.fail(record.id, QueueUnavailable.code, message)
+            if idempotency_key is not None:
+                self._jobs.release_idempotency_key(record.tenant, idempotency_key, record.id)
+            raise QueueUnavailable(message) from e
+
+    def _job(self, record: JobRecord) -> Job:
+        result = self._result(record)
+        succeeded = record.state is JobState.SUCCEEDED and result is not None
+        error = (
+            ErrorInfo(code=record.error_code, message=record.error_message or record.error_code)
+            if record.error_code
+            else None
+        )
+        return Job(
+            id=record.id,
+            kind=record.kind,
+            state=record.state,
+            progress=record.progress,
+            inputs=record.inputs,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            result=result.ref() if result is not None else None,
+            download_url=self._download_url(result) if succeeded and result else None,
+            error=error,
+            attempts=record.attempts,
+        )
+
+    def _result(self, record: JobRecord) -> ObjectRecord | None:
+        if record.result_object_id is None:
+            return None
+        return self._uploads.find_object(record.result_object_id)
+
+    def _download_url(self, result: ObjectRecord) -> str:
+        return self._store.presign_download(result.key, self._download_ttl, result.name)

@@ -1,0 +1,66 @@
+"""The API's services, built once per app from its settings and clients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from server.auth.ratelimit import RateLimiter
+from server.auth.service import TokenService
+from server.deps import Dependencies
+from server.health import ReadinessService
+from server.jobs.repository import JobRepository
+from server.jobs.service import JobService
+from server.metrics import ApiMetrics
+from server.settings import Settings
+from server.uploads.repository import UploadRepository
+from server.uploads.service import UploadService
+
+__all__ = ["Services", "build_services", "get_services"]
+
+
+@dataclass(frozen=True)
+class Services:
+    tokens: TokenService
+    limiter: RateLimiter
+    uploads: UploadService
+    jobs: JobService
+    readiness: ReadinessService
+    metrics: ApiMetrics
+
+
+def build_services(settings: Settings, deps: Dependencies, metrics: ApiMetrics) -> Services:
+    prefix = settings.REDIS_PREFIX
+    uploads = UploadRepository(deps.redis, prefix=prefix, ttl_seconds=settings.UPLOAD_TTL_SECONDS)
+    jobs = JobRepository(deps.redis, prefix=prefix, ttl_seconds=settings.JOB_TTL_SECONDS)
+    metrics.watch(jobs, deps.queue, settings.QUEUE_NAME)
+    return Services(
+        tokens=TokenService(deps.redis, prefix=prefix),
+        limiter=RateLimiter(deps.redis, prefix=prefix, per_minute=settings.RATE_LIMIT_PER_MINUTE),
+        uploads=UploadService(deps.store, uploads, settings),
+        jobs=JobService(
+            jobs,
+            uploads,
+            deps.store,
+            deps.enqueuer,
+            download_ttl_seconds=settings.DOWNLOAD_TTL_SECONDS,
+        ),
+        readiness=ReadinessService(
+            {
+                "redis": deps.redis.ping,
+                "broker": deps.queue.ping,
+                "storage": deps.store.ping,
+                "triton": deps.triton.ready,
+            }
+        ),
+        metrics=metrics,
+    )
+
+
+def get_services(request: Request) -> Services:
+    """The app's services (a FastAPI dependency)."""
+    services = request.app.state.services
+    if not isinstance(services, Services):
+        raise RuntimeError("the app's services are built by its lifespan; start the app first")
+    return services

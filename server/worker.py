@@ -1,0 +1,157 @@
+"""``python -m server.worker``: the Dramatiq worker that runs jobs.
+
+Start-up builds every client once (Redis, the object store, the Triton engine, the broker),
+waits until Redis, storage and Triton answer (so queued jobs do not spend their retries on a
+Triton that is still loading), declares ``run_job`` and starts consuming ``QUEUE_NAME`` with
+``WORKER_CONCURRENCY`` threads and a prefetch of one message per thread: a long job never
+holds a second message that another worker could run.
+
+SIGTERM or SIGINT: the running job stops after the window in flight and its message is sent
+again (handed back), the delivery is acked, and the process exits. A job still busy after
+:data:`STOP_TIMEOUT_SECONDS` is left unacked: RabbitMQ redelivers it when the connection
+closes. Either way another worker takes the job up.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Final
+
+import redis
+from dramatiq import Worker
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+from server.deps import build_redis
+from server.integrations.broker import build_broker
+from server.integrations.factory import build_store
+from server.integrations.storage import ObjectStore
+from server.integrations.triton import TritonEngine
+from server.jobs.repository import JobRepository
+from server.jobs.runner import RunnerDeps
+from server.jobs.tasks import register
+from server.settings import Settings
+from server.stego.engine import WindowEngine
+from server.uploads.repository import UploadRepository
+
+__all__ = ["WorkerProcess", "build_runner_deps", "build_worker", "main"]
+
+log = logging.getLogger(__name__)
+
+STOP_TIMEOUT_SECONDS: Final = 90
+"""How long a stopping worker waits for its job to hand back (below Kubernetes' 120 s grace)."""
+MS_PER_SECOND: Final = 1000
+READY_RETRY_SECONDS: Final = 2.0
+WAIT_TICK_SECONDS: Final = 1.0
+QUIET_LOGGERS: Final = ("pika",)
+"""Libraries that log every connection step at INFO."""
+LOG_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
+
+
+def build_runner_deps(
+    settings: Settings,
+    client: redis.Redis,
+    store: ObjectStore,
+    engine: WindowEngine,
+    stopping: threading.Event,
+) -> RunnerDeps:
+    """The runner's repositories over ``client``, with the other clients handed in."""
+    prefix = settings.REDIS_PREFIX
+    return RunnerDeps(
+        jobs=JobRepository(client, prefix=prefix, ttl_seconds=settings.JOB_TTL_SECONDS),
+        uploads=UploadRepository(client, prefix=prefix, ttl_seconds=settings.UPLOAD_TTL_SECONDS),
+        store=store,
+        engine=engine,
+        settings=settings,
+        stopping=stopping,
+    )
+
+
+def build_worker(broker: RabbitmqBroker, settings: Settings, deps: RunnerDeps) -> Worker:
+    """A Dramatiq worker for ``run_job`` on ``QUEUE_NAME`` (not started).
+
+    Emits ``process_boot`` as Dramatiq's CLI does in each worker process: without it the
+    ``TimeLimit`` middleware never starts its watchdog and ``time_limit`` is not enforced.
+    """
+    register(broker, settings, deps)
+    broker.emit_after("process_boot")
+    threads = settings.WORKER_CONCURRENCY
+    worker = Worker(broker, queues={settings.QUEUE_NAME}, worker_threads=threads)
+    # Dramatiq prefetches twice the threads; a job can run for hours, so take one each.
+    worker.queue_prefetch = threads
+    return worker
+
+
+@dataclass
+class WorkerProcess:
+    """The worker's life: wait for its services, consume, stop on a signal."""
+
+    settings: Settings
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> int:
+        settings = self.settings
+        client = build_redis(settings)
+        store = build_store(settings)
+        engine = TritonEngine(settings.TRITON_URL, timeout_seconds=settings.TRITON_TIMEOUT_SECONDS)
+        broker = build_broker(settings)
+        checks: tuple[tuple[str, Callable[[], object]], ...] = (
+            ("redis", client.ping),
+            ("storage", store.ping),
+            ("triton", engine.ready),
+        )
+        try:
+            if not self._wait_ready(checks):
+                return 0
+            deps = build_runner_deps(settings, client, store, engine, self.stopping)
+            worker = build_worker(broker, settings, deps)
+            worker.start()
+            log.info("worker consuming %s", settings.QUEUE_NAME)
+            while not self.stopping.wait(WAIT_TICK_SECONDS):
+                pass
+            log.info("worker stopping: the running job, if any, is handed back")
+            worker.stop(timeout=STOP_TIMEOUT_SECONDS * MS_PER_SECOND)
+            return 0
+        finally:
+            broker.close()
+            engine.close()
+            client.close()
+
+    def stop(self, signum: int = 0, frame: FrameType | None = None) -> None:
+        self.stopping.set()
+
+    def _wait_ready(self, checks: tuple[tuple[str, Callable[[], object]], ...]) -> bool:
+        """Wait until every check passes (Redis, storage, Triton); False if told to stop."""
+        for name, check in checks:
+            while not _answers(name, check):
+                if self.stopping.wait(READY_RETRY_SECONDS):
+                    return False
+        return True
+
+
+def _answers(name: str, check: Callable[[], object]) -> bool:
+    try:
+        check()
+    except Exception as e:
+        log.warning("waiting for %s: %s", name, e)
+        return False
+    return True
+
+
+def main() -> int:
+    settings = Settings()
+    logging.basicConfig(level=settings.LOG_LEVEL.upper(), format=LOG_FORMAT)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    process = WorkerProcess(settings)
+    signal.signal(signal.SIGTERM, process.stop)
+    signal.signal(signal.SIGINT, process.stop)
+    return process.run()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

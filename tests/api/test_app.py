@@ -1,0 +1,190 @@
+"""The app around the endpoints: probes, metrics, error bodies, body limit, OpenAPI."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from server.app import create_app
+from server.deps import build_redis
+from server.middleware import INTERNAL_ERROR_MESSAGE
+from server.settings import Settings
+
+from .conftest import Api, ApiFactory, ServerThread, auth, embed_body, error_code, upload
+
+
+def test_healthz(api: Api) -> None:
+    response = api.client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_when_everything_answers(api: Api) -> None:
+    response = api.client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {
+        "ready": True,
+        "checks": {"redis": "ok", "broker": "ok", "storage": "ok", "triton": "ok"},
+    }
+
+
+def test_readyz_names_a_dependency_that_is_down(api: Api) -> None:
+    api.triton.down = True
+    response = api.client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["ready"] is False
+    assert body["checks"]["triton"].startswith("unavailable")
+    assert body["checks"]["redis"] == body["checks"]["broker"] == "ok"
+
+
+def test_readyz_names_the_broker_when_the_queue_is_down(api: Api) -> None:
+    api.queue.down = True
+    response = api.client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["broker"].startswith("unavailable")
+
+
+def test_metrics_expose_latency_by_route_template_jobs_and_queue(api: Api) -> None:
+    cover = upload(api, api.alice, b"c" * 100)
+    job = api.client.post(
+        "/v1/jobs", json=embed_body(cover.id, cover.id), headers=auth(api.alice)
+    ).json()
+    api.client.get(f"/v1/jobs/{job['id']}", headers=auth(api.alice))
+    api.client.get("/no/such/route")
+
+    text = api.client.get("/metrics").text
+
+    assert "# TYPE subtone_http_request_duration_seconds histogram" in text
+    assert (
+        'subtone_http_request_duration_seconds_count{method="GET",route="/v1/jobs/{job_id}",'
+        'status="200"} 1.0'
+    ) in text
+    assert job["id"] not in text
+    assert 'route="unmatched",status="404"' in text
+    assert 'subtone_jobs{state="queued"} 1.0' in text
+    assert 'subtone_queue_depth{queue="' in text
+
+
+def test_malformed_json_is_400(api: Api) -> None:
+    response = api.client.post(
+        "/v1/uploads",
+        content=b'{"name": "a.wav", "size":',
+        headers=auth(api.alice) | {"Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert error_code(response) == "malformed_json"
+    assert "not valid JSON" in response.json()["error"]["message"]
+
+
+def test_unknown_fields_are_422_naming_the_field(api: Api) -> None:
+    body = {"name": "a.wav", "size": 10, "sha256": "0" * 64, "colour": "blue"}
+    response = api.client.post("/v1/uploads", json=body, headers=auth(api.alice))
+    assert response.status_code == 422
+    assert error_code(response) == "invalid_request"
+    assert "colour" in response.json()["error"]["message"]
+
+
+def test_invalid_values_are_422_with_the_field_path(api: Api) -> None:
+    body = {"parts": [{"part_number": 1}]}
+    response = api.client.post(
+        "/v1/uploads/up_0123456789/complete", json=body, headers=auth(api.alice)
+    )
+    assert response.status_code == 422
+    assert "parts.0.etag: Field required" in response.json()["error"]["message"]
+
+
+def test_unknown_route_is_404(api: Api) -> None:
+    response = api.client.get("/v1/nothing")
+    assert response.status_code == 404
+    assert error_code(response) == "not_found"
+
+
+def test_wrong_method_is_405(api: Api) -> None:
+    response = api.client.put("/v1/jobs", headers=auth(api.alice))
+    assert response.status_code == 405
+    assert error_code(response) == "method_not_allowed"
+    assert "Allow" in response.headers
+
+
+def test_declared_body_over_the_limit_is_413(make_api: ApiFactory) -> None:
+    api = make_api(MAX_REQUEST_BODY_BYTES=1000)
+    response = api.client.post(
+        "/v1/uploads",
+        content=b"x" * 2000,
+        headers=auth(api.alice) | {"Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert error_code(response) == "body_too_large"
+
+
+def test_streamed_body_over_the_limit_is_413(make_api: ApiFactory) -> None:
+    api = make_api(MAX_REQUEST_BODY_BYTES=1000)
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(10):
+            yield b" " * 300
+
+    response = api.client.post(
+        "/v1/uploads",
+        content=chunks(),
+        headers=auth(api.alice) | {"Content-Type": "application/json"},
+    )
+    assert "content-length" not in response.request.headers
+    assert response.status_code == 413
+    assert error_code(response) == "body_too_large"
+
+
+def test_unexpected_errors_are_500_without_details(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def boom(tenant: str) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(api.app.state.services.jobs, "list", boom)
+    response = api.client.get("/v1/jobs", headers=auth(api.alice))
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": {"code": "internal_error", "message": INTERNAL_ERROR_MESSAGE}
+    }
+    assert "secret internals" in caplog.text
+
+
+def test_openapi_documents_every_error_response(api: Api) -> None:
+    assert api.client.get("/docs").status_code == 200
+    schema = api.client.get("/openapi.json").json()
+    error_ref = "#/components/schemas/ErrorBody"
+    for path, operations in schema["paths"].items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, operation in operations.items():
+            for status in ("401", "422", "429", "500", "503"):
+                response = operation["responses"][status]
+                content = response["content"]["application/json"]["schema"]
+                assert content["$ref"] == error_ref, (method, path, status)
+
+
+def test_creating_the_app_connects_to_nothing() -> None:
+    """Clients are built by the lifespan, not when the app is made."""
+    settings = Settings(REDIS_URL="redis://127.0.0.1:1/0", BROKER_URL="amqp://127.0.0.1:1/")
+    assert create_app(settings).title == "Subtone"
+
+
+def test_redis_out_of_reach_is_503(api: Api) -> None:
+    """A status store that cannot be reached is a retryable 503, not a 500."""
+    unreachable = build_redis(Settings(REDIS_URL="redis://127.0.0.1:1/0"))
+    deps = dataclasses.replace(api.deps, redis=unreachable)
+    server = ServerThread(create_app(api.settings, deps=deps))
+    server.start()
+    try:
+        response = httpx.get(f"{server.url}/v1/jobs", headers=auth(api.alice))
+        readiness = httpx.get(f"{server.url}/readyz").json()
+    finally:
+        server.stop()
+        unreachable.close()
+    assert response.status_code == 503
+    assert error_code(response) == "status_store_unavailable"
+    assert readiness["checks"]["redis"].startswith("unavailable")
