@@ -1,0 +1,106 @@
+"""The status bar's view of the server: ``/readyz`` asked on a timer, off the GUI thread."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, QTimer
+
+from desktop.app.state import ConnectionState, ConnectionStatus
+from desktop.app.workers import Report, WorkerPool
+from server.protocol import Readiness
+
+__all__ = ["ConnectionMonitor", "describe_readiness"]
+
+
+def describe_readiness(readiness: Readiness, url: str) -> tuple[ConnectionStatus, str]:
+    if readiness.ready:
+        return ConnectionStatus.ONLINE, f"Connected to {url}"
+    failing = ", ".join(sorted(k for k, v in readiness.checks.items() if v != "ok")) or "unknown"
+    return (
+        ConnectionStatus.NOT_READY,
+        f"The server at {url} is not ready ({failing}); work waits until it is.",
+    )
+
+
+class ConnectionMonitor(QObject):
+    """Asks ``check()`` every ``interval_ms`` (more often while offline) and updates ``state``."""
+
+    def __init__(
+        self,
+        state: ConnectionState,
+        workers: WorkerPool,
+        check: Callable[[], Readiness],
+        url: Callable[[], str],
+        *,
+        interval_ms: int,
+        offline_interval_ms: int,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.state = state
+        self._workers = workers
+        self._check = check
+        self._url = url
+        self._interval = interval_ms
+        self._offline_interval = offline_interval_ms
+        self._in_flight = False
+        self._again = False
+        self._stopped = False
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.timeout.connect(self.check_now)
+
+    def start(self) -> None:
+        self._stopped = False
+        self.check_now()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self.timer.stop()
+
+    def check_now(self) -> None:
+        """Ask now (once the check in flight, if any, has answered)."""
+        if self._stopped:
+            return
+        if self._in_flight:
+            self._again = True
+            return
+        self._in_flight = True
+        self.timer.stop()
+        url = self._url()
+
+        def job(report: Report) -> Readiness:
+            return self._check()
+
+        def failed(code: str, message: str) -> None:
+            if code == "server_unreachable":
+                self._answered(
+                    ConnectionStatus.OFFLINE,
+                    f"Offline: the server at {url} cannot be reached. Recording and encodes "
+                    "still work; they are sent when it is back.",
+                )
+            else:
+                self._answered(
+                    ConnectionStatus.ERROR,
+                    f"The server at {url} answered with an error: {message}",
+                )
+
+        self._workers.start(
+            job,
+            name="readyz",
+            on_finished=lambda readiness: self._answered(*describe_readiness(readiness, url)),
+            on_failed=failed,
+        )
+
+    def _answered(self, status: ConnectionStatus, message: str) -> None:
+        self._in_flight = False
+        if self._stopped:
+            return
+        self.state.set(status, message)
+        if self._again:
+            self._again = False
+            self.check_now()
+            return
+        online = status is ConnectionStatus.ONLINE
+        self.timer.start(self._interval if online else self._offline_interval)

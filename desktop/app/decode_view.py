@@ -1,0 +1,241 @@
+"""Decode: a stego file and its passphrase in; the secret out, to play or save."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import (
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.app.dialogs import ANY_FILTER, WAV_FILTER, Dialogs
+from desktop.app.formatting import format_size
+from desktop.app.media import describe_cover
+from desktop.app.messages import describe_error
+from desktop.app.state import ConnectionState
+from desktop.app.store import Task, TaskStatus
+from desktop.app.task_view import TaskFollower, save_to
+from desktop.app.tasks import TaskManager
+from desktop.app.widgets import FileField, MessageLabel, PassphraseField, ProgressPanel
+from desktop.audio.backend import AudioError
+from desktop.audio.player import Player
+from server.kit.errors import SubtoneError
+
+__all__ = ["DecodeView"]
+
+_ERROR_STYLE = "color: #c0392b;"
+PLAY_POLL_MS = 100
+
+
+class DecodeView(QWidget):
+    def __init__(
+        self,
+        manager: TaskManager,
+        connection: ConnectionState,
+        player: Player,
+        dialogs: Dialogs,
+        download_dir: Callable[[], Path],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("decode")
+        self.manager = manager
+        self.connection = connection
+        self.player = player
+        self.dialogs = dialogs
+        self.download_dir = download_dir
+        self.stego_ok = False
+
+        title = QLabel("<h2>Get a secret back</h2>", self)
+        self.stego = FileField(
+            "decode.stego",
+            "A stego WAV file (drop it here)",
+            lambda: self.dialogs.open_file(
+                self, "Choose a stego file", self.download_dir(), WAV_FILTER
+            ),
+            self,
+        )
+        self.stego_info = QLabel(self)
+        self.stego_info.setObjectName("decode.stego_info")
+        self.stego_info.setWordWrap(True)
+        self.passphrase = PassphraseField("decode.passphrase", confirm=False, parent=self)
+        self.hint = QLabel(self)
+        self.hint.setObjectName("decode.hint")
+        self.start_button = QPushButton("Decode", self)
+        self.start_button.setObjectName("decode.start")
+        self.start_button.setDefault(True)
+        self.start_button.setMinimumWidth(140)
+        self.progress = ProgressPanel("decode.progress", self)
+        self.result = MessageLabel("decode.result", "ok", self)
+        self.play_button = QPushButton("▶ Play", self)
+        self.play_button.setObjectName("decode.play")
+        self.save_button = QPushButton("Save recovered file…", self)
+        self.save_button.setObjectName("decode.save")
+        self.saved = MessageLabel("decode.saved", "info", self)
+        self.error = MessageLabel("decode.error", "error", self)
+
+        file_box = QGroupBox("1. Stego file", self)
+        file_layout = QVBoxLayout(file_box)
+        file_layout.addWidget(self.stego)
+        file_layout.addWidget(self.stego_info)
+        pass_box = QGroupBox("2. Passphrase", self)
+        pass_layout = QVBoxLayout(pass_box)
+        pass_layout.addWidget(self.passphrase)
+        actions = QHBoxLayout()
+        actions.addWidget(self.hint, 1)
+        actions.addWidget(self.start_button)
+        done_row = QHBoxLayout()
+        done_row.addWidget(self.result, 1)
+        done_row.addWidget(self.play_button)
+        done_row.addWidget(self.save_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(title)
+        layout.addWidget(file_box)
+        layout.addWidget(pass_box)
+        layout.addLayout(actions)
+        layout.addWidget(self.progress)
+        layout.addLayout(done_row)
+        layout.addWidget(self.saved)
+        layout.addWidget(self.error)
+        layout.addStretch(1)
+
+        self.follower = TaskFollower(
+            manager,
+            connection,
+            self.progress,
+            self.result,
+            self.error,
+            on_change=self._task_changed,
+            done_text=self._done_text,
+        )
+        self.play_timer = QTimer(self)
+        self.play_timer.setInterval(PLAY_POLL_MS)
+        self.play_timer.timeout.connect(self._poll_player)
+        self.stego.path_changed.connect(self._stego_changed)
+        self.passphrase.changed.connect(self._update)
+        self.passphrase.edit.returnPressed.connect(self.start)
+        self.start_button.clicked.connect(self.start)
+        self.play_button.clicked.connect(self.toggle_play)
+        self.save_button.clicked.connect(self.save)
+        connection.changed.connect(lambda *_: self._update())
+        self._task_changed(None)
+        self._update()
+
+    def set_stego(self, path: Path) -> None:
+        self.stego.set_path(path)
+
+    def _stego_changed(self, path: Path | None) -> None:
+        self.stego_ok = False
+        self.stego_info.setStyleSheet("")
+        if path is None:
+            self.stego_info.clear()
+        else:
+            try:
+                info = describe_cover(path)
+            except SubtoneError as e:
+                self.stego_info.setStyleSheet(_ERROR_STYLE)
+                self.stego_info.setText(describe_error(e.code, e.message))
+            else:
+                self.stego_ok = True
+                self.stego_info.setText(info.summary.split(" · holds")[0])
+        self._update()
+
+    def _problem(self) -> str | None:
+        if self.stego.path is None:
+            return "Choose the stego file."
+        if not self.stego_ok:
+            return "This file cannot be decoded."
+        return self.passphrase.problem()
+
+    def _update(self) -> None:
+        problem = self._problem()
+        self.start_button.setEnabled(problem is None)
+        if problem is not None:
+            self.hint.setText(problem)
+        elif self.connection.online:
+            self.hint.setText("The secret is decrypted on this computer only.")
+        else:
+            self.hint.setText("The server is offline: the decode will start when it is back.")
+
+    def start(self) -> None:
+        path = self.stego.path
+        if self._problem() is not None or path is None:
+            return
+        task = self.follower.task
+        if (
+            task is not None
+            and task.status is TaskStatus.NEEDS_PASSPHRASE
+            and task.input_path == str(path.resolve())
+        ):
+            self.error.clear()
+            self.manager.open_with_passphrase(task.id, self.passphrase.passphrase)
+        else:
+            self.player.stop()
+            task_id = self.manager.decode(path, self.passphrase.passphrase)
+            self.follower.follow(task_id)
+        self.passphrase.clear()
+        self.saved.clear()
+
+    def _task_changed(self, task: Task | None) -> None:
+        done = task is not None and task.status is TaskStatus.SUCCEEDED
+        audio = task is not None and done and (task.output_media_type or "").startswith("audio/")
+        self.play_button.setVisible(bool(audio))
+        self.play_button.setEnabled(bool(audio))
+        self.save_button.setVisible(done)
+        self.save_button.setEnabled(done)
+        if task is not None and task.status is TaskStatus.NEEDS_PASSPHRASE:
+            self.start_button.setText("Open with this passphrase")
+            if not self.error.text():
+                self.result.say(
+                    "The hidden message was downloaded; enter the passphrase to open it.", "info"
+                )
+        else:
+            self.start_button.setText("Decode")
+
+    def _done_text(self, task: Task) -> str:
+        kind = "recording" if (task.output_media_type or "").startswith("audio/") else "file"
+        name = task.output.name if task.output else "?"
+        return f"Recovered the {kind} {name} ({format_size(task.output_bytes or 0)})."
+
+    def toggle_play(self) -> None:
+        if self.player.playing:
+            self.player.stop()
+            self.play_timer.stop()
+            self.play_button.setText("▶ Play")
+            return
+        task = self.follower.task
+        if task is None or task.output is None:
+            return
+        try:
+            self.player.play(task.output)
+        except AudioError as e:
+            self.error.setText(describe_error(e.code, e.message))
+            return
+        self.play_button.setText("■ Stop")
+        self.play_timer.start()
+
+    def _poll_player(self) -> None:
+        if not self.player.poll():
+            self.play_timer.stop()
+            self.play_button.setText("▶ Play")
+
+    def save(self) -> None:
+        task = self.follower.task
+        if task is None or task.status is not TaskStatus.SUCCEEDED:
+            return
+        self.saved.setText(
+            save_to(
+                self, self.dialogs, task, "Save recovered file", self.download_dir(), ANY_FILTER
+            )
+        )
+
+    @property
+    def task_id(self) -> str | None:
+        return self.follower.task_id

@@ -1,0 +1,308 @@
+"""History: every encode and decode with its state, sizes, dates and output file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.app.dialogs import ANY_FILTER, Dialogs
+from desktop.app.formatting import format_size, format_timestamp
+from desktop.app.messages import describe_error
+from desktop.app.store import Task, TaskKind, TaskStatus
+from desktop.app.task_view import save_to
+from desktop.app.tasks import TaskManager
+from desktop.audio.backend import AudioError
+from desktop.audio.player import Player
+from desktop.core.sessions import SessionStore, UploadSession
+
+__all__ = ["HISTORY_COLUMNS", "HistoryView", "size_text"]
+
+HISTORY_COLUMNS: Final = ("What", "File", "State", "Sizes", "Created", "Updated", "Output")
+HISTORY_LIMIT: Final = 500
+_STATE_COLOURS: Final = {
+    TaskStatus.SUCCEEDED: "#2e7d4f",
+    TaskStatus.FAILED: "#c0392b",
+    TaskStatus.CANCELLED: "#7f8c8d",
+    TaskStatus.PAUSED: "#b9770e",
+    TaskStatus.NEEDS_PASSPHRASE: "#b9770e",
+}
+
+
+def size_text(task: Task) -> str:
+    """``cover 12 MB + secret 40 KB → 12 MB`` for an encode; ``12 MB → 40 KB`` for a decode."""
+    if task.kind is TaskKind.ENCODE:
+        text = f"{format_size(task.input_bytes)} + {format_size(task.payload_bytes or 0)} sealed"
+    else:
+        text = format_size(task.input_bytes)
+    if task.output_bytes is not None:
+        text += f" → {format_size(task.output_bytes)}"
+    return text
+
+
+def _state_text(task: Task) -> str:
+    if task.status is TaskStatus.FAILED and task.error_code:
+        return f"Failed: {task.error_code}"
+    if task.status is TaskStatus.PROCESSING:
+        return f"Processing {task.progress:.0%}"
+    return task.status.label
+
+
+class HistoryView(QWidget):
+    def __init__(
+        self,
+        manager: TaskManager,
+        sessions: Callable[[], SessionStore],
+        player: Player,
+        dialogs: Dialogs,
+        download_dir: Callable[[], Path],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("history")
+        self.manager = manager
+        self.sessions = sessions
+        self.player = player
+        self.dialogs = dialogs
+        self.download_dir = download_dir
+        self.tasks: list[Task] = []
+
+        title = QLabel("<h2>History</h2>", self)
+        self.table = QTableWidget(0, len(HISTORY_COLUMNS), self)
+        self.table.setObjectName("history.table")
+        self.table.setHorizontalHeaderLabels(list(HISTORY_COLUMNS))
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(False)
+        self.empty = QLabel("Nothing yet: encodes and decodes appear here.", self)
+        self.empty.setObjectName("history.empty")
+
+        buttons = {
+            "save": "Save output…",
+            "play": "▶ Play",
+            "resume": "Resume",
+            "pause": "Pause",
+            "cancel": "Cancel",
+            "passphrase": "Enter passphrase…",
+            "remove": "Remove from list",
+            "refresh": "Refresh",
+        }
+        self.buttons: dict[str, QPushButton] = {}
+        row = QHBoxLayout()
+        for key, label in buttons.items():
+            button = QPushButton(label, self)
+            button.setObjectName(f"history.{key}")
+            self.buttons[key] = button
+            if key == "refresh":
+                row.addStretch(1)
+            row.addWidget(button)
+        self.message = QLabel(self)
+        self.message.setObjectName("history.message")
+        self.message.setWordWrap(True)
+
+        uploads_title = QLabel("<b>Unfinished uploads on this computer</b>", self)
+        self.uploads = QListWidget(self)
+        self.uploads.setObjectName("history.uploads")
+        self.uploads.setMaximumHeight(90)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(title)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.empty)
+        layout.addLayout(row)
+        layout.addWidget(self.message)
+        layout.addWidget(uploads_title)
+        layout.addWidget(self.uploads)
+
+        self.buttons["save"].clicked.connect(self.save_selected)
+        self.buttons["play"].clicked.connect(self.play_selected)
+        self.buttons["resume"].clicked.connect(lambda: self._act(self.manager.resume))
+        self.buttons["pause"].clicked.connect(lambda: self._act(self.manager.pause))
+        self.buttons["cancel"].clicked.connect(lambda: self._act(self.manager.cancel))
+        self.buttons["passphrase"].clicked.connect(self.ask_passphrase)
+        self.buttons["remove"].clicked.connect(self.remove_selected)
+        self.buttons["refresh"].clicked.connect(self.refresh)
+        self.table.itemSelectionChanged.connect(self._update_buttons)
+        manager.task_changed.connect(lambda _task: self.refresh())
+        manager.task_progress.connect(self._progress)
+        manager.task_failed.connect(self._failed)
+        self.refresh()
+
+    # Contents --------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        selected = self.selected()
+        self.tasks = self.manager.store.all(limit=HISTORY_LIMIT)
+        self.table.setRowCount(len(self.tasks))
+        for r, task in enumerate(self.tasks):
+            output = task.output.name if task.output else ""
+            encoding = task.kind is TaskKind.ENCODE
+            values = (
+                "Encode" if encoding else "Decode",
+                f"{task.secret_name} in {task.input_name}" if encoding else task.input_name,
+                _state_text(task),
+                size_text(task),
+                format_timestamp(task.created_at),
+                format_timestamp(task.updated_at),
+                output,
+            )
+            for c, value in enumerate(values):
+                item = QTableWidgetItem(value)
+                item.setData(Qt.ItemDataRole.UserRole, task.id)
+                if c == 1:
+                    item.setToolTip(task.input_path)
+                if c == 2:
+                    colour = _STATE_COLOURS.get(task.status)
+                    if colour:
+                        item.setForeground(QColor(colour))
+                    if task.error_message:
+                        item.setToolTip(task.error_message)
+                if c == 6 and task.output_path:
+                    item.setToolTip(task.output_path)
+                self.table.setItem(r, c, item)
+            if selected is not None and task.id == selected.id:
+                self.table.selectRow(r)
+        self.empty.setVisible(not self.tasks)
+        self._refresh_uploads()
+        self._update_buttons()
+
+    def _refresh_uploads(self) -> None:
+        self.uploads.clear()
+        try:
+            sessions = [s for s in self.sessions().all() if s.object_id is None]
+        except Exception as e:  # a broken database must not break the screen
+            self.uploads.addItem(f"The upload list cannot be read: {e}")
+            return
+        for session in sessions:
+            self.uploads.addItem(QListWidgetItem(_session_text(session)))
+        if not sessions:
+            self.uploads.addItem("None: every upload finished or was resumed.")
+
+    def _progress(self, task_id: str, fraction: float, text: str) -> None:
+        for r, task in enumerate(self.tasks):
+            if task.id == task_id:
+                item = self.table.item(r, 2)
+                if item is not None:
+                    item.setText(text.split(":")[0] + f" {fraction:.0%}")
+                return
+
+    def _failed(self, task_id: str, code: str, message: str) -> None:
+        selected = self.selected()
+        if selected is not None and selected.id == task_id:
+            self.message.setText(describe_error(code, message))
+
+    # Selection and actions -------------------------------------------------------------
+
+    def selected(self) -> Task | None:
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        if not rows:
+            return None
+        r = rows[0].row()
+        return self.tasks[r] if 0 <= r < len(self.tasks) else None
+
+    def select(self, task_id: str) -> None:
+        for r, task in enumerate(self.tasks):
+            if task.id == task_id:
+                self.table.selectRow(r)
+                return
+
+    def _update_buttons(self) -> None:
+        task = self.selected()
+        running = task is not None and self.manager.is_running(task.id)
+        has_output = task is not None and task.output is not None and task.output.is_file()
+        unfinished = task is not None and not task.status.finished
+        audio = (
+            has_output and (task.output_media_type or "").startswith("audio/") if task else False
+        )
+        self.buttons["save"].setEnabled(has_output)
+        self.buttons["play"].setEnabled(bool(audio))
+        self.buttons["resume"].setEnabled(
+            unfinished
+            and not running
+            and task is not None
+            and task.status is not TaskStatus.NEEDS_PASSPHRASE
+        )
+        self.buttons["pause"].setEnabled(running)
+        self.buttons["cancel"].setEnabled(unfinished)
+        self.buttons["passphrase"].setEnabled(
+            task is not None and task.status is TaskStatus.NEEDS_PASSPHRASE
+        )
+        self.buttons["remove"].setEnabled(task is not None and task.status.finished)
+        if task is not None and task.error_message and task.status is not TaskStatus.SUCCEEDED:
+            self.message.setText(describe_error(task.error_code or "", task.error_message))
+        elif task is not None and task.output_path:
+            self.message.setText(f"Output: {task.output_path}")
+        else:
+            self.message.clear()
+
+    def _act(self, action: Callable[[str], None]) -> None:
+        task = self.selected()
+        if task is not None:
+            action(task.id)
+            self.refresh()
+
+    def save_selected(self) -> None:
+        task = self.selected()
+        if task is None:
+            return
+        title = "Save stego file" if task.kind is TaskKind.ENCODE else "Save recovered file"
+        self.message.setText(
+            save_to(self, self.dialogs, task, title, self.download_dir(), ANY_FILTER)
+        )
+
+    def play_selected(self) -> None:
+        task = self.selected()
+        if task is None or task.output is None:
+            return
+        try:
+            self.player.play(task.output)
+        except AudioError as e:
+            self.message.setText(describe_error(e.code, e.message))
+
+    def ask_passphrase(self) -> None:
+        task = self.selected()
+        if task is None or task.status is not TaskStatus.NEEDS_PASSPHRASE:
+            return
+        passphrase = self.dialogs.ask_passphrase(
+            self, "Open the message", f"Passphrase for {task.input_name}:"
+        )
+        if passphrase:
+            self.manager.open_with_passphrase(task.id, passphrase)
+
+    def remove_selected(self) -> None:
+        task = self.selected()
+        if task is not None and task.status.finished:
+            self.manager.remove(task.id)
+            self.refresh()
+
+
+def _session_text(session: UploadSession) -> str:
+    stored = len(session.etags)
+    name = Path(session.file.path).name
+    return (
+        f"{name}: {stored} of {session.part_count} parts stored "
+        f"({format_size(session.file.size)}), last sent {format_timestamp(session.updated_at)}"
+    )

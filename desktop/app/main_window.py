@@ -1,0 +1,285 @@
+"""The main window: a sidebar of screens, and a status bar saying whether the server answers."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Final
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QMainWindow,
+    QStackedWidget,
+    QWidget,
+)
+
+from desktop.app.connection import ConnectionMonitor
+from desktop.app.context import AppContext, close_runtime
+from desktop.app.decode_view import DecodeView
+from desktop.app.dialogs import Dialogs
+from desktop.app.drops import DropTarget, route_drop
+from desktop.app.encode_view import EncodeView
+from desktop.app.history_view import HistoryView
+from desktop.app.messages import describe_error
+from desktop.app.pipeline import StopReason
+from desktop.app.record_view import RecordView
+from desktop.app.settings_view import SettingsView
+from desktop.app.state import ConnectionState, ConnectionStatus, Selection
+from desktop.app.tasks import TaskManager
+from desktop.app.widgets.file_field import dropped_paths
+from desktop.app.workers import WorkerPool
+from desktop.audio.backend import SoundDeviceBackend
+from desktop.audio.player import Player
+from desktop.audio.recorder import Recorder
+from desktop.core.config import ClientSettings
+from server.kit.errors import SubtoneError
+
+__all__ = ["SCREENS", "MainWindow"]
+
+log = logging.getLogger(__name__)
+
+SCREENS: Final = ("record", "encode", "decode", "history", "settings")
+_TITLES: Final = {
+    "record": "Record",
+    "encode": "Encode",
+    "decode": "Decode",
+    "history": "History",
+    "settings": "Settings",
+}
+_STATUS_COLOURS: Final = {
+    ConnectionStatus.UNKNOWN: "#7f8c8d",
+    ConnectionStatus.ONLINE: "#2e7d4f",
+    ConnectionStatus.NOT_READY: "#b9770e",
+    ConnectionStatus.OFFLINE: "#c0392b",
+    ConnectionStatus.ERROR: "#c0392b",
+}
+_NAV_STYLE: Final = """
+QListWidget#main\\.nav { border: none; background: #23272e; color: #d8dde3; font-size: 14px;
+    padding-top: 12px; outline: 0; }
+QListWidget#main\\.nav::item { padding: 10px 18px; }
+QListWidget#main\\.nav::item:selected { background: #3b6ea5; color: white; }
+"""
+
+
+class MainWindow(QMainWindow):
+    def __init__(
+        self,
+        ctx: AppContext | None = None,
+        *,
+        dialogs: Dialogs | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("main")
+        self.setWindowTitle("Subtone")
+        self.resize(1040, 760)
+        self.setAcceptDrops(True)
+        self.ctx = ctx or AppContext.default()
+        self.dialogs = dialogs or Dialogs()
+        self._closed = False
+
+        self.settings_store = self.ctx.settings_store()
+        settings_problem: SubtoneError | None = None
+        try:
+            self.settings = self.settings_store.load()
+        except SubtoneError as e:
+            settings_problem = e
+            self.settings = ClientSettings()
+        self.store = self.ctx.task_store()
+        self.workers = WorkerPool(self)
+        self.connection = ConnectionState(self)
+        self.selection = Selection(self)
+        self.runtime = self.ctx.runtime(self.settings, self.store)
+        self.manager = TaskManager(
+            self.store,
+            self.workers,
+            self.connection,
+            self.runtime,
+            server=self.settings.server_url,
+            kdf=self.ctx.kdf,
+            position_kdf=self.ctx.position_kdf,
+            requeue_delay_ms=self.ctx.requeue_delay_ms,
+            parent=self,
+        )
+        audio = self.ctx.audio if self.ctx.audio is not None else SoundDeviceBackend()
+        self.recorder = Recorder(audio, self.ctx.recordings_dir)
+        self.player = Player(audio)
+
+        download_dir = self._download_dir
+        self.record_view = RecordView(self.recorder, self.player, self)
+        self.encode_view = EncodeView(
+            self.manager, self.selection, self.connection, self.workers, self.dialogs, download_dir
+        )
+        self.decode_view = DecodeView(
+            self.manager, self.connection, self.player, self.dialogs, download_dir
+        )
+        self.history_view = HistoryView(
+            self.manager,
+            lambda: self.ctx.sessions(self.settings),
+            self.player,
+            self.dialogs,
+            download_dir,
+        )
+        self.settings_view = SettingsView(
+            self.settings_store, self.settings, self.workers, self.dialogs, self.ctx.client
+        )
+        self.views: dict[str, QWidget] = {
+            "record": self.record_view,
+            "encode": self.encode_view,
+            "decode": self.decode_view,
+            "history": self.history_view,
+            "settings": self.settings_view,
+        }
+
+        self.nav = QListWidget(self)
+        self.nav.setObjectName("main.nav")
+        self.nav.setFixedWidth(170)
+        self.nav.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.nav.setStyleSheet(_NAV_STYLE)
+        self.stack = QStackedWidget(self)
+        self.stack.setObjectName("main.stack")
+        for name in SCREENS:
+            self.nav.addItem(_TITLES[name])
+            self.stack.addWidget(self.views[name])
+        self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
+        central = QWidget(self)
+        row = QHBoxLayout(central)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(0)
+        row.addWidget(self.nav)
+        row.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+
+        self.status_label = QLabel(self)
+        self.status_label.setObjectName("status.connection")
+        self.queue_label = QLabel(self)
+        self.queue_label.setObjectName("status.queue")
+        self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.queue_label)
+
+        self.monitor = ConnectionMonitor(
+            self.connection,
+            self.workers,
+            lambda: self.runtime.client.readiness(),
+            lambda: self.settings.server_url,
+            interval_ms=self.ctx.check_interval_ms,
+            offline_interval_ms=self.ctx.offline_check_interval_ms,
+            parent=self,
+        )
+        self.manager.on_unreachable = self.monitor.check_now
+        self.connection.changed.connect(self._connection_changed)
+        self.manager.task_changed.connect(lambda _task: self._show_queue())
+        self.record_view.use_recording.connect(self._use_recording)
+        self.settings_view.saved.connect(self._settings_saved)
+
+        self._show_connection()
+        self._show_queue()
+        self.show_screen("record")
+        if settings_problem is not None:
+            self.show_screen("settings")
+            self.statusBar().showMessage(
+                describe_error(settings_problem.code, settings_problem.message)
+            )
+        self.monitor.start()
+
+    # Screens ---------------------------------------------------------------------------
+
+    def show_screen(self, name: str) -> None:
+        self.nav.setCurrentRow(SCREENS.index(name))
+
+    @property
+    def current_screen(self) -> str:
+        return SCREENS[self.stack.currentIndex()]
+
+    def _download_dir(self) -> Path:
+        return self.settings.effective_download_dir
+
+    def _use_recording(self, path: Path) -> None:
+        self.selection.set_secret(path, recording=True)
+        self.show_screen("encode")
+
+    # Connection ------------------------------------------------------------------------
+
+    def _connection_changed(self, status: ConnectionStatus, message: str) -> None:
+        self._show_connection()
+        self._show_queue()
+        if status is ConnectionStatus.ONLINE and self.ctx.resume_on_start:
+            self.manager.resume_pending()
+
+    def _show_connection(self) -> None:
+        colour = _STATUS_COLOURS[self.connection.status]
+        self.status_label.setText(
+            f'<span style="color:{colour}">●</span> {self.connection.message}'
+        )
+
+    def _show_queue(self) -> None:
+        waiting = self.manager.waiting()
+        if waiting and not self.connection.online:
+            n = len(waiting)
+            self.queue_label.setText(f"{n} task{'s' if n > 1 else ''} waiting for the server")
+        else:
+            self.queue_label.clear()
+
+    # Settings --------------------------------------------------------------------------
+
+    def _settings_saved(self, settings: ClientSettings) -> None:
+        self.settings = settings
+        self.manager.stop_all(StopReason.SHUTDOWN)  # they continue with the new settings
+        old = self.manager.replace_runtime(
+            self.ctx.runtime(settings, self.store), settings.server_url
+        )
+        self.runtime = self.manager.runtime
+        close_runtime(old)
+        self.connection.set(ConnectionStatus.UNKNOWN, f"Checking {settings.server_url}…")
+        self.monitor.check_now()
+
+    # Drag and drop ---------------------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt's name
+        if dropped_paths(event):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt's name
+        paths = dropped_paths(event)
+        if paths and self.drop_files(paths):
+            event.acceptProposedAction()
+
+    def drop_files(self, paths: list[Path]) -> bool:
+        """Put dropped files where they belong (see :func:`route_drop`); whether any fit."""
+        screen = self.current_screen
+        if screen not in ("record", "decode"):
+            screen = "encode"
+        routed = route_drop(screen, paths, has_cover=self.selection.cover is not None)
+        for target, path in routed:
+            if target is DropTarget.COVER:
+                self.selection.set_cover(path)
+            elif target is DropTarget.SECRET:
+                self.selection.set_secret(path)
+            else:
+                self.decode_view.set_stego(path)
+        if routed and screen != "decode":
+            self.show_screen("encode")
+        return bool(routed)
+
+    # Closing ---------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Stop everything in the background; unfinished work continues at the next start."""
+        if self._closed:
+            return
+        self._closed = True
+        self.monitor.stop()
+        self.record_view.shutdown()
+        self.player.stop()
+        self.decode_view.play_timer.stop()
+        self.manager.shutdown(self.ctx.shutdown_wait_ms)
+        close_runtime(self.runtime)
+        self.manager.forget_passphrases()

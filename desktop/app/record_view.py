@@ -1,0 +1,355 @@
+"""Record: pick a microphone, record with a live meter and waveform, play back, re-record."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Final
+
+import soundfile as sf
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.app.formatting import format_clock
+from desktop.app.messages import describe_error
+from desktop.app.state import RecordPhase, RecordState
+from desktop.app.widgets import LevelMeter, MessageLabel, WaveformView
+from desktop.audio.backend import AudioError, DeviceInfo
+from desktop.audio.levels import MeterBallistics, measure
+from desktop.audio.player import Player
+from desktop.audio.recorder import Recorder, Recording, list_recordings
+from desktop.audio.waveform import ScrollingWaveform, min_max_columns
+
+__all__ = ["RecordView"]
+
+log = logging.getLogger(__name__)
+
+DRAIN_INTERVAL_MS: Final = 40
+"""How often the GUI timer empties the recorder's queue (25 times a second)."""
+WAVEFORM_COLUMNS: Final = 600
+
+
+class RecordView(QWidget):
+    use_recording = Signal(object)
+    """The recording to use as the secret (a ``Path``)."""
+
+    def __init__(self, recorder: Recorder, player: Player, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("record")
+        self.recorder = recorder
+        self.player = player
+        self.state = RecordState(self)
+        self.recording: Recording | None = None
+        self._ballistics = MeterBallistics()
+        self._waveform = ScrollingWaveform.for_rate(16_000, columns=WAVEFORM_COLUMNS)
+        self._last_tick = time.monotonic()
+        self._has_device = False
+
+        title = QLabel("<h2>Record a voice message</h2>", self)
+        intro = QLabel(
+            "Record the secret message here. It is saved on this computer as it is recorded, "
+            "and compressed and encrypted here before anything is sent.",
+            self,
+        )
+        intro.setWordWrap(True)
+        self.device = QComboBox(self)
+        self.device.setObjectName("record.device")
+        self.device.setMinimumWidth(280)
+        self.refresh = QPushButton("Refresh", self)
+        self.refresh.setObjectName("record.refresh")
+        self.message = MessageLabel("record.message", "error", self)
+
+        self.meter = LevelMeter(self)
+        self.meter.setObjectName("record.level")
+        self.waveform = WaveformView(self)
+        self.waveform.setObjectName("record.waveform")
+        self.waveform.setMaximumHeight(320)
+        self.elapsed = QLabel("0:00.0", self)
+        self.elapsed.setObjectName("record.elapsed")
+        font = self.elapsed.font()
+        font.setPointSizeF(font.pointSizeF() * 1.8)
+        self.elapsed.setFont(font)
+        self.file_label = MessageLabel("record.file", "info", self)
+
+        self.start_button = QPushButton("● Record", self)
+        self.start_button.setObjectName("record.start")
+        self.stop_button = QPushButton("■ Stop", self)
+        self.stop_button.setObjectName("record.stop")
+        self.play_button = QPushButton("▶ Play", self)
+        self.play_button.setObjectName("record.play")
+        self.rerecord_button = QPushButton("Record again", self)
+        self.rerecord_button.setObjectName("record.rerecord")
+        self.use_button = QPushButton("Use as the secret →", self)
+        self.use_button.setObjectName("record.use")
+
+        device_row = QHBoxLayout()
+        device_row.addWidget(QLabel("Microphone:", self))
+        device_row.addWidget(self.device, 1)
+        device_row.addWidget(self.refresh)
+        buttons = QHBoxLayout()
+        for b in (self.start_button, self.stop_button, self.play_button, self.rerecord_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        buttons.addWidget(self.use_button)
+        live = QGroupBox("Input", self)
+        live_layout = QVBoxLayout(live)
+        top = QHBoxLayout()
+        top.addWidget(self.meter, 1)
+        top.addSpacing(12)
+        top.addWidget(self.elapsed)
+        live_layout.addLayout(top)
+        live_layout.addWidget(self.waveform, 1)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(title)
+        layout.addWidget(intro)
+        layout.addLayout(device_row)
+        layout.addWidget(self.message)
+        layout.addWidget(live)
+        layout.addLayout(buttons)
+        layout.addWidget(self.file_label)
+        layout.addStretch(1)
+
+        self.timer = QTimer(self)
+        self.timer.setInterval(DRAIN_INTERVAL_MS)
+        self.timer.timeout.connect(self._tick)
+        self.refresh.clicked.connect(self.refresh_devices)
+        self.start_button.clicked.connect(self.start)
+        self.stop_button.clicked.connect(self.stop)
+        self.play_button.clicked.connect(self.toggle_play)
+        self.rerecord_button.clicked.connect(self.rerecord)
+        self.use_button.clicked.connect(self._use)
+        self.state.changed.connect(self._apply)
+
+        self.refresh_devices(rescan=False)
+        self._load_leftover()
+        self._apply(self.state.phase)
+
+    # Devices ---------------------------------------------------------------------------
+
+    def refresh_devices(self, rescan: bool = True) -> None:
+        if self.recorder.recording:
+            return
+        self.device.clear()
+        try:
+            if rescan:
+                self.recorder.backend.refresh()
+            devices = self.recorder.input_devices()
+        except AudioError as e:
+            self.message.setText(describe_error(e.code, e.message))
+            self.device.addItem("No microphone found", None)
+            self._has_device = False
+            self.state.set(RecordPhase.NO_DEVICE if self.recording is None else self.state.phase)
+            self._apply(self.state.phase)
+            return
+        self.message.clear()
+        self._has_device = True
+        for d in devices:
+            self.device.addItem(self._device_label(d), d.index)
+            if d.is_default_input:
+                self.device.setCurrentIndex(self.device.count() - 1)
+        if self.state.phase is RecordPhase.NO_DEVICE:
+            self.state.set(RecordPhase.IDLE)
+        self._apply(self.state.phase)
+
+    @staticmethod
+    def _device_label(device: DeviceInfo) -> str:
+        default = " (default)" if device.is_default_input else ""
+        return f"{device.label}{default}"
+
+    @property
+    def has_device(self) -> bool:
+        return self._has_device
+
+    # Recording -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.recorder.recording or not self.has_device:
+            return
+        self.player.stop()
+        previous = self.recording
+        index = self.device.currentData()
+        try:
+            self.recorder.start(index)
+        except AudioError as e:
+            self.message.setText(describe_error(e.code, e.message))
+            return
+        if previous is not None:
+            previous.path.unlink(missing_ok=True)
+        self.recording = None
+        self.message.clear()
+        self._ballistics.reset()
+        self._waveform = ScrollingWaveform.for_rate(
+            self.recorder.samplerate, columns=WAVEFORM_COLUMNS
+        )
+        self.waveform.clear()
+        self._show_file("Recording to", self.recorder.path)
+        self._last_tick = time.monotonic()
+        self.timer.start()
+        self.state.set(RecordPhase.RECORDING)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        elapsed, self._last_tick = now - self._last_tick, now
+        if self.recorder.recording:
+            blocks = self.recorder.drain()
+            for block in blocks:
+                self._waveform.push(block)
+            level = measure(blocks[-1]) if blocks else None
+            self._ballistics.update(level, elapsed)
+            self._show_levels()
+            self.waveform.set_columns(self._waveform.columns(), WAVEFORM_COLUMNS)
+            self.elapsed.setText(format_clock(self.recorder.elapsed_seconds))
+            return
+        if self.state.phase is RecordPhase.PLAYING:
+            self._ballistics.update(None, elapsed)
+            self._show_levels()
+            self.elapsed.setText(format_clock(self.player.position_seconds))
+            if not self.player.poll():
+                self.state.set(RecordPhase.RECORDED)
+                self._show_recording()
+            return
+        self._ballistics.update(None, elapsed)
+        self._show_levels()
+        if self._ballistics.peak_dbfs <= -119:
+            self.timer.stop()
+
+    def _show_levels(self) -> None:
+        b = self._ballistics
+        self.meter.set_level(b.rms_dbfs, b.peak_dbfs, b.held_dbfs, b.clipped)
+
+    def stop(self) -> None:
+        if self.state.phase is RecordPhase.PLAYING:
+            self.player.stop()
+            self.state.set(RecordPhase.RECORDED)
+            self._show_recording()
+            return
+        if not self.recorder.recording:
+            return
+        try:
+            recording = self.recorder.stop()
+        except AudioError as e:
+            self.message.setText(describe_error(e.code, e.message))
+            recording = Recording(
+                self.recorder.path or Path(),
+                self.recorder.samplerate,
+                self.recorder.channels,
+                self.recorder.frames,
+            )
+        self.waveform.set_columns(self._waveform.columns(), WAVEFORM_COLUMNS)
+        if recording.frames == 0:
+            recording.path.unlink(missing_ok=True)
+            self.recording = None
+            self.message.setText("Nothing was recorded: is the microphone muted?")
+            self.state.set(RecordPhase.IDLE)
+        else:
+            self.recording = recording
+            self.state.set(RecordPhase.RECORDED)
+        self._show_recording()
+
+    def rerecord(self) -> None:
+        self.player.stop()
+        if self.recording is not None:
+            self.recording.path.unlink(missing_ok=True)
+            self.recording = None
+        self.state.set(RecordPhase.IDLE if self.has_device else RecordPhase.NO_DEVICE)
+        self._show_recording()
+        self.start()
+
+    def toggle_play(self) -> None:
+        if self.state.phase is RecordPhase.PLAYING:
+            self.stop()
+            return
+        if self.recording is None:
+            return
+        try:
+            self.player.play(self.recording.path)
+        except AudioError as e:
+            self.message.setText(describe_error(e.code, e.message))
+            return
+        self.message.clear()
+        self._last_tick = time.monotonic()
+        self.timer.start()
+        self.state.set(RecordPhase.PLAYING)
+
+    def _use(self) -> None:
+        if self.recording is not None:
+            self.use_recording.emit(self.recording.path)
+
+    def _show_recording(self) -> None:
+        if self.recording is None:
+            self.file_label.clear()
+            self.elapsed.setText("0:00.0")
+            return
+        self.elapsed.setText(format_clock(self.recording.duration_seconds))
+        self._show_file("Saved (lossless) as", self.recording.path)
+
+    def _show_file(self, what: str, path: Path | None, note: str = "") -> None:
+        if path is None:
+            self.file_label.clear()
+            return
+        self.file_label.setText(
+            f"{what} {path.name} in the app's recordings folder{note}. It stays on this "
+            "computer until it has been sent, then it is deleted."
+        )
+        self.file_label.setToolTip(str(path))
+
+    def _load_leftover(self) -> None:
+        """Show the newest recording an earlier run left (a crash loses nothing recorded)."""
+        try:
+            found = list_recordings(self.recorder.folder)
+        except OSError as e:
+            log.warning("cannot list recordings: %s", e)
+            return
+        if not found:
+            return
+        self.recording = found[0]
+        try:
+            data, _ = sf.read(str(found[0].path), dtype="float32", always_2d=True)
+            self.waveform.set_columns(min_max_columns(data, WAVEFORM_COLUMNS), WAVEFORM_COLUMNS)
+        except (RuntimeError, OSError) as e:
+            log.warning("cannot draw %s: %s", found[0].path, e)
+        self.state.set(RecordPhase.RECORDED)
+        self._show_recording()
+        self._show_file(
+            "Recovered an earlier recording:",
+            found[0].path,
+            f" ({format_clock(found[0].duration_seconds)})",
+        )
+
+    def _apply(self, phase: RecordPhase) -> None:
+        recording = phase is RecordPhase.RECORDING
+        have = self.recording is not None
+        self.start_button.setEnabled(self.has_device and phase in (RecordPhase.IDLE,))
+        self.start_button.setVisible(not have or recording)
+        self.stop_button.setEnabled(phase in (RecordPhase.RECORDING, RecordPhase.PLAYING))
+        self.play_button.setEnabled(have and phase in (RecordPhase.RECORDED, RecordPhase.PLAYING))
+        self.play_button.setText("■ Stop playing" if phase is RecordPhase.PLAYING else "▶ Play")
+        self.rerecord_button.setVisible(have and not recording)
+        self.rerecord_button.setEnabled(self.has_device and phase is RecordPhase.RECORDED)
+        self.use_button.setEnabled(have and phase is RecordPhase.RECORDED)
+        self.device.setEnabled(self.has_device and not recording)
+        self.refresh.setEnabled(not recording)
+        self.waveform.placeholder = (
+            "No microphone" if phase is RecordPhase.NO_DEVICE else "Press Record to start"
+        )
+        self.waveform.update()
+
+    def shutdown(self) -> None:
+        """Stop recording (keeping the file) and playback; for closing the window."""
+        self.timer.stop()
+        self.player.stop()
+        if self.recorder.recording:
+            try:
+                self.recorder.stop()
+            except AudioError as e:
+                log.warning("stopping the recorder: %s", e)

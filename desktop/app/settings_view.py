@@ -1,0 +1,222 @@
+"""Settings: which server, the API token, parallel parts, the download folder; a connection test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import ValidationError
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.app.dialogs import Dialogs
+from desktop.app.messages import describe_error
+from desktop.app.settings import SettingsStore
+from desktop.app.workers import Report, WorkerPool
+from desktop.core.api import ApiClient
+from desktop.core.config import ClientSettings
+from desktop.core.uploader import MAX_PARALLEL_PARTS
+from server.kit.errors import SubtoneError
+
+__all__ = ["SettingsView", "check_connection"]
+
+_ERROR_STYLE = "color: #c0392b;"
+_OK_STYLE = "color: #2e7d4f;"
+
+
+def check_connection(client: ApiClient, has_token: bool) -> str:
+    """Ask ``/readyz`` (and, with a token, list jobs to check it); a line for the person."""
+    readiness = client.readiness()
+    if not readiness.ready:
+        failing = ", ".join(sorted(k for k, v in readiness.checks.items() if v != "ok"))
+        return f"The server answers but is not ready: {failing or 'unknown'}."
+    if not has_token:
+        return "Connected: the server is ready. No token is set: most servers need one."
+    try:
+        client.list_jobs()
+    except SubtoneError as e:
+        if e.code in ("unauthorized", "forbidden"):
+            raise SubtoneError(
+                f"The server is ready, but it refused the token: {e.message}", code=e.code
+            ) from e
+        raise
+    return "Connected: the server is ready and the token works."
+
+
+class SettingsView(QWidget):
+    saved = Signal(object)
+    """The :class:`ClientSettings` just saved."""
+
+    def __init__(
+        self,
+        store: SettingsStore,
+        settings: ClientSettings,
+        workers: WorkerPool,
+        dialogs: Dialogs,
+        make_client: Callable[[ClientSettings], ApiClient],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("settings")
+        self.store = store
+        self.settings = settings
+        self.workers = workers
+        self.dialogs = dialogs
+        self.make_client = make_client
+
+        title = QLabel("<h2>Settings</h2>", self)
+        self.url = QLineEdit(self)
+        self.url.setObjectName("settings.url")
+        self.url.setPlaceholderText("http://127.0.0.1:8600")
+        self.token = QLineEdit(self)
+        self.token.setObjectName("settings.token")
+        self.token.setEchoMode(QLineEdit.EchoMode.Password)
+        self.token.setPlaceholderText("The API token your administrator gave you")
+        self.parallel = QSpinBox(self)
+        self.parallel.setObjectName("settings.parallel")
+        self.parallel.setRange(1, MAX_PARALLEL_PARTS)
+        self.parallel.setMaximumWidth(90)
+        self.part_size = QLabel(
+            "Chosen by the server for each upload (S3 rules: at least 5 MiB, at most 10,000 "
+            "parts).",
+            self,
+        )
+        self.part_size.setObjectName("settings.part_size")
+        self.part_size.setWordWrap(True)
+        self.download_dir = QLineEdit(self)
+        self.download_dir.setObjectName("settings.download_dir")
+        self.browse = QPushButton("Browse…", self)
+        self.browse.setObjectName("settings.download_dir.browse")
+        self.test_button = QPushButton("Test connection", self)
+        self.test_button.setObjectName("settings.test")
+        self.test_result = QLabel(self)
+        self.test_result.setObjectName("settings.test_result")
+        self.test_result.setWordWrap(True)
+        self.save_button = QPushButton("Save", self)
+        self.save_button.setObjectName("settings.save")
+        self.save_button.setDefault(True)
+        self.status = QLabel(self)
+        self.status.setObjectName("settings.status")
+        self.status.setWordWrap(True)
+
+        server_box = QGroupBox("Server", self)
+        server_form = QFormLayout(server_box)
+        server_form.addRow("Server URL:", self.url)
+        server_form.addRow("API token:", self.token)
+        test_row = QHBoxLayout()
+        test_row.addWidget(self.test_button)
+        test_row.addWidget(self.test_result, 1)
+        server_form.addRow(test_row)
+        transfer_box = QGroupBox("Transfers", self)
+        transfer_form = QFormLayout(transfer_box)
+        transfer_form.addRow("Parts sent at once:", self.parallel)
+        transfer_form.addRow("Part size:", self.part_size)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.download_dir, 1)
+        folder_row.addWidget(self.browse)
+        transfer_form.addRow("Save files to:", folder_row)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.status, 1)
+        bottom.addWidget(self.save_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(title)
+        layout.addWidget(server_box)
+        layout.addWidget(transfer_box)
+        layout.addLayout(bottom)
+        layout.addStretch(1)
+
+        self.test_button.clicked.connect(self.test)
+        self.save_button.clicked.connect(self.save)
+        self.browse.clicked.connect(self._browse)
+        self.show_settings(settings)
+
+    def show_settings(self, settings: ClientSettings) -> None:
+        self.settings = settings
+        self.url.setText(settings.server_url)
+        self.token.setText(settings.token or "")
+        self.parallel.setValue(settings.parallel_parts)
+        self.download_dir.setText(str(settings.effective_download_dir))
+
+    def edited(self) -> ClientSettings:
+        """The settings as typed; raises :class:`SubtoneError` when they are not valid."""
+        folder = self.download_dir.text().strip()
+        values = self.settings.model_dump() | {
+            "server_url": self.url.text().strip(),
+            "token": self.token.text().strip() or None,
+            "parallel_parts": self.parallel.value(),
+            "download_dir": Path(folder).expanduser() if folder else None,
+        }
+        try:
+            return ClientSettings.model_validate(values)
+        except ValidationError as e:
+            problems = "; ".join(str(err["msg"]) for err in e.errors())
+            raise SubtoneError(f"Check the settings: {problems}.", code="invalid_settings") from e
+
+    def _browse(self) -> None:
+        start = Path(self.download_dir.text() or Path.home())
+        chosen = self.dialogs.choose_folder(self, "Save files to", start)
+        if chosen is not None:
+            self.download_dir.setText(str(chosen))
+
+    def save(self) -> None:
+        try:
+            settings = self.edited()
+            if settings.download_dir is not None and not settings.download_dir.is_dir():
+                raise SubtoneError(
+                    f"The folder {settings.download_dir} does not exist.", code="no_such_folder"
+                )
+            place = self.store.save(settings)
+        except SubtoneError as e:
+            self._say(self.status, describe_error(e.code, e.message), ok=False)
+            return
+        except OSError as e:
+            self._say(self.status, f"The settings could not be saved: {e.strerror}.", ok=False)
+            return
+        self.settings = settings
+        self._say(self.status, f"Saved. {place.description}", ok=True)
+        self.saved.emit(settings)
+
+    def test(self) -> None:
+        try:
+            settings = self.edited()
+        except SubtoneError as e:
+            self._say(self.test_result, describe_error(e.code, e.message), ok=False)
+            return
+        self.test_button.setEnabled(False)
+        self.test_result.setStyleSheet("")
+        self.test_result.setText(f"Asking {settings.server_url}/readyz…")
+        make_client = self.make_client
+
+        def job(report: Report) -> str:
+            with make_client(settings) as client:
+                return check_connection(client, bool(settings.token))
+
+        self.workers.start(
+            job,
+            name="test connection",
+            on_finished=self._tested_ok,
+            on_failed=self._tested_failed,
+        )
+
+    def _tested_ok(self, message: str) -> None:
+        self.test_button.setEnabled(True)
+        self._say(self.test_result, message, ok="not ready" not in message)
+
+    def _tested_failed(self, code: str, message: str) -> None:
+        self.test_button.setEnabled(True)
+        self._say(self.test_result, describe_error(code, message), ok=False)
+
+    @staticmethod
+    def _say(label: QLabel, text: str, *, ok: bool) -> None:
+        label.setStyleSheet(_OK_STYLE if ok else _ERROR_STYLE)
+        label.setText(text)

@@ -1,0 +1,352 @@
+"""Runs encodes and decodes in the background, queues them while offline, resumes them.
+
+The :class:`TaskManager` is the only place the views go through to start, pause, resume or
+cancel work. Preparing (sealing) and running (sending, following, downloading) happen on
+worker threads through :mod:`desktop.app.pipeline`; the manager hears back through signals and
+re-emits them per task id. Passphrases for decodes are held in memory only, until the task is
+done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from desktop.app.pipeline import (
+    Runtime,
+    StopReason,
+    StopToken,
+    open_result,
+    prepare_decode,
+    prepare_encode,
+    run_task,
+)
+from desktop.app.progress import ProgressText, Throttle
+from desktop.app.state import ConnectionState
+from desktop.app.store import Task, TaskStatus, TaskStore, new_task_id
+from desktop.app.workers import Report, WorkerPool
+from desktop.core.envelope import DEFAULT_KDF, POSITION_KDF, KdfParams, PreparedSecret
+from desktop.core.workflow import ProgressEvent
+from server.kit.errors import SubtoneError
+
+__all__ = ["MAX_RUNNING_TASKS", "TaskManager"]
+
+log = logging.getLogger(__name__)
+
+MAX_RUNNING_TASKS: Final = 2
+"""Tasks sent at once; the others wait their turn in the queue."""
+DEFAULT_REQUEUE_DELAY_MS: Final = 2_000
+MAX_REQUEUE_DELAY_MS: Final = 60_000
+"""A task that lost the network is tried again after a delay that doubles up to this."""
+
+
+def _progress_reporter(report: Report) -> Callable[[ProgressEvent], None]:
+    text = ProgressText()
+    throttle = Throttle()
+
+    def on_event(event: ProgressEvent) -> None:
+        fraction, line = text.describe(event)
+        if throttle.ready(final=event.done >= event.total):
+            report(fraction, line)
+
+    return on_event
+
+
+class TaskManager(QObject):
+    task_progress = Signal(str, float, str)
+    """``(task id, fraction, text)``."""
+    task_changed = Signal(object)
+    """A :class:`Task` as now stored (created, status changed, finished)."""
+    task_failed = Signal(str, str, str)
+    """``(task id, code, message)``: an error to show, with the server's code and message."""
+
+    def __init__(
+        self,
+        store: TaskStore,
+        workers: WorkerPool,
+        connection: ConnectionState,
+        runtime: Runtime,
+        *,
+        server: str,
+        kdf: KdfParams = DEFAULT_KDF,
+        position_kdf: KdfParams = POSITION_KDF,
+        requeue_delay_ms: int = DEFAULT_REQUEUE_DELAY_MS,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.workers = workers
+        self.connection = connection
+        self.runtime = runtime
+        self.server = server
+        self.kdf = kdf
+        self.position_kdf = position_kdf
+        self._running: dict[str, StopToken] = {}
+        self._preparing: set[str] = set()
+        self._passphrases: dict[str, str] = {}
+        self._closing = False
+        self._requeue_delay = requeue_delay_ms
+        self._requeues: dict[str, int] = {}
+        """Task id → network failures in a row (for the delay before the next try)."""
+        self.on_unreachable: Callable[[], None] | None = None
+        """Called when a run finds the server gone (the window re-checks the connection)."""
+
+    # Queries ---------------------------------------------------------------------------
+
+    def is_running(self, task_id: str) -> bool:
+        return task_id in self._running
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._running or self._preparing)
+
+    def get(self, task_id: str) -> Task | None:
+        return self.store.get(task_id)
+
+    def waiting(self) -> list[Task]:
+        """Tasks that will be sent by themselves (queued or interrupted), oldest first."""
+        return [
+            t
+            for t in self.store.unfinished()
+            if t.status.resumes_by_itself and t.id not in self._running
+        ]
+
+    # New work --------------------------------------------------------------------------
+
+    def encode(
+        self,
+        cover: Path,
+        secret: Path,
+        passphrase: str,
+        *,
+        prepared: PreparedSecret | None = None,
+        secret_is_recording: bool = False,
+    ) -> str:
+        """Seal the secret (in the background) and queue the encode; returns its task id."""
+        task_id = new_task_id()
+        work_dir, store, server = self.runtime.work_dir, self.store, self.server
+
+        def job(report: Report) -> Task:
+            return prepare_encode(
+                store,
+                work_dir,
+                server=server,
+                cover=cover,
+                secret=secret,
+                passphrase=passphrase,
+                task_id=task_id,
+                prepared=prepared,
+                secret_is_recording=secret_is_recording,
+                kdf=self.kdf,
+                position_kdf=self.position_kdf,
+                progress=_progress_reporter(report),
+            )
+
+        self._prepare(task_id, job)
+        return task_id
+
+    def decode(self, stego: Path, passphrase: str) -> str:
+        """Queue the extraction of ``stego``'s secret; returns its task id."""
+        task_id = new_task_id()
+        store, server = self.store, self.server
+        self._passphrases[task_id] = passphrase
+
+        def job(report: Report) -> Task:
+            return prepare_decode(
+                store,
+                server=server,
+                stego=stego,
+                passphrase=passphrase,
+                task_id=task_id,
+                position_kdf=self.position_kdf,
+                progress=_progress_reporter(report),
+            )
+
+        self._prepare(task_id, job)
+        return task_id
+
+    def _prepare(self, task_id: str, job: Callable[[Report], Task]) -> None:
+        self._preparing.add(task_id)
+
+        def prepared(task: Task) -> None:
+            self._preparing.discard(task_id)
+            if not self.start(task_id):
+                self.task_changed.emit(task)
+
+        def failed(code: str, message: str) -> None:
+            self._preparing.discard(task_id)
+            self._passphrases.pop(task_id, None)
+            self.task_failed.emit(task_id, code, message)
+
+        self.workers.start(
+            job,
+            name=f"prepare {task_id}",
+            on_progress=lambda f, t: self.task_progress.emit(task_id, f, t),
+            on_finished=prepared,
+            on_failed=failed,
+        )
+
+    # Running ---------------------------------------------------------------------------
+
+    def start(self, task_id: str) -> bool:
+        """Send the task now if the server is there and a slot is free; whether it started."""
+        task = self.store.get(task_id)
+        if self._closing or task is None or task.status.finished or task_id in self._running:
+            return False
+        if task.server != self.server:
+            return False
+        if not self.connection.online or len(self._running) >= MAX_RUNNING_TASKS:
+            return False
+        token = StopToken()
+        self._running[task_id] = token
+        runtime = self.runtime
+        passphrase = self._passphrases.get(task_id)
+
+        def job(report: Report) -> Task:
+            return run_task(
+                runtime,
+                task_id,
+                passphrase=passphrase,
+                progress=_progress_reporter(report),
+                stop=token,
+            )
+
+        self.workers.start(
+            job,
+            name=f"run {task_id}",
+            on_progress=lambda f, t: self.task_progress.emit(task_id, f, t),
+            on_finished=lambda task: self._ran(task_id, task),
+            on_failed=lambda code, message: self._run_failed(task_id, code, message),
+        )
+        self.task_changed.emit(task)  # now running
+        return True
+
+    def _ran(self, task_id: str, task: Task) -> None:
+        self._running.pop(task_id, None)
+        self._requeues.pop(task_id, None)
+        if task.status.finished:
+            self._passphrases.pop(task_id, None)
+        self.task_changed.emit(task)
+        self.resume_pending()
+
+    def _run_failed(self, task_id: str, code: str, message: str) -> None:
+        self._running.pop(task_id, None)
+        task = self.store.get(task_id)
+        if task is not None:
+            if task.status.finished:
+                self._passphrases.pop(task_id, None)
+            self.task_changed.emit(task)
+        self.task_failed.emit(task_id, code, message)
+        if code != "server_unreachable":
+            self.resume_pending()
+            return
+        if self.on_unreachable is not None:
+            self.on_unreachable()
+        tries = self._requeues.get(task_id, 0)
+        self._requeues[task_id] = tries + 1
+        delay = min(MAX_REQUEUE_DELAY_MS, self._requeue_delay * 2**tries)
+        QTimer.singleShot(delay, self, self.resume_pending)
+
+    def resume_pending(self) -> None:
+        """Start queued and interrupted tasks of this server while slots are free."""
+        if self._closing or not self.connection.online:
+            return
+        for task in self.waiting():
+            if len(self._running) >= MAX_RUNNING_TASKS:
+                return
+            self.start(task.id)
+
+    def pause(self, task_id: str) -> None:
+        token = self._running.get(task_id)
+        if token is not None:
+            token.stop(StopReason.PAUSE)
+            return
+        task = self.store.get(task_id)
+        if task is not None and task.status.resumes_by_itself:
+            self.task_changed.emit(self.store.update(task_id, status=TaskStatus.PAUSED))
+
+    def resume(self, task_id: str) -> None:
+        task = self.store.get(task_id)
+        if task is None or task.status.finished or task_id in self._running:
+            return
+        if task.status is TaskStatus.PAUSED:
+            task = self.store.update(task_id, status=TaskStatus.QUEUED)
+            self.task_changed.emit(task)
+        self.start(task_id)
+
+    def cancel(self, task_id: str) -> None:
+        token = self._running.get(task_id)
+        if token is not None:
+            token.stop(StopReason.CANCEL)
+            return
+        task = self.store.get(task_id)
+        if task is None or task.status.finished:
+            return
+        self._passphrases.pop(task_id, None)
+        self.task_changed.emit(self.store.update(task_id, status=TaskStatus.CANCELLED))
+        if task.job_id:
+            client, job_id = self.runtime.client, task.job_id
+
+            def cancel_job(report: Report) -> None:
+                with contextlib.suppress(SubtoneError):
+                    client.cancel_job(job_id)
+
+            self.workers.start(cancel_job, name=f"cancel {job_id}")
+
+    def open_with_passphrase(self, task_id: str, passphrase: str) -> None:
+        """Open a decode's downloaded result that waits for its passphrase."""
+        runtime = self.runtime
+
+        def job(report: Report) -> Task:
+            return open_result(runtime, task_id, passphrase)
+
+        def failed(code: str, message: str) -> None:
+            task = self.store.get(task_id)
+            if task is not None:
+                self.task_changed.emit(task)
+            self.task_failed.emit(task_id, code, message)
+
+        self.workers.start(
+            job,
+            name=f"open {task_id}",
+            on_finished=lambda task: self.task_changed.emit(task),
+            on_failed=failed,
+        )
+
+    def remove(self, task_id: str) -> None:
+        """Forget a finished task (its output file stays where it is)."""
+        task = self.store.get(task_id)
+        if task is None or task_id in self._running:
+            return
+        if not task.status.finished:
+            raise SubtoneError("Cancel the task before removing it.", code="task_active")
+        self.store.remove(task_id)
+        self.task_changed.emit(task)
+
+    # Lifecycle -------------------------------------------------------------------------
+
+    def stop_all(self, reason: StopReason = StopReason.SHUTDOWN) -> None:
+        for token in list(self._running.values()):
+            token.stop(reason)
+
+    def replace_runtime(self, runtime: Runtime, server: str) -> Runtime:
+        """Use another server or token from now on; returns the old runtime (to close)."""
+        old, self.runtime, self.server = self.runtime, runtime, server
+        return old
+
+    def shutdown(self, wait_ms: int) -> bool:
+        """Stop every run where it stands (they continue at the next start) and wait."""
+        self._closing = True
+        self.stop_all(StopReason.SHUTDOWN)
+        done = self.workers.wait(wait_ms)
+        if not done:
+            log.warning("background work still running after %d ms", wait_ms)
+        return done
+
+    def forget_passphrases(self) -> None:
+        self._passphrases.clear()

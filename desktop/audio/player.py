@@ -1,0 +1,121 @@
+"""Play a sound file through an output device (Qt-free).
+
+The file is read into memory first (a voice message is small), so the output callback only
+copies a slice; the owner polls :meth:`Player.poll` from its own thread (a GUI timer) to learn
+the position and to close the stream once the end was played.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import soundfile as sf
+from numpy.typing import NDArray
+
+from desktop.audio.backend import (
+    AudioBackend,
+    AudioError,
+    NoOutputDevice,
+    SoundDeviceBackend,
+    Stream,
+    default_device,
+)
+
+__all__ = ["MAX_PLAY_SECONDS", "Player"]
+
+MAX_PLAY_SECONDS: Final = 3 * 3600
+"""Longer files are refused (they would be held in memory)."""
+PLAY_BLOCK_FRAMES: Final = 1024
+
+
+class Player:
+    """Plays one file at a time."""
+
+    def __init__(self, backend: AudioBackend | None = None) -> None:
+        self.backend: AudioBackend = backend if backend is not None else SoundDeviceBackend()
+        self._stream: Stream | None = None
+        self._data: NDArray[np.float32] = np.zeros((0, 1), dtype=np.float32)
+        self._position = 0
+        self._done = threading.Event()
+        self.samplerate = 0
+        self.path: Path | None = None
+
+    @property
+    def playing(self) -> bool:
+        return self._stream is not None
+
+    @property
+    def position_seconds(self) -> float:
+        return self._position / self.samplerate if self.samplerate else 0.0
+
+    @property
+    def duration_seconds(self) -> float:
+        return len(self._data) / self.samplerate if self.samplerate else 0.0
+
+    def play(self, path: Path, device: int | None = None) -> None:
+        """Start playing ``path`` from the beginning (stopping whatever was playing)."""
+        self.stop()
+        outputs = [d for d in self.backend.devices() if d.is_output]
+        if not outputs:
+            raise NoOutputDevice()
+        chosen = default_device(outputs, output=True)
+        try:
+            info = sf.info(str(path))
+            if info.frames > MAX_PLAY_SECONDS * info.samplerate:
+                raise AudioError(f"{path.name} is too long to play here; open it in a player.")
+            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        except (sf.SoundFileError, RuntimeError) as e:
+            raise AudioError(
+                f"{path.name} cannot be played: it is not a sound file this app reads."
+            ) from e
+        except OSError as e:
+            raise AudioError(f"{path.name} cannot be read: {e.strerror}.") from e
+        channels = min(data.shape[1], max(1, chosen.max_output_channels))
+        if channels < data.shape[1]:
+            data = data.mean(axis=1, keepdims=True, dtype=np.float32)
+            channels = 1
+        self._data = np.ascontiguousarray(data[:, :channels])
+        self._position = 0
+        self._done.clear()
+        self.samplerate = int(rate)
+        self.path = path
+        stream = self.backend.open_output(
+            device=device,
+            samplerate=self.samplerate,
+            channels=channels,
+            blocksize=PLAY_BLOCK_FRAMES,
+            callback=self._callback,
+        )
+        stream.start()
+        self._stream = stream
+
+    def _callback(
+        self, outdata: NDArray[np.float32], frames: int, time_info: Any, status: Any
+    ) -> None:
+        """On the audio thread: copy the next slice (silence after the end)."""
+        start = self._position
+        chunk = self._data[start : start + frames]
+        outdata[: len(chunk)] = chunk
+        outdata[len(chunk) :] = 0.0
+        self._position = start + len(chunk)
+        if self._position >= len(self._data):
+            self._done.set()
+
+    def poll(self) -> bool:
+        """Whether it is still playing; closes the stream once the end has been played."""
+        if self._stream is not None and self._done.is_set():
+            self.stop()
+        return self.playing
+
+    def stop(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        with contextlib.suppress(Exception):
+            stream.stop()
+        with contextlib.suppress(Exception):
+            stream.close()

@@ -1,0 +1,100 @@
+"""Waveform decimation for display: min/max columns, and a scrolling view of the last seconds."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = ["DEFAULT_COLUMNS", "DEFAULT_SECONDS", "ScrollingWaveform", "min_max_columns", "to_mono"]
+
+DEFAULT_COLUMNS: Final = 600
+DEFAULT_SECONDS: Final = 6.0
+
+Columns = NDArray[np.float32]
+"""Shape ``(n, 2)``: each row is the ``(min, max)`` of the samples one column covers."""
+
+
+def to_mono(block: ArrayLike) -> NDArray[np.float32]:
+    """``(frames,)`` or ``(frames, channels)`` samples as one channel (the channels' mean)."""
+    samples = np.asarray(block, dtype=np.float32)
+    if samples.ndim == 2:
+        mono: NDArray[np.float32] = samples.mean(axis=1, dtype=np.float32)
+        return mono
+    return samples.reshape(-1)
+
+
+def min_max_columns(samples: ArrayLike, columns: int) -> Columns:
+    """Decimate ``samples`` to ``columns`` (min, max) pairs, each over an equal share.
+
+    Fewer samples than columns gives one column per sample (min = max).
+    """
+    if columns < 1:
+        raise ValueError("columns must be at least 1")
+    mono = to_mono(samples)
+    if mono.size == 0:
+        return np.zeros((0, 2), dtype=np.float32)
+    n = min(columns, mono.size)
+    edges = np.linspace(0, mono.size, n + 1).astype(np.int64)
+    starts = edges[:-1]
+    result = np.empty((n, 2), dtype=np.float32)
+    result[:, 0] = np.minimum.reduceat(mono, starts)
+    result[:, 1] = np.maximum.reduceat(mono, starts)
+    return result
+
+
+class ScrollingWaveform:
+    """The last ``columns`` (min, max) columns of a live signal, each over ``samples_per_column``.
+
+    :meth:`push` takes blocks of any size; a column is closed once it has all its samples, so
+    what is shown never changes after it scrolled in. Memory is fixed by ``columns``.
+    """
+
+    def __init__(self, columns: int = DEFAULT_COLUMNS, samples_per_column: int = 80) -> None:
+        if columns < 1 or samples_per_column < 1:
+            raise ValueError("columns and samples_per_column must be at least 1")
+        self.columns_kept = columns
+        self.samples_per_column = samples_per_column
+        self._ring = np.zeros((columns, 2), dtype=np.float32)
+        self._count = 0
+        self._next = 0
+        self._pending = np.zeros(0, dtype=np.float32)
+
+    @classmethod
+    def for_rate(
+        cls, samplerate: float, *, seconds: float = DEFAULT_SECONDS, columns: int = DEFAULT_COLUMNS
+    ) -> ScrollingWaveform:
+        """A view of the last ``seconds`` of a signal at ``samplerate``."""
+        return cls(columns, max(1, round(samplerate * seconds / columns)))
+
+    def clear(self) -> None:
+        self._count = 0
+        self._next = 0
+        self._pending = np.zeros(0, dtype=np.float32)
+
+    def push(self, block: ArrayLike) -> None:
+        mono = to_mono(block)
+        if self._pending.size:
+            mono = np.concatenate([self._pending, mono])
+        whole = mono.size // self.samples_per_column
+        if whole:
+            shaped = mono[: whole * self.samples_per_column].reshape(whole, self.samples_per_column)
+            new = np.stack([shaped.min(axis=1), shaped.max(axis=1)], axis=1)
+            self._append(new[-self.columns_kept :])
+        self._pending = mono[whole * self.samples_per_column :].copy()
+
+    def _append(self, new: Columns) -> None:
+        for row in new:
+            self._ring[self._next] = row
+            self._next = (self._next + 1) % self.columns_kept
+        self._count = min(self.columns_kept, self._count + len(new))
+
+    def columns(self) -> Columns:
+        """The kept columns, oldest first."""
+        if self._count < self.columns_kept:
+            return self._ring[: self._count].copy()
+        return np.concatenate([self._ring[self._next :], self._ring[: self._next]])
+
+    def __len__(self) -> int:
+        return self._count

@@ -1,0 +1,610 @@
+"""The desktop app driven through its window with pytest-qt (offscreen), against the fake API.
+
+Every flow goes through the widgets a person uses (buttons found by object name, text typed
+into fields, files given through scripted dialogs or dropped), and every screen is saved as a
+screenshot under tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QLabel, QLineEdit, QPushButton, QSpinBox
+
+from desktop.app.state import ConnectionStatus, RecordPhase
+from desktop.app.store import TaskKind, TaskStatus
+from desktop.audio.fake import FAKE_SPEAKER, FakeBackend, tone
+from desktop.core.uploader import PartRejected
+from tests.desktop.app_support import (
+    MemoryKeyring,
+    Switchboard,
+    SwitchedParts,
+    make_context,
+    screenshot,
+    write_wav,
+)
+from tests.desktop.fake_server import API, TOKEN, FakeServer
+
+PASSPHRASE = "correct horse battery staple"
+SECRET = b"Meet me by the old mill at noon. Bring the map. " * 5
+WAIT_MS = 20_000
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# Helpers ---------------------------------------------------------------------------------
+
+
+def child(window, cls, name):
+    widget = window.findChild(cls, name)
+    assert widget is not None, f"no {cls.__name__} named {name}"
+    return widget
+
+
+def click(qtbot, window, name: str) -> None:
+    button = child(window, QPushButton, name)
+    assert button.isVisible() and button.isEnabled(), f"{name} cannot be clicked"
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def type_into(qtbot, window, name: str, text: str) -> None:
+    edit = child(window, QLineEdit, name)
+    edit.clear()
+    qtbot.keyClicks(edit, text)
+
+
+def label(window, name: str) -> str:
+    return child(window, QLabel, name).text()
+
+
+def choose(qtbot, window, dialogs, field: str, path: Path) -> None:
+    dialogs.open_answers.append(path)
+    click(qtbot, window, f"{field}.browse")
+
+
+def voice_like(seconds: float, rate: int) -> np.ndarray:
+    """A 1 kHz tone in syllable-like bursts (so the waveform looks like speech)."""
+    t = np.arange(round(seconds * rate)) / rate
+    envelope = 0.15 + 0.85 * np.abs(np.sin(2 * np.pi * 1.7 * t)) ** 2
+    return (tone(1000, seconds, rate, amplitude=0.6)[:, 0] * envelope).astype(np.float32)
+
+
+def encode(qtbot, window, dialogs, cover: Path, secret: Path | None, passphrase=PASSPHRASE):
+    """Fill the Encode screen and press Encode; returns the view."""
+    window.show_screen("encode")
+    choose(qtbot, window, dialogs, "encode.cover", cover)
+    if secret is not None:
+        choose(qtbot, window, dialogs, "encode.secret", secret)
+    type_into(qtbot, window, "encode.passphrase.first", passphrase)
+    type_into(qtbot, window, "encode.passphrase.confirm", passphrase)
+    start = child(window, QPushButton, "encode.start")
+    qtbot.waitUntil(start.isEnabled, timeout=WAIT_MS)
+    click(qtbot, window, "encode.start")
+    return window.encode_view
+
+
+def finished(view):
+    task = view.follower.task
+    return task is not None and task.status.finished
+
+
+def decode(qtbot, window, dialogs, stego: Path, passphrase=PASSPHRASE):
+    window.show_screen("decode")
+    choose(qtbot, window, dialogs, "decode.stego", stego)
+    type_into(qtbot, window, "decode.passphrase.first", passphrase)
+    click(qtbot, window, "decode.start")
+    view = window.decode_view
+    qtbot.waitUntil(lambda: finished(view) or bool(label(window, "decode.error")), timeout=WAIT_MS)
+    return view
+
+
+def dominant_frequency(samples: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return (int(np.argmax(spectrum[1:])) + 1) * rate / len(samples)
+
+
+@pytest.fixture
+def cover(tmp_path: Path) -> Path:
+    return write_wav(tmp_path / "holiday.wav", 8000 * 30)  # 30 s at 8 kHz: ~30 KB of room
+
+
+@pytest.fixture
+def secret_file(tmp_path: Path) -> Path:
+    path = tmp_path / "plan.txt"
+    path.write_bytes(SECRET)
+    return path
+
+
+# Record -------------------------------------------------------------------------------
+
+
+def test_record_play_and_use_the_recording(qtbot, window, desktop_audio, desktop_dialogs):
+    window.show_screen("record")
+    view = window.record_view
+    assert child(window, QLabel, "record.message").text() == ""
+    click(qtbot, window, "record.start")
+    assert view.state.phase is RecordPhase.RECORDING
+    stream = desktop_audio.last_input
+    stream.feed(voice_like(2.0, 16_000))
+    qtbot.waitUntil(lambda: view.recorder.frames >= 32_000, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: view.waveform.column_count > 100, timeout=WAIT_MS)
+    assert view.meter.peak_dbfs > -12
+    assert label(window, "record.elapsed") == "0:02.0"
+    screenshot(window, "record-live")
+    click(qtbot, window, "record.stop")
+    assert view.state.phase is RecordPhase.RECORDED and stream.closed
+    path = view.recording.path
+    data, rate = sf.read(path, dtype="float32")
+    assert (len(data), rate) == (32_000, 16_000)
+    assert path.parent == window.ctx.recordings_dir
+    screenshot(window, "record")
+
+    click(qtbot, window, "record.play")
+    assert view.state.phase is RecordPhase.PLAYING
+    played = desktop_audio.last_output.pull(40_000)
+    np.testing.assert_allclose(played[:32_000, 0], data, atol=1e-6)
+    qtbot.waitUntil(lambda: view.state.phase is RecordPhase.RECORDED, timeout=WAIT_MS)
+
+    click(qtbot, window, "record.use")
+    assert window.current_screen == "encode"
+    assert child(window, QLineEdit, "encode.secret.path").text() == str(path)
+    assert window.selection.secret_is_recording
+    qtbot.waitUntil(lambda: "Recording:" in label(window, "encode.secret_info"), timeout=WAIT_MS)
+
+
+def test_record_again_replaces_the_recording(qtbot, window, desktop_audio):
+    window.show_screen("record")
+    view = window.record_view
+    click(qtbot, window, "record.start")
+    desktop_audio.last_input.feed(voice_like(0.5, 16_000))
+    qtbot.waitUntil(lambda: view.recorder.frames >= 8000, timeout=WAIT_MS)
+    click(qtbot, window, "record.stop")
+    first = view.recording.path
+    click(qtbot, window, "record.rerecord")
+    assert view.state.phase is RecordPhase.RECORDING and not first.exists()
+    desktop_audio.last_input.feed(voice_like(0.25, 16_000))
+    qtbot.waitUntil(lambda: view.recorder.frames >= 4000, timeout=WAIT_MS)
+    click(qtbot, window, "record.stop")
+    assert view.recording.frames == 4000
+
+
+def test_a_recording_left_by_a_crash_is_found_again(qtbot, open_window, desktop_ctx):
+    folder = desktop_ctx.recordings_dir
+    folder.mkdir(parents=True)
+    sf.write(folder / "recording-20300101-120000-abcdef.wav", voice_like(1.0, 16_000), 16_000)
+    window = open_window(desktop_ctx)
+    view = window.record_view
+    assert view.state.phase is RecordPhase.RECORDED
+    assert "Recovered an earlier recording" in label(window, "record.file")
+    assert label(window, "record.elapsed") == "0:01.0"
+
+
+def test_no_microphone_is_said_plainly(qtbot, open_window, tmp_path, desktop_board):
+    ctx = make_context(tmp_path / "app", desktop_board, audio=FakeBackend([FAKE_SPEAKER]))
+    window = open_window(ctx)
+    window.show_screen("record")
+    assert "No microphone was found" in label(window, "record.message")
+    assert not child(window, QPushButton, "record.start").isEnabled()
+    screenshot(window, "record-no-microphone")
+
+
+def test_a_microphone_that_fails_to_open_is_reported(qtbot, open_window, tmp_path, desktop_board):
+    audio = FakeBackend(fail_open="The device is busy.")
+    window = open_window(make_context(tmp_path / "app", desktop_board, audio=audio))
+    window.show_screen("record")
+    click(qtbot, window, "record.start")
+    assert "The device is busy." in label(window, "record.message")
+    assert window.record_view.state.phase is RecordPhase.IDLE
+
+
+# Encode and decode --------------------------------------------------------------------
+
+
+def test_encode_a_recording_then_decode_and_play_it(
+    qtbot, window, desktop_audio, desktop_dialogs, cover, tmp_path
+):
+    window.show_screen("record")
+    click(qtbot, window, "record.start")
+    desktop_audio.last_input.feed(voice_like(1.0, 16_000))
+    qtbot.waitUntil(lambda: window.record_view.recorder.frames >= 16_000, timeout=WAIT_MS)
+    click(qtbot, window, "record.stop")
+    recording = window.record_view.recording.path
+    click(qtbot, window, "record.use")
+
+    view = encode(qtbot, window, desktop_dialogs, cover, None)
+    qtbot.waitUntil(lambda: finished(view), timeout=WAIT_MS)
+    task = view.follower.task
+    assert task.status is TaskStatus.SUCCEEDED, label(window, "encode.error")
+    assert task.secret_media_type == "audio/ogg; codecs=opus"
+    assert "The stego file is ready: holiday.wav" in label(window, "encode.result")
+    assert not recording.exists()  # sent: the recording is not kept any longer
+    screenshot(window, "encode")
+
+    stego = tmp_path / "out" / "holiday-sent.wav"
+    stego.parent.mkdir()
+    desktop_dialogs.save_answers.append(stego)
+    click(qtbot, window, "encode.save")
+    assert stego.read_bytes() == task.output.read_bytes()
+    assert label(window, "encode.saved") == f"Saved to {stego}"
+
+    view = decode(qtbot, window, desktop_dialogs, stego)
+    done = view.follower.task
+    assert done.status is TaskStatus.SUCCEEDED, label(window, "decode.error")
+    assert done.output_media_type.startswith("audio/ogg")
+    assert "Recovered the recording" in label(window, "decode.result")
+    data, rate = sf.read(done.output, dtype="float32")
+    assert dominant_frequency(data[rate // 10 :], rate) == pytest.approx(1000, abs=10)
+    click(qtbot, window, "decode.play")
+    assert desktop_audio.last_output.started
+    screenshot(window, "decode")
+    click(qtbot, window, "decode.play")  # stop
+    assert desktop_audio.last_output.closed
+
+
+def test_encode_and_decode_a_file_dropped_on_the_window(
+    qtbot, window, desktop_dialogs, desktop_board, cover, secret_file, tmp_path
+):
+    window.show_screen("encode")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(cover)), QUrl.fromLocalFile(str(secret_file))])
+    drop = QDropEvent(
+        QPointF(200, 200),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    window.dropEvent(drop)
+    assert child(window, QLineEdit, "encode.cover.path").text() == str(cover)
+    assert child(window, QLineEdit, "encode.secret.path").text() == str(secret_file)
+    type_into(qtbot, window, "encode.passphrase.first", PASSPHRASE)
+    type_into(qtbot, window, "encode.passphrase.confirm", PASSPHRASE)
+    qtbot.waitUntil(child(window, QPushButton, "encode.start").isEnabled, timeout=WAIT_MS)
+    assert "Fits" in label(window, "encode.fit")
+    click(qtbot, window, "encode.start")
+    view = window.encode_view
+    qtbot.waitUntil(lambda: finished(view), timeout=WAIT_MS)
+    stego = view.follower.task.output
+    assert SECRET not in desktop_board.server.bodies()
+
+    recovered = decode(qtbot, window, desktop_dialogs, stego).follower.task
+    assert recovered.output.read_bytes() == SECRET
+    assert not child(window, QPushButton, "decode.play").isVisible()  # not audio
+    target = tmp_path / "plan-again.txt"
+    desktop_dialogs.save_answers.append(target)
+    click(qtbot, window, "decode.save")
+    assert target.read_bytes() == SECRET
+
+
+def test_a_secret_too_large_is_refused_before_any_upload(
+    qtbot, window, desktop_dialogs, desktop_board, tmp_path
+):
+    small_cover = write_wav(tmp_path / "short.wav", 4000)
+    big = tmp_path / "photo.jpg"
+    big.write_bytes(bytes(range(256)) * 40)
+    window.show_screen("encode")
+    choose(qtbot, window, desktop_dialogs, "encode.cover", small_cover)
+    choose(qtbot, window, desktop_dialogs, "encode.secret", big)
+    type_into(qtbot, window, "encode.passphrase.first", PASSPHRASE)
+    type_into(qtbot, window, "encode.passphrase.confirm", PASSPHRASE)
+    qtbot.waitUntil(lambda: label(window, "encode.fit").startswith("Too large"), timeout=WAIT_MS)
+    assert not child(window, QPushButton, "encode.start").isEnabled()
+    assert label(window, "encode.hint") == "The secret does not fit in this cover."
+    assert "holds up to" in label(window, "encode.cover_info")
+    assert desktop_board.server.requests == []
+    screenshot(window, "encode-too-large")
+
+
+def test_passphrase_must_be_confirmed_and_not_trivial(qtbot, window, desktop_dialogs, cover):
+    window.show_screen("encode")
+    choose(qtbot, window, desktop_dialogs, "encode.cover", cover)
+    type_into(qtbot, window, "encode.passphrase.first", "password")
+    assert "Too easy to guess" in label(window, "encode.passphrase.hint")
+    type_into(qtbot, window, "encode.passphrase.first", PASSPHRASE)
+    type_into(qtbot, window, "encode.passphrase.confirm", PASSPHRASE + "!")
+    assert "do not match" in label(window, "encode.passphrase.hint")
+    window.selection.set_secret(None)
+    assert label(window, "encode.hint") == "Record a message or choose a file as the secret."
+
+
+def test_a_cover_that_is_not_a_wav_is_refused(qtbot, window, desktop_dialogs, tmp_path):
+    bad = tmp_path / "song.wav"
+    bad.write_bytes(b"ID3 this is an mp3 really" * 20)
+    window.show_screen("encode")
+    choose(qtbot, window, desktop_dialogs, "encode.cover", bad)
+    assert label(window, "encode.cover_info").startswith("Not a WAV file.")
+    assert label(window, "encode.hint") == "The cover cannot be used."
+
+
+def test_wrong_passphrase_says_so_plainly(qtbot, window, desktop_dialogs, cover, secret_file):
+    view = encode(qtbot, window, desktop_dialogs, cover, secret_file)
+    qtbot.waitUntil(lambda: finished(view), timeout=WAIT_MS)
+    decode(qtbot, window, desktop_dialogs, view.follower.task.output, "not my passphrase at all")
+    error = label(window, "decode.error")
+    assert error.startswith("Wrong passphrase, or nothing hidden.")
+    assert "passphrase is wrong" in error
+    screenshot(window, "decode-wrong-passphrase")
+
+
+def test_the_servers_error_message_is_shown(
+    qtbot, window, desktop_dialogs, desktop_board, cover, secret_file
+):
+    desktop_board.server.fail_job = ("worker_crashed", "The worker stopped unexpectedly")
+    view = encode(qtbot, window, desktop_dialogs, cover, secret_file)
+    qtbot.waitUntil(lambda: finished(view), timeout=WAIT_MS)
+    assert view.follower.task.status is TaskStatus.FAILED
+    assert label(window, "encode.error") == ("The worker stopped unexpectedly. [worker_crashed]")
+
+
+def test_pause_resume_and_cancel_an_upload(
+    qtbot, open_window, tmp_path, desktop_dialogs, cover, secret_file
+):
+    board = Switchboard(FakeServer(part_size=16 * 1024))
+    parts = SwitchedParts(board)
+    window = open_window(make_context(tmp_path / "app", board, parts=parts, parallel_parts=1))
+    reached, gate = threading.Event(), threading.Event()
+
+    def hold_part_3(number: int) -> None:
+        if number == 3 and not reached.is_set():
+            reached.set()
+            gate.wait(10)
+
+    parts.before_put = hold_part_3
+    view = encode(qtbot, window, desktop_dialogs, cover, secret_file)
+    qtbot.waitUntil(reached.is_set, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: child(window, QPushButton, "encode.progress.pause").isEnabled())
+    click(qtbot, window, "encode.progress.pause")
+    gate.set()
+    qtbot.waitUntil(
+        lambda: view.follower.task is not None and view.follower.task.status is TaskStatus.PAUSED,
+        timeout=WAIT_MS,
+    )
+    assert "Paused" in label(window, "encode.progress.text")
+    stored_while_paused = len(parts.stored)
+    click(qtbot, window, "encode.progress.resume")
+    qtbot.waitUntil(lambda: finished(view), timeout=WAIT_MS)
+    assert view.follower.task.status is TaskStatus.SUCCEEDED
+    assert len(parts.stored) == len(set(parts.stored)) > stored_while_paused
+
+    reached.clear()
+    gate.clear()
+    parts.before_put = hold_part_3
+    other = write_wav(tmp_path / "other.wav", 8000 * 20)
+    view = encode(qtbot, window, desktop_dialogs, other, secret_file)
+    qtbot.waitUntil(reached.is_set, timeout=WAIT_MS)
+    click(qtbot, window, "encode.progress.cancel")
+    gate.set()
+    qtbot.waitUntil(lambda: finished(view), timeout=WAIT_MS)
+    assert view.follower.task.status is TaskStatus.CANCELLED
+    assert label(window, "encode.result") == "Cancelled."
+
+
+# Offline and restart ------------------------------------------------------------------
+
+
+def test_offline_the_encode_is_queued_and_sent_when_the_server_is_back(
+    qtbot, open_window, desktop_ctx, desktop_board, desktop_dialogs, cover, secret_file
+):
+    desktop_board.offline = True
+    window = open_window(desktop_ctx)
+    assert window.connection.status is ConnectionStatus.OFFLINE
+    assert "Offline: the server at http://api.test cannot be reached" in label(
+        window, "status.connection"
+    )
+    view = encode(qtbot, window, desktop_dialogs, cover, secret_file)
+    qtbot.waitUntil(lambda: view.follower.task is not None, timeout=WAIT_MS)
+    assert child(window, QPushButton, "encode.start").text() == "Queue encode"
+    assert view.follower.task.status is TaskStatus.QUEUED
+    assert "Queued: the server cannot be reached now" in label(window, "encode.progress.text")
+    assert label(window, "status.queue") == "1 task waiting for the server"
+    assert "1 encode waiting to be sent" in label(window, "encode.queue")
+    assert desktop_board.server.uploads == {}
+    screenshot(window, "offline")
+
+    desktop_board.offline = False
+    qtbot.waitUntil(lambda: finished(view), timeout=WAIT_MS)
+    assert view.follower.task.status is TaskStatus.SUCCEEDED
+    assert window.connection.status is ConnectionStatus.ONLINE
+    assert label(window, "status.queue") == ""
+    recovered = decode(qtbot, window, desktop_dialogs, view.follower.task.output).follower.task
+    assert recovered.output.read_bytes() == SECRET
+
+
+def test_the_server_not_ready_is_shown(qtbot, open_window, desktop_ctx, desktop_board):
+    desktop_board.ready = False
+    window = open_window(desktop_ctx)
+    assert window.connection.status is ConnectionStatus.NOT_READY
+    assert "is not ready (storage)" in label(window, "status.connection")
+
+
+def test_restart_resumes_the_upload_without_resending_stored_parts(
+    qtbot, open_window, tmp_path, desktop_dialogs, secret_file
+):
+    board = Switchboard(FakeServer(part_size=4096))
+    parts = SwitchedParts(board)
+    ctx = make_context(tmp_path / "app", board, parts=parts, parallel_parts=1)
+    cover = write_wav(tmp_path / "long.wav", 8000 * 12)  # 192 KB: 47 parts
+    reached, gate = threading.Event(), threading.Event()
+
+    def drop_at_part_6(number: int) -> None:
+        if number == 6 and not reached.is_set():
+            reached.set()
+            gate.wait(10)
+            raise PartRejected("The connection was reset.")
+
+    parts.before_put = drop_at_part_6
+    first = open_window(ctx)
+    view = encode(qtbot, first, desktop_dialogs, cover, secret_file)
+    qtbot.waitUntil(reached.is_set, timeout=WAIT_MS)
+    task_id = view.task_id
+    first.manager.stop_all()
+    qtbot.wait(300)  # the uploader notices between parts
+    gate.set()
+    first.close()
+    assert first.store.require(task_id).status is TaskStatus.UPLOADING
+    before = list(parts.stored)
+    assert [n for _, n in before] == [1, 2, 3, 4, 5]
+
+    parts.before_put = None
+    second = open_window(ctx)
+    second.show_screen("history")
+    history = second.history_view
+
+    def done() -> bool:
+        task = second.store.get(task_id)
+        return task is not None and task.status is TaskStatus.SUCCEEDED
+
+    qtbot.waitUntil(done, timeout=WAIT_MS)
+    cover_upload = before[0][0]
+    resent = [n for u, n in parts.stored[len(before) :] if u == cover_upload]
+    assert resent == list(range(6, 48))
+    assert len(parts.stored) == len(set(parts.stored))
+    qtbot.waitUntil(lambda: history.tasks and history.tasks[0].status is TaskStatus.SUCCEEDED)
+    assert history.table.item(0, 2).text() == "Done"
+
+
+# Settings and history -----------------------------------------------------------------
+
+
+def test_settings_are_tested_and_saved_with_the_token_in_the_keyring(
+    qtbot, open_window, tmp_path, desktop_board
+):
+    keyring = MemoryKeyring()
+    ctx = make_context(tmp_path / "app", desktop_board, keyring=keyring)
+    window = open_window(ctx)
+    window.show_screen("settings")
+    assert child(window, QLineEdit, "settings.url").text() == API
+    assert child(window, QLineEdit, "settings.token").text() == TOKEN
+
+    type_into(qtbot, window, "settings.token", "tok_wrong")
+    click(qtbot, window, "settings.test")
+    qtbot.waitUntil(lambda: "refused the token" in label(window, "settings.test_result"))
+    type_into(qtbot, window, "settings.token", TOKEN)
+    click(qtbot, window, "settings.test")
+    qtbot.waitUntil(
+        lambda: (
+            label(window, "settings.test_result")
+            == "Connected: the server is ready and the token works."
+        )
+    )
+
+    downloads = tmp_path / "Downloads"
+    downloads.mkdir()
+    child(window, QSpinBox, "settings.parallel").setValue(3)
+    type_into(qtbot, window, "settings.download_dir", str(downloads))
+    click(qtbot, window, "settings.save")
+    assert label(window, "settings.status") == "Saved. The token is kept in the system keyring."
+    assert keyring.entries == {("subtone", API): TOKEN}
+    saved = json.loads(ctx.config_path.read_text())
+    assert "token" not in saved and saved["parallel_parts"] == 3
+    assert window.settings.parallel_parts == 3
+    assert window.settings.effective_download_dir == downloads
+    qtbot.waitUntil(lambda: window.connection.status is ConnectionStatus.ONLINE)
+    screenshot(window, "settings")
+
+    type_into(qtbot, window, "settings.url", "ftp://nowhere")
+    click(qtbot, window, "settings.save")
+    assert "must start with http:// or https://" in label(window, "settings.status")
+
+
+def test_a_new_server_url_is_used_at_once(qtbot, window, desktop_board):
+    window.show_screen("settings")
+    desktop_board.offline = True
+    type_into(qtbot, window, "settings.url", "http://elsewhere.test:8600")
+    click(qtbot, window, "settings.save")
+    assert window.manager.server == "http://elsewhere.test:8600"
+    qtbot.waitUntil(lambda: window.connection.status is ConnectionStatus.OFFLINE)
+    assert "http://elsewhere.test:8600" in label(window, "status.connection")
+
+
+def test_history_lists_jobs_with_sizes_dates_and_outputs(
+    qtbot, window, desktop_dialogs, cover, secret_file, tmp_path
+):
+    view = encode(qtbot, window, desktop_dialogs, cover, secret_file)
+    qtbot.waitUntil(lambda: finished(view), timeout=WAIT_MS)
+    decode(qtbot, window, desktop_dialogs, view.follower.task.output)
+    window.show_screen("history")
+    history = window.history_view
+    qtbot.waitUntil(lambda: len(history.tasks) == 2)
+    table = history.table
+    assert table.rowCount() == 2
+    rows = [[table.item(r, c).text() for c in range(table.columnCount())] for r in range(2)]
+    assert rows[0][0] == "Decode" and rows[1][0] == "Encode"
+    assert rows[1][1] == "plan.txt in holiday.wav"
+    assert rows[0][2] == rows[1][2] == "Done"
+    assert rows[1][3].startswith("480 KB + ") and rows[1][3].endswith("→ 480 KB")
+    assert rows[0][3] == f"480 KB → {len(SECRET)} B"
+    assert rows[0][6] == "plan.txt" and rows[1][6] == "holiday.wav"
+    assert rows[1][4][:2] == "20"  # a date
+    assert [t.kind for t in history.tasks] == [TaskKind.DECODE, TaskKind.ENCODE]
+    assert "None: every upload finished" in history.uploads.item(0).text()
+
+    history.select(history.tasks[1].id)
+    assert child(window, QPushButton, "history.save").isEnabled()
+    assert not child(window, QPushButton, "history.resume").isEnabled()
+    target = tmp_path / "from-history.wav"
+    desktop_dialogs.save_answers.append(target)
+    click(qtbot, window, "history.save")
+    assert target.read_bytes() == history.tasks[1].output.read_bytes()
+    screenshot(window, "history")
+
+    click(qtbot, window, "history.remove")
+    assert [t.kind for t in history.tasks] == [TaskKind.DECODE]
+
+
+# Entry points ---------------------------------------------------------------------------
+
+
+def test_entry_points_are_declared():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["gui-scripts"]["subtone-desktop"] == "desktop.app:main"
+    assert (
+        (ROOT / "desktop" / "__main__.py").read_text().strip().endswith("raise SystemExit(main())")
+    )
+    from desktop.app import main
+
+    assert callable(main)
+
+
+def test_history_opens_a_decode_that_waited_for_its_passphrase(
+    qtbot, open_window, desktop_ctx, desktop_dialogs, cover, secret_file
+):
+    from desktop.app.context import close_runtime
+    from desktop.app.pipeline import prepare_decode, run_task
+    from tests.desktop.app_support import CHEAP
+
+    first = open_window(desktop_ctx)
+    view = encode(qtbot, first, desktop_dialogs, cover, secret_file)
+    qtbot.waitUntil(lambda: finished(view), timeout=WAIT_MS)
+    stego = view.follower.task.output
+    first.close()
+    # A decode whose app was restarted before it could open the result: the passphrase,
+    # never written down, is gone.
+    settings = desktop_ctx.settings_store().load()
+    store = desktop_ctx.task_store()
+    runtime = desktop_ctx.runtime(settings, store)
+    task = prepare_decode(
+        store, server=settings.server_url, stego=stego, passphrase=PASSPHRASE, position_kdf=CHEAP
+    )
+    assert run_task(runtime, task.id).status is TaskStatus.NEEDS_PASSPHRASE
+    close_runtime(runtime)
+
+    second = open_window(desktop_ctx)
+    second.show_screen("history")
+    history = second.history_view
+    history.select(task.id)
+    assert history.table.item(0, 2).text() == "Needs the passphrase"
+    desktop_dialogs.passphrase_answers.append("a wrong guess")
+    click(qtbot, second, "history.passphrase")
+    qtbot.waitUntil(lambda: "passphrase is wrong" in label(second, "history.message"))
+    desktop_dialogs.passphrase_answers.append(PASSPHRASE)
+    click(qtbot, second, "history.passphrase")
+    qtbot.waitUntil(lambda: second.store.require(task.id).status is TaskStatus.SUCCEEDED)
+    assert second.store.require(task.id).output.read_bytes() == SECRET

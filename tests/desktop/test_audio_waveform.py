@@ -1,0 +1,51 @@
+"""Waveform decimation and the scrolling view."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from desktop.audio.waveform import ScrollingWaveform, min_max_columns, to_mono
+
+
+def test_min_max_columns_cover_every_sample():
+    samples = np.arange(100, dtype=np.float32) / 100
+    columns = min_max_columns(samples, 10)
+    assert columns.shape == (10, 2)
+    assert columns[0].tolist() == pytest.approx([0.0, 0.09])
+    assert columns[-1].tolist() == pytest.approx([0.9, 0.99])
+
+
+def test_min_max_columns_with_few_samples_and_stereo():
+    stereo = np.array([[1.0, -1.0], [0.5, 0.5]], dtype=np.float32)
+    assert to_mono(stereo).tolist() == [0.0, 0.5]
+    columns = min_max_columns(stereo, 100)
+    assert columns.tolist() == [[0.0, 0.0], [0.5, 0.5]]
+    assert min_max_columns(np.zeros(0), 5).shape == (0, 2)
+    with pytest.raises(ValueError):
+        min_max_columns(stereo, 0)
+
+
+def test_scrolling_view_keeps_the_last_columns_in_order():
+    view = ScrollingWaveform(columns=4, samples_per_column=10)
+    view.push(np.full(15, 0.1, dtype=np.float32))  # one column closed, five samples pending
+    assert len(view) == 1
+    view.push(np.full(5, 0.2, dtype=np.float32))  # closes the second column (half 0.1, half 0.2)
+    np.testing.assert_allclose(view.columns(), [[0.1, 0.1], [0.1, 0.2]])
+    for value in (0.3, 0.4, 0.5):
+        view.push(np.full(10, value, dtype=np.float32))
+    assert len(view) == 4
+    assert view.columns()[:, 1].tolist() == pytest.approx([0.2, 0.3, 0.4, 0.5])
+    view.clear()
+    assert len(view) == 0
+
+
+def test_scrolling_view_takes_a_block_longer_than_the_view():
+    view = ScrollingWaveform(columns=3, samples_per_column=2)
+    view.push(np.arange(20, dtype=np.float32))
+    assert view.columns()[:, 0].tolist() == [14.0, 16.0, 18.0]
+
+
+def test_for_rate_sizes_columns_to_the_seconds_shown():
+    view = ScrollingWaveform.for_rate(48_000, seconds=6.0, columns=600)
+    assert view.samples_per_column == 480
