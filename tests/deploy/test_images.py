@@ -1,0 +1,148 @@
+"""The images: hadolint, and the rules it cannot see (non-root, health checks, pins, layers)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from tests.deploy.conftest import DOCKER_DIR, DOCKERFILES, ROOT, run, tool
+
+ROOT_USERS = {"root", "0", "0:0", "root:root"}
+# The images' final stages and what each must run.
+TARGETS = {
+    ("server.Dockerfile", "api"): ["python", "-m", "server.api"],
+    ("server.Dockerfile", "worker"): ["python", "-m", "server.worker"],
+    ("triton.Dockerfile", None): ["--model-repository=/models"],
+}
+REQUIREMENTS = DOCKER_DIR / "requirements.txt"
+LEFT_OUT_OF_IMAGES = {"nvidia-pytriton"}
+IGNORED_IN_CONTEXT = {".git", ".venv", "tests", "bench", "**/__pycache__"}
+
+
+@dataclass
+class Stage:
+    base: str
+    name: str | None
+    instructions: list[tuple[str, str]] = field(default_factory=list)
+
+    def last(self, keyword: str) -> str | None:
+        found = [arguments for k, arguments in self.instructions if k == keyword]
+        return found[-1] if found else None
+
+
+def stages(dockerfile: Path) -> list[Stage]:
+    """The stages of ``dockerfile``: FROM's image and name, and the instructions under it."""
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    found: list[Stage] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        keyword, _, arguments = line.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "FROM":
+            image, _, name = arguments.partition(" AS ")
+            found.append(Stage(image.strip(), name.strip() or None))
+        else:
+            found[-1].instructions.append((keyword, arguments.strip()))
+    return found
+
+
+def final_stage(dockerfile: Path, target: str | None) -> tuple[Stage, list[Stage]]:
+    """The stage ``target`` (the last one if None) and the stages it is built on."""
+    all_stages = stages(dockerfile)
+    by_name = {s.name: s for s in all_stages if s.name}
+    stage = by_name[target] if target else all_stages[-1]
+    chain = [stage]
+    while chain[-1].base in by_name:
+        chain.append(by_name[chain[-1].base])
+    return stage, chain
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_hadolint_passes(dockerfile: Path) -> None:
+    result = run([tool("hadolint"), str(dockerfile)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_dockerfile_is_an_image_we_check() -> None:
+    assert {p.name for p in DOCKERFILES} == {name for name, _ in TARGETS}
+
+
+@pytest.mark.parametrize(("name", "target"), TARGETS, ids=lambda v: str(v))
+def test_images_run_as_an_unprivileged_user_with_a_health_check(
+    name: str, target: str | None
+) -> None:
+    stage, chain = final_stage(DOCKER_DIR / name, target)
+    users = [s.last("USER") for s in chain if s.last("USER")]
+    assert users, f"{name}:{target} runs as root"
+    assert users[0] not in ROOT_USERS
+    health = next(s.last("HEALTHCHECK") for s in chain if s.last("HEALTHCHECK"))
+    assert health and " CMD " in f" {health} "
+    assert json.loads(stage.last("CMD") or "null") == TARGETS[name, target]
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_builds_are_multi_stage_on_pinned_slim_bases(dockerfile: Path) -> None:
+    all_stages = stages(dockerfile)
+    names = {s.name for s in all_stages}
+    external = [s.base for s in all_stages if s.base not in names]
+    assert len(all_stages) >= 2
+    for image in external:
+        repository, _, tag = image.rpartition(":")
+        assert repository and re.fullmatch(r"[\w.-]*\d[\w.-]*", tag), f"{image} is not pinned"
+        assert "alpine" not in tag
+        if repository == "python":
+            assert re.fullmatch(r"3\.11\.\d+-slim-\w+", tag), f"{image}: not a pinned slim 3.11"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_dependencies_are_installed_before_the_code_is_copied(dockerfile: Path) -> None:
+    for stage in stages(dockerfile):
+        steps = [f"{k} {a}" for k, a in stage.instructions]
+        code = [i for i, s in enumerate(steps) if re.match(r"COPY (--\S+ )*server\b", s)]
+        installs = [i for i, s in enumerate(steps) if "pip install" in s and "--no-deps" not in s]
+        if code and installs:
+            assert max(installs) < min(code), f"{dockerfile.name}: {stage.name}"
+
+
+def test_the_health_check_is_executable_as_the_images_copy_it() -> None:
+    assert os.access(DOCKER_DIR / "healthcheck.py", os.X_OK)
+
+
+def test_the_build_context_leaves_out_what_images_never_copy() -> None:
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert ignored >= IGNORED_IN_CONTEXT
+
+
+def test_requirements_pin_every_runtime_dependency_of_the_server() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [
+        Requirement(spec)
+        for spec in [*project["dependencies"], *project["optional-dependencies"]["server"]]
+    ]
+    pins = {}
+    for line in REQUIREMENTS.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"{line} is not pinned"
+            pins[canonicalize_name(name)] = version
+    for requirement in wanted:
+        name = canonicalize_name(requirement.name)
+        if name in LEFT_OUT_OF_IMAGES:
+            assert name not in pins
+            continue
+        assert name in pins, f"{name} is missing from {REQUIREMENTS.name}"
+        assert requirement.specifier.contains(pins[name]), f"{name}=={pins[name]}: {requirement}"
