@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -46,16 +47,20 @@ def build_services(settings: Settings, deps: Dependencies, metrics: ApiMetrics) 
             deps.enqueuer,
             download_ttl_seconds=settings.DOWNLOAD_TTL_SECONDS,
         ),
-        readiness=ReadinessService(
-            {
-                "redis": deps.redis.ping,
-                "broker": deps.queue.ping,
-                "storage": deps.store.ping,
-                "triton": deps.triton.ready,
-            }
-        ),
+        readiness=ReadinessService(_readiness_checks(settings, deps)),
         metrics=metrics,
     )
+
+
+def _readiness_checks(settings: Settings, deps: Dependencies) -> dict[str, Callable[[], object]]:
+    checks: dict[str, Callable[[], object]] = {
+        "redis": deps.redis.ping,
+        "broker": deps.queue.ping,
+        "storage": deps.store.ping,
+    }
+    if settings.READYZ_CHECKS_TRITON:
+        checks["triton"] = deps.triton.ready
+    return checks
 
 
 def get_services(request: Request) -> Services:

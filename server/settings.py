@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     TRITON_URL: str = "127.0.0.1:8601"
     """gRPC address of Triton."""
     TRITON_TIMEOUT_SECONDS: float = 60.0
+    READYZ_CHECKS_TRITON: bool = True
+    """Whether the API's ``/readyz`` asks Triton. Turn it off where Triton scales to zero
+    with the queue (Kubernetes with KEDA) or where only the workers may reach it: the API
+    never calls Triton itself, so it can serve while Triton sleeps."""
     WINDOWS_IN_FLIGHT: int = 4
 
     # Storage

@@ -48,6 +48,15 @@ def test_readyz_names_the_broker_when_the_queue_is_down(api: Api) -> None:
     assert response.json()["checks"]["broker"].startswith("unavailable")
 
 
+def test_readyz_can_leave_triton_to_the_workers(make_api: ApiFactory) -> None:
+    """Where Triton scales to zero (KEDA), a sleeping Triton does not make the API unready."""
+    api = make_api(READYZ_CHECKS_TRITON=False)
+    api.triton.down = True
+    response = api.client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"redis": "ok", "broker": "ok", "storage": "ok"}
+
+
 def test_metrics_expose_latency_by_route_template_jobs_and_queue(api: Api) -> None:
     cover = upload(api, api.alice, b"c" * 100)
     job = api.client.post(
