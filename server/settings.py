@@ -65,6 +65,16 @@ class Settings(BaseSettings):
     RETRY_MIN_BACKOFF_SECONDS: float = 2.0
     RETRY_MAX_BACKOFF_SECONDS: float = 120.0
     WORKER_CONCURRENCY: int = 1
+    JOB_LEASE_SECONDS: float = 30.0
+    """A running job's lease in Redis, renewed while it runs: after its worker dies, another
+    delivery of the job takes it over within this time."""
+    JOB_MAX_LOST_RUNS: int = 3
+    """A job whose runs end this many times without a word (its worker killed, out of memory)
+    fails with ``worker_lost`` instead of taking workers down for ever."""
+    JOB_STALE_SECONDS: int = 600
+    """A running job with no heartbeat for this long and no lease is sent again by the
+    workers' reaper (its message was lost with its worker)."""
+    REAPER_INTERVAL_SECONDS: int = 60
 
     # Triton
     TRITON_URL: str = "127.0.0.1:8601"
@@ -119,6 +129,8 @@ class Settings(BaseSettings):
     def _check(self) -> Self:
         if self.JOB_TIME_LIMIT_SECONDS >= self.CONSUMER_TIMEOUT_SECONDS:
             raise ValueError("SUBTONE_JOB_TIME_LIMIT_SECONDS must be below the consumer timeout")
+        if self.JOB_STALE_SECONDS <= self.JOB_LEASE_SECONDS:
+            raise ValueError("SUBTONE_JOB_STALE_SECONDS must exceed SUBTONE_JOB_LEASE_SECONDS")
         if self.ENV is Environment.DEVELOPMENT:
             return self
         if self.SIGNING_SECRET.get_secret_value() in ("", DEV_SECRET):

@@ -6,6 +6,9 @@ Triton that is still loading), declares ``run_job`` and starts consuming ``QUEUE
 ``WORKER_CONCURRENCY`` threads and a prefetch of one message per thread: a long job never
 holds a second message that another worker could run.
 
+A reaper thread sends again, every ``REAPER_INTERVAL_SECONDS``, the running jobs whose worker
+vanished together with their message (:mod:`server.jobs.reaper`).
+
 SIGTERM or SIGINT: the running job stops after the window in flight and its message is sent
 again (handed back), the delivery is acked, and the process exits. A job still busy after
 :data:`STOP_TIMEOUT_SECONDS` is left unacked: RabbitMQ redelivers it when the connection
@@ -27,10 +30,12 @@ from dramatiq import Worker
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 from server.deps import build_redis
-from server.integrations.broker import build_broker
+from server.integrations.broker import BrokerQueue, Enqueuer, build_broker
 from server.integrations.factory import build_store
 from server.integrations.storage import ObjectStore
 from server.integrations.triton import TritonEngine
+from server.jobs.lease import JobLeases
+from server.jobs.reaper import Reaper
 from server.jobs.repository import JobRepository
 from server.jobs.runner import RunnerDeps
 from server.jobs.tasks import register
@@ -38,7 +43,7 @@ from server.settings import Settings
 from server.stego.engine import WindowEngine
 from server.uploads.repository import UploadRepository
 
-__all__ = ["WorkerProcess", "build_runner_deps", "build_worker", "main"]
+__all__ = ["WorkerProcess", "build_reaper", "build_runner_deps", "build_worker", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +68,23 @@ def build_runner_deps(
     prefix = settings.REDIS_PREFIX
     return RunnerDeps(
         jobs=JobRepository(client, prefix=prefix, ttl_seconds=settings.JOB_TTL_SECONDS),
+        leases=JobLeases(client, prefix=prefix, ttl_seconds=settings.JOB_LEASE_SECONDS),
         uploads=UploadRepository(client, prefix=prefix, ttl_seconds=settings.UPLOAD_TTL_SECONDS),
         store=store,
         engine=engine,
         settings=settings,
         stopping=stopping,
+    )
+
+
+def build_reaper(deps: RunnerDeps, queue: Enqueuer) -> Reaper:
+    """The reaper of this worker's jobs, sending lost ones again through ``queue``."""
+    return Reaper(
+        deps.jobs,
+        deps.leases,
+        queue.enqueue,
+        stale_seconds=deps.settings.JOB_STALE_SECONDS,
+        max_lost_runs=deps.settings.JOB_MAX_LOST_RUNS,
     )
 
 
@@ -99,6 +116,7 @@ class WorkerProcess:
         store = build_store(settings)
         engine = TritonEngine(settings.TRITON_URL, timeout_seconds=settings.TRITON_TIMEOUT_SECONDS)
         broker = build_broker(settings)
+        resend = BrokerQueue(broker, settings.QUEUE_NAME)
         checks: tuple[tuple[str, Callable[[], object]], ...] = (
             ("redis", client.ping),
             ("storage", store.ping),
@@ -111,12 +129,14 @@ class WorkerProcess:
             worker = build_worker(broker, settings, deps)
             worker.start()
             log.info("worker consuming %s", settings.QUEUE_NAME)
+            build_reaper(deps, resend).run_every(settings.REAPER_INTERVAL_SECONDS, self.stopping)
             while not self.stopping.wait(WAIT_TICK_SECONDS):
                 pass
             log.info("worker stopping: the running job, if any, is handed back")
             worker.stop(timeout=STOP_TIMEOUT_SECONDS * MS_PER_SECOND)
             return 0
         finally:
+            resend.close()
             broker.close()
             engine.close()
             client.close()

@@ -19,7 +19,14 @@ from server.kit.clock import utcnow
 from server.kit.errors import SubtoneError
 from server.protocol import JobKind, JobState
 
-__all__ = ["IdempotencyConflict", "JobNotFound", "JobRecord", "JobRepository", "request_hash"]
+__all__ = [
+    "WORKER_LOST",
+    "IdempotencyConflict",
+    "JobNotFound",
+    "JobRecord",
+    "JobRepository",
+    "request_hash",
+]
 
 
 class JobNotFound(SubtoneError):
@@ -58,7 +65,19 @@ class JobRecord(BaseModel):
     error_code: str | None = None
     error_message: str | None = None
     attempts: int = 0
+    lost_runs: int = 0
+    """Runs that ended without a word: their worker was killed or lost (see ``start``)."""
     cancel_requested: bool = False
+
+
+WORKER_LOST = "worker_lost"
+
+
+def worker_lost_message(runs: int) -> str:
+    return (
+        f"The job stopped its worker {runs} times without finishing (the worker was killed or "
+        "ran out of memory), so it was given up. Try a smaller cover, or ask the operators."
+    )
 
 
 def _text(value: object) -> str:
@@ -72,17 +91,43 @@ def request_hash(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
+_CREATE_SCRIPT = """
+-- KEYS: idempotency key ('' for none), job key, tenant's index
+-- ARGV: claim ('<job id>:<body hash>'), record JSON, TTL seconds, index score, job key prefix
+if KEYS[1] ~= '' then
+  local claim = redis.call('GET', KEYS[1])
+  if claim then
+    local job_id = string.sub(claim, 1, (string.find(claim, ':', 1, true) or 0) - 1)
+    if redis.call('EXISTS', ARGV[5] .. job_id) == 1 then
+      return {0, claim}
+    end
+    -- the claim outlived its record (the record expired first): take it over
+  end
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[4], string.sub(KEYS[2], string.len(ARGV[5]) + 1))
+redis.call('EXPIRE', KEYS[3], ARGV[3])
+return {1, ''}
+"""
+
+
 class JobRepository:
     def __init__(self, client: redis.Redis, *, prefix: str, ttl_seconds: int) -> None:
         self._redis = client
         self._prefix = prefix
         self._ttl = ttl_seconds
+        self._create_script = client.register_script(_CREATE_SCRIPT)
 
     def _key(self, job_id: str) -> str:
         return f"{self._prefix}:job:{job_id}"
 
     def _index(self, tenant: str) -> str:
         return f"{self._prefix}:jobs:{tenant}"
+
+    def _running(self) -> str:
+        """Running jobs, scored by their last sign of life (a UNIX time)."""
+        return f"{self._prefix}:running"
 
     def _idem(self, tenant: str, key: str) -> str:
         return f"{self._prefix}:idem:{tenant}:{hashlib.sha256(key.encode()).hexdigest()}"
@@ -94,26 +139,31 @@ class JobRepository:
     ) -> tuple[JobRecord, bool]:
         """Save a new job, or return the one already made for this idempotency key.
 
-        Returns the record and whether it is new (only a new job is enqueued).
+        Returns the record and whether it is new (only a new job is enqueued). Claiming the
+        key and saving the record are one atomic step (a Lua script), so two concurrent
+        requests with the same key make one job between them.
         """
-        if idempotency_key is not None:
-            idem = self._idem(record.tenant, idempotency_key)
-            claimed = self._redis.set(idem, f"{record.id}:{body_hash}", nx=True, ex=self._ttl)
-            if not claimed:
-                job_id, _, stored_hash = _text(self._redis.get(idem)).partition(":")
-                if stored_hash != body_hash:
-                    raise IdempotencyConflict()
-                existing = self.get(job_id)
-                if existing is not None:
-                    return existing, False
-                # The claim outlived its record (a crash between the two writes): retake it.
-                self._redis.set(idem, f"{record.id}:{body_hash}", ex=self._ttl)
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.set(self._key(record.id), record.model_dump_json(), ex=self._ttl)
-        pipe.zadd(self._index(record.tenant), {record.id: record.created_at.timestamp()})
-        pipe.expire(self._index(record.tenant), self._ttl)
-        pipe.execute()
-        return record, True
+        idem = self._idem(record.tenant, idempotency_key) if idempotency_key is not None else ""
+        outcome = self._create_script(
+            keys=[idem, self._key(record.id), self._index(record.tenant)],
+            args=[
+                f"{record.id}:{body_hash}",
+                record.model_dump_json(),
+                self._ttl,
+                record.created_at.timestamp(),
+                self._key(""),
+            ],
+        )
+        created, claim = int(outcome[0]), _text(outcome[1])
+        if created:
+            return record, True
+        job_id, _, stored_hash = claim.partition(":")
+        if stored_hash != body_hash:
+            raise IdempotencyConflict()
+        existing = self.get(job_id)
+        if existing is None:  # expired between the script and this read: the key is spent
+            raise JobNotFound(job_id)
+        return existing, False
 
     def release_idempotency_key(self, tenant: str, idempotency_key: str, job_id: str) -> None:
         """Forget the key's claim by ``job_id`` (a job that could not be queued), so that
@@ -173,13 +223,24 @@ class JobRepository:
                         new.params = {}  # the position key is not kept once it is not needed
                     pipe.multi()
                     pipe.set(key, new.model_dump_json(), keepttl=True)
+                    if new.state is JobState.RUNNING:
+                        pipe.zadd(self._running(), {job_id: new.updated_at.timestamp()})
+                    else:
+                        pipe.zrem(self._running(), job_id)
                     pipe.execute()
                     return new
                 except redis.WatchError:
                     continue
 
-    def start(self, job_id: str) -> JobRecord | None:
-        """Mark a delivered job running; None when it must not run (finished or cancelled)."""
+    def start(self, job_id: str, *, max_lost_runs: int) -> JobRecord | None:
+        """Mark a delivered job running; None when it must not run (finished or cancelled).
+
+        The caller holds the job's lease (:mod:`server.jobs.lease`), so a job found
+        ``running`` is not running anywhere: its last run ended without settling it (the
+        worker was killed, or lost its connection). Such a job runs again, unless it has
+        already lost ``max_lost_runs`` runs: then it fails with ``worker_lost`` (a cover that
+        kills its worker every time must not take the workers down for ever).
+        """
 
         def change(r: JobRecord) -> JobRecord | None:
             if r.state.finished:
@@ -187,6 +248,15 @@ class JobRepository:
             if r.cancel_requested:
                 r.state = JobState.CANCELLED
                 return r
+            if r.state is JobState.RUNNING:
+                r.lost_runs += 1
+                if r.lost_runs >= max_lost_runs:
+                    r.state, r.error_code, r.error_message = (
+                        JobState.FAILED,
+                        WORKER_LOST,
+                        worker_lost_message(r.lost_runs),
+                    )
+                    return r
             r.state, r.attempts = JobState.RUNNING, r.attempts + 1
             return r
 
@@ -194,6 +264,52 @@ class JobRepository:
         if record is None or record.state is not JobState.RUNNING:
             return None
         return record
+
+    def stale_running(self, *, older_than: datetime) -> list[str]:
+        """Running jobs with no sign of life since ``older_than``."""
+        ids = self._redis.zrangebyscore(self._running(), "-inf", older_than.timestamp())
+        return [_text(i) for i in ids]
+
+    def reclaim(self, job_id: str, *, older_than: datetime, max_lost_runs: int) -> JobState | None:
+        """Take back a running job with no sign of life since ``older_than``: ``queued`` with
+        one more lost run (to be sent again), or ``failed`` (``worker_lost``) once it lost
+        ``max_lost_runs``. Returns the new state, or None if the job was left alone (it came
+        back to life or finished meanwhile, or is gone)."""
+
+        taken: JobState | None = None
+
+        def change(r: JobRecord) -> JobRecord | None:
+            nonlocal taken
+            taken = None
+            if r.state is not JobState.RUNNING or r.updated_at > older_than:
+                return None
+            r.lost_runs += 1
+            if r.lost_runs >= max_lost_runs:
+                r.state, r.error_code, r.error_message = (
+                    JobState.FAILED,
+                    WORKER_LOST,
+                    worker_lost_message(r.lost_runs),
+                )
+            else:
+                r.state = JobState.QUEUED
+            taken = r.state
+            return r
+
+        if self._update(job_id, change) is None:  # no such job (expired): forget it
+            self._redis.zrem(self._running(), job_id)
+        return taken
+
+    def unclaim(self, job_id: str) -> None:
+        """Undo :meth:`reclaim` when the job could not be sent: ``running`` (and stale) again,
+        so that a later sweep tries once more."""
+
+        def change(r: JobRecord) -> JobRecord | None:
+            if r.state is not JobState.QUEUED:
+                return None
+            r.state, r.lost_runs = JobState.RUNNING, max(0, r.lost_runs - 1)
+            return r
+
+        self._update(job_id, change)
 
     def set_progress(self, job_id: str, progress: float) -> None:
         def change(r: JobRecord) -> JobRecord | None:

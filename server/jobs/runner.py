@@ -4,9 +4,11 @@
 capacity), streams the cover or stego file from storage through the codec and the window
 engine (Triton), streams the result back to storage, records it and marks the job succeeded.
 
-It is safe to run twice: a finished or cancelled job is left alone, the result key and the
-result's object id are derived from the job id (a second run overwrites the same object with
-the same bytes), and a result is only ever published whole.
+It is safe to run twice: one run at a time holds the job's lease, a finished or cancelled
+job is left alone, the result key and the result's object id are derived from the job id (a
+second run overwrites the same object with the same bytes), and a result is only ever
+published whole. A job found ``running`` by the run holding its lease was lost by its last
+worker: it runs again, at most ``JOB_MAX_LOST_RUNS`` times, then fails ``worker_lost``.
 
 Outcomes:
 
@@ -35,6 +37,7 @@ import redis
 from server.integrations.storage import ObjectStore, StorageUnavailable
 from server.integrations.triton import TritonUnavailable
 from server.jobs.inputs import InputStream, check_secret_size, load_input, read_small
+from server.jobs.lease import JobLeases
 from server.jobs.output import MultipartWriter, part_size_for
 from server.jobs.progress import (
     DEFAULT_HEARTBEAT_SECONDS,
@@ -99,6 +102,7 @@ class RunnerDeps:
 
     jobs: JobRepository
     uploads: UploadRepository
+    leases: JobLeases
     store: ObjectStore
     engine: WindowEngine
     settings: Settings
@@ -124,11 +128,30 @@ def result_object_id(job_id: str) -> str:
 
 
 def run(job_id: str, *, deps: RunnerDeps) -> None:
-    """Run the job ``job_id`` (see the module's docstring for the outcomes)."""
-    record = deps.jobs.start(job_id)
+    """Run the job ``job_id`` (see the module's docstring for the outcomes).
+
+    The job's lease is held throughout (:mod:`server.jobs.lease`): a second delivery of the
+    same job waits for this one, then finds the job finished.
+    """
+
+    def settled() -> bool:
+        record = deps.jobs.get(job_id)
+        return record is None or record.state.finished
+
+    with deps.leases.hold(job_id, stopping=deps.stopping, finished=settled) as held:
+        if held:
+            _run_held(job_id, deps)
+        else:
+            log.info("job %s was finished by another delivery", job_id)
+
+
+def _run_held(job_id: str, deps: RunnerDeps) -> None:
+    record = deps.jobs.start(job_id, max_lost_runs=deps.settings.JOB_MAX_LOST_RUNS)
     if record is None:
         log.info("job %s is finished or cancelled: nothing to do", job_id)
         return
+    if record.lost_runs:
+        log.warning("job %s: its last run ended without a word (worker lost)", job_id)
     log.info("job %s (%s) started, attempt %d", job_id, record.kind.value, record.attempts)
     try:
         result = _execute(record, deps)

@@ -52,7 +52,7 @@ def _succeed(api: Api, job_id: str) -> ObjectRecord:
         created_at=utcnow(),
     )
     api.uploads.save_object(result)
-    api.jobs.start(job_id)
+    api.jobs.start(job_id, max_lost_runs=3)
     api.jobs.succeed(job_id, result.id)
     return result
 
@@ -78,6 +78,31 @@ def test_the_same_key_and_body_give_the_same_job_sent_once(api: Api) -> None:
     assert first.status_code == second.status_code == 202
     assert first.json()["id"] == second.json()["id"]
     assert api.queue.sent == [first.json()["id"]]
+
+
+def test_concurrent_requests_with_one_key_make_one_job_sent_once(api: Api) -> None:
+    """Retries racing each other (a client that timed out and sent again at once)."""
+    cover, payload = _objects(api, api.alice)
+    body = embed_body(cover.id, payload.id)
+    start = threading.Barrier(8)
+    responses: list[httpx.Response] = []
+
+    def send() -> None:
+        with httpx.Client(base_url=str(api.client.base_url)) as client:
+            start.wait()
+            headers = auth(api.alice) | {"Idempotency-Key": "racing-key"}
+            responses.append(client.post("/v1/jobs", json=body, headers=headers))
+
+    senders = [threading.Thread(target=send) for _ in range(8)]
+    for thread in senders:
+        thread.start()
+    for thread in senders:
+        thread.join(30)
+
+    assert [r.status_code for r in responses] == [202] * 8
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert api.queue.sent == [responses[0].json()["id"]]
+    assert len(api.jobs.list_for_tenant(api.tokens.authenticate(api.alice).id)) == 1
 
 
 def test_the_same_key_with_another_body_is_409(api: Api) -> None:
@@ -168,7 +193,7 @@ def test_a_succeeded_job_has_its_result_and_a_download_url(api: Api) -> None:
 
 def test_a_failed_job_carries_its_error(api: Api) -> None:
     job = _job(api, api.alice)
-    api.jobs.start(job.id)
+    api.jobs.start(job.id, max_lost_runs=3)
     api.jobs.fail(job.id, "cover_too_small", "The cover cannot hold this payload.")
     got = api.client.get(f"/v1/jobs/{job.id}", headers=auth(api.alice)).json()
     assert got["state"] == "failed"
@@ -236,7 +261,7 @@ def test_events_follow_the_job_and_end_with_its_final_state(api: Api) -> None:
     job = _job(api, api.alice)
     worker = _later(
         [
-            lambda: api.jobs.start(job.id),
+            lambda: api.jobs.start(job.id, max_lost_runs=3),
             lambda: api.jobs.set_progress(job.id, 0.5),
             lambda: _succeed(api, job.id),
         ]

@@ -7,6 +7,7 @@ import hashlib
 import io
 import secrets
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import redis
 
 from server.integrations.localstore import LocalStore
 from server.integrations.storage import ObjectStore
+from server.jobs.lease import JobLeases
 from server.jobs.repository import JobRecord, JobRepository
 from server.jobs.runner import RunnerDeps
 from server.kit.clock import utcnow
@@ -37,6 +39,7 @@ PART_SIZE_BYTES = 256 * 1024
 PROGRESS_INTERVAL_SECONDS = 0.02
 HEARTBEAT_SECONDS = 0.1
 TTL_SECONDS = 3600
+LEASE_SECONDS = 1.5
 ENGINE = InProcessEngine()
 PAYLOAD = bytes(range(256)) * 40
 
@@ -51,6 +54,7 @@ def make_deps(
     prefix = settings.REDIS_PREFIX
     return RunnerDeps(
         jobs=jobs or JobRepository(client, prefix=prefix, ttl_seconds=TTL_SECONDS),
+        leases=JobLeases(client, prefix=prefix, ttl_seconds=LEASE_SECONDS),
         uploads=UploadRepository(client, prefix=prefix, ttl_seconds=TTL_SECONDS),
         store=store,
         engine=engine or InProcessEngine(),
@@ -168,6 +172,19 @@ class SlowEngine:
 
     def close(self) -> None:
         pass
+
+
+class CountingEngine(SlowEngine):
+    """Counts the windows it embeds, across threads."""
+
+    def __init__(self, delay: float = 0.02) -> None:
+        self.windows = 0
+        self._lock = threading.Lock()
+        super().__init__(delay, on_window=self._count)
+
+    def _count(self) -> None:
+        with self._lock:
+            self.windows += 1
 
 
 class FailingEngine(SlowEngine):

@@ -21,6 +21,7 @@ from server.integrations.broker import BrokerQueue, build_broker
 from server.integrations.localstore import LocalStore
 from server.integrations.triton import TritonEngine
 from server.integrations.tritonserver import MODEL_REPOSITORY, TritonProcess, free_port
+from server.jobs import runner
 from server.jobs.repository import JobRecord
 from server.jobs.runner import RunnerDeps
 from server.protocol import JobKind, JobState
@@ -28,6 +29,7 @@ from server.settings import Settings
 from server.worker import build_worker
 from tests.worker.support import (
     PAYLOAD,
+    CountingEngine,
     SlowEngine,
     World,
     cover_bytes,
@@ -211,6 +213,42 @@ def test_a_job_whose_triton_is_unreachable_ends_retries_exhausted_in_the_dlq(
     assert f"tried {MAX_RETRIES + 1} times" in (record.error_message or "")
     assert message_count(queue_settings, queue_settings.QUEUE_NAME) == 0
     assert message_count(queue_settings, dq_name(queue_settings.QUEUE_NAME)) == 0
+    assert world.leftovers() == []
+
+
+# -- the same job delivered twice -------------------------------------------------------------
+
+
+def messages(vhost: str, queue: str) -> int:
+    """Messages in the queue, ready or delivered and not yet acknowledged."""
+    return int(dict(rabbitmqctl_rows(vhost, "list_queues", "name", "messages"))[queue])
+
+
+def test_a_job_delivered_twice_at_once_runs_once_and_both_deliveries_are_acked(
+    world, queue_settings, rabbit_vhost, redis_client, store, sender, tmp_path, caplog
+):
+    two = queue_settings.model_copy(update={"WORKER_CONCURRENCY": 2})
+    engine = CountingEngine(0.05)
+    alone = CountingEngine(0.0)
+    cover = cover_bytes(tmp_path, seconds=8.0)
+    solo = World(make_deps(two, redis_client, store, engine=alone), store)
+    runner.run(solo.embed_job(cover, PAYLOAD), deps=solo.deps)
+    job_id = world.embed_job(cover, PAYLOAD)
+
+    with (
+        caplog.at_level(logging.INFO, logger="server.jobs"),
+        InProcessWorker(two, make_deps(two, redis_client, store, engine=engine)),
+    ):
+        sender.enqueue(job_id)
+        sender.enqueue(job_id)  # e.g. a publish retried after its confirm timed out
+        record = finished(world, job_id)
+        wait_until(lambda: messages(rabbit_vhost, two.QUEUE_NAME) == 0, "both acks", 30)
+
+    assert "being run by another delivery" in caplog.text  # the two overlapped
+    assert (record.state, record.attempts) == (JobState.SUCCEEDED, 1)
+    assert engine.windows == alone.windows
+    assert len(world.result_files(job_id)) == 1
+    assert extract(stored(world, job_id), world.k_pos) == PAYLOAD
     assert world.leftovers() == []
 
 
