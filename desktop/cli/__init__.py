@@ -334,9 +334,13 @@ def jobs_command(ctx: typer.Context) -> None:
     with _reporting(), env.client() as (_, client):
         jobs = client.list_jobs().jobs
         table = Table(title=f"{len(jobs)} job(s)")
-        for column in ("ID", "Kind", "State", "Progress", "Created"):
-            wraps = column == "State"  # a failed job's error code goes on a second line
-            table.add_column(column, no_wrap=not wraps, overflow="fold" if wraps else "ellipsis")
+        # Narrow terminals (or a pipe: 80 columns) fold the id rather than squeeze the state
+        # away; a failed job's error code goes on a second line of its state.
+        table.add_column("ID", overflow="fold")
+        table.add_column("Kind", no_wrap=True)
+        table.add_column("State", min_width=max(len(s.value) for s in JobState))
+        table.add_column("Progress", no_wrap=True, justify="right")
+        table.add_column("Created", no_wrap=True, min_width=len("2026-01-01 00:00"))
         for job in jobs:
             state = Text(job.state.value, style=_STATE_STYLES[job.state])
             if job.error is not None:

@@ -13,10 +13,13 @@ from pathlib import Path
 
 import pytest
 import redis
+from pydantic import SecretStr
 
 from server.auth.service import TokenService
-from server.settings import Settings
+from server.integrations.s3 import S3Store
+from server.settings import Settings, StorageBackend
 from server.standalone.supervisor import Ports, Supervisor
+from tests.servers import moto_server
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -88,3 +91,26 @@ def _start(tmp: Path, broker_url: str, **overrides: object) -> Iterator[Stack]:
 def stack(tmp_path_factory: pytest.TempPathFactory, rabbit_vhost: str) -> Iterator[Stack]:
     """The standalone stack with the local folder store."""
     yield from _start(tmp_path_factory.mktemp("stack"), rabbit_vhost)
+
+
+@pytest.fixture(scope="session")
+def s3_stack(tmp_path_factory: pytest.TempPathFactory, rabbit_vhost: str) -> Iterator[Stack]:
+    """The same stack on S3: a moto S3 server process instead of the local store."""
+    with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as url:
+        s3 = {
+            "STORAGE_BACKEND": StorageBackend.S3,
+            "S3_ENDPOINT": url,
+            "S3_ACCESS_KEY": "testing",
+            "S3_SECRET_KEY": SecretStr("testing"),
+            "S3_BUCKET": f"subtone-{uuid.uuid4().hex[:10]}",
+        }
+        S3Store(url, "testing", "testing", str(s3["S3_BUCKET"])).ensure_bucket()
+        yield from _start(tmp_path_factory.mktemp("s3-stack"), rabbit_vhost, **s3)
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_stack(request: pytest.FixtureRequest) -> Stack:
+    """Each storage backend's stack in turn."""
+    name = "stack" if request.param == "local" else "s3_stack"
+    found: Stack = request.getfixturevalue(name)
+    return found

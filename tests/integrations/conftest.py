@@ -8,31 +8,25 @@ gets ports the OS just handed out) and is stopped by the fixture that started it
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import shutil
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-import httpx
 import pytest
 
 from server.integrations.localstore import LocalStore
 from server.integrations.s3 import S3Store
 from server.integrations.triton import TritonEngine
 from server.integrations.tritonserver import MODEL_REPOSITORY, TritonProcess
+from tests.servers import answers, moto_server, stop, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-MOTO_SERVER = Path(sys.executable).with_name("moto_server")
-START_TIMEOUT_SECONDS = 30.0
-STOP_TIMEOUT_SECONDS = 10.0
-POLL_SECONDS = 0.05
 SECRET_ENV = "SUBTONE_TEST_LOCALSTORE_SECRET"
 LOCAL_MAX_PART_BYTES = 6 * 1024 * 1024
 SMALL_MAX_PART_BYTES = 64 * 1024
@@ -40,56 +34,10 @@ SMALL_MAX_PART_BYTES = 64 * 1024
 T = TypeVar("T")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_for(
-    condition: Callable[[], T | None], process: subprocess.Popen[bytes], log: Path, what: str
-) -> T:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited ({process.returncode}):\n{log.read_text()}")
-        value = condition()
-        if value:
-            return value
-        time.sleep(POLL_SECONDS)
-    raise RuntimeError(f"{what} did not start in {START_TIMEOUT_SECONDS}s:\n{log.read_text()}")
-
-
-def _answers(url: str) -> bool:
-    try:
-        httpx.get(url, timeout=1.0)
-    except httpx.TransportError:
-        return False
-    return True
-
-
 @pytest.fixture(scope="module")
 def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", "0"], stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-
-        def port() -> str | None:
-            found = re.search(r"Running on http://127\.0\.0\.1:(\d+)", log.read_text())
-            return found.group(1) if found else None
-
-        url = f"http://127.0.0.1:{_wait_for(port, process, log, 'moto_server')}"
-        _wait_for(lambda: _answers(url), process, log, "moto_server")
+    with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as url:
         yield url
-    finally:
-        _stop(process)
 
 
 @pytest.fixture
@@ -126,14 +74,14 @@ def _start_local_store(folder: Path, max_part_bytes: int) -> Iterator[LocalStore
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        port = _wait_for(
+        port = wait_for(
             lambda: port_file.exists() and port_file.read_text(), process, log, "local store"
         )
         url = f"http://127.0.0.1:{port}"
-        _wait_for(lambda: _answers(f"{url}/healthz"), process, log, "local store")
+        wait_for(lambda: answers(f"{url}/healthz"), process, log, "local store")
         yield LocalStoreProcess(url, root, secret, max_part_bytes)
     finally:
-        _stop(process)
+        stop(process)
 
 
 @pytest.fixture(scope="module")
