@@ -6,7 +6,9 @@ client commands work without the server extras).
 
 from __future__ import annotations
 
+import contextlib
 import getpass
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -15,6 +17,7 @@ from rich.table import Table
 
 from desktop.cli import _env, _reporting, standalone_app, token_app
 from desktop.core.config import ClientSettings, load_settings, save_settings
+from server.kit.errors import SubtoneError
 
 if TYPE_CHECKING:
     from server.auth.service import TokenService
@@ -23,6 +26,24 @@ if TYPE_CHECKING:
 __all__: list[str] = []
 
 _out = Console()
+
+
+@contextlib.contextmanager
+def _redis_errors() -> Iterator[None]:
+    """Redis unreachable (or refusing) as a message, not a traceback."""
+    import redis
+
+    from server.settings import Settings
+
+    try:
+        yield
+    except redis.RedisError as e:
+        url = Settings().REDIS_URL
+        raise SubtoneError(
+            f"Cannot reach Redis at {url} ({e}). Start it (`subtone standalone up` starts the "
+            "machine's Redis if installed), or set SUBTONE_REDIS_URL.",
+            code="redis_unavailable",
+        ) from e
 
 
 def _tokens() -> TokenService:
@@ -39,7 +60,7 @@ def _tokens() -> TokenService:
 @token_app.command("create")
 def token_create(name: Annotated[str, typer.Argument(help="Who the token is for.")]) -> None:
     """Create a token for NAME (a person: their own uploads and jobs). Shown once."""
-    with _reporting():
+    with _reporting(), _redis_errors():
         token, _ = _tokens().create(name)
     _out.print(f"Token for [bold]{name}[/] (shown once, store it now):")
     print(token)
@@ -48,7 +69,7 @@ def token_create(name: Annotated[str, typer.Argument(help="Who the token is for.
 @token_app.command("list")
 def token_list() -> None:
     """List tokens (names and dates; the tokens themselves are not stored)."""
-    with _reporting():
+    with _reporting(), _redis_errors():
         infos = _tokens().list()
     table = Table("name", "created")
     for info in infos:
@@ -59,29 +80,58 @@ def token_list() -> None:
 @token_app.command("revoke")
 def token_revoke(name: Annotated[str, typer.Argument(help="Whose token to revoke.")]) -> None:
     """Revoke NAME's token: it stops working at once."""
-    with _reporting():
+    with _reporting(), _redis_errors():
         _tokens().revoke(name)
     _out.print(f"Revoked the token of {name}.")
 
 
-def _supervisor(api_port: int | None) -> Supervisor:
+def _supervisor(ports: dict[str, int | None] | None = None) -> Supervisor:
+    """The stack's supervisor: on the ports given (and the settings' for the rest), or on
+    those of the stack ``up`` started last."""
     from server.settings import Settings
-    from server.standalone.supervisor import DEFAULT_PORTS, Ports, Supervisor
+    from server.standalone.supervisor import Ports, Supervisor
 
     settings = Settings()
-    ports = Ports(**{**DEFAULT_PORTS.__dict__, "api": api_port or settings.API_PORT})
-    return Supervisor(settings, ports)
+    if ports is None:
+        return Supervisor(settings)
+    chosen = {name: port for name, port in ports.items() if port is not None}
+    return Supervisor(settings, Ports.from_settings(settings, **chosen))
+
+
+def _port(help_text: str) -> typer.models.OptionInfo:
+    option: typer.models.OptionInfo = typer.Option(min=1, max=65535, help=help_text)
+    return option
 
 
 @standalone_app.command("up")
 def standalone_up(
     ctx: typer.Context,
-    api_port: Annotated[int | None, typer.Option(help="The API's port.")] = None,
+    api_port: Annotated[
+        int | None, _port("The API's port (default: SUBTONE_API_PORT, else 8600).")
+    ] = None,
+    store_port: Annotated[
+        int | None, _port("The local store's port (default: SUBTONE_LOCALSTORE_PORT, 8602).")
+    ] = None,
+    triton_port: Annotated[
+        int | None, _port("Triton's gRPC port (default: that of SUBTONE_TRITON_URL, 8601).")
+    ] = None,
+    triton_http_port: Annotated[int | None, _port("Triton's HTTP port (default 8603).")] = None,
+    triton_metrics_port: Annotated[
+        int | None, _port("Triton's metrics port (default 8604).")
+    ] = None,
 ) -> None:
     """Start the whole stack on this machine (no containers) and point this client at it."""
     env = _env(ctx)
-    with _reporting():
-        supervisor = _supervisor(api_port)
+    with _reporting(), _redis_errors():
+        supervisor = _supervisor(
+            {
+                "api": api_port,
+                "localstore": store_port,
+                "triton_grpc": triton_port,
+                "triton_http": triton_http_port,
+                "triton_metrics": triton_metrics_port,
+            }
+        )
         supervisor.up(report=_out.print)
         current = load_settings(env.config_path, environ={})
         token = current.token
@@ -114,14 +164,14 @@ def _token_works(supervisor: Supervisor, token: str | None) -> bool:
 def standalone_down() -> None:
     """Stop what `standalone up` started, and nothing else."""
     with _reporting():
-        _supervisor(None).down(report=_out.print)
+        _supervisor().down(report=_out.print)
 
 
 @standalone_app.command("status")
 def standalone_status() -> None:
     """Show each process of the standalone stack, and whether the API is ready."""
     with _reporting():
-        supervisor = _supervisor(None)
+        supervisor = _supervisor()
         rows = supervisor.status()
         ready = supervisor.ready()
     table = Table("service", "pid", "state")

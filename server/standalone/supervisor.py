@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -37,6 +38,7 @@ __all__ = [
     "ServiceStatus",
     "StandaloneError",
     "Supervisor",
+    "rabbitmq_consumer_timeout_ms",
 ]
 
 READY_TIMEOUT_SECONDS = 120.0
@@ -60,6 +62,17 @@ class Ports:
     localstore: int = 8602
     triton_http: int = 8603
     triton_metrics: int = 8604
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: int) -> Ports:
+        """The ports the settings name (API, local store, Triton's gRPC), then ``overrides``."""
+        triton = urlsplit(f"//{settings.TRITON_URL}").port or cls.triton_grpc
+        ports = {
+            "api": settings.API_PORT,
+            "localstore": settings.LOCALSTORE_PORT,
+            "triton_grpc": triton,
+        }
+        return replace(cls(**ports), **overrides)
 
 
 DEFAULT_PORTS = Ports()
@@ -126,15 +139,53 @@ def _wait(check: Callable[[], bool], timeout: float, what: str, log: Path | None
     raise StandaloneError(f"{what} did not become ready within {timeout:.0f} s.{tail}")
 
 
+def _run_or_explain(argv: list[str], what: str, timeout: float = 120.0) -> None:
+    """Run a system command; a failure is a :class:`StandaloneError` saying what it printed."""
+    try:
+        subprocess.run(argv, check=True, capture_output=True, text=True, timeout=timeout)
+    except subprocess.CalledProcessError as e:
+        said = (e.stderr or e.stdout or "").strip()[-1500:]
+        hint = " (are you root? try `sudo systemctl start` it)" if os.geteuid() != 0 else ""
+        raise StandaloneError(
+            f"Could not {what}{hint}: `{' '.join(argv[:2])}` exited with {e.returncode}."
+            + (f"\n{said}" if said else ""),
+            code="service_start_failed",
+        ) from e
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise StandaloneError(f"Could not {what}: {e}.", code="service_start_failed") from e
+
+
+def rabbitmq_consumer_timeout_ms() -> int | None:
+    """The local RabbitMQ's global ``consumer_timeout`` (ms), or None when it cannot be read
+    (no rabbitmqctl, not allowed, not running) or is disabled."""
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None:
+        return None
+    try:
+        out = subprocess.run(
+            [ctl, "-q", "eval", "application:get_env(rabbit, consumer_timeout)."],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = re.fullmatch(r"\{ok,(\d+)\}", out.strip())
+    return int(found.group(1)) if found else None
+
+
 class Supervisor:
     """Starts, checks and stops the standalone stack described by ``settings``."""
 
-    def __init__(self, settings: Settings, ports: Ports = DEFAULT_PORTS) -> None:
+    def __init__(self, settings: Settings, ports: Ports | None = None) -> None:
+        """``ports`` default to those of the stack ``up`` last started here, else to the
+        settings' (:meth:`Ports.from_settings`)."""
         self.settings = settings
-        self.ports = ports
         self.home = settings.DATA_DIR / "standalone"
         self.logs = self.home / "logs"
         self.state_path = self.home / STATE_FILE
+        if ports is None:
+            recorded = State.load(self.state_path).ports
+            ports = Ports(**recorded) if recorded else Ports.from_settings(settings)
+        self.ports = ports
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         """Processes this supervisor started, kept so that they are reaped when stopped."""
 
@@ -199,7 +250,7 @@ class Supervisor:
         data = self.home / "redis"
         data.mkdir(parents=True, exist_ok=True)
         pidfile = data / "redis.pid"
-        subprocess.run(
+        _run_or_explain(
             [
                 binary,
                 "--daemonize", "yes",
@@ -210,7 +261,7 @@ class Supervisor:
                 "--pidfile", str(pidfile),
                 "--logfile", str(self.logs / "redis.log"),
             ],
-            check=True,
+            "start Redis",
         )  # fmt: skip
         _wait(self._redis_ok, 30, "Redis", self.logs / "redis.log")
         state.system["redis"] = int(pidfile.read_text())
@@ -219,9 +270,12 @@ class Supervisor:
         url = urlsplit(self.settings.BROKER_URL)
         return _port_open(url.hostname or "127.0.0.1", url.port or 5672)
 
-    def ensure_rabbitmq(self, state: State) -> None:
-        if self._rabbit_ok():
-            return
+    def ensure_rabbitmq(self, state: State, report: Callable[[str], None] = print) -> None:
+        if not self._rabbit_ok():
+            self._start_rabbitmq(state)
+        self._check_consumer_timeout(report, owned="rabbitmq" in state.system)
+
+    def _start_rabbitmq(self, state: State) -> None:
         binary = shutil.which("rabbitmq-server")
         ctl = shutil.which("rabbitmqctl")
         if binary is None or ctl is None:
@@ -231,15 +285,37 @@ class Supervisor:
                 "SUBTONE_BROKER_URL at a running one.",
                 code="rabbitmq_missing",
             )
-        subprocess.run([binary, "-detached"], check=True)
-        subprocess.run(
+        _run_or_explain([binary, "-detached"], "start RabbitMQ")
+        _run_or_explain(
             [ctl, "-q", "await_startup", "--timeout", str(RABBITMQ_START_TIMEOUT_SECONDS)],
-            check=True,
+            "wait for RabbitMQ to start",
             timeout=RABBITMQ_START_TIMEOUT_SECONDS + 30,
         )
         _wait(self._rabbit_ok, 30, "RabbitMQ")
         pid = subprocess.run([ctl, "-q", "eval", "os:getpid()."], capture_output=True, text=True)
         state.system["rabbitmq"] = int(pid.stdout.strip().strip('"') or 0)
+
+    def _check_consumer_timeout(self, report: Callable[[str], None], *, owned: bool) -> None:
+        """RabbitMQ before 3.12 ignores our queue's ``x-consumer-timeout`` and applies its
+        global ``consumer_timeout`` (30 min by default): a longer job would be redelivered
+        mid-run. On a RabbitMQ ``up`` started, raise it; on the machine's own, say so."""
+        wanted = self.settings.CONSUMER_TIMEOUT_SECONDS * 1000
+        current = rabbitmq_consumer_timeout_ms()
+        if current is None or current >= wanted:
+            return
+        if owned:
+            _run_or_explain(
+                ["rabbitmqctl", "-q", "eval",
+                 f"application:set_env(rabbit, consumer_timeout, {wanted})."],
+                "set RabbitMQ's consumer_timeout",
+            )  # fmt: skip
+            return
+        report(
+            f"warning: RabbitMQ's consumer_timeout is {current // 60_000} min, below the job "
+            f"time limit of {self.settings.JOB_TIME_LIMIT_SECONDS // 60} min, and RabbitMQ "
+            "before 3.12 ignores the per-queue setting: a longer job would be delivered again "
+            f"mid-run. Set `consumer_timeout = {wanted}` in /etc/rabbitmq/rabbitmq.conf."
+        )
 
     # Our processes --------------------------------------------------------------------
 
@@ -302,7 +378,7 @@ class Supervisor:
         state = State.load(self.state_path)
         state.ports = asdict(self.ports)
         self.ensure_redis(state)
-        self.ensure_rabbitmq(state)
+        self.ensure_rabbitmq(state, report)
         state.save(self.state_path)
         env = self.child_env()
         py = sys.executable
