@@ -1,0 +1,328 @@
+"""Pipeline benchmark on the standalone stack (API, local store, worker, Triton as processes).
+
+    .venv/bin/python bench/pipeline.py [--cover-mb 100] [--rss-mb 50 500]
+                                       [--clients 50] [--requests-per-client 20]
+
+Starts the stack with the standalone supervisor on free ports, on the machine's Redis (a key
+prefix of its own) and RabbitMQ (a vhost of its own), and measures:
+
+* upload MB/s of a ``--cover-mb`` cover through the client core (hash, create, presign,
+  parallel part PUTs, complete), against one ``curl -T`` of the same file to the same store
+  (a single pre-signed part PUT, no hashing);
+* encode MB/s end to end (a fresh cover: seal, upload, job, download), and the job's own
+  time (queued → succeeded) as the server records it;
+* the worker's and Triton's peak RSS during the encode of a cover of each ``--rss-mb`` size
+  (the kernel's high-water mark, reset before each encode through ``/proc/PID/clear_refs``);
+* ``POST /v1/jobs`` latency p50/p99 with ``--clients`` concurrent clients (one tenant each,
+  ``--requests-per-client`` requests each).
+
+Everything it starts it stops. Prints a Markdown table; writes ``bench/out/pipeline.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from desktop.core.api import ApiClient  # noqa: E402
+from desktop.core.uploader import Uploader  # noqa: E402
+from desktop.core.workflow import encode  # noqa: E402
+from server.auth.service import TokenService  # noqa: E402
+from server.integrations.localstore import LocalStore  # noqa: E402
+from server.settings import Settings  # noqa: E402
+from server.standalone.supervisor import Ports, State, Supervisor  # noqa: E402
+from server.stego import wav  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+MB = 1_000_000
+RATE, CHANNELS, BYTES_PER_FRAME = 44_100, 2, 4
+REDIS_URL = "redis://127.0.0.1:6379/0"
+PASSPHRASE = "benchmarks are not secrets"
+SECRET_BYTES = 20_000
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return sorted(int(s.getsockname()[1]) for s in sockets)
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@contextmanager
+def rabbit_vhost() -> Iterator[str]:
+    name = f"subtone-bench-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
+        check=True,
+    )
+    try:
+        yield f"amqp://guest:guest@127.0.0.1:5672/{name}"
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], check=False)
+
+
+@contextmanager
+def standalone(data_dir: Path, broker_url: str) -> Iterator[Supervisor]:
+    prefix = f"subtone-bench-{uuid.uuid4().hex[:8]}"
+    api, grpc, store, http, metrics = free_ports(5)
+    settings = Settings(
+        DATA_DIR=data_dir,
+        REDIS_URL=REDIS_URL,
+        REDIS_PREFIX=prefix,
+        BROKER_URL=broker_url,
+        QUEUE_NAME=f"{prefix}-jobs",
+        MAX_UPLOAD_BYTES=4 << 30,
+    )
+    ports = Ports(api=api, triton_grpc=grpc, localstore=store, triton_http=http,
+                  triton_metrics=metrics)  # fmt: skip
+    supervisor = Supervisor(settings, ports)
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        supervisor.up(report=lambda line: print(f"  {line}", file=sys.stderr))
+        yield supervisor
+    finally:
+        supervisor.down(report=lambda _: None)
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            client.delete(key)
+        client.close()
+
+
+def make_cover(path: Path, megabytes: float, seed: int) -> Path:
+    wav.generate_cover(
+        path, megabytes * MB / (RATE * BYTES_PER_FRAME), rate=RATE, channels=CHANNELS, bits=16,
+        seed=seed,
+    )  # fmt: skip
+    return path
+
+
+def peak_rss_reset(pid: int) -> None:
+    """Reset the process's peak RSS (VmHWM) to its current RSS (Linux, "5" to clear_refs)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def rss_mb(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (Triton runs each python-backend model in a stub process)."""
+    found = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        for child in children.read_text().split():
+            found += process_tree(int(child))
+    return found
+
+
+def tree_peak_mb(pid: int) -> float:
+    return sum(rss_mb(p, "VmHWM") for p in process_tree(pid))
+
+
+# The measurements ----------------------------------------------------------------------------
+
+
+def measure_upload(supervisor: Supervisor, token: str, cover: Path, work: Path) -> dict:
+    size = cover.stat().st_size
+    with ApiClient(supervisor.api_url, token) as client, Uploader(client) as uploader:
+        start = time.perf_counter()
+        result = uploader.upload_file(cover)
+        ours = time.perf_counter() - start
+    assert result.parts_sent >= 1
+
+    settings = supervisor.settings
+    store = LocalStore(settings.localstore_root, supervisor.signing_secret(),
+                       public_url=f"http://127.0.0.1:{supervisor.ports.localstore}")  # fmt: skip
+    key = f"bench/{uuid.uuid4().hex}/cover.wav"
+    upload_id = store.create_multipart(key, "audio/wav")
+    url = store.presign_upload_part(key, upload_id, 1, 600)
+    start = time.perf_counter()
+    curl = subprocess.run(
+        ["curl", "-sS", "-f", "-o", "/dev/null", "-T", str(cover), url],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    theirs = time.perf_counter() - start
+    store.abort_multipart(key, upload_id)
+    if curl.returncode != 0:
+        raise RuntimeError(f"curl -T failed: {curl.stderr}")
+    return {
+        "cover_mb": size / MB,
+        "parts": result.parts_sent,
+        "subtone_upload_s": ours,
+        "subtone_upload_mb_s": size / MB / ours,
+        "curl_upload_s": theirs,
+        "curl_upload_mb_s": size / MB / theirs,
+    }
+
+
+def measure_encode(supervisor: Supervisor, token: str, cover: Path, work: Path) -> dict:
+    secret = work / "secret.bin"
+    secret.write_bytes(os.urandom(SECRET_BYTES))
+    out = work / f"{cover.stem}-stego.wav"
+    worker, triton = (supervisor_pid(supervisor, name) for name in ("worker", "triton"))
+    for pid in (*process_tree(worker), *process_tree(triton)):
+        peak_rss_reset(pid)
+    before = {"worker": rss_mb(worker, "VmRSS"), "triton": sum(
+        rss_mb(p, "VmRSS") for p in process_tree(triton))}  # fmt: skip
+    with ApiClient(supervisor.api_url, token) as client, Uploader(client) as uploader:
+        start = time.perf_counter()
+        summary = encode(client, cover, secret, out, PASSPHRASE, uploader=uploader)
+        seconds = time.perf_counter() - start
+        job = client.get_job(summary.job_id)
+    size = cover.stat().st_size
+    assert out.stat().st_size == size
+    out.unlink()
+    job_seconds = (job.updated_at - job.created_at).total_seconds()
+    return {
+        "cover_mb": size / MB,
+        "encode_s": seconds,
+        "encode_mb_s": size / MB / seconds,
+        "job_s": job_seconds,
+        "job_mb_s": size / MB / job_seconds,
+        "worker_rss_before_mb": before["worker"],
+        "worker_peak_rss_mb": tree_peak_mb(worker),
+        "triton_rss_before_mb": before["triton"],
+        "triton_peak_rss_mb": tree_peak_mb(triton),
+    }
+
+
+def supervisor_pid(supervisor: Supervisor, name: str) -> int:
+    return State.load(supervisor.state_path).pids[name]
+
+
+async def _post_jobs(url: str, tokens: list[str], stegos: list[str], per_client: int) -> dict:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+
+    async def one_client(token: str, stego: str) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
+            for _ in range(per_client):
+                body = {"kind": "stego.extract", "inputs": {"stego": stego},
+                        "params": {"k_pos": os.urandom(32).hex()}}  # fmt: skip
+                start = time.perf_counter()
+                response = await client.post(
+                    "/v1/jobs", json=body, headers={"Idempotency-Key": uuid.uuid4().hex}
+                )
+                latencies.append(time.perf_counter() - start)
+                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one_client(t, s) for t, s in zip(tokens, stegos, strict=True)))
+    elapsed = time.perf_counter() - start
+    ordered = sorted(latencies)
+    return {
+        "clients": len(tokens),
+        "requests": len(latencies),
+        "statuses": statuses,
+        "p50_ms": 1000 * statistics.median(ordered),
+        "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
+        "requests_per_s": len(latencies) / elapsed,
+    }
+
+
+def measure_job_latency(supervisor: Supervisor, clients: int, per_client: int, work: Path) -> dict:
+    tokens_service = TokenService(
+        redis.Redis.from_url(REDIS_URL), prefix=supervisor.settings.REDIS_PREFIX
+    )
+    tiny = make_cover(work / "tiny.wav", 0.2, seed=9)
+    tokens, stegos = [], []
+    for n in range(clients):  # one tenant each: a job's input must be the tenant's own upload
+        token, _ = tokens_service.create(f"bench-{n}")
+        with ApiClient(supervisor.api_url, token) as client, Uploader(client) as uploader:
+            stegos.append(uploader.upload_file(tiny).object.id)
+        tokens.append(token)
+    return asyncio.run(_post_jobs(supervisor.api_url, tokens, stegos, per_client))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cover-mb", type=float, default=100.0)
+    parser.add_argument("--rss-mb", type=float, nargs="*", default=[50.0, 500.0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--requests-per-client", type=int, default=20)
+    args = parser.parse_args()
+    if shutil.which("curl") is None:
+        raise SystemExit("curl is needed for the baseline: apt-get install curl")
+    OUT.mkdir(parents=True, exist_ok=True)
+    report: dict = {}
+    with (
+        tempfile.TemporaryDirectory(dir=OUT, prefix="pipeline-") as tmp,
+        rabbit_vhost() as broker,
+        standalone(Path(tmp) / "data", broker) as supervisor,
+    ):
+        work = Path(tmp) / "work"
+        work.mkdir()
+        token, _ = TokenService(
+            redis.Redis.from_url(REDIS_URL), prefix=supervisor.settings.REDIS_PREFIX
+        ).create("bench")
+        print(f"generating a {args.cover_mb:g} MB cover", file=sys.stderr)
+        cover = make_cover(work / "cover.wav", args.cover_mb, seed=1)
+        print("upload: client core vs curl -T", file=sys.stderr)
+        report["upload"] = measure_upload(supervisor, token, cover, work)
+        cover.unlink()
+        report["encode"] = []
+        for n, size in enumerate([args.cover_mb, *args.rss_mb]):
+            print(f"encode of a fresh {size:g} MB cover", file=sys.stderr)
+            fresh = make_cover(work / f"cover-{n}.wav", size, seed=100 + n)
+            report["encode"].append(measure_encode(supervisor, token, fresh, work))
+            fresh.unlink()
+        print(f"POST /v1/jobs with {args.clients} concurrent clients", file=sys.stderr)
+        report["jobs_post"] = measure_job_latency(
+            supervisor, args.clients, args.requests_per_client, work
+        )
+    (OUT / "pipeline.json").write_text(json.dumps(report, indent=2))
+    print_report(report)
+
+
+def print_report(report: dict) -> None:
+    up = report["upload"]
+    print(f"\n### Upload of a {up['cover_mb']:.0f} MB cover to the local store\n")
+    print("| client | seconds | MB/s |\n|---|---|---|")
+    print(f"| subtone client core ({up['parts']} parts, hashing included) "
+          f"| {up['subtone_upload_s']:.2f} | {up['subtone_upload_mb_s']:.0f} |")  # fmt: skip
+    print(f"| one `curl -T` (a single part) | {up['curl_upload_s']:.2f} "
+          f"| {up['curl_upload_mb_s']:.0f} |")  # fmt: skip
+    print("\n### Encode end to end (fresh cover: seal, upload, job, download)\n")
+    print("| cover MB | encode s | encode MB/s | job s | job MB/s | worker RSS before → peak MB "
+          "| Triton RSS before → peak MB |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for e in report["encode"]:
+        print(f"| {e['cover_mb']:.0f} | {e['encode_s']:.1f} | {e['encode_mb_s']:.1f} "
+              f"| {e['job_s']:.1f} | {e['job_mb_s']:.1f} "
+              f"| {e['worker_rss_before_mb']:.0f} → {e['worker_peak_rss_mb']:.0f} "
+              f"| {e['triton_rss_before_mb']:.0f} → {e['triton_peak_rss_mb']:.0f} |")  # fmt: skip
+    jp = report["jobs_post"]
+    print(f"\n### POST /v1/jobs, {jp['clients']} concurrent clients, {jp['requests']} requests\n")
+    print(f"p50 {jp['p50_ms']:.1f} ms, p99 {jp['p99_ms']:.1f} ms, "
+          f"{jp['requests_per_s']:.0f} requests/s, statuses {jp['statuses']}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
