@@ -28,7 +28,7 @@ from server.auth.service import TokenService
 from server.deps import Dependencies
 from server.integrations.broker import QueueUnavailable
 from server.integrations.localstore import LocalStore
-from server.integrations.storage import MiB
+from server.integrations.storage import MiB, ObjectStore
 from server.integrations.triton import TritonUnavailable
 from server.jobs.repository import JobRepository
 from server.protocol import ObjectRef
@@ -225,7 +225,9 @@ def make_api(
     """Start an app with these settings overrides (each started app is stopped afterwards)."""
     running: list[tuple[ServerThread, httpx.Client]] = []
 
-    def make(**overrides: object) -> Api:
+    def make(
+        *, store: ObjectStore | None = None, redis: redis.Redis | None = None, **overrides: object
+    ) -> Api:
         values: dict[str, object] = {
             "DATA_DIR": tmp_path,
             "REDIS_URL": REDIS_URL,
@@ -238,8 +240,8 @@ def make_api(
         settings = Settings(**values)  # type: ignore[arg-type]
         queue, triton = FakeQueue(), FakeTriton()
         deps = Dependencies(
-            redis=redis_client,
-            store=store_process.store(),
+            redis=redis or redis_client,
+            store=store or store_process.store(),
             enqueuer=queue,
             queue=queue,
             triton=triton,

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
 from collections.abc import Iterator
 
 import httpx
 import pytest
+import redis
 
 from server.app import create_app
 from server.deps import build_redis
+from server.integrations.s3 import S3Store
 from server.middleware import INTERNAL_ERROR_MESSAGE
 from server.settings import Settings
 
@@ -197,3 +200,33 @@ def test_redis_out_of_reach_is_503(api: Api) -> None:
     assert response.status_code == 503
     assert error_code(response) == "status_store_unavailable"
     assert readiness["checks"]["redis"].startswith("unavailable")
+
+
+def test_storage_down_is_a_503_saying_so_and_nothing_is_recorded(make_api: ApiFactory) -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    api = make_api(store=S3Store(f"http://127.0.0.1:{port}", "k", "s", "subtone"))
+    body = {"name": "cover.wav", "size": 10 * 1024 * 1024, "sha256": "ab" * 32}
+    response = api.client.post("/v1/uploads", json=body, headers=auth(api.alice))
+    assert response.status_code == 503
+    assert error_code(response) == "storage_unavailable"
+    assert "storage" in response.json()["error"]["message"].lower()
+    assert api.client.get("/v1/uploads", headers=auth(api.alice)).status_code in (200, 405)
+    ready = api.client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["storage"].startswith("unavailable")
+
+
+def test_redis_down_is_a_503_not_a_stack_trace(make_api: ApiFactory) -> None:
+    api = make_api(redis=redis.Redis(port=_closed_port(), socket_connect_timeout=1))
+    response = api.client.get("/v1/jobs", headers=auth(api.alice))
+    assert response.status_code == 503, response.text
+    assert error_code(response) == "status_store_unavailable"
+    assert "Traceback" not in response.text
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -13,6 +13,7 @@ from desktop.core.api import ApiClient, ApiError
 from desktop.core.sessions import SessionStore
 from desktop.core.uploader import Uploader
 from desktop.core.workflow import decode, encode
+from server.integrations.localstore import LocalStore
 from server.kit.errors import SubtoneError
 from server.protocol import JobCreate, JobKind, JobParams, JobState
 from server.stego import wav
@@ -118,3 +119,35 @@ def test_readyz_reports_every_dependency(stack):
     body = httpx.get(f"{stack.url}/readyz", timeout=5).json()
     assert body["ready"] is True
     assert set(body["checks"]) >= {"redis", "broker", "storage", "triton"}
+
+
+def test_a_job_cancelled_through_the_api_stops_its_worker_and_leaves_nothing(stack, tmp_path):
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(os.urandom(2000))
+    with client_for(stack) as client, Uploader(client, store=SessionStore(tmp_path / "s.db")) as up:
+        cover_ref = up.upload_file(cover(tmp_path / "long.wav", 600.0)).object  # ~106 MB
+        payload_ref = up.upload_file(payload).object
+        job = client.create_job(
+            JobCreate(
+                kind=JobKind.EMBED,
+                inputs={"cover": cover_ref.id, "payload": payload_ref.id},
+                params=JobParams(k_pos="ef" * 32),
+            ),
+            idempotency_key=f"cancel-{time.time_ns()}",
+        )
+        deadline = time.monotonic() + 60
+        while (running := client.get_job(job.id)).progress == 0:
+            assert not running.state.finished, running
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.05)
+        asked = client.cancel_job(job.id)
+        assert asked.state in (JobState.RUNNING, JobState.CANCELLED)
+        done = _wait_finished(client, job.id, timeout=60)
+    assert done.state is JobState.CANCELLED
+    assert done.progress < 1.0
+    assert done.result is None and done.download_url is None
+    results = stack.settings.localstore_root / "t"
+    assert not [p for p in results.rglob(f"results/{job.id}/*") if p.is_file()]
+    # The worker aborted its multipart upload of the output: no part of it is left.
+    store = LocalStore(stack.settings.localstore_root, stack.supervisor.signing_secret())
+    assert [u for u in store.list_multipart_uploads("t/") if job.id in u.key] == []
