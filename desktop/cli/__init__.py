@@ -307,6 +307,7 @@ def decode_command(
                 target = settings.effective_download_dir
                 target.mkdir(parents=True, exist_ok=True)
             view = ProgressView(_err)
+            view.label(Stage.PREPARE, "Deriving the key")
             view.label(Stage.UPLOAD, f"Uploading {stego.name}")
             with view:
                 summary = decode(

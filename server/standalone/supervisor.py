@@ -311,10 +311,9 @@ class Supervisor:
             )  # fmt: skip
             return
         report(
-            f"warning: RabbitMQ's consumer_timeout is {current // 60_000} min, below the job "
-            f"time limit of {self.settings.JOB_TIME_LIMIT_SECONDS // 60} min, and RabbitMQ "
-            "before 3.12 ignores the per-queue setting: a longer job would be delivered again "
-            f"mid-run. Set `consumer_timeout = {wanted}` in /etc/rabbitmq/rabbitmq.conf."
+            f"note: RabbitMQ's consumer_timeout ({current // 60_000} min) is below the job time "
+            f"limit ({self.settings.JOB_TIME_LIMIT_SECONDS // 60} min); jobs longer than that "
+            f"would be delivered twice. Set consumer_timeout = {wanted} in rabbitmq.conf."
         )
 
     # Our processes --------------------------------------------------------------------
