@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any, NamedTuple, Self
 from urllib.parse import quote, urlencode
 
@@ -55,6 +55,7 @@ from server.integrations.storage import (
     StorageUnavailable,
     UploadNotFound,
     check_expires,
+    storage_os_error,
     validate_key,
     validate_part_list,
     validate_part_number,
@@ -296,7 +297,11 @@ class PartWriter:
             self.discard()
             raise PartTooLarge(f"a part can hold at most {self._max_bytes} bytes")
         self._md5.update(chunk)
-        self._file.write(chunk)
+        try:
+            self._file.write(chunk)
+        except OSError as e:
+            self.discard()
+            raise storage_os_error(e, f"store part {self._number}") from e
 
     def commit(self) -> PartInfo:
         if self._file is None:
@@ -315,7 +320,7 @@ class PartWriter:
             raise UploadNotFound("the multipart upload is gone") from e
         except OSError as e:
             self._tmp.unlink(missing_ok=True)
-            raise StorageError(f"could not store part {self._number}: {e}") from e
+            raise storage_os_error(e, f"store part {self._number}") from e
         return PartInfo(self._number, etag, self._size)
 
     def discard(self) -> None:
@@ -379,7 +384,8 @@ class LocalStore:
             upload_dir.mkdir()
             _write_json_atomic(upload_dir / _MANIFEST, manifest)
         except OSError as e:
-            raise StorageError(f"could not start an upload for {key}: {e}") from e
+            shutil.rmtree(upload_dir, ignore_errors=True)
+            raise storage_os_error(e, "start an upload") from e
         return upload_id
 
     def presign_upload_part(
@@ -478,7 +484,7 @@ class LocalStore:
         target = self._object_path(key)
         content_type = content_type or DEFAULT_CONTENT_TYPE
         etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
-        with _os_errors(f"could not store {key}"), self._temp_file() as tmp:
+        with _os_errors(f"store {PurePosixPath(key).name}"), self._temp_file() as tmp:
             tmp.file.write(data)
             self._publish(key, tmp, target, etag, content_type)
         return ObjectInfo(key, len(data), etag, content_type)
@@ -490,7 +496,7 @@ class LocalStore:
         except (IsADirectoryError, NotADirectoryError):
             return
         except OSError as e:
-            raise StorageError(f"could not delete {key}: {e}") from e
+            raise storage_os_error(e, f"delete {PurePosixPath(key).name}") from e
         self._meta_path(key).unlink(missing_ok=True)
 
     def ping(self) -> None:
@@ -574,7 +580,7 @@ class LocalStore:
         target = self._object_path(key)
         digests: list[bytes] = []
         size = 0
-        with _os_errors(f"could not assemble {key}"), self._temp_file() as tmp:
+        with _os_errors(f"assemble {PurePosixPath(key).name}"), self._temp_file() as tmp:
             for number, expected in parts:
                 digest, part_size = self._copy_part(upload_dir / str(number), tmp.file)
                 if digest.hex() != expected:
@@ -646,7 +652,7 @@ def _os_errors(what: str) -> Iterator[None]:
     try:
         yield
     except OSError as e:
-        raise StorageError(f"{what}: {e}") from e
+        raise storage_os_error(e, what) from e
 
 
 def _chunks(file: IO[bytes], length: int | None) -> Iterator[bytes]:

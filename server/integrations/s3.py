@@ -32,6 +32,7 @@ from server.integrations.storage import (
     ObjectReader,
     PartInfo,
     StorageError,
+    StorageFull,
     StorageUnavailable,
     UploadNotFound,
     check_expires,
@@ -64,6 +65,10 @@ _TRANSIENT_CODES = frozenset(
         "XMinioServerNotInitialized",
     }
 )
+
+
+_FULL_CODES = frozenset({"XMinioStorageFull", "InsufficientStorage", "QuotaExceeded"})
+"""MinIO's and S3's "no room left" error codes."""
 
 
 def parse_endpoint(endpoint: str, secure: bool) -> tuple[str, bool]:
@@ -338,6 +343,8 @@ def _raise_storage_error(error: Exception, what: str) -> NoReturn:
             raise InvalidPart(message) from error
         if code in _TRANSIENT_CODES:
             raise StorageUnavailable(message) from error
+        if code in _FULL_CODES:
+            raise StorageFull(f"Storage is full: could not {what} ({code}).") from error
         raise StorageError(message) from error
     if isinstance(error, ServerError):
         raise StorageUnavailable(f"{what}: {error}") from error

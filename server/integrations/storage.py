@@ -11,6 +11,7 @@ method that takes an ETag accepts either form (see :func:`normalize_etag`).
 
 from __future__ import annotations
 
+import errno
 import io
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
@@ -41,12 +42,14 @@ __all__ = [
     "PartInfo",
     "PartTooLarge",
     "StorageError",
+    "StorageFull",
     "StorageUnavailable",
     "TiB",
     "UploadNotFound",
     "check_expires",
     "content_disposition",
     "normalize_etag",
+    "storage_os_error",
     "validate_key",
     "validate_part_list",
     "validate_part_number",
@@ -81,6 +84,28 @@ class StorageError(SubtoneError):
 
     code = "storage_error"
     status = 502
+
+
+class StorageFull(StorageError):
+    """Storage has no room left (a full disk, a quota): not retried, the job fails."""
+
+    code = "storage_full"
+    status = 507
+
+
+def storage_os_error(error: OSError, what: str) -> StorageError:
+    """A disk error as the project's own, in words, without paths (``what``: "store part 3")."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(
+            f"Storage is full: could not {what}. Free some space (or ask the operators to) "
+            "and try again."
+        )
+    if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return StorageError(
+            f"Storage refused to {what}: it is read-only or not writable by the service.",
+            code="storage_refused",
+        )
+    return StorageError(f"Storage could not {what}: {error.strerror or error}.")
 
 
 class StorageUnavailable(StorageError):

@@ -215,6 +215,7 @@ def _embed(
         layout.choose_k(info.samples, secret.size)  # refuses an empty or too large secret
         payload = read_small(store, secret, PAYLOAD, settings.MAX_SECRET_BYTES)
         key = result_key(record)
+        _abort_leftovers(store, key)
         part_size = part_size_for(cover.size, settings.PART_SIZE_BYTES)
         with MultipartWriter(
             store, key, content_type=RESULT_MEDIA_TYPE[record.kind], part_size=part_size
@@ -256,6 +257,15 @@ def _extract(
     return _result(
         record, stego, key, size=len(payload), sha256=hashlib.sha256(payload).hexdigest()
     )
+
+
+def _abort_leftovers(store: ObjectStore, key: str) -> None:
+    """Abort the multipart uploads of ``key`` that earlier runs left (a worker killed while
+    it wrote the result). This run holds the job's lease: no live run owns them."""
+    for upload in store.list_multipart_uploads(key):
+        if upload.key == key:
+            log.info("aborting an unfinished upload of %s left by an earlier run", key)
+            store.abort_multipart(upload.key, upload.upload_id)
 
 
 def _result(

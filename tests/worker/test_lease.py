@@ -176,3 +176,18 @@ def test_a_job_the_reaper_could_not_send_is_tried_again_later(world, tmp_path):
     send = Sent()
     assert reaper(world, send, later_seconds=60).sweep() == [job_id]
     assert send.ids == [job_id]
+
+
+def test_a_run_aborts_the_result_upload_its_killed_predecessor_left(world, tmp_path):
+    job_id = world.embed_job(cover_bytes(tmp_path), PAYLOAD)
+    crashed_run(world, job_id)
+    key = runner.result_key(world.record(job_id))
+    orphan = world.store.create_multipart(key, "audio/wav")  # what the dead run was writing
+    world.store.upload_part(key, orphan, 1, b"half a result")
+    unrelated = world.store.create_multipart(key + ".other", "audio/wav")
+
+    runner.run(job_id, deps=world.deps)
+
+    assert world.record(job_id).state is JobState.SUCCEEDED
+    assert [u.upload_id for u in world.store.list_multipart_uploads(key)] == [unrelated]
+    assert extract(stored(world, job_id), world.k_pos) == PAYLOAD
