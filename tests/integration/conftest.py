@@ -4,87 +4,30 @@ supervisor exactly as ``subtone standalone up`` starts it."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import redis
 from pydantic import SecretStr
 
-from server.auth.service import TokenService
 from server.integrations.s3 import S3Store
-from server.settings import Settings, StorageBackend
-from server.standalone.supervisor import Ports, Supervisor
+from server.settings import StorageBackend
+from tests import stack as stack_helpers
 from tests.servers import moto_server
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def distinct_ports() -> Ports:
-    ports: set[int] = set()
-    while len(ports) < 5:
-        ports.add(free_port())
-    api, grpc, store, http, metrics = sorted(ports)
-    return Ports(api=api, triton_grpc=grpc, localstore=store, triton_http=http,
-                 triton_metrics=metrics)  # fmt: skip
+from tests.stack import Stack, running_stack
 
 
 @pytest.fixture(scope="session")
 def rabbit_vhost() -> Iterator[str]:
     """A RabbitMQ vhost of our own on the machine's broker, deleted afterwards."""
-    name = f"subtone-test-{uuid.uuid4().hex[:10]}"
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True)
-    subprocess.run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
-        check=True,
-    )
-    yield f"amqp://guest:guest@127.0.0.1:5672/{name}"
-    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], check=False)
-
-
-@dataclass
-class Stack:
-    url: str
-    token: str
-    other_token: str
-    settings: Settings
-    supervisor: Supervisor
-    redis: redis.Redis
+    with stack_helpers.rabbit_vhost() as url:
+        yield url
 
 
 def _start(tmp: Path, broker_url: str, **overrides: object) -> Iterator[Stack]:
-    prefix = f"subtone-test-{uuid.uuid4().hex[:10]}"
-    settings = Settings(
-        DATA_DIR=tmp,
-        REDIS_URL=REDIS_URL,
-        REDIS_PREFIX=prefix,
-        BROKER_URL=broker_url,
-        QUEUE_NAME=f"{prefix}-jobs",
-        **overrides,  # type: ignore[arg-type]
-    )
-    supervisor = Supervisor(settings, distinct_ports())
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        supervisor.up(report=lambda _: None)
-        tokens = TokenService(client, prefix=prefix)
-        alice, _ = tokens.create("alice")
-        bob, _ = tokens.create("bob")
-        yield Stack(supervisor.api_url, alice, bob, settings, supervisor, client)
-    finally:
-        supervisor.down(report=lambda _: None)
-        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-            client.delete(key)
-        client.close()
+    with running_stack(tmp, broker_url, **overrides) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from server.standalone.supervisor import State
-from tests.integration.conftest import REDIS_URL, distinct_ports
+from tests.stack import REDIS_URL, distinct_ports
 
 pytestmark = pytest.mark.integration
 
