@@ -63,7 +63,12 @@ class Stack:
 
 @contextmanager
 def running_stack(
-    data_dir: Path, broker_url: str, *, redis_url: str = REDIS_URL, **overrides: object
+    data_dir: Path,
+    broker_url: str,
+    *,
+    redis_url: str = REDIS_URL,
+    ports: Ports | None = None,
+    **overrides: object,
 ) -> Iterator[Stack]:
     """The stack on ``broker_url`` and ``redis_url`` with these settings overrides; two
     tenants' tokens; everything stopped and its Redis keys deleted afterwards."""
@@ -76,7 +81,7 @@ def running_stack(
         QUEUE_NAME=f"{prefix}-jobs",
         **overrides,  # type: ignore[arg-type]
     )
-    supervisor = Supervisor(settings, distinct_ports())
+    supervisor = Supervisor(settings, ports or distinct_ports())
     client = redis.Redis.from_url(redis_url)
     try:
         supervisor.up(report=lambda _: None)

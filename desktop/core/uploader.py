@@ -87,8 +87,15 @@ class PartRejected(SubtoneError):
 
     code = "part_rejected"
 
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool = True) -> None:
-        super().__init__(message, status=status or 502)
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = True,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status or 502, code=code)
         self.http_status = status
         self.retryable = retryable
 
@@ -139,10 +146,12 @@ class HttpPartTransport:
         if status == httpx.codes.FORBIDDEN:
             raise PartUrlExpired()
         if not response.is_success:
-            message = ApiError.from_response(response).message
+            error = ApiError.from_response(response)
+            if status == httpx.codes.INSUFFICIENT_STORAGE:  # full: retrying will not help
+                raise PartRejected(error.message, status=status, retryable=False, code=error.code)
             retryable = status >= 500 or status in _RETRYABLE_PART_STATUSES
             raise PartRejected(
-                f"Storage refused a part: {message}", status=status, retryable=retryable
+                f"Storage refused a part: {error.message}", status=status, retryable=retryable
             )
         etag: str | None = response.headers.get("etag")
         if not etag:

@@ -412,6 +412,8 @@ class Supervisor:
             if pid is not None and _alive(pid):
                 report(f"{name}: already running (pid {pid})")
                 continue
+            if pid is not None and (dead := self._children.pop(pid, None)) is not None:
+                dead.wait()  # reaped already by _alive; this tells its Popen
             argv, child_env = command()
             pid = self._spawn(name, argv, child_env, state)
             if health:

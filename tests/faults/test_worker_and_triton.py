@@ -1,0 +1,81 @@
+"""A worker SIGKILLed mid-job, and Triton stopped mid-job: the job finishes once, bit-exact,
+or fails with a code; it never stays "running"."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.jobs.tasks import RETRIES_EXHAUSTED
+from server.protocol import JobState
+from tests.faults.support import (
+    download,
+    expected_stego,
+    finished,
+    job,
+    kill,
+    make_cover,
+    open_uploads,
+    record,
+    restart,
+    submit_embed,
+    wait_until,
+)
+from tests.stack import rabbit_vhost, running_stack
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_worker_killed_mid_encode_is_redelivered_and_the_job_completes_once(tmp_path):
+    with (
+        rabbit_vhost() as broker,
+        running_stack(tmp_path / "stack", broker, JOB_LEASE_SECONDS=2.0) as stack,
+    ):
+        submitted = submit_embed(stack, make_cover(tmp_path / "cover.wav", 250))
+        wait_until(lambda: 0 < job(stack, submitted.job_id).progress < 0.8, "the job to run")
+
+        kill(stack, "worker")
+        assert job(stack, submitted.job_id).state is JobState.RUNNING  # as the dead one left it
+        restart(stack)  # a new worker: RabbitMQ hands it the unacknowledged message
+        done = finished(stack, submitted.job_id)
+
+        assert done.state is JobState.SUCCEEDED, done
+        stored = record(stack, submitted.job_id)
+        assert (stored.attempts, stored.lost_runs) == (2, 1)  # one lost run, one that finished
+        got = download(stack, done, tmp_path / "got.wav").read_bytes()
+        assert got == expected_stego(submitted, tmp_path / "expected.wav")
+        assert open_uploads(stack) == []  # the killed run's half-written result was aborted
+        results = list((stack.settings.localstore_root / "t").rglob("results/*/*"))
+        assert [p.parent.name for p in results if p.is_file()].count(submitted.job_id) == 1
+
+
+def test_triton_stopped_mid_job_is_retried_until_it_is_back(tmp_path):
+    settings = {"JOB_MAX_RETRIES": 8, "RETRY_MIN_BACKOFF_SECONDS": 0.5,
+                "RETRY_MAX_BACKOFF_SECONDS": 3.0, "TRITON_TIMEOUT_SECONDS": 10.0}  # fmt: skip
+    with (
+        rabbit_vhost() as broker,
+        running_stack(tmp_path / "stack", broker, **settings) as stack,
+    ):
+        submitted = submit_embed(stack, make_cover(tmp_path / "cover.wav", 150))
+        wait_until(lambda: job(stack, submitted.job_id).progress > 0, "the job to run")
+
+        kill(stack, "triton")
+        wait_until(lambda: job(stack, submitted.job_id).state is JobState.QUEUED, "a retry")
+        restart(stack)  # Triton comes back
+        done = finished(stack, submitted.job_id)
+
+        assert done.state is JobState.SUCCEEDED, done
+        assert record(stack, submitted.job_id).attempts >= 2
+        got = download(stack, done, tmp_path / "got.wav").read_bytes()
+        assert got == expected_stego(submitted, tmp_path / "expected.wav")
+        assert open_uploads(stack) == []
+
+        # Triton gone for good: the job fails with its code after the retries, and says why.
+        kill(stack, "triton")
+        doomed = submit_embed(stack, make_cover(tmp_path / "other.wav", 5, seed=2))
+        failed = finished(stack, doomed.job_id, timeout=240)
+        assert (failed.state, failed.error and failed.error.code) == (
+            JobState.FAILED,
+            RETRIES_EXHAUSTED,
+        )
+        assert "Triton" in failed.error.message
+        assert open_uploads(stack) == []
