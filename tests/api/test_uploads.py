@@ -7,7 +7,7 @@ import hashlib
 import httpx
 import pytest
 
-from server.integrations.storage import GiB, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, MiB
+from server.integrations.storage import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, GiB, MiB
 from server.uploads.service import object_key, plan_parts, preferred_part_size
 
 from .conftest import (
