@@ -218,7 +218,8 @@ class ApiClient:
         retry: bool = False,
     ) -> httpx.Response:
         """One request, retried on transient failures when ``retry`` (safe to repeat)."""
-        content = body.model_dump_json().encode() if body is not None else None
+        # Unset optional fields are left out, so a body is what an older server expects.
+        content = body.model_dump_json(exclude_none=True).encode() if body is not None else None
         send_headers = dict(headers or {})
         if content is not None:
             send_headers["Content-Type"] = "application/json"

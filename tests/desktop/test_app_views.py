@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
-from PySide6.QtWidgets import QLabel, QLineEdit, QPushButton, QSpinBox
+from PySide6.QtWidgets import QCheckBox, QLabel, QLineEdit, QPushButton, QSpinBox
 
 from desktop.app.state import ConnectionStatus, RecordPhase
 from desktop.app.store import TaskKind, TaskStatus
@@ -498,13 +498,22 @@ def test_settings_are_tested_and_saved_with_the_token_in_the_keyring(
     downloads = tmp_path / "Downloads"
     downloads.mkdir()
     child(window, QSpinBox, "settings.parallel").setValue(3)
+    size = child(window, QSpinBox, "settings.part_size")
+    assert not child(window, QCheckBox, "settings.part_size.set").isChecked()
+    assert not size.isEnabled()
+    assert label(window, "settings.part_size.note").startswith("The server chooses")
+    child(window, QCheckBox, "settings.part_size.set").setChecked(True)
+    assert size.isEnabled() and size.value() == 16
+    size.setValue(8)
     type_into(qtbot, window, "settings.download_dir", str(downloads))
     click(qtbot, window, "settings.save")
     assert label(window, "settings.status") == "Saved. The token is kept in the system keyring."
     assert keyring.entries == {("subtone", API): TOKEN}
     saved = json.loads(ctx.config_path.read_text())
     assert "token" not in saved and saved["parallel_parts"] == 3
+    assert saved["part_size_bytes"] == 8 * 1024 * 1024
     assert window.settings.parallel_parts == 3
+    assert window.settings.part_size_bytes == 8 * 1024 * 1024
     assert window.settings.effective_download_dir == downloads
     qtbot.waitUntil(lambda: window.connection.status is ConnectionStatus.ONLINE)
     screenshot(window, "settings")
@@ -512,6 +521,22 @@ def test_settings_are_tested_and_saved_with_the_token_in_the_keyring(
     type_into(qtbot, window, "settings.url", "ftp://nowhere")
     click(qtbot, window, "settings.save")
     assert "must start with http:// or https://" in label(window, "settings.status")
+
+
+def test_the_part_size_setting_reaches_the_server(
+    qtbot, open_window, tmp_path, desktop_board, desktop_dialogs, cover, secret_file
+):
+    ctx = make_context(tmp_path / "app", desktop_board, part_size_bytes=6 * 1024 * 1024)
+    window = open_window(ctx)
+    view = encode(qtbot, window, desktop_dialogs, cover, secret_file)
+    qtbot.waitUntil(lambda: finished(view), timeout=WAIT_MS)
+    created = [
+        json.loads(r.content)
+        for r in desktop_board.server.requests
+        if r.method == "POST" and r.url.path == "/v1/uploads"
+    ]
+    assert len(created) == 2  # the cover and the sealed payload
+    assert all(body["part_size"] == 6 * 1024 * 1024 for body in created)
 
 
 def test_a_new_server_url_is_used_at_once(qtbot, window, desktop_board):

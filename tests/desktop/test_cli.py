@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -149,6 +150,27 @@ def test_encode_and_decode_from_the_command_line(tmp_path: Path):
 
     assert decoded.exit_code == 0, decoded.output
     assert (folder / "note.txt").read_text() == "the key is under the mat"
+
+
+def test_the_cli_asks_for_the_configured_part_size(tmp_path: Path):
+    server = FakeServer()
+    cover = write_wav(tmp_path / "cover.wav", 16_000)
+    secret = tmp_path / "note.txt"
+    secret.write_text("sized parts")
+    env = env_for(server, tmp_path, environ={"SUBTONE_PASSPHRASE": "open sesame"})
+    env.settings = env.settings.model_copy(update={"part_size_bytes": 6 * 1024 * 1024})
+
+    result = runner.invoke(
+        app, ["encode", str(cover), str(secret), "-o", str(tmp_path / "o.wav")], obj=env
+    )
+
+    assert result.exit_code == 0, result.output
+    created = [
+        json.loads(r.content)
+        for r in server.requests
+        if r.method == "POST" and r.url.path == "/v1/uploads"
+    ]
+    assert created and all(body["part_size"] == 6 * 1024 * 1024 for body in created)
 
 
 def test_a_wrong_passphrase_is_an_error_line(tmp_path: Path):
