@@ -25,7 +25,6 @@ import contextlib
 import logging
 import os
 import tempfile
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from desktop.core.envelope import (
     seal,
     sealed_length,
 )
+from desktop.core.stop import StopSignal
 from desktop.core.uploader import UploadCancelled, Uploader
 from desktop.core.workflow import (
     COVER_MEDIA_TYPE,
@@ -98,7 +98,8 @@ class StopToken:
     """Asks a run to stop at its next check; the core's cancel ``Event`` is :attr:`event`."""
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        self.event = StopSignal()
+        """Also breaks a blocking wait on the server's event stream at once when set."""
         self.reason: StopReason | None = None
 
     def stop(self, reason: StopReason) -> None:

@@ -17,6 +17,7 @@ import desktop.core.config
 import desktop.core.retry
 import desktop.core.sessions
 import desktop.core.sse
+import desktop.core.stop
 import desktop.core.uploader
 import desktop.core.workflow
 from desktop.cli import CliEnv, app
@@ -251,6 +252,7 @@ def test_sub_apps_for_the_integrator_are_registered():
         desktop.core.retry,
         desktop.core.sessions,
         desktop.core.sse,
+        desktop.core.stop,
         desktop.core.uploader,
         desktop.core.workflow,
     ],
