@@ -30,6 +30,8 @@ from numpy.typing import NDArray
 from desktop.audio.backend import (
     DEFAULT_SAMPLERATE,
     AudioBackend,
+    AudioError,
+    DeviceFailed,
     DeviceInfo,
     NoInputDevice,
     SoundDeviceBackend,
@@ -229,6 +231,7 @@ class Recorder:
             format=RECORDING_FORMAT,
             subtype=RECORDING_SUBTYPE,
         )
+        stream: Stream | None = None
         try:
             stream = self.backend.open_input(
                 device=chosen.index if device is not None else None,
@@ -238,10 +241,15 @@ class Recorder:
                 callback=self._callback,
             )
             stream.start()
-        except BaseException:
+        except BaseException as e:
+            if stream is not None:
+                with contextlib.suppress(Exception):
+                    stream.close()
             sound.close()
             path.unlink(missing_ok=True)
-            raise
+            if isinstance(e, AudioError) or not isinstance(e, Exception):
+                raise
+            raise DeviceFailed(f"The microphone could not be started: {e}.") from e
         self._file, self._stream, self.path = sound, stream, path
         self.samplerate, self.channels = rate, channels
         self.frames = self.overflows = self.dropped = 0
