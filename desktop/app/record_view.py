@@ -27,7 +27,7 @@ from desktop.app.workers import Report, WorkerPool
 from desktop.audio.backend import AudioError, DeviceInfo
 from desktop.audio.levels import MeterBallistics, measure
 from desktop.audio.player import Player, Sound
-from desktop.audio.recorder import Recorder, Recording, list_recordings
+from desktop.audio.recorder import Recorder, Recording, list_recordings, recording_files
 from desktop.audio.waveform import Columns, ScrollingWaveform, waveform_of_file
 
 __all__ = ["RecordView"]
@@ -361,9 +361,17 @@ class RecordView(QWidget):
         Finding it and drawing its waveform read the file: that happens on a worker thread.
         """
         folder = self.recorder.folder
+        try:
+            # Listed here, read there: a recording started meanwhile is never touched.
+            paths = recording_files(folder)
+        except OSError as e:
+            log.warning("cannot list recordings: %s", e)
+            return
+        if not paths:
+            return
 
         def find(report: Report) -> tuple[Recording, Columns | None] | None:
-            found = list_recordings(folder)
+            found = list_recordings(folder, paths)
             if not found:
                 return None
             try:

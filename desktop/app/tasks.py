@@ -314,7 +314,7 @@ class TaskManager(QObject):
         cancelled = self.store.update(task_id, status=TaskStatus.CANCELLED)
         discard_work(cancelled)
         self.task_changed.emit(cancelled)
-        if task.job_id:
+        if task.job_id and task.server == self.server:  # another server's job is not ours to ask
             client, job_id = self.runtime.client, task.job_id
 
             def cancel_job(report: Report) -> None:
