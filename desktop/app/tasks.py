@@ -105,6 +105,11 @@ class TaskManager(QObject):
     def is_running(self, task_id: str) -> bool:
         return task_id in self._running
 
+    def is_stopping(self, task_id: str) -> bool:
+        """Running, and asked to stop (pause, cancel, shutdown): it stops at its next check."""
+        token = self._running.get(task_id)
+        return token is not None and token.stopped
+
     def is_preparing(self, task_id: str) -> bool:
         """Being checked and sealed here: not a stored task yet."""
         return task_id in self._preparing

@@ -32,7 +32,6 @@ from PySide6.QtWidgets import (
 from desktop.app.state import ConnectionStatus, RecordPhase
 from desktop.app.store import TaskKind, TaskStatus
 from desktop.audio.fake import FAKE_SPEAKER, FakeBackend, tone
-from desktop.core.uploader import PartRejected
 from tests.desktop.app_support import (
     MemoryKeyring,
     Switchboard,
@@ -675,26 +674,25 @@ def test_restart_resumes_the_upload_without_resending_stored_parts(
     parts = SwitchedParts(board)
     ctx = make_context(tmp_path / "app", board, parts=parts, parallel_parts=1)
     cover = write_wav(tmp_path / "long.wav", 8000 * 12)  # 192 KB: 47 parts
-    reached, gate = threading.Event(), threading.Event()
+    reached, tick = threading.Event(), threading.Event()
+    first = open_window(ctx)
 
-    def drop_at_part_6(number: int) -> None:
+    def hold_part_6(number: int) -> None:
         if number == 6 and not reached.is_set():
             reached.set()
-            gate.wait(10)
-            raise PartRejected("The connection was reset.")
+            # On the wire until closing the window has asked the run to stop: then it
+            # arrives, and the upload stops before part 7.
+            while not first.manager.is_stopping(first.encode_view.task_id):
+                tick.wait(0.01)
 
-    parts.before_put = drop_at_part_6
-    first = open_window(ctx)
+    parts.before_put = hold_part_6
     view = encode(qtbot, first, desktop_dialogs, cover, secret_file)
     qtbot.waitUntil(reached.is_set, timeout=WAIT_MS)
     task_id = view.task_id
-    first.manager.stop_all()
-    qtbot.wait(300)  # the uploader notices between parts
-    gate.set()
-    first.close()
+    first.close()  # mid-upload
     assert first.store.require(task_id).status is TaskStatus.UPLOADING
     before = list(parts.stored)
-    assert [n for _, n in before] == [1, 2, 3, 4, 5]
+    assert [n for _, n in before] == [1, 2, 3, 4, 5, 6]
 
     parts.before_put = None
     second = open_window(ctx, wait_for_server=False)
@@ -715,7 +713,7 @@ def test_restart_resumes_the_upload_without_resending_stored_parts(
     qtbot.waitUntil(done, timeout=WAIT_MS)
     cover_upload = before[0][0]
     resent = [n for u, n in parts.stored[len(before) :] if u == cover_upload]
-    assert resent == list(range(6, 48))
+    assert resent == list(range(7, 48))
     assert len(parts.stored) == len(set(parts.stored))
     qtbot.waitUntil(lambda: history.tasks and history.tasks[0].status is TaskStatus.SUCCEEDED)
     assert history.table.item(0, 2).text() == "Done"

@@ -292,9 +292,9 @@ def test_closing_mid_upload_then_reopening_sends_only_the_missing_parts(
         def hold_part_2(upload: str, number: int) -> None:
             if number == 2 and not reached.is_set():
                 reached.set()
-                # Held on the wire until the window is being closed (then it arrives, and
-                # the upload stops before part 3).
-                while not first.closed:
+                # Held on the wire until closing the window has asked the run to stop: then
+                # it arrives, and the upload stops before part 3.
+                while not first.manager.is_stopping(first.encode_view.task_id):
                     tick.wait(0.01)
 
         first_parts.before_put = hold_part_2
