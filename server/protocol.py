@@ -75,6 +75,10 @@ class UploadCreate(_Model):
     media_type: Annotated[str, StringConstraints(min_length=1, max_length=127)] = (
         "application/octet-stream"
     )
+    part_size: Annotated[int, Field(ge=1)] | None = None
+    """The part size the client would like, in bytes (``None``: the server's default). The
+    server keeps it within S3's limits (5 MiB to 5 GiB, at most 10,000 parts) and answers with
+    the part size it chose."""
 
 
 class UploadCreated(_Model):

@@ -76,12 +76,14 @@ class ConnectionMonitor(QObject):
         def failed(code: str, message: str) -> None:
             if code == "server_unreachable":
                 self._answered(
+                    url,
                     ConnectionStatus.OFFLINE,
                     f"Offline: the server at {url} cannot be reached. Recording and encodes "
                     "still work; they are sent when it is back.",
                 )
             else:
                 self._answered(
+                    url,
                     ConnectionStatus.ERROR,
                     f"The server at {url} answered with an error: {message}",
                 )
@@ -89,13 +91,17 @@ class ConnectionMonitor(QObject):
         self._workers.start(
             job,
             name="readyz",
-            on_finished=lambda readiness: self._answered(*describe_readiness(readiness, url)),
+            on_finished=lambda readiness: self._answered(url, *describe_readiness(readiness, url)),
             on_failed=failed,
         )
 
-    def _answered(self, status: ConnectionStatus, message: str) -> None:
+    def _answered(self, url: str, status: ConnectionStatus, message: str) -> None:
         self._in_flight = False
         if self._stopped:
+            return
+        if url != self._url():  # the server was changed meanwhile: this answer is not its
+            self._again = False
+            self.check_now()
             return
         self.state.set(status, message)
         if self._again:

@@ -107,6 +107,7 @@ class AppContext:
             store=self.sessions(settings),
             transport=self.part_transport,
             parallel_parts=settings.parallel_parts,
+            part_size=settings.part_size_bytes,
             retry=self.part_retry,
         )
 

@@ -21,11 +21,12 @@ from desktop.app.media import describe_cover
 from desktop.app.messages import describe_error
 from desktop.app.state import ConnectionState
 from desktop.app.store import Task, TaskStatus
-from desktop.app.task_view import TaskFollower, save_to
+from desktop.app.task_view import Saver, TaskFollower
 from desktop.app.tasks import TaskManager
 from desktop.app.widgets import FileField, MessageLabel, PassphraseField, ProgressPanel
+from desktop.app.workers import Report, WorkerPool
 from desktop.audio.backend import AudioError
-from desktop.audio.player import Player
+from desktop.audio.player import Player, Sound
 from server.kit.errors import SubtoneError
 
 __all__ = ["DecodeView"]
@@ -40,6 +41,7 @@ class DecodeView(QWidget):
         manager: TaskManager,
         connection: ConnectionState,
         player: Player,
+        workers: WorkerPool,
         dialogs: Dialogs,
         download_dir: Callable[[], Path],
         parent: QWidget | None = None,
@@ -49,6 +51,8 @@ class DecodeView(QWidget):
         self.manager = manager
         self.connection = connection
         self.player = player
+        self.workers = workers
+        self._loading = False
         self.dialogs = dialogs
         self.download_dir = download_dir
         self.stego_ok = False
@@ -105,6 +109,7 @@ class DecodeView(QWidget):
         layout.addWidget(self.saved)
         layout.addWidget(self.error)
         layout.addStretch(1)
+        self.saver = Saver(self, dialogs, workers, self.saved.setText)
 
         self.follower = TaskFollower(
             manager,
@@ -206,23 +211,51 @@ class DecodeView(QWidget):
 
     def toggle_play(self) -> None:
         if self.player.playing:
-            self.player.stop()
-            self.play_timer.stop()
-            self.play_button.setText("▶ Play")
+            self.stop_playing()
             return
         task = self.follower.task
-        if task is None or task.output is None:
+        if task is None or task.output is None or self._loading:
             return
+        path = task.output
+        player = self.player
+
+        def load(report: Report) -> Sound:
+            return player.load(path)
+
+        self._loading = True
+        self.play_button.setEnabled(False)
+        self.workers.start(
+            load, name="load sound", on_finished=self._play_loaded, on_failed=self._load_failed
+        )
+
+    def _play_loaded(self, sound: Sound) -> None:
+        self._loading = False
+        self.play_button.setEnabled(True)
+        task = self.follower.task
+        if task is None or task.output != sound.path:
+            return  # another task was chosen meanwhile
         try:
-            self.player.play(task.output)
+            self.player.play_sound(sound)
         except AudioError as e:
             self.error.setText(describe_error(e.code, e.message))
             return
         self.play_button.setText("■ Stop")
         self.play_timer.start()
 
+    def _load_failed(self, code: str, message: str) -> None:
+        self._loading = False
+        self.play_button.setEnabled(True)
+        self.error.setText(describe_error(code, message))
+
+    def stop_playing(self) -> None:
+        self.player.stop()
+        self.play_timer.stop()
+        self.play_button.setText("▶ Play")
+
     def _poll_player(self) -> None:
-        if not self.player.poll():
+        task = self.follower.task
+        mine = task is not None and self.player.path == task.output
+        if not self.player.poll() or not mine:  # ended, or another screen plays now
             self.play_timer.stop()
             self.play_button.setText("▶ Play")
 
@@ -230,11 +263,11 @@ class DecodeView(QWidget):
         task = self.follower.task
         if task is None or task.status is not TaskStatus.SUCCEEDED:
             return
-        self.saved.setText(
-            save_to(
-                self, self.dialogs, task, "Save recovered file", self.download_dir(), ANY_FILTER
-            )
-        )
+        self.saver.save(task, "Save recovered file", self.download_dir(), ANY_FILTER)
+
+    def attach(self, task: Task) -> None:
+        """Show a task the app continues after a restart (the one this screen last ran)."""
+        self.follower.attach(task)
 
     @property
     def task_id(self) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QWidget
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QLineEdit, QMessageBox, QWidget
 
 __all__ = ["ANY_FILTER", "AUDIO_FILTER", "WAV_FILTER", "Dialogs"]
 
@@ -31,3 +31,6 @@ class Dialogs:
     def ask_passphrase(self, parent: QWidget, title: str, prompt: str) -> str | None:
         text, ok = QInputDialog.getText(parent, title, prompt, QLineEdit.EchoMode.Password)
         return text if ok and text else None
+
+    def error(self, parent: QWidget | None, title: str, text: str) -> None:
+        QMessageBox.critical(parent, title, text)

@@ -21,7 +21,7 @@ from desktop.app.media import CoverInfo, SecretInfo, check_fit, describe_cover, 
 from desktop.app.messages import describe_error
 from desktop.app.state import ConnectionState, Selection
 from desktop.app.store import Task, TaskKind, TaskStatus
-from desktop.app.task_view import TaskFollower, save_to
+from desktop.app.task_view import Saver, TaskFollower
 from desktop.app.tasks import TaskManager
 from desktop.app.widgets import FileField, MessageLabel, PassphraseField, ProgressPanel
 from desktop.app.workers import Report, WorkerPool
@@ -96,9 +96,7 @@ class EncodeView(QWidget):
         self.save_button.setVisible(False)
         self.saved = MessageLabel("encode.saved", "info", self)
         self.error = MessageLabel("encode.error", "error", self)
-        self.queue_label = QLabel(self)
-        self.queue_label.setObjectName("encode.queue")
-        self.queue_label.setWordWrap(True)
+        self.queue_label = MessageLabel("encode.queue", "info", self)
 
         cover_box = QGroupBox("1. Cover", self)
         cover_layout = QVBoxLayout(cover_box)
@@ -126,11 +124,12 @@ class EncodeView(QWidget):
         layout.addWidget(pass_box)
         layout.addLayout(actions)
         layout.addWidget(self.progress)
+        layout.addWidget(self.queue_label)
         layout.addLayout(done_row)
         layout.addWidget(self.saved)
         layout.addWidget(self.error)
         layout.addStretch(1)
-        layout.addWidget(self.queue_label)
+        self.saver = Saver(self, dialogs, workers, self.saved.setText)
 
         self.follower = TaskFollower(
             manager,
@@ -149,9 +148,9 @@ class EncodeView(QWidget):
         self.start_button.clicked.connect(self.start)
         self.save_button.clicked.connect(self.save)
         connection.changed.connect(lambda *_: self._update())
-        manager.task_changed.connect(lambda _task: self._update_queue())
+        manager.task_changed.connect(lambda _task: self.update_queue())
         self._update()
-        self._update_queue()
+        self.update_queue()
 
     # Inputs ----------------------------------------------------------------------------
 
@@ -244,14 +243,16 @@ class EncodeView(QWidget):
         problem = self._problem()
         self.start_button.setEnabled(problem is None)
         self.start_button.setText("Encode" if self.connection.online else "Queue encode")
-        if problem is not None:
+        if problem is not None and problem == self.passphrase.problem():
+            self.hint.clear()  # the passphrase box above already says what is missing
+        elif problem is not None:
             self.hint.setText(problem)
         elif self.connection.online:
             self.hint.setText("Ready. Only the encrypted secret and the cover are sent.")
         else:
             self.hint.setText("The server is offline: the encode will be queued and sent later.")
 
-    def _update_queue(self) -> None:
+    def update_queue(self) -> None:
         waiting = [t for t in self.manager.waiting() if t.kind is TaskKind.ENCODE]
         if not waiting:
             self.queue_label.clear()
@@ -285,7 +286,7 @@ class EncodeView(QWidget):
         done = task is not None and task.status is TaskStatus.SUCCEEDED
         self.save_button.setEnabled(done)
         self.save_button.setVisible(done)
-        self._update_queue()
+        self.update_queue()
 
     def _done_text(self, task: Task) -> str:
         name = task.output.name if task.output else "?"
@@ -298,9 +299,11 @@ class EncodeView(QWidget):
         task = self.follower.task
         if task is None or task.status is not TaskStatus.SUCCEEDED:
             return
-        self.saved.setText(
-            save_to(self, self.dialogs, task, "Save stego file", self.download_dir(), WAV_FILTER)
-        )
+        self.saver.save(task, "Save stego file", self.download_dir(), WAV_FILTER)
+
+    def attach(self, task: Task) -> None:
+        """Show a task the app continues after a restart (the one this screen last ran)."""
+        self.follower.attach(task)
 
     @property
     def task_id(self) -> str | None:

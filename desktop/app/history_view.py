@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -26,16 +26,22 @@ from desktop.app.dialogs import ANY_FILTER, Dialogs
 from desktop.app.formatting import format_size, format_timestamp
 from desktop.app.messages import describe_error
 from desktop.app.store import Task, TaskKind, TaskStatus
-from desktop.app.task_view import save_to
+from desktop.app.task_view import Saver
 from desktop.app.tasks import TaskManager
+from desktop.app.workers import Report, WorkerPool
 from desktop.audio.backend import AudioError
-from desktop.audio.player import Player
+from desktop.audio.player import Player, Sound
 from desktop.core.sessions import SessionStore, UploadSession
 
 __all__ = ["HISTORY_COLUMNS", "HistoryView", "size_text"]
 
 HISTORY_COLUMNS: Final = ("What", "File", "State", "Sizes", "Created", "Updated", "Output")
 HISTORY_LIMIT: Final = 500
+PLAY_POLL_MS: Final = 100
+STATE_COLUMN = 2
+STATE_COLUMN_SAMPLE: Final = "Needs the passphrase"
+"""The State column is wide enough for this; longer texts are elided (the tooltip has all)."""
+OTHER_SERVER_TEXT: Final = "For another server"
 _STATE_COLOURS: Final = {
     TaskStatus.SUCCEEDED: "#2e7d4f",
     TaskStatus.FAILED: "#c0392b",
@@ -46,9 +52,10 @@ _STATE_COLOURS: Final = {
 
 
 def size_text(task: Task) -> str:
-    """``cover 12 MB + secret 40 KB → 12 MB`` for an encode; ``12 MB → 40 KB`` for a decode."""
+    """``12 MB + 40 KB → 12 MB`` (cover + sealed secret → stego file) for an encode;
+    ``12 MB → 40 KB`` for a decode."""
     if task.kind is TaskKind.ENCODE:
-        text = f"{format_size(task.input_bytes)} + {format_size(task.payload_bytes or 0)} sealed"
+        text = f"{format_size(task.input_bytes)} + {format_size(task.payload_bytes or 0)}"
     else:
         text = format_size(task.input_bytes)
     if task.output_bytes is not None:
@@ -56,12 +63,27 @@ def size_text(task: Task) -> str:
     return text
 
 
-def _state_text(task: Task) -> str:
+def _state_text(task: Task, *, other_server: bool = False) -> str:
     if task.status is TaskStatus.FAILED and task.error_code:
         return f"Failed: {task.error_code}"
+    if other_server:
+        return OTHER_SERVER_TEXT
     if task.status is TaskStatus.PROCESSING:
         return f"Processing {task.progress:.0%}"
     return task.status.label
+
+
+def playable(task: Task) -> bool:
+    """A decoded voice message (or other audio secret) whose file is still there. Stego
+    files are not offered: they are as large as their cover, and sound just like it."""
+    output = task.output
+    return (
+        task.kind is TaskKind.DECODE
+        and task.status is TaskStatus.SUCCEEDED
+        and (task.output_media_type or "").startswith("audio/")
+        and output is not None
+        and output.is_file()
+    )
 
 
 class HistoryView(QWidget):
@@ -70,6 +92,7 @@ class HistoryView(QWidget):
         manager: TaskManager,
         sessions: Callable[[], SessionStore],
         player: Player,
+        workers: WorkerPool,
         dialogs: Dialogs,
         download_dir: Callable[[], Path],
         parent: QWidget | None = None,
@@ -79,6 +102,10 @@ class HistoryView(QWidget):
         self.manager = manager
         self.sessions = sessions
         self.player = player
+        self.workers = workers
+        self._loading = False
+        self._playing: Path | None = None
+        """What this screen started playing (the player is shared with other screens)."""
         self.dialogs = dialogs
         self.download_dir = download_dir
         self.tasks: list[Task] = []
@@ -96,6 +123,10 @@ class HistoryView(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(STATE_COLUMN, QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(
+            STATE_COLUMN, self.table.fontMetrics().horizontalAdvance(STATE_COLUMN_SAMPLE) + 16
+        )
         header.setStretchLastSection(False)
         self.empty = QLabel("Nothing yet: encodes and decodes appear here.", self)
         self.empty.setObjectName("history.empty")
@@ -107,7 +138,7 @@ class HistoryView(QWidget):
             "pause": "Pause",
             "cancel": "Cancel",
             "passphrase": "Enter passphrase…",
-            "remove": "Remove from list",
+            "remove": "Remove",
             "refresh": "Refresh",
         }
         self.buttons: dict[str, QPushButton] = {}
@@ -119,9 +150,17 @@ class HistoryView(QWidget):
             if key == "refresh":
                 row.addStretch(1)
             row.addWidget(button)
+        self.buttons["remove"].setToolTip(
+            "Forget this task and delete the app's own copy of its output. Files you saved "
+            "elsewhere, and the task's inputs, stay."
+        )
         self.message = QLabel(self)
         self.message.setObjectName("history.message")
         self.message.setWordWrap(True)
+        self.saver = Saver(self, dialogs, workers, self.message.setText)
+        self.play_timer = QTimer(self)
+        self.play_timer.setInterval(PLAY_POLL_MS)
+        self.play_timer.timeout.connect(self._poll_player)
 
         uploads_title = QLabel("<b>Unfinished uploads on this computer</b>", self)
         self.uploads = QListWidget(self)
@@ -138,7 +177,7 @@ class HistoryView(QWidget):
         layout.addWidget(self.uploads)
 
         self.buttons["save"].clicked.connect(self.save_selected)
-        self.buttons["play"].clicked.connect(self.play_selected)
+        self.buttons["play"].clicked.connect(self.toggle_play)
         self.buttons["resume"].clicked.connect(lambda: self._act(self.manager.resume))
         self.buttons["pause"].clicked.connect(lambda: self._act(self.manager.pause))
         self.buttons["cancel"].clicked.connect(lambda: self._act(self.manager.cancel))
@@ -160,10 +199,11 @@ class HistoryView(QWidget):
         for r, task in enumerate(self.tasks):
             output = task.output.name if task.output else ""
             encoding = task.kind is TaskKind.ENCODE
+            other = self.manager.for_other_server(task)
             values = (
                 "Encode" if encoding else "Decode",
                 f"{task.secret_name} in {task.input_name}" if encoding else task.input_name,
-                _state_text(task),
+                _state_text(task, other_server=other),
                 size_text(task),
                 format_timestamp(task.created_at),
                 format_timestamp(task.updated_at),
@@ -174,12 +214,20 @@ class HistoryView(QWidget):
                 item.setData(Qt.ItemDataRole.UserRole, task.id)
                 if c == 1:
                     item.setToolTip(task.input_path)
-                if c == 2:
+                if c == STATE_COLUMN:
                     colour = _STATE_COLOURS.get(task.status)
                     if colour:
                         item.setForeground(QColor(colour))
+                    tip = [task.status.label if other else value]
                     if task.error_message:
-                        item.setToolTip(task.error_message)
+                        tip.append(task.error_message)
+                    if other:
+                        tip.append(f"Made for the server {task.server}.")
+                    item.setToolTip("\n".join(tip))
+                if c == 3:
+                    item.setToolTip(
+                        "Cover + sealed secret → stego file" if encoding else "Stego file → secret"
+                    )
                 if c == 6 and task.output_path:
                     item.setToolTip(task.output_path)
                 self.table.setItem(r, c, item)
@@ -204,7 +252,7 @@ class HistoryView(QWidget):
     def _progress(self, task_id: str, fraction: float, text: str) -> None:
         for r, task in enumerate(self.tasks):
             if task.id == task_id:
-                item = self.table.item(r, 2)
+                item = self.table.item(r, STATE_COLUMN)
                 if item is not None:
                     item.setText(text.split(":")[0] + f" {fraction:.0%}")
                 return
@@ -234,14 +282,17 @@ class HistoryView(QWidget):
         running = task is not None and self.manager.is_running(task.id)
         has_output = task is not None and task.output is not None and task.output.is_file()
         unfinished = task is not None and not task.status.finished
-        audio = (
-            has_output and (task.output_media_type or "").startswith("audio/") if task else False
-        )
+        other = task is not None and self.manager.for_other_server(task)
+        playing = self._playing is not None and self.player.playing
         self.buttons["save"].setEnabled(has_output)
-        self.buttons["play"].setEnabled(bool(audio))
+        self.buttons["play"].setEnabled(
+            playing or (not self._loading and task is not None and playable(task))
+        )
+        self.buttons["play"].setText("■ Stop" if playing else "▶ Play")
         self.buttons["resume"].setEnabled(
             unfinished
             and not running
+            and not other
             and task is not None
             and task.status is not TaskStatus.NEEDS_PASSPHRASE
         )
@@ -251,7 +302,14 @@ class HistoryView(QWidget):
             task is not None and task.status is TaskStatus.NEEDS_PASSPHRASE
         )
         self.buttons["remove"].setEnabled(task is not None and task.status.finished)
-        if task is not None and task.error_message and task.status is not TaskStatus.SUCCEEDED:
+        if self.saver.busy:
+            pass  # the save's progress is shown
+        elif task is not None and other:
+            self.message.setText(
+                f"This task was made for the server {task.server}. It continues when that "
+                "server is set again in Settings; or cancel it."
+            )
+        elif task is not None and task.error_message and task.status is not TaskStatus.SUCCEEDED:
             self.message.setText(describe_error(task.error_code or "", task.error_message))
         elif task is not None and task.output_path:
             self.message.setText(f"Output: {task.output_path}")
@@ -269,18 +327,57 @@ class HistoryView(QWidget):
         if task is None:
             return
         title = "Save stego file" if task.kind is TaskKind.ENCODE else "Save recovered file"
-        self.message.setText(
-            save_to(self, self.dialogs, task, title, self.download_dir(), ANY_FILTER)
+        self.saver.save(task, title, self.download_dir(), ANY_FILTER)
+
+    def toggle_play(self) -> None:
+        """Play the selected decoded audio (read off the GUI thread), or stop playing."""
+        if self._playing is not None and self.player.playing:
+            self.stop_playing()
+            return
+        task = self.selected()
+        if task is None or not playable(task) or self._loading or task.output is None:
+            return
+        path, player = task.output, self.player
+
+        def load(report: Report) -> Sound:
+            return player.load(path)
+
+        self._loading = True
+        self._update_buttons()
+        self.workers.start(
+            load, name="load sound", on_finished=self._play_loaded, on_failed=self._load_failed
         )
 
-    def play_selected(self) -> None:
-        task = self.selected()
-        if task is None or task.output is None:
-            return
+    def _play_loaded(self, sound: Sound) -> None:
+        self._loading = False
         try:
-            self.player.play(task.output)
+            self.player.play_sound(sound)
         except AudioError as e:
             self.message.setText(describe_error(e.code, e.message))
+        else:
+            self._playing = sound.path
+            self.message.setText(f"Playing {sound.path.name}…")
+            self.play_timer.start()
+        self._update_buttons()
+
+    def _load_failed(self, code: str, message: str) -> None:
+        self._loading = False
+        self.message.setText(describe_error(code, message))
+        self._update_buttons()
+
+    def _poll_player(self) -> None:
+        # Ended, or another screen plays something else now: this screen's playing is over.
+        if not self.player.poll() or self.player.path != self._playing:
+            self.play_timer.stop()
+            self._playing = None
+            self._update_buttons()
+
+    def stop_playing(self) -> None:
+        if self._playing is not None and self.player.path == self._playing:
+            self.player.stop()
+        self.play_timer.stop()
+        self._playing = None
+        self._update_buttons()
 
     def ask_passphrase(self) -> None:
         task = self.selected()

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QMainWindow,
+    QSizePolicy,
     QStackedWidget,
     QWidget,
 )
@@ -25,10 +26,11 @@ from desktop.app.drops import DropTarget, route_drop
 from desktop.app.encode_view import EncodeView
 from desktop.app.history_view import HistoryView
 from desktop.app.messages import describe_error
-from desktop.app.pipeline import StopReason
+from desktop.app.pipeline import StopReason, sweep_work_dir
 from desktop.app.record_view import RecordView
 from desktop.app.settings_view import SettingsView
 from desktop.app.state import ConnectionState, ConnectionStatus, Selection
+from desktop.app.store import Task, TaskKind, TaskStatus
 from desktop.app.tasks import TaskManager
 from desktop.app.widgets.file_field import dropped_paths
 from desktop.app.workers import WorkerPool
@@ -109,18 +111,22 @@ class MainWindow(QMainWindow):
         self.recorder = Recorder(audio, self.ctx.recordings_dir)
         self.player = Player(audio)
 
+        for gone in sweep_work_dir(self.store, self.ctx.work_dir):
+            log.info("removed %s: no task needs it any more", gone)
+
         download_dir = self._download_dir
-        self.record_view = RecordView(self.recorder, self.player, self)
+        self.record_view = RecordView(self.recorder, self.player, self.workers, self)
         self.encode_view = EncodeView(
             self.manager, self.selection, self.connection, self.workers, self.dialogs, download_dir
         )
         self.decode_view = DecodeView(
-            self.manager, self.connection, self.player, self.dialogs, download_dir
+            self.manager, self.connection, self.player, self.workers, self.dialogs, download_dir
         )
         self.history_view = HistoryView(
             self.manager,
             lambda: self.ctx.sessions(self.settings),
             self.player,
+            self.workers,
             self.dialogs,
             download_dir,
         )
@@ -156,10 +162,23 @@ class MainWindow(QMainWindow):
 
         self.status_label = QLabel(self)
         self.status_label.setObjectName("status.connection")
+        # A long message is cut at the right rather than squeezing the other labels.
+        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.status_label.setMinimumWidth(200)
+        self.resume_label = QLabel(self)
+        self.resume_label.setObjectName("status.resume")
+        self.resume_label.setTextFormat(Qt.TextFormat.RichText)
+        self.resume_label.linkActivated.connect(lambda _link: self.show_screen("history"))
+        self.resume_label.setVisible(False)
         self.queue_label = QLabel(self)
         self.queue_label.setObjectName("status.queue")
         self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.resume_label)
         self.statusBar().addPermanentWidget(self.queue_label)
+        self._continuing: set[str] = (
+            {t.id for t in self.manager.waiting()} if self.ctx.resume_on_start else set()
+        )
+        """Unfinished tasks found at start, that this run continues (until they stop)."""
 
         self.monitor = ConnectionMonitor(
             self.connection,
@@ -172,12 +191,14 @@ class MainWindow(QMainWindow):
         )
         self.manager.on_unreachable = self.monitor.check_now
         self.connection.changed.connect(self._connection_changed)
-        self.manager.task_changed.connect(lambda _task: self._show_queue())
+        self.manager.task_changed.connect(self._task_changed)
         self.record_view.use_recording.connect(self._use_recording)
         self.settings_view.saved.connect(self._settings_saved)
 
         self._show_connection()
         self._show_queue()
+        self._show_continuing()
+        self._attach_unfinished()
         self.show_screen("record")
         if settings_problem is not None:
             self.show_screen("settings")
@@ -202,6 +223,51 @@ class MainWindow(QMainWindow):
         self.selection.set_secret(path, recording=True)
         self.show_screen("encode")
 
+    def _task_changed(self, task: Task) -> None:
+        if task.status is TaskStatus.SUCCEEDED and task.secret_is_recording and task.secret_path:
+            sent = Path(task.secret_path)  # deleted once sent: no screen may offer it any more
+            self.record_view.recording_sent(sent)
+            chosen = self.selection.secret
+            if chosen is not None and not chosen.exists() and chosen.resolve() == sent.resolve():
+                self.selection.set_secret(None)
+        if task.id in self._continuing and (
+            task.status.finished or not task.status.resumes_by_itself
+        ):
+            self._continuing.discard(task.id)
+        self._show_queue()
+        self._show_continuing()
+
+    def _attach_unfinished(self) -> None:
+        """Show on Encode and Decode the task each last ran, if the app continues it now."""
+        newest: dict[TaskKind, Task] = {}
+        for task in self.store.all(limit=50):
+            newest.setdefault(task.kind, task)
+        for kind, view in (
+            (TaskKind.ENCODE, self.encode_view),
+            (TaskKind.DECODE, self.decode_view),
+        ):
+            task = newest.get(kind)
+            if task is not None and task.id in self._continuing:
+                view.attach(task)
+
+    def _show_continuing(self) -> None:
+        tasks = [t for t in (self.store.get(i) for i in self._continuing) if t is not None]
+        if not tasks:
+            self.resume_label.clear()
+            self.resume_label.setVisible(False)
+            return
+        uploads = sum(t.status in (TaskStatus.QUEUED, TaskStatus.UPLOADING) for t in tasks)
+        jobs = len(tasks) - uploads
+        parts = []
+        if uploads:
+            parts.append(f"{uploads} unfinished upload{'s' if uploads > 1 else ''}")
+        if jobs:
+            parts.append(f"{jobs} unfinished job{'s' if jobs > 1 else ''}")
+        self.resume_label.setText(
+            f'Continuing {" and ".join(parts)} · <a href="history">History</a>'
+        )
+        self.resume_label.setVisible(True)
+
     # Connection ------------------------------------------------------------------------
 
     def _connection_changed(self, status: ConnectionStatus, message: str) -> None:
@@ -217,12 +283,13 @@ class MainWindow(QMainWindow):
         )
 
     def _show_queue(self) -> None:
-        waiting = self.manager.waiting()
+        waiting = self.manager.waiting()  # the current server's only
         if waiting and not self.connection.online:
             n = len(waiting)
             self.queue_label.setText(f"{n} task{'s' if n > 1 else ''} waiting for the server")
         else:
             self.queue_label.clear()
+        self.queue_label.setMinimumWidth(self.queue_label.sizeHint().width())
 
     # Settings --------------------------------------------------------------------------
 
@@ -234,6 +301,13 @@ class MainWindow(QMainWindow):
         )
         self.runtime = self.manager.runtime
         close_runtime(old)
+        self._continuing = (
+            {t.id for t in self.manager.waiting()} if self.ctx.resume_on_start else set()
+        )
+        self.history_view.refresh()  # tasks of the other server are marked as such
+        self.encode_view.update_queue()
+        self._show_queue()
+        self._show_continuing()
         self.connection.set(ConnectionStatus.UNKNOWN, f"Checking {settings.server_url}…")
         self.monitor.check_now()
 
@@ -271,6 +345,11 @@ class MainWindow(QMainWindow):
         self.shutdown()
         super().closeEvent(event)
 
+    @property
+    def closed(self) -> bool:
+        """Shut down: nothing runs in the background any more."""
+        return self._closed
+
     def shutdown(self) -> None:
         """Stop everything in the background; unfinished work continues at the next start."""
         if self._closed:
@@ -278,8 +357,9 @@ class MainWindow(QMainWindow):
         self._closed = True
         self.monitor.stop()
         self.record_view.shutdown()
+        self.decode_view.stop_playing()
+        self.history_view.stop_playing()
         self.player.stop()
-        self.decode_view.play_timer.stop()
         self.manager.shutdown(self.ctx.shutdown_wait_ms)
         close_runtime(self.runtime)
         self.manager.forget_passphrases()

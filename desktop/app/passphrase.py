@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["MIN_ACCEPTED_BITS", "Strength", "estimate_bits", "strength"]
+__all__ = ["MIN_ACCEPTED_BITS", "STRONG_WORDS", "Strength", "estimate_bits", "strength"]
 
 MIN_ACCEPTED_BITS: Final = 28.0
 """Below this the passphrase is refused: guessing it would take minutes, not years."""
@@ -55,6 +55,13 @@ _COMMON: Final = frozenset(
 )
 _KEYBOARD_ROWS: Final = ("qwertyuiop", "asdfghjkl", "zxcvbnm", "azertyuiop", "1234567890")
 WORD_BITS: Final = 12.0
+STRONG_BITS: Final = _LEVELS[2][0]
+"""Where "Strong" starts."""
+STRONG_WORDS: Final = math.ceil(STRONG_BITS / WORD_BITS)
+"""Random words that rate "Strong": what the hint recommends, so hint and meter agree."""
+STRONG_WORDS_TEXT: Final = {4: "Four", 5: "Five", 6: "Six", 7: "Seven"}.get(
+    STRONG_WORDS, str(STRONG_WORDS)
+)
 
 
 @dataclass(frozen=True)
@@ -126,8 +133,10 @@ def strength(passphrase: str) -> Strength:
     if not passphrase:
         hint = "Choose a passphrase: it is the only way to get the secret back."
     elif bits < MIN_ACCEPTED_BITS:
-        hint = "Too easy to guess. Four or more random words make a strong passphrase."
-    elif bits < 60:
+        hint = (
+            f"Too easy to guess. {STRONG_WORDS_TEXT} or more random words make a strong passphrase."
+        )
+    elif bits < STRONG_BITS:
         hint = "Could be guessed with effort: add a word or two."
     else:
         hint = "Good. Keep it somewhere safe: without it the secret cannot be recovered."

@@ -24,8 +24,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import tempfile
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -47,6 +47,7 @@ from desktop.core.envelope import (
     seal,
     sealed_length,
 )
+from desktop.core.stop import StopSignal
 from desktop.core.uploader import UploadCancelled, Uploader
 from desktop.core.workflow import (
     COVER_MEDIA_TYPE,
@@ -67,11 +68,14 @@ __all__ = [
     "Runtime",
     "StopReason",
     "StopToken",
+    "discard_work",
     "is_transient",
     "open_result",
     "prepare_decode",
     "prepare_encode",
+    "remove_task_files",
     "run_task",
+    "sweep_work_dir",
 ]
 
 log = logging.getLogger(__name__)
@@ -98,7 +102,8 @@ class StopToken:
     """Asks a run to stop at its next check; the core's cancel ``Event`` is :attr:`event`."""
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        self.event = StopSignal()
+        """Also breaks a blocking wait on the server's event stream at once when set."""
         self.reason: StopReason | None = None
 
     def stop(self, reason: StopReason) -> None:
@@ -148,6 +153,58 @@ def _atomic(target: Path, mode: int) -> Iterator[BinaryIO]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def discard_work(task: Task) -> None:
+    """A task that failed or was cancelled cannot go on: drop what only its run needed (the
+    sealed payload of an encode, the downloaded sealed result of a decode). Its inputs (the
+    cover, the secret, a recording not sent) stay."""
+    if task.status in (TaskStatus.FAILED, TaskStatus.CANCELLED) and task.sealed_path:
+        Path(task.sealed_path).unlink(missing_ok=True)
+
+
+def _task_folders(work_dir: Path, task_id: str) -> list[Path]:
+    return [work_dir / RESULTS_FOLDER / task_id, work_dir / RECOVERED_FOLDER / task_id]
+
+
+def remove_task_files(work_dir: Path, task: Task) -> None:
+    """Delete the app's own files of a task being forgotten: its output in the work folder
+    and its sealed file. Copies saved elsewhere, and the task's inputs, are not touched."""
+    if task.sealed_path and Path(task.sealed_path).resolve().is_relative_to(work_dir.resolve()):
+        Path(task.sealed_path).unlink(missing_ok=True)
+    for folder in _task_folders(work_dir, task.id):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def sweep_work_dir(store: TaskStore, work_dir: Path) -> list[Path]:
+    """At start (nothing running): delete what no task needs any more; returns what went.
+
+    That is: half-written files a crash left (``.*.part``), sealed files of tasks that are
+    gone or finished, and output folders of tasks no longer in the store.
+    """
+    removed: list[Path] = []
+    sealed = work_dir / SEALED_FOLDER
+    for folder in (sealed, work_dir / RESULTS_FOLDER, work_dir / RECOVERED_FOLDER):
+        if not folder.is_dir():
+            continue
+        for leftover in folder.rglob(".*.part"):
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    if sealed.is_dir():
+        for path in sealed.iterdir():
+            task = store.get(path.stem) if path.suffix in (".sealed", ".result") else None
+            if path.is_file() and (task is None or task.status.finished):
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    for kind in (RESULTS_FOLDER, RECOVERED_FOLDER):
+        folder = work_dir / kind
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            if path.is_dir() and store.get(path.name) is None:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed
 
 
 def _notify(progress: Progress | None, stage: Stage) -> Callable[[int, int], None]:
@@ -310,22 +367,25 @@ def run_task(
             raise ServerUnreachable(e.message) from e
         current = rt.store.require(task_id)
         status = current.status if current.status is TaskStatus.NEEDS_PASSPHRASE else None
-        rt.store.update(
+        failed = rt.store.update(
             task_id,
             status=status or TaskStatus.FAILED,
             error_code=e.code,
             error_message=e.message,
         )
+        discard_work(failed)
         raise
     except Exception as e:
         if stop.stopped:
             return _stopped(rt, task_id, stop)
         log.exception("task %s failed", task_id)
-        rt.store.update(
-            task_id,
-            status=TaskStatus.FAILED,
-            error_code="internal_error",
-            error_message=f"{type(e).__name__}: {e}",
+        discard_work(
+            rt.store.update(
+                task_id,
+                status=TaskStatus.FAILED,
+                error_code="internal_error",
+                error_message=f"{type(e).__name__}: {e}",
+            )
         )
         raise
 
@@ -344,9 +404,11 @@ def _stopped(rt: Runtime, task_id: str, stop: StopToken) -> Task:
         if task.job_id and not (task.job_state and JobState(task.job_state).finished):
             with contextlib.suppress(SubtoneError):
                 rt.client.cancel_job(task.job_id)
-        return rt.store.update(
+        cancelled = rt.store.update(
             task_id, status=TaskStatus.CANCELLED, error_code=None, error_message=None
         )
+        discard_work(cancelled)
+        return cancelled
     if stop.reason is StopReason.PAUSE:
         return rt.store.update(task_id, status=TaskStatus.PAUSED)
     return task  # shutdown: left as it was, continued at the next start

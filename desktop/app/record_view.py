@@ -23,11 +23,12 @@ from desktop.app.formatting import format_clock
 from desktop.app.messages import describe_error
 from desktop.app.state import RecordPhase, RecordState
 from desktop.app.widgets import LevelMeter, MessageLabel, WaveformView
+from desktop.app.workers import Report, WorkerPool
 from desktop.audio.backend import AudioError, DeviceInfo
 from desktop.audio.levels import MeterBallistics, measure
-from desktop.audio.player import Player
-from desktop.audio.recorder import Recorder, Recording, list_recordings
-from desktop.audio.waveform import ScrollingWaveform, min_max_columns
+from desktop.audio.player import Player, Sound
+from desktop.audio.recorder import Recorder, Recording, list_recordings, recording_files
+from desktop.audio.waveform import Columns, ScrollingWaveform, waveform_of_file
 
 __all__ = ["RecordView"]
 
@@ -42,11 +43,20 @@ class RecordView(QWidget):
     use_recording = Signal(object)
     """The recording to use as the secret (a ``Path``)."""
 
-    def __init__(self, recorder: Recorder, player: Player, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        recorder: Recorder,
+        player: Player,
+        workers: WorkerPool,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("record")
         self.recorder = recorder
         self.player = player
+        self.workers = workers
+        self._loading = False
+        """A sound is being read for playing (off the GUI thread)."""
         self.state = RecordState(self)
         self.recording: Recording | None = None
         self._ballistics = MeterBallistics()
@@ -137,7 +147,8 @@ class RecordView(QWidget):
     # Devices ---------------------------------------------------------------------------
 
     def refresh_devices(self, rescan: bool = True) -> None:
-        if self.recorder.recording:
+        if self.recorder.recording or self.player.playing:
+            self.message.setText("Stop playing or recording before looking for devices again.")
             return
         self.device.clear()
         try:
@@ -269,17 +280,58 @@ class RecordView(QWidget):
         if self.state.phase is RecordPhase.PLAYING:
             self.stop()
             return
-        if self.recording is None:
+        if self.recording is None or self._loading:
             return
+        path, player = self.recording.path, self.player
+
+        def load(report: Report) -> Sound:
+            return player.load(path)
+
+        self._loading = True
+        self._apply(self.state.phase)
+        self.workers.start(
+            load, name="load recording", on_finished=self._play_loaded, on_failed=self._load_failed
+        )
+
+    def _play_loaded(self, sound: Sound) -> None:
+        self._loading = False
+        if (
+            self.recording is None
+            or self.recording.path != sound.path
+            or self.state.phase is not RecordPhase.RECORDED
+        ):
+            self._apply(self.state.phase)
+            return  # recorded again, or sent, meanwhile
         try:
-            self.player.play(self.recording.path)
+            self.player.play_sound(sound)
         except AudioError as e:
             self.message.setText(describe_error(e.code, e.message))
+            self._apply(self.state.phase)
             return
         self.message.clear()
         self._last_tick = time.monotonic()
         self.timer.start()
         self.state.set(RecordPhase.PLAYING)
+
+    def _load_failed(self, code: str, message: str) -> None:
+        self._loading = False
+        self.message.setText(describe_error(code, message))
+        self._apply(self.state.phase)
+
+    def recording_sent(self, path: Path) -> None:
+        """The recording at ``path`` was sent and deleted: forget it here too."""
+        if self.recording is None or self.recording.path != path or path.exists():
+            return
+        if self.player.path == path:
+            self.player.stop()
+        self.recording = None
+        self.waveform.clear()
+        self.state.set(RecordPhase.IDLE if self.has_device else RecordPhase.NO_DEVICE)
+        self._show_recording()
+        self.file_label.setText(
+            "The recording was sent, hidden in its cover, and deleted from this computer."
+        )
+        self._apply(self.state.phase)
 
     def _use(self) -> None:
         if self.recording is not None:
@@ -304,27 +356,55 @@ class RecordView(QWidget):
         self.file_label.setToolTip(str(path))
 
     def _load_leftover(self) -> None:
-        """Show the newest recording an earlier run left (a crash loses nothing recorded)."""
+        """Show the newest recording an earlier run left (a crash loses nothing recorded).
+
+        Finding it and drawing its waveform read the file: that happens on a worker thread.
+        """
+        folder = self.recorder.folder
         try:
-            found = list_recordings(self.recorder.folder)
+            # Listed here, read there: a recording started meanwhile is never touched.
+            paths = recording_files(folder)
         except OSError as e:
             log.warning("cannot list recordings: %s", e)
             return
-        if not found:
+        if not paths:
             return
-        self.recording = found[0]
-        try:
-            data, _ = sf.read(str(found[0].path), dtype="float32", always_2d=True)
-            self.waveform.set_columns(min_max_columns(data, WAVEFORM_COLUMNS), WAVEFORM_COLUMNS)
-        except (RuntimeError, OSError) as e:
-            log.warning("cannot draw %s: %s", found[0].path, e)
+
+        def find(report: Report) -> tuple[Recording, Columns | None] | None:
+            found = list_recordings(folder, paths)
+            if not found:
+                return None
+            try:
+                columns = waveform_of_file(found[0].path, WAVEFORM_COLUMNS)
+            except (RuntimeError, OSError, sf.SoundFileError) as e:
+                log.warning("cannot draw %s: %s", found[0].path, e)
+                columns = None
+            return found[0], columns
+
+        self.workers.start(
+            find,
+            name="find leftover recording",
+            on_finished=self._leftover_found,
+            on_failed=lambda code, message: log.warning("cannot list recordings: %s", message),
+        )
+
+    def _leftover_found(self, found: tuple[Recording, Columns | None] | None) -> None:
+        if found is None or self.recording is not None or self.recorder.recording:
+            return  # nothing left, or the person started recording meanwhile
+        recording, columns = found
+        if not recording.path.exists():
+            return
+        self.recording = recording
+        if columns is not None:
+            self.waveform.set_columns(columns, WAVEFORM_COLUMNS)
         self.state.set(RecordPhase.RECORDED)
         self._show_recording()
         self._show_file(
             "Recovered an earlier recording:",
-            found[0].path,
-            f" ({format_clock(found[0].duration_seconds)})",
+            recording.path,
+            f" ({format_clock(recording.duration_seconds)})",
         )
+        self._apply(self.state.phase)
 
     def _apply(self, phase: RecordPhase) -> None:
         recording = phase is RecordPhase.RECORDING
@@ -332,13 +412,15 @@ class RecordView(QWidget):
         self.start_button.setEnabled(self.has_device and phase in (RecordPhase.IDLE,))
         self.start_button.setVisible(not have or recording)
         self.stop_button.setEnabled(phase in (RecordPhase.RECORDING, RecordPhase.PLAYING))
-        self.play_button.setEnabled(have and phase in (RecordPhase.RECORDED, RecordPhase.PLAYING))
+        self.play_button.setEnabled(
+            have and not self._loading and phase in (RecordPhase.RECORDED, RecordPhase.PLAYING)
+        )
         self.play_button.setText("■ Stop playing" if phase is RecordPhase.PLAYING else "▶ Play")
         self.rerecord_button.setVisible(have and not recording)
         self.rerecord_button.setEnabled(self.has_device and phase is RecordPhase.RECORDED)
         self.use_button.setEnabled(have and phase is RecordPhase.RECORDED)
         self.device.setEnabled(self.has_device and not recording)
-        self.refresh.setEnabled(not recording)
+        self.refresh.setEnabled(not recording and phase is not RecordPhase.PLAYING)
         self.waveform.placeholder = (
             "No microphone" if phase is RecordPhase.NO_DEVICE else "Press Record to start"
         )

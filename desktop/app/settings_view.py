@@ -1,4 +1,5 @@
-"""Settings: which server, the API token, parallel parts, the download folder; a connection test."""
+"""Settings: which server, the API token, parallel parts and their size, the download folder;
+a connection test."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -25,10 +27,14 @@ from desktop.app.settings import SettingsStore
 from desktop.app.workers import Report, WorkerPool
 from desktop.core.api import ApiClient
 from desktop.core.config import ClientSettings
-from desktop.core.uploader import MAX_PARALLEL_PARTS
+from desktop.core.uploader import MAX_PARALLEL_PARTS, MAX_PART_SIZE, MIN_PART_SIZE
 from server.kit.errors import SubtoneError
 
-__all__ = ["SettingsView", "check_connection"]
+__all__ = ["DEFAULT_PART_SIZE_MIB", "SettingsView", "check_connection"]
+
+MiB = 1024 * 1024
+DEFAULT_PART_SIZE_MIB = 16
+"""What the part-size box offers once ticked (the standard server's own default)."""
 
 _ERROR_STYLE = "color: #c0392b;"
 _OK_STYLE = "color: #2e7d4f;"
@@ -86,13 +92,17 @@ class SettingsView(QWidget):
         self.parallel.setObjectName("settings.parallel")
         self.parallel.setRange(1, MAX_PARALLEL_PARTS)
         self.parallel.setMaximumWidth(90)
-        self.part_size = QLabel(
-            "Chosen by the server for each upload (S3 rules: at least 5 MiB, at most 10,000 "
-            "parts).",
-            self,
-        )
+        self.part_size_set = QCheckBox("Ask the server for parts of", self)
+        self.part_size_set.setObjectName("settings.part_size.set")
+        self.part_size = QSpinBox(self)
         self.part_size.setObjectName("settings.part_size")
-        self.part_size.setWordWrap(True)
+        self.part_size.setRange(MIN_PART_SIZE // MiB, MAX_PART_SIZE // MiB)
+        self.part_size.setSuffix(" MiB")
+        self.part_size.setMaximumWidth(120)
+        self.part_size_note = QLabel(self)
+        self.part_size_note.setObjectName("settings.part_size.note")
+        self.part_size_note.setWordWrap(True)
+        self.part_size_set.toggled.connect(self._part_size_toggled)
         self.download_dir = QLineEdit(self)
         self.download_dir.setObjectName("settings.download_dir")
         self.browse = QPushButton("Browse…", self)
@@ -120,7 +130,12 @@ class SettingsView(QWidget):
         transfer_box = QGroupBox("Transfers", self)
         transfer_form = QFormLayout(transfer_box)
         transfer_form.addRow("Parts sent at once:", self.parallel)
-        transfer_form.addRow("Part size:", self.part_size)
+        size_row = QHBoxLayout()
+        size_row.addWidget(self.part_size_set)
+        size_row.addWidget(self.part_size)
+        size_row.addStretch(1)
+        transfer_form.addRow("Part size:", size_row)
+        transfer_form.addRow("", self.part_size_note)
         folder_row = QHBoxLayout()
         folder_row.addWidget(self.download_dir, 1)
         folder_row.addWidget(self.browse)
@@ -145,6 +160,10 @@ class SettingsView(QWidget):
         self.url.setText(settings.server_url)
         self.token.setText(settings.token or "")
         self.parallel.setValue(settings.parallel_parts)
+        size = settings.part_size_bytes
+        self.part_size.setValue(size // MiB if size else DEFAULT_PART_SIZE_MIB)
+        self.part_size_set.setChecked(size is not None)
+        self._part_size_toggled(size is not None)
         self.download_dir.setText(str(settings.effective_download_dir))
 
     def edited(self) -> ClientSettings:
@@ -154,6 +173,9 @@ class SettingsView(QWidget):
             "server_url": self.url.text().strip(),
             "token": self.token.text().strip() or None,
             "parallel_parts": self.parallel.value(),
+            "part_size_bytes": self.part_size.value() * MiB
+            if self.part_size_set.isChecked()
+            else None,
             "download_dir": Path(folder).expanduser() if folder else None,
         }
         try:
@@ -161,6 +183,15 @@ class SettingsView(QWidget):
         except ValidationError as e:
             problems = "; ".join(str(err["msg"]) for err in e.errors())
             raise SubtoneError(f"Check the settings: {problems}.", code="invalid_settings") from e
+
+    def _part_size_toggled(self, on: bool) -> None:
+        self.part_size.setEnabled(on)
+        self.part_size_note.setText(
+            "For new uploads. The server keeps it within S3's rules (5 MiB to 5 GiB, at most "
+            "10,000 parts) and may choose larger parts for a very large file."
+            if on
+            else "The server chooses the part size of each upload."
+        )
 
     def _browse(self) -> None:
         start = Path(self.download_dir.text() or Path.home())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,20 +10,15 @@ from PySide6.QtWidgets import QWidget
 from desktop.app.dialogs import Dialogs
 from desktop.app.formatting import format_size
 from desktop.app.messages import describe_error
-from desktop.app.state import ConnectionState
+from desktop.app.saving import copy_with_progress, refused_target, suggested_path
+from desktop.app.state import ConnectionState, ConnectionStatus
 from desktop.app.store import Task, TaskStatus
 from desktop.app.tasks import TaskManager
 from desktop.app.widgets.message_label import MessageLabel
 from desktop.app.widgets.progress_panel import PanelState, ProgressPanel
+from desktop.app.workers import Report, WorkerPool
 
-__all__ = ["TaskFollower", "copy_output", "done_summary", "save_to"]
-
-
-def copy_output(source: Path, target: Path) -> None:
-    """Copy a result where the person asked (the app keeps its own copy)."""
-    if source.resolve() == target.resolve():
-        return
-    shutil.copyfile(source, target)
+__all__ = ["Saver", "TaskFollower", "done_summary"]
 
 
 class TaskFollower:
@@ -59,13 +53,26 @@ class TaskFollower:
         panel.cancel_clicked.connect(self.cancel)
 
     def follow(self, task_id: str) -> None:
+        """Follow a task being prepared (it is not stored yet)."""
         self.task_id = task_id
         self.task = None
         self.error.clear()
         self.result.clear()
         self.panel.set_progress(0.0, "Preparing…")
-        self.panel.set_state(PanelState.RUNNING)
+        self.panel.set_state(PanelState.PREPARING)
         self._on_change(None)
+
+    def attach(self, task: Task) -> None:
+        """Follow a stored task (one the app continues after a restart)."""
+        self.task_id = task.id
+        self.task = task
+        self.error.clear()
+        self.result.clear()
+        self.panel.set_progress(task.progress, "")
+        self._show()
+        if not task.status.finished:
+            self.panel.set_progress(task.progress, "Continuing where it stopped…")
+        self._on_change(task)
 
     def pause(self) -> None:
         if self.task_id is not None:
@@ -78,8 +85,12 @@ class TaskFollower:
             self._show()
 
     def cancel(self) -> None:
-        if self.task_id is not None:
-            self.manager.cancel(self.task_id)
+        if self.task_id is None:
+            return
+        preparing = self.manager.is_preparing(self.task_id)
+        self.manager.cancel(self.task_id)
+        if preparing:
+            self.panel.set_state(PanelState.CANCELLING, "Cancelling…")
 
     def _progress(self, task_id: str, fraction: float, text: str) -> None:
         if task_id == self.task_id:
@@ -95,8 +106,11 @@ class TaskFollower:
     def _failed(self, task_id: str, code: str, message: str) -> None:
         if task_id != self.task_id:
             return
-        self.error.setText(describe_error(code, message))
         task = self.manager.get(task_id)
+        if task is None and code == "cancelled":  # cancelled while it was being prepared
+            self.result.say("Cancelled.", "info")
+        else:
+            self.error.setText(describe_error(code, message))
         if task is None:  # failed while preparing: nothing was queued
             self.panel.set_state(PanelState.IDLE)
             self.task_id = None
@@ -124,6 +138,8 @@ class TaskFollower:
             self.panel.set_state(PanelState.IDLE)
         elif running:
             self.panel.set_state(PanelState.RUNNING)
+        elif self.connection.status is ConnectionStatus.UNKNOWN:
+            self.panel.set_state(PanelState.WAITING, "Sent as soon as the server answers…")
         elif not self.connection.online:
             self.panel.set_state(
                 PanelState.WAITING,
@@ -139,18 +155,57 @@ def done_summary(task: Task) -> str:
     return f"Done: {name} ({format_size(task.output_bytes or 0)})."
 
 
-def save_to(
-    parent: QWidget, dialogs: Dialogs, task: Task, title: str, start: Path, filters: str
-) -> str:
-    """Ask where, copy the task's output there; returns a line to show."""
-    source = task.output
-    if source is None or not source.is_file():
-        return "The result file is no longer there."
-    target = dialogs.save_file(parent, title, start / source.name, filters)
-    if target is None:
-        return ""
-    try:
-        copy_output(source, target)
-    except OSError as e:
-        return f"Could not save to {target}: {e.strerror}."
-    return f"Saved to {target}"
+class Saver:
+    """Asks where to save a task's output, then copies it there on the worker pool,
+    showing its progress and the outcome through ``say``."""
+
+    def __init__(
+        self,
+        parent: QWidget,
+        dialogs: Dialogs,
+        workers: WorkerPool,
+        say: Callable[[str], None],
+    ) -> None:
+        self.parent = parent
+        self.dialogs = dialogs
+        self.workers = workers
+        self.say = say
+        self.busy = False
+
+    def save(self, task: Task, title: str, folder: Path, filters: str) -> None:
+        source = task.output
+        if self.busy:
+            return
+        if source is None or not source.is_file():
+            self.say("The result file is no longer there.")
+            return
+        target = self.dialogs.save_file(self.parent, title, suggested_path(task, folder), filters)
+        if target is None:
+            return
+        refused = refused_target(task, target)
+        if refused is not None:
+            self.say(refused)
+            return
+        if source.resolve() == target.resolve():
+            self.say(f"Saved to {target}")
+            return
+
+        def job(report: Report) -> Path:
+            copy_with_progress(
+                source, target, lambda done, total: report(done / total if total else 1, "")
+            )
+            return target
+
+        self.busy = True
+        self.say(f"Saving to {target}…")
+        self.workers.start(
+            job,
+            name=f"save {target.name}",
+            on_progress=lambda fraction, _text: self.say(f"Saving to {target}… {fraction:.0%}"),
+            on_finished=lambda _path: self._done(f"Saved to {target}"),
+            on_failed=lambda code, message: self._done(message),
+        )
+
+    def _done(self, text: str) -> None:
+        self.busy = False
+        self.say(text)

@@ -21,9 +21,11 @@ from desktop.app.pipeline import (
     Runtime,
     StopReason,
     StopToken,
+    discard_work,
     open_result,
     prepare_decode,
     prepare_encode,
+    remove_task_files,
     run_task,
 )
 from desktop.app.progress import ProgressText, Throttle
@@ -88,6 +90,8 @@ class TaskManager(QObject):
         self.position_kdf = position_kdf
         self._running: dict[str, StopToken] = {}
         self._preparing: set[str] = set()
+        self._cancel_when_prepared: set[str] = set()
+        """Tasks cancelled while being prepared: cancelled as soon as they exist."""
         self._passphrases: dict[str, str] = {}
         self._closing = False
         self._requeue_delay = requeue_delay_ms
@@ -101,6 +105,15 @@ class TaskManager(QObject):
     def is_running(self, task_id: str) -> bool:
         return task_id in self._running
 
+    def is_stopping(self, task_id: str) -> bool:
+        """Running, and asked to stop (pause, cancel, shutdown): it stops at its next check."""
+        token = self._running.get(task_id)
+        return token is not None and token.stopped
+
+    def is_preparing(self, task_id: str) -> bool:
+        """Being checked and sealed here: not a stored task yet."""
+        return task_id in self._preparing
+
     @property
     def busy(self) -> bool:
         return bool(self._running or self._preparing)
@@ -109,12 +122,17 @@ class TaskManager(QObject):
         return self.store.get(task_id)
 
     def waiting(self) -> list[Task]:
-        """Tasks that will be sent by themselves (queued or interrupted), oldest first."""
+        """Tasks of the current server that will be sent by themselves (queued or
+        interrupted), oldest first. Tasks made for another server wait for that server."""
         return [
             t
             for t in self.store.unfinished()
-            if t.status.resumes_by_itself and t.id not in self._running
+            if t.status.resumes_by_itself and t.id not in self._running and t.server == self.server
         ]
+
+    def for_other_server(self, task: Task) -> bool:
+        """An unfinished task made for another server than the one set now."""
+        return not task.status.finished and task.server != self.server
 
     # New work --------------------------------------------------------------------------
 
@@ -175,12 +193,19 @@ class TaskManager(QObject):
 
         def prepared(task: Task) -> None:
             self._preparing.discard(task_id)
+            if task_id in self._cancel_when_prepared:
+                self._cancel_when_prepared.discard(task_id)
+                self.cancel(task_id)
+                return
             if not self.start(task_id):
                 self.task_changed.emit(task)
 
         def failed(code: str, message: str) -> None:
             self._preparing.discard(task_id)
             self._passphrases.pop(task_id, None)
+            if task_id in self._cancel_when_prepared:
+                self._cancel_when_prepared.discard(task_id)
+                code, message = "cancelled", "Cancelled."
             self.task_failed.emit(task_id, code, message)
 
         self.workers.start(
@@ -280,6 +305,9 @@ class TaskManager(QObject):
         self.start(task_id)
 
     def cancel(self, task_id: str) -> None:
+        if task_id in self._preparing:  # sealing cannot be interrupted: cancel what it makes
+            self._cancel_when_prepared.add(task_id)
+            return
         token = self._running.get(task_id)
         if token is not None:
             token.stop(StopReason.CANCEL)
@@ -288,8 +316,10 @@ class TaskManager(QObject):
         if task is None or task.status.finished:
             return
         self._passphrases.pop(task_id, None)
-        self.task_changed.emit(self.store.update(task_id, status=TaskStatus.CANCELLED))
-        if task.job_id:
+        cancelled = self.store.update(task_id, status=TaskStatus.CANCELLED)
+        discard_work(cancelled)
+        self.task_changed.emit(cancelled)
+        if task.job_id and task.server == self.server:  # another server's job is not ours to ask
             client, job_id = self.runtime.client, task.job_id
 
             def cancel_job(report: Report) -> None:
@@ -319,13 +349,15 @@ class TaskManager(QObject):
         )
 
     def remove(self, task_id: str) -> None:
-        """Forget a finished task (its output file stays where it is)."""
+        """Forget a finished task and delete the app's own copy of its output (copies saved
+        elsewhere, and its inputs, stay where they are)."""
         task = self.store.get(task_id)
         if task is None or task_id in self._running:
             return
         if not task.status.finished:
             raise SubtoneError("Cancel the task before removing it.", code="task_active")
         self.store.remove(task_id)
+        remove_task_files(self.runtime.work_dir, task)
         self.task_changed.emit(task)
 
     # Lifecycle -------------------------------------------------------------------------

@@ -160,11 +160,55 @@ def _sounddevice() -> Any:
     return sounddevice
 
 
+class _PortAudioStream:
+    """A sounddevice stream whose PortAudio errors become :class:`DeviceFailed`, and which
+    tells its backend when it is closed (PortAudio cannot rescan with a stream open)."""
+
+    def __init__(self, sd: Any, stream: Any, what: str, closed: Callable[[Any], None]) -> None:
+        self._sd = sd
+        self._stream = stream
+        self._what = what
+        self._closed = closed
+
+    def _call(self, action: str, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except self._sd.PortAudioError as e:
+            raise DeviceFailed(f"The {self._what} could not be {action}: {e}.") from e
+
+    def start(self) -> None:
+        self._call("started", self._stream.start)
+
+    def stop(self) -> None:
+        self._call("stopped", self._stream.stop)
+
+    def close(self) -> None:
+        try:
+            self._call("closed", self._stream.close)
+        finally:
+            self._closed(self)
+
+
 class SoundDeviceBackend:
     """:class:`AudioBackend` over PortAudio through :mod:`sounddevice`."""
 
+    def __init__(self, module: Any = None) -> None:
+        """``module``: what stands for :mod:`sounddevice` (tests); ``None``: the real one,
+        imported on first use."""
+        self._module = module
+        self._open: set[Any] = set()
+        """Streams opened and not yet closed."""
+
+    def _sd(self) -> Any:
+        return self._module if self._module is not None else _sounddevice()
+
+    def _track(self, sd: Any, stream: Any, what: str) -> Stream:
+        wrapped = _PortAudioStream(sd, stream, what, self._open.discard)
+        self._open.add(wrapped)
+        return wrapped
+
     def devices(self) -> list[DeviceInfo]:
-        sd = _sounddevice()
+        sd = self._sd()
         try:
             raw = list(sd.query_devices())
             apis = [api["name"] for api in sd.query_hostapis()]
@@ -202,8 +246,10 @@ class SoundDeviceBackend:
         return default_in, default_out
 
     def refresh(self) -> None:
-        """Restart PortAudio so it scans for devices again (no stream may be open)."""
-        sd = _sounddevice()
+        """Restart PortAudio so it scans for devices again (refused while a stream is open)."""
+        if self._open:
+            raise DeviceFailed("Stop playing or recording before looking for devices again.")
+        sd = self._sd()
         sd._terminate()
         sd._initialize()
 
@@ -216,9 +262,9 @@ class SoundDeviceBackend:
         blocksize: int,
         callback: InputCallback,
     ) -> Stream:
-        sd = _sounddevice()
+        sd = self._sd()
         try:
-            stream: Stream = sd.InputStream(
+            stream = sd.InputStream(
                 device=device,
                 samplerate=samplerate,
                 channels=channels,
@@ -228,7 +274,7 @@ class SoundDeviceBackend:
             )
         except (sd.PortAudioError, ValueError) as e:
             raise DeviceFailed(f"The microphone could not be opened: {e}.") from e
-        return stream
+        return self._track(sd, stream, "microphone")
 
     def open_output(
         self,
@@ -239,9 +285,9 @@ class SoundDeviceBackend:
         blocksize: int,
         callback: OutputCallback,
     ) -> Stream:
-        sd = _sounddevice()
+        sd = self._sd()
         try:
-            stream: Stream = sd.OutputStream(
+            stream = sd.OutputStream(
                 device=device,
                 samplerate=samplerate,
                 channels=channels,
@@ -251,7 +297,7 @@ class SoundDeviceBackend:
             )
         except (sd.PortAudioError, ValueError) as e:
             raise DeviceFailed(f"The speaker could not be opened: {e}.") from e
-        return stream
+        return self._track(sd, stream, "speaker")
 
 
 def default_device(devices: list[DeviceInfo], *, output: bool = False) -> DeviceInfo:

@@ -21,7 +21,20 @@ from desktop.audio.backend import (
     OutputCallback,
 )
 
-__all__ = ["FAKE_MICROPHONE", "FAKE_SPEAKER", "FakeBackend", "FakeStatus", "FakeStream", "tone"]
+__all__ = [
+    "FAKE_MICROPHONE",
+    "FAKE_SPEAKER",
+    "FakeBackend",
+    "FakePortAudioError",
+    "FakeStatus",
+    "FakeStream",
+    "tone",
+]
+
+
+class FakePortAudioError(Exception):
+    """What a real stream raises when it fails to start: not one of the app's errors."""
+
 
 FAKE_MICROPHONE: Final = DeviceInfo(
     index=0,
@@ -76,8 +89,10 @@ class FakeStream:
         channels: int,
         blocksize: int,
         callback: InputCallback | OutputCallback,
+        fail_start: str | None = None,
     ) -> None:
         self.kind = kind
+        self.fail_start = fail_start
         self.device = device
         self.samplerate = samplerate
         self.channels = channels
@@ -89,6 +104,8 @@ class FakeStream:
         self._lock = threading.Lock()
 
     def start(self) -> None:
+        if self.fail_start is not None:
+            raise FakePortAudioError(self.fail_start)
         self.started = True
 
     def stop(self) -> None:
@@ -133,10 +150,14 @@ class FakeBackend:
         devices: list[DeviceInfo] | None = None,
         *,
         fail_open: str | None = None,
+        fail_start: str | None = None,
     ) -> None:
         self._devices = list(devices) if devices is not None else [FAKE_MICROPHONE, FAKE_SPEAKER]
         self.fail_open = fail_open
         """A message: opening any stream fails with :class:`DeviceFailed` saying it."""
+        self.fail_start = fail_start
+        """A message: starting any stream raises :class:`FakePortAudioError` (a raw error, as
+        PortAudio's would be)."""
         self.inputs: list[FakeStream] = []
         self.outputs: list[FakeStream] = []
         self.refreshes = 0
@@ -149,12 +170,15 @@ class FakeBackend:
         return list(self._devices)
 
     def refresh(self) -> None:
+        """Refused while a stream is open, as :class:`SoundDeviceBackend` refuses it."""
+        if any(not s.closed for s in self.inputs + self.outputs):
+            raise DeviceFailed("Stop playing or recording before looking for devices again.")
         self.refreshes += 1
 
     def _open(self, kind: str, **kwargs: Any) -> FakeStream:
         if self.fail_open is not None:
             raise DeviceFailed(self.fail_open)
-        stream = FakeStream(kind=kind, **kwargs)
+        stream = FakeStream(kind=kind, fail_start=self.fail_start, **kwargs)
         (self.inputs if kind == "input" else self.outputs).append(stream)
         return stream
 

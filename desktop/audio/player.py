@@ -1,14 +1,17 @@
 """Play a sound file through an output device (Qt-free).
 
-The file is read into memory first (a voice message is small), so the output callback only
-copies a slice; the owner polls :meth:`Player.poll` from its own thread (a GUI timer) to learn
-the position and to close the stream once the end was played.
+Playing is two steps, so a GUI never reads a file on its own thread: :meth:`Player.load`
+reads the file into memory (call it from a worker thread), :meth:`Player.play_sound` opens the
+device and starts (quick, on the owner's thread). The output callback only copies a slice;
+the owner polls :meth:`Player.poll` from its own thread (a GUI timer) to learn the position
+and to close the stream once the end was played. :meth:`Player.play` does both at once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -19,21 +22,61 @@ from numpy.typing import NDArray
 from desktop.audio.backend import (
     AudioBackend,
     AudioError,
+    DeviceFailed,
     NoOutputDevice,
     SoundDeviceBackend,
     Stream,
     default_device,
 )
 
-__all__ = ["MAX_PLAY_SECONDS", "Player"]
+__all__ = ["MAX_PLAY_SECONDS", "Player", "Sound", "load_sound"]
 
 MAX_PLAY_SECONDS: Final = 3 * 3600
 """Longer files are refused (they would be held in memory)."""
 PLAY_BLOCK_FRAMES: Final = 1024
 
 
+@dataclass(frozen=True)
+class Sound:
+    """A file's samples, ready to play: ``(frames, channels)`` float32."""
+
+    path: Path
+    data: NDArray[np.float32]
+    samplerate: int
+
+    @property
+    def channels(self) -> int:
+        return int(self.data.shape[1])
+
+    @property
+    def duration_seconds(self) -> float:
+        return len(self.data) / self.samplerate if self.samplerate else 0.0
+
+
+def load_sound(path: Path, max_channels: int = 2) -> Sound:
+    """Read ``path`` for playing on a device of ``max_channels`` (more are mixed down to one).
+
+    Raises :class:`AudioError` with a plain message for a file that is not sound, is gone, or
+    is too long to hold in memory.
+    """
+    try:
+        info = sf.info(str(path))
+        if info.frames > MAX_PLAY_SECONDS * info.samplerate:
+            raise AudioError(f"{path.name} is too long to play here; open it in a player.")
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError) as e:
+        raise AudioError(
+            f"{path.name} cannot be played: it is not a sound file this app reads."
+        ) from e
+    except OSError as e:
+        raise AudioError(f"{path.name} cannot be read: {e.strerror}.") from e
+    if data.shape[1] > max(1, max_channels):
+        data = data.mean(axis=1, keepdims=True, dtype=np.float32)
+    return Sound(path, np.ascontiguousarray(data), int(rate))
+
+
 class Player:
-    """Plays one file at a time."""
+    """Plays one sound at a time."""
 
     def __init__(self, backend: AudioBackend | None = None) -> None:
         self.backend: AudioBackend = backend if backend is not None else SoundDeviceBackend()
@@ -56,41 +99,44 @@ class Player:
     def duration_seconds(self) -> float:
         return len(self._data) / self.samplerate if self.samplerate else 0.0
 
-    def play(self, path: Path, device: int | None = None) -> None:
-        """Start playing ``path`` from the beginning (stopping whatever was playing)."""
-        self.stop()
+    def output_channels(self) -> int:
+        """How many channels the default output takes; :class:`NoOutputDevice` if none."""
         outputs = [d for d in self.backend.devices() if d.is_output]
         if not outputs:
             raise NoOutputDevice()
-        chosen = default_device(outputs, output=True)
-        try:
-            info = sf.info(str(path))
-            if info.frames > MAX_PLAY_SECONDS * info.samplerate:
-                raise AudioError(f"{path.name} is too long to play here; open it in a player.")
-            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-        except (sf.SoundFileError, RuntimeError) as e:
-            raise AudioError(
-                f"{path.name} cannot be played: it is not a sound file this app reads."
-            ) from e
-        except OSError as e:
-            raise AudioError(f"{path.name} cannot be read: {e.strerror}.") from e
-        channels = min(data.shape[1], max(1, chosen.max_output_channels))
-        if channels < data.shape[1]:
-            data = data.mean(axis=1, keepdims=True, dtype=np.float32)
-            channels = 1
-        self._data = np.ascontiguousarray(data[:, :channels])
+        return max(1, default_device(outputs, output=True).max_output_channels)
+
+    def load(self, path: Path) -> Sound:
+        """Read ``path`` for the default output (slow for a long file: not on a GUI thread)."""
+        return load_sound(path, self.output_channels())
+
+    def play(self, path: Path, device: int | None = None) -> None:
+        """Start playing ``path`` from the beginning (stopping whatever was playing)."""
+        self.play_sound(self.load(path), device)
+
+    def play_sound(self, sound: Sound, device: int | None = None) -> None:
+        """Start playing ``sound`` from the beginning (stopping whatever was playing)."""
+        self.stop()
+        self._data = sound.data
         self._position = 0
         self._done.clear()
-        self.samplerate = int(rate)
-        self.path = path
+        self.samplerate = sound.samplerate
+        self.path = sound.path
         stream = self.backend.open_output(
             device=device,
             samplerate=self.samplerate,
-            channels=channels,
+            channels=sound.channels,
             blocksize=PLAY_BLOCK_FRAMES,
             callback=self._callback,
         )
-        stream.start()
+        try:
+            stream.start()
+        except BaseException as e:
+            with contextlib.suppress(Exception):
+                stream.close()
+            if isinstance(e, AudioError) or not isinstance(e, Exception):
+                raise
+            raise DeviceFailed(f"The speaker could not be started: {e}.") from e
         self._stream = stream
 
     def _callback(

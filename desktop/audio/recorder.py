@@ -30,6 +30,8 @@ from numpy.typing import NDArray
 from desktop.audio.backend import (
     DEFAULT_SAMPLERATE,
     AudioBackend,
+    AudioError,
+    DeviceFailed,
     DeviceInfo,
     NoInputDevice,
     SoundDeviceBackend,
@@ -45,6 +47,7 @@ __all__ = [
     "Recording",
     "default_recordings_dir",
     "list_recordings",
+    "recording_files",
     "recover_wav",
     "wait_for_frames",
 ]
@@ -132,12 +135,21 @@ def _riff_size_ok(f: Any, size: int) -> bool:
     return bool(struct.unpack("<I", f.read(4))[0] == size - 8)
 
 
-def list_recordings(folder: Path) -> list[Recording]:
-    """Recordings left in ``folder`` (newest first), their headers repaired where needed."""
-    found: list[Recording] = []
+def recording_files(folder: Path) -> list[Path]:
+    """The recording files in ``folder`` now (a quick listing; nothing is read)."""
     if not folder.is_dir():
-        return found
-    for path in folder.glob(f"{RECORDING_PREFIX}*{RECORDING_SUFFIX}"):
+        return []
+    return sorted(folder.glob(f"{RECORDING_PREFIX}*{RECORDING_SUFFIX}"))
+
+
+def list_recordings(folder: Path, paths: list[Path] | None = None) -> list[Recording]:
+    """Recordings left in ``folder`` (newest first), their headers repaired where needed.
+
+    ``paths``: only these files (listed earlier with :func:`recording_files`), so that a
+    recording started since is not touched.
+    """
+    found: list[Recording] = []
+    for path in recording_files(folder) if paths is None else paths:
         try:
             recover_wav(path)
             recording = Recording.from_file(path)
@@ -229,6 +241,7 @@ class Recorder:
             format=RECORDING_FORMAT,
             subtype=RECORDING_SUBTYPE,
         )
+        stream: Stream | None = None
         try:
             stream = self.backend.open_input(
                 device=chosen.index if device is not None else None,
@@ -238,10 +251,15 @@ class Recorder:
                 callback=self._callback,
             )
             stream.start()
-        except BaseException:
+        except BaseException as e:
+            if stream is not None:
+                with contextlib.suppress(Exception):
+                    stream.close()
             sound.close()
             path.unlink(missing_ok=True)
-            raise
+            if isinstance(e, AudioError) or not isinstance(e, Exception):
+                raise
+            raise DeviceFailed(f"The microphone could not be started: {e}.") from e
         self._file, self._stream, self.path = sound, stream, path
         self.samplerate, self.channels = rate, channels
         self.frames = self.overflows = self.dropped = 0

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from typing import Final
 
 import numpy as np
+import soundfile as sf
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["DEFAULT_COLUMNS", "DEFAULT_SECONDS", "ScrollingWaveform", "min_max_columns", "to_mono"]
+__all__ = [
+    "DEFAULT_COLUMNS",
+    "DEFAULT_SECONDS",
+    "Columns",
+    "ScrollingWaveform",
+    "min_max_columns",
+    "to_mono",
+    "waveform_of_file",
+]
 
 DEFAULT_COLUMNS: Final = 600
 DEFAULT_SECONDS: Final = 6.0
+FILE_BLOCK_FRAMES: Final = 65_536
+"""Frames read at once by :func:`waveform_of_file` (memory stays at one block)."""
 
 Columns = NDArray[np.float32]
 """Shape ``(n, 2)``: each row is the ``(min, max)`` of the samples one column covers."""
@@ -41,6 +53,44 @@ def min_max_columns(samples: ArrayLike, columns: int) -> Columns:
     result = np.empty((n, 2), dtype=np.float32)
     result[:, 0] = np.minimum.reduceat(mono, starts)
     result[:, 1] = np.maximum.reduceat(mono, starts)
+    return result
+
+
+def waveform_of_file(
+    path: str | os.PathLike[str], columns: int, *, block_frames: int = FILE_BLOCK_FRAMES
+) -> Columns:
+    """:func:`min_max_columns` of a whole sound file, read a block at a time.
+
+    The result equals ``min_max_columns`` of the file's samples, but memory stays at one
+    block whatever the file's length (an hour-long recording is fine). Raises what
+    :mod:`soundfile` raises for a file it cannot read.
+    """
+    if columns < 1:
+        raise ValueError("columns must be at least 1")
+    with sf.SoundFile(str(path)) as f:
+        frames = int(f.frames)
+        if frames == 0:
+            return np.zeros((0, 2), dtype=np.float32)
+        n = min(columns, frames)
+        edges = np.linspace(0, frames, n + 1).astype(np.int64)
+        result = np.empty((n, 2), dtype=np.float32)
+        result[:, 0] = np.inf
+        result[:, 1] = -np.inf
+        offset = 0
+        for block in f.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
+            mono = to_mono(block)
+            if mono.size == 0:
+                continue
+            end = offset + mono.size
+            first = int(np.searchsorted(edges, offset, side="right")) - 1
+            last = int(np.searchsorted(edges, end - 1, side="right")) - 1
+            cols = np.arange(first, last + 1)
+            starts = np.maximum(edges[cols], offset) - offset
+            result[cols, 0] = np.minimum(result[cols, 0], np.minimum.reduceat(mono, starts))
+            result[cols, 1] = np.maximum(result[cols, 1], np.maximum.reduceat(mono, starts))
+            offset = end
+    if offset < frames:  # the header promised more than the file holds: what was there
+        result = result[np.isfinite(result).all(axis=1)]
     return result
 
 

@@ -118,6 +118,7 @@ class CliEnv:
             store=store,
             transport=self.part_transport,
             parallel_parts=settings.parallel_parts,
+            part_size=settings.part_size_bytes,
         )
 
 

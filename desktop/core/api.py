@@ -13,8 +13,10 @@ transient failures (connection errors, 429, 502-504) with jittered backoff.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -25,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from desktop.core.retry import Backoff
 from desktop.core.sse import iter_events
+from desktop.core.stop import StopSignal
 from server.kit.errors import SubtoneError
 from server.protocol import (
     CompletePart,
@@ -160,6 +163,28 @@ def _retry_after(response: httpx.Response) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
+def _shut(response: httpx.Response) -> None:
+    """Break a read blocked on ``response`` (from another thread): shut its socket down."""
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+@contextlib.contextmanager
+def _interrupt_on(stop: threading.Event | None, response: httpx.Response) -> Iterator[None]:
+    """While inside, a :class:`StopSignal` being set shuts the response's connection at once."""
+    if not isinstance(stop, StopSignal):
+        yield
+        return
+    remove = stop.on_set(lambda: _shut(response))
+    try:
+        yield
+    finally:
+        remove()
+
+
 def _until(stop: threading.Event | None, lines: Iterable[str]) -> Iterator[str]:
     for line in lines:
         if stop is not None and stop.is_set():
@@ -218,7 +243,8 @@ class ApiClient:
         retry: bool = False,
     ) -> httpx.Response:
         """One request, retried on transient failures when ``retry`` (safe to repeat)."""
-        content = body.model_dump_json().encode() if body is not None else None
+        # Unset optional fields are left out, so a body is what an older server expects.
+        content = body.model_dump_json(exclude_none=True).encode() if body is not None else None
         send_headers = dict(headers or {})
         if content is not None:
             send_headers["Content-Type"] = "application/json"
@@ -325,7 +351,8 @@ class ApiClient:
     def job_events(self, job_id: str, *, stop: threading.Event | None = None) -> Iterator[Job]:
         """``GET /v1/jobs/{id}/events``: the job each time it changes, until the stream ends.
 
-        Ends early once ``stop`` is set (checked at each line, pings included).
+        Ends early once ``stop`` is set: checked at each line (pings included) and, when it
+        is a :class:`StopSignal`, at once, by shutting the connection from the stopping side.
         """
         path = f"{API_PREFIX}/jobs/{job_id}/events"
         timeout = httpx.Timeout(
@@ -346,10 +373,13 @@ class ApiClient:
                         code="bad_response",
                         status=response.status_code,
                     )
-                for event in iter_events(_until(stop, response.iter_lines())):
-                    if event.event == JOB_EVENT:
-                        yield _validate(Job, event.data, f"GET {path}", response.status_code)
+                with _interrupt_on(stop, response):
+                    for event in iter_events(_until(stop, response.iter_lines())):
+                        if event.event == JOB_EVENT:
+                            yield _validate(Job, event.data, f"GET {path}", response.status_code)
         except httpx.TransportError as e:
+            if stop is not None and stop.is_set():
+                return  # the connection was shut because of the stop
             raise _unreachable(f"the Subtone server at {self.base_url}", e) from e
 
     def follow_job(
@@ -382,6 +412,8 @@ class ApiClient:
                         return job
             except SubtoneError as e:
                 log.info("job events for %s unavailable (%s); polling instead", job_id, e)
+            if stop is not None and stop.is_set() and last is not None:
+                return last
         return self._poll_job(job_id, seen, stop)
 
     def _poll_job(

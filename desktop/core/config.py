@@ -1,11 +1,13 @@
-"""Client settings: which server, which token, how many parts at once, where results go.
+"""Client settings: which server, which token, how many parts at once and how big, where
+results go.
 
 Read from ``<user config dir>/subtone/client.json`` (another file with ``SUBTONE_CLIENT_CONFIG``),
 then overridden by ``SUBTONE_URL`` and ``SUBTONE_TOKEN``. The file holds the token, so it is
 written owner-only (0600), atomically.
 
-There is no part-size setting: the server chooses the part size of each upload
-(``UploadCreated.part_size``), so a client-side value would have no effect.
+``part_size_bytes`` is the part size asked of the server for each new upload (``None``: the
+server's own default); the server keeps it within S3's limits and answers with the size it
+chose (``UploadCreated.part_size``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from desktop.core.api import DEFAULT_TIMEOUT_SECONDS
-from desktop.core.uploader import DEFAULT_PARALLEL_PARTS, MAX_PARALLEL_PARTS
+from desktop.core.uploader import (
+    DEFAULT_PARALLEL_PARTS,
+    MAX_PARALLEL_PARTS,
+    MAX_PART_SIZE,
+    MIN_PART_SIZE,
+)
 from server.kit.errors import SubtoneError
 
 __all__ = [
@@ -58,6 +65,8 @@ class ClientSettings(BaseModel):
     server_url: str = DEFAULT_SERVER_URL
     token: str | None = Field(default=None, repr=False)
     parallel_parts: Annotated[int, Field(ge=1, le=MAX_PARALLEL_PARTS)] = DEFAULT_PARALLEL_PARTS
+    part_size_bytes: Annotated[int, Field(ge=MIN_PART_SIZE, le=MAX_PART_SIZE)] | None = None
+    """The part size to ask the server for (``None``: the server chooses)."""
     download_dir: Path | None = None
     """Where decoded secrets go when no output is given (default: the user's Downloads)."""
     timeout_seconds: Annotated[float, Field(gt=0)] = DEFAULT_TIMEOUT_SECONDS

@@ -48,6 +48,8 @@ __all__ = [
     "DEFAULT_PARALLEL_PARTS",
     "DEFAULT_PART_RETRY",
     "MAX_PARALLEL_PARTS",
+    "MAX_PART_SIZE",
+    "MIN_PART_SIZE",
     "PRESIGN_BATCH_SIZE",
     "HttpPartTransport",
     "PartRejected",
@@ -64,8 +66,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MiB: Final = 1024 * 1024
+GiB: Final = 1024 * MiB
 DEFAULT_PARALLEL_PARTS: Final = 4
 MAX_PARALLEL_PARTS: Final = 32
+MIN_PART_SIZE: Final = 5 * MiB
+MAX_PART_SIZE: Final = 5 * GiB
+"""S3's part limits: a part size asked for is kept within them (the server does the same)."""
 PRESIGN_BATCH_SIZE: Final = 100
 """URLs asked for at once (the API's limit per call)."""
 URL_EXPIRY_MARGIN: Final = timedelta(seconds=30)
@@ -356,15 +362,20 @@ class Uploader:
         store: SessionStore | None = None,
         transport: PartTransport | None = None,
         parallel_parts: int = DEFAULT_PARALLEL_PARTS,
+        part_size: int | None = None,
         retry: Backoff = DEFAULT_PART_RETRY,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         """``store`` keeps sessions across runs (``None``: nothing is saved, so every call
         starts a new upload). ``transport`` defaults to :class:`HttpPartTransport`, owned and
-        closed by this uploader."""
+        closed by this uploader. ``part_size`` (bytes) is asked of the server for new
+        uploads (``None``: the server's default); the server has the last word, and an upload
+        being resumed keeps the part size it was planned with."""
         if not 1 <= parallel_parts <= MAX_PARALLEL_PARTS:
             raise ValueError(f"parallel_parts must be 1..{MAX_PARALLEL_PARTS}")
+        if part_size is not None and not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
+            raise ValueError(f"part_size must be {MIN_PART_SIZE}..{MAX_PART_SIZE} bytes")
         self._client = client
         self._store = store
         self._owned: HttpPartTransport | None = None
@@ -373,6 +384,7 @@ class Uploader:
             transport = self._owned
         self._transport = transport
         self._parallel = parallel_parts
+        self._part_size = part_size
         self._retry = retry
         self._rng = rng or random.Random()  # noqa: S311 - jitter only
         self._clock = clock
@@ -502,7 +514,13 @@ class Uploader:
                     held[part.part_number] = part.etag
         else:
             created = self._client.create_upload(
-                UploadCreate(name=name, size=source.size, sha256=sha256, media_type=media_type)
+                UploadCreate(
+                    name=name,
+                    size=source.size,
+                    sha256=sha256,
+                    media_type=media_type,
+                    part_size=self._part_size,
+                )
             )
             plan = _Plan(created.upload_id, source.size, created.part_size, created.part_count)
             if plan.part_count != _part_count(source.size, plan.part_size):

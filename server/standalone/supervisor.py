@@ -451,6 +451,20 @@ class Supervisor:
             report("rabbitmq: stopped")
         state.save(self.state_path)
 
+    def stop_service(self, name: str, report: Callable[[str], None] = print) -> None:
+        """Stop one process ``up`` started (``api``, ``worker``, ``triton``, ``localstore``),
+        leaving the others running; ``up`` starts it again."""
+        state = State.load(self.state_path)
+        pid = state.pids.pop(name, None)
+        if pid is None:
+            raise StandaloneError(
+                f"{name} is not a process this stack started "
+                f"(it has: {', '.join(state.pids) or 'none'}).",
+                code="unknown_service",
+            )
+        self._stop(name, pid, report)
+        state.save(self.state_path)
+
     def _stop(self, name: str, pid: int, report: Callable[[str], None]) -> None:
         child = self._children.pop(pid, None)
         try:

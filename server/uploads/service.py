@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from server.integrations.storage import (
+    MAX_PART_SIZE,
     MAX_PARTS,
     MIN_PART_SIZE,
     InvalidPart,
@@ -53,6 +54,7 @@ __all__ = [
     "UploadTooLarge",
     "object_key",
     "plan_parts",
+    "preferred_part_size",
 ]
 
 UPLOAD_ID_PREFIX = "up"
@@ -98,6 +100,14 @@ def plan_parts(size: int, preferred_part_size: int) -> tuple[int, int]:
     part_size = max(preferred_part_size, smallest, MIN_PART_SIZE)
     part_size = math.ceil(part_size / MiB) * MiB
     return part_size, max(1, math.ceil(size / part_size))
+
+
+def preferred_part_size(requested: int | None, default: int) -> int:
+    """The part size to plan with: the client's wish kept within S3's part limits, else the
+    configured default. :func:`plan_parts` then makes it fit the 10,000-part limit."""
+    if requested is None:
+        return default
+    return min(max(requested, MIN_PART_SIZE), MAX_PART_SIZE)
 
 
 def object_key(tenant: str, upload_id: str, name: str) -> str:
@@ -146,7 +156,8 @@ class UploadService:
         limit = self._settings.MAX_UPLOAD_BYTES
         if request.size > limit:
             raise UploadTooLarge(f"An upload holds at most {limit} bytes, not {request.size}.")
-        part_size, part_count = plan_parts(request.size, self._settings.PART_SIZE_BYTES)
+        preferred = preferred_part_size(request.part_size, self._settings.PART_SIZE_BYTES)
+        part_size, part_count = plan_parts(request.size, preferred)
         upload_id = new_id(UPLOAD_ID_PREFIX)
         key = object_key(tenant, upload_id, request.name)
         record = UploadRecord(

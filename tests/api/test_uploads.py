@@ -7,8 +7,8 @@ import hashlib
 import httpx
 import pytest
 
-from server.integrations.storage import MAX_PARTS, MIN_PART_SIZE, MiB
-from server.uploads.service import object_key, plan_parts
+from server.integrations.storage import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, GiB, MiB
+from server.uploads.service import object_key, plan_parts, preferred_part_size
 
 from .conftest import (
     PART_SIZE,
@@ -187,6 +187,50 @@ def test_an_unknown_upload_is_404(api: Api) -> None:
 def test_plan_parts(size: int, preferred: int, part_size: int, part_count: int) -> None:
     assert plan_parts(size, preferred) == (part_size, part_count)
     assert part_count <= MAX_PARTS and part_size % MiB == 0
+
+
+def _create(api: Api, size: int, part_size: object = None) -> httpx.Response:
+    body: dict[str, object] = {"name": "cover.wav", "size": size, "sha256": "0" * 64}
+    if part_size is not None:
+        body["part_size"] = part_size
+    return api.client.post("/v1/uploads", json=body, headers=auth(api.alice))
+
+
+@pytest.mark.parametrize(
+    ("size", "requested", "part_size", "part_count"),
+    [
+        (64 * MiB, 8 * MiB, 8 * MiB, 8),  # honoured
+        (64 * MiB, MiB, MIN_PART_SIZE, 13),  # below S3's minimum: raised to it
+        (64 * MiB, 6 * MiB + 1, 7 * MiB, 10),  # whole MiB, rounded up
+        (64 * MiB, 8 * GiB, MAX_PART_SIZE, 1),  # above S3's maximum: lowered to it
+        (100 * GiB, MIN_PART_SIZE, 11 * MiB, 9310),  # 10,000 parts at most
+        (64 * MiB, None, PART_SIZE, 13),  # absent: the server's setting
+    ],
+)
+def test_the_client_may_ask_for_a_part_size(
+    make_api: ApiFactory, size: int, requested: int | None, part_size: int, part_count: int
+) -> None:
+    api = make_api(MAX_UPLOAD_BYTES=200 * GiB)
+    response = _create(api, size, requested)
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert (created["part_size"], created["part_count"]) == (part_size, part_count)
+    status = _status(api, api.alice, created["upload_id"]).json()
+    assert (status["part_size"], status["part_count"]) == (part_size, part_count)
+
+
+@pytest.mark.parametrize("bad", [0, -5, "big", 1.5])
+def test_a_part_size_that_is_not_a_positive_integer_is_422(api: Api, bad: object) -> None:
+    response = _create(api, 64 * MiB, bad)
+    assert response.status_code == 422
+    assert error_code(response) == "invalid_request"
+
+
+def test_preferred_part_size_clamps_to_s3_limits() -> None:
+    assert preferred_part_size(None, 16 * MiB) == 16 * MiB
+    assert preferred_part_size(1, 16 * MiB) == MIN_PART_SIZE
+    assert preferred_part_size(32 * MiB, 16 * MiB) == 32 * MiB
+    assert preferred_part_size(6 * GiB, 16 * MiB) == MAX_PART_SIZE
 
 
 @pytest.mark.parametrize(

@@ -92,6 +92,7 @@ class ScriptedDialogs:
         self.folder_answers: list[Path | None] = []
         self.passphrase_answers: list[str | None] = []
         self.asked: list[tuple[str, str]] = []
+        self.errors: list[str] = []
 
     def open_file(self, parent, title, start, filters):
         self.asked.append(("open", title))
@@ -105,6 +106,10 @@ class ScriptedDialogs:
     def choose_folder(self, parent, title, start):
         self.asked.append(("folder", title))
         return self.folder_answers.pop(0) if self.folder_answers else None
+
+    def error(self, parent, title, text):
+        self.asked.append(("error", title))
+        self.errors.append(text)
 
     def ask_passphrase(self, parent, title, prompt):
         self.asked.append(("passphrase", title))
@@ -158,6 +163,11 @@ def write_wav(path: Path, frames: int, *, rate: int = 8000, channels: int = 1) -
 
 
 def screenshot(widget, name: str) -> Path:
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    # Lay out what changed since the last event-loop turn (as the screen would show it),
+    # without running anything else.
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     assert widget.grab().save(str(path)), f"could not save {path}"

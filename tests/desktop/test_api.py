@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import http.server
 import io
+import json
+import threading
+import time
 
 import httpx
 import pytest
@@ -11,6 +15,7 @@ import pytest
 from desktop.core.api import ApiClient, ApiError, ServerUnreachable
 from desktop.core.retry import Backoff
 from desktop.core.sse import ServerSentEvent, iter_events
+from desktop.core.stop import StopSignal
 from server.kit.errors import SubtoneError
 from server.protocol import JobCreate, JobKind, JobParams, JobState, UploadCreate
 from tests.desktop.fake_server import API, TOKEN, FakeServer, error
@@ -239,3 +244,83 @@ def test_event_stream_parsing():
         ServerSentEvent(event="job", data="{\n 1}", id="7", retry_ms=1500),
         ServerSentEvent(event="message", data="plain", id="7"),
     ]
+
+
+class _SilentStream(http.server.BaseHTTPRequestHandler):
+    """Answers an event stream with one job event, then holds it open, sending nothing
+    (no pings), until the test releases it: as a server whose job makes no progress."""
+
+    protocol_version = "HTTP/1.1"
+    job: str = ""
+    release: threading.Event
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        event = f"event: job\ndata: {self.job}\n\n".encode()
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+        self.wfile.flush()
+        self.release.wait(30)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def silent_stream():
+    """A real HTTP server (a thread of this process) whose event stream goes quiet."""
+    now = "2030-01-01T00:00:00Z"
+    running = {
+        "id": "job_000000000001", "kind": "stego.embed", "state": "running", "progress": 0.25,
+        "inputs": {"cover": "obj_000000000001"}, "created_at": now, "updated_at": now,
+    }  # fmt: skip
+    handler = type("Handler", (_SilentStream,), {"job": json.dumps(running)})
+    handler.release = threading.Event()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", running["id"]
+    handler.release.set()
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def test_a_stop_signal_breaks_a_quiet_event_stream_at_once(silent_stream):
+    url, job_id = silent_stream
+    stop = StopSignal()
+    seen, result = [], {}
+    with ApiClient(url, TOKEN, retry=NO_WAIT) as client:
+        follower = threading.Thread(
+            target=lambda: result.update(job=client.follow_job(job_id, seen.append, stop=stop))
+        )
+        follower.start()
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:
+            follower.join(0.01)
+        assert seen, "the first event did not arrive"
+        stopped_at = time.monotonic()
+        stop.set()
+        follower.join(5)
+        took = time.monotonic() - stopped_at
+    assert not follower.is_alive()
+    assert took < 1.0, f"the stop took {took:.1f} s"
+    assert result["job"].state is JobState.RUNNING  # the last state seen, not polled again
+
+
+def test_stop_signal_callbacks_run_once_and_can_be_removed():
+    stop = StopSignal()
+    calls = []
+    stop.on_set(lambda: calls.append("a"))
+    remove = stop.on_set(lambda: calls.append("b"))
+    remove()
+    stop.on_set(lambda: 1 / 0)  # a failing callback does not stop the others
+    stop.on_set(lambda: calls.append("c"))
+    stop.set()
+    stop.set()
+    assert calls == ["a", "c"] and stop.is_set()
+    stop.on_set(lambda: calls.append("late"))  # already set: runs at once
+    assert calls == ["a", "c", "late"]

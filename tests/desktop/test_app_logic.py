@@ -51,6 +51,19 @@ def test_longer_is_stronger():
     assert estimate_bits("blue whale") < estimate_bits("blue whale sings at dawn")
 
 
+_NUMBERS = {"Three": 3, "Four": 4, "Five": 5, "Six": 6, "Seven": 7}
+_WORDS = ["orbit", "velvet", "tundra", "pickle", "saddle", "quartz", "lantern", "meadow", "cobalt"]
+
+
+def test_the_hint_and_the_meter_agree_on_how_many_words_are_strong():
+    hint = strength("pass").hint
+    recommended = next(n for word, n in _NUMBERS.items() if f"{word} or more random words" in hint)
+    assert "make a strong passphrase" in hint
+    assert strength(" ".join(_WORDS[:recommended])).label == "Strong"
+    assert strength(" ".join(_WORDS[: recommended + 1])).label in ("Strong", "Very strong")
+    assert strength(" ".join(_WORDS[: recommended - 1])).label != "Strong"
+
+
 # Formatting ---------------------------------------------------------------------------------
 
 

@@ -15,11 +15,14 @@ from desktop.app.pipeline import (
     open_result,
     prepare_decode,
     prepare_encode,
+    remove_task_files,
     run_task,
+    sweep_work_dir,
 )
 from desktop.app.store import TaskStatus, TaskStore
 from desktop.core.api import ApiClient, ServerUnreachable
 from desktop.core.sessions import SessionStore
+from desktop.core.stop import StopSignal
 from desktop.core.uploader import PartRejected, Uploader
 from server.kit.errors import SubtoneError
 from tests.desktop.app_support import CHEAP, NO_WAIT, Switchboard, SwitchedParts, write_wav
@@ -283,3 +286,73 @@ def test_runs_from_two_threads_share_the_store(runtime, files, tmp_path):
         t.join(30)
     assert not errors
     assert {t.status for t in runtime.store.all()} == {TaskStatus.SUCCEEDED}
+
+
+def test_a_cancelled_encode_leaves_no_sealed_payload(runtime, parts, files):
+    cover, secret = files
+    task = queue_encode(runtime, cover, secret)
+    sealed = Path(task.sealed_path)
+    assert sealed.is_file()
+    stop = StopToken()
+    parts.before_put = lambda n: stop.stop(StopReason.CANCEL) if n == 2 else None
+    assert run_task(runtime, task.id, stop=stop).status is TaskStatus.CANCELLED
+    assert not sealed.exists()
+    assert cover.exists() and secret.exists()  # the inputs stay
+
+
+def test_a_failed_encode_leaves_no_sealed_payload(runtime, board, files):
+    cover, secret = files
+    board.server.fail_job = ("worker_crashed", "The worker stopped unexpectedly.")
+    task = queue_encode(runtime, cover, secret)
+    with pytest.raises(SubtoneError):
+        run_task(runtime, task.id)
+    assert not Path(task.sealed_path).exists()
+
+
+def test_a_paused_encode_keeps_its_sealed_payload(runtime, parts, files):
+    cover, secret = files
+    task = queue_encode(runtime, cover, secret)
+    stop = StopToken()
+    parts.before_put = lambda n: stop.stop(StopReason.PAUSE) if n == 2 else None
+    assert run_task(runtime, task.id, stop=stop).status is TaskStatus.PAUSED
+    assert Path(task.sealed_path).is_file()  # needed to go on
+
+
+def test_removing_a_task_deletes_the_apps_copy_of_its_output(runtime, files, tmp_path):
+    cover, secret = files
+    done = run_task(runtime, queue_encode(runtime, cover, secret).id)
+    saved_elsewhere = tmp_path / "mine.wav"
+    saved_elsewhere.write_bytes(done.output.read_bytes())
+    assert done.output.is_relative_to(runtime.work_dir)
+    remove_task_files(runtime.work_dir, done)
+    assert not done.output.exists() and not done.output.parent.exists()
+    assert saved_elsewhere.exists() and cover.exists()
+
+
+def test_the_start_sweep_deletes_only_what_no_task_needs(runtime, files):
+    cover, secret = files
+    queued = queue_encode(runtime, cover, secret)  # still needs its sealed payload
+    done = run_task(runtime, queue_encode(runtime, cover, secret).id)
+    work = runtime.work_dir
+    orphan_sealed = work / "sealed" / "task_gone.sealed"
+    orphan_sealed.write_bytes(b"x")
+    orphan_result = work / "results" / "task_gone"
+    orphan_result.mkdir(parents=True)
+    (orphan_result / "cover.wav").write_bytes(b"x")
+    half_written = work / "results" / done.id / ".cover.wav.abc.part"
+    half_written.write_bytes(b"x")
+
+    removed = sweep_work_dir(runtime.store, work)
+
+    assert set(removed) == {orphan_sealed, orphan_result, half_written}
+    assert Path(queued.sealed_path).is_file()
+    assert done.output.is_file()
+
+
+def test_a_stop_token_can_break_a_blocking_wait():
+    token = StopToken()
+    assert isinstance(token.event, StopSignal)
+    broken = []
+    token.event.on_set(lambda: broken.append(True))
+    token.stop(StopReason.SHUTDOWN)
+    assert broken == [True] and token.stopped

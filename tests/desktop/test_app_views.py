@@ -8,6 +8,9 @@ screenshot under tests/artifacts/.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import tomllib
 from pathlib import Path
@@ -17,12 +20,18 @@ import pytest
 import soundfile as sf
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
-from PySide6.QtWidgets import QLabel, QLineEdit, QPushButton, QSpinBox
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+)
 
 from desktop.app.state import ConnectionStatus, RecordPhase
 from desktop.app.store import TaskKind, TaskStatus
 from desktop.audio.fake import FAKE_SPEAKER, FakeBackend, tone
-from desktop.core.uploader import PartRejected
 from tests.desktop.app_support import (
     MemoryKeyring,
     Switchboard,
@@ -146,8 +155,13 @@ def test_record_play_and_use_the_recording(qtbot, window, desktop_audio, desktop
     assert path.parent == window.ctx.recordings_dir
     screenshot(window, "record")
 
-    click(qtbot, window, "record.play")
-    assert view.state.phase is RecordPhase.PLAYING
+    click(qtbot, window, "record.play")  # the file is read off the GUI thread, then played
+    qtbot.waitUntil(lambda: view.state.phase is RecordPhase.PLAYING, timeout=WAIT_MS)
+    # PortAudio cannot look for devices with a stream open: Refresh waits until it ends.
+    assert not child(window, QPushButton, "record.refresh").isEnabled()
+    view.refresh_devices()
+    assert desktop_audio.refreshes == 0 and view.player.playing
+    assert "Stop playing or recording" in label(window, "record.message")
     played = desktop_audio.last_output.pull(40_000)
     np.testing.assert_allclose(played[:32_000, 0], data, atol=1e-6)
     qtbot.waitUntil(lambda: view.state.phase is RecordPhase.RECORDED, timeout=WAIT_MS)
@@ -181,7 +195,9 @@ def test_a_recording_left_by_a_crash_is_found_again(qtbot, open_window, desktop_
     sf.write(folder / "recording-20300101-120000-abcdef.wav", voice_like(1.0, 16_000), 16_000)
     window = open_window(desktop_ctx)
     view = window.record_view
-    assert view.state.phase is RecordPhase.RECORDED
+    # Found and drawn on a worker thread: the window opens at once, then shows it.
+    qtbot.waitUntil(lambda: view.state.phase is RecordPhase.RECORDED, timeout=WAIT_MS)
+    assert view.waveform.column_count == 600
     assert "Recovered an earlier recording" in label(window, "record.file")
     assert label(window, "record.elapsed") == "0:01.0"
 
@@ -231,8 +247,12 @@ def test_encode_a_recording_then_decode_and_play_it(
     stego.parent.mkdir()
     desktop_dialogs.save_answers.append(stego)
     click(qtbot, window, "encode.save")
+    # The dialog offers "<cover>-stego.wav", never the cover's own name.
+    assert desktop_dialogs.suggested == window.settings.effective_download_dir / (
+        "holiday-stego.wav"
+    )
+    qtbot.waitUntil(lambda: label(window, "encode.saved") == f"Saved to {stego}", timeout=WAIT_MS)
     assert stego.read_bytes() == task.output.read_bytes()
-    assert label(window, "encode.saved") == f"Saved to {stego}"
 
     view = decode(qtbot, window, desktop_dialogs, stego)
     done = view.follower.task
@@ -241,11 +261,109 @@ def test_encode_a_recording_then_decode_and_play_it(
     assert "Recovered the recording" in label(window, "decode.result")
     data, rate = sf.read(done.output, dtype="float32")
     assert dominant_frequency(data[rate // 10 :], rate) == pytest.approx(1000, abs=10)
-    click(qtbot, window, "decode.play")
+    click(qtbot, window, "decode.play")  # read off the GUI thread, then played
+    qtbot.waitUntil(lambda: bool(desktop_audio.outputs), timeout=WAIT_MS)
     assert desktop_audio.last_output.started
+    assert child(window, QPushButton, "decode.play").text() == "■ Stop"
     screenshot(window, "decode")
     click(qtbot, window, "decode.play")  # stop
     assert desktop_audio.last_output.closed
+
+
+def record_and_use(qtbot, window, audio, seconds=1.0) -> Path:
+    window.show_screen("record")
+    click(qtbot, window, "record.start")
+    audio.last_input.feed(voice_like(seconds, 16_000))
+    qtbot.waitUntil(
+        lambda: window.record_view.recorder.frames >= round(seconds * 16_000), timeout=WAIT_MS
+    )
+    click(qtbot, window, "record.stop")
+    path = window.record_view.recording.path
+    click(qtbot, window, "record.use")
+    return path
+
+
+def test_a_sent_recording_is_forgotten_by_record_and_encode(
+    qtbot, window, desktop_audio, desktop_dialogs, cover
+):
+    recording = record_and_use(qtbot, window, desktop_audio)
+    view = encode(qtbot, window, desktop_dialogs, cover, None)
+    qtbot.waitUntil(lambda: finished(view), timeout=WAIT_MS)
+    assert view.follower.task.status is TaskStatus.SUCCEEDED
+    assert not recording.exists()
+    # Record: nothing left to play or use, and it says what became of the recording.
+    record = window.record_view
+    assert record.recording is None and record.state.phase is RecordPhase.IDLE
+    assert "Saved (lossless)" not in label(window, "record.file")
+    assert "sent" in label(window, "record.file")
+    assert not child(window, QPushButton, "record.play").isEnabled()
+    assert not child(window, QPushButton, "record.use").isEnabled()
+    assert child(window, QPushButton, "record.start").isEnabled()
+    # Encode: the deleted recording is no longer the secret; nothing stale says it fits.
+    assert window.selection.secret is None
+    assert child(window, QLineEdit, "encode.secret.path").text() == ""
+    assert label(window, "encode.fit") == "" and label(window, "encode.secret_info") == ""
+    type_into(qtbot, window, "encode.passphrase.first", PASSPHRASE)
+    type_into(qtbot, window, "encode.passphrase.confirm", PASSPHRASE)
+    assert not child(window, QPushButton, "encode.start").isEnabled()
+    assert label(window, "encode.hint") == "Record a message or choose a file as the secret."
+
+
+def test_history_plays_only_decoded_audio_and_can_stop_it(
+    qtbot, window, desktop_audio, desktop_dialogs, cover
+):
+    record_and_use(qtbot, window, desktop_audio, seconds=0.5)
+    view = encode(qtbot, window, desktop_dialogs, cover, None)
+    qtbot.waitUntil(lambda: finished(view), timeout=WAIT_MS)
+    decoded = decode(qtbot, window, desktop_dialogs, view.follower.task.output).follower.task
+    assert decoded.status is TaskStatus.SUCCEEDED
+    window.show_screen("history")
+    history = window.history_view
+    qtbot.waitUntil(lambda: len(history.tasks) == 2)
+    play = child(window, QPushButton, "history.play")
+    history.select(view.follower.task.id)  # the stego file: as large as its cover
+    assert not play.isEnabled()
+    history.select(decoded.id)
+    assert play.isEnabled() and play.text() == "▶ Play"
+    outputs = len(desktop_audio.outputs)
+    click(qtbot, window, "history.play")  # read on a worker thread, then played
+    qtbot.waitUntil(lambda: len(desktop_audio.outputs) == outputs + 1, timeout=WAIT_MS)
+    stream = desktop_audio.last_output
+    assert stream.started and play.text() == "■ Stop"
+    history.select(view.follower.task.id)  # Stop stays, whatever row is selected
+    assert play.isEnabled()
+    click(qtbot, window, "history.play")
+    assert stream.closed and play.text() == "▶ Play" and not play.isEnabled()
+    # Played to the end: the screen's timer closes the stream by itself.
+    history.select(decoded.id)
+    click(qtbot, window, "history.play")
+    qtbot.waitUntil(lambda: len(desktop_audio.outputs) == outputs + 2, timeout=WAIT_MS)
+    desktop_audio.last_output.pull(16_000 * 2)
+    qtbot.waitUntil(lambda: desktop_audio.last_output.closed, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: play.text() == "▶ Play", timeout=WAIT_MS)
+
+
+def test_saving_over_the_cover_is_refused(qtbot, window, desktop_dialogs, cover, secret_file):
+    original = cover.read_bytes()
+    view = encode(qtbot, window, desktop_dialogs, cover, secret_file)
+    qtbot.waitUntil(lambda: finished(view), timeout=WAIT_MS)
+    desktop_dialogs.save_answers.append(cover)
+    click(qtbot, window, "encode.save")
+    assert "holiday.wav is the original cover" in label(window, "encode.saved")
+    assert cover.read_bytes() == original
+
+
+def test_a_microphone_that_fails_to_start_is_a_plain_message(
+    qtbot, open_window, tmp_path, desktop_board
+):
+    audio = FakeBackend(fail_start="Error starting stream [PaErrorCode -9985]")
+    window = open_window(make_context(tmp_path / "app", desktop_board, audio=audio))
+    window.show_screen("record")
+    click(qtbot, window, "record.start")
+    message = label(window, "record.message")
+    assert message.startswith("The microphone could not be started: Error starting stream")
+    assert "Traceback" not in message
+    assert window.record_view.state.phase is RecordPhase.IDLE
 
 
 def test_encode_and_decode_a_file_dropped_on_the_window(
@@ -280,6 +398,8 @@ def test_encode_and_decode_a_file_dropped_on_the_window(
     target = tmp_path / "plan-again.txt"
     desktop_dialogs.save_answers.append(target)
     click(qtbot, window, "decode.save")
+    assert desktop_dialogs.suggested.name == "plan.txt"
+    qtbot.waitUntil(lambda: target.exists(), timeout=WAIT_MS)
     assert target.read_bytes() == SECRET
 
 
@@ -312,6 +432,50 @@ def test_passphrase_must_be_confirmed_and_not_trivial(qtbot, window, desktop_dia
     assert "do not match" in label(window, "encode.passphrase.hint")
     window.selection.set_secret(None)
     assert label(window, "encode.hint") == "Record a message or choose a file as the secret."
+
+
+def test_the_passphrase_problem_is_said_once(qtbot, window, desktop_dialogs, cover, secret_file):
+    window.show_screen("encode")
+    bar = child(window, QProgressBar, "encode.passphrase.strength")
+    assert not bar.isVisible()  # no empty bar before anything is typed
+    choose(qtbot, window, desktop_dialogs, "encode.cover", cover)
+    choose(qtbot, window, desktop_dialogs, "encode.secret", secret_file)
+    qtbot.waitUntil(lambda: "Fits" in label(window, "encode.fit"), timeout=WAIT_MS)
+    assert label(window, "encode.passphrase.hint").startswith("Choose a passphrase")
+    assert label(window, "encode.hint") == ""  # not a second, near-identical line
+    type_into(qtbot, window, "encode.passphrase.first", PASSPHRASE)
+    assert bar.isVisible() and bar.format().startswith("Fair")
+    assert "do not match" not in label(window, "encode.hint")
+    type_into(qtbot, window, "encode.passphrase.confirm", PASSPHRASE)
+    assert label(window, "encode.hint").startswith("Ready.")
+    screenshot(window, "encode-passphrase")
+
+
+def test_cancel_while_preparing_cancels_the_encode(
+    qtbot, window, desktop_dialogs, desktop_board, cover, secret_file
+):
+    window.show_screen("encode")
+    choose(qtbot, window, desktop_dialogs, "encode.cover", cover)
+    choose(qtbot, window, desktop_dialogs, "encode.secret", secret_file)
+    type_into(qtbot, window, "encode.passphrase.first", PASSPHRASE)
+    type_into(qtbot, window, "encode.passphrase.confirm", PASSPHRASE)
+    qtbot.waitUntil(child(window, QPushButton, "encode.start").isEnabled, timeout=WAIT_MS)
+    view = window.encode_view
+    view.start()  # sealing starts on a worker; its result reaches this thread only later
+    task_id = view.task_id
+    assert window.manager.is_preparing(task_id)
+    assert not child(window, QPushButton, "encode.progress.pause").isVisible()
+    cancel = child(window, QPushButton, "encode.progress.cancel")
+    assert cancel.isVisible() and cancel.isEnabled()
+    cancel.click()
+    assert not cancel.isEnabled()
+    assert label(window, "encode.progress.text") == "Cancelling…"
+    qtbot.waitUntil(lambda: finished(view), timeout=WAIT_MS)
+    task = window.store.require(task_id)
+    assert task.status is TaskStatus.CANCELLED
+    assert label(window, "encode.result") == "Cancelled."
+    assert not Path(task.sealed_path).exists()
+    assert desktop_board.server.uploads == {}  # nothing was sent
 
 
 def test_a_cover_that_is_not_a_wav_is_refused(qtbot, window, desktop_dialogs, tmp_path):
@@ -386,6 +550,49 @@ def test_pause_resume_and_cancel_an_upload(
     assert label(window, "encode.result") == "Cancelled."
 
 
+class SlowLink(SwitchedParts):
+    """Part PUTs that take ``seconds`` each: a link slow enough to measure its speed."""
+
+    def __init__(self, board: Switchboard, seconds: float) -> None:
+        super().__init__(board)
+        self.seconds = seconds
+        self.paused = threading.Event()
+
+    def put(self, url: str, data: bytes) -> str:
+        self.paused.wait(self.seconds)  # the time the bytes take on the wire
+        return super().put(url, data)
+
+
+def test_an_upload_shows_its_speed_and_time_left_and_can_pause(
+    qtbot, open_window, tmp_path, desktop_dialogs, secret_file
+):
+    board = Switchboard(FakeServer(part_size=16 * 1024))
+    link = SlowLink(board, 0.04)
+    window = open_window(make_context(tmp_path / "app", board, parts=link, parallel_parts=1))
+    cover = write_wav(tmp_path / "holiday.wav", 8000 * 60)  # 960 KB: 59 parts, ~2.4 s
+    view = encode(qtbot, window, desktop_dialogs, cover, secret_file)
+    text = child(window, QLabel, "encode.progress.text")
+    qtbot.waitUntil(lambda: "/s" in text.text() and " left" in text.text(), timeout=WAIT_MS)
+    assert text.text().startswith("Uploading: ")
+    assert 0 < child(window, QProgressBar, "encode.progress.bar").value() < 1000
+    assert child(window, QPushButton, "encode.progress.pause").isVisible()
+    screenshot(window, "upload-progress")
+
+    click(qtbot, window, "encode.progress.pause")
+    qtbot.waitUntil(
+        lambda: view.follower.task is not None and view.follower.task.status is TaskStatus.PAUSED,
+        timeout=WAIT_MS,
+    )
+    assert "Paused: resume to continue" in text.text()
+    assert child(window, QPushButton, "encode.progress.resume").isVisible()
+    assert not child(window, QPushButton, "encode.progress.pause").isVisible()
+    screenshot(window, "upload-paused")
+    link.seconds = 0
+    click(qtbot, window, "encode.progress.resume")
+    qtbot.waitUntil(lambda: finished(view), timeout=WAIT_MS)
+    assert view.follower.task.status is TaskStatus.SUCCEEDED
+
+
 # Offline and restart ------------------------------------------------------------------
 
 
@@ -417,6 +624,42 @@ def test_offline_the_encode_is_queued_and_sent_when_the_server_is_back(
     assert recovered.output.read_bytes() == SECRET
 
 
+def test_tasks_for_another_server_wait_apart(
+    qtbot, open_window, desktop_ctx, desktop_board, desktop_dialogs, cover, secret_file
+):
+    desktop_board.offline = True
+    window = open_window(desktop_ctx)
+    view = encode(qtbot, window, desktop_dialogs, cover, secret_file)
+    qtbot.waitUntil(lambda: view.follower.task is not None, timeout=WAIT_MS)
+    task_id = view.task_id
+    assert label(window, "status.queue") == "1 task waiting for the server"
+
+    window.show_screen("settings")
+    type_into(qtbot, window, "settings.url", "http://elsewhere.test:8600")
+    click(qtbot, window, "settings.save")
+    qtbot.waitUntil(lambda: window.connection.status is ConnectionStatus.OFFLINE)
+    assert "http://elsewhere.test:8600" in label(window, "status.connection")
+    # It can only run on the server it was made for: not counted as waiting for this one.
+    assert window.manager.waiting() == []
+    assert label(window, "status.queue") == ""
+    assert label(window, "encode.queue") == ""
+    window.show_screen("history")
+    history = window.history_view
+    history.select(task_id)
+    assert history.table.item(0, 2).text() == "For another server"
+    assert f"Waiting to send\nMade for the server {API}." == history.table.item(0, 2).toolTip()
+    assert not child(window, QPushButton, "history.resume").isEnabled()
+    assert child(window, QPushButton, "history.cancel").isEnabled()
+    assert f"made for the server {API}" in label(window, "history.message")
+    screenshot(window, "history-other-server")
+
+    window.show_screen("settings")
+    type_into(qtbot, window, "settings.url", API)
+    click(qtbot, window, "settings.save")
+    assert [t.id for t in window.manager.waiting()] == [task_id]
+    assert history.table.item(0, 2).text() == "Waiting to send"
+
+
 def test_the_server_not_ready_is_shown(qtbot, open_window, desktop_ctx, desktop_board):
     desktop_board.ready = False
     window = open_window(desktop_ctx)
@@ -431,30 +674,36 @@ def test_restart_resumes_the_upload_without_resending_stored_parts(
     parts = SwitchedParts(board)
     ctx = make_context(tmp_path / "app", board, parts=parts, parallel_parts=1)
     cover = write_wav(tmp_path / "long.wav", 8000 * 12)  # 192 KB: 47 parts
-    reached, gate = threading.Event(), threading.Event()
+    reached, tick = threading.Event(), threading.Event()
+    first = open_window(ctx)
 
-    def drop_at_part_6(number: int) -> None:
+    def hold_part_6(number: int) -> None:
         if number == 6 and not reached.is_set():
             reached.set()
-            gate.wait(10)
-            raise PartRejected("The connection was reset.")
+            # On the wire until closing the window has asked the run to stop: then it
+            # arrives, and the upload stops before part 7.
+            while not first.manager.is_stopping(first.encode_view.task_id):
+                tick.wait(0.01)
 
-    parts.before_put = drop_at_part_6
-    first = open_window(ctx)
+    parts.before_put = hold_part_6
     view = encode(qtbot, first, desktop_dialogs, cover, secret_file)
     qtbot.waitUntil(reached.is_set, timeout=WAIT_MS)
     task_id = view.task_id
-    first.manager.stop_all()
-    qtbot.wait(300)  # the uploader notices between parts
-    gate.set()
-    first.close()
+    first.close()  # mid-upload
     assert first.store.require(task_id).status is TaskStatus.UPLOADING
     before = list(parts.stored)
-    assert [n for _, n in before] == [1, 2, 3, 4, 5]
+    assert [n for _, n in before] == [1, 2, 3, 4, 5, 6]
 
     parts.before_put = None
-    second = open_window(ctx)
-    second.show_screen("history")
+    second = open_window(ctx, wait_for_server=False)
+    # At once, before the server even answered: what this start continues, and where.
+    notice = child(second, QLabel, "status.resume")
+    assert notice.isVisible()
+    assert notice.text().startswith("Continuing 1 unfinished upload · ")
+    assert second.encode_view.task_id == task_id
+    assert child(second, QLabel, "encode.progress.text").text() == "Continuing where it stopped…"
+    notice.linkActivated.emit("history")
+    assert second.current_screen == "history"
     history = second.history_view
 
     def done() -> bool:
@@ -464,10 +713,12 @@ def test_restart_resumes_the_upload_without_resending_stored_parts(
     qtbot.waitUntil(done, timeout=WAIT_MS)
     cover_upload = before[0][0]
     resent = [n for u, n in parts.stored[len(before) :] if u == cover_upload]
-    assert resent == list(range(6, 48))
+    assert resent == list(range(7, 48))
     assert len(parts.stored) == len(set(parts.stored))
     qtbot.waitUntil(lambda: history.tasks and history.tasks[0].status is TaskStatus.SUCCEEDED)
     assert history.table.item(0, 2).text() == "Done"
+    assert not notice.isVisible()
+    assert "The stego file is ready" in label(second, "encode.result")
 
 
 # Settings and history -----------------------------------------------------------------
@@ -498,13 +749,22 @@ def test_settings_are_tested_and_saved_with_the_token_in_the_keyring(
     downloads = tmp_path / "Downloads"
     downloads.mkdir()
     child(window, QSpinBox, "settings.parallel").setValue(3)
+    size = child(window, QSpinBox, "settings.part_size")
+    assert not child(window, QCheckBox, "settings.part_size.set").isChecked()
+    assert not size.isEnabled()
+    assert label(window, "settings.part_size.note").startswith("The server chooses")
+    child(window, QCheckBox, "settings.part_size.set").setChecked(True)
+    assert size.isEnabled() and size.value() == 16
+    size.setValue(8)
     type_into(qtbot, window, "settings.download_dir", str(downloads))
     click(qtbot, window, "settings.save")
     assert label(window, "settings.status") == "Saved. The token is kept in the system keyring."
     assert keyring.entries == {("subtone", API): TOKEN}
     saved = json.loads(ctx.config_path.read_text())
     assert "token" not in saved and saved["parallel_parts"] == 3
+    assert saved["part_size_bytes"] == 8 * 1024 * 1024
     assert window.settings.parallel_parts == 3
+    assert window.settings.part_size_bytes == 8 * 1024 * 1024
     assert window.settings.effective_download_dir == downloads
     qtbot.waitUntil(lambda: window.connection.status is ConnectionStatus.ONLINE)
     screenshot(window, "settings")
@@ -512,6 +772,22 @@ def test_settings_are_tested_and_saved_with_the_token_in_the_keyring(
     type_into(qtbot, window, "settings.url", "ftp://nowhere")
     click(qtbot, window, "settings.save")
     assert "must start with http:// or https://" in label(window, "settings.status")
+
+
+def test_the_part_size_setting_reaches_the_server(
+    qtbot, open_window, tmp_path, desktop_board, desktop_dialogs, cover, secret_file
+):
+    ctx = make_context(tmp_path / "app", desktop_board, part_size_bytes=6 * 1024 * 1024)
+    window = open_window(ctx)
+    view = encode(qtbot, window, desktop_dialogs, cover, secret_file)
+    qtbot.waitUntil(lambda: finished(view), timeout=WAIT_MS)
+    created = [
+        json.loads(r.content)
+        for r in desktop_board.server.requests
+        if r.method == "POST" and r.url.path == "/v1/uploads"
+    ]
+    assert len(created) == 2  # the cover and the sealed payload
+    assert all(body["part_size"] == 6 * 1024 * 1024 for body in created)
 
 
 def test_a_new_server_url_is_used_at_once(qtbot, window, desktop_board):
@@ -552,6 +828,7 @@ def test_history_lists_jobs_with_sizes_dates_and_outputs(
     target = tmp_path / "from-history.wav"
     desktop_dialogs.save_answers.append(target)
     click(qtbot, window, "history.save")
+    qtbot.waitUntil(lambda: label(window, "history.message") == f"Saved to {target}")
     assert target.read_bytes() == history.tasks[1].output.read_bytes()
     screenshot(window, "history")
 
@@ -571,6 +848,80 @@ def test_entry_points_are_declared():
     from desktop.app import main
 
     assert callable(main)
+
+
+def test_a_second_copy_is_refused_with_a_clear_message(qtbot, qapp, desktop_ctx, tmp_path):
+    from desktop.app import ALREADY_RUNNING, run
+    from desktop.app.instance import InstanceLock
+    from tests.desktop.app_support import ScriptedDialogs
+
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from desktop.app.instance import InstanceLock\n"
+        "lock = InstanceLock(Path(sys.argv[1]))\n"
+        "print('locked' if lock.acquire() else 'refused', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script, str(desktop_ctx.data_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    ) as first:
+        assert first.stdout.readline().strip() == "locked"
+        dialogs = ScriptedDialogs()
+        windows = len(qapp.topLevelWidgets())
+        assert run(qapp, desktop_ctx, dialogs) == ALREADY_RUNNING
+        assert dialogs.asked == [("error", "Subtone is already running")]
+        assert f"(process {first.pid})" in dialogs.errors[0]
+        assert "two copies would continue the same uploads twice" in dialogs.errors[0]
+        assert len(qapp.topLevelWidgets()) == windows  # no window was opened
+        first.stdin.close()  # the other copy quits
+        assert first.wait(10) == 0
+    with InstanceLock(desktop_ctx.data_dir) as lock:  # free once the other copy is gone
+        assert lock.acquire()
+
+
+_QUIT_SCRIPT = """
+import sys
+from pathlib import Path
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+from desktop.app import run
+from desktop.app.main_window import MainWindow
+from tests.desktop.app_support import ScriptedDialogs, Switchboard, make_context
+from tests.desktop.fake_server import FakeServer
+
+app = QApplication([])
+ctx = make_context(Path(sys.argv[1]), Switchboard(FakeServer()))
+seen = []
+
+def quit_soon():
+    window = next(w for w in app.topLevelWidgets() if isinstance(w, MainWindow))
+    # Connected after the app's own handlers: it sees what they did.
+    app.aboutToQuit.connect(lambda: seen.append(window.closed))
+    app.exit(0)  # as the session ending does: no window is asked to close first
+
+QTimer.singleShot(100, quit_soon)
+status = run(app, ctx, ScriptedDialogs())
+print("status", status, "closed when quitting", seen, flush=True)
+"""
+
+
+def test_quitting_the_application_shuts_the_window_down(tmp_path):
+    # A process of its own: a QApplication that quit cannot be used by the next tests.
+    done = subprocess.run(
+        [sys.executable, "-c", _QUIT_SCRIPT, str(tmp_path / "app")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "status 0 closed when quitting [True]" in done.stdout, done.stdout + done.stderr
 
 
 def test_history_opens_a_decode_that_waited_for_its_passphrase(

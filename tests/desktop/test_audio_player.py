@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from desktop.audio.backend import AudioError, NoOutputDevice
-from desktop.audio.fake import FAKE_MICROPHONE, FakeBackend, tone
+from desktop.audio.backend import AudioError, DeviceFailed, NoOutputDevice
+from desktop.audio.fake import FAKE_MICROPHONE, FAKE_SPEAKER, FakeBackend, tone
 from desktop.audio.player import Player
 
 
@@ -56,3 +57,27 @@ def test_a_file_that_is_not_audio_is_refused_plainly(tmp_path: Path):
         Player(FakeBackend()).play(path)
     with pytest.raises(AudioError, match="cannot be"):
         Player(FakeBackend()).play(tmp_path / "missing.wav")
+
+
+def test_a_device_that_fails_to_start_is_a_plain_error_and_closes(tmp_path: Path):
+    path = tmp_path / "a.wav"
+    sf.write(path, np.zeros(800, dtype=np.float32), 8000)
+    backend = FakeBackend(fail_start="Error starting stream [PaErrorCode -9985]")
+    player = Player(backend)
+    with pytest.raises(DeviceFailed, match="The speaker could not be started: Error starting"):
+        player.play(path)
+    assert backend.last_output.closed and not player.playing
+
+
+def test_loading_and_starting_are_separate_steps(tmp_path: Path):
+    path = tmp_path / "stereo.wav"
+    stereo = np.stack([tone(300, 0.05, 8000)[:, 0], np.zeros(400, dtype=np.float32)], axis=1)
+    sf.write(path, stereo, 8000, subtype="FLOAT")
+    mono_out = FakeBackend([FAKE_MICROPHONE, replace(FAKE_SPEAKER, max_output_channels=1)])
+    player = Player(mono_out)
+    sound = player.load(path)  # what a worker thread does: no device is opened
+    assert mono_out.outputs == []
+    assert sound.channels == 1 and sound.duration_seconds == pytest.approx(0.05)
+    np.testing.assert_allclose(sound.data[:, 0], stereo.mean(axis=1), atol=1e-6)
+    player.play_sound(sound)
+    assert player.playing and mono_out.last_output.channels == 1

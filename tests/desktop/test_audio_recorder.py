@@ -109,6 +109,16 @@ def test_a_device_that_fails_to_open_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_device_that_fails_to_start_is_a_plain_error_and_leaves_no_file(tmp_path):
+    backend = FakeBackend(fail_start="Error starting stream [PaErrorCode -9985]")
+    recorder = Recorder(backend, tmp_path)
+    with pytest.raises(DeviceFailed, match="The microphone could not be started: Error starting"):
+        recorder.start()
+    assert not recorder.recording
+    assert backend.last_input.closed
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_overflows_and_a_full_queue_are_counted_not_raised(backend, tmp_path):
     recorder = Recorder(backend, tmp_path, blocksize=100, queue_blocks=3)
     recorder.start()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import soundfile as sf
 
-from desktop.audio.waveform import ScrollingWaveform, min_max_columns, to_mono
+from desktop.audio.waveform import ScrollingWaveform, min_max_columns, to_mono, waveform_of_file
 
 
 def test_min_max_columns_cover_every_sample():
@@ -49,3 +50,21 @@ def test_scrolling_view_takes_a_block_longer_than_the_view():
 def test_for_rate_sizes_columns_to_the_seconds_shown():
     view = ScrollingWaveform.for_rate(48_000, seconds=6.0, columns=600)
     assert view.samples_per_column == 480
+
+
+@pytest.mark.parametrize(("frames", "columns", "block"), [(10_007, 600, 1000), (50, 600, 7)])
+def test_waveform_of_a_file_is_read_in_blocks_and_matches_the_whole(
+    tmp_path, frames, columns, block
+):
+    rng = np.random.default_rng(3)
+    stereo = rng.uniform(-1, 1, (frames, 2)).astype(np.float32)
+    path = tmp_path / "long.wav"
+    sf.write(path, stereo, 16_000, subtype="FLOAT")
+    streamed = waveform_of_file(path, columns, block_frames=block)
+    np.testing.assert_allclose(streamed, min_max_columns(stereo, columns), atol=1e-6)
+
+
+def test_waveform_of_an_empty_file(tmp_path):
+    path = tmp_path / "empty.wav"
+    sf.write(path, np.zeros((0, 1), dtype=np.float32), 16_000)
+    assert waveform_of_file(path, 600).shape == (0, 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,7 @@ import desktop.core.config
 import desktop.core.retry
 import desktop.core.sessions
 import desktop.core.sse
+import desktop.core.stop
 import desktop.core.uploader
 import desktop.core.workflow
 from desktop.cli import CliEnv, app
@@ -151,6 +153,27 @@ def test_encode_and_decode_from_the_command_line(tmp_path: Path):
     assert (folder / "note.txt").read_text() == "the key is under the mat"
 
 
+def test_the_cli_asks_for_the_configured_part_size(tmp_path: Path):
+    server = FakeServer()
+    cover = write_wav(tmp_path / "cover.wav", 16_000)
+    secret = tmp_path / "note.txt"
+    secret.write_text("sized parts")
+    env = env_for(server, tmp_path, environ={"SUBTONE_PASSPHRASE": "open sesame"})
+    env.settings = env.settings.model_copy(update={"part_size_bytes": 6 * 1024 * 1024})
+
+    result = runner.invoke(
+        app, ["encode", str(cover), str(secret), "-o", str(tmp_path / "o.wav")], obj=env
+    )
+
+    assert result.exit_code == 0, result.output
+    created = [
+        json.loads(r.content)
+        for r in server.requests
+        if r.method == "POST" and r.url.path == "/v1/uploads"
+    ]
+    assert created and all(body["part_size"] == 6 * 1024 * 1024 for body in created)
+
+
 def test_a_wrong_passphrase_is_an_error_line(tmp_path: Path):
     server = FakeServer()
     cover = write_wav(tmp_path / "cover.wav", 16_000)
@@ -229,6 +252,7 @@ def test_sub_apps_for_the_integrator_are_registered():
         desktop.core.retry,
         desktop.core.sessions,
         desktop.core.sse,
+        desktop.core.stop,
         desktop.core.uploader,
         desktop.core.workflow,
     ],

@@ -64,3 +64,14 @@ def test_saved_settings_are_owner_only_and_load_back(tmp_path: Path):
     assert (path.stat().st_mode & 0o777) == 0o600
     assert load_settings(path, environ={}) == settings
     assert list(path.parent.iterdir()) == [path]
+
+
+def test_the_part_size_is_a_setting_within_s3s_limits(tmp_path: Path):
+    path = tmp_path / "client.json"
+    assert load_settings(path, environ={}).part_size_bytes is None
+    path.write_text(json.dumps({"part_size_bytes": 8 * 1024 * 1024}))
+    assert load_settings(path, environ={}).part_size_bytes == 8 * 1024 * 1024
+    for bad in (1024, 6 * 1024**3):
+        path.write_text(json.dumps({"part_size_bytes": bad}))
+        with pytest.raises(ConfigError, match="part_size_bytes"):
+            load_settings(path, environ={})

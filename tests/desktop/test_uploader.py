@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import threading
 import time
@@ -308,3 +309,33 @@ def test_an_empty_file_is_refused(client, store, tmp_path: Path, server):
     with pytest.raises(SubtoneError) as caught:
         make(client, store, FakePartTransport(server)).upload_file(empty)
     assert caught.value.code == "empty_file"
+
+
+def _created_bodies(server: FakeServer) -> list[dict]:
+    return [
+        json.loads(r.content)
+        for r in server.requests
+        if r.method == "POST" and r.url.path == "/v1/uploads"
+    ]
+
+
+def test_the_part_size_asked_for_is_sent_and_the_servers_answer_wins(
+    server, client, store, data_file
+):
+    uploader = make(client, store, FakePartTransport(server), part_size=8 * 1024 * 1024)
+    result = uploader.upload_file(data_file)
+    assert _created_bodies(server)[0]["part_size"] == 8 * 1024 * 1024
+    # The fake server plans its own 4 KiB parts: the client follows the server's plan.
+    assert result.parts_total == 8
+    assert sorted(server.puts) == list(range(1, 9))
+
+
+def test_without_a_part_size_none_is_sent(server, client, store, data_file):
+    make(client, store, FakePartTransport(server)).upload_file(data_file)
+    assert "part_size" not in _created_bodies(server)[0]
+
+
+@pytest.mark.parametrize("bad", [5 * 1024 * 1024 - 1, 5 * 1024**3 + 1])
+def test_a_part_size_outside_s3s_limits_is_refused(client, store, bad):
+    with pytest.raises(ValueError, match="part_size"):
+        make(client, store, None, part_size=bad)

@@ -12,6 +12,11 @@ __all__ = ["LevelMeter"]
 
 FLOOR_DB: Final = -60.0
 TICKS_DB: Final = (-48, -36, -24, -12, -6, 0)
+SCALE_HEIGHT: Final = 16
+"""Room under the bar: a 3 px tick, a gap, then its label (never drawn over each other)."""
+METER_HEIGHT: Final = 20 + SCALE_HEIGHT
+CLIP_WIDTH: Final = 14.0
+CLIP_GAP: Final = 6.0
 
 
 class LevelMeter(QWidget):
@@ -22,11 +27,11 @@ class LevelMeter(QWidget):
         self.held_dbfs = FLOOR_DB
         self.clipped = False
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setMinimumHeight(30)
+        self.setMinimumHeight(METER_HEIGHT)
         self.setToolTip("Input level (dBFS): keep the loudest parts below the red zone.")
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
-        return QSize(360, 30)
+        return QSize(360, METER_HEIGHT)
 
     def set_level(self, rms_dbfs: float, peak_dbfs: float, held_dbfs: float, clipped: bool) -> None:
         values = (rms_dbfs, peak_dbfs, held_dbfs, clipped)
@@ -41,8 +46,13 @@ class LevelMeter(QWidget):
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        clip_width = 14.0
-        bar = QRectF(0, 0, self.width() - clip_width - 4, self.height() - 10)
+        font = painter.font()
+        font.setPointSizeF(max(6.0, font.pointSizeF() * 0.75))
+        painter.setFont(font)
+        metrics = painter.fontMetrics()
+        # "0 dB" is centred under the bar's right end: leave it room inside the widget.
+        right_room = max(CLIP_WIDTH + CLIP_GAP, metrics.horizontalAdvance("0 dB") / 2 + 2)
+        bar = QRectF(0, 0, self.width() - right_room, self.height() - SCALE_HEIGHT)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor("#1f2329"))
         painter.drawRoundedRect(bar, 3, 3)
@@ -64,18 +74,19 @@ class LevelMeter(QWidget):
             painter.setPen(QPen(QColor("#f5f5f5"), 2))
             painter.drawLine(int(x), int(bar.top() + 2), int(x), int(bar.bottom() - 2))
         painter.setPen(QPen(self.palette().color(self.foregroundRole()), 1))
-        font = painter.font()
-        font.setPointSizeF(max(6.0, font.pointSizeF() * 0.7))
-        painter.setFont(font)
+        tick_top = bar.bottom() + 1
+        label_top = tick_top + 4
+        label_height = self.height() - label_top
         for tick in TICKS_DB:
-            x = self._x(tick, bar.width())
-            painter.drawLine(int(x), int(bar.bottom()), int(x), int(bar.bottom() + 3))
-            if tick:
-                box, align = QRectF(x - 20, bar.bottom() + 1, 40, 10), Qt.AlignmentFlag.AlignCenter
-            else:
-                box, align = QRectF(x - 40, bar.bottom() + 1, 40, 10), Qt.AlignmentFlag.AlignRight
-            painter.drawText(box, align, f"{tick}" if tick else "0 dB")
-        light = QRectF(bar.right() + 4, bar.top(), clip_width, bar.height())
+            x = min(self._x(tick, bar.width()), bar.right() - 1)
+            painter.drawLine(int(x), int(tick_top), int(x), int(tick_top + 3))
+            text = f"{tick}" if tick else "0 dB"
+            width = metrics.horizontalAdvance(text) + 4
+            left = min(x - width / 2, self.width() - width)
+            box = QRectF(left, label_top, width, label_height)
+            painter.drawText(box, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, text)
+        light = QRectF(bar.right() + CLIP_GAP, bar.top(), CLIP_WIDTH, bar.height())
+        light.moveRight(min(light.right(), self.width() - 1))
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor("#d9443a") if self.clipped else QColor("#3a3f47"))
         painter.drawRoundedRect(light, 3, 3)

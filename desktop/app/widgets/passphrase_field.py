@@ -43,7 +43,7 @@ class PassphraseField(QWidget):
         self.bar.setRange(0, 4)
         self.bar.setTextVisible(True)
         self.bar.setMaximumHeight(16)
-        self.bar.setVisible(confirm)
+        self.bar.setVisible(False)  # shown once something is typed
         self.hint = QLabel(self)
         self.hint.setObjectName(f"{name}.hint")
         self.hint.setWordWrap(True)
@@ -92,6 +92,7 @@ class PassphraseField(QWidget):
     def _changed(self) -> None:
         if self._confirming:
             s = strength(self.edit.text())
+            self.bar.setVisible(bool(self.edit.text()))  # no empty bar before typing
             self.bar.setValue(s.level if self.edit.text() else 0)
             self.bar.setFormat(f"{s.label} (~{s.bits:.0f} bits)" if self.edit.text() else "")
             colour = _LEVEL_COLOURS[s.level]

@@ -14,6 +14,9 @@ _SCALE = 1000
 
 class PanelState(StrEnum):
     IDLE = "idle"
+    PREPARING = "preparing"
+    """Checked and sealed here: it can be cancelled, not paused (there is nothing to pause)."""
+    CANCELLING = "cancelling"
     RUNNING = "running"
     PAUSED = "paused"
     WAITING = "waiting"
@@ -69,8 +72,11 @@ class ProgressPanel(QWidget):
         self.pause.setVisible(state in (PanelState.RUNNING, PanelState.WAITING))
         self.resume.setVisible(state is PanelState.PAUSED)
         self.pause.setEnabled(state in (PanelState.RUNNING, PanelState.WAITING))
-        self.cancel.setEnabled(state in (PanelState.RUNNING, PanelState.PAUSED, PanelState.WAITING))
-        self.cancel.setVisible(state is not PanelState.IDLE and state is not PanelState.DONE)
+        self.cancel.setEnabled(
+            state
+            in (PanelState.PREPARING, PanelState.RUNNING, PanelState.PAUSED, PanelState.WAITING)
+        )
+        self.cancel.setVisible(state not in (PanelState.IDLE, PanelState.DONE))
         self.setVisible(state is not PanelState.IDLE)
         if state is PanelState.DONE:
             self.bar.setValue(_SCALE)

@@ -1,0 +1,339 @@
+"""The desktop app driven through its window (pytest-qt, offscreen) against the real stack.
+
+Everything past the window is real: HTTP to the standalone API, part PUTs to the local store
+by pre-signed URLs, the Dramatiq worker on RabbitMQ, Triton, Redis. Only the sound card is a
+fake (the machine has none), and one test watches the part PUTs on their way to storage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QLineEdit, QPushButton
+
+from desktop.app.context import AppContext
+from desktop.app.main_window import MainWindow
+from desktop.app.state import ConnectionStatus
+from desktop.app.store import TaskStatus
+from desktop.audio.fake import FakeBackend
+from desktop.core.retry import Backoff
+from desktop.core.uploader import HttpPartTransport
+from server.kit.errors import SubtoneError
+from server.stego import wav
+from tests.desktop.app_support import ScriptedDialogs, screenshot
+
+pytestmark = pytest.mark.integration
+
+PASSPHRASE = "orbit velvet tundra pickle saddle"
+JOB_MS = 240_000
+"""An encode or decode on CPU Triton, on a machine shared with other work."""
+MiB = 1024 * 1024
+
+
+# Helpers ---------------------------------------------------------------------------------
+
+
+def stack_context(root: Path, stack, **config) -> AppContext:
+    """An AppContext on the real stack: real HTTP everywhere, a fake sound card only."""
+    part_transport = config.pop("part_transport", None)
+    config_path = root / "config" / "client.json"
+    config_path.parent.mkdir(parents=True)
+    body = {"server_url": stack.url, "token": stack.token, "download_dir": str(root)} | config
+    config_path.write_text(json.dumps(body))
+    return AppContext(
+        data_dir=root / "data",
+        state_dir=root / "state",
+        config_path=config_path,
+        environ={},
+        keyring=None,
+        part_transport=part_transport,
+        audio=FakeBackend(),
+        poll=Backoff(max_attempts=1, base_seconds=0.2, max_seconds=1.0),
+        check_interval_ms=60_000,
+        offline_check_interval_ms=200,
+        requeue_delay_ms=200,
+    )
+
+
+@pytest.fixture
+def dialogs() -> ScriptedDialogs:
+    return ScriptedDialogs()
+
+
+@pytest.fixture
+def open_window(qtbot, dialogs):
+    windows: list[MainWindow] = []
+
+    def open_(ctx: AppContext, *, wait_for_server: bool = True) -> MainWindow:
+        window = MainWindow(ctx, dialogs=dialogs)
+        qtbot.addWidget(window)
+        window.show()
+        windows.append(window)
+        if wait_for_server:
+            qtbot.waitUntil(
+                lambda: window.connection.status is not ConnectionStatus.UNKNOWN, timeout=30_000
+            )
+        return window
+
+    yield open_
+    for window in windows:
+        window.shutdown()
+        window.close()
+
+
+def child(window, cls, name):
+    widget = window.findChild(cls, name)
+    assert widget is not None, f"no {cls.__name__} named {name}"
+    return widget
+
+
+def click(qtbot, window, name: str) -> None:
+    button = child(window, QPushButton, name)
+    assert button.isVisible() and button.isEnabled(), f"{name} cannot be clicked"
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def type_into(qtbot, window, name: str, text: str) -> None:
+    edit = child(window, QLineEdit, name)
+    edit.clear()
+    qtbot.keyClicks(edit, text)
+
+
+def label(window, name: str) -> str:
+    return child(window, QLabel, name).text()
+
+
+def fill_encode(qtbot, window, dialogs, cover: Path, secret: Path) -> None:
+    window.show_screen("encode")
+    dialogs.open_answers.append(cover)
+    click(qtbot, window, "encode.cover.browse")
+    dialogs.open_answers.append(secret)
+    click(qtbot, window, "encode.secret.browse")
+    type_into(qtbot, window, "encode.passphrase.first", PASSPHRASE)
+    type_into(qtbot, window, "encode.passphrase.confirm", PASSPHRASE)
+    qtbot.waitUntil(child(window, QPushButton, "encode.start").isEnabled, timeout=60_000)
+
+
+def finished(view) -> bool:
+    task = view.follower.task
+    return task is not None and task.status.finished
+
+
+def decode_through_the_window(qtbot, window, dialogs, stego: Path) -> Path:
+    """Decode ``stego`` on the Decode screen; returns the recovered file."""
+    window.show_screen("decode")
+    dialogs.open_answers.append(stego)
+    click(qtbot, window, "decode.stego.browse")
+    type_into(qtbot, window, "decode.passphrase.first", PASSPHRASE)
+    click(qtbot, window, "decode.start")
+    view = window.decode_view
+    qtbot.waitUntil(lambda: finished(view) or bool(label(window, "decode.error")), timeout=JOB_MS)
+    task = view.follower.task
+    assert task is not None and task.status is TaskStatus.SUCCEEDED, label(window, "decode.error")
+    assert task.output is not None
+    return task.output
+
+
+def make_cover(path: Path, seconds: float) -> Path:
+    wav.generate_cover(path, seconds, rate=44_100, channels=2, bits=16, seed=5)
+    return path
+
+
+def make_secret(path: Path, size: int = 30_000) -> Path:
+    path.write_bytes(os.urandom(size))
+    return path
+
+
+def part_files(root: Path, storage_upload: str) -> dict[int, tuple[int, int]]:
+    """The parts the local store holds for one multipart upload: number → (inode, mtime_ns)."""
+    found = {}
+    for path in (root / ".multipart" / storage_upload).glob("*"):
+        if path.name.isdigit():
+            st = path.stat()
+            found[int(path.name)] = (st.st_ino, st.st_mtime_ns)
+    return found
+
+
+class WatchedParts(HttpPartTransport):
+    """Real part PUTs to the real store, each reported first to ``before_put``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[str, int]] = []
+        """(storage upload id, part number) of every PUT, in order."""
+        self.before_put = None
+        self.lock = threading.Lock()
+
+    def put(self, url: str, data: bytes) -> str:
+        params = httpx.URL(url).params
+        upload, number = params["uploadId"], int(params["partNumber"])
+        if self.before_put is not None:
+            self.before_put(upload, number)
+        etag = super().put(url, data)
+        with self.lock:
+            self.sent.append((upload, number))
+        return etag
+
+
+# The supervisor ---------------------------------------------------------------------------
+
+
+def test_one_service_stops_and_up_starts_it_again(stack):
+    supervisor = stack.supervisor
+    worker_before = next(s for s in supervisor.status() if s.name == "worker")
+    try:
+        supervisor.stop_service("api", report=lambda _: None)
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{stack.url}/healthz", timeout=2)
+        running = {s.name: s.alive for s in supervisor.status()}
+        assert "api" not in running and running["worker"] and running["triton"]
+        with pytest.raises(SubtoneError, match="not a process this stack started"):
+            supervisor.stop_service("api", report=lambda _: None)
+    finally:
+        supervisor.up(report=lambda _: None)
+    assert httpx.get(f"{stack.url}/readyz", timeout=5).json()["ready"] is True
+    worker_after = next(s for s in supervisor.status() if s.name == "worker")
+    assert worker_after.pid == worker_before.pid  # the others were left alone
+
+
+# Encode and decode through the window ----------------------------------------------------
+
+
+def test_encode_then_decode_through_the_window(qtbot, open_window, dialogs, stack, tmp_path):
+    cover = make_cover(tmp_path / "holiday.wav", 20.0)
+    secret = make_secret(tmp_path / "plans.pdf")
+    window = open_window(stack_context(tmp_path / "app", stack))
+    assert window.connection.status is ConnectionStatus.ONLINE
+    assert f"Connected to {stack.url}" in label(window, "status.connection")
+
+    fill_encode(qtbot, window, dialogs, cover, secret)
+    assert "Fits" in label(window, "encode.fit")
+    click(qtbot, window, "encode.start")
+    view = window.encode_view
+    qtbot.waitUntil(lambda: finished(view), timeout=JOB_MS)
+    task = view.follower.task
+    assert task.status is TaskStatus.SUCCEEDED, label(window, "encode.error")
+    assert "The stego file is ready: holiday.wav" in label(window, "encode.result")
+    assert task.output.stat().st_size == cover.stat().st_size
+    assert task.output.read_bytes() != cover.read_bytes()
+
+    target = tmp_path / "sent" / "holiday-stego.wav"
+    target.parent.mkdir()
+    dialogs.save_answers.append(target)
+    click(qtbot, window, "encode.save")
+    assert dialogs.suggested.name == "holiday-stego.wav"
+    qtbot.waitUntil(lambda: label(window, "encode.saved") == f"Saved to {target}")
+    screenshot(window, "stack-encode")
+
+    recovered = decode_through_the_window(qtbot, window, dialogs, target)
+    assert recovered.name == "plans.pdf"
+    assert recovered.read_bytes() == secret.read_bytes()
+    assert "Recovered the file plans.pdf" in label(window, "decode.result")
+
+
+def test_an_encode_queued_while_the_server_is_down_is_sent_when_it_is_back(
+    qtbot, open_window, dialogs, stack, tmp_path
+):
+    cover = make_cover(tmp_path / "cover.wav", 10.0)
+    secret = make_secret(tmp_path / "note.bin", 10_000)
+    root = stack.settings.localstore_root
+    uploads_before = set((root / ".multipart").glob("*"))
+    stack.supervisor.stop_service("api", report=lambda _: None)
+    try:
+        window = open_window(stack_context(tmp_path / "app", stack))
+        assert window.connection.status is ConnectionStatus.OFFLINE
+        assert f"Offline: the server at {stack.url} cannot be reached" in label(
+            window, "status.connection"
+        )
+        fill_encode(qtbot, window, dialogs, cover, secret)
+        start = child(window, QPushButton, "encode.start")
+        assert start.text() == "Queue encode"
+        click(qtbot, window, "encode.start")
+        view = window.encode_view
+        qtbot.waitUntil(lambda: view.follower.task is not None, timeout=60_000)
+        assert view.follower.task.status is TaskStatus.QUEUED
+        assert "Queued: the server cannot be reached now" in label(window, "encode.progress.text")
+        assert label(window, "status.queue") == "1 task waiting for the server"
+        assert "1 encode waiting to be sent" in label(window, "encode.queue")
+        assert set((root / ".multipart").glob("*")) == uploads_before  # nothing was sent
+        screenshot(window, "stack-offline")
+    finally:
+        stack.supervisor.up(report=lambda _: None)  # the API is back
+
+    qtbot.waitUntil(lambda: window.connection.status is ConnectionStatus.ONLINE, timeout=30_000)
+    qtbot.waitUntil(lambda: finished(view), timeout=JOB_MS)
+    task = view.follower.task
+    assert task.status is TaskStatus.SUCCEEDED, label(window, "encode.error")
+    assert label(window, "status.queue") == ""
+    assert label(window, "encode.queue") == ""
+    recovered = decode_through_the_window(qtbot, window, dialogs, task.output)
+    assert recovered.read_bytes() == secret.read_bytes()
+
+
+def test_closing_mid_upload_then_reopening_sends_only_the_missing_parts(
+    qtbot, open_window, dialogs, stack, tmp_path
+):
+    cover = make_cover(tmp_path / "long.wav", 60.0)  # 10.6 MB: three parts of 5 MiB
+    secret = make_secret(tmp_path / "plans.pdf")
+    first_parts, second_parts = WatchedParts(), WatchedParts()
+    root = stack.settings.localstore_root
+    config = {"parallel_parts": 1, "part_size_bytes": 5 * MiB}
+    ctx = stack_context(tmp_path / "app", stack, part_transport=first_parts, **config)
+    try:
+        first = open_window(ctx)
+        reached, tick = threading.Event(), threading.Event()
+
+        def hold_part_2(upload: str, number: int) -> None:
+            if number == 2 and not reached.is_set():
+                reached.set()
+                # Held on the wire until closing the window has asked the run to stop: then
+                # it arrives, and the upload stops before part 3.
+                while not first.manager.is_stopping(first.encode_view.task_id):
+                    tick.wait(0.01)
+
+        first_parts.before_put = hold_part_2
+        fill_encode(qtbot, first, dialogs, cover, secret)
+        click(qtbot, first, "encode.start")
+        task_id = first.encode_view.task_id
+        qtbot.waitUntil(reached.is_set, timeout=120_000)
+        first.close()  # as the person closes the window, mid-upload
+        task = first.store.require(task_id)
+        assert task.status is TaskStatus.UPLOADING
+        (upload, _), *_ = first_parts.sent
+        assert [n for u, n in first_parts.sent if u == upload] == [1, 2]
+        stored = part_files(root, upload)
+        assert sorted(stored) == [1, 2]
+
+        seen_at_restart: dict[int, tuple[int, int]] = {}
+
+        def look_first(up: str, number: int) -> None:
+            if up == upload and not seen_at_restart:
+                seen_at_restart.update(part_files(root, upload))
+
+        second_parts.before_put = look_first
+        ctx.part_transport = second_parts
+        second = open_window(ctx, wait_for_server=False)
+        notice = child(second, QLabel, "status.resume")
+        assert notice.isVisible()
+        assert notice.text().startswith("Continuing 1 unfinished upload · ")
+        assert second.encode_view.task_id == task_id
+        view = second.encode_view
+        qtbot.waitUntil(lambda: finished(view), timeout=JOB_MS)
+        done = view.follower.task
+        assert done.status is TaskStatus.SUCCEEDED, label(second, "encode.error")
+        # Only part 3 of the cover went again; parts 1 and 2 were left as storage held them.
+        assert [n for u, n in second_parts.sent if u == upload] == [3]
+        assert seen_at_restart == stored
+        assert not notice.isVisible()
+        assert done.output.stat().st_size == cover.stat().st_size
+        recovered = decode_through_the_window(qtbot, second, dialogs, done.output)
+        assert recovered.read_bytes() == secret.read_bytes()
+    finally:
+        first_parts.close()
+        second_parts.close()
