@@ -68,6 +68,7 @@ def running_stack(
     *,
     redis_url: str = REDIS_URL,
     ports: Ports | None = None,
+    model_repository: Path | None = None,
     **overrides: object,
 ) -> Iterator[Stack]:
     """The stack on ``broker_url`` and ``redis_url`` with these settings overrides; two
@@ -81,7 +82,8 @@ def running_stack(
         QUEUE_NAME=f"{prefix}-jobs",
         **overrides,  # type: ignore[arg-type]
     )
-    supervisor = Supervisor(settings, ports or distinct_ports())
+    models = {"model_repository": model_repository} if model_repository is not None else {}
+    supervisor = Supervisor(settings, ports or distinct_ports(), **models)
     client = redis.Redis.from_url(redis_url)
     try:
         supervisor.up(report=lambda _: None)

@@ -16,6 +16,10 @@ not whole blocks) raises :class:`ValueError` here, as the in-process engine does
 
 from __future__ import annotations
 
+import logging
+import math
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,9 +38,12 @@ __all__ = [
     "EXTRACT_MODEL",
     "Reply",
     "TritonEngine",
+    "TritonModelCrashed",
     "TritonRequestError",
     "TritonUnavailable",
 ]
+
+log = logging.getLogger(__name__)
 
 EMBED_MODEL = "stego_embed"
 EXTRACT_MODEL = "stego_extract"
@@ -61,6 +68,11 @@ OUT_BATCH_SIZE = "BATCH_SIZE"
 TRITON_INT32 = "INT32"
 TRITON_UINT8 = "UINT8"
 
+_STUB_DEAD = "is not healthy"
+"""How Triton's python backend reports a model whose stub process died."""
+RELOAD_DEBOUNCE_SECONDS = 2.0
+"""Windows failing within this of a reload saw the same crash: no second reload."""
+
 TRANSIENT_STATUSES = frozenset(
     {
         "StatusCode.UNAVAILABLE",  # connection refused or lost, server shutting down
@@ -79,6 +91,14 @@ class TritonUnavailable(SubtoneError):
 
     code = "triton_unavailable"
     status = 503
+
+
+class TritonModelCrashed(TritonUnavailable):
+    """A model's python-backend stub died (a window crashed it). Triton does not restart a
+    dead stub by itself, and keeps answering healthy; the engine reloads the model, and
+    the job is retried like any other Triton outage."""
+
+    code = "model_crashed"
 
 
 class TritonRequestError(SubtoneError):
@@ -145,6 +165,8 @@ class TritonEngine:
         self.extract_model = extract_model
         self.model_version = model_version
         self._closed = False
+        self._reload_lock = threading.Lock()
+        self._reloaded: dict[str, float] = {}
         try:
             self._client = grpcclient.InferenceServerClient(url=url)
         except InferenceServerException as e:
@@ -152,9 +174,14 @@ class TritonEngine:
 
     # -- errors ----------------------------------------------------------------------------
 
-    def _error(self, e: InferenceServerException, what: str) -> SubtoneError:
+    def _error(self, e: InferenceServerException, what: str, model: str) -> SubtoneError:
         status = e.status() or ""
         detail = e.message() or str(e)
+        if _STUB_DEAD in detail:
+            self._reload(model)
+            return TritonModelCrashed(
+                f"Triton's model {model!r} crashed while it tried to {what}; it was reloaded."
+            )
         if status in TRANSIENT_STATUSES:
             return TritonUnavailable(f"Triton at {self.url} could not {what}: {detail} ({status})")
         return TritonRequestError(
@@ -176,7 +203,26 @@ class TritonEngine:
                 client_timeout=self.timeout_seconds,
             )
         except InferenceServerException as e:
-            raise self._error(e, what) from e
+            raise self._error(e, what, model) from e
+
+    def _reload(self, model: str) -> None:
+        """Unload and load ``model`` again, which starts new stubs: once per crash, however
+        many windows in flight saw it (needs ``--model-control-mode=explicit``)."""
+        with self._reload_lock:
+            if time.monotonic() - self._reloaded.get(model, -math.inf) < RELOAD_DEBOUNCE_SECONDS:
+                return
+            log.error("Triton's model %s crashed (its stub died): reloading it", model)
+            try:
+                self._client.unload_model(model, client_timeout=self.timeout_seconds)
+                self._client.load_model(model, client_timeout=self.timeout_seconds)
+            except InferenceServerException as e:
+                log.error(
+                    "could not reload %s (%s): restart Triton, and run it with "
+                    "--model-control-mode=explicit --load-model=* so that it can be reloaded",
+                    model,
+                    e.message(),
+                )
+            self._reloaded[model] = time.monotonic()
 
     # -- WindowEngine ----------------------------------------------------------------------
 

@@ -46,7 +46,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Final, Self
 
 import httpx
 
@@ -209,6 +209,11 @@ def free_ports(host: str = LOCALHOST) -> TritonPorts:
         ports.add(free_port(host))
     http, grpc, metrics = sorted(ports)
     return TritonPorts(http=http, grpc=grpc, metrics=metrics)
+
+
+ALL_MODELS: Final = ("*",)
+"""``load_models`` that loads the whole repository under explicit model control, so that
+clients can reload a model (the engine does, when a model's stub crashed)."""
 
 
 def build_command(

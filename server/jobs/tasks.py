@@ -38,7 +38,7 @@ from dramatiq.middleware import CurrentMessage, Middleware, Retries, TimeLimitEx
 
 from server.integrations.broker import RUN_JOB_ACTOR
 from server.integrations.storage import StorageUnavailable
-from server.integrations.triton import TritonUnavailable
+from server.integrations.triton import TritonModelCrashed, TritonUnavailable
 from server.jobs import runner
 from server.jobs.progress import JobInterrupted
 from server.jobs.runner import RunnerDeps
@@ -83,6 +83,11 @@ def retry_when(max_retries: int) -> Callable[[int, BaseException], bool]:
 
 def _cause(error: BaseException) -> str:
     """What was missing, in words a person understands (no addresses, no internals)."""
+    if isinstance(error, TritonModelCrashed):
+        return (
+            "the model crashed on this input each time (the cover may be damaged or hostile); "
+            "other jobs are not affected"
+        )
     if isinstance(error, TritonUnavailable):
         return "the inference server (Triton) could not be reached"
     if isinstance(error, StorageUnavailable):

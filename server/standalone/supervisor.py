@@ -175,10 +175,17 @@ def rabbitmq_consumer_timeout_ms() -> int | None:
 class Supervisor:
     """Starts, checks and stops the standalone stack described by ``settings``."""
 
-    def __init__(self, settings: Settings, ports: Ports | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        ports: Ports | None = None,
+        *,
+        model_repository: Path = tritonserver.MODEL_REPOSITORY,
+    ) -> None:
         """``ports`` default to those of the stack ``up`` last started here, else to the
-        settings' (:meth:`Ports.from_settings`)."""
+        settings' (:meth:`Ports.from_settings`); Triton serves ``model_repository``."""
         self.settings = settings
+        self.model_repository = model_repository
         self.home = settings.DATA_DIR / "standalone"
         self.logs = self.home / "logs"
         self.state_path = self.home / STATE_FILE
@@ -346,10 +353,11 @@ class Supervisor:
         )
         argv = tritonserver.build_command(
             install,
-            model_repository=tritonserver.MODEL_REPOSITORY,
+            model_repository=self.model_repository,
             backend_directory=backends,
             ports=ports,
             shm_prefix=f"subtone-standalone-{self.ports.triton_grpc}-",
+            load_models=tritonserver.ALL_MODELS,  # explicit control: a crashed model reloads
         )
         return argv, tritonserver.build_environment(install, backends, self.child_env())
 
