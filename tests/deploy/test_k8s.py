@@ -20,6 +20,7 @@ from tests.deploy.conftest import (
     documents,
     find,
     kustomize,
+    missing,
     of_kind,
     run,
     tool,
@@ -70,7 +71,7 @@ def test_secret_templates_are_valid_secrets_with_no_secret_in_them(template: Pat
 def test_keda_resources_match_keda_schemas(name: str, strict: bool, tmp_path: Path) -> None:
     """KEDA's CRD schemas (shared/schemas/keda); strictly, also no field KEDA would drop."""
     if not KEDA_SCHEMAS.is_dir():
-        pytest.skip(f"{KEDA_SCHEMAS} is not here (it sits beside the repository, in shared/)")
+        missing(f"KEDA's schemas are not in {KEDA_SCHEMAS} (shared/, beside the repository)")
     checker = tool("check-jsonschema")
     resources = [d for d in documents(name) if d["kind"] in KEDA_KINDS]
     assert {d["kind"] for d in resources} == set(KEDA_KINDS)
