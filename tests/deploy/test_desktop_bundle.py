@@ -35,6 +35,8 @@ BUILD_TIMEOUT_SECONDS = 900
 RUN_TIMEOUT_SECONDS = 120
 MAX_BUNDLE_MB = 400
 """Well above today's ~245 MB: a dependency that drags in a framework shows up here."""
+SMOKE_ENV = "SUBTONE_DESKTOP_SMOKE"
+"""packaging/desktop/subtone_desktop.py's start-up check."""
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_PIXEL_DIFFERENCE = 3
 """Antialiasing may differ by a step or two between Qt builds; a changed drawing differs more."""
@@ -97,7 +99,7 @@ def launch(
     executable: Path, home: Path, out: Path, **extra: str
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any] | None]:
     """Run the app with its start-up check; its exit and the report it wrote, if any."""
-    env = user_env(home, SUBTONE_DESKTOP_SMOKE=str(out), **extra)
+    env = user_env(home, **{SMOKE_ENV: str(out)}, **extra)
     result = subprocess.run(
         [str(executable)],
         cwd=home,

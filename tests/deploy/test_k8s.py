@@ -159,12 +159,26 @@ def test_probes_ask_the_real_health_endpoints(name: str) -> None:
     api = container(docs, "api")
     assert _http_probe(api, "livenessProbe") == ("/healthz", "http")
     assert _http_probe(api, "readinessProbe") == ("/readyz", "http")
-    assert _port(api, "http") == Settings().API_PORT
+    # The port the API listens on (its settings, from the ConfigMap) is the one probed and
+    # served, on every interface of the pod (not the default 127.0.0.1 the kubelet can't reach).
+    config = config_map(docs)
+    settings = Settings.model_validate(
+        {f: config[f"SUBTONE_{f}"] for f in ("API_HOST", "API_PORT") if f"SUBTONE_{f}" in config}
+    )
+    assert _port(api, "http") == settings.API_PORT
+    assert settings.API_HOST == "0.0.0.0"
+    assert _http_probe(api, "startupProbe") == ("/healthz", "http")
+    (service_port,) = find(docs, "Service", "subtone-api")["spec"]["ports"]
+    assert service_port["targetPort"] == "http"
     triton = container(docs, "triton")
     assert _http_probe(triton, "livenessProbe") == ("/v2/health/live", "http")
     assert _http_probe(triton, "readinessProbe") == ("/v2/health/ready", "http")
     assert _port(triton, "http") == 8000
     assert _port(triton, "grpc") == 8001
+    # The workers' SUBTONE_TRITON_URL names the Service's gRPC port.
+    host, _, port = config["SUBTONE_TRITON_URL"].partition(":")
+    ports = {p["name"]: p for p in find(docs, "Service", host)["spec"]["ports"]}
+    assert ports["grpc"]["port"] == int(port) and ports["grpc"]["targetPort"] == "grpc"
     worker = container(docs, "worker")
     for probe in ("livenessProbe", "readinessProbe"):
         assert worker[probe]["exec"]["command"] == ["subtone-healthcheck", "worker"]
