@@ -6,10 +6,11 @@ cd "$(dirname "$0")/.."
 
 # System packages: PortAudio for sounddevice, PulseAudio for the virtual microphone in tests,
 # steghide for the benchmark's peer, espeak-ng/sox to make a spoken demo secret, RabbitMQ and
-# Redis for the stack, docker-compose to validate the compose files offline.
+# Redis for the stack, docker-compose to validate the compose files offline, binutils (objdump,
+# for PyInstaller) and desktop-file-utils to build and check the desktop bundle.
 APT_PACKAGES=(python3-venv libportaudio2 pulseaudio pulseaudio-utils steghide sox espeak-ng
   rabbitmq-server redis-server docker-compose libegl1 libgl1 libxkbcommon0 libfontconfig1
-  libdbus-1-3)
+  libdbus-1-3 binutils desktop-file-utils)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")

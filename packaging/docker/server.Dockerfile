@@ -12,12 +12,14 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 # Dependencies first: this layer is rebuilt only when the pins change, not with every code change.
-COPY packaging/docker/requirements.txt /tmp/requirements.txt
-RUN pip install --only-binary=:all: -r /tmp/requirements.txt
+# The build tools are pinned too (build-requirements.txt), and the project is built with them
+# (--no-build-isolation) rather than with whatever setuptools is newest on the day.
+COPY packaging/docker/requirements.txt packaging/docker/build-requirements.txt /tmp/
+RUN pip install --only-binary=:all: -r /tmp/requirements.txt -r /tmp/build-requirements.txt
 COPY pyproject.toml README.md /src/
 COPY server /src/server
 COPY desktop /src/desktop
-RUN pip install --no-deps /src
+RUN pip install --no-deps --no-build-isolation /src
 
 # --- runtime: the environment alone, as an unprivileged user ------------------------------------
 FROM python:3.11.13-slim-bookworm AS runtime

@@ -12,10 +12,12 @@
 # --- wheel: the project as a wheel, built where our Python is ------------------------------------
 FROM python:3.11.13-slim-bookworm AS wheel
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+COPY packaging/docker/build-requirements.txt /tmp/
+RUN pip install --only-binary=:all: -r /tmp/build-requirements.txt
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY server ./server
-RUN pip wheel --no-deps --wheel-dir /wheels .
+RUN pip wheel --no-deps --no-build-isolation --wheel-dir /wheels .
 
 # --- triton ---------------------------------------------------------------------------------------
 FROM nvcr.io/nvidia/tritonserver:24.12-py3
@@ -24,10 +26,11 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_BREAK_SYSTEM_PACKAGES=1 \
     PYTHONDONTWRITEBYTECODE=1
-# An unprivileged user, and the dependencies before our code (the python backend needs numpy<2).
+# An unprivileged user, and the dependencies before our code: numpy as pinned for the server
+# images (requirements.txt; the python backend needs numpy<2), from its cp312 wheel.
 RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/subtone \
        --shell /usr/sbin/nologin subtone \
-    && python3 -m pip install "numpy==1.26.4"
+    && python3 -m pip install --only-binary=:all: "numpy==1.26.4"
 COPY --from=wheel /wheels /tmp/wheels
 RUN python3 -m pip install --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels
 COPY packaging/docker/healthcheck.py /usr/local/bin/subtone-healthcheck

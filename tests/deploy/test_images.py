@@ -7,10 +7,12 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from tests.deploy.conftest import DOCKER_DIR, DOCKERFILES, ROOT, run, tool
@@ -146,3 +148,55 @@ def test_requirements_pin_every_runtime_dependency_of_the_server() -> None:
             continue
         assert name in pins, f"{name} is missing from {REQUIREMENTS.name}"
         assert requirement.specifier.contains(pins[name]), f"{name}=={pins[name]}: {requirement}"
+
+
+BUILD_REQUIREMENTS = DOCKER_DIR / "build-requirements.txt"
+TRITON_PYTHON = "3.12"
+"""The Python of the Triton base image (tritonserver 24.12, Ubuntu 24.04), which runs the models."""
+
+
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"{path.name}: {line} is not pinned"
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+def test_the_images_build_the_project_with_pinned_build_requirements() -> None:
+    """pyproject's [build-system] requires, pinned, and installed where the project is built."""
+    wanted = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    pins = _pins(BUILD_REQUIREMENTS)
+    for requirement in map(Requirement, wanted):
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} is missing from {BUILD_REQUIREMENTS.name}"
+        assert requirement.specifier.contains(pins[name]), f"{name}=={pins[name]}: {requirement}"
+    for dockerfile in DOCKERFILES:
+        for stage in stages(dockerfile):
+            steps = [f"{k} {a}" for k, a in stage.instructions]
+            builds = [
+                i for i, s in enumerate(steps) if re.search(r"pip install .*/src|pip wheel", s)
+            ]
+            for i in builds:
+                assert "--no-deps" in steps[i] and "--no-build-isolation" in steps[i], steps[i]
+                before = " ".join(steps[:i])
+                assert "-r /tmp/build-requirements.txt" in before, f"{dockerfile.name}: {steps[i]}"
+
+
+def test_triton_gets_the_servers_numpy_as_a_wheel_for_its_python() -> None:
+    text = re.sub(r"\\\n", " ", (DOCKER_DIR / "triton.Dockerfile").read_text())
+    (install,) = re.findall(r"pip install [^&\n]*numpy[^&\n]*", text)
+    assert "--only-binary=:all:" in install
+    (spec,) = re.findall(r'"(numpy==[^"]+)"', install)
+    pinned = Requirement(spec)
+    assert str(pinned.specifier) == f"=={_pins(REQUIREMENTS)['numpy']}"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (numpy,) = [Requirement(r) for r in project["dependencies"] if r.startswith("numpy")]
+    version = _pins(REQUIREMENTS)["numpy"]
+    assert numpy.specifier.contains(version)
+    # The version tested here (the venv's) says which Pythons it supports: Triton's among them.
+    installed = metadata.distribution("numpy")
+    assert installed.version == version
+    assert SpecifierSet(installed.metadata["Requires-Python"]).contains(TRITON_PYTHON)

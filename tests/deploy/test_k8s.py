@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from server.settings import Settings
+from server.worker import STOP_TIMEOUT_SECONDS
 from tests.deploy.conftest import (
     K8S_DIR,
     KEDA_KUSTOMIZATIONS,
@@ -20,6 +21,7 @@ from tests.deploy.conftest import (
     documents,
     find,
     kustomize,
+    missing,
     of_kind,
     run,
     tool,
@@ -34,6 +36,7 @@ SECRET_TEMPLATES = (
     K8S_DIR / "base" / "secret.template.yaml",
     K8S_DIR / "components" / "keda" / "rabbitmq-secret.template.yaml",
 )
+KEDA_SECRET = yaml.safe_load(SECRET_TEMPLATES[1].read_text())
 NON_ROOT_UID = 10001
 GPU = "nvidia.com/gpu"
 
@@ -70,7 +73,7 @@ def test_secret_templates_are_valid_secrets_with_no_secret_in_them(template: Pat
 def test_keda_resources_match_keda_schemas(name: str, strict: bool, tmp_path: Path) -> None:
     """KEDA's CRD schemas (shared/schemas/keda); strictly, also no field KEDA would drop."""
     if not KEDA_SCHEMAS.is_dir():
-        pytest.skip(f"{KEDA_SCHEMAS} is not here (it sits beside the repository, in shared/)")
+        missing(f"KEDA's schemas are not in {KEDA_SCHEMAS} (shared/, beside the repository)")
     checker = tool("check-jsonschema")
     resources = [d for d in documents(name) if d["kind"] in KEDA_KINDS]
     assert {d["kind"] for d in resources} == set(KEDA_KINDS)
@@ -127,8 +130,27 @@ def test_keda_alone_sets_the_replicas_it_scales(name: str) -> None:
 
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
 def test_workers_hand_back_their_job_within_the_grace_period(name: str) -> None:
-    spec = deployment(documents(name), "worker")["spec"]["template"]["spec"]
-    assert spec["terminationGracePeriodSeconds"] > Settings().TRITON_TIMEOUT_SECONDS
+    """Kubernetes waits longer than a stopping worker does before it gives up on its job."""
+    docs = documents(name)
+    spec = deployment(docs, "worker")["spec"]["template"]["spec"]
+    assert spec["terminationGracePeriodSeconds"] > STOP_TIMEOUT_SECONDS
+    # The window in flight when SIGTERM comes finishes (or times out) within the stop timeout.
+    timeout = config_map(docs).get("SUBTONE_TRITON_TIMEOUT_SECONDS")
+    given = {"TRITON_TIMEOUT_SECONDS": timeout} if timeout else {}
+    assert Settings.model_validate(given).TRITON_TIMEOUT_SECONDS < STOP_TIMEOUT_SECONDS
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_the_api_is_ready_while_triton_sleeps(name: str) -> None:
+    """/readyz leaves Triton out: KEDA scales it to zero and the NetworkPolicy keeps the API
+    away from it, so asking it would take every API pod out of its Service."""
+    docs = documents(name)
+    value = config_map(docs)["SUBTONE_READYZ_CHECKS_TRITON"]
+    settings = Settings.model_validate({"READYZ_CHECKS_TRITON": value})
+    assert settings.READYZ_CHECKS_TRITON is False
+    api = deployment(docs, "api")["spec"]["template"]["spec"]["containers"][0]
+    assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert not any(e["name"] == "SUBTONE_READYZ_CHECKS_TRITON" for e in api.get("env", []))
 
 
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
@@ -137,12 +159,26 @@ def test_probes_ask_the_real_health_endpoints(name: str) -> None:
     api = container(docs, "api")
     assert _http_probe(api, "livenessProbe") == ("/healthz", "http")
     assert _http_probe(api, "readinessProbe") == ("/readyz", "http")
-    assert _port(api, "http") == Settings().API_PORT
+    # The port the API listens on (its settings, from the ConfigMap) is the one probed and
+    # served, on every interface of the pod (not the default 127.0.0.1 the kubelet can't reach).
+    config = config_map(docs)
+    settings = Settings.model_validate(
+        {f: config[f"SUBTONE_{f}"] for f in ("API_HOST", "API_PORT") if f"SUBTONE_{f}" in config}
+    )
+    assert _port(api, "http") == settings.API_PORT
+    assert settings.API_HOST == "0.0.0.0"
+    assert _http_probe(api, "startupProbe") == ("/healthz", "http")
+    (service_port,) = find(docs, "Service", "subtone-api")["spec"]["ports"]
+    assert service_port["targetPort"] == "http"
     triton = container(docs, "triton")
     assert _http_probe(triton, "livenessProbe") == ("/v2/health/live", "http")
     assert _http_probe(triton, "readinessProbe") == ("/v2/health/ready", "http")
     assert _port(triton, "http") == 8000
     assert _port(triton, "grpc") == 8001
+    # The workers' SUBTONE_TRITON_URL names the Service's gRPC port.
+    host, _, port = config["SUBTONE_TRITON_URL"].partition(":")
+    ports = {p["name"]: p for p in find(docs, "Service", host)["spec"]["ports"]}
+    assert ports["grpc"]["port"] == int(port) and ports["grpc"]["targetPort"] == "grpc"
     worker = container(docs, "worker")
     for probe in ("livenessProbe", "readinessProbe"):
         assert worker[probe]["exec"]["command"] == ["subtone-healthcheck", "worker"]
@@ -218,13 +254,6 @@ def test_the_s3_overlay_changes_only_storage_settings() -> None:
     assert {k for k in base_docs ^ s3_docs if k[0] != "ConfigMap"} == set()
 
 
-def test_the_s3_lifecycle_aborts_stale_uploads_no_sooner_than_the_api_gives_up_on_them() -> None:
-    lifecycle = json.loads((K8S_DIR / "components" / "s3" / "bucket-lifecycle.json").read_text())
-    (rule,) = lifecycle["Rules"]
-    days = rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
-    assert days * 86400 >= Settings().UPLOAD_TTL_SECONDS
-
-
 def _http_probe(found: dict[str, Any], probe: str) -> tuple[str, str]:
     get = found[probe]["httpGet"]
     return get["path"], get["port"]
@@ -236,10 +265,15 @@ def _port(found: dict[str, Any], name: str) -> int:
 
 
 def _authenticates_from_a_secret(docs: list[dict[str, Any]], trigger: dict[str, Any]) -> None:
+    """Credentials come from a Secret, in the one parameter all KEDA 2.x releases take: `host`
+    (a URL with the user and password in it). `username`/`password` need KEDA 2.16+."""
     auth = find(docs, "TriggerAuthentication", trigger["authenticationRef"]["name"])
-    parameters = {ref["parameter"] for ref in auth["spec"]["secretTargetRef"]}
-    assert {"host", "username", "password"} <= parameters
-    assert "host" not in trigger["metadata"]
+    refs = auth["spec"]["secretTargetRef"]
+    assert [ref["parameter"] for ref in refs] == ["host"]
+    assert {ref["name"] for ref in refs} == {KEDA_SECRET["metadata"]["name"]}
+    assert {ref["key"] for ref in refs} <= set(KEDA_SECRET["stringData"])
+    assert not {"host", "username", "password"} & set(trigger["metadata"])
+    assert trigger["metadata"]["vhostName"] == "/"
 
 
 def _without_unknown_fields(schema: Path, tmp_path: Path) -> Path:

@@ -18,11 +18,13 @@ from tests.deploy.conftest import (
     GPU_FILE,
     K8S_DIR,
     KUSTOMIZATIONS,
+    OPTIONAL_TOOLS_ENV,
     ROOT,
     config_map,
     documents,
     kustomize,
 )
+from tests.deploy.test_desktop_bundle import SMOKE_ENV
 
 PREFIX = "SUBTONE_"
 NAME = re.compile(r"\bSUBTONE_[A-Z0-9_]+\b")
@@ -43,9 +45,9 @@ PRODUCTION = {
     "SUBTONE_S3_SECRET_KEY",
     "SUBTONE_SIGNING_SECRET",
 }
-DOCS = (ROOT / "docs" / "deploy.md", K8S_DIR / "README.md")
-CLIENT = {ENV_URL, ENV_TOKEN, ENV_CONFIG}
-"""The desktop app's and the CLI's own variables, which the docs may name too."""
+DOCS = (ROOT / "README.md", ROOT / "docs" / "deploy.md", K8S_DIR / "README.md")
+CLIENT = {ENV_URL, ENV_TOKEN, ENV_CONFIG, SMOKE_ENV, OPTIONAL_TOOLS_ENV}
+"""The desktop app's, the CLI's and the checks' own variables, which the docs may name too."""
 
 
 def deployment_files() -> list[Path]:
