@@ -45,9 +45,12 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=5 \
 # Python-backend shared memory: 64 MiB per model instance (a batch of 16 one-MiB windows in and
 # out, as server/integrations/tritonserver.py sizes it); the container's /dev/shm must hold it.
 # --exit-timeout-secs: in-flight inferences get this long after SIGTERM.
+# Explicit model control, every model loaded at start: the worker reloads a model whose stub
+# crashed (Triton's python backend does not restart a dead stub, and still answers healthy).
 ENTRYPOINT ["/opt/nvidia/nvidia_entrypoint.sh", "tritonserver", \
     "--backend-config=python,shm-default-byte-size=67108864", \
     "--backend-config=python,shm-growth-byte-size=16777216", \
     "--disable-auto-complete-config", \
+    "--model-control-mode=explicit", "--load-model=*", \
     "--exit-timeout-secs=30"]
 CMD ["--model-repository=/models"]

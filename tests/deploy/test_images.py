@@ -200,3 +200,24 @@ def test_triton_gets_the_servers_numpy_as_a_wheel_for_its_python() -> None:
     installed = metadata.distribution("numpy")
     assert installed.version == version
     assert SpecifierSet(installed.metadata["Requires-Python"]).contains(TRITON_PYTHON)
+
+
+def test_triton_runs_with_the_model_control_the_standalone_stack_uses() -> None:
+    """The worker reloads a model whose stub crashed: Triton must allow it, in the image as in
+    standalone mode (where tritonserver.build_command starts it)."""
+    from server.integrations import tritonserver
+
+    stage, _ = final_stage(DOCKER_DIR / "triton.Dockerfile", None)
+    entrypoint = json.loads(stage.last("ENTRYPOINT") or "[]")
+    standalone = tritonserver.build_command(
+        tritonserver.TritonInstall(Path("bin"), Path("backend"), Path("stub"), Path("lib"), "3.11"),
+        model_repository=Path("/models"),
+        backend_directory=Path("/backends"),
+        ports=tritonserver.TritonPorts(http=1, grpc=2, metrics=3),
+        shm_prefix="x",
+        load_models=tritonserver.ALL_MODELS,
+    )
+    for flag in ("--model-control-mode=explicit", "--load-model=*",
+                 "--disable-auto-complete-config"):  # fmt: skip
+        assert flag in standalone
+        assert flag in entrypoint, f"the Triton image does not pass {flag}"
