@@ -53,11 +53,11 @@ from desktop.core.workflow import (
     COVER_MEDIA_TYPE,
     PAYLOAD_MEDIA_TYPE,
     PAYLOAD_NAME,
-    JobFailed,
     Progress,
     ProgressEvent,
     Stage,
     job_idempotency_key,
+    succeeded,
 )
 from server.kit.errors import SubtoneError
 from server.protocol import Job, JobCreate, JobKind, JobParams, JobState
@@ -585,18 +585,7 @@ def _run_job(
         job = rt.client.follow_job(job.id, update, stop=stop.event)
         if not job.state.finished:
             raise _Stopped()
-    if job.state is JobState.FAILED:
-        error = job.error
-        raise JobFailed(
-            error.message if error else "The job failed.",
-            code=error.code if error else "job_failed",
-            job_id=job.id,
-        )
-    if job.state is JobState.CANCELLED:
-        raise SubtoneError("The job was cancelled on the server.", code="cancelled")
-    if job.result is None:
-        raise ApiError("The job succeeded without a result.", code="bad_response", status=200)
-    return job
+    return succeeded(job)
 
 
 def _download(

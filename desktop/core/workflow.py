@@ -64,6 +64,7 @@ __all__ = [
     "encode",
     "job_idempotency_key",
     "max_secret_bytes",
+    "succeeded",
 ]
 
 PAYLOAD_NAME: Final = "payload.bin"
@@ -271,18 +272,23 @@ def _run_job(
         with contextlib.suppress(SubtoneError):
             client.cancel_job(final.id)
         raise UploadCancelled("Cancelled; the server job was cancelled too.")
-    if final.state is JobState.FAILED:
-        error = final.error
+    return succeeded(final)
+
+
+def succeeded(job: Job) -> Job:
+    """``job`` (finished) if it succeeded with a result; else what went wrong, raised."""
+    if job.state is JobState.FAILED:
+        error = job.error
         raise JobFailed(
             error.message if error else "The job failed.",
             code=error.code if error else "job_failed",
-            job_id=final.id,
+            job_id=job.id,
         )
-    if final.state is JobState.CANCELLED:
-        raise SubtoneError("The job was cancelled.", code="cancelled")
-    if final.result is None:
+    if job.state is JobState.CANCELLED:
+        raise SubtoneError("The job was cancelled on the server.", code="cancelled")
+    if job.result is None:
         raise ApiError("The job succeeded without a result.", code="bad_response", status=200)
-    return final
+    return job
 
 
 def _download(
