@@ -53,6 +53,7 @@ __all__ = [
     "UploadTooLarge",
     "object_key",
     "plan_parts",
+    "planned_part_size",
 ]
 
 UPLOAD_ID_PREFIX = "up"
@@ -98,6 +99,11 @@ def plan_parts(size: int, preferred_part_size: int) -> tuple[int, int]:
     part_size = max(preferred_part_size, smallest, MIN_PART_SIZE)
     part_size = math.ceil(part_size / MiB) * MiB
     return part_size, max(1, math.ceil(size / part_size))
+
+
+def planned_part_size(size: int, part_size: int, part_number: int) -> int:
+    """The bytes part ``part_number`` holds in an upload of ``size`` cut into ``part_size``."""
+    return max(0, min(part_size, size - (part_number - 1) * part_size))
 
 
 def object_key(tenant: str, upload_id: str, name: str) -> str:
@@ -184,7 +190,13 @@ class UploadService:
         parts = [
             PresignedPart(
                 part_number=n,
-                url=self._store.presign_upload_part(record.key, record.storage_upload_id, n, ttl),
+                url=self._store.presign_upload_part(
+                    record.key,
+                    record.storage_upload_id,
+                    n,
+                    ttl,
+                    max_bytes=planned_part_size(record.size, record.part_size, n),
+                ),
                 expires_at=expires_at,
             )
             for n in numbers
