@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from .conftest_helpers import operations
+from .helpers import operations
 
 EXAMPLES = int(os.environ.get("SUBTONE_SCHEMATHESIS_EXAMPLES", "15"))
 NOT_CHECKED = [positive_data_acceptance]

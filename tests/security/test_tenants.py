@@ -27,7 +27,7 @@ from tests.api.conftest import (
     upload,
 )
 
-from .conftest_helpers import operations
+from .helpers import operations
 
 DATA = b"alice's private cover bytes"
 

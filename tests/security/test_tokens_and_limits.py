@@ -14,35 +14,16 @@ import redis
 from server.auth import service as auth_service
 from tests.api.conftest import Api, ApiFactory, auth, error_code
 
+from .helpers import redis_items
+
 # --- tokens ----------------------------------------------------------------------------------
-
-
-def _everything_under(client: redis.Redis, prefix: str) -> Iterator[bytes]:
-    """Every key under ``prefix`` and every value, field and member it holds."""
-    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-        yield key
-        kind = client.type(key)
-        if kind == b"string":
-            yield client.get(key) or b""
-        elif kind == b"hash":
-            for field, value in client.hgetall(key).items():
-                yield field
-                yield value
-        elif kind == b"zset":
-            yield from (m for m, _ in client.zrange(key, 0, -1, withscores=True))
-        elif kind == b"set":
-            yield from client.smembers(key)
-        elif kind == b"list":
-            yield from client.lrange(key, 0, -1)
-        else:
-            raise AssertionError(f"unexpected Redis type {kind!r} at {key!r}")
 
 
 def test_tokens_are_stored_only_as_digests(api: Api, redis_client: redis.Redis) -> None:
     # Use both tokens, so anything the API keeps per request is in Redis too.
     for token in (api.alice, api.bob):
         assert api.client.get("/v1/jobs", headers=auth(token)).status_code == 200
-    stored = list(_everything_under(redis_client, api.settings.REDIS_PREFIX))
+    stored = list(redis_items(redis_client, api.settings.REDIS_PREFIX))
     assert stored
     for token in (api.alice, api.bob):
         secret_part = token.removeprefix(auth_service.TOKEN_PREFIX).encode()
