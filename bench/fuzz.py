@@ -29,6 +29,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import cast
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -234,7 +235,7 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "results.json").write_text(json.dumps(rows, indent=2))
     print(_table(rows))
-    total = sum(len(r["crashers"]) for r in rows)  # type: ignore[arg-type]
+    total = sum(len(cast(list[str], r["crashers"])) for r in rows)
     print(f"crashers: {total} (in {OUT}/<target>/<engine>/crashers)")
     return 1 if total else 0
 

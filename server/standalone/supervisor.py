@@ -129,9 +129,17 @@ def _wait(check: Callable[[], bool], timeout: float, what: str, log: Path | None
 class Supervisor:
     """Starts, checks and stops the standalone stack described by ``settings``."""
 
-    def __init__(self, settings: Settings, ports: Ports = DEFAULT_PORTS) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        ports: Ports = DEFAULT_PORTS,
+        *,
+        model_repository: Path = tritonserver.MODEL_REPOSITORY,
+    ) -> None:
+        """``model_repository`` is what Triton serves (a benchmark passes a variant of ours)."""
         self.settings = settings
         self.ports = ports
+        self.model_repository = model_repository
         self.home = settings.DATA_DIR / "standalone"
         self.logs = self.home / "logs"
         self.state_path = self.home / STATE_FILE
@@ -271,7 +279,7 @@ class Supervisor:
         )
         argv = tritonserver.build_command(
             install,
-            model_repository=tritonserver.MODEL_REPOSITORY,
+            model_repository=self.model_repository,
             backend_directory=backends,
             ports=ports,
             shm_prefix=f"subtone-standalone-{self.ports.triton_grpc}-",
