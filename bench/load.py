@@ -114,10 +114,10 @@ class RssSampler(threading.Thread):
         super().__init__(daemon=True)
         self._pids = pids
         self.peaks: dict[str, float] = dict.fromkeys(pids, 0.0)
-        self._stop = threading.Event()
+        self._done = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.wait(RSS_PERIOD_SECONDS):
+        while not self._done.wait(RSS_PERIOD_SECONDS):
             for name, pid in self._pids.items():
                 try:
                     process = psutil.Process(pid)
@@ -128,7 +128,7 @@ class RssSampler(threading.Thread):
                 self.peaks[name] = max(self.peaks[name], rss / MiB)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._done.set()
         self.join()
 
 
