@@ -225,16 +225,16 @@ BAD_TOKENS = [
 ]
 
 
-@pytest.mark.parametrize("token", BAD_TOKENS, ids=lambda t: repr(t)[:20])
 @pytest.mark.parametrize(("method", "path"), operations("/v1/"), ids=lambda v: v)
 def test_every_v1_operation_refuses_a_missing_or_bad_token(
-    api: Api, method: str, path: str, token: str | None
+    api: Api, method: str, path: str
 ) -> None:
-    headers = {} if token is None else {"Authorization": f"Bearer {token}".strip().encode()}
-    r = api.client.request(method, _concrete(path), headers=headers, json={})
-    assert r.status_code == 401, r.text
-    assert error_code(r) == "unauthorized"
-    assert r.headers["WWW-Authenticate"] == "Bearer"
+    for token in BAD_TOKENS:
+        headers = {} if token is None else {"Authorization": f"Bearer {token}".strip().encode()}
+        r = api.client.request(method, _concrete(path), headers=headers, json={})
+        assert r.status_code == 401, (token, r.text)
+        assert error_code(r) == "unauthorized"
+        assert r.headers["WWW-Authenticate"] == "Bearer"
 
 
 def test_other_auth_schemes_and_a_revoked_token_are_refused(api: Api) -> None:
