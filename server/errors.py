@@ -24,6 +24,7 @@ from server.kit.errors import SubtoneError
 from server.protocol import ErrorBody
 
 __all__ = [
+    "BODY_ERRORS",
     "COMMON_ERRORS",
     "ErrorWithHeaders",
     "error_response",
@@ -38,7 +39,11 @@ MAX_REPORTED_ERRORS = 5
 COMMON_ERRORS = (401, 422, 429, 500, 503)
 """What every ``/v1`` route may answer besides its own errors (token, validation, rate limit,
 a bug, Redis out of reach)."""
+BODY_ERRORS = (400, 413)
+"""What a route that reads a JSON body may answer too: not JSON (``malformed_json``), or over
+``MAX_REQUEST_BODY_BYTES`` (``body_too_large``)."""
 _HTTP_CODES: Mapping[int, str] = {
+    400: "malformed_json",  # FastAPI's "There was an error parsing the body" (not UTF-8...)
     404: "not_found",
     405: "method_not_allowed",
     413: "body_too_large",

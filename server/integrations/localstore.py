@@ -74,7 +74,7 @@ __all__ = [
 
 OBJECT_URL_PREFIX = "/o/"
 """Objects are served under ``<public_url>/o/<key>``, leaving other paths to the process."""
-SIGNATURE_VERSION = "subtone-localstore-v1"
+SIGNATURE_VERSION = "subtone-localstore-v2"
 MIN_SECRET_BYTES = 16
 COPY_BUFFER_SIZE = 1024 * 1024
 
@@ -103,7 +103,11 @@ class InvalidSignature(SubtoneError):
 
 @dataclass(frozen=True)
 class Grant:
-    """What one signed URL allows: one method on one key (and one part), until ``expires``."""
+    """What one signed URL allows: one method on one key (and one part), until ``expires``.
+
+    ``max_bytes`` (a part URL's) is the most bytes the PUT may carry: the size the API planned
+    for that part; 0 leaves only the store's own part limit.
+    """
 
     method: str
     key: str
@@ -111,6 +115,7 @@ class Grant:
     upload_id: str = ""
     part_number: int = 0
     filename: str = ""
+    max_bytes: int = 0
 
     def message(self) -> bytes:
         fields = (
@@ -121,6 +126,7 @@ class Grant:
             str(self.part_number),
             str(self.expires),
             self.filename,
+            str(self.max_bytes),
         )
         return "\n".join(fields).encode("utf-8")
 
@@ -131,15 +137,18 @@ class Grant:
             params["partNumber"] = str(self.part_number)
         if self.filename:
             params["filename"] = self.filename
+        if self.max_bytes:
+            params["maxBytes"] = str(self.max_bytes)
         return params
 
 
 class UrlSigner:
     """HMAC-SHA256 URL signatures: single-purpose and expiring.
 
-    The signed message is ``subtone-localstore-v1\\nMETHOD\\nKEY\\nUPLOAD_ID\\nPART\\nEXPIRES\\n
-    FILENAME`` (keys and upload ids hold no newline), so a URL for part 3 cannot PUT part 4, a PUT
-    URL cannot GET, and no field can be edited without the secret.
+    The signed message is ``subtone-localstore-v2\\nMETHOD\\nKEY\\nUPLOAD_ID\\nPART\\nEXPIRES\\n
+    FILENAME\\nMAX_BYTES`` (keys and upload ids hold no newline), so a URL for part 3 cannot PUT
+    part 4 or more bytes than planned, a PUT URL cannot GET, and no field can be edited without
+    the secret.
     """
 
     def __init__(self, secret: bytes, clock: Clock = time.time) -> None:
@@ -157,10 +166,11 @@ class UrlSigner:
         upload_id: str = "",
         part_number: int = 0,
         filename: str = "",
+        max_bytes: int = 0,
     ) -> Grant:
         """A grant for ``method`` on ``key`` that expires ``expires_seconds`` from now."""
         expires = int(self._clock()) + check_expires(expires_seconds)
-        return Grant(method, key, expires, upload_id, part_number, filename)
+        return Grant(method, key, expires, upload_id, part_number, filename, max_bytes)
 
     def sign(self, grant: Grant) -> str:
         return hmac.new(self._secret, grant.message(), hashlib.sha256).hexdigest()
@@ -188,6 +198,7 @@ def _grant_from_params(method: str, key: str, params: Mapping[str, str]) -> Gran
     try:
         expires = int(params["expires"])
         part_number = int(params.get("partNumber", "0"))
+        max_bytes = int(params.get("maxBytes", "0"))
     except (KeyError, ValueError) as e:
         raise InvalidSignature("the URL is not a signed local store URL") from e
     return Grant(
@@ -197,6 +208,7 @@ def _grant_from_params(method: str, key: str, params: Mapping[str, str]) -> Gran
         upload_id=params.get("uploadId", ""),
         part_number=part_number,
         filename=params.get("filename", ""),
+        max_bytes=max_bytes,
     )
 
 
@@ -389,21 +401,41 @@ class LocalStore:
         return upload_id
 
     def presign_upload_part(
-        self, key: str, upload_id: str, part_number: int, expires_seconds: int
+        self,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        expires_seconds: int,
+        *,
+        max_bytes: int | None = None,
     ) -> str:
         validate_key(key)
         validate_part_number(part_number)
         grant = self._signer.grant(
-            "PUT", key, expires_seconds, upload_id=upload_id, part_number=part_number
+            "PUT",
+            key,
+            expires_seconds,
+            upload_id=upload_id,
+            part_number=part_number,
+            max_bytes=self.part_limit(max_bytes),
         )
         return self._signer.url(self._base_url(), grant)
 
-    def part_writer(self, key: str, upload_id: str, part_number: int) -> PartWriter:
-        """A writer for one part (what the HTTP process streams a PUT into)."""
+    def part_limit(self, max_bytes: int | None) -> int:
+        """The most bytes a part may hold: ``max_bytes`` (when given) within the store's limit."""
+        if max_bytes is None or max_bytes <= 0:
+            return self.max_part_size
+        return min(max_bytes, self.max_part_size)
+
+    def part_writer(
+        self, key: str, upload_id: str, part_number: int, *, max_bytes: int | None = None
+    ) -> PartWriter:
+        """A writer for one part (what the HTTP process streams a PUT into), refusing more
+        than :meth:`part_limit` bytes."""
         validate_part_number(part_number)
         upload_dir, _ = self._load_upload(key, upload_id)
         try:
-            return PartWriter(upload_dir, part_number, self.max_part_size)
+            return PartWriter(upload_dir, part_number, self.part_limit(max_bytes))
         except FileNotFoundError as e:
             raise UploadNotFound(f"no such multipart upload for {key}") from e
 

@@ -156,8 +156,16 @@ class S3Store:
             _raise_storage_error(e, key)
 
     def presign_upload_part(
-        self, key: str, upload_id: str, part_number: int, expires_seconds: int
+        self,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        expires_seconds: int,
+        *,
+        max_bytes: int | None = None,
     ) -> str:
+        """``max_bytes`` is not enforced: a SigV4 presigned PUT does not bind the body's size
+        (S3 still caps a part at 5 GiB, and completing checks the upload's total size)."""
         validate_key(key)
         validate_part_number(part_number)
         query: DictType = {"uploadId": upload_id, "partNumber": str(part_number)}

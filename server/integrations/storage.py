@@ -307,9 +307,19 @@ class ObjectStore(Protocol):
         ...
 
     def presign_upload_part(
-        self, key: str, upload_id: str, part_number: int, expires_seconds: int
+        self,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        expires_seconds: int,
+        *,
+        max_bytes: int | None = None,
     ) -> str:
-        """A URL on the *public* endpoint that a client PUTs one part's bytes to."""
+        """A URL on the *public* endpoint that a client PUTs one part's bytes to.
+
+        ``max_bytes`` is the part's planned size: a store that can bind it into the URL
+        refuses a bigger body (the local store does; an S3 presigned PUT cannot, and relies on
+        the size check when the upload completes)."""
         ...
 
     def upload_part(self, key: str, upload_id: str, part_number: int, data: bytes) -> str:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, status
 from sse_starlette import EventSourceResponse
 
 from server.auth.dependencies import CurrentTenant
-from server.errors import COMMON_ERRORS, error_responses
+from server.errors import BODY_ERRORS, COMMON_ERRORS, error_responses
 from server.jobs.service import JobService
 from server.protocol import Job, JobCreate, JobList
 from server.services import Services, get_services
@@ -41,7 +41,7 @@ IdempotencyKey = Annotated[
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=error_responses(*COMMON_ERRORS, 404, 409),
+    responses=error_responses(*COMMON_ERRORS, *BODY_ERRORS, 404, 409),
 )
 def create_job(
     body: JobCreate, tenant: CurrentTenant, jobs: Jobs, idempotency_key: IdempotencyKey = None

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from server.integrations.localstore import OBJECT_URL_PREFIX, LocalStore
+from server.integrations.localstore import OBJECT_URL_PREFIX, Grant, LocalStore
 from server.integrations.storage import (
     ObjectInfo,
     PartTooLarge,
@@ -49,7 +49,7 @@ def create_app(store: LocalStore) -> Starlette:
         key: str = request.path_params["key"]
         grant = store.verify(request.method, key, request.query_params)
         if request.method == "PUT":
-            return await _put_part(store, request, key, grant.upload_id, grant.part_number)
+            return await _put_part(store, request, key, grant)
         return _get_object(store, request, key, grant.filename)
 
     async def on_error(request: Request, exc: Exception) -> Response:
@@ -66,13 +66,14 @@ def create_app(store: LocalStore) -> Starlette:
     return Starlette(routes=routes, exception_handlers={SubtoneError: on_error})
 
 
-async def _put_part(
-    store: LocalStore, request: Request, key: str, upload_id: str, part_number: int
-) -> Response:
+async def _put_part(store: LocalStore, request: Request, key: str, grant: Grant) -> Response:
+    """Stream the body into the part, refusing more bytes than the URL was signed for (the
+    part's planned size) as soon as the declared length or the bytes received show it."""
+    limit = store.part_limit(grant.max_bytes)
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > store.max_part_size:
-        raise PartTooLarge(f"a part can hold at most {store.max_part_size} bytes")
-    with store.part_writer(key, upload_id, part_number) as writer:
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PartTooLarge(f"this part can hold at most {limit} bytes")
+    with store.part_writer(key, grant.upload_id, grant.part_number, max_bytes=limit) as writer:
         async for chunk in request.stream():
             writer.write(chunk)
         part = writer.commit()

@@ -38,6 +38,7 @@ __all__ = [
     "MALFORMED_WAV",
     "MAX_METADATA_CHUNK_BYTES",
     "MAX_PREFIX_BYTES",
+    "MAX_PREFIX_CHUNKS",
     "NOT_WAV",
     "NO_DATA_CHUNK",
     "SUPPORTED_BITS",
@@ -69,6 +70,9 @@ MAX_METADATA_CHUNK_BYTES: Final = 64 * MiB
 """Largest chunk accepted before ``data``: it is metadata, held in memory as part of the prefix."""
 MAX_PREFIX_BYTES: Final = 64 * MiB
 """Largest prefix (all chunks before the samples together) held in memory."""
+MAX_PREFIX_CHUNKS: Final = 1024
+"""Most chunks accepted before ``data`` (real files have a handful): millions of empty chunks
+in a small file would otherwise cost a Python loop turn and an object each."""
 READ_PIECE_BYTES: Final = 1 * MiB
 """Most bytes asked of the stream per call while reading the prefix (bounds allocation by what
 the stream really holds, not by what a hostile header claims)."""
@@ -311,17 +315,17 @@ def read_header(stream: BinaryIO) -> tuple[WavInfo, bytes]:
     if len(head) < _RIFF_HEADER.size:
         raise WavError("The file ends inside the RIFF header.", code=TRUNCATED)
     _, riff_size, _ = _RIFF_HEADER.unpack(head)
-    parts = [head]
+    prefix = bytearray(head)
     consumed = len(head)
     fmt: _Format | None = None
-    while True:
+    for _ in range(MAX_PREFIX_CHUNKS + 1):
         chunk_head = _read_upto(stream, _CHUNK_HEADER.size)
         if not chunk_head:
             missing = "fmt and data chunks" if fmt is None else "data chunk"
             raise WavError(f"The WAV file has no {missing}.", code=NO_DATA_CHUNK)
         if len(chunk_head) < _CHUNK_HEADER.size:
             raise WavError("The file ends inside a chunk header.", code=TRUNCATED)
-        parts.append(chunk_head)
+        prefix += chunk_head
         consumed += len(chunk_head)
         chunk_id, size = _CHUNK_HEADER.unpack(chunk_head)
         if chunk_id == DATA_ID:
@@ -339,12 +343,17 @@ def read_header(stream: BinaryIO) -> tuple[WavInfo, bytes]:
                 code=MALFORMED_WAV,
             )
         body = _read_exact(stream, padded, f"{chunk_id!r} chunk")
-        parts.append(body)
+        prefix += body
         consumed += padded
         if chunk_id == FMT_ID:
             if fmt is not None:
                 raise WavError("The WAV file has two fmt chunks.", code=MALFORMED_WAV)
             fmt = _parse_fmt(body[:size])
+    else:
+        raise WavError(
+            f"The WAV file has more than {MAX_PREFIX_CHUNKS} chunks before its audio.",
+            code=MALFORMED_WAV,
+        )
     if fmt is None:
         raise WavError("The data chunk comes before the fmt chunk.", code=MALFORMED_WAV)
     if size == 0:
@@ -369,7 +378,7 @@ def read_header(stream: BinaryIO) -> tuple[WavInfo, bytes]:
         riff_size=riff_size,
         prefix_size=consumed,
     )
-    return info, b"".join(parts)
+    return info, bytes(prefix)
 
 
 def check_file_size(info: WavInfo, total_size: int) -> None:

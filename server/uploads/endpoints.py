@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 
 from server.auth.dependencies import CurrentTenant
-from server.errors import COMMON_ERRORS, error_responses
+from server.errors import BODY_ERRORS, COMMON_ERRORS, error_responses
 from server.protocol import (
     CompleteRequest,
     ObjectRef,
@@ -35,14 +35,16 @@ Uploads = Annotated[UploadService, Depends(_uploads)]
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(*COMMON_ERRORS, 400, 413, 502),
+    responses=error_responses(*COMMON_ERRORS, *BODY_ERRORS, 502),
 )
 def create_upload(body: UploadCreate, tenant: CurrentTenant, uploads: Uploads) -> UploadCreated:
     """Start an upload: the server plans the parts and opens a multipart upload in storage."""
     return uploads.create(tenant.id, body)
 
 
-@router.post("/{upload_id}/parts", responses=error_responses(*COMMON_ERRORS, 400, 404, 409, 502))
+@router.post(
+    "/{upload_id}/parts", responses=error_responses(*COMMON_ERRORS, *BODY_ERRORS, 404, 409, 502)
+)
 def presign_parts(
     upload_id: str, body: PartsRequest, tenant: CurrentTenant, uploads: Uploads
 ) -> PresignedParts:
@@ -58,7 +60,7 @@ def get_upload(upload_id: str, tenant: CurrentTenant, uploads: Uploads) -> Uploa
 
 @router.post(
     "/{upload_id}/complete",
-    responses=error_responses(*COMMON_ERRORS, 400, 404, 409, 502),
+    responses=error_responses(*COMMON_ERRORS, *BODY_ERRORS, 404, 409, 502),
 )
 def complete_upload(
     upload_id: str, body: CompleteRequest, tenant: CurrentTenant, uploads: Uploads

@@ -54,6 +54,7 @@ __all__ = [
     "UploadTooLarge",
     "object_key",
     "plan_parts",
+    "planned_part_size",
     "preferred_part_size",
 ]
 
@@ -108,6 +109,11 @@ def preferred_part_size(requested: int | None, default: int) -> int:
     if requested is None:
         return default
     return min(max(requested, MIN_PART_SIZE), MAX_PART_SIZE)
+
+
+def planned_part_size(size: int, part_size: int, part_number: int) -> int:
+    """The bytes part ``part_number`` holds in an upload of ``size`` cut into ``part_size``."""
+    return max(0, min(part_size, size - (part_number - 1) * part_size))
 
 
 def object_key(tenant: str, upload_id: str, name: str) -> str:
@@ -195,7 +201,13 @@ class UploadService:
         parts = [
             PresignedPart(
                 part_number=n,
-                url=self._store.presign_upload_part(record.key, record.storage_upload_id, n, ttl),
+                url=self._store.presign_upload_part(
+                    record.key,
+                    record.storage_upload_id,
+                    n,
+                    ttl,
+                    max_bytes=planned_part_size(record.size, record.part_size, n),
+                ),
                 expires_at=expires_at,
             )
             for n in numbers

@@ -549,6 +549,7 @@ def test_public_names() -> None:
         "MALFORMED_WAV",
         "MAX_METADATA_CHUNK_BYTES",
         "MAX_PREFIX_BYTES",
+        "MAX_PREFIX_CHUNKS",
         "NOT_WAV",
         "NO_DATA_CHUNK",
         "SUPPORTED_BITS",
