@@ -97,11 +97,12 @@ PAD_BLOCK_BYTES = 256
 DEFAULT_NAME = "secret"
 DEFAULT_MEDIA_TYPE = "application/octet-stream"
 
-#: Bounds on KDF parameters read from a payload (a bad header must not exhaust memory).
+#: Bounds on KDF parameters read from a payload: a hostile stego file must not make the
+#: client spend more than twice the default's memory (128 MiB) on the key.
 MAX_KDF_LOG2_N = 20
 MAX_KDF_R = 32
 MAX_KDF_P = 4
-MAX_KDF_MEMORY_BYTES = 1024 * MiB
+MAX_KDF_MEMORY_BYTES = 256 * MiB
 
 OPUS_MEDIA_TYPE = "audio/ogg; codecs=opus"
 OPUS_EXTENSION = ".opus"

@@ -164,6 +164,22 @@ def test_impossible_kdf_header_is_corrupt_without_deriving() -> None:
     assert caught.value.code == "corrupt_payload"
 
 
+@pytest.mark.parametrize(("log2_n", "r"), [(19, 8), (18, 16), (20, 3)])
+def test_a_kdf_over_twice_the_defaults_memory_is_refused_unrun(
+    log2_n: int, r: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hostile stego file cannot make the client spend 512 MiB or more on scrypt."""
+    payload = bytearray(cheap_seal(b"secret").payload)
+    payload[1], payload[2] = log2_n, r
+    monkeypatch.setattr(envelope, "_derive", lambda *a: pytest.fail("scrypt was run"))
+    with pytest.raises(EnvelopeError) as caught:
+        open_sealed(bytes(payload), PASSPHRASE)
+    assert caught.value.code == "corrupt_payload"
+    assert (
+        128 * envelope.DEFAULT_KDF.r * envelope.DEFAULT_KDF.n * 2 == envelope.MAX_KDF_MEMORY_BYTES
+    )
+
+
 def test_malformed_frame_after_decryption_is_corrupt() -> None:
     frame = bytearray(envelope._frame(b"data", "a.txt", "text/plain"))
     frame[-1] = 1  # non-zero padding
