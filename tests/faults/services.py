@@ -214,9 +214,10 @@ class FaultyProxy:
             connections, self._connections = self._connections, set()
         for conn in connections:
             with suppress(OSError):
-                conn.setsockopt(
-                    socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
-                )
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_ON_CLOSE)
+                # close() alone does not wake a thread blocked in recv() on the socket, and
+                # the kernel keeps the connection open while it waits: shut it down first.
+                conn.shutdown(socket.SHUT_RDWR)
                 conn.close()
 
     def stall(self) -> None:
