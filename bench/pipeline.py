@@ -322,9 +322,8 @@ def print_report(report: dict) -> None:
               f"| {e['worker_rss_before_mb']:.0f} → {e['worker_peak_rss_mb']:.0f} "
               f"| {e['triton_rss_before_mb']:.0f} → {e['triton_peak_rss_mb']:.0f} |")  # fmt: skip
     print("\n### POST /v1/jobs (a tenant per client, requests one after another per client)\n")
-    print(
-        "| clients | requests | p50 ms | p99 ms | requests/s | statuses |\n|---|---|---|---|---|---|"
-    )
+    print("| clients | requests | p50 ms | p99 ms | requests/s | statuses |")
+    print("|---|---|---|---|---|---|")
     for jp in report["jobs_post"]:
         print(f"| {jp['clients']} | {jp['requests']} | {jp['p50_ms']:.1f} | {jp['p99_ms']:.1f} "
               f"| {jp['requests_per_s']:.0f} | {jp['statuses']} |")  # fmt: skip
