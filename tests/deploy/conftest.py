@@ -31,7 +31,10 @@ DOCKERFILES = sorted(DOCKER_DIR.glob("*.Dockerfile"))
 K8S_DIR = ROOT / "packaging" / "k8s"
 KUSTOMIZATIONS = ("base", "overlays/keda", "overlays/s3", "overlays/keda-s3")
 KEDA_KUSTOMIZATIONS = ("overlays/keda", "overlays/keda-s3")
-KEDA_SCHEMAS = ROOT.parent / "shared" / "schemas" / "keda"
+SHARED_KEDA_SCHEMAS = ROOT.parent / "shared" / "schemas" / "keda"
+VENDORED_KEDA_SCHEMAS = Path(__file__).with_name("keda_schemas")
+KEDA_SCHEMAS = SHARED_KEDA_SCHEMAS if SHARED_KEDA_SCHEMAS.is_dir() else VENDORED_KEDA_SCHEMAS
+"""KEDA's CRD schemas: ``../shared`` beside the repository, else the copies in the tests."""
 
 # What compose/.env must fill in: compose refuses to start without them.
 COMPOSE_SECRETS = {

@@ -17,6 +17,8 @@ from tests.deploy.conftest import (
     KEDA_KUSTOMIZATIONS,
     KEDA_SCHEMAS,
     KUSTOMIZATIONS,
+    SHARED_KEDA_SCHEMAS,
+    VENDORED_KEDA_SCHEMAS,
     config_map,
     documents,
     find,
@@ -73,7 +75,7 @@ def test_secret_templates_are_valid_secrets_with_no_secret_in_them(template: Pat
 def test_keda_resources_match_keda_schemas(name: str, strict: bool, tmp_path: Path) -> None:
     """KEDA's CRD schemas (shared/schemas/keda); strictly, also no field KEDA would drop."""
     if not KEDA_SCHEMAS.is_dir():
-        missing(f"KEDA's schemas are not in {KEDA_SCHEMAS} (shared/, beside the repository)")
+        missing(f"KEDA's schemas are not in {KEDA_SCHEMAS}")
     checker = tool("check-jsonschema")
     resources = [d for d in documents(name) if d["kind"] in KEDA_KINDS]
     assert {d["kind"] for d in resources} == set(KEDA_KINDS)
@@ -294,3 +296,10 @@ def _close(node: Any) -> None:
     elif isinstance(node, list):
         for value in node:
             _close(value)
+
+
+def test_the_vendored_keda_schemas_match_the_shared_ones() -> None:
+    if not SHARED_KEDA_SCHEMAS.is_dir():
+        pytest.skip("no ../shared beside this checkout: the vendored copies are used")
+    for vendored in sorted(VENDORED_KEDA_SCHEMAS.glob("*.json")):
+        assert vendored.read_bytes() == (SHARED_KEDA_SCHEMAS / vendored.name).read_bytes()
