@@ -34,6 +34,7 @@ from server.jobs.repository import JobRepository
 from server.protocol import ObjectRef
 from server.settings import Settings
 from server.uploads.repository import UploadRepository
+from tests.servers import answers, stop, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -92,34 +93,6 @@ class StoreProcess:
         return LocalStore(self.root, self.secret, public_url=self.url)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_for(condition: Callable[[], object], process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the local store exited:\n{log.read_text()}")
-        if condition():
-            return
-        time.sleep(POLL_SECONDS)
-    raise RuntimeError(f"the local store did not start:\n{log.read_text()}")
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1.0).is_success
-    except httpx.TransportError:
-        return False
-
-
 @pytest.fixture(scope="session")
 def store_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreProcess]:
     folder = tmp_path_factory.mktemp("api-localstore")
@@ -134,12 +107,12 @@ def store_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StorePro
             command, cwd=REPO, env=os.environ | {SECRET_ENV: secret}, stdout=out, stderr=out
         )
     try:
-        _wait_for(port_file.exists, process, log)
+        wait_for(port_file.exists, process, log, "the local store")
         url = f"http://127.0.0.1:{port_file.read_text().strip()}"
-        _wait_for(lambda: _answers(f"{url}/healthz"), process, log)
+        wait_for(lambda: answers(f"{url}/healthz"), process, log, "the local store")
         yield StoreProcess(url, root, secret)
     finally:
-        _stop(process)
+        stop(process)
 
 
 # --- the API -------------------------------------------------------------------------------
