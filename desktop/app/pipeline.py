@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
-import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import Final
 
 from desktop.app.store import Task, TaskKind, TaskStatus, TaskStore, new_task_id
 from desktop.core.api import ApiClient, ApiError, ServerUnreachable
@@ -61,7 +59,7 @@ from desktop.core.workflow import (
 )
 from server.kit.errors import SubtoneError
 from server.protocol import Job, JobCreate, JobKind, JobParams, JobState
-from server.stego.codec import read_capacity
+from server.stego.codec import atomic_output, read_capacity
 from server.stego.layout import choose_k
 
 __all__ = [
@@ -136,23 +134,6 @@ class Runtime:
 def _folder(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=_DIR_MODE)
     return path
-
-
-@contextlib.contextmanager
-def _atomic(target: Path, mode: int) -> Iterator[BinaryIO]:
-    """A file that appears under ``target`` only once complete."""
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.chmod(mode)
-        tmp.replace(target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def discard_work(task: Task) -> None:
@@ -264,7 +245,7 @@ def prepare_encode(
         position_kdf=position_kdf,
     )
     sealed_path = _folder(work_dir / SEALED_FOLDER) / f"{task_id}.sealed"
-    with _atomic(sealed_path, _PRIVATE_FILE) as f:
+    with atomic_output(sealed_path, mode=_PRIVATE_FILE) as f:
         f.write(sealed.payload)
     task = store.add(
         Task(
@@ -527,7 +508,7 @@ def open_result(rt: Runtime, task_id: str, passphrase: str | None) -> Task:
         raise
     name = safe_name(secret.name)
     target = _folder(rt.work_dir / RECOVERED_FOLDER / task.id) / name
-    with _atomic(target, _PRIVATE_FILE) as f:
+    with atomic_output(target, mode=_PRIVATE_FILE) as f:
         f.write(secret.data)
     done = rt.store.update(
         task.id,
@@ -607,7 +588,7 @@ def _download(
         if url is None:
             raise ApiError("The server gave no download link.", code="bad_response", status=200)
         try:
-            with _atomic(target, mode) as f:
+            with atomic_output(target, mode=mode) as f:
                 return rt.client.download(
                     url,
                     f,

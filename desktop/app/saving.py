@@ -3,21 +3,21 @@ refused, and a copy that reports its progress and never leaves half a file behin
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
 from desktop.app.store import Task, TaskKind
 from server.kit.errors import SubtoneError
+from server.stego.codec import atomic_output
 
 __all__ = ["STEGO_SUFFIX", "copy_with_progress", "refused_target", "suggested_path"]
 
 STEGO_SUFFIX: Final = "-stego"
 """Added to the cover's name for the stego file offered, so the cover is never overwritten."""
 COPY_CHUNK_BYTES: Final = 4 * 1024 * 1024
+SAVED_FILE_MODE: Final = 0o644
+"""A saved stego file or secret: readable by others, like any file the user saves."""
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -61,32 +61,15 @@ def copy_with_progress(
     """Copy ``source`` to ``target`` in chunks (slow for a big file: call it off the GUI
     thread); ``target`` appears only once complete. Returns the bytes copied; raises
     :class:`SubtoneError` (``save_failed``) with the reason."""
-    try:
-        total = source.stat().st_size
-        fd, tmp_name = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name}.", suffix=".part"
-        )
-    except OSError as e:
-        raise SubtoneError(f"Could not save to {target}: {e.strerror}.", code="save_failed") from e
-    tmp = Path(tmp_name)
     done = 0
     try:
-        with source.open("rb") as src, os.fdopen(fd, "wb") as dst:
+        total = source.stat().st_size
+        with source.open("rb") as src, atomic_output(target, mode=SAVED_FILE_MODE) as dst:
             while chunk := src.read(COPY_CHUNK_BYTES):
                 dst.write(chunk)
                 done += len(chunk)
                 if progress is not None:
                     progress(done, total)
-            dst.flush()
-            os.fsync(dst.fileno())
-        tmp.chmod(0o644)
-        tmp.replace(target)
     except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise SubtoneError(f"Could not save to {target}: {e.strerror}.", code="save_failed") from e
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
     return done

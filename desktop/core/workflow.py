@@ -18,10 +18,9 @@ import contextlib
 import hashlib
 import io
 import os
-import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -46,7 +45,7 @@ from desktop.core.envelope import (
 from desktop.core.uploader import UploadCancelled, Uploader, UploadResult
 from server.kit.errors import SubtoneError
 from server.protocol import Job, JobCreate, JobKind, JobParams, JobState, ObjectRef
-from server.stego.codec import read_capacity
+from server.stego.codec import atomic_output, read_capacity
 from server.stego.layout import choose_k
 from server.stego.wav import WavInfo
 
@@ -207,23 +206,6 @@ def _read_cover(path: Path) -> tuple[WavInfo, int]:
     except OSError as e:
         raise SubtoneError(f"Cannot read {path.name}: {e.strerror}.", code="unreadable_file") from e
     return info, capacity.max_payload_bytes
-
-
-@contextlib.contextmanager
-def _atomic_file(target: Path, mode: int) -> Iterator[BinaryIO]:
-    """A file that appears under ``target`` only once complete (a temp file, then a rename)."""
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.chmod(mode)
-        tmp.replace(target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _check_output(path: Path, overwrite: bool, *, sources: tuple[Path, ...] = ()) -> Path:
@@ -404,7 +386,7 @@ def encode(
     job = _run_job(
         client, request, job_idempotency_key(JobKind.EMBED, inputs, sealed.k_pos), progress, cancel
     )
-    with _atomic_file(target, STEGO_FILE_MODE) as f:
+    with atomic_output(target, mode=STEGO_FILE_MODE) as f:
         written = _download(client, job, f, progress, cancel)
     return EncodeSummary(
         output=target,
@@ -481,7 +463,7 @@ def decode(
         target = _unique(out.resolve(), name)
     else:
         target = _check_output(out, overwrite, sources=(stego,))
-    with _atomic_file(target, SECRET_FILE_MODE) as f:
+    with atomic_output(target, mode=SECRET_FILE_MODE) as f:
         f.write(secret.data)
     return DecodeSummary(
         output=target, name=name, media_type=secret.media_type, size=len(secret.data), job_id=job.id

@@ -199,8 +199,9 @@ def extract_stream(
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
-    """A file that appears under ``path`` only once it is complete (temp file + rename)."""
+def atomic_output(path: str | os.PathLike[str], *, mode: int | None = None) -> Iterator[BinaryIO]:
+    """A file that appears under ``path`` only once it is complete (temp file + rename), with
+    permissions ``mode`` (else the temp file's owner-only 0600)."""
     target = Path(path)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
@@ -208,6 +209,8 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        if mode is not None:
+            Path(tmp).chmod(mode)
         Path(tmp).replace(target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
