@@ -28,9 +28,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from server.stego import codec, wav  # noqa: E402
-from server.stego.engine import WindowEngine  # noqa: E402
-from server.stego.kernel import WINDOW_SAMPLES  # noqa: E402
+from subtone.stego import codec, wav  # noqa: E402
+from subtone.stego.engine import WindowEngine  # noqa: E402
+from subtone.stego.kernel import WINDOW_SAMPLES  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 MB = 1_000_000
@@ -56,7 +56,7 @@ def op_main(argv: list[str]) -> None:
 
         engine: WindowEngine = TritonEngine(url)
     else:
-        from server.stego.engine import InProcessEngine
+        from subtone.stego.engine import InProcessEngine
 
         engine = InProcessEngine()
     start = time.perf_counter()

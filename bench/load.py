@@ -50,7 +50,7 @@ from server.auth.service import TokenService  # noqa: E402
 from server.integrations.tritonserver import MODEL_REPOSITORY  # noqa: E402
 from server.settings import Settings  # noqa: E402
 from server.standalone.supervisor import Ports, State, Supervisor  # noqa: E402
-from server.stego import wav  # noqa: E402
+from subtone.stego import wav  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 REDIS_URL = "redis://127.0.0.1:6379/0"

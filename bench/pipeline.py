@@ -50,7 +50,7 @@ from server.auth.service import TokenService  # noqa: E402
 from server.integrations.localstore import LocalStore  # noqa: E402
 from server.settings import Settings  # noqa: E402
 from server.standalone.supervisor import Ports, State, Supervisor  # noqa: E402
-from server.stego import wav  # noqa: E402
+from subtone.stego import wav  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 MB = 1_000_000

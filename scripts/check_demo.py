@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from server.stego import codec
+from subtone.stego import codec
 
 
 def envelope(path: Path, rate: int = 8000) -> np.ndarray:

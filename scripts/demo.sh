@@ -16,7 +16,7 @@ echo "== making a 60 s cover and a spoken secret"
 python - "$out" <<'PY'
 import sys
 from pathlib import Path
-from server.stego import wav
+from subtone.stego import wav
 out = Path(sys.argv[1])
 wav.generate_cover(out / "cover.wav", 60.0, rate=44_100, channels=2, bits=16, seed=7)
 PY

@@ -19,10 +19,10 @@ from server.jobs.endpoints import router as jobs_router
 from server.metrics import ApiMetrics, MetricsMiddleware
 from server.middleware import BodySizeLimitMiddleware, InternalErrorMiddleware
 from server.ops import router as ops_router
-from server.protocol import PROTOCOL_VERSION
 from server.services import build_services
 from server.settings import Settings
 from server.uploads.endpoints import router as uploads_router
+from subtone.protocol import PROTOCOL_VERSION
 
 __all__ = ["create_app"]
 

@@ -20,8 +20,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from server.kit.errors import SubtoneError
-from server.protocol import ErrorBody
+from subtone.errors import SubtoneError
+from subtone.protocol import ErrorBody
 
 __all__ = [
     "BODY_ERRORS",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 
-from server.protocol import Readiness
+from subtone.protocol import Readiness
 
 __all__ = ["OK", "ReadinessService"]
 

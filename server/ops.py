@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 
 from server.metrics import CONTENT_TYPE_LATEST
-from server.protocol import Readiness
 from server.services import Services, get_services
+from subtone.protocol import Readiness
 
 __all__ = ["router"]
 

@@ -40,8 +40,8 @@ from server.jobs.repository import JobRepository
 from server.jobs.runner import RunnerDeps
 from server.jobs.tasks import register
 from server.settings import Settings
-from server.stego.engine import WindowEngine
 from server.uploads.repository import UploadRepository
+from subtone.stego.engine import WindowEngine
 
 __all__ = ["WorkerProcess", "build_reaper", "build_runner_deps", "build_worker", "main"]
 

@@ -8,7 +8,7 @@ from PySide6.QtCore import QObject, QTimer
 
 from desktop.app.state import ConnectionState, ConnectionStatus
 from desktop.app.workers import Report, WorkerPool
-from server.protocol import Readiness
+from subtone.protocol import Readiness
 
 __all__ = ["ConnectionMonitor", "describe_readiness"]
 

@@ -27,7 +27,7 @@ from desktop.app.widgets import FileField, MessageLabel, PassphraseField, Progre
 from desktop.app.workers import Report, WorkerPool
 from desktop.audio.backend import AudioError
 from desktop.audio.player import Player, Sound
-from server.kit.errors import SubtoneError
+from subtone.errors import SubtoneError
 
 __all__ = ["DecodeView"]
 

@@ -25,7 +25,7 @@ from desktop.app.task_view import Saver, TaskFollower
 from desktop.app.tasks import TaskManager
 from desktop.app.widgets import FileField, MessageLabel, PassphraseField, ProgressPanel
 from desktop.app.workers import Report, WorkerPool
-from server.kit.errors import SubtoneError
+from subtone.errors import SubtoneError
 
 __all__ = ["EncodeView"]
 

@@ -38,7 +38,7 @@ from desktop.audio.backend import SoundDeviceBackend
 from desktop.audio.player import Player
 from desktop.audio.recorder import Recorder
 from desktop.core.config import ClientSettings
-from server.kit.errors import SubtoneError
+from subtone.errors import SubtoneError
 
 __all__ = ["SCREENS", "MainWindow"]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from desktop.app.formatting import format_clock, format_size
 from desktop.core.envelope import PreparedSecret, prepare_audio_secret, sealed_length
-from server.kit.errors import SubtoneError
-from server.stego.codec import read_capacity
+from subtone.errors import SubtoneError
+from subtone.stego.codec import read_capacity
 
 __all__ = ["CoverInfo", "Fit", "SecretInfo", "check_fit", "describe_cover", "describe_secret"]
 

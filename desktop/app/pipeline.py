@@ -57,10 +57,11 @@ from desktop.core.workflow import (
     job_idempotency_key,
     succeeded,
 )
-from server.kit.errors import SubtoneError
-from server.protocol import Job, JobCreate, JobKind, JobParams, JobState
-from server.stego.codec import atomic_output, read_capacity
-from server.stego.layout import choose_k
+from subtone.errors import SubtoneError
+from subtone.files import atomic_output
+from subtone.protocol import Job, JobCreate, JobKind, JobParams, JobState
+from subtone.stego.codec import read_capacity
+from subtone.stego.layout import choose_k
 
 __all__ = [
     "Runtime",

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Final
 
 from desktop.app.store import Task, TaskKind
-from server.kit.errors import SubtoneError
-from server.stego.codec import atomic_output
+from subtone.errors import SubtoneError
+from subtone.files import atomic_output
 
 __all__ = ["STEGO_SUFFIX", "copy_with_progress", "refused_target", "suggested_path"]
 

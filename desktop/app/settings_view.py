@@ -28,7 +28,7 @@ from desktop.app.workers import Report, WorkerPool
 from desktop.core.api import ApiClient
 from desktop.core.config import ClientSettings
 from desktop.core.uploader import MAX_PARALLEL_PARTS, MAX_PART_SIZE, MIN_PART_SIZE
-from server.kit.errors import SubtoneError
+from subtone.errors import SubtoneError
 
 __all__ = ["DEFAULT_PART_SIZE_MIB", "SettingsView", "check_connection"]
 

@@ -34,7 +34,7 @@ from desktop.app.store import Task, TaskStatus, TaskStore, new_task_id
 from desktop.app.workers import Report, WorkerPool
 from desktop.core.envelope import DEFAULT_KDF, POSITION_KDF, KdfParams, PreparedSecret
 from desktop.core.workflow import ProgressEvent
-from server.kit.errors import SubtoneError
+from subtone.errors import SubtoneError
 
 __all__ = ["MAX_RUNNING_TASKS", "TaskManager"]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from server.kit.errors import SubtoneError
+from subtone.errors import SubtoneError
 
 __all__ = ["Report", "Worker", "WorkerPool", "WorkerSignals"]
 

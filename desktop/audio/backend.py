@@ -16,7 +16,7 @@ from typing import Any, Final, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from server.kit.errors import SubtoneError
+from subtone.errors import SubtoneError
 
 __all__ = [
     "DEFAULT_SAMPLERATE",

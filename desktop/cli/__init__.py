@@ -37,10 +37,10 @@ from desktop.core.envelope import (
 from desktop.core.sessions import SessionStore
 from desktop.core.uploader import PartTransport, UploadCancelled, Uploader
 from desktop.core.workflow import Stage, decode, encode, max_secret_bytes
-from server.kit.errors import SubtoneError
-from server.protocol import JobState
-from server.stego.codec import read_capacity
-from server.stego.layout import choose_k
+from subtone.errors import SubtoneError
+from subtone.protocol import JobState
+from subtone.stego.codec import read_capacity
+from subtone.stego.layout import choose_k
 
 __all__ = [
     "ENV_PASSPHRASE",

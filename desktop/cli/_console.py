@@ -19,7 +19,7 @@ from rich.progress import (
 from rich.text import Text
 
 from desktop.core.workflow import ProgressEvent, Stage
-from server.kit.errors import SubtoneError
+from subtone.errors import SubtoneError
 
 __all__ = [
     "ProgressView",

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from desktop.cli import _env, _reporting, standalone_app, token_app
 from desktop.core.config import ClientSettings, load_settings, save_settings
-from server.kit.errors import SubtoneError
+from subtone.errors import SubtoneError
 
 if TYPE_CHECKING:
     from server.auth.service import TokenService

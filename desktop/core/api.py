@@ -5,7 +5,7 @@ for the API (base URL, bearer token) and one for storage URLs (no token: a pre-s
 carries its own authority, and S3 refuses a request that has both). Both take the same
 injectable transport, so tests drive the whole client with ``httpx.MockTransport``.
 
-Every request and response body is a model of :mod:`server.protocol`. A non-2xx answer
+Every request and response body is a model of :mod:`subtone.protocol`. A non-2xx answer
 becomes :class:`ApiError` with the server's ``code`` and ``message``; a server that cannot be
 reached becomes :class:`ServerUnreachable`. Reads and idempotent writes are retried on
 transient failures (connection errors, 429, 502-504) with jittered backoff.
@@ -28,8 +28,8 @@ from pydantic import BaseModel, ValidationError
 from desktop.core.retry import Backoff
 from desktop.core.sse import iter_events
 from desktop.core.stop import StopSignal
-from server.kit.errors import SubtoneError
-from server.protocol import (
+from subtone.errors import SubtoneError
+from subtone.protocol import (
     CompletePart,
     CompleteRequest,
     ErrorBody,

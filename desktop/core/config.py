@@ -29,7 +29,7 @@ from desktop.core.uploader import (
     MAX_PART_SIZE,
     MIN_PART_SIZE,
 )
-from server.kit.errors import SubtoneError
+from subtone.errors import SubtoneError
 
 __all__ = [
     "CONFIG_FILE_NAME",

@@ -32,8 +32,8 @@ import httpx
 from desktop.core.api import ApiClient, ApiError, ServerUnreachable
 from desktop.core.retry import Backoff
 from desktop.core.sessions import FileIdentity, SessionStore, UploadSession
-from server.kit.errors import SubtoneError
-from server.protocol import (
+from subtone.errors import SubtoneError
+from subtone.protocol import (
     MAX_NAME_LENGTH,
     CompletePart,
     ObjectRef,

@@ -43,11 +43,12 @@ from desktop.core.envelope import (
     sealed_length,
 )
 from desktop.core.uploader import UploadCancelled, Uploader, UploadResult
-from server.kit.errors import SubtoneError
-from server.protocol import Job, JobCreate, JobKind, JobParams, JobState, ObjectRef
-from server.stego.codec import atomic_output, read_capacity
-from server.stego.layout import choose_k
-from server.stego.wav import WavInfo
+from subtone.errors import SubtoneError
+from subtone.files import atomic_output
+from subtone.protocol import Job, JobCreate, JobKind, JobParams, JobState, ObjectRef
+from subtone.stego.codec import read_capacity
+from subtone.stego.layout import choose_k
+from subtone.stego.wav import WavInfo
 
 __all__ = [
     "COVER_MEDIA_TYPE",

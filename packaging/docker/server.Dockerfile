@@ -17,6 +17,7 @@ ENV PATH=/opt/venv/bin:$PATH
 COPY packaging/docker/requirements.txt packaging/docker/build-requirements.txt /tmp/
 RUN pip install --only-binary=:all: -r /tmp/requirements.txt -r /tmp/build-requirements.txt
 COPY pyproject.toml README.md /src/
+COPY subtone /src/subtone
 COPY server /src/server
 COPY desktop /src/desktop
 RUN pip install --no-deps --no-build-isolation /src

@@ -16,7 +16,7 @@ COPY packaging/docker/build-requirements.txt /tmp/
 RUN pip install --only-binary=:all: -r /tmp/build-requirements.txt
 WORKDIR /src
 COPY pyproject.toml README.md ./
-COPY server ./server
+COPY subtone ./subtone
 RUN pip wheel --no-deps --no-build-isolation --wheel-dir /wheels .
 
 # --- triton ---------------------------------------------------------------------------------------

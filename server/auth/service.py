@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict
 
 from server.errors import ErrorWithHeaders
 from server.kit.clock import utcnow
-from server.kit.errors import SubtoneError
 from server.kit.ids import new_id
+from subtone.errors import SubtoneError
 
 __all__ = [
     "TOKEN_PREFIX",

@@ -23,8 +23,8 @@ from dramatiq import Message
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.errors import DramatiqError
 
-from server.kit.errors import SubtoneError
 from server.settings import Settings
+from subtone.errors import SubtoneError
 
 __all__ = [
     "RUN_JOB_ACTOR",

@@ -60,7 +60,7 @@ from server.integrations.storage import (
     validate_part_list,
     validate_part_number,
 )
-from server.kit.errors import SubtoneError
+from subtone.errors import SubtoneError
 
 __all__ = [
     "OBJECT_URL_PREFIX",

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 from urllib.parse import quote
 
-from server.kit.errors import SubtoneError
+from subtone.errors import SubtoneError
 
 __all__ = [
     "DEFAULT_CONTENT_TYPE",

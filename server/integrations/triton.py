@@ -1,4 +1,4 @@
-"""A :class:`~server.stego.engine.WindowEngine` that runs windows on a Triton server.
+"""A :class:`~subtone.stego.engine.WindowEngine` that runs windows on a Triton server.
 
 Each call sends ONE window to the ``stego_embed`` or ``stego_extract`` model over gRPC
 (``model_repository/*/config.pbtxt`` is the wire contract). The client is thread-safe: the
@@ -9,7 +9,7 @@ Errors are the project's: :class:`TritonUnavailable` (503, transient: the server
 unreachable, the call ran past its deadline, the model is not loaded or not ready; the worker
 retries) and :class:`TritonRequestError` (500: the model rejected the window, which is a bug
 in the caller, or failed on it). Windows are checked by the model, with the same rules as
-:class:`~server.stego.engine.InProcessEngine` (:func:`~server.stego.engine.check_embed`);
+:class:`~subtone.stego.engine.InProcessEngine` (:func:`~subtone.stego.engine.check_embed`);
 only what the wire format cannot carry (a window that is not one-dimensional, bits that are
 not whole blocks) raises :class:`ValueError` here, as the in-process engine does.
 """
@@ -28,9 +28,9 @@ import numpy.typing as npt
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from server.kit.errors import SubtoneError
-from server.stego.engine import EmbedWindow, ExtractWindow
-from server.stego.kernel import WINDOW_SAMPLES
+from subtone.errors import SubtoneError
+from subtone.stego.engine import EmbedWindow, ExtractWindow
+from subtone.stego.kernel import WINDOW_SAMPLES
 
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",

@@ -10,7 +10,7 @@ The wheel holds Triton (``pytriton/tritonserver/bin/tritonserver``), the python 
   running us (:func:`prepare_backend_directory`);
 * ``LD_LIBRARY_PATH`` with ``nvidia_pytriton.libs/`` (the copied stub loses its relative
   rpath to it) (:func:`build_environment`);
-* the repository root (the models import ``server.stego.kernel``) and this interpreter's
+* the repository root (the models import ``subtone.stego.kernel``) and this interpreter's
   site-packages (numpy) on the stub's ``sys.path``. The stub embeds the system's
   ``libpython3.X`` in an *isolated* configuration: it ignores ``PYTHONPATH`` and knows
   nothing of our virtual environment. It takes ``sys.executable`` from the first ``python3``
@@ -50,7 +50,7 @@ from typing import IO, Final, Self
 
 import httpx
 
-from server.kit.errors import SubtoneError
+from subtone.errors import SubtoneError
 
 __all__ = [
     "DEFAULT_SHM_BYTES",

@@ -10,8 +10,8 @@ from sse_starlette import EventSourceResponse
 from server.auth.dependencies import CurrentTenant
 from server.errors import BODY_ERRORS, COMMON_ERRORS, error_responses
 from server.jobs.service import JobService
-from server.protocol import Job, JobCreate, JobList
 from server.services import Services, get_services
+from subtone.protocol import Job, JobCreate, JobList
 
 __all__ = ["router"]
 

@@ -16,9 +16,9 @@ from typing import BinaryIO, Final, Self
 
 from server.integrations.storage import ObjectNotFound, ObjectReader, ObjectStore
 from server.jobs.repository import JobRecord
-from server.kit.errors import SubtoneError
-from server.stego import wav
 from server.uploads.repository import ObjectRecord, UploadRepository
+from subtone.errors import SubtoneError
+from subtone.stego import wav
 
 __all__ = [
     "CHECKSUM_MISMATCH",

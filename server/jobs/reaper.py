@@ -23,7 +23,7 @@ from server.integrations.broker import QueueUnavailable
 from server.jobs.lease import JobLeases
 from server.jobs.repository import JobRepository
 from server.kit.clock import utcnow
-from server.protocol import JobState
+from subtone.protocol import JobState
 
 __all__ = ["Reaper"]
 

@@ -16,8 +16,8 @@ import redis
 from pydantic import BaseModel, ConfigDict
 
 from server.kit.clock import utcnow
-from server.kit.errors import SubtoneError
-from server.protocol import JobKind, JobState
+from subtone.errors import SubtoneError
+from subtone.protocol import JobKind, JobState
 
 __all__ = [
     "WORKER_LOST",

@@ -48,13 +48,13 @@ from server.jobs.progress import (
 )
 from server.jobs.repository import JobRecord, JobRepository
 from server.kit.clock import utcnow
-from server.kit.errors import SubtoneError
-from server.protocol import JobKind
 from server.settings import Settings
-from server.stego import codec, layout
-from server.stego.engine import WindowEngine
-from server.stego.kernel import KEY_BYTES
 from server.uploads.repository import ObjectRecord, UploadRepository
+from subtone.errors import SubtoneError
+from subtone.protocol import JobKind
+from subtone.stego import codec, layout
+from subtone.stego.engine import WindowEngine
+from subtone.stego.kernel import KEY_BYTES
 
 __all__ = [
     "INTERNAL_ERROR",

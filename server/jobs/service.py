@@ -20,10 +20,10 @@ from server.integrations.broker import Enqueuer, QueueUnavailable
 from server.integrations.storage import ObjectStore
 from server.jobs.repository import JobNotFound, JobRecord, JobRepository, request_hash
 from server.kit.clock import utcnow
-from server.kit.errors import SubtoneError
 from server.kit.ids import new_id
-from server.protocol import ErrorInfo, Job, JobCreate, JobKind, JobList, JobState
 from server.uploads.repository import ObjectRecord, UploadRepository
+from subtone.errors import SubtoneError
+from subtone.protocol import ErrorInfo, Job, JobCreate, JobKind, JobList, JobState
 
 __all__ = ["JOB_EVENT", "REQUIRED_INPUTS", "InvalidInputs", "JobService"]
 

@@ -21,7 +21,7 @@ from server.integrations.storage import (
     PartTooLarge,
     content_disposition,
 )
-from server.kit.errors import SubtoneError
+from subtone.errors import SubtoneError
 
 __all__ = ["RangeNotSatisfiable", "create_app", "parse_range"]
 

@@ -29,8 +29,8 @@ import redis
 from pydantic import SecretStr
 
 from server.integrations import tritonserver
-from server.kit.errors import SubtoneError
 from server.settings import Settings, StorageBackend
+from subtone.errors import SubtoneError
 
 __all__ = [
     "DEFAULT_PORTS",

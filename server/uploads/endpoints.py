@@ -8,7 +8,9 @@ from fastapi import APIRouter, Depends, status
 
 from server.auth.dependencies import CurrentTenant
 from server.errors import BODY_ERRORS, COMMON_ERRORS, error_responses
-from server.protocol import (
+from server.services import Services, get_services
+from server.uploads.service import UploadService
+from subtone.protocol import (
     CompleteRequest,
     ObjectRef,
     PartsRequest,
@@ -17,8 +19,6 @@ from server.protocol import (
     UploadCreated,
     UploadStatus,
 )
-from server.services import Services, get_services
-from server.uploads.service import UploadService
 
 __all__ = ["router"]
 

@@ -11,8 +11,8 @@ from datetime import datetime
 import redis
 from pydantic import BaseModel, ConfigDict
 
-from server.kit.errors import SubtoneError
-from server.protocol import ObjectRef, UploadState
+from subtone.errors import SubtoneError
+from subtone.protocol import ObjectRef, UploadState
 
 __all__ = ["NotFound", "ObjectRecord", "UploadRecord", "UploadRepository"]
 

@@ -26,9 +26,11 @@ from server.integrations.storage import (
     normalize_etag,
 )
 from server.kit.clock import utcnow
-from server.kit.errors import SubtoneError
 from server.kit.ids import new_id
-from server.protocol import (
+from server.settings import Settings
+from server.uploads.repository import NotFound, ObjectRecord, UploadRecord, UploadRepository
+from subtone.errors import SubtoneError
+from subtone.protocol import (
     CompletePart,
     CompleteRequest,
     ObjectRef,
@@ -41,8 +43,6 @@ from server.protocol import (
     UploadState,
     UploadStatus,
 )
-from server.settings import Settings
-from server.uploads.repository import NotFound, ObjectRecord, UploadRecord, UploadRepository
 
 __all__ = [
     "PartOutOfRange",

@@ -31,9 +31,9 @@ from server.integrations.localstore import LocalStore
 from server.integrations.storage import MiB, ObjectStore
 from server.integrations.triton import TritonUnavailable
 from server.jobs.repository import JobRepository
-from server.protocol import ObjectRef
 from server.settings import Settings
 from server.uploads.repository import UploadRepository
+from subtone.protocol import ObjectRef
 from tests.servers import answers, stop, wait_for
 
 REPO = Path(__file__).resolve().parents[2]

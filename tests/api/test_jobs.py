@@ -9,8 +9,8 @@ from collections.abc import Callable
 import httpx
 
 from server.kit.clock import utcnow
-from server.protocol import Job, JobState, ObjectRef
 from server.uploads.repository import ObjectRecord
+from subtone.protocol import Job, JobState, ObjectRef
 
 from .conftest import K_POS, Api, auth, embed_body, error_code, start_upload, upload
 

@@ -1,6 +1,6 @@
 """An in-memory Subtone API and storage behind ``httpx.MockTransport``, for client tests.
 
-It speaks the protocol's bodies (server.protocol models), checks the bearer token, hands
+It speaks the protocol's bodies (subtone.protocol models), checks the bearer token, hands
 out part URLs on a fake storage host (which must never see the token), runs jobs through
 scripted states, and "embeds" by remembering which payload a result carries, so a client
 can round-trip encode → decode against it.
@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from desktop.core.uploader import PartRejected, PartUrlExpired
-from server.protocol import (
+from subtone.protocol import (
     CompleteRequest,
     ErrorInfo,
     Job,

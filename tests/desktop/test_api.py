@@ -16,8 +16,8 @@ from desktop.core.api import ApiClient, ApiError, ServerUnreachable
 from desktop.core.retry import Backoff
 from desktop.core.sse import ServerSentEvent, iter_events
 from desktop.core.stop import StopSignal
-from server.kit.errors import SubtoneError
-from server.protocol import JobCreate, JobKind, JobParams, JobState, UploadCreate
+from subtone.errors import SubtoneError
+from subtone.protocol import JobCreate, JobKind, JobParams, JobState, UploadCreate
 from tests.desktop.fake_server import API, TOKEN, FakeServer, error
 
 NO_WAIT = Backoff(max_attempts=3, base_seconds=0.0, max_seconds=0.0)

@@ -18,7 +18,7 @@ from desktop.app.settings import KEYRING_SERVICE, SettingsStore, TokenPlace
 from desktop.app.store import Task, TaskKind, TaskStatus, TaskStore
 from desktop.core.config import ClientSettings
 from desktop.core.workflow import ProgressEvent, Stage
-from server.kit.errors import SubtoneError
+from subtone.errors import SubtoneError
 from tests.desktop.app_support import MemoryKeyring, write_wav
 
 

@@ -24,7 +24,7 @@ from desktop.core.api import ApiClient, ServerUnreachable
 from desktop.core.sessions import SessionStore
 from desktop.core.stop import StopSignal
 from desktop.core.uploader import PartRejected, Uploader
-from server.kit.errors import SubtoneError
+from subtone.errors import SubtoneError
 from tests.desktop.app_support import CHEAP, NO_WAIT, Switchboard, SwitchedParts, write_wav
 from tests.desktop.fake_server import API, TOKEN, FakeServer
 

@@ -8,7 +8,7 @@ import pytest
 
 from desktop.app.saving import copy_with_progress, refused_target, suggested_path
 from desktop.app.store import Task, TaskKind, TaskStatus
-from server.kit.errors import SubtoneError
+from subtone.errors import SubtoneError
 
 
 def _task(kind: TaskKind, input_path: Path, output: Path) -> Task:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from desktop.app.workers import WorkerPool
-from server.kit.errors import SubtoneError
+from subtone.errors import SubtoneError
 
 
 def test_results_progress_and_errors_arrive_on_the_gui_thread(qtbot):

@@ -27,7 +27,7 @@ from desktop.core.envelope import (
     seal,
     sealed_length,
 )
-from server.kit.errors import SubtoneError
+from subtone.errors import SubtoneError
 
 CHEAP = KdfParams(log2_n=4, r=1, p=1)
 PASSPHRASE = "correct horse battery staple"

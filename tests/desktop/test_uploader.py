@@ -23,8 +23,8 @@ from desktop.core.uploader import (
     Uploader,
     sha256_file,
 )
-from server.kit.errors import SubtoneError
-from server.protocol import UploadState
+from subtone.errors import SubtoneError
+from subtone.protocol import UploadState
 from tests.desktop.fake_server import API, TOKEN, FakePartTransport, FakeServer
 
 PART = 4096

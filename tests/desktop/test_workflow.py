@@ -24,8 +24,8 @@ from desktop.core.workflow import (
     job_idempotency_key,
     max_secret_bytes,
 )
-from server.kit.errors import SubtoneError
-from server.protocol import JobKind
+from subtone.errors import SubtoneError
+from subtone.protocol import JobKind
 from tests.desktop.fake_server import API, TOKEN, FakePartTransport, FakeServer, fake_embed
 
 CHEAP = KdfParams(log2_n=4, r=1, p=1)

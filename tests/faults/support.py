@@ -16,10 +16,10 @@ from desktop.core.envelope import KdfParams, seal
 from desktop.core.uploader import Uploader
 from server.integrations.localstore import LocalStore
 from server.jobs.repository import JobRecord, JobRepository
-from server.protocol import Job, JobCreate, JobKind, JobParams
 from server.standalone.supervisor import State
-from server.stego import codec, wav
-from server.stego.engine import InProcessEngine
+from subtone.protocol import Job, JobCreate, JobKind, JobParams
+from subtone.stego import codec, wav
+from subtone.stego.engine import InProcessEngine
 from tests.stack import Stack
 
 FAST_KDF = KdfParams(log2_n=10, r=8, p=1)

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from desktop.core.api import ApiClient
-from server.protocol import CompletePart, JobState, UploadCreate
+from subtone.protocol import CompletePart, JobState, UploadCreate
 from tests.faults.services import private_rabbitmq, private_redis, rabbitmq_missing
 from tests.faults.support import (
     download,

@@ -14,8 +14,8 @@ from dramatiq.common import xq_name
 
 from server.integrations.tritonserver import MODEL_REPOSITORY
 from server.jobs.tasks import RETRIES_EXHAUSTED
-from server.protocol import JobState
-from server.stego import wav
+from subtone.protocol import JobState
+from subtone.stego import wav
 from tests.faults.support import (
     download,
     expected_stego,

@@ -11,8 +11,8 @@ import pytest
 
 from desktop.core.api import ApiClient
 from desktop.core.uploader import Uploader
-from server.kit.errors import SubtoneError
-from server.protocol import JobState
+from subtone.errors import SubtoneError
+from subtone.protocol import JobState
 from tests.faults.support import finished, make_cover, open_uploads, submit_embed
 from tests.stack import rabbit_vhost, running_stack
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from server.jobs.tasks import RETRIES_EXHAUSTED
-from server.protocol import JobState
+from subtone.protocol import JobState
 from tests.faults.support import (
     download,
     expected_stego,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from server.stego import wav
+from subtone.stego import wav
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 EXPECTED = "EXPECTED.json"

@@ -1,7 +1,7 @@
 """Fuzz targets for the parsers that read hostile bytes, shared by the tests and ``bench/fuzz.py``.
 
 Each target takes arbitrary bytes and must either return or raise the project's own
-:class:`~server.kit.errors.SubtoneError`; any other exception is a bug (a crasher). Targets
+:class:`~subtone.errors.SubtoneError`; any other exception is a bug (a crasher). Targets
 also check the promises their parser makes on success (the WAV split reassembles the file
 byte for byte; an opened secret has a safe name), so a wrong answer is a crasher too.
 
@@ -26,9 +26,9 @@ from typing import BinaryIO, cast
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from desktop.core import envelope
-from server.kit.errors import SubtoneError
 from server.localstore.app import parse_range
-from server.stego import layout, wav
+from subtone.errors import SubtoneError
+from subtone.stego import layout, wav
 
 __all__ = [
     "FAST_KDF",

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from server.stego import wav
+from subtone.stego import wav
 
 pytestmark = pytest.mark.integration
 

@@ -24,8 +24,8 @@ from desktop.app.store import TaskStatus
 from desktop.audio.fake import FakeBackend
 from desktop.core.retry import Backoff
 from desktop.core.uploader import HttpPartTransport
-from server.kit.errors import SubtoneError
-from server.stego import wav
+from subtone.errors import SubtoneError
+from subtone.stego import wav
 from tests.desktop.app_support import ScriptedDialogs, screenshot
 
 pytestmark = pytest.mark.integration

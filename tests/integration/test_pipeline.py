@@ -14,9 +14,9 @@ from desktop.core.sessions import SessionStore
 from desktop.core.uploader import Uploader
 from desktop.core.workflow import decode, encode
 from server.integrations.localstore import LocalStore
-from server.kit.errors import SubtoneError
-from server.protocol import JobCreate, JobKind, JobParams, JobState
-from server.stego import wav
+from subtone.errors import SubtoneError
+from subtone.protocol import JobCreate, JobKind, JobParams, JobState
+from subtone.stego import wav
 
 PASSPHRASE = "pass-by-reference is the protocol"
 

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from server.stego import wav
+from subtone.stego import wav
 
 
 def part_files(root: Path) -> dict[str, tuple[int, int]]:

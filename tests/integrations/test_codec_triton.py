@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from server.stego import codec, wav
-from server.stego.engine import InProcessEngine
+from subtone.stego import codec, wav
+from subtone.stego.engine import InProcessEngine
 
 
 def k_pos(passphrase: str) -> bytes:

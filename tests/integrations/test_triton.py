@@ -28,8 +28,8 @@ from server.integrations.triton import (
     TritonUnavailable,
 )
 from server.integrations.tritonserver import MODEL_REPOSITORY, TritonProcess, free_port
-from server.stego.engine import EmbedWindow, ExtractWindow
-from server.stego.kernel import (
+from subtone.stego.engine import EmbedWindow, ExtractWindow
+from subtone.stego.kernel import (
     KEY_BYTES,
     WINDOW_SAMPLES,
     block_size,

@@ -25,7 +25,7 @@ from desktop.core.envelope import AAD_BYTES, K_ENC_INFO, KdfParams, _derive
 from desktop.core.sessions import SessionStore
 from desktop.core.uploader import Uploader
 from desktop.core.workflow import PAYLOAD_NAME, decode, encode
-from server.stego import wav
+from subtone.stego import wav
 from tests.integration.conftest import Stack
 from tests.security.helpers import redis_items
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from server.protocol import ObjectRef
+from subtone.protocol import ObjectRef
 from tests.api.conftest import (
     Api,
     auth,

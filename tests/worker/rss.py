@@ -106,7 +106,7 @@ def _run_one_embed(seconds: float, redis_url: str) -> tuple[PeakRss, float, int]
     from server.integrations.localstore import LocalStore
     from server.jobs import runner
     from server.settings import Settings
-    from server.stego import wav
+    from subtone.stego import wav
     from tests.worker.support import World, make_deps
 
     prefix = f"subtone-rss-{uuid.uuid4().hex[:8]}"

@@ -25,11 +25,11 @@ from server.jobs.repository import JobRecord, JobRepository
 from server.jobs.runner import RunnerDeps
 from server.kit.clock import utcnow
 from server.kit.ids import new_id
-from server.protocol import JobKind
 from server.settings import Settings
-from server.stego import codec, wav
-from server.stego.engine import EmbedWindow, ExtractWindow, InProcessEngine, WindowEngine
 from server.uploads.repository import ObjectRecord, UploadRepository
+from subtone.protocol import JobKind
+from subtone.stego import codec, wav
+from subtone.stego.engine import EmbedWindow, ExtractWindow, InProcessEngine, WindowEngine
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 TENANT = "alice"

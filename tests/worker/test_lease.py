@@ -13,7 +13,7 @@ from server.jobs.progress import JobInterrupted
 from server.jobs.reaper import Reaper
 from server.jobs.repository import WORKER_LOST
 from server.kit.clock import utcnow
-from server.protocol import JobState
+from subtone.protocol import JobState
 from tests.worker.support import (
     PAYLOAD,
     CountingEngine,

@@ -18,8 +18,8 @@ from server.integrations.triton import TritonUnavailable
 from server.jobs import runner
 from server.jobs.progress import JobInterrupted
 from server.jobs.repository import JobRecord, JobRepository
-from server.protocol import JobKind, JobState
-from server.stego import codec
+from subtone.protocol import JobKind, JobState
+from subtone.stego import codec
 from tests.worker.support import (
     ENGINE,
     OTHER_TENANT,

@@ -24,9 +24,9 @@ from server.integrations.tritonserver import MODEL_REPOSITORY, TritonProcess, fr
 from server.jobs import runner
 from server.jobs.repository import JobRecord
 from server.jobs.runner import RunnerDeps
-from server.protocol import JobKind, JobState
 from server.settings import Settings
 from server.worker import build_worker
+from subtone.protocol import JobKind, JobState
 from tests.worker.support import (
     PAYLOAD,
     CountingEngine,

@@ -24,8 +24,8 @@ import numpy as np
 import numpy.typing as npt
 import triton_python_backend_utils as pb_utils
 
-from server.stego.engine import check_embed
-from server.stego.kernel import KEY_BYTES, WINDOW_SAMPLES, embed_window
+from subtone.stego.engine import check_embed
+from subtone.stego.kernel import KEY_BYTES, WINDOW_SAMPLES, embed_window
 
 BITS_PER_BYTE = 8
 

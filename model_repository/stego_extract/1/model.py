@@ -24,8 +24,8 @@ import numpy as np
 import numpy.typing as npt
 import triton_python_backend_utils as pb_utils
 
-from server.stego.engine import check_extract
-from server.stego.kernel import KEY_BYTES, WINDOW_SAMPLES, extract_window
+from subtone.stego.engine import check_extract
+from subtone.stego.kernel import KEY_BYTES, WINDOW_SAMPLES, extract_window
 
 BITS_PER_BYTE = 8
 

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.kit.errors import SubtoneError
-from server.stego import codec, layout, wav
-from server.stego.engine import InProcessEngine
-from server.stego.kernel import WINDOW_SAMPLES
+from subtone.errors import SubtoneError
+from subtone.stego import codec, layout, wav
+from subtone.stego.engine import InProcessEngine
+from subtone.stego.kernel import WINDOW_SAMPLES
 
 ENGINE = InProcessEngine()
 LIST_BEFORE = (b"LIST", b"INFOINAM\x05\x00\x00\x00cover\x00")  # odd-size INAM, padded

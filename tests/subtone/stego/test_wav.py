@@ -12,9 +12,9 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.kit.errors import SubtoneError
-from server.stego import wav
-from server.stego.wav import WavError, WavInfo
+from subtone.errors import SubtoneError
+from subtone.stego import wav
+from subtone.stego.wav import WavError, WavInfo
 
 PCM_GUID = struct.pack("<I", 1) + b"\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
 FLOAT_GUID = struct.pack("<I", 3) + PCM_GUID[4:]

@@ -31,7 +31,7 @@ from typing import Any, BinaryIO, Final
 import numpy as np
 import numpy.typing as npt
 
-from server.kit.errors import SubtoneError
+from subtone.errors import SubtoneError
 
 __all__ = [
     "EMPTY_AUDIO",

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from server.stego.engine import (
+from subtone.stego.engine import (
     EmbedWindow,
     ExtractWindow,
     InProcessEngine,
@@ -15,7 +15,7 @@ from server.stego.engine import (
     check_embed,
     check_extract,
 )
-from server.stego.kernel import (
+from subtone.stego.kernel import (
     KEY_BYTES,
     WINDOW_SAMPLES,
     block_size,

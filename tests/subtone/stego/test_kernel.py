@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.stego import kernel
+from subtone.stego import kernel
 
 keys = st.binary(min_size=32, max_size=32)
 

@@ -4,7 +4,7 @@ Everything here is pure arithmetic on the cover's sample count and ``k_pos``; no
 touched, so a client can compute capacity from a WAV header alone and the worker can plan a
 job before it reads a sample.
 
-Format v1 (see :mod:`server.stego.kernel` for the per-window part):
+Format v1 (see :mod:`subtone.stego.kernel` for the per-window part):
 
 * The data chunk's samples are cut into windows of ``WINDOW_SAMPLES``; window ``i`` has the
   key ``HMAC-SHA256(k_pos, "subtone/v1/window" || i)``.
@@ -25,8 +25,8 @@ import math
 import struct
 from dataclasses import dataclass
 
-from server.kit.errors import SubtoneError
-from server.stego.kernel import KEY_BYTES, MAX_K, WINDOW_SAMPLES, block_size
+from subtone.errors import SubtoneError
+from subtone.stego.kernel import KEY_BYTES, MAX_K, WINDOW_SAMPLES, block_size
 
 __all__ = [
     "FORMAT_VERSION",

@@ -1,16 +1,14 @@
 """Embed a payload in a WAV stream and extract it again, one window at a time.
 
 The codec reads the cover sequentially (it may come from object storage), sends each window
-to a :class:`~server.stego.engine.WindowEngine` (Triton, or the kernel in-process), and
+to a :class:`~subtone.stego.engine.WindowEngine` (Triton, or the kernel in-process), and
 writes the result in order. Several windows are in flight at once so that Triton can batch
 them; memory is bounded by ``concurrency`` windows whatever the size of the cover.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,10 +19,11 @@ from typing import BinaryIO
 import numpy as np
 import numpy.typing as npt
 
-from server.stego import layout, wav
-from server.stego.engine import EmbedWindow, ExtractWindow, WindowEngine
-from server.stego.kernel import WINDOW_SAMPLES
-from server.stego.layout import HEADER_BITS, StegoError
+from subtone.files import atomic_output
+from subtone.stego import layout, wav
+from subtone.stego.engine import EmbedWindow, ExtractWindow, WindowEngine
+from subtone.stego.kernel import WINDOW_SAMPLES
+from subtone.stego.layout import HEADER_BITS, StegoError
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -196,25 +195,6 @@ def extract_stream(
                 progress(done / (last + 1))
     stream = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
     return np.packbits(stream[: header.payload_bytes * 8]).tobytes()
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str], *, mode: int | None = None) -> Iterator[BinaryIO]:
-    """A file that appears under ``path`` only once it is complete (temp file + rename), with
-    permissions ``mode`` (else the temp file's owner-only 0600)."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        if mode is not None:
-            Path(tmp).chmod(mode)
-        Path(tmp).replace(target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def embed_file(

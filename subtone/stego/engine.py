@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from server.stego.kernel import (
+from subtone.stego.kernel import (
     KEY_BYTES,
     MAX_K,
     WINDOW_SAMPLES,

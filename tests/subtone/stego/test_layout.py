@@ -2,8 +2,8 @@ import os
 
 import pytest
 
-from server.stego import layout
-from server.stego.kernel import WINDOW_SAMPLES, block_size
+from subtone.stego import layout
+from subtone.stego.kernel import WINDOW_SAMPLES, block_size
 
 
 def test_capacity_from_sample_count_alone():

@@ -6,7 +6,7 @@ engine and the Triton python-backend models (``model_repository/``) run exactly 
 A *window* is up to :data:`WINDOW_SAMPLES` consecutive PCM samples of the data chunk (all
 channels interleaved, as they sit in the file). Everything a window needs is passed in:
 its samples, a 32-byte window key (derived from ``k_pos`` and the window index by
-:func:`server.stego.layout.window_key`), the Hamming parameter ``k``, how many leading
+:func:`subtone.stego.layout.window_key`), the Hamming parameter ``k``, how many leading
 keyed positions to ``skip`` (used by the payload header in window 0) and the bits.
 
 Format v1, fixed forever once released (a stego file must extract with any later version):
