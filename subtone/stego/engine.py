@@ -1,14 +1,16 @@
 """Where windows are embedded and extracted: in this process, or on a Triton server.
 
-The codec hands one window at a time to a :class:`WindowEngine` and may run several at once
-from a thread pool, so every engine is thread-safe. :class:`InProcessEngine` calls the kernel
-directly; :class:`server.integrations.triton.TritonEngine` sends the window to the
-``stego_embed`` / ``stego_extract`` models, which run the same kernel and the same checks
-(:func:`check_embed`, :func:`check_extract`).
+An engine works on windows' **LSB planes** (:mod:`subtone.stego.kernel`), several windows a
+call: the codec hands it a batch of tasks and may run several batches at once from a thread
+pool, so every engine is thread-safe. :class:`InProcessEngine` calls the kernel directly;
+:class:`server.integrations.triton.TritonEngine` sends the batch to the ``stego_embed`` /
+``stego_extract`` models, which run the same kernel after the same checks
+(:func:`check_tasks`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,72 +20,68 @@ import numpy.typing as npt
 from subtone.stego.kernel import (
     KEY_BYTES,
     MAX_K,
+    WINDOW_BYTES,
     WINDOW_SAMPLES,
-    block_size,
-    embed_window,
-    extract_window,
-    sample_range,
+    embed_flips_batch,
+    extract_bits_batch,
 )
 
 __all__ = [
-    "SUPPORTED_BITS_PER_SAMPLE",
-    "EmbedWindow",
-    "ExtractWindow",
+    "EmbedTask",
+    "ExtractTask",
     "InProcessEngine",
     "WindowEngine",
-    "check_embed",
-    "check_extract",
+    "check_tasks",
+    "plane_bytes",
 ]
 
-SUPPORTED_BITS_PER_SAMPLE = (16, 24, 32)
-"""Sample widths the engines embed in (signed PCM, held in int32)."""
-
 Int32Array = npt.NDArray[np.int32]
+Int64Array = npt.NDArray[np.int64]
 UInt8Array = npt.NDArray[np.uint8]
 
 
-@dataclass(frozen=True, eq=False)
-class EmbedWindow:
-    """One window to embed in: its real samples (not padded) and the bits it must carry."""
+def plane_bytes(length: int) -> int:
+    """Bytes of the packed LSB plane of ``length`` samples."""
+    return (length + 7) // 8
 
-    samples: Int32Array
-    """Up to :data:`WINDOW_SAMPLES` samples, all channels interleaved."""
+
+@dataclass(frozen=True, eq=False)
+class ExtractTask:
+    """Read ``nblocks`` blocks of ``k`` bits from one window's LSB plane."""
+
+    plane: UInt8Array
+    """The window's packed LSB plane (``bitorder="little"``): at least
+    ``plane_bytes(length)`` bytes; bits past ``length`` are ignored."""
+    length: int
+    """Samples in the window (:data:`WINDOW_SAMPLES`, less in the cover's last window)."""
     key: bytes
     """The window key (:data:`KEY_BYTES` bytes)."""
     k: int
     """Hamming parameter: each block of ``2**k - 1`` samples carries ``k`` bits."""
     skip: int
     """Leading keyed positions left alone (the payload header's, in window 0)."""
-    bits: UInt8Array
-    """0/1 values, a whole number of ``k``-bit blocks."""
-    bits_per_sample: int
-
-    @property
-    def nblocks(self) -> int:
-        """Blocks the bits fill (0 when ``k`` is out of range: the check reports that)."""
-        return self.bits.size // self.k if self.k > 0 else 0
-
-
-@dataclass(frozen=True, eq=False)
-class ExtractWindow:
-    """One window to read ``nblocks`` blocks of ``k`` bits from."""
-
-    samples: Int32Array
-    key: bytes
-    k: int
-    skip: int
     nblocks: int
 
 
-class WindowEngine(Protocol):
-    """Embeds in and extracts from one window at a time; safe to call from several threads."""
+@dataclass(frozen=True, eq=False)
+class EmbedTask(ExtractTask):
+    """Which samples of one window must flip for it to carry ``nblocks * k`` bits."""
 
-    def embed(self, window: EmbedWindow) -> Int32Array:
-        """The window's samples carrying its bits (same length as ``window.samples``)."""
+    bits: UInt8Array
+    """The bits, packed most significant first (``np.packbits``): the first
+    ``nblocks * k`` are used."""
+
+
+class WindowEngine(Protocol):
+    """Embeds in and extracts from batches of windows; safe to call from several threads."""
+
+    def embed(self, tasks: Sequence[EmbedTask]) -> list[Int32Array]:
+        """For each task, the window-relative indices (ascending) of the samples to flip."""
         ...
 
-    def extract(self, window: ExtractWindow) -> UInt8Array:
-        """The ``nblocks * k`` bits (0/1 values) the window carries."""
+    def extract(self, tasks: Sequence[ExtractTask]) -> list[UInt8Array]:
+        """For each task, its ``nblocks * k`` bits packed most significant first
+        (``plane_bytes``-style rounding up, zero-padded)."""
         ...
 
     def close(self) -> None:
@@ -91,89 +89,126 @@ class WindowEngine(Protocol):
         ...
 
 
-def _check_common(length: int, key_bytes: int, k: int, skip: int, nblocks: int) -> None:
-    if not 0 < length <= WINDOW_SAMPLES:
-        raise ValueError(f"length must be in 1..{WINDOW_SAMPLES}, got {length}")
-    if key_bytes != KEY_BYTES:
-        raise ValueError(f"a window key has {KEY_BYTES} bytes, got {key_bytes}")
-    if not 1 <= k <= MAX_K:
-        raise ValueError(f"k must be in 1..{MAX_K}, got {k}")
-    n = block_size(k)
-    if skip < 0 or nblocks < 0 or skip + nblocks * n > length:
-        raise ValueError(
-            f"{nblocks} blocks of {n} samples after {skip} do not fit a window of {length}"
-        )
-
-
-def check_embed(
-    samples: Int32Array,
-    key_bytes: int,
-    *,
-    k: int,
-    skip: int,
-    nblocks: int,
-    bits: int,
-    bits_per_sample: int,
+def check_tasks(
+    plane_sizes: npt.ArrayLike,
+    lengths: npt.ArrayLike,
+    key_sizes: npt.ArrayLike,
+    ks: npt.ArrayLike,
+    skips: npt.ArrayLike,
+    nblocks: npt.ArrayLike,
+    bits_sizes: npt.ArrayLike | None = None,
 ) -> None:
-    """Raise :class:`ValueError` (a message for the caller) if the window cannot be embedded.
+    """Raise :class:`ValueError` (a message for the caller) if a window cannot be worked on.
 
-    ``samples`` are the window's real samples, ``bits`` how many message bits it carries.
+    One value per window: the bytes of its plane (and of its packed bits, for an embed), its
+    length, the bytes of its key, ``k``, ``skip`` and ``nblocks``.
     """
-    if samples.ndim != 1:
-        raise ValueError(f"a window's samples are one-dimensional, got shape {samples.shape}")
-    _check_common(samples.size, key_bytes, k, skip, nblocks)
-    if bits != nblocks * k:
-        raise ValueError(f"{bits} bits is not {nblocks} blocks of {k} bits")
-    if bits_per_sample not in SUPPORTED_BITS_PER_SAMPLE:
-        raise ValueError(
-            f"bits_per_sample must be one of {SUPPORTED_BITS_PER_SAMPLE}, got {bits_per_sample}"
-        )
-    lo, hi = sample_range(bits_per_sample)
-    if int(samples.min()) < lo or int(samples.max()) > hi:
-        raise ValueError(f"samples outside the {bits_per_sample}-bit range {lo}..{hi}")
+    sizes = np.asarray(plane_sizes, dtype=np.int64).reshape(-1)
+    n = sizes.size
+    columns = [
+        np.asarray(v, dtype=np.int64).reshape(-1) for v in (lengths, key_sizes, ks, skips, nblocks)
+    ]
+    if any(c.size != n for c in columns):
+        raise ValueError("every window needs a plane, a length, a key, k, skip and nblocks")
+    length, key, k, skip, blocks = columns
+    for i in range(n):
+        where = f"window {i}: " if n > 1 else ""
+        if not 0 < length[i] <= WINDOW_SAMPLES:
+            raise ValueError(f"{where}length must be in 1..{WINDOW_SAMPLES}, got {length[i]}")
+        if sizes[i] < plane_bytes(int(length[i])) or sizes[i] > WINDOW_BYTES:
+            raise ValueError(
+                f"{where}a plane of {length[i]} samples has {plane_bytes(int(length[i]))}.."
+                f"{WINDOW_BYTES} bytes, got {sizes[i]}"
+            )
+        if key[i] != KEY_BYTES:
+            raise ValueError(f"{where}a window key has {KEY_BYTES} bytes, got {key[i]}")
+        if not 1 <= k[i] <= MAX_K:
+            raise ValueError(f"{where}k must be in 1..{MAX_K}, got {k[i]}")
+        n_samples = (1 << int(k[i])) - 1
+        if skip[i] < 0 or blocks[i] < 0 or skip[i] + blocks[i] * n_samples > length[i]:
+            raise ValueError(
+                f"{where}{blocks[i]} blocks of {n_samples} samples after {skip[i]} do not fit "
+                f"a window of {length[i]}"
+            )
+    if bits_sizes is not None:
+        bits = np.asarray(bits_sizes, dtype=np.int64).reshape(-1)
+        for i in range(n):
+            if bits[i] * 8 < blocks[i] * k[i]:
+                where = f"window {i}: " if n > 1 else ""
+                raise ValueError(
+                    f"{where}{blocks[i]} blocks of {k[i]} bits need "
+                    f"{plane_bytes(int(blocks[i] * k[i]))} bytes of bits, got {bits[i]}"
+                )
 
 
-def check_extract(samples: Int32Array, key_bytes: int, *, k: int, skip: int, nblocks: int) -> None:
-    """Raise :class:`ValueError` (a message for the caller) if the window cannot be read."""
-    if samples.ndim != 1:
-        raise ValueError(f"a window's samples are one-dimensional, got shape {samples.shape}")
-    _check_common(samples.size, key_bytes, k, skip, nblocks)
+def _planes(tasks: Sequence[ExtractTask]) -> tuple[UInt8Array, Int64Array]:
+    """The tasks' planes, concatenated (one copy per distinct plane), and their offsets."""
+    parts: list[UInt8Array] = []
+    seen: dict[int, int] = {}
+    offsets = np.zeros(len(tasks), dtype=np.int64)
+    at = 0
+    for i, task in enumerate(tasks):
+        plane = np.asarray(task.plane, dtype=np.uint8).reshape(-1)
+        if id(task.plane) in seen:
+            offsets[i] = seen[id(task.plane)]
+            continue
+        seen[id(task.plane)] = offsets[i] = at
+        parts.append(plane)
+        at += plane.size
+    joined = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
+    return joined, offsets
+
+
+def _check(tasks: Sequence[ExtractTask], embed: bool) -> None:
+    check_tasks(
+        [np.asarray(t.plane).size for t in tasks],
+        [t.length for t in tasks],
+        [len(t.key) for t in tasks],
+        [t.k for t in tasks],
+        [t.skip for t in tasks],
+        [t.nblocks for t in tasks],
+        [np.asarray(t.bits).size for t in tasks if isinstance(t, EmbedTask)] if embed else None,
+    )
+
+
+def _columns(
+    tasks: Sequence[ExtractTask],
+) -> tuple[list[bytes], list[int], list[int], list[int], list[int]]:
+    return (
+        [bytes(t.key) for t in tasks],
+        [t.length for t in tasks],
+        [t.k for t in tasks],
+        [t.skip for t in tasks],
+        [t.nblocks for t in tasks],
+    )
 
 
 class InProcessEngine:
-    """Runs the kernel in the calling thread (numpy releases the GIL in most of it)."""
+    """Runs the kernel in the calling thread (it releases the GIL)."""
 
-    def embed(self, window: EmbedWindow) -> Int32Array:
-        samples = np.asarray(window.samples, dtype=np.int32)
-        bits = np.asarray(window.bits, dtype=np.uint8).reshape(-1)
-        if window.k > 0 and bits.size % window.k:
-            raise ValueError(f"{bits.size} bits is not a whole number of {window.k}-bit blocks")
-        check_embed(
-            samples,
-            len(window.key),
-            k=window.k,
-            skip=window.skip,
-            nblocks=window.nblocks,
-            bits=bits.size,
-            bits_per_sample=window.bits_per_sample,
+    def embed(self, tasks: Sequence[EmbedTask]) -> list[Int32Array]:
+        if not tasks:
+            return []
+        _check(tasks, embed=True)
+        planes, offsets = _planes(tasks)
+        bits = [np.asarray(t.bits, dtype=np.uint8).reshape(-1) for t in tasks]
+        starts = np.zeros(len(tasks), dtype=np.int64)
+        starts[1:] = np.cumsum([b.size * 8 for b in bits[:-1]])
+        flips, counts = embed_flips_batch(
+            planes, offsets, *_columns(tasks), np.concatenate(bits), starts
         )
-        return embed_window(
-            samples,
-            window.key,
-            k=window.k,
-            skip=window.skip,
-            bits=bits,
-            bits_per_sample=window.bits_per_sample,
-        )
+        return np.split(flips, np.cumsum(counts)[:-1])
 
-    def extract(self, window: ExtractWindow) -> UInt8Array:
-        samples = np.asarray(window.samples, dtype=np.int32)
-        check_extract(
-            samples, len(window.key), k=window.k, skip=window.skip, nblocks=window.nblocks
-        )
-        return extract_window(
-            samples, window.key, k=window.k, skip=window.skip, nblocks=window.nblocks
-        )
+    def extract(self, tasks: Sequence[ExtractTask]) -> list[UInt8Array]:
+        if not tasks:
+            return []
+        _check(tasks, embed=False)
+        planes, offsets = _planes(tasks)
+        sizes = [plane_bytes(t.nblocks * t.k) for t in tasks]
+        starts = np.zeros(len(tasks), dtype=np.int64)
+        starts[1:] = np.cumsum(sizes[:-1])
+        out = extract_bits_batch(planes, offsets, *_columns(tasks), None, starts * 8)
+        return [out[s : s + size] for s, size in zip(starts.tolist(), sizes, strict=True)]
 
     def close(self) -> None:
         """Nothing to release."""

@@ -623,8 +623,10 @@ def _prepare(
     if isinstance(keys, np.ndarray):
         key_array = np.ascontiguousarray(keys, dtype=np.uint8)
     else:
-        key_array = np.stack([_key_array(key) for key in keys]) if len(keys) else np.zeros(
-            (0, KEY_BYTES), np.uint8
+        key_array = (
+            np.stack([_key_array(key) for key in keys])
+            if len(keys)
+            else np.zeros((0, KEY_BYTES), np.uint8)
         )
     args = (
         plane_array,

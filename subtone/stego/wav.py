@@ -52,6 +52,7 @@ __all__ = [
     "encode_samples",
     "generate_cover",
     "read_header",
+    "read_raw_windows",
     "read_windows",
     "write_wav",
     "write_wav_stream",
@@ -411,8 +412,8 @@ def decode_samples(data: bytes, bits_per_sample: int) -> Samples:
     raise ValueError(f"bits_per_sample must be one of {SUPPORTED_BITS}, got {bits_per_sample}")
 
 
-def read_windows(stream: BinaryIO, info: WavInfo, window_samples: int) -> Iterator[Samples]:
-    """Yield the data chunk's samples as int32 arrays of up to ``window_samples`` values.
+def read_raw_windows(stream: BinaryIO, info: WavInfo, window_samples: int) -> Iterator[bytes]:
+    """Yield the data chunk's bytes, ``window_samples`` samples at a time (the last fewer).
 
     Channels stay interleaved as in the file and a window may split a frame. Exactly
     ``info.data_size`` bytes are read; the stream is then at the start of the suffix.
@@ -433,6 +434,12 @@ def read_windows(stream: BinaryIO, info: WavInfo, window_samples: int) -> Iterat
                 code=TRUNCATED,
             )
         left -= want
+        yield data
+
+
+def read_windows(stream: BinaryIO, info: WavInfo, window_samples: int) -> Iterator[Samples]:
+    """:func:`read_raw_windows`, each window decoded to an int32 array of samples."""
+    for data in read_raw_windows(stream, info, window_samples):
         yield decode_samples(data, info.bits_per_sample)
 
 

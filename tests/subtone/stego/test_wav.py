@@ -563,6 +563,7 @@ def test_public_names() -> None:
         "encode_samples",
         "generate_cover",
         "read_header",
+        "read_raw_windows",
         "read_windows",
         "write_wav",
         "write_wav_stream",
