@@ -1,17 +1,19 @@
 """A :class:`~subtone.stego.engine.WindowEngine` that runs windows on a Triton server.
 
-Each call sends ONE window to the ``stego_embed`` or ``stego_extract`` model over gRPC
-(``model_repository/*/config.pbtxt`` is the wire contract). The client is thread-safe: the
-codec runs several windows at once from a thread pool, and Triton's dynamic batcher puts the
-windows of concurrent calls (from this job and others) into one ``execute()``.
+Each call sends a batch of windows' tasks (LSB planes, keys, parameters; never audio) to the
+``stego_embed`` or ``stego_extract`` model over gRPC, as one request of up to
+:data:`MAX_ROWS` rows (``model_repository/*/config.pbtxt`` is the wire contract,
+:mod:`subtone.stego.triton_model` the model). The client is thread-safe: the codec runs
+several batches at once from a thread pool, and Triton's dynamic batcher puts the rows of
+concurrent calls (from this job and others) into one ``execute()``.
 
 Errors are the project's: :class:`TritonUnavailable` (503, transient: the server is down or
 unreachable, the call ran past its deadline, the model is not loaded or not ready; the worker
 retries) and :class:`TritonRequestError` (500: the model rejected the window, which is a bug
 in the caller, or failed on it). Windows are checked by the model, with the same rules as
-:class:`~subtone.stego.engine.InProcessEngine` (:func:`~subtone.stego.engine.check_embed`);
-only what the wire format cannot carry (a window that is not one-dimensional, bits that are
-not whole blocks) raises :class:`ValueError` here, as the in-process engine does.
+:class:`~subtone.stego.engine.InProcessEngine` (:func:`~subtone.stego.engine.check_tasks`);
+only what the wire format cannot carry (a plane or bits longer than a window's) raises
+:class:`ValueError` here.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,13 +32,27 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from subtone.errors import SubtoneError
-from subtone.stego.engine import EmbedWindow, ExtractWindow
-from subtone.stego.kernel import WINDOW_SAMPLES
+from subtone.stego.engine import EmbedTask, ExtractTask, plane_bytes
+from subtone.stego.kernel import KEY_BYTES, WINDOW_BYTES
+from subtone.stego.triton_model import (
+    IN_BITS,
+    IN_K,
+    IN_KEY,
+    IN_LENGTH,
+    IN_NBLOCKS,
+    IN_PLANE,
+    IN_SKIP,
+    OUT_BATCH_SIZE,
+    OUT_BITS,
+    OUT_COUNT,
+    OUT_FLIPS,
+)
 
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
     "EMBED_MODEL",
     "EXTRACT_MODEL",
+    "MAX_ROWS",
     "Reply",
     "TritonEngine",
     "TritonModelCrashed",
@@ -49,21 +66,8 @@ EMBED_MODEL = "stego_embed"
 EXTRACT_MODEL = "stego_extract"
 DEFAULT_TIMEOUT_SECONDS = 30.0
 
-BITS_PER_BYTE = 8
-PACKED_BITS_BYTES = WINDOW_SAMPLES // BITS_PER_BYTE
-"""Bytes of the ``BITS`` / ``BITS_OUT`` tensors: one bit per sample of a full window."""
-
-IN_SAMPLES = "SAMPLES"
-IN_LENGTH = "LENGTH"
-IN_KEY = "KEY"
-IN_K = "K"
-IN_SKIP = "SKIP"
-IN_NBLOCKS = "NBLOCKS"
-IN_BITS = "BITS"
-IN_BITS_PER_SAMPLE = "BITS_PER_SAMPLE"
-OUT_SAMPLES = "SAMPLES_OUT"
-OUT_BITS = "BITS_OUT"
-OUT_BATCH_SIZE = "BATCH_SIZE"
+MAX_ROWS = 64
+"""Windows per request at most: the models' ``max_batch_size``."""
 
 TRITON_INT32 = "INT32"
 TRITON_UINT8 = "UINT8"
@@ -114,9 +118,10 @@ class TritonRequestError(SubtoneError):
 
 @dataclass(frozen=True, eq=False)
 class Reply:
-    """A model's answer for one window, with how many windows its ``execute()`` served."""
+    """A model's answer for one request: one result per task, and how many windows the
+    ``execute()`` that served it ran."""
 
-    data: npt.NDArray[Any]
+    data: list[npt.NDArray[Any]]
     batch_size: int
 
 
@@ -126,22 +131,41 @@ def _tensor(name: str, array: npt.NDArray[Any], datatype: str) -> grpcclient.Inf
     return tensor
 
 
-def _scalar(name: str, value: int) -> grpcclient.InferInput:
-    return _tensor(name, np.array([[value]], dtype=np.int32), TRITON_INT32)
+def _column(name: str, values: Sequence[int]) -> grpcclient.InferInput:
+    return _tensor(name, np.array(values, dtype=np.int32).reshape(-1, 1), TRITON_INT32)
 
 
-def _padded_samples(samples: npt.NDArray[Any]) -> npt.NDArray[np.int32]:
-    array = np.asarray(samples, dtype=np.int32)
-    if array.ndim != 1:
-        raise ValueError(f"a window's samples are one-dimensional, got shape {array.shape}")
-    # A window longer than WINDOW_SAMPLES goes as it is: Triton rejects its shape.
-    padded = np.zeros((1, max(WINDOW_SAMPLES, array.size)), dtype=np.int32)
-    padded[0, : array.size] = array
-    return padded
+def _rows(arrays: Sequence[npt.NDArray[Any] | bytes], what: str) -> npt.NDArray[np.uint8]:
+    """Byte arrays as the rows of a (n, WINDOW_BYTES) tensor, zero-padded."""
+    out = np.zeros((len(arrays), WINDOW_BYTES), dtype=np.uint8)
+    for i, array in enumerate(arrays):
+        row = (
+            np.frombuffer(bytes(array), dtype=np.uint8)
+            if isinstance(array, bytes)
+            else (np.asarray(array, dtype=np.uint8).reshape(-1))
+        )
+        if row.size > WINDOW_BYTES:
+            raise ValueError(f"a window's {what} has at most {WINDOW_BYTES} bytes, got {row.size}")
+        out[i, : row.size] = row
+    return out
 
 
-def _key(key: bytes) -> npt.NDArray[np.uint8]:
-    return np.frombuffer(bytes(key), dtype=np.uint8).reshape(1, -1)
+def _inputs(tasks: Sequence[ExtractTask]) -> list[grpcclient.InferInput]:
+    keys = np.zeros((len(tasks), KEY_BYTES), dtype=np.uint8)
+    for i, task in enumerate(tasks):
+        key = np.frombuffer(bytes(task.key), dtype=np.uint8)
+        if key.size != KEY_BYTES:
+            # Triton refuses the shape; say it in the model's words instead.
+            raise ValueError(f"a window key has {KEY_BYTES} bytes, got {key.size}")
+        keys[i] = key
+    return [
+        _tensor(IN_PLANE, _rows([t.plane for t in tasks], "plane"), TRITON_UINT8),
+        _column(IN_LENGTH, [t.length for t in tasks]),
+        _tensor(IN_KEY, keys, TRITON_UINT8),
+        _column(IN_K, [t.k for t in tasks]),
+        _column(IN_SKIP, [t.skip for t in tasks]),
+        _column(IN_NBLOCKS, [t.nblocks for t in tasks]),
+    ]
 
 
 class TritonEngine:
@@ -155,10 +179,15 @@ class TritonEngine:
         embed_model: str = EMBED_MODEL,
         extract_model: str = EXTRACT_MODEL,
         model_version: str = "",
+        max_rows: int = MAX_ROWS,
     ) -> None:
-        """``url`` is gRPC's ``host:port``; ``timeout_seconds`` bounds every call end to end."""
+        """``url`` is gRPC's ``host:port``; ``timeout_seconds`` bounds every call end to end;
+        ``max_rows`` windows go in one request at most (the models' ``max_batch_size``)."""
         if timeout_seconds <= 0:
             raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds}")
+        if max_rows <= 0:
+            raise ValueError(f"max_rows must be positive, got {max_rows}")
+        self.max_rows = max_rows
         self.url = url
         self.timeout_seconds = timeout_seconds
         self.embed_model = embed_model
@@ -226,67 +255,52 @@ class TritonEngine:
 
     # -- WindowEngine ----------------------------------------------------------------------
 
-    def embed_reply(self, window: EmbedWindow) -> Reply:
-        """:meth:`embed`, with the batch size the model reports."""
-        samples = _padded_samples(window.samples)
-        bits = np.asarray(window.bits, dtype=np.uint8).reshape(-1)
-        if window.k > 0 and bits.size % window.k:
-            raise ValueError(f"{bits.size} bits is not a whole number of {window.k}-bit blocks")
-        packed = np.packbits(bits)
-        # More bits than a window can carry go as they are: Triton rejects the shape.
-        packed_row = np.zeros((1, max(PACKED_BITS_BYTES, packed.size)), dtype=np.uint8)
-        packed_row[0, : packed.size] = packed
-        length = np.asarray(window.samples).size
-        inputs = [
-            _tensor(IN_SAMPLES, samples, TRITON_INT32),
-            _scalar(IN_LENGTH, length),
-            _tensor(IN_KEY, _key(window.key), TRITON_UINT8),
-            _scalar(IN_K, window.k),
-            _scalar(IN_SKIP, window.skip),
-            _scalar(IN_NBLOCKS, window.nblocks),
-            _tensor(IN_BITS, packed_row, TRITON_UINT8),
-            _scalar(IN_BITS_PER_SAMPLE, window.bits_per_sample),
-        ]
-        result = self._infer(
-            self.embed_model, inputs, (OUT_SAMPLES, OUT_BATCH_SIZE), "embed a window"
-        )
-        out = result.as_numpy(OUT_SAMPLES)
+    def embed_reply(self, tasks: Sequence[EmbedTask]) -> Reply:
+        """:meth:`embed` as ONE request (at most :data:`MAX_ROWS` tasks), with the batch size
+        the model reports."""
+        inputs = _inputs(tasks)
+        inputs.append(_tensor(IN_BITS, _rows([t.bits for t in tasks], "bits"), TRITON_UINT8))
+        what = f"embed in {len(tasks)} window(s)"
+        result = self._infer(self.embed_model, inputs, (OUT_FLIPS, OUT_COUNT, OUT_BATCH_SIZE), what)
+        flips = result.as_numpy(OUT_FLIPS)
+        counts = result.as_numpy(OUT_COUNT)
         batch = result.as_numpy(OUT_BATCH_SIZE)
-        if out is None or batch is None:
-            raise TritonRequestError(f"Triton at {self.url} answered without {OUT_SAMPLES}")
-        data = np.array(out[0, :length], dtype=np.int32, copy=True)
+        if flips is None or counts is None or batch is None:
+            raise TritonRequestError(f"Triton at {self.url} answered without {OUT_FLIPS}")
+        data = [
+            np.array(flips[i, : int(counts[i].reshape(-1)[0])], dtype=np.int32, copy=True)
+            for i in range(len(tasks))
+        ]
         return Reply(data=data, batch_size=int(batch.reshape(-1)[0]))
 
-    def extract_reply(self, window: ExtractWindow) -> Reply:
-        """:meth:`extract`, with the batch size the model reports."""
-        samples = _padded_samples(window.samples)
-        inputs = [
-            _tensor(IN_SAMPLES, samples, TRITON_INT32),
-            _scalar(IN_LENGTH, np.asarray(window.samples).size),
-            _tensor(IN_KEY, _key(window.key), TRITON_UINT8),
-            _scalar(IN_K, window.k),
-            _scalar(IN_SKIP, window.skip),
-            _scalar(IN_NBLOCKS, window.nblocks),
-        ]
-        result = self._infer(
-            self.extract_model, inputs, (OUT_BITS, OUT_BATCH_SIZE), "extract from a window"
-        )
+    def extract_reply(self, tasks: Sequence[ExtractTask]) -> Reply:
+        """:meth:`extract` as ONE request (at most :data:`MAX_ROWS` tasks), with the batch
+        size the model reports."""
+        what = f"extract from {len(tasks)} window(s)"
+        result = self._infer(self.extract_model, _inputs(tasks), (OUT_BITS, OUT_BATCH_SIZE), what)
         packed = result.as_numpy(OUT_BITS)
         batch = result.as_numpy(OUT_BATCH_SIZE)
         if packed is None or batch is None:
             raise TritonRequestError(f"Triton at {self.url} answered without {OUT_BITS}")
-        bits = np.unpackbits(packed[0].astype(np.uint8))[: window.nblocks * window.k]
-        return Reply(data=bits, batch_size=int(batch.reshape(-1)[0]))
+        data = [
+            np.array(packed[i, : plane_bytes(t.nblocks * t.k)], dtype=np.uint8, copy=True)
+            for i, t in enumerate(tasks)
+        ]
+        return Reply(data=data, batch_size=int(batch.reshape(-1)[0]))
 
-    def embed(self, window: EmbedWindow) -> npt.NDArray[np.int32]:
-        """The window's samples carrying its bits (same length as ``window.samples``)."""
-        data: npt.NDArray[np.int32] = self.embed_reply(window).data
-        return data
+    def embed(self, tasks: Sequence[EmbedTask]) -> list[npt.NDArray[np.int32]]:
+        """For each task, the samples to flip (window-relative, ascending)."""
+        out: list[npt.NDArray[np.int32]] = []
+        for at in range(0, len(tasks), self.max_rows):
+            out += self.embed_reply(tasks[at : at + self.max_rows]).data
+        return out
 
-    def extract(self, window: ExtractWindow) -> npt.NDArray[np.uint8]:
-        """The ``nblocks * k`` bits (0/1 values) the window carries."""
-        data: npt.NDArray[np.uint8] = self.extract_reply(window).data
-        return data
+    def extract(self, tasks: Sequence[ExtractTask]) -> list[npt.NDArray[np.uint8]]:
+        """For each task, its ``nblocks * k`` bits, packed most significant first."""
+        out: list[npt.NDArray[np.uint8]] = []
+        for at in range(0, len(tasks), self.max_rows):
+            out += self.extract_reply(tasks[at : at + self.max_rows]).data
+        return out
 
     def ready(self) -> None:
         """Return if the server and both models are ready; raise :class:`TritonUnavailable`."""

@@ -215,7 +215,7 @@ def embed_plane_flips(
                         plan.skip(index),
                         plan.blocks[index],
                         window_bits,
-                    )  # fmt: skip
+                    )
                 )
                 owners.append(slot)
         results = engine.embed(tasks) if tasks else []

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 import numba
 import numpy as np
@@ -144,7 +145,7 @@ def _permute(t: UInt32Array, idx: int) -> int:
     right ^= t[_U512 + left]
     left ^= t[_U1024 + right]
     right ^= t[_U1536 + left]
-    return np.int64((left << _U9) | right)
+    return int((left << _U9) | right)
 
 
 @_jit
@@ -182,7 +183,7 @@ def _skip(t: UInt32Array, length: int, skip: int) -> int:
     idx = 0
     seen = 0
     while seen < skip:
-        seen += _permute(t, idx) < length
+        seen += int(_permute(t, idx) < length)
         idx += 1
     return idx
 
@@ -210,9 +211,9 @@ def _fill(
         return idx + count
     got = 0
     while got < count:
-        p = _permute(t, idx)
-        pos[got] = p  # kept only if below length: ``pos`` has a spare slot
-        got += p < length
+        image = _permute(t, idx)
+        pos[got] = image  # kept only if below length: ``pos`` has a spare slot
+        got += int(image < length)
         idx += 1
     for i in range(count):
         q = np.uint32(pos[i])
@@ -492,7 +493,7 @@ def _apply_pcm(
     for i in range(where.size):
         p = where[i]
         at = p * width
-        u = 0
+        u = np.int64(0)
         for b in range(width):
             u |= np.int64(data[at + b]) << (8 * b)
         top = 1 << (8 * width - 1)
@@ -540,10 +541,9 @@ def _copy_bits(dst: UInt8Array, dst_start: int, src: UInt8Array, src_start: int,
     shift = (src_start + i) & 7
     while n - i >= 8:
         s = (src_start + i) >> 3
+        byte = src[s]
         if shift:
-            byte = ((src[s] << shift) | (src[s + 1] >> (8 - shift))) & 0xFF
-        else:
-            byte = src[s]
+            byte = ((byte << shift) | (src[s + 1] >> (8 - shift))) & 0xFF
         dst[(dst_start + i) >> 3] = byte
         i += 8
     while i < n:
@@ -571,7 +571,7 @@ def _check_k(k: int) -> None:
         raise ValueError(f"k must be in 1..{MAX_K}, got {k}")
 
 
-def _as_i64(values: Sequence[int] | npt.NDArray[np.integer], n: int, what: str) -> Int64Array:
+def _as_i64(values: Sequence[int] | npt.NDArray[np.integer[Any]], n: int, what: str) -> Int64Array:
     array = np.ascontiguousarray(np.asarray(values, dtype=np.int64).reshape(-1))
     if array.size != n:
         raise ValueError(f"{what}: {array.size} values for {n} windows")
@@ -610,12 +610,12 @@ def _check_batch(
 
 def _prepare(
     planes: UInt8Array,
-    offsets: Sequence[int] | npt.NDArray[np.integer],
+    offsets: Sequence[int] | npt.NDArray[np.integer[Any]],
     keys: UInt8Array | Sequence[bytes],
-    lengths: Sequence[int] | npt.NDArray[np.integer],
-    ks: Sequence[int] | npt.NDArray[np.integer],
-    skips: Sequence[int] | npt.NDArray[np.integer],
-    nblocks: Sequence[int] | npt.NDArray[np.integer],
+    lengths: Sequence[int] | npt.NDArray[np.integer[Any]],
+    ks: Sequence[int] | npt.NDArray[np.integer[Any]],
+    skips: Sequence[int] | npt.NDArray[np.integer[Any]],
+    nblocks: Sequence[int] | npt.NDArray[np.integer[Any]],
 ) -> tuple[UInt8Array, Int64Array, UInt8Array, Int64Array, Int64Array, Int64Array, Int64Array]:
     plane_array = np.ascontiguousarray(np.asarray(planes, dtype=np.uint8).reshape(-1))
     off = np.ascontiguousarray(np.asarray(offsets, dtype=np.int64).reshape(-1))
@@ -646,14 +646,14 @@ def _prepare(
 
 def embed_flips_batch(
     planes: UInt8Array,
-    offsets: Sequence[int] | npt.NDArray[np.integer],
+    offsets: Sequence[int] | npt.NDArray[np.integer[Any]],
     keys: UInt8Array | Sequence[bytes],
-    lengths: Sequence[int] | npt.NDArray[np.integer],
-    ks: Sequence[int] | npt.NDArray[np.integer],
-    skips: Sequence[int] | npt.NDArray[np.integer],
-    nblocks: Sequence[int] | npt.NDArray[np.integer],
+    lengths: Sequence[int] | npt.NDArray[np.integer[Any]],
+    ks: Sequence[int] | npt.NDArray[np.integer[Any]],
+    skips: Sequence[int] | npt.NDArray[np.integer[Any]],
+    nblocks: Sequence[int] | npt.NDArray[np.integer[Any]],
     bits: UInt8Array,
-    bit_starts: Sequence[int] | npt.NDArray[np.integer],
+    bit_starts: Sequence[int] | npt.NDArray[np.integer[Any]],
 ) -> tuple[Int32Array, Int64Array]:
     """Which samples of several windows must flip their LSB, in one call.
 
@@ -677,14 +677,14 @@ def embed_flips_batch(
 
 def extract_bits_batch(
     planes: UInt8Array,
-    offsets: Sequence[int] | npt.NDArray[np.integer],
+    offsets: Sequence[int] | npt.NDArray[np.integer[Any]],
     keys: UInt8Array | Sequence[bytes],
-    lengths: Sequence[int] | npt.NDArray[np.integer],
-    ks: Sequence[int] | npt.NDArray[np.integer],
-    skips: Sequence[int] | npt.NDArray[np.integer],
-    nblocks: Sequence[int] | npt.NDArray[np.integer],
+    lengths: Sequence[int] | npt.NDArray[np.integer[Any]],
+    ks: Sequence[int] | npt.NDArray[np.integer[Any]],
+    skips: Sequence[int] | npt.NDArray[np.integer[Any]],
+    nblocks: Sequence[int] | npt.NDArray[np.integer[Any]],
     out: UInt8Array | None = None,
-    out_starts: Sequence[int] | npt.NDArray[np.integer] | None = None,
+    out_starts: Sequence[int] | npt.NDArray[np.integer[Any]] | None = None,
 ) -> UInt8Array:
     """The bits several windows carry, packed most significant bit first, in one call.
 
@@ -765,21 +765,21 @@ def sign_key(key: bytes) -> np.uint64:
     return np.uint64(int.from_bytes(digest.digest(), "little"))
 
 
-def _where(where: npt.NDArray[np.integer], limit: int) -> Int32Array:
+def _where(where: npt.NDArray[np.integer[Any]], limit: int) -> Int32Array:
     array = np.ascontiguousarray(np.asarray(where, dtype=np.int32).reshape(-1))
     if array.size and (int(array.min()) < 0 or int(array.max()) >= limit):
         raise ValueError(f"a flip position is outside the window's {limit} samples")
     return array
 
 
-def signs(key: bytes, where: npt.NDArray[np.integer]) -> Int32Array:
+def signs(key: bytes, where: npt.NDArray[np.integer[Any]]) -> Int32Array:
     """The keyed ±1 each sample ``where`` moves by (unless it is at full scale)."""
     result: Int32Array = _signs(sign_key(key), _where(where, WINDOW_SAMPLES))
     return result
 
 
 def apply_flips(
-    samples: Int32Array, key: bytes, where: npt.NDArray[np.integer], bits_per_sample: int
+    samples: Int32Array, key: bytes, where: npt.NDArray[np.integer[Any]], bits_per_sample: int
 ) -> None:
     """Flip the LSB of ``samples[where]`` in place by ±1: the keyed sign, except that a
     sample at full scale moves inwards. ``samples`` is one window (int32, contiguous)."""
@@ -792,7 +792,7 @@ def apply_flips(
 def apply_flips_pcm(
     data: UInt8Array | bytearray,
     key: bytes,
-    where: npt.NDArray[np.integer],
+    where: npt.NDArray[np.integer[Any]],
     bits_per_sample: int,
 ) -> None:
     """:func:`apply_flips` on one window's little-endian PCM bytes, in place."""

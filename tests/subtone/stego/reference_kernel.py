@@ -1,5 +1,6 @@
 """The sample-based numpy kernel of format v1, as it was before the packed-plane kernel: the
 reference the numba kernel is checked against (tests only)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -7,7 +8,7 @@ import hashlib
 import numpy as np
 import numpy.typing as npt
 
-__all__ = [  # noqa: RUF022
+__all__ = [
     "KEY_BYTES",
     "MAX_K",
     "WINDOW_SAMPLES",

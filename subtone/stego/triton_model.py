@@ -1,0 +1,283 @@
+"""The body of the Triton python-backend models ``stego_embed`` and ``stego_extract``.
+
+Each ``model_repository/<model>/1/model.py`` is three lines: it hands Triton's
+``triton_python_backend_utils`` module to :func:`model_class`. Everything else (reading the
+config, parsing and checking requests, running the kernel over the whole batch, answering)
+is here, importable and testable without Triton.
+
+``config.pbtxt`` is the wire contract. One row is one window's task:
+
+========== ======= ========= ===========================================================
+name       type    dims      meaning
+========== ======= ========= ===========================================================
+PLANE      UINT8   [32768]   the window's packed LSB plane (``bitorder="little"``),
+                             zero-padded past LENGTH samples
+LENGTH     INT32   [1]       samples in the window (1..262144)
+KEY        UINT8   [32]      the window key
+K          INT32   [1]       Hamming parameter (1..16)
+SKIP       INT32   [1]       leading keyed positions left alone
+NBLOCKS    INT32   [1]       blocks of ``2**K - 1`` samples to embed in / read
+BITS       UINT8   [32768]   (embed) the bits to carry, packed MSB first (np.packbits);
+                             the first NBLOCKS * K are used
+FLIPS      INT32   [-1]      (embed, out) the samples to flip, ascending, padded with -1
+                             to the longest row of the request
+COUNT      INT32   [1]       (embed, out) how many of the row's FLIPS are real
+BITS_OUT   UINT8   [32768]   (extract, out) the NBLOCKS * K bits read, packed MSB first,
+                             zero-padded
+BATCH_SIZE INT32   [1]       (out) windows the ``execute()`` call served
+========== ======= ========= ===========================================================
+
+A request may hold many rows (the client sends several windows at once) and the dynamic
+batcher merges requests: ``execute()`` checks each request on its own (a bad one gets an
+``INVALID_ARG`` error of its own and never disturbs the others), then runs the kernel once
+over every good row of every request, and scatters the results back.
+
+On a ``KIND_GPU`` instance the same numba kernel runs on the host CPU: there is no GPU
+implementation (yet); the instance logs that once at start.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from subtone.stego.engine import check_tasks
+from subtone.stego.kernel import (
+    KEY_BYTES,
+    WINDOW_BYTES,
+    embed_flips_batch,
+    extract_bits_batch,
+    warm_up,
+)
+
+__all__ = [
+    "FLIP_PAD",
+    "IN_BITS",
+    "IN_K",
+    "IN_KEY",
+    "IN_LENGTH",
+    "IN_NBLOCKS",
+    "IN_PLANE",
+    "IN_SKIP",
+    "OUT_BATCH_SIZE",
+    "OUT_BITS",
+    "OUT_COUNT",
+    "OUT_FLIPS",
+    "BadRequestError",
+    "StegoModel",
+    "model_class",
+]
+
+IN_PLANE = "PLANE"
+IN_LENGTH = "LENGTH"
+IN_KEY = "KEY"
+IN_K = "K"
+IN_SKIP = "SKIP"
+IN_NBLOCKS = "NBLOCKS"
+IN_BITS = "BITS"
+OUT_FLIPS = "FLIPS"
+OUT_COUNT = "COUNT"
+OUT_BITS = "BITS_OUT"
+OUT_BATCH_SIZE = "BATCH_SIZE"
+FLIP_PAD = -1
+"""What pads a row's FLIPS past its COUNT."""
+
+Kind = Literal["embed", "extract"]
+_SCALARS = (IN_LENGTH, IN_K, IN_SKIP, IN_NBLOCKS)
+
+
+class BadRequestError(ValueError):
+    """A request the model answers with INVALID_ARG."""
+
+
+@dataclass(frozen=True, eq=False)
+class Rows:
+    """One request's rows, checked."""
+
+    planes: npt.NDArray[np.uint8]
+    keys: npt.NDArray[np.uint8]
+    lengths: npt.NDArray[np.int64]
+    ks: npt.NDArray[np.int64]
+    skips: npt.NDArray[np.int64]
+    nblocks: npt.NDArray[np.int64]
+    bits: npt.NDArray[np.uint8] | None
+
+    def __len__(self) -> int:
+        return int(self.lengths.size)
+
+
+class StegoModel:
+    """A stateless stego model: everything a window needs comes with it."""
+
+    kind: Kind
+
+    def __init__(self, pb_utils: ModuleType, kind: Kind) -> None:
+        self.pb = pb_utils
+        self.kind = kind
+
+    # -- Triton's interface ----------------------------------------------------------------
+
+    def initialize(self, args: dict[str, str]) -> None:
+        config = json.loads(args["model_config"])
+        pb = self.pb
+        plane_dims = pb.get_input_config_by_name(config, IN_PLANE)["dims"]
+        key_dims = pb.get_input_config_by_name(config, IN_KEY)["dims"]
+        if int(plane_dims[-1]) != WINDOW_BYTES:
+            raise ValueError(f"{IN_PLANE} must have {WINDOW_BYTES} bytes, config says {plane_dims}")
+        if int(key_dims[-1]) != KEY_BYTES:
+            raise ValueError(f"{IN_KEY} must have {KEY_BYTES} bytes, config says {key_dims}")
+        if self.kind == "embed":
+            bits_dims = pb.get_input_config_by_name(config, IN_BITS)["dims"]
+            if int(bits_dims[-1]) != WINDOW_BYTES:
+                raise ValueError(
+                    f"{IN_BITS} must have {WINDOW_BYTES} bytes, config says {bits_dims}"
+                )
+        out = OUT_FLIPS if self.kind == "embed" else OUT_BITS
+        self.out_dtype = pb.triton_string_to_numpy(
+            pb.get_output_config_by_name(config, out)["data_type"]
+        )
+        self.batch_size_dtype = pb.triton_string_to_numpy(
+            pb.get_output_config_by_name(config, OUT_BATCH_SIZE)["data_type"]
+        )
+        if args.get("model_instance_kind") == "GPU":
+            pb.Logger.log_warn(
+                f"{config.get('name', 'stego')}: no GPU kernel; this KIND_GPU instance runs "
+                "the CPU kernel"
+            )
+        warm_up()
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        pb = self.pb
+        parsed: list[Rows | Any] = []
+        for request in requests:
+            try:
+                parsed.append(self.parse(request))
+            except BadRequestError as e:
+                parsed.append(pb.TritonError(str(e), pb.TritonError.INVALID_ARG))
+            except Exception as e:  # never raise from execute(): answer this request only
+                parsed.append(pb.TritonError(f"bad request: {e}", pb.TritonError.INTERNAL))
+        good = [rows for rows in parsed if isinstance(rows, Rows)]
+        try:
+            results = self.run(good)
+        except Exception as e:  # never raise from execute(): fail the batch's good requests
+            error = pb.TritonError(f"{self.kind} failed: {e}", pb.TritonError.INTERNAL)
+            return [
+                pb.InferenceResponse(error=error if isinstance(rows, Rows) else rows)
+                for rows in parsed
+            ]
+        windows = sum(len(rows) for rows in good)
+        responses = []
+        answers = iter(results)
+        for rows in parsed:
+            if not isinstance(rows, Rows):
+                responses.append(pb.InferenceResponse(error=rows))
+                continue
+            batch = np.full((len(rows), 1), windows, dtype=self.batch_size_dtype)
+            tensors = [pb.Tensor(name, array) for name, array in next(answers)]
+            tensors.append(pb.Tensor(OUT_BATCH_SIZE, batch))
+            responses.append(pb.InferenceResponse(output_tensors=tensors))
+        return responses
+
+    def finalize(self) -> None:
+        """Nothing to release: the model holds no state."""
+
+    # -- requests --------------------------------------------------------------------------
+
+    def parse(self, request: Any) -> Rows:
+        """One request's rows, checked (:func:`~subtone.stego.engine.check_tasks`)."""
+
+        def get(name: str) -> npt.NDArray[Any]:
+            tensor = self.pb.get_input_tensor_by_name(request, name)
+            if tensor is None:
+                raise BadRequestError(f"input {name} is missing")
+            array: npt.NDArray[Any] = tensor.as_numpy()
+            return array
+
+        planes = get(IN_PLANE)
+        count = planes.shape[0] if planes.ndim else 0
+        planes = planes.reshape(count, -1)
+        keys = get(IN_KEY).reshape(count, -1)
+        scalars = {}
+        for name in _SCALARS:
+            values = get(name).reshape(-1)
+            if values.size != count:
+                raise BadRequestError(f"{name} has {values.size} values for {count} windows")
+            scalars[name] = values.astype(np.int64)
+        bits = get(IN_BITS).reshape(count, -1) if self.kind == "embed" else None
+        try:
+            check_tasks(
+                np.full(count, planes.shape[1]),
+                scalars[IN_LENGTH],
+                np.full(count, keys.shape[1]),
+                scalars[IN_K],
+                scalars[IN_SKIP],
+                scalars[IN_NBLOCKS],
+                None if bits is None else np.full(count, bits.shape[1]),
+            )
+        except ValueError as e:
+            raise BadRequestError(str(e)) from None
+        return Rows(
+            planes=np.ascontiguousarray(planes, dtype=np.uint8),
+            keys=np.ascontiguousarray(keys, dtype=np.uint8),
+            lengths=scalars[IN_LENGTH],
+            ks=scalars[IN_K],
+            skips=scalars[IN_SKIP],
+            nblocks=scalars[IN_NBLOCKS],
+            bits=None if bits is None else np.ascontiguousarray(bits, dtype=np.uint8),
+        )
+
+    def run(self, batch: list[Rows]) -> list[list[tuple[str, npt.NDArray[Any]]]]:
+        """The output tensors of each request, the kernel run once over all their rows."""
+        if not batch:
+            return []
+        planes = np.concatenate([rows.planes for rows in batch])
+        n = planes.shape[0]
+        offsets = np.arange(n, dtype=np.int64) * planes.shape[1]
+        columns = (
+            np.concatenate([rows.keys for rows in batch]),
+            np.concatenate([rows.lengths for rows in batch]),
+            np.concatenate([rows.ks for rows in batch]),
+            np.concatenate([rows.skips for rows in batch]),
+            np.concatenate([rows.nblocks for rows in batch]),
+        )
+        sizes = np.cumsum([len(rows) for rows in batch])[:-1]
+        if self.kind == "extract":
+            out = extract_bits_batch(
+                planes.reshape(-1), offsets, *columns, None, offsets * 8
+            ).reshape(n, -1)
+            return [[(OUT_BITS, part.astype(self.out_dtype))] for part in np.split(out, sizes)]
+        bits = np.concatenate([rows.bits for rows in batch if rows.bits is not None])
+        flips, counts = embed_flips_batch(
+            planes.reshape(-1), offsets, *columns, bits.reshape(-1), offsets * 8
+        )
+        ends = np.cumsum(counts)
+        starts = ends - counts
+        results: list[list[tuple[str, npt.NDArray[Any]]]] = []
+        for row_counts, row_starts in zip(
+            np.split(counts, sizes), np.split(starts, sizes), strict=True
+        ):
+            width = max(1, int(row_counts.max(initial=0)))  # never a zero-size tensor
+            out = np.full((row_counts.size, width), FLIP_PAD, dtype=self.out_dtype)
+            for i, (count, start) in enumerate(
+                zip(row_counts.tolist(), row_starts.tolist(), strict=True)
+            ):
+                out[i, :count] = flips[start : start + count]
+            count_column = row_counts.astype(np.int32).reshape(-1, 1)
+            results.append([(OUT_FLIPS, out), (OUT_COUNT, count_column)])
+        return results
+
+
+def model_class(pb_utils: ModuleType, kind: Kind) -> type[StegoModel]:
+    """The ``TritonPythonModel`` class of the ``kind`` model, bound to Triton's utilities."""
+
+    class TritonPythonModel(StegoModel):
+        def __init__(self) -> None:
+            super().__init__(pb_utils, kind)
+
+    TritonPythonModel.__qualname__ = TritonPythonModel.__name__
+    return TritonPythonModel
