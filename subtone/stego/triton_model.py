@@ -247,9 +247,8 @@ class StegoModel:
         )
         sizes = np.cumsum([len(rows) for rows in batch])[:-1]
         if self.kind == "extract":
-            out = extract_bits_batch(
-                planes.reshape(-1), offsets, *columns, None, offsets * 8
-            ).reshape(n, -1)
+            out = np.zeros((n, WINDOW_BYTES), dtype=np.uint8)
+            extract_bits_batch(planes.reshape(-1), offsets, *columns, out.reshape(-1), offsets * 8)
             return [[(OUT_BITS, part.astype(self.out_dtype))] for part in np.split(out, sizes)]
         bits = np.concatenate([rows.bits for rows in batch if rows.bits is not None])
         flips, counts = embed_flips_batch(

@@ -1,8 +1,9 @@
 """The stego models through a real tritonserver, and the TritonEngine client.
 
-Windows sent through Triton must come back bit-exact with the kernel run in-process; bad
-windows are answered INVALID_ARG for their request only; concurrent requests share one
-execute(); a server that is down, silent or missing a model is TritonUnavailable, in time.
+Windows' planes sent through Triton must come back bit-exact with the kernel run in-process
+(and with the sample-based reference kernel); bad windows are answered INVALID_ARG for their
+request only; concurrent requests share one execute(); a server that is down, silent or
+missing a model is TritonUnavailable, in time.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -28,15 +30,16 @@ from server.integrations.triton import (
     TritonUnavailable,
 )
 from server.integrations.tritonserver import MODEL_REPOSITORY, TritonProcess, free_port
-from subtone.stego.engine import EmbedWindow, ExtractWindow
+from subtone.stego.engine import EmbedTask, ExtractTask, InProcessEngine
 from subtone.stego.kernel import (
     KEY_BYTES,
+    WINDOW_BYTES,
     WINDOW_SAMPLES,
+    apply_flips,
     block_size,
-    embed_window,
-    extract_window,
     sample_range,
 )
+from tests.subtone.stego import reference_kernel
 
 from .conftest import BATCH_OF
 
@@ -46,14 +49,27 @@ INVALID = "StatusCode.INVALID_ARGUMENT"
 SHORT_TIMEOUT_SECONDS = 1.5
 TIMEOUT_SLACK_SECONDS = 2.0
 FULL_SCALE_RUN = 64
-PACKED_BYTES = WINDOW_SAMPLES // 8
+LOCAL = InProcessEngine()
 
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class Window:
+    samples: np.ndarray
+    bits: np.ndarray  # 0/1 values
+    bits_per_sample: int
+    task: EmbedTask
+
+    def extract_task(self, samples: np.ndarray | None = None) -> ExtractTask:
+        t = self.task
+        plane = t.plane if samples is None else np.packbits(samples & 1, bitorder="little")
+        return ExtractTask(plane, t.length, t.key, t.k, t.skip, t.nblocks)
+
+
 def make_window(
     seed: int, length: int, bits_per_sample: int, k: int, skip: int, fill: float = 1.0
-) -> EmbedWindow:
+) -> Window:
     """A random window with full-scale runs at both ends of the range (they move inwards)."""
     rng = np.random.default_rng(seed)
     lo, hi = sample_range(bits_per_sample)
@@ -62,22 +78,25 @@ def make_window(
     samples[FULL_SCALE_RUN : 2 * FULL_SCALE_RUN] = lo
     nblocks = int((length - skip) // block_size(k) * fill)
     bits = rng.integers(0, 2, nblocks * k, dtype=np.uint8)
-    return EmbedWindow(samples, rng.bytes(KEY_BYTES), k, skip, bits, bits_per_sample)
+    plane = np.packbits(samples & 1, bitorder="little")
+    task = EmbedTask(plane, length, rng.bytes(KEY_BYTES), k, skip, nblocks, np.packbits(bits))
+    return Window(samples, bits, bits_per_sample, task)
 
 
-def kernel_embed(window: EmbedWindow) -> np.ndarray:
-    return embed_window(
+def reference_embed(window: Window) -> np.ndarray:
+    t = window.task
+    return reference_kernel.embed_window(
         window.samples,
-        window.key,
-        k=window.k,
-        skip=window.skip,
+        t.key,
+        k=t.k,
+        skip=t.skip,
         bits=window.bits,
         bits_per_sample=window.bits_per_sample,
     )
 
 
-def extract_of(window: EmbedWindow, samples: np.ndarray) -> ExtractWindow:
-    return ExtractWindow(samples, window.key, window.k, window.skip, window.nblocks)
+def reference_flips(window: Window) -> np.ndarray:
+    return np.nonzero(reference_embed(window) != window.samples)[0].astype(np.int32)
 
 
 def together(calls: list[Callable[[], T]]) -> list[T | BaseException]:
@@ -130,82 +149,78 @@ def test_matches_the_kernel_bit_exact(
     fill: float,
 ) -> None:
     window = make_window(length + k, length, bits_per_sample, k, skip, fill)
-    expected = kernel_embed(window)
 
-    stego = triton_engine.embed(window)
+    (flips,) = triton_engine.embed([window.task])
 
-    assert stego.dtype == np.int32
-    assert stego.shape == (length,)
-    np.testing.assert_array_equal(stego, expected)
-    lo, hi = sample_range(bits_per_sample)
-    assert stego.min() >= lo
-    assert stego.max() <= hi
-    assert np.abs(stego.astype(np.int64) - window.samples).max(initial=0) <= 1
+    assert flips.dtype == np.int32
+    np.testing.assert_array_equal(flips, reference_flips(window))
+    np.testing.assert_array_equal(flips, LOCAL.embed([window.task])[0])
+    stego = window.samples.copy()
+    apply_flips(stego, window.task.key, flips, bits_per_sample)
+    np.testing.assert_array_equal(stego, reference_embed(window))
 
-    bits = triton_engine.extract(extract_of(window, stego))
-    assert bits.dtype == np.uint8
-    np.testing.assert_array_equal(bits, window.bits)
-    cover_bits = triton_engine.extract(extract_of(window, window.samples))
-    np.testing.assert_array_equal(
-        cover_bits,
-        extract_window(window.samples, window.key, k=k, skip=skip, nblocks=window.nblocks),
-    )
+    (packed,) = triton_engine.extract([window.extract_task(stego)])
+    assert packed.dtype == np.uint8
+    assert packed.size == (window.bits.size + 7) // 8
+    np.testing.assert_array_equal(np.unpackbits(packed, count=window.bits.size), window.bits)
+    (cover_bits,) = triton_engine.extract([window.extract_task()])
+    np.testing.assert_array_equal(cover_bits, LOCAL.extract([window.extract_task()])[0])
+
+
+def test_many_windows_in_one_call_match_the_kernel(triton_engine: TritonEngine) -> None:
+    windows = [make_window(60 + i, WINDOW_SAMPLES - 997 * i, 16, 1 + i % 5, i) for i in range(70)]
+    tasks = [w.task for w in windows]  # more than one request's MAX_ROWS
+
+    flips = triton_engine.embed(tasks)
+
+    for got, want in zip(flips, LOCAL.embed(tasks), strict=True):
+        np.testing.assert_array_equal(got, want)
+    extract = [w.extract_task() for w in windows]
+    for got, want in zip(triton_engine.extract(extract), LOCAL.extract(extract), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def _task(good: EmbedTask, **changes: Any) -> EmbedTask:
+    fields = {f: getattr(good, f) for f in ("plane", "length", "key", "k", "skip", "nblocks")}
+    return EmbedTask(**(fields | {"bits": good.bits} | changes))
 
 
 def bad_embeds() -> Iterator[Any]:
-    good = make_window(1, 4096, 16, 3, 0)
+    good = make_window(1, 4096, 16, 3, 0).task
+    yield pytest.param(_task(good, k=0), "k must be in 1..16, got 0", id="k=0")
+    yield pytest.param(_task(good, skip=5), "do not fit a window of 4096", id="blocks-do-not-fit")
     yield pytest.param(
-        EmbedWindow(good.samples, good.key, 0, 0, np.zeros(0, np.uint8), 16),
-        "k must be in 1..16, got 0",
-        id="k=0",
+        _task(good, length=0, nblocks=0), "length must be in 1..262144, got 0", id="empty-window"
     )
     yield pytest.param(
-        EmbedWindow(good.samples, good.key, 3, 0, good.bits, 8),
-        "bits_per_sample must be one of (16, 24, 32), got 8",
-        id="bits_per_sample=8",
-    )
-    yield pytest.param(
-        EmbedWindow(good.samples, good.key, 3, 5, good.bits, 16),
-        "do not fit a window of 4096",
-        id="blocks-do-not-fit",
-    )
-    yield pytest.param(
-        EmbedWindow(good.samples[:0], good.key, 3, 0, np.zeros(0, np.uint8), 16),
-        "length must be in 1..262144, got 0",
-        id="empty-window",
-    )
-    yield pytest.param(
-        EmbedWindow(good.samples + 40_000, good.key, 3, 0, good.bits, 16),
-        "samples outside the 16-bit range",
-        id="samples-out-of-range",
-    )
-    yield pytest.param(
-        EmbedWindow(good.samples, good.key[:-1], 3, 0, good.bits, 16),
-        "KEY",  # Triton itself rejects the tensor's shape
-        id="short-key",
-    )
-    yield pytest.param(
-        EmbedWindow(
-            np.zeros(WINDOW_SAMPLES + 1, np.int32), good.key, 3, 0, np.zeros(0, np.uint8), 16
-        ),
-        "SAMPLES",
+        _task(good, length=WINDOW_SAMPLES + 1, nblocks=0),
+        "length must be in 1..262144, got 262145",
         id="window-too-long",
     )
+    yield pytest.param(
+        _task(good, key=good.key[:-1]), "a window key has 32 bytes, got 31", id="short-key"
+    )
 
 
-@pytest.mark.parametrize(("window", "message"), list(bad_embeds()))
+@pytest.mark.parametrize(("task", "message"), list(bad_embeds()))
 def test_bad_embed_is_invalid_arg(
-    triton_engine: TritonEngine, window: EmbedWindow, message: str
+    triton_engine: TritonEngine, task: EmbedTask, message: str
 ) -> None:
-    with pytest.raises(TritonRequestError) as caught:
-        triton_engine.embed(window)
-    assert caught.value.grpc_status == INVALID
-    assert caught.value.code == "triton_rejected"
-    assert caught.value.status == 500
-    assert message in caught.value.message
+    with pytest.raises((TritonRequestError, ValueError)) as caught:
+        triton_engine.embed([task])
+    if isinstance(caught.value, TritonRequestError):
+        assert caught.value.grpc_status == INVALID
+        assert caught.value.code == "triton_rejected"
+        assert caught.value.status == 500
+        assert message in caught.value.message
+    else:
+        assert message in str(caught.value)
+    # The in-process engine says the same.
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        LOCAL.embed([task])
     # The model is still serving.
     good = make_window(2, 2048, 16, 2, 0)
-    np.testing.assert_array_equal(triton_engine.embed(good), kernel_embed(good))
+    np.testing.assert_array_equal(triton_engine.embed([good.task])[0], reference_flips(good))
 
 
 @pytest.mark.parametrize(
@@ -220,39 +235,37 @@ def test_bad_embed_is_invalid_arg(
 def test_bad_extract_is_invalid_arg(
     triton_engine: TritonEngine, k: int, nblocks: int, message: str
 ) -> None:
-    window = ExtractWindow(np.zeros(4096, np.int32), bytes(KEY_BYTES), k, 0, nblocks)
+    task = ExtractTask(np.zeros(512, np.uint8), 4096, bytes(KEY_BYTES), k, 0, nblocks)
     with pytest.raises(TritonRequestError) as caught:
-        triton_engine.extract(window)
+        triton_engine.extract([task])
     assert caught.value.grpc_status == INVALID
     assert message in caught.value.message
 
 
-def test_engine_refuses_bits_that_are_not_whole_blocks(triton_engine: TritonEngine) -> None:
-    window = make_window(3, 4096, 16, 3, 0)
-    with pytest.raises(ValueError, match="whole number of 3-bit blocks"):
-        triton_engine.embed(EmbedWindow(window.samples, window.key, 3, 0, window.bits[:-1], 16))
+def test_engine_refuses_a_plane_longer_than_a_window(triton_engine: TritonEngine) -> None:
+    good = make_window(3, 4096, 16, 3, 0).task
+    with pytest.raises(ValueError, match="at most 32768 bytes"):
+        triton_engine.embed([_task(good, plane=np.zeros(WINDOW_BYTES + 1, np.uint8))])
 
 
-def _rows(windows: list[EmbedWindow]) -> dict[str, np.ndarray]:
-    samples = np.zeros((len(windows), WINDOW_SAMPLES), np.int32)
-    bits = np.zeros((len(windows), PACKED_BYTES), np.uint8)
+def _rows(windows: list[Window]) -> dict[str, np.ndarray]:
+    planes = np.zeros((len(windows), WINDOW_BYTES), np.uint8)
+    bits = np.zeros((len(windows), WINDOW_BYTES), np.uint8)
     for i, w in enumerate(windows):
-        samples[i, : w.samples.size] = w.samples
-        packed = np.packbits(w.bits)
-        bits[i, : packed.size] = packed
+        planes[i, : w.task.plane.size] = w.task.plane
+        bits[i, : w.task.bits.size] = w.task.bits
 
     def column(values: list[int]) -> np.ndarray:
         return np.array(values, np.int32).reshape(-1, 1)
 
     return {
-        "SAMPLES": samples,
-        "LENGTH": column([w.samples.size for w in windows]),
-        "KEY": np.stack([np.frombuffer(w.key, np.uint8) for w in windows]),
-        "K": column([w.k for w in windows]),
-        "SKIP": column([w.skip for w in windows]),
-        "NBLOCKS": column([w.nblocks for w in windows]),
+        "PLANE": planes,
+        "LENGTH": column([w.task.length for w in windows]),
+        "KEY": np.stack([np.frombuffer(w.task.key, np.uint8) for w in windows]),
+        "K": column([w.task.k for w in windows]),
+        "SKIP": column([w.task.skip for w in windows]),
+        "NBLOCKS": column([w.task.nblocks for w in windows]),
         "BITS": bits,
-        "BITS_PER_SAMPLE": column([w.bits_per_sample for w in windows]),
     }
 
 
@@ -267,22 +280,28 @@ def _infer(url: str, model: str, arrays: dict[str, np.ndarray]) -> grpcclient.In
         return client.infer(model, inputs, client_timeout=60)
 
 
-def test_one_request_may_carry_several_windows(triton_server: TritonProcess) -> None:
+def test_the_wire_format(triton_server: TritonProcess) -> None:
     windows = [make_window(10, WINDOW_SAMPLES, 16, 5, 0), make_window(11, 70_001, 24, 2, 9)]
     arrays = _rows(windows)
 
     result = _infer(triton_server.grpc_url, EMBED_MODEL, arrays)
 
-    out = result.as_numpy("SAMPLES_OUT")
-    assert out.shape == (2, WINDOW_SAMPLES)
-    for row, window in zip(out, windows, strict=True):
-        np.testing.assert_array_equal(row[: window.samples.size], kernel_embed(window))
-        assert not row[window.samples.size :].any()  # the padding stays zero
+    flips, counts = result.as_numpy("FLIPS"), result.as_numpy("COUNT")
+    assert flips.dtype == np.int32 and counts.shape == (2, 1)
+    assert flips.shape == (2, int(counts.max()))
+    for row, count, window in zip(flips, counts[:, 0], windows, strict=True):
+        np.testing.assert_array_equal(row[:count], reference_flips(window))
+        assert (row[count:] == -1).all()  # the padding
     assert result.as_numpy("BATCH_SIZE").reshape(-1).tolist() == [2, 2]
 
-    arrays = {name: arrays[name] for name in ("LENGTH", "KEY", "K", "SKIP", "NBLOCKS")}
-    arrays["SAMPLES"] = out
+    arrays = {n: arrays[n] for n in ("PLANE", "LENGTH", "KEY", "K", "SKIP", "NBLOCKS")}
+    for i, window in enumerate(windows):
+        stego = reference_embed(window)
+        arrays["PLANE"][i] = 0
+        plane = np.packbits(stego & 1, bitorder="little")
+        arrays["PLANE"][i, : plane.size] = plane
     bits = _infer(triton_server.grpc_url, EXTRACT_MODEL, arrays).as_numpy("BITS_OUT")
+    assert bits.shape == (2, WINDOW_BYTES)
     for row, window in zip(bits, windows, strict=True):
         unpacked = np.unpackbits(row)
         np.testing.assert_array_equal(unpacked[: window.bits.size], window.bits)
@@ -306,23 +325,23 @@ def test_concurrent_requests_share_one_execute(triton_batching_server: TritonPro
     windows = [make_window(20 + i, WINDOW_SAMPLES - i * 1000, 16, 4, i) for i in range(BATCH_OF)]
     before = statistics(url, EMBED_MODEL)
     with TritonEngine(url, timeout_seconds=60) as engine:
-        replies = together([lambda w=w: engine.embed_reply(w) for w in windows])
+        replies = together([lambda w=w: engine.embed_reply([w.task]) for w in windows])
     after = statistics(url, EMBED_MODEL)
 
     for reply, window in zip(replies, windows, strict=True):
         assert isinstance(reply, Reply), reply
         assert reply.batch_size == BATCH_OF
-        np.testing.assert_array_equal(reply.data, kernel_embed(window))
+        np.testing.assert_array_equal(reply.data[0], reference_flips(window))
     assert after[0] - before[0] == BATCH_OF  # inferences
     assert after[1] - before[1] == 1  # executions
 
 
 def test_a_bad_request_does_not_disturb_its_batch(triton_batching_server: TritonProcess) -> None:
     windows = [make_window(30 + i, 50_000, 24, 6, 0) for i in range(BATCH_OF)]
-    bad = windows[1]
-    windows[1] = EmbedWindow(bad.samples, bad.key, bad.k, bad.skip, bad.bits, 8)
+    tasks = [w.task for w in windows]
+    tasks[1] = _task(tasks[1], k=0)
     with TritonEngine(triton_batching_server.grpc_url, timeout_seconds=60) as engine:
-        replies = together([lambda w=w: engine.embed_reply(w) for w in windows])
+        replies = together([lambda t=t: engine.embed_reply([t]) for t in tasks])
 
     assert isinstance(replies[1], TritonRequestError)
     assert replies[1].grpc_status == INVALID
@@ -330,7 +349,7 @@ def test_a_bad_request_does_not_disturb_its_batch(triton_batching_server: Triton
         reply = replies[i]
         assert isinstance(reply, Reply), reply
         assert reply.batch_size == BATCH_OF - 1  # windows processed: the bad one was not
-        np.testing.assert_array_equal(reply.data, kernel_embed(windows[i]))
+        np.testing.assert_array_equal(reply.data[0], reference_flips(windows[i]))
 
 
 def test_model_not_loaded_is_unavailable(triton_batching_server: TritonProcess) -> None:
@@ -339,9 +358,9 @@ def test_model_not_loaded_is_unavailable(triton_batching_server: TritonProcess) 
             engine.ready()
         assert caught.value.code == "triton_unavailable"
         assert caught.value.status == 503
-        window = ExtractWindow(np.zeros(100, np.int32), bytes(KEY_BYTES), 1, 0, 10)
+        task = ExtractTask(np.zeros(13, np.uint8), 100, bytes(KEY_BYTES), 1, 0, 10)
         with pytest.raises(TritonUnavailable, match="unknown model"):
-            engine.extract(window)
+            engine.extract([task])
 
 
 # -- a server that is not there, silent, or stopped -----------------------------------------
@@ -357,7 +376,7 @@ def _timed(call: Callable[[], object], error: type[Exception]) -> tuple[float, E
 def test_nothing_listening_is_unavailable_at_once() -> None:
     window = make_window(40, 4096, 16, 3, 0)
     with TritonEngine(f"127.0.0.1:{free_port()}", timeout_seconds=SHORT_TIMEOUT_SECONDS) as engine:
-        for call in (engine.ready, lambda: engine.embed(window)):
+        for call in (engine.ready, lambda: engine.embed([window.task])):
             elapsed, error = _timed(call, TritonUnavailable)
             assert elapsed < SHORT_TIMEOUT_SECONDS + TIMEOUT_SLACK_SECONDS
             assert "UNAVAILABLE" in str(error) or "DEADLINE" in str(error)
@@ -371,7 +390,7 @@ def test_a_silent_server_times_out() -> None:
         url = f"127.0.0.1:{silent.getsockname()[1]}"
         window = make_window(41, 4096, 16, 3, 0)
         with TritonEngine(url, timeout_seconds=SHORT_TIMEOUT_SECONDS) as engine:
-            for call in (engine.ready, lambda: engine.embed(window)):
+            for call in (engine.ready, lambda: engine.embed([window.task])):
                 elapsed, error = _timed(call, TritonUnavailable)
                 assert elapsed >= SHORT_TIMEOUT_SECONDS * 0.9
                 assert elapsed < SHORT_TIMEOUT_SECONDS + TIMEOUT_SLACK_SECONDS
@@ -384,11 +403,11 @@ def test_a_stopped_server_is_unavailable() -> None:
         engine = TritonEngine(server.grpc_url, timeout_seconds=SHORT_TIMEOUT_SECONDS * 20)
         try:
             engine.ready()
-            np.testing.assert_array_equal(engine.embed(window), kernel_embed(window))
+            np.testing.assert_array_equal(engine.embed([window.task])[0], reference_flips(window))
             server.stop()
             assert not server.running()
             engine.timeout_seconds = SHORT_TIMEOUT_SECONDS
-            for call in (engine.ready, lambda: engine.embed(window)):
+            for call in (engine.ready, lambda: engine.embed([window.task])):
                 elapsed, _ = _timed(call, TritonUnavailable)
                 assert elapsed < SHORT_TIMEOUT_SECONDS + TIMEOUT_SLACK_SECONDS
         finally:
