@@ -3,130 +3,114 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from subtone.stego.engine import (
-    EmbedWindow,
-    ExtractWindow,
+    EmbedTask,
+    ExtractTask,
     InProcessEngine,
     WindowEngine,
-    check_embed,
-    check_extract,
+    check_tasks,
 )
-from subtone.stego.kernel import (
-    KEY_BYTES,
-    WINDOW_SAMPLES,
-    block_size,
-    embed_window,
-    extract_window,
-    sample_range,
-)
+from subtone.stego.kernel import KEY_BYTES, WINDOW_BYTES, WINDOW_SAMPLES, block_size, sample_range
+
+from . import reference_kernel as ref
 
 ENGINE: WindowEngine = InProcessEngine()
 
 
-def make_window(seed: int, length: int, bits_per_sample: int, k: int, skip: int) -> EmbedWindow:
+def make_window(
+    seed: int, length: int, bits_per_sample: int, k: int, skip: int
+) -> tuple[np.ndarray, np.ndarray, EmbedTask]:
     rng = np.random.default_rng(seed)
     lo, hi = sample_range(bits_per_sample)
     samples = rng.integers(lo, hi, length, endpoint=True, dtype=np.int64).astype(np.int32)
-    samples[:16] = hi
-    samples[16:32] = lo
     nblocks = (length - skip) // block_size(k)
     bits = rng.integers(0, 2, nblocks * k, dtype=np.uint8)
-    return EmbedWindow(samples, rng.bytes(KEY_BYTES), k, skip, bits, bits_per_sample)
+    plane = np.packbits(samples & 1, bitorder="little")
+    task = EmbedTask(plane, length, rng.bytes(KEY_BYTES), k, skip, nblocks, np.packbits(bits))
+    return samples, bits, task
 
 
-def as_extract(window: EmbedWindow, samples: np.ndarray) -> ExtractWindow:
-    return ExtractWindow(samples, window.key, window.k, window.skip, window.nblocks)
+def as_extract(task: EmbedTask, samples: np.ndarray | None = None) -> ExtractTask:
+    plane = task.plane if samples is None else np.packbits(samples & 1, bitorder="little")
+    return ExtractTask(plane, task.length, task.key, task.k, task.skip, task.nblocks)
 
 
 @pytest.mark.parametrize(
     ("bits_per_sample", "length", "k", "skip"),
     [(16, WINDOW_SAMPLES, 5, 0), (24, 30_001, 3, 17), (32, 777, 1, 0), (16, 100, 8, 0)],
 )
-def test_round_trip_is_the_kernel(bits_per_sample: int, length: int, k: int, skip: int) -> None:
-    window = make_window(length, length, bits_per_sample, k, skip)
+def test_round_trip_is_the_reference(bits_per_sample: int, length: int, k: int, skip: int) -> None:
+    samples, bits, task = make_window(length, length, bits_per_sample, k, skip)
+    want = ref.embed_window(samples, task.key, k=k, skip=skip, bits=bits, bits_per_sample=16)
 
-    stego = ENGINE.embed(window)
+    (flips,) = ENGINE.embed([task])
 
-    expected = embed_window(
-        window.samples,
-        window.key,
-        k=k,
-        skip=skip,
-        bits=window.bits,
-        bits_per_sample=bits_per_sample,
-    )
-    np.testing.assert_array_equal(stego, expected)
-    assert stego.dtype == np.int32
-    assert stego is not window.samples
-    lo, hi = sample_range(bits_per_sample)
-    assert lo <= stego.min()
-    assert stego.max() <= hi
-    bits = ENGINE.extract(as_extract(window, stego))
-    np.testing.assert_array_equal(bits, window.bits)
-    np.testing.assert_array_equal(
-        ENGINE.extract(as_extract(window, window.samples)),
-        extract_window(window.samples, window.key, k=k, skip=skip, nblocks=window.nblocks),
-    )
+    assert flips.dtype == np.int32
+    np.testing.assert_array_equal(flips, np.nonzero(want != samples)[0])
+    (packed,) = ENGINE.extract([as_extract(task, want)])
+    assert packed.size == (bits.size + 7) // 8
+    np.testing.assert_array_equal(np.unpackbits(packed, count=bits.size), bits)
 
 
-def test_no_bits_leave_the_window_alone() -> None:
-    window = make_window(1, 5000, 16, 4, 0)
-    empty = EmbedWindow(window.samples, window.key, 4, 0, np.zeros(0, np.uint8), 16)
-    assert empty.nblocks == 0
-    np.testing.assert_array_equal(ENGINE.embed(empty), window.samples)
-    assert ENGINE.extract(as_extract(empty, window.samples)).size == 0
+def test_a_batch_is_its_tasks_one_by_one_and_may_share_a_plane() -> None:
+    windows = [make_window(i, WINDOW_SAMPLES - 1000 * i, 16, 1 + i, 0) for i in range(5)]
+    tasks = [t for _, _, t in windows]
+    # Window 0's header and payload share its plane.
+    tasks.append(replace(tasks[0], k=1, skip=0, nblocks=128, bits=np.zeros(16, np.uint8)))
+    tasks[0] = replace(tasks[0], skip=128, nblocks=tasks[0].nblocks - 128)
+    together = ENGINE.embed(tasks)
+    for task, flips in zip(tasks, together, strict=True):
+        np.testing.assert_array_equal(ENGINE.embed([task])[0], flips)
+    extract = [as_extract(t) for t in tasks]
+    for task, bits in zip(extract, ENGINE.extract(extract), strict=True):
+        np.testing.assert_array_equal(ENGINE.extract([task])[0], bits)
 
 
-def test_nblocks() -> None:
-    window = make_window(2, 5000, 16, 4, 0)
-    assert window.nblocks == window.bits.size // 4
-    assert EmbedWindow(window.samples, window.key, 0, 0, window.bits, 16).nblocks == 0
+def test_no_blocks_flip_nothing() -> None:
+    _, _, task = make_window(1, 5000, 16, 4, 0)
+    empty = replace(task, nblocks=0, bits=np.zeros(0, np.uint8))
+    assert ENGINE.embed([empty])[0].size == 0
+    assert ENGINE.extract([as_extract(empty)])[0].size == 0
+    assert ENGINE.embed([]) == [] and ENGINE.extract([]) == []
 
 
 def test_threads_get_the_same_answers() -> None:
-    windows = [make_window(10 + i, 60_000, 16, 2 + i % 3, i) for i in range(8)]
-    alone = [ENGINE.embed(w) for w in windows]
+    tasks = [[make_window(10 + i, 60_000, 16, 2 + i % 3, i)[2]] for i in range(8)]
+    alone = [ENGINE.embed(t) for t in tasks]
     with ThreadPoolExecutor(4) as pool:
-        together = list(pool.map(ENGINE.embed, windows))
+        together = list(pool.map(ENGINE.embed, tasks))
     for a, b in zip(alone, together, strict=True):
-        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a[0], b[0])
 
 
-GOOD = make_window(3, 4096, 16, 3, 0)
+GOOD = make_window(3, 4096, 16, 3, 0)[2]
 
 
 @pytest.mark.parametrize(
-    ("window", "message"),
+    ("task", "message"),
     [
-        (EmbedWindow(GOOD.samples, GOOD.key, 0, 0, GOOD.bits[:0], 16), "k must be in 1..16"),
-        (EmbedWindow(GOOD.samples, GOOD.key, 17, 0, GOOD.bits[:0], 16), "k must be in 1..16"),
-        (
-            EmbedWindow(GOOD.samples, GOOD.key, 3, 0, GOOD.bits, 8),
-            r"bits_per_sample must be one of \(16, 24, 32\), got 8",
-        ),
-        (EmbedWindow(GOOD.samples, GOOD.key, 3, 2, GOOD.bits, 16), "do not fit"),
-        (EmbedWindow(GOOD.samples, GOOD.key, 3, -1, GOOD.bits[:3], 16), "do not fit"),
-        (EmbedWindow(GOOD.samples, GOOD.key[:31], 3, 0, GOOD.bits, 16), "key has 32 bytes"),
-        (EmbedWindow(GOOD.samples[:0], GOOD.key, 3, 0, GOOD.bits[:0], 16), "length must be"),
-        (
-            EmbedWindow(np.zeros(WINDOW_SAMPLES + 1, np.int32), GOOD.key, 3, 0, GOOD.bits, 16),
-            "length must be",
-        ),
-        (EmbedWindow(GOOD.samples * 4, GOOD.key, 3, 0, GOOD.bits, 16), "outside the 16-bit"),
-        (EmbedWindow(GOOD.samples, GOOD.key, 3, 0, GOOD.bits[:-1], 16), "whole number"),
-        (
-            EmbedWindow(GOOD.samples.reshape(2, -1), GOOD.key, 3, 0, GOOD.bits[:3], 16),
-            "one-dimensional",
-        ),
+        (replace(GOOD, k=0), "k must be in 1..16"),
+        (replace(GOOD, k=17), "k must be in 1..16"),
+        (replace(GOOD, skip=2), "do not fit"),
+        (replace(GOOD, skip=-1), "do not fit"),
+        (replace(GOOD, key=GOOD.key[:31]), "key has 32 bytes"),
+        (replace(GOOD, length=0, nblocks=0), "length must be"),
+        (replace(GOOD, length=WINDOW_SAMPLES + 1), "length must be"),
+        (replace(GOOD, plane=GOOD.plane[:-1]), "a plane of 4096 samples has 512..32768 bytes"),
+        (replace(GOOD, plane=np.zeros(WINDOW_BYTES + 1, np.uint8)), "32768 bytes, got 32769"),
+        (replace(GOOD, bits=GOOD.bits[:-1]), "bytes of bits"),
     ],
 )
-def test_bad_embed_windows_are_refused(window: EmbedWindow, message: str) -> None:
+def test_bad_embed_tasks_are_refused(task: EmbedTask, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        ENGINE.embed(window)
+        ENGINE.embed([task])
+    with pytest.raises(ValueError, match=f"window 1: .*{message}"):
+        ENGINE.embed([GOOD, task])
 
 
 @pytest.mark.parametrize(
@@ -138,21 +122,19 @@ def test_bad_embed_windows_are_refused(window: EmbedWindow, message: str) -> Non
         (3, 0, 1, bytes(5), "key has 32 bytes, got 5"),
     ],
 )
-def test_bad_extract_windows_are_refused(
+def test_bad_extract_tasks_are_refused(
     k: int, skip: int, nblocks: int, key: bytes, message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        ENGINE.extract(ExtractWindow(GOOD.samples, key, k, skip, nblocks))
+        ENGINE.extract([ExtractTask(GOOD.plane, GOOD.length, key, k, skip, nblocks)])
 
 
 def test_checks_accept_what_fits_exactly() -> None:
-    samples = np.zeros(7 * 10 + 3, np.int32)
-    check_embed(samples, KEY_BYTES, k=3, skip=3, nblocks=10, bits=30, bits_per_sample=24)
-    check_extract(samples, KEY_BYTES, k=3, skip=3, nblocks=10)
-    with pytest.raises(ValueError, match="30 bits is not 9 blocks of 3 bits"):
-        check_embed(samples, KEY_BYTES, k=3, skip=3, nblocks=9, bits=30, bits_per_sample=24)
+    check_tasks([10], [7 * 10 + 3], [KEY_BYTES], [3], [3], [10], [4])
+    with pytest.raises(ValueError, match="10 blocks of 3 bits need 4 bytes of bits, got 3"):
+        check_tasks([10], [73], [KEY_BYTES], [3], [3], [10], [3])
     with pytest.raises(ValueError, match="11 blocks of 7 samples after 3 do not fit"):
-        check_extract(samples, KEY_BYTES, k=3, skip=3, nblocks=11)
+        check_tasks([10], [73], [KEY_BYTES], [3], [3], [11])
 
 
 def test_close_is_harmless() -> None:
