@@ -1,12 +1,14 @@
 """The codec end to end through a real Triton server: the same bytes as in-process."""
 
 import hashlib
+import io
 import os
 
 import pytest
 
 from subtone.stego import codec, wav
 from subtone.stego.engine import InProcessEngine
+from tests.subtone.stego import test_golden as golden
 
 
 def k_pos(passphrase: str) -> bytes:
@@ -31,3 +33,20 @@ def test_round_trip_through_triton_is_bit_exact(tmp_path, triton_engine, bits, c
     local = tmp_path / "local.wav"
     codec.embed_file(cover, local, k_pos=k_pos("pw"), payload=payload, engine=InProcessEngine())
     assert local.read_bytes() == out.read_bytes()
+
+
+@pytest.mark.parametrize("name", sorted(golden.CASES))
+def test_the_plane_protocol_through_triton_writes_the_golden_files(tmp_path, triton_engine, name):
+    bits, channels, samples, size, seed, (_, changed), want = golden.CASES[name]
+    cover, out = tmp_path / "cover.wav", tmp_path / "stego.wav"
+    golden.golden_cover(cover, bits, channels, samples, seed)
+    payload = golden.golden_payload(size, seed)
+    assert golden.client_side_embed(cover, out, payload, triton_engine) == changed
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == want
+    with out.open("rb") as f:
+        info, _ = wav.read_header(f)
+        plane = b"".join(p.tobytes() for p in codec.lsb_plane(f, info))
+    got = codec.extract_plane(
+        io.BytesIO(plane), samples=samples, k_pos=golden.K_POS, engine=triton_engine
+    )
+    assert got == payload

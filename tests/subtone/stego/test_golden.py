@@ -7,14 +7,16 @@ kernel replaced it; any change to positions, signs, the header or the allocation
 """
 
 import hashlib
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from subtone.stego import codec, wav
+from subtone.stego import codec, kernel, wav
 from subtone.stego.engine import InProcessEngine
 from subtone.stego.kernel import WINDOW_SAMPLES
+from subtone.stego.layout import StegoError
 
 K_POS = hashlib.sha256(b"subtone golden k_pos").digest()
 
@@ -72,3 +74,62 @@ def test_stego_files_are_byte_identical_to_format_v1(tmp_path, name):
     assert (result.k, result.samples_changed) == (k, changed)
     assert hashlib.sha256(out.read_bytes()).hexdigest() == want
     assert codec.extract_file(out, k_pos=K_POS, engine=InProcessEngine()) == payload
+
+
+def client_side_embed(cover: Path, out: Path, payload: bytes, engine: object) -> int:
+    """The plane protocol end to end: the plane goes out, flips come back, the client
+    applies them while it copies its cover. Returns the number of samples changed."""
+    with cover.open("rb") as f:
+        info, prefix = wav.read_header(f)
+        plane = b"".join(p.tobytes() for p in codec.lsb_plane(f, info))
+    assert len(plane) == codec.plane_size(info.samples)
+    flips: dict[int, np.ndarray] = {}
+    result = codec.embed_plane(
+        io.BytesIO(plane),
+        samples=info.samples,
+        k_pos=K_POS,
+        payload=payload,
+        engine=engine,  # type: ignore[arg-type]
+        on_window_flips=flips.__setitem__,
+        windows_per_call=3,
+    )
+    with cover.open("rb") as f, out.open("wb") as dst:
+        info, prefix = wav.read_header(f)
+        dst.write(prefix)
+        for index, data in enumerate(wav.read_raw_windows(f, info, WINDOW_SAMPLES)):
+            window = bytearray(data)
+            codec.apply_window_flips(
+                window, k_pos=K_POS, index=index, flips=flips[index],
+                bits_per_sample=info.bits_per_sample,
+            )  # fmt: skip
+            dst.write(window)
+        wav.copy_rest(f, dst)
+    return result.samples_changed
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_the_plane_protocol_writes_the_same_files(tmp_path, name):
+    bits, channels, samples, size, seed, (_, changed), want = CASES[name]
+    cover, out = tmp_path / "cover.wav", tmp_path / "stego.wav"
+    golden_cover(cover, bits, channels, samples, seed)
+    payload = golden_payload(size, seed)
+    assert client_side_embed(cover, out, payload, InProcessEngine()) == changed
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == want
+    with out.open("rb") as f:
+        info, _ = wav.read_header(f)
+        plane = b"".join(p.tobytes() for p in codec.lsb_plane(f, info))
+    window0 = plane[: kernel.WINDOW_BYTES]
+    assert codec.header_from_plane(window0, samples, K_POS).payload_bytes == size
+    with pytest.raises(StegoError) as caught:
+        codec.header_from_plane(window0, samples, hashlib.sha256(b"wrong").digest())
+    assert caught.value.code == "no_payload"
+    got = codec.extract_plane(
+        io.BytesIO(plane), samples=samples, k_pos=K_POS, engine=InProcessEngine()
+    )
+    assert got == payload
+    with pytest.raises(StegoError) as caught:
+        codec.extract_plane(
+            io.BytesIO(plane[: kernel.WINDOW_BYTES + 5]), samples=samples, k_pos=K_POS,
+            engine=InProcessEngine(),
+        )  # fmt: skip
+    assert caught.value.code == "truncated"
