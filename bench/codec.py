@@ -1,6 +1,14 @@
 """Codec benchmark: Subtone (in-process and through Triton) side by side with steghide.
 
     .venv/bin/python bench/codec.py [--sizes-mb 100 500] [--secrets-kb 23 1024]
+    .venv/bin/python bench/codec.py --kernel-only [--sizes-mb 100] [--plane-secrets-kb 1024 5000]
+
+First, the kernel alone on the plane protocol (what the server runs): the cover's LSB plane in
+memory, ``embed_plane`` / ``extract_plane`` with the in-process engine on ONE core
+(``NUMBA_NUM_THREADS=1``, one window batch at a time) and through Triton (several batches in
+flight, many windows per request), in MB/s of 16-bit cover, best of ``--repeat``: wall clock,
+and for the in-process engine also per CPU second (``*_cpu``: what one free core would do, on a
+shared machine where wall clock includes waiting for a core).
 
 For each generated 16-bit stereo cover and each random secret it measures, every operation in
 its own process (so peak RSS is that operation's alone): embed and extract MB/s (of cover),
@@ -70,6 +78,91 @@ def op_main(argv: list[str]) -> None:
         assert data == Path(secret).read_bytes(), "extracted payload differs"
         changed = 0.0
     print(json.dumps({"seconds": time.perf_counter() - start, "change_rate": changed}))
+
+
+def plane_main(argv: list[str]) -> None:
+    """The plane protocol alone: best-of-``repeat`` seconds for embed and extract."""
+    import io
+
+    engine_name, src, secret_path, url, repeat = argv
+    cover = Path(src)
+    with cover.open("rb") as f:
+        info, _ = wav.read_header(f)
+        start = time.perf_counter()
+        plane = b"".join(p.tobytes() for p in codec.lsb_plane(f, info))
+        plane_s = time.perf_counter() - start
+    payload = Path(secret_path).read_bytes()
+    if engine_name == "triton":
+        from server.integrations.triton import TritonEngine
+
+        engine: WindowEngine = TritonEngine(url)
+        options = {"concurrency": 4, "windows_per_call": 16}
+    else:
+        from subtone.stego.engine import InProcessEngine
+        from subtone.stego.kernel import warm_up
+
+        warm_up()
+        engine = InProcessEngine()
+        options = {"concurrency": 1, "windows_per_call": 16}
+    flips: dict[int, np.ndarray] = {}
+    embed_s = extract_s = embed_cpu = extract_cpu = math.inf
+    k = 0
+    for _ in range(int(repeat)):
+        flips.clear()
+        start, cpu = time.perf_counter(), time.process_time()
+        result = codec.embed_plane(
+            io.BytesIO(plane), samples=info.samples, k_pos=k_pos(), payload=payload,
+            engine=engine, on_window_flips=flips.__setitem__, **options,
+        )  # fmt: skip
+        embed_s = min(embed_s, time.perf_counter() - start)
+        embed_cpu = min(embed_cpu, time.process_time() - cpu)
+        k = result.k
+    # The stego plane: each flip toggles its sample's LSB.
+    stego = np.frombuffer(plane, np.uint8).copy()
+    window_bytes = WINDOW_SAMPLES // 8
+    for index, where in flips.items():
+        np.bitwise_xor.at(
+            stego, index * window_bytes + (where >> 3), (1 << (where & 7)).astype(np.uint8)
+        )
+    for _ in range(int(repeat)):
+        start, cpu = time.perf_counter(), time.process_time()
+        data = codec.extract_plane(
+            io.BytesIO(stego.tobytes()), samples=info.samples, k_pos=k_pos(), engine=engine,
+            **options,
+        )  # fmt: skip
+        extract_s = min(extract_s, time.perf_counter() - start)
+        extract_cpu = min(extract_cpu, time.process_time() - cpu)
+        assert data == payload, "extracted payload differs"
+    engine.close()
+    times = {"embed_s": embed_s, "extract_s": extract_s, "plane_s": plane_s, "k": k}
+    if engine_name != "triton":  # this process's CPU seconds (all threads): the kernel's cost
+        times |= {"embed_cpu_s": embed_cpu, "extract_cpu_s": extract_cpu}
+    print(json.dumps(times))
+
+
+def plane_rows(cover: Path, secret: Path, url: str, engines: list[str], repeat: int):
+    size = cover.stat().st_size
+    rows = []
+    for engine in engines:
+        env = os.environ | {"NUMBA_NUM_THREADS": "1"}
+        argv = [sys.executable, __file__, "--plane", engine, str(cover), str(secret), url]
+        out = subprocess.run(
+            [*argv, str(repeat)], env=env, capture_output=True, text=True, check=False
+        )
+        if out.returncode:
+            raise RuntimeError(out.stderr[-2000:])
+        got = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append({
+            "path": f"plane kernel ({'in-process, 1 core' if engine == 'inprocess' else engine})",
+            "k": got["k"],
+            "embed_MBps": size / MB / got["embed_s"],
+            "extract_MBps": size / MB / got["extract_s"],
+            "lsb_plane_MBps": size / MB / got["plane_s"],
+        } | ({
+            "embed_MBps_cpu": size / MB / got["embed_cpu_s"],
+            "extract_MBps_cpu": size / MB / got["extract_cpu_s"],
+        } if "embed_cpu_s" in got else {}))  # fmt: skip
+    return rows
 
 
 def run_child(
@@ -203,9 +296,13 @@ def main() -> None:
     parser.add_argument("--no-steghide", action="store_true")
     parser.add_argument("--no-triton", action="store_true")
     parser.add_argument("--work", type=Path, default=OUT / "work")
+    parser.add_argument("--plane-secrets-kb", type=int, nargs="+", default=[1024, 5000])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--kernel-only", action="store_true")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, object]] = []
+    plane: list[dict[str, object]] = []
 
     triton = None
     url = ""
@@ -220,6 +317,16 @@ def main() -> None:
             frames = size_mb * MB // BYTES_PER_FRAME
             if not cover.exists():
                 wav.generate_cover(cover, frames / RATE, rate=RATE, channels=CHANNELS, bits=16)
+            engines = ["inprocess"] + ([] if args.no_triton else ["triton"])
+            for kb in args.plane_secrets_kb:
+                secret = args.work / f"secret-{kb}KB.bin"
+                secret.write_bytes(np.random.default_rng(kb).bytes(kb * 1000))
+                label = {"cover_MB": round(cover.stat().st_size / MB), "secret_KB": kb}
+                for row in plane_rows(cover, secret, url, engines, args.repeat):
+                    plane.append(label | row)
+                    print(json.dumps(plane[-1]), flush=True)
+            if args.kernel_only:
+                continue
             for kb in args.secrets_kb:
                 secret = args.work / f"secret-{kb}KB.bin"
                 secret.write_bytes(np.random.default_rng(kb).bytes(kb * 1000))
@@ -235,6 +342,15 @@ def main() -> None:
         if triton is not None:
             triton.stop()
 
+    pcols = ["cover_MB", "secret_KB", "path", "k", "embed_MBps", "extract_MBps",
+             "embed_MBps_cpu", "extract_MBps_cpu", "lsb_plane_MBps"]  # fmt: skip
+    print("\n| " + " | ".join(pcols) + " |\n|" + "---|" * len(pcols))
+    for row in plane:
+        print("| " + " | ".join(fmt(row.get(c)) for c in pcols) + " |")
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "codec-plane.json").write_text(json.dumps(plane, indent=2))
+    if args.kernel_only:
+        return
     cols = ["cover_MB", "secret_KB", "tool", "embed_MBps", "embed_rss_MB", "extract_MBps",
             "extract_rss_MB", "changed", "snr_db", "embed_s", "extract_s"]  # fmt: skip
     print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
@@ -261,5 +377,7 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--op":
         op_main(sys.argv[2:])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--plane":
+        plane_main(sys.argv[2:])
     else:
         main()
