@@ -65,6 +65,7 @@ DEFAULT_CONCURRENCY = 4
 DEFAULT_WINDOWS_PER_CALL = 8
 """Windows per engine call (256 KiB of plane): amortises the call's overhead."""
 COPY_CHUNK_BYTES = 1 << 20
+_ROUNDS = 4
 
 Progress = Callable[[float], None]
 Int32Array = npt.NDArray[np.int32]
@@ -165,6 +166,13 @@ def _batches(
         yield indices, batch
 
 
+def _per_call(windows: int, windows_per_call: int, concurrency: int) -> int:
+    """Windows per engine call: at most ``windows_per_call``, fewer for a short cover so that
+    its windows still spread over several rounds of ``concurrency`` calls (work is shared
+    out, and progress moves)."""
+    return max(1, min(windows_per_call, -(-windows // (_ROUNDS * max(1, concurrency)))))
+
+
 def _window_bits(packed: UInt8Array, start: int, stop: int) -> UInt8Array:
     """Bits ``[start, stop)`` of ``packed`` (most significant first), from bit 0 of a new array."""
     out = np.zeros(plane_bytes(stop - start), dtype=np.uint8)
@@ -231,7 +239,7 @@ def embed_plane_flips(
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="embed") as pool:
         done = 0
-        batches = _batches(planes, windows_per_call)
+        batches = _batches(planes, _per_call(count, windows_per_call, concurrency))
         for indices, results in _ordered(pool, batches, work, concurrency):
             for index, flips in zip(indices, results, strict=True):
                 yield index, np.asarray(flips, dtype=np.int32)
@@ -352,7 +360,8 @@ def _extract_planes(
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="extract") as pool:
         seen = 0
-        batches = _batches(all_planes(), windows_per_call, stop=last)
+        per_call = _per_call(last + 1, windows_per_call, concurrency)
+        batches = _batches(all_planes(), per_call, stop=last)
         for indices, results in _ordered(pool, batches, work, concurrency):
             carrying = [i for i in indices if plan.blocks[i]]
             for index, packed in zip(carrying, results, strict=True):

@@ -10,7 +10,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from server.settings import Settings
 from server.uploads.repository import ObjectRecord, UploadRepository
 from subtone.protocol import JobKind
 from subtone.stego import codec, wav
-from subtone.stego.engine import EmbedWindow, ExtractWindow, InProcessEngine, WindowEngine
+from subtone.stego.engine import EmbedTask, ExtractTask, InProcessEngine, WindowEngine
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 TENANT = "alice"
@@ -154,21 +154,24 @@ def extract(data: bytes, k_pos: bytes) -> bytes:
 
 
 class SlowEngine:
-    """The in-process engine, slowed down, calling ``on_window`` before each window."""
+    """The in-process engine, slowed down, calling ``on_window`` before each window's task."""
 
     def __init__(self, delay: float, on_window: Callable[[], None] = lambda: None) -> None:
         self.delay = delay
         self.on_window = on_window
 
-    def embed(self, window: EmbedWindow) -> npt.NDArray[np.int32]:
-        self.on_window()
-        time.sleep(self.delay)
-        return ENGINE.embed(window)
+    def _each(self, tasks: Sequence[ExtractTask]) -> None:
+        for _ in tasks:
+            self.on_window()
+            time.sleep(self.delay)
 
-    def extract(self, window: ExtractWindow) -> npt.NDArray[np.uint8]:
-        self.on_window()
-        time.sleep(self.delay)
-        return ENGINE.extract(window)
+    def embed(self, tasks: Sequence[EmbedTask]) -> list[npt.NDArray[np.int32]]:
+        self._each(tasks)
+        return ENGINE.embed(tasks)
+
+    def extract(self, tasks: Sequence[ExtractTask]) -> list[npt.NDArray[np.uint8]]:
+        self._each(tasks)
+        return ENGINE.extract(tasks)
 
     def close(self) -> None:
         pass
@@ -192,10 +195,10 @@ class FailingEngine(SlowEngine):
         super().__init__(0.0)
         self.error = error
 
-    def embed(self, window: EmbedWindow) -> npt.NDArray[np.int32]:
+    def embed(self, tasks: Sequence[EmbedTask]) -> list[npt.NDArray[np.int32]]:
         raise self.error
 
-    def extract(self, window: ExtractWindow) -> npt.NDArray[np.uint8]:
+    def extract(self, tasks: Sequence[ExtractTask]) -> list[npt.NDArray[np.uint8]]:
         raise self.error
 
 
