@@ -29,7 +29,10 @@ from tests.stack import rabbit_vhost, running_stack
 pytestmark = pytest.mark.integration
 
 POISON_MODEL = Path(__file__).with_name("poison") / "model.py"
-MARKER = [31337, -31337, 31337, -31337]
+PLANE_MARKER = [0xDE, 0xAD, 0xBE, 0xEF]
+"""What poison/model.py looks for at the start of a window's LSB plane."""
+MARKER = 1000 + np.unpackbits(np.array(PLANE_MARKER, np.uint8), bitorder="little").astype(np.int16)
+"""The first samples of the poisoned cover: their LSBs are PLANE_MARKER."""
 MAX_RETRIES = 2
 
 
@@ -48,7 +51,7 @@ def poisoned_cover(path: Path) -> Path:
     with path.open("r+b") as f:
         info, _ = wav.read_header(f)
         f.seek(info.prefix_size)
-        f.write(np.array(MARKER, dtype="<i2").tobytes())  # the first samples of window 0
+        f.write(MARKER.astype("<i2").tobytes())  # the first samples of window 0
     return path
 
 
