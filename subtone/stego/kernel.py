@@ -37,6 +37,7 @@ __all__ = [
     "extract_window",
     "positions",
     "sample_range",
+    "signs",
 ]
 
 WINDOW_BITS = 18
@@ -123,6 +124,11 @@ def positions(key: bytes, length: int, count: int | None = None) -> IndexArray:
 def _signs(key: bytes, where: IndexArray) -> npt.NDArray[np.int32]:
     bits = _mix(where.astype(np.uint64) ^ _sign_key(key)) & np.uint64(1)
     return (bits.astype(np.int32) << 1) - 1
+
+
+def signs(key: bytes, where: IndexArray) -> npt.NDArray[np.int32]:
+    """The keyed direction (+1 or -1) in which each sample at ``where`` moves when flipped."""
+    return _signs(key, where)
 
 
 def _check(key: bytes, k: int) -> None:
