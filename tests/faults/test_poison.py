@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from dramatiq.common import xq_name
 
-from server.integrations.tritonserver import MODEL_REPOSITORY
+from server.standalone.tritonserver import MODEL_REPOSITORY
 from server.jobs.tasks import RETRIES_EXHAUSTED
 from subtone.protocol import JobState
 from subtone.stego import wav

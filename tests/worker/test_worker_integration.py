@@ -20,7 +20,7 @@ from dramatiq.common import dq_name, xq_name
 from server.integrations.broker import BrokerQueue, build_broker
 from server.integrations.localstore import LocalStore
 from server.integrations.triton import TritonEngine
-from server.integrations.tritonserver import MODEL_REPOSITORY, TritonProcess, free_port
+from server.standalone.tritonserver import MODEL_REPOSITORY, TritonProcess, free_port
 from server.jobs import runner
 from server.jobs.repository import JobRecord
 from server.jobs.runner import RunnerDeps
