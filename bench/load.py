@@ -47,9 +47,9 @@ from desktop.core.envelope import KdfParams  # noqa: E402
 from desktop.core.uploader import Uploader  # noqa: E402
 from desktop.core.workflow import encode  # noqa: E402
 from server.auth.service import TokenService  # noqa: E402
-from server.standalone.tritonserver import MODEL_REPOSITORY  # noqa: E402
 from server.settings import Settings  # noqa: E402
 from server.standalone.supervisor import Ports, State, Supervisor  # noqa: E402
+from server.standalone.tritonserver import MODEL_REPOSITORY  # noqa: E402
 from subtone.stego import wav  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
