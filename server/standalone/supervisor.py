@@ -19,6 +19,7 @@ what this stack started.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -36,7 +37,7 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from http.client import HTTPException
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -255,6 +256,22 @@ def _conf_value(text: str) -> str:
     return text.replace("%", "%%")
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _closing_rpc(method: _F) -> _F:
+    """Close the connection to supervisord when ``method`` returns (it opens its own)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Supervisor, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._close_rpc()
+
+    return cast(_F, wrapper)
+
+
 class Supervisor:
     """Starts, checks and stops the standalone stack described by ``settings``."""
 
@@ -279,6 +296,7 @@ class Supervisor:
             recorded = State.load(self.state_path).ports
             ports = Ports(**recorded) if recorded else Ports.from_settings(settings)
         self.ports = ports
+        self._transport: SupervisorTransport | None = None
 
     # Environment shared by every process we start -------------------------------------
 
@@ -452,7 +470,9 @@ class Supervisor:
         """supervisord's XML-RPC ``supervisor`` namespace, or None when it does not answer."""
         if not self.socket_path.exists():
             return None
+        self._close_rpc()
         transport = SupervisorTransport(None, None, f"unix://{self.socket_path}")
+        self._transport = transport
         proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
         rpc: Any = proxy.supervisor
         try:
@@ -461,6 +481,11 @@ class Supervisor:
         except (OSError, HTTPException, xmlrpc.client.Error):
             return None
         return rpc
+
+    def _close_rpc(self) -> None:
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
 
     def _supervisord_pid(self) -> int | None:
         try:
@@ -502,6 +527,7 @@ class Supervisor:
 
     # up / status / down -------------------------------------------------------------------
 
+    @_closing_rpc
     def up(self, report: Callable[[str], None] = print) -> State:
         """Start supervisord and every program that is not running; safe to call twice.
         Returns once the API is ready (``/readyz``), or raises saying what is not."""
@@ -633,6 +659,7 @@ class Supervisor:
     def _names(self) -> tuple[str, ...]:
         return (*SYSTEM_SERVICES, *OUR_SERVICES)
 
+    @_closing_rpc
     def status(self) -> list[ServiceStatus]:
         """Each program as supervisord sees it (``supervisord`` first), then the Redis and
         RabbitMQ the stack uses when it does not run them itself."""
@@ -658,6 +685,7 @@ class Supervisor:
     def ready(self) -> bool:
         return _http_ok(f"{self.api_url}/readyz")
 
+    @_closing_rpc
     def down(self, report: Callable[[str], None] = print) -> None:
         """Stop every program, then supervisord, then any process of this stack still left;
         leave everything else alone."""
@@ -685,6 +713,7 @@ class Supervisor:
         if self.home.exists():
             state.save(self.state_path)
 
+    @_closing_rpc
     def stop_service(self, name: str, report: Callable[[str], None] = print) -> None:
         """Stop one program (``api``, ``worker``, ``triton``, ``localstore``), leaving the
         others running; supervisord does not restart it, ``up`` starts it again."""
