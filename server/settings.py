@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     """A running job with no heartbeat for this long and no lease is sent again by the
     workers' reaper (its message was lost with its worker)."""
     REAPER_INTERVAL_SECONDS: int = 60
+    WORKER_HEARTBEAT_SECONDS: float = 15.0
+    """A consuming worker beats in Redis at least every third of this; the API's ``/readyz``
+    counts a worker whose last beat is older as gone."""
 
     # Triton
     TRITON_URL: str = "127.0.0.1:8601"
@@ -84,6 +87,10 @@ class Settings(BaseSettings):
     """Whether the API's ``/readyz`` asks Triton. Turn it off where Triton scales to zero
     with the queue (Kubernetes with KEDA) or where only the workers may reach it: the API
     never calls Triton itself, so it can serve while Triton sleeps."""
+    READYZ_CHECKS_WORKERS: bool = True
+    """Whether the API's ``/readyz`` needs a worker consuming the queue (a heartbeat in
+    Redis). Turn it off where workers scale to zero with the queue (Kubernetes with KEDA):
+    jobs then wait in the queue until one starts."""
     WINDOWS_IN_FLIGHT: int = 4
 
     # Storage

@@ -236,10 +236,10 @@ def test_the_passphrase_is_not_an_option():
     assert "--passphrase " not in result.stdout
 
 
-def test_sub_apps_for_the_integrator_are_registered():
+def test_the_client_commands_are_built_in():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for name in ("encode", "decode", "jobs", "capacity", "token", "standalone"):
+    for name in ("encode", "decode", "jobs", "capacity"):
         assert name in result.stdout
 
 
