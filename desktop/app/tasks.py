@@ -17,23 +17,26 @@ from typing import Final
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from desktop.app.pipeline import (
+from desktop.app.progress import ProgressText, Throttle
+from desktop.app.state import ConnectionState
+from desktop.app.workers import Report, WorkerPool
+from desktop.core.envelope import DEFAULT_KDF, POSITION_KDF, KdfParams, PreparedSecret
+from desktop.core.orchestration import (
+    ProgressEvent,
     Runtime,
     StopReason,
     StopToken,
+    Task,
+    TaskStatus,
+    TaskStore,
     discard_work,
+    new_task_id,
     open_result,
     prepare_decode,
     prepare_encode,
     remove_task_files,
     run_task,
 )
-from desktop.app.progress import ProgressText, Throttle
-from desktop.app.state import ConnectionState
-from desktop.app.store import Task, TaskStatus, TaskStore, new_task_id
-from desktop.app.workers import Report, WorkerPool
-from desktop.core.envelope import DEFAULT_KDF, POSITION_KDF, KdfParams, PreparedSecret
-from desktop.core.workflow import ProgressEvent
 from subtone.errors import SubtoneError
 
 __all__ = ["MAX_RUNNING_TASKS", "TaskManager"]

@@ -14,12 +14,12 @@ from typer.testing import CliRunner
 import desktop.cli
 import desktop.core.api
 import desktop.core.config
+import desktop.core.orchestration
 import desktop.core.retry
 import desktop.core.sessions
 import desktop.core.sse
 import desktop.core.stop
 import desktop.core.uploader
-import desktop.core.workflow
 from desktop.cli import CliEnv, app
 from desktop.core.config import ClientSettings
 from desktop.core.envelope import KdfParams
@@ -254,7 +254,7 @@ def test_sub_apps_for_the_integrator_are_registered():
         desktop.core.sse,
         desktop.core.stop,
         desktop.core.uploader,
-        desktop.core.workflow,
+        desktop.core.orchestration,
     ],
 )
 def test_public_names_exist(module):
