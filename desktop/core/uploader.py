@@ -19,7 +19,6 @@ import hashlib
 import logging
 import math
 import os
-import random
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Final, Protocol
 
 import httpx
+import tenacity
 
 from desktop.core.api import ApiClient, ApiError, ServerUnreachable
 from desktop.core.retry import Backoff
@@ -364,7 +364,6 @@ class Uploader:
         parallel_parts: int = DEFAULT_PARALLEL_PARTS,
         part_size: int | None = None,
         retry: Backoff = DEFAULT_PART_RETRY,
-        rng: random.Random | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         """``store`` keeps sessions across runs (``None``: nothing is saved, so every call
@@ -386,7 +385,7 @@ class Uploader:
         self._parallel = parallel_parts
         self._part_size = part_size
         self._retry = retry
-        self._rng = rng or random.Random()  # noqa: S311 - jitter only
+        self._retry_wait = retry.wait()
         self._clock = clock
 
     def close(self) -> None:
@@ -624,37 +623,50 @@ class Uploader:
     def _send_part(
         self, book: _UrlBook, source: _Source, plan: _Plan, number: int, halt: threading.Event
     ) -> str:
-        """One part, retried alone: backoff on faults, a fresh URL on 403."""
+        """One part, retried alone: backoff on faults, a fresh URL on 403 (at once, the first
+        time); a part refused for good is raised as it is."""
         offset, length = plan.span(number)
-        attempt = 0
-        while True:
+
+        def put() -> str:
             if halt.is_set():
                 raise _Halted()
-            attempt += 1
             try:
-                url = book.url(number)
-                etag = self._transport.put(url, source.read(offset, length))
-                book.sent(number)
-                return etag
-            except PartUrlExpired as e:
+                etag = self._transport.put(book.url(number), source.read(offset, length))
+            except PartUrlExpired:
                 book.forget(number)
-                error: SubtoneError = e
-                wait = 0.0 if attempt == 1 else self._retry.delay(attempt - 1, self._rng)
-            except PartRejected as e:
-                if not e.retryable:
-                    raise
-                error, wait = e, self._retry.delay(attempt, self._rng)
-            except ServerUnreachable as e:
-                error, wait = e, self._retry.delay(attempt, self._rng)
-            if self._retry.gives_up_after(attempt):
-                raise SubtoneError(
-                    f"Part {number} failed {attempt} times; the last error: {error.message}",
-                    code=error.code,
-                    status=error.status,
-                ) from error
-            log.debug("part %d failed (%s); retry %d in %.2fs", number, error, attempt, wait)
-            if halt.wait(wait):
+                raise
+            book.sent(number)
+            return etag
+
+        def pause(seconds: float) -> None:
+            if halt.wait(seconds):
                 raise _Halted()
+
+        retrying = self._retry.retrying(retry=_part_retryable, sleep=pause, wait=self._part_wait)
+        try:
+            return retrying(put)
+        except (PartRejected, ServerUnreachable) as error:
+            if isinstance(error, PartRejected) and not error.retryable:
+                raise
+            tries = retrying.statistics.get("attempt_number", self._retry.max_attempts)
+            raise SubtoneError(
+                f"Part {number} failed {tries} times; the last error: {error.message}",
+                code=error.code,
+                status=error.status,
+            ) from error
+
+    def _part_wait(self, state: tenacity.RetryCallState) -> float:
+        outcome = state.outcome
+        expired = outcome is not None and isinstance(outcome.exception(), PartUrlExpired)
+        if expired and state.attempt_number == 1:
+            return 0.0  # a fresh URL is all it takes
+        return float(self._retry_wait(state))
+
+
+def _part_retryable(error: BaseException) -> bool:
+    if isinstance(error, PartRejected):
+        return error.retryable
+    return isinstance(error, ServerUnreachable)
 
 
 def _part_count(size: int, part_size: int) -> int:

@@ -17,7 +17,6 @@ import desktop.core.config
 import desktop.core.orchestration
 import desktop.core.retry
 import desktop.core.sessions
-import desktop.core.sse
 import desktop.core.stop
 import desktop.core.uploader
 from desktop.cli import CliEnv, app
@@ -251,7 +250,6 @@ def test_sub_apps_for_the_integrator_are_registered():
         desktop.core.config,
         desktop.core.retry,
         desktop.core.sessions,
-        desktop.core.sse,
         desktop.core.stop,
         desktop.core.uploader,
         desktop.core.orchestration,
