@@ -7,8 +7,8 @@ injectable transport, so tests drive the whole client with ``httpx.MockTransport
 
 Every request and response body is a model of :mod:`subtone.protocol`. A non-2xx answer
 becomes :class:`ApiError` with the server's ``code`` and ``message``; a server that cannot be
-reached becomes :class:`ServerUnreachable`. Reads and idempotent writes are retried on
-transient failures (connection errors, 429, 502-504) with jittered backoff.
+reached becomes :class:`ServerUnreachable`. Reads and idempotent writes are retried (by
+tenacity) on transient failures (connection errors, 408, 429, 502-504) with jittered backoff.
 """
 
 from __future__ import annotations
@@ -268,8 +268,7 @@ class ApiClient:
 
         if not retry:
             return once()
-        retrying = self._retry.retrying(retry=_transient, sleep=self._sleep, wait=self._wait)
-        return retrying(once)
+        return self._retry.retrying(retry=_transient, sleep=self._sleep, wait=self._wait)(once)
 
     def _wait(self, state: RetryCallState) -> float:
         """The server's ``Retry-After`` when it gave one, else the backoff's own wait."""

@@ -169,12 +169,16 @@ def encode(
         done = _finished(
             run_task(rt, task.id, progress=progress, stop=stop, on_uploaded=uploads.__setitem__)
         )
+    return _encode_summary(done, uploads[InputSlot.SOURCE], cover)
+
+
+def _encode_summary(done: Task, cover_up: UploadResult, cover: Path) -> EncodeSummary:
     info, _ = read_cover(cover)
-    cover_up = uploads[InputSlot.SOURCE]
+    assert done.output is not None and done.output_bytes is not None
     assert done.payload_bytes is not None and done.capacity_bytes is not None
-    assert done.job_id is not None and done.output_bytes is not None
+    assert done.job_id is not None
     return EncodeSummary(
-        output=target,
+        output=done.output,
         output_bytes=done.output_bytes,
         cover=cover_up.object,
         cover_reused=cover_up.reused,

@@ -40,7 +40,9 @@ from subtone.stego.wav import WavInfo
 __all__ = [
     "JobFailed",
     "SealedSecret",
+    "cancel_quietly",
     "job_idempotency_key",
+    "job_request",
     "max_secret_bytes",
     "read_cover",
     "run_job",
