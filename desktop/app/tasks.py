@@ -1,10 +1,11 @@
 """Runs encodes and decodes in the background, queues them while offline, resumes them.
 
 The :class:`TaskManager` is the only place the views go through to start, pause, resume or
-cancel work. Preparing (sealing) and running (sending, following, downloading) happen on
-worker threads through :mod:`desktop.app.pipeline`; the manager hears back through signals and
-re-emits them per task id. Passphrases for decodes are held in memory only, until the task is
-done.
+cancel work. Preparing (sealing) and running (sending, following, downloading) are the client
+core's :mod:`desktop.core.orchestration` (the same steps the CLI runs); this module only adds
+threads and signals: the steps run on worker threads, the manager hears back through signals
+and re-emits them per task id. Passphrases for decodes are held in memory only, until the task
+is done.
 """
 
 from __future__ import annotations
