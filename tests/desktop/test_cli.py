@@ -22,8 +22,8 @@ import desktop.core.orchestration.steps
 import desktop.core.orchestration.store
 import desktop.core.orchestration.transfer
 import desktop.core.orchestration.workdir
-import desktop.core.retry
 import desktop.core.parts
+import desktop.core.retry
 import desktop.core.sessions
 import desktop.core.sources
 import desktop.core.sqlite
