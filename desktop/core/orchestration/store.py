@@ -2,10 +2,10 @@
 
 One row per *task* serves both as the offline queue (rows still ``queued``) and as the
 history (every row, newest first) in the app; the CLI keeps a throwaway one per command. A
-row is a checkpoint: the ids of what was already
-uploaded, the job created, the file written, so an interrupted task (a network drop, an app
-restart) continues where it stopped. Upload parts are not tracked here: the client core's
-session store (``uploads.sqlite3``) does that, and a row only names the upload it refers to.
+row is a checkpoint: the ids of what was already uploaded, the job created, the file written,
+so an interrupted task (a network drop, an app restart) continues where it stopped. Upload
+parts are not tracked here: the client core's session store (``uploads.sqlite3``) does that,
+and a row only names the upload it refers to.
 
 Nothing secret is stored: a queued encode keeps its *sealed* payload (ciphertext) in a file,
 and ``k_pos`` (which the server sees anyway); the passphrase is never written.
