@@ -44,8 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from desktop.core.api import ApiClient  # noqa: E402
+from desktop.core.orchestration import encode  # noqa: E402
 from desktop.core.uploader import Uploader  # noqa: E402
-from desktop.core.workflow import encode  # noqa: E402
 from server.auth.service import TokenService  # noqa: E402
 from server.integrations.localstore import LocalStore  # noqa: E402
 from server.settings import Settings  # noqa: E402

@@ -20,13 +20,13 @@ from desktop.app.formatting import format_size
 from desktop.app.media import describe_cover
 from desktop.app.messages import describe_error
 from desktop.app.state import ConnectionState
-from desktop.app.store import Task, TaskStatus
 from desktop.app.task_view import Saver, TaskFollower
 from desktop.app.tasks import TaskManager
 from desktop.app.widgets import FileField, MessageLabel, PassphraseField, ProgressPanel
 from desktop.app.workers import Report, WorkerPool
 from desktop.audio.backend import AudioError
 from desktop.audio.player import Player, Sound
+from desktop.core.orchestration import Task, TaskStatus
 from subtone.errors import SubtoneError
 
 __all__ = ["DecodeView"]

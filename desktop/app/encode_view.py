@@ -20,11 +20,11 @@ from desktop.app.formatting import format_size
 from desktop.app.media import CoverInfo, SecretInfo, check_fit, describe_cover, describe_secret
 from desktop.app.messages import describe_error
 from desktop.app.state import ConnectionState, Selection
-from desktop.app.store import Task, TaskKind, TaskStatus
 from desktop.app.task_view import Saver, TaskFollower
 from desktop.app.tasks import TaskManager
 from desktop.app.widgets import FileField, MessageLabel, PassphraseField, ProgressPanel
 from desktop.app.workers import Report, WorkerPool
+from desktop.core.orchestration import Task, TaskKind, TaskStatus
 from subtone.errors import SubtoneError
 
 __all__ = ["EncodeView"]

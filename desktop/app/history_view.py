@@ -25,12 +25,12 @@ from PySide6.QtWidgets import (
 from desktop.app.dialogs import ANY_FILTER, Dialogs
 from desktop.app.formatting import format_size, format_timestamp
 from desktop.app.messages import describe_error
-from desktop.app.store import Task, TaskKind, TaskStatus
 from desktop.app.task_view import Saver
 from desktop.app.tasks import TaskManager
 from desktop.app.workers import Report, WorkerPool
 from desktop.audio.backend import AudioError
 from desktop.audio.player import Player, Sound
+from desktop.core.orchestration import Task, TaskKind, TaskStatus
 from desktop.core.sessions import SessionStore, UploadSession
 
 __all__ = ["HISTORY_COLUMNS", "HistoryView", "size_text"]

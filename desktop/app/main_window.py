@@ -26,11 +26,9 @@ from desktop.app.drops import DropTarget, route_drop
 from desktop.app.encode_view import EncodeView
 from desktop.app.history_view import HistoryView
 from desktop.app.messages import describe_error
-from desktop.app.pipeline import StopReason, sweep_work_dir
 from desktop.app.record_view import RecordView
 from desktop.app.settings_view import SettingsView
 from desktop.app.state import ConnectionState, ConnectionStatus, Selection
-from desktop.app.store import Task, TaskKind, TaskStatus
 from desktop.app.tasks import TaskManager
 from desktop.app.widgets.file_field import dropped_paths
 from desktop.app.workers import WorkerPool
@@ -38,6 +36,7 @@ from desktop.audio.backend import SoundDeviceBackend
 from desktop.audio.player import Player
 from desktop.audio.recorder import Recorder
 from desktop.core.config import ClientSettings
+from desktop.core.orchestration import StopReason, Task, TaskKind, TaskStatus, sweep_work_dir
 from subtone.errors import SubtoneError
 
 __all__ = ["SCREENS", "MainWindow"]

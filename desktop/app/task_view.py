@@ -12,11 +12,11 @@ from desktop.app.formatting import format_size
 from desktop.app.messages import describe_error
 from desktop.app.saving import copy_with_progress, refused_target, suggested_path
 from desktop.app.state import ConnectionState, ConnectionStatus
-from desktop.app.store import Task, TaskStatus
 from desktop.app.tasks import TaskManager
 from desktop.app.widgets.message_label import MessageLabel
 from desktop.app.widgets.progress_panel import PanelState, ProgressPanel
 from desktop.app.workers import Report, WorkerPool
+from desktop.core.orchestration import Task, TaskStatus
 
 __all__ = ["Saver", "TaskFollower", "done_summary"]
 

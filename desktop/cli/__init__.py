@@ -40,9 +40,9 @@ from desktop.core.envelope import (
     KdfParams,
     sealed_length,
 )
+from desktop.core.orchestration import Stage, decode, encode, max_secret_bytes
 from desktop.core.sessions import SessionStore
 from desktop.core.uploader import PartTransport, UploadCancelled, Uploader
-from desktop.core.workflow import Stage, decode, encode, max_secret_bytes
 from subtone.errors import SubtoneError
 from subtone.protocol import JobState
 from subtone.stego.codec import read_capacity

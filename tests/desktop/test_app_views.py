@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.app.state import ConnectionStatus, RecordPhase
-from desktop.app.store import TaskKind, TaskStatus
 from desktop.audio.fake import FAKE_SPEAKER, FakeBackend, tone
+from desktop.core.orchestration import TaskKind, TaskStatus
 from tests.desktop.app_support import (
     MemoryKeyring,
     Switchboard,
@@ -928,7 +928,7 @@ def test_history_opens_a_decode_that_waited_for_its_passphrase(
     qtbot, open_window, desktop_ctx, desktop_dialogs, cover, secret_file
 ):
     from desktop.app.context import close_runtime
-    from desktop.app.pipeline import prepare_decode, run_task
+    from desktop.core.orchestration import prepare_decode, run_task
     from tests.desktop.app_support import CHEAP
 
     first = open_window(desktop_ctx)

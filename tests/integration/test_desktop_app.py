@@ -20,8 +20,8 @@ from PySide6.QtWidgets import QLabel, QLineEdit, QPushButton
 from desktop.app.context import AppContext
 from desktop.app.main_window import MainWindow
 from desktop.app.state import ConnectionStatus
-from desktop.app.store import TaskStatus
 from desktop.audio.fake import FakeBackend
+from desktop.core.orchestration import TaskStatus
 from desktop.core.retry import Backoff
 from desktop.core.uploader import HttpPartTransport
 from subtone.errors import SubtoneError
