@@ -4,6 +4,7 @@ kept up by supervisord (:mod:`server.standalone.supervisor`)."""
 from __future__ import annotations
 
 import getpass
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +15,7 @@ from server.admin._reporting import out, redis_errors, reporting
 from server.admin.tokens import token_service
 from server.auth.service import TokenService
 from server.settings import Settings
-from server.standalone.supervisor import Ports, Supervisor
+from server.standalone.supervisor import Supervisor
 from subtone.clientconfig import client_config_path, merge_client_config, read_client_config
 from subtone.errors import SubtoneError
 
@@ -27,13 +28,14 @@ ROOT_CONFIG_OPTION = "config"
 
 
 def _supervisor(ports: dict[str, int | None] | None = None) -> Supervisor:
-    """The stack's supervisor: on the ports given (and the settings' for the rest), or on
-    those of the stack ``up`` started last."""
+    """The stack's supervisor: on the ports given, and for the rest those of the stack
+    ``up`` started last (else the settings')."""
     settings = Settings()
+    current = Supervisor(settings)
     if ports is None:
-        return Supervisor(settings)
+        return current
     chosen = {name: port for name, port in ports.items() if port is not None}
-    return Supervisor(settings, Ports.from_settings(settings, **chosen))
+    return Supervisor(settings, replace(current.ports, **chosen))
 
 
 def _port(help_text: str) -> typer.models.OptionInfo:
