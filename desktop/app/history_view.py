@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Final
 
 from PySide6.QtCore import QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QKeyEvent
+from PySide6.QtGui import QColor, QKeyEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -47,8 +47,11 @@ REMOVE_TIP: Final = (
 )
 DEFAULT_ACTIONS: Final = ("passphrase", "play", "save", "resume")
 """A double-click on a row: the first of these that can be done."""
-STRETCHED_COLUMNS: Final = (1, 6)
-"""File and Output share the free width (their text is elided in the middle)."""
+FLEXIBLE_COLUMNS: Final = (1, 3, 6)
+"""File, Sizes and Output share what width is left (their text is elided in the middle)."""
+UPDATED_COLUMN: Final = 5
+"""Left out when the window is too narrow for every column (Created stays)."""
+MIN_FLEXIBLE_WIDTH: Final = 48
 _STATE_COLOURS: Final = {
     TaskStatus.SUCCEEDED: "#2e7d4f",
     TaskStatus.FAILED: "#c0392b",
@@ -110,15 +113,42 @@ class HistoryTable(QTableWidget):
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         header = self.horizontalHeader()
-        header.setMinimumSectionSize(60)
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        for column in STRETCHED_COLUMNS:
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(STATE_COLUMN, QHeaderView.ResizeMode.Fixed)
-        header.resizeSection(
-            STATE_COLUMN, self.fontMetrics().horizontalAdvance(STATE_COLUMN_SAMPLE) + 16
-        )
+        header.setMinimumSectionSize(40)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         header.setStretchLastSection(False)
+
+    def fit_columns(self) -> None:
+        """Every column within the width: the fixed ones as wide as their text, the flexible
+        ones sharing the rest; Updated is left out where even that cannot fit."""
+        header, width = self.horizontalHeader(), self.viewport().width()
+        want = [
+            max(self.sizeHintForColumn(c), header.sectionSizeHint(c))
+            for c in range(self.columnCount())
+        ]
+        want[STATE_COLUMN] = self.fontMetrics().horizontalAdvance(STATE_COLUMN_SAMPLE) + 16
+        fixed = [c for c in range(self.columnCount()) if c not in FLEXIBLE_COLUMNS]
+        fixed_width = sum(want[c] for c in fixed)
+        narrow = fixed_width + MIN_FLEXIBLE_WIDTH * len(FLEXIBLE_COLUMNS) > width
+        self.setColumnHidden(UPDATED_COLUMN, narrow)
+        if narrow:
+            fixed_width -= want[UPDATED_COLUMN]
+        for c in fixed:
+            header.resizeSection(c, want[c])
+        room = max(0, width - fixed_width)
+        sizes = {c: want[c] for c in FLEXIBLE_COLUMNS}
+        sizes[FLEXIBLE_COLUMNS[0]] += max(0, room - sum(sizes.values()))  # File takes the rest
+        deficit = sum(sizes.values()) - room
+        floor = min(MIN_FLEXIBLE_WIDTH, room // len(FLEXIBLE_COLUMNS))
+        for c in FLEXIBLE_COLUMNS:  # File gives way first (its tooltip has the whole path)
+            cut = max(0, min(deficit, sizes[c] - floor))
+            sizes[c] -= cut
+            deficit -= cut
+        for c, size in sizes.items():
+            header.resizeSection(c, size)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self.fit_columns()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.currentRow() >= 0:
@@ -178,7 +208,7 @@ class HistoryView(QWidget):
         manager.task_failed.connect(self._failed)
         self.refresh()
 
-    def _build_table(self) -> QTableWidget:
+    def _build_table(self) -> HistoryTable:
         table = HistoryTable(len(HISTORY_COLUMNS), self)
         table.setObjectName("history.table")
         table.setHorizontalHeaderLabels(list(HISTORY_COLUMNS))
@@ -251,6 +281,7 @@ class HistoryView(QWidget):
             if selected is not None and task.id == selected.id:
                 self.table.selectRow(r)
         self.empty.setVisible(not self.tasks)
+        self.table.fit_columns()
         self._refresh_uploads()
         self._update_buttons()
 
