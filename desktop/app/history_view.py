@@ -41,17 +41,23 @@ STATE_COLUMN = 2
 STATE_COLUMN_SAMPLE: Final = "Needs the passphrase"
 """The State column is wide enough for this; longer texts are elided (the tooltip has all)."""
 OTHER_SERVER_TEXT: Final = "For another server"
+ROW_HINT: Final = "Double-click a row, or right-click it, for what can be done with it."
 REMOVE_TIP: Final = (
     "Forget this task and delete the app's own copy of its output. Files you saved "
     "elsewhere, and the task's inputs, stay."
 )
 DEFAULT_ACTIONS: Final = ("passphrase", "play", "save", "resume")
 """A double-click on a row: the first of these that can be done."""
-FLEXIBLE_COLUMNS: Final = (1, 3, 6)
+FILE_COLUMN: Final = 1
+FLEXIBLE_COLUMNS: Final = (FILE_COLUMN, 3, 6)
 """File, Sizes and Output share what width is left (their text is elided in the middle)."""
+SHARES: Final = {FILE_COLUMN: 0.4, 3: 0.25, 6: 0.35}
+"""At most this part of it for Sizes and Output, as much as their text needs; File takes
+the rest (its tooltip has the whole path)."""
 UPDATED_COLUMN: Final = 5
 """Left out when the window is too narrow for every column (Created stays)."""
-MIN_FLEXIBLE_WIDTH: Final = 48
+MIN_FLEXIBLE_WIDTH: Final = 44
+MIN_SECTION_WIDTH: Final = 40
 _STATE_COLOURS: Final = {
     TaskStatus.SUCCEEDED: "#2e7d4f",
     TaskStatus.FAILED: "#c0392b",
@@ -113,7 +119,7 @@ class HistoryTable(QTableWidget):
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         header = self.horizontalHeader()
-        header.setMinimumSectionSize(40)
+        header.setMinimumSectionSize(MIN_SECTION_WIDTH)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         header.setStretchLastSection(False)
 
@@ -127,22 +133,17 @@ class HistoryTable(QTableWidget):
         ]
         want[STATE_COLUMN] = self.fontMetrics().horizontalAdvance(STATE_COLUMN_SAMPLE) + 16
         fixed = [c for c in range(self.columnCount()) if c not in FLEXIBLE_COLUMNS]
-        fixed_width = sum(want[c] for c in fixed)
-        narrow = fixed_width + MIN_FLEXIBLE_WIDTH * len(FLEXIBLE_COLUMNS) > width
+        narrow = sum(want) > width
         self.setColumnHidden(UPDATED_COLUMN, narrow)
         if narrow:
-            fixed_width -= want[UPDATED_COLUMN]
+            fixed.remove(UPDATED_COLUMN)
         for c in fixed:
             header.resizeSection(c, want[c])
-        room = max(0, width - fixed_width)
-        sizes = {c: want[c] for c in FLEXIBLE_COLUMNS}
-        sizes[FLEXIBLE_COLUMNS[0]] += max(0, room - sum(sizes.values()))  # File takes the rest
-        deficit = sum(sizes.values()) - room
+        room = max(0, width - sum(want[c] for c in fixed))
         floor = min(MIN_FLEXIBLE_WIDTH, room // len(FLEXIBLE_COLUMNS))
-        for c in FLEXIBLE_COLUMNS:  # File gives way first (its tooltip has the whole path)
-            cut = max(0, min(deficit, sizes[c] - floor))
-            sizes[c] -= cut
-            deficit -= cut
+        sizes = {c: max(floor, min(want[c], int(room * share))) for c, share in SHARES.items()}
+        others = sum(v for c, v in sizes.items() if c != FILE_COLUMN)
+        sizes[FILE_COLUMN] = max(MIN_SECTION_WIDTH, room - others)
         for c, size in sizes.items():
             header.resizeSection(c, size)
 
@@ -370,6 +371,8 @@ class HistoryView(QWidget):
             self.message.setText(describe_error(task.error_code or "", task.error_message))
         elif task is not None and task.output_path:
             self.message.setText(f"Output: {task.output_path}")
+        elif self.tasks:
+            self.message.setText(ROW_HINT)
         else:
             self.message.clear()
 

@@ -34,6 +34,7 @@ from desktop.app.state import ConnectionState, ConnectionStatus, Selection
 from desktop.app.store import Task, TaskKind, TaskStatus
 from desktop.app.tasks import TaskManager
 from desktop.app.widgets.file_field import dropped_paths
+from desktop.app.widgets.layout import scrollable
 from desktop.app.window_state import DEFAULT_SIZE, WINDOW_STATE_FILE, WindowGeometry
 from desktop.app.workers import WorkerPool
 from desktop.audio.backend import SoundDeviceBackend
@@ -200,7 +201,7 @@ class MainWindow(QMainWindow):
         for n, name in enumerate(SCREENS, start=1):
             self.nav.addItem(_TITLES[name])
             self.nav.item(n - 1).setToolTip(f"{_TITLES[name]} (Ctrl+{n})")
-            self.stack.addWidget(self.views[name])
+            self.stack.addWidget(scrollable(self.views[name]))
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
         central = QWidget(self)
         body = QHBoxLayout(central)

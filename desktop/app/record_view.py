@@ -124,7 +124,7 @@ class RecordView(QWidget):
             intro,
             row(QLabel("Microphone:", self), (self.device, 1), self.refresh),
             self.message,
-            (live, 1),
+            live,
             row(
                 self.start_button,
                 self.stop_button,
@@ -134,6 +134,7 @@ class RecordView(QWidget):
                 self.use_button,
             ),
             self.file_label,
+            STRETCH,
         )
 
     # Devices ---------------------------------------------------------------------------

@@ -3,14 +3,17 @@ widgets, a wrapped label. They only arrange what they are given."""
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QBoxLayout,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLayout,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -23,6 +26,7 @@ __all__ = [
     "action_button",
     "page",
     "row",
+    "scrollable",
     "title",
     "wrapped_label",
 ]
@@ -109,3 +113,14 @@ class FormSection(QGroupBox):
                 form.addRow(field)
             else:
                 form.addRow(field)
+
+
+def scrollable(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless scroll area: a small window scrolls rather than squeezes."""
+    area = QScrollArea(widget.parentWidget())
+    area.setObjectName(f"{widget.objectName()}.scroll")
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setWidgetResizable(True)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setWidget(widget)
+    return area
