@@ -23,6 +23,7 @@ from desktop.app.dialogs import ANY_FILTER, Dialogs
 from desktop.app.formatting import format_size, format_timestamp
 from desktop.app.messages import describe_error, title_for
 from desktop.app.saving import suggested_path
+from desktop.app.stages import DECODE_STEPS, ENCODE_STEPS, stage_of
 from desktop.app.store import Task, TaskKind, TaskStatus
 from desktop.app.task_view import Saver
 from desktop.app.tasks import TaskManager
@@ -87,6 +88,13 @@ def _state_text(task: Task, *, other_server: bool = False) -> str:
     if task.status is TaskStatus.PROCESSING:
         return f"Processing {task.progress:.0%}"
     return task.status.label
+
+
+def step_name(kind: TaskKind, text: str) -> str:
+    """The running step, named for the kind of task ("Uploading the stego file")."""
+    stage = stage_of(text)
+    steps = ENCODE_STEPS if kind is TaskKind.ENCODE else DECODE_STEPS
+    return next((s.doing for s in steps if s.stage is stage), text.split(":")[0].rstrip("…"))
 
 
 def playable(task: Task) -> bool:
@@ -311,7 +319,7 @@ class HistoryView(QWidget):
             if task.id == task_id:
                 item = self.table.item(r, STATE_COLUMN)
                 if item is not None:
-                    item.setText(text.split(":")[0] + f" {fraction:.0%}")
+                    item.setText(f"{step_name(task.kind, text)} {fraction:.0%}")
                 return
 
     def _failed(self, task_id: str, code: str, message: str) -> None:

@@ -249,3 +249,12 @@ def test_files_can_be_dropped_on_every_field(qtbot, window, cover, secret_file, 
     assert window.selection.cover == cover and window.selection.secret == secret_file
     assert window.decode_view.stego.path == cover
     assert child(window, QLineEdit, "settings.download_dir").text() == str(folder)
+
+
+def test_history_names_a_decodes_steps_as_a_decodes():
+    from desktop.app.history_view import step_name
+    from desktop.app.store import TaskKind
+
+    assert step_name(TaskKind.DECODE, "Uploading: 1 MB of 2 MB") == "Uploading the stego file"
+    assert step_name(TaskKind.ENCODE, "Uploading: 1 MB of 2 MB") == "Uploading the cover"
+    assert step_name(TaskKind.DECODE, "Sealing the secret…").startswith("Deriving the key")
