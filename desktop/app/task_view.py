@@ -58,7 +58,7 @@ class TaskFollower:
         self.task = None
         self.error.clear()
         self.result.clear()
-        self.panel.set_progress(0.0, "Preparing…")
+        self.panel.restart("Preparing…")
         self.panel.set_state(PanelState.PREPARING)
         self._on_change(None)
 
@@ -68,10 +68,10 @@ class TaskFollower:
         self.task = task
         self.error.clear()
         self.result.clear()
-        self.panel.set_progress(task.progress, "")
+        self.panel.restart("")
         self._show()
         if not task.status.finished:
-            self.panel.set_progress(task.progress, "Continuing where it stopped…")
+            self.panel.restart("Continuing where it stopped…")
         self._on_change(task)
 
     def pause(self) -> None:

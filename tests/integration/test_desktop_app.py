@@ -219,7 +219,7 @@ def test_encode_then_decode_through_the_window(qtbot, open_window, dialogs, stac
     qtbot.waitUntil(lambda: finished(view), timeout=JOB_MS)
     task = view.follower.task
     assert task.status is TaskStatus.SUCCEEDED, label(window, "encode.error")
-    assert "The stego file is ready: holiday.wav" in label(window, "encode.result")
+    assert "The stego file is ready: holiday-stego.wav" in label(window, "encode.result")
     assert task.output.stat().st_size == cover.stat().st_size
     assert task.output.read_bytes() != cover.read_bytes()
 
