@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from desktop.core.workflow import Stage
+from desktop.core.orchestration import Stage
 
 __all__ = ["DECODE_STEPS", "ENCODE_STEPS", "Step", "StepProgress", "stage_of"]
 
