@@ -153,7 +153,7 @@ class InputStream:
 
     def read_wav_header(self) -> wav.WavInfo:
         """The WAV format (refused with the codec's codes), then rewind for the codec."""
-        info, _ = wav.read_header(self.stream)
+        info, _ = wav.read_header(self.stream, total_size=self._obj.size)
         wav.check_file_size(info, self._obj.size)
         self.stream.seek(0)
         return info
