@@ -218,7 +218,10 @@ class UploadService:
     # Reading -----------------------------------------------------------------------------
 
     def status(self, tenant: str, upload_id: str) -> UploadStatus:
+        """The upload; an aborted one (``DELETE``, or refused at completion) is gone: 404."""
         record = self._uploads.get_upload(tenant, upload_id)
+        if record.state is UploadState.ABORTED:
+            raise NotFound(f"Upload {upload_id} was aborted; start a new upload.")
         parts = self._stored_parts(record) if record.state is UploadState.UPLOADING else []
         return UploadStatus(
             upload_id=record.id,
