@@ -121,7 +121,9 @@ class Settings(BaseSettings):
     MAX_PARTS_PER_PRESIGN: int = 100
     UPLOAD_TTL_SECONDS: int = 7 * 24 * 3600
     """Unfinished uploads older than this are aborted; finished objects are kept as long."""
-    JOB_TTL_SECONDS: int = 30 * 24 * 3600
+    JOB_TTL_SECONDS: int = 7 * 24 * 3600
+    """How long a job's record is kept: at most ``UPLOAD_TTL_SECONDS``, so that no job points at
+    a result object that storage has already expired (both go together by default)."""
     MAX_SECRET_BYTES: int = 256 * MiB
 
     @cached_property
@@ -136,6 +138,11 @@ class Settings(BaseSettings):
     def _check(self) -> Self:
         if self.JOB_TIME_LIMIT_SECONDS >= self.CONSUMER_TIMEOUT_SECONDS:
             raise ValueError("SUBTONE_JOB_TIME_LIMIT_SECONDS must be below the consumer timeout")
+        if self.JOB_TTL_SECONDS > self.UPLOAD_TTL_SECONDS:
+            raise ValueError(
+                "SUBTONE_JOB_TTL_SECONDS must not exceed SUBTONE_UPLOAD_TTL_SECONDS: a job record "
+                "would outlive its result object"
+            )
         if self.JOB_STALE_SECONDS <= self.JOB_LEASE_SECONDS:
             raise ValueError("SUBTONE_JOB_STALE_SECONDS must exceed SUBTONE_JOB_LEASE_SECONDS")
         if self.ENV is Environment.DEVELOPMENT:

@@ -103,7 +103,7 @@ def embed_stream(
     concurrency: int = DEFAULT_CONCURRENCY,
 ) -> EmbedResult:
     """Copy the WAV in ``src`` to ``dst`` with ``payload`` hidden in its samples."""
-    info, prefix = wav.read_header(src)
+    info, prefix = wav.read_header(src, total_size=source_size)
     if source_size is not None:
         wav.check_file_size(info, source_size)
     plan = layout.plan(info.samples, len(payload))
@@ -158,7 +158,7 @@ def extract_stream(
     concurrency: int = DEFAULT_CONCURRENCY,
 ) -> bytes:
     """The payload hidden in the WAV in ``src`` under ``k_pos``."""
-    info, _ = wav.read_header(src)
+    info, _ = wav.read_header(src, total_size=source_size)
     if source_size is not None:
         wav.check_file_size(info, source_size)
     if info.samples <= HEADER_BITS:

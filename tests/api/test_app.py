@@ -271,3 +271,9 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_405_allows_every_method_of_the_path(api: Api) -> None:
+    response = api.client.options("/v1/uploads/up_doesnotexist00", headers=auth(api.alice))
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "DELETE"}
