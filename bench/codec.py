@@ -307,7 +307,7 @@ def main() -> None:
     triton = None
     url = ""
     if not args.no_triton:
-        from server.integrations.tritonserver import TritonProcess
+        from server.standalone.tritonserver import TritonProcess
 
         triton = TritonProcess().start()
         url = triton.grpc_url

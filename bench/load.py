@@ -44,12 +44,12 @@ sys.path.insert(0, str(ROOT))
 
 from desktop.core.api import ApiClient  # noqa: E402
 from desktop.core.envelope import KdfParams  # noqa: E402
+from desktop.core.orchestration import encode  # noqa: E402
 from desktop.core.uploader import Uploader  # noqa: E402
-from desktop.core.workflow import encode  # noqa: E402
 from server.auth.service import TokenService  # noqa: E402
-from server.integrations.tritonserver import MODEL_REPOSITORY  # noqa: E402
 from server.settings import Settings  # noqa: E402
-from server.standalone.supervisor import Ports, State, Supervisor  # noqa: E402
+from server.standalone.supervisor import Ports, Supervisor  # noqa: E402
+from server.standalone.tritonserver import MODEL_REPOSITORY  # noqa: E402
 from subtone.stego import wav  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -193,7 +193,7 @@ def run_mode(mode: str, args: argparse.Namespace, scratch: Path) -> Result:
         print(f"load: starting the stack (dynamic batching {mode})", flush=True)
         supervisor.up(report=lambda line: print(f"  {line}", flush=True))
         token, _ = TokenService(client, prefix=prefix).create("load")
-        pids = {k: v for k, v in State.load(supervisor.state_path).pids.items()}
+        pids = {k: v for k, v in supervisor.pids().items()}
         covers = []
         for i in range(args.clients):
             cover = scratch / f"cover-{mode}-{i}.wav"

@@ -44,12 +44,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from desktop.core.api import ApiClient  # noqa: E402
+from desktop.core.orchestration import encode  # noqa: E402
 from desktop.core.uploader import Uploader  # noqa: E402
-from desktop.core.workflow import encode  # noqa: E402
 from server.auth.service import TokenService  # noqa: E402
 from server.integrations.localstore import LocalStore  # noqa: E402
 from server.settings import Settings  # noqa: E402
-from server.standalone.supervisor import Ports, State, Supervisor  # noqa: E402
+from server.standalone.supervisor import Ports, Supervisor  # noqa: E402
 from subtone.stego import wav  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -213,7 +213,7 @@ def measure_encode(supervisor: Supervisor, token: str, cover: Path, work: Path) 
 
 
 def supervisor_pid(supervisor: Supervisor, name: str) -> int:
-    return State.load(supervisor.state_path).pids[name]
+    return supervisor.pids()[name]
 
 
 async def _post_jobs(url: str, tokens: list[str], stegos: list[str], per_client: int) -> dict:

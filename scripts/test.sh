@@ -8,4 +8,5 @@ export PATH="$PWD/.venv/bin:$PATH"
 ruff check .
 ruff format --check .
 mypy
+lint-imports
 exec pytest "$@"

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from subtone.errors import SubtoneError
 from subtone.protocol import ErrorBody
@@ -48,6 +49,7 @@ _HTTP_CODES: Mapping[int, str] = {
     405: "method_not_allowed",
     413: "body_too_large",
 }
+_HTTP_METHODS = frozenset({"GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE"})
 _JSON_INVALID = "json_invalid"
 _BODY = "body"
 
@@ -104,9 +106,25 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         message = f"There is no {request.url.path} here."
     elif exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
         message = f"{request.url.path} does not accept {request.method}."
+        allow = ", ".join(_allowed_methods(request, exc))
+        return error_response(exc.status_code, code, message, {"Allow": allow})
     else:
         message = str(exc.detail)
     return error_response(exc.status_code, code, message, exc.headers)
+
+
+def _allowed_methods(request: Request, exc: HTTPException) -> list[str]:
+    """Every method the API documents on this path, with Starlette's own (routes left out of
+    the schema). Starlette's 405 names only the first route that matched the path, so
+    ``GET /v1/uploads/{id}`` hid ``DELETE`` on the same path."""
+    methods = {m.strip() for m in (exc.headers or {}).get("Allow", "").split(",") if m.strip()}
+    for template, item in request.app.openapi().get("paths", {}).items():
+        regex, _, _ = compile_path(template)
+        if regex.match(request.url.path):
+            methods |= {method.upper() for method in item if method.upper() in _HTTP_METHODS}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 async def _redis_unreachable(request: Request, exc: Exception) -> JSONResponse:

@@ -11,6 +11,7 @@ from server.auth.ratelimit import RateLimiter
 from server.auth.service import TokenService
 from server.deps import Dependencies
 from server.health import ReadinessService
+from server.jobs.heartbeat import WorkerHeartbeats
 from server.jobs.repository import JobRepository
 from server.jobs.service import JobService
 from server.metrics import ApiMetrics
@@ -60,6 +61,12 @@ def _readiness_checks(settings: Settings, deps: Dependencies) -> dict[str, Calla
     }
     if settings.READYZ_CHECKS_TRITON:
         checks["triton"] = deps.triton.ready
+    if settings.READYZ_CHECKS_WORKERS:
+        heartbeats = WorkerHeartbeats(
+            deps.redis, prefix=settings.REDIS_PREFIX, ttl_seconds=settings.WORKER_HEARTBEAT_SECONDS
+        )
+        queue = settings.QUEUE_NAME
+        checks["workers"] = lambda: heartbeats.check(queue)
     return checks
 
 

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     """A running job with no heartbeat for this long and no lease is sent again by the
     workers' reaper (its message was lost with its worker)."""
     REAPER_INTERVAL_SECONDS: int = 60
+    WORKER_HEARTBEAT_SECONDS: float = 15.0
+    """A consuming worker beats in Redis at least every third of this; the API's ``/readyz``
+    counts a worker whose last beat is older as gone."""
 
     # Triton
     TRITON_URL: str = "127.0.0.1:8601"
@@ -84,6 +87,10 @@ class Settings(BaseSettings):
     """Whether the API's ``/readyz`` asks Triton. Turn it off where Triton scales to zero
     with the queue (Kubernetes with KEDA) or where only the workers may reach it: the API
     never calls Triton itself, so it can serve while Triton sleeps."""
+    READYZ_CHECKS_WORKERS: bool = True
+    """Whether the API's ``/readyz`` needs a worker consuming the queue (a heartbeat in
+    Redis). Turn it off where workers scale to zero with the queue (Kubernetes with KEDA):
+    jobs then wait in the queue until one starts."""
     WINDOWS_IN_FLIGHT: int = 4
 
     # Storage
@@ -114,7 +121,9 @@ class Settings(BaseSettings):
     MAX_PARTS_PER_PRESIGN: int = 100
     UPLOAD_TTL_SECONDS: int = 7 * 24 * 3600
     """Unfinished uploads older than this are aborted; finished objects are kept as long."""
-    JOB_TTL_SECONDS: int = 30 * 24 * 3600
+    JOB_TTL_SECONDS: int = 7 * 24 * 3600
+    """How long a job's record is kept: at most ``UPLOAD_TTL_SECONDS``, so that no job points at
+    a result object that storage has already expired (both go together by default)."""
     MAX_SECRET_BYTES: int = 256 * MiB
 
     @cached_property
@@ -129,6 +138,11 @@ class Settings(BaseSettings):
     def _check(self) -> Self:
         if self.JOB_TIME_LIMIT_SECONDS >= self.CONSUMER_TIMEOUT_SECONDS:
             raise ValueError("SUBTONE_JOB_TIME_LIMIT_SECONDS must be below the consumer timeout")
+        if self.JOB_TTL_SECONDS > self.UPLOAD_TTL_SECONDS:
+            raise ValueError(
+                "SUBTONE_JOB_TTL_SECONDS must not exceed SUBTONE_UPLOAD_TTL_SECONDS: a job record "
+                "would outlive its result object"
+            )
         if self.JOB_STALE_SECONDS <= self.JOB_LEASE_SECONDS:
             raise ValueError("SUBTONE_JOB_STALE_SECONDS must exceed SUBTONE_JOB_LEASE_SECONDS")
         if self.ENV is Environment.DEVELOPMENT:

@@ -6,6 +6,9 @@ Triton that is still loading), declares ``run_job`` and starts consuming ``QUEUE
 ``WORKER_CONCURRENCY`` threads and a prefetch of one message per thread: a long job never
 holds a second message that another worker could run.
 
+While it consumes, a thread beats in Redis (:mod:`server.jobs.heartbeat`): the API's
+``/readyz`` is not ready while no worker beats on its queue.
+
 A reaper thread sends again, every ``REAPER_INTERVAL_SECONDS``, the running jobs whose worker
 vanished together with their message (:mod:`server.jobs.reaper`).
 
@@ -34,6 +37,7 @@ from server.integrations.broker import BrokerQueue, Enqueuer, build_broker
 from server.integrations.factory import build_store
 from server.integrations.storage import ObjectStore
 from server.integrations.triton import TritonEngine
+from server.jobs.heartbeat import WorkerHeartbeats, worker_id
 from server.jobs.lease import JobLeases
 from server.jobs.reaper import Reaper
 from server.jobs.repository import JobRepository
@@ -129,10 +133,19 @@ class WorkerProcess:
             worker = build_worker(broker, settings, deps)
             worker.start()
             log.info("worker consuming %s", settings.QUEUE_NAME)
+            heartbeats = WorkerHeartbeats(
+                client,
+                prefix=settings.REDIS_PREFIX,
+                ttl_seconds=settings.WORKER_HEARTBEAT_SECONDS,
+            )
+            beating = threading.Event()
+            heartbeat = heartbeats.keep_beating(settings.QUEUE_NAME, worker_id(), beating)
             build_reaper(deps, resend).run_every(settings.REAPER_INTERVAL_SECONDS, self.stopping)
             while not self.stopping.wait(WAIT_TICK_SECONDS):
                 pass
             log.info("worker stopping: the running job, if any, is handed back")
+            beating.set()  # no longer counted as consuming
+            heartbeat.join()
             worker.stop(timeout=STOP_TIMEOUT_SECONDS * MS_PER_SECOND)
             return 0
         finally:

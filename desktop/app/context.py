@@ -16,13 +16,13 @@ from typing import Final
 import httpx
 import platformdirs
 
-from desktop.app.pipeline import Runtime
 from desktop.app.settings import KeyringLike, SettingsStore, system_keyring
-from desktop.app.store import TASKS_FILE_NAME, TaskStore
 from desktop.audio.backend import AudioBackend
 from desktop.core.api import DEFAULT_API_RETRY, DEFAULT_POLL, ApiClient
 from desktop.core.config import ClientSettings
 from desktop.core.envelope import DEFAULT_KDF, POSITION_KDF, KdfParams
+from desktop.core.orchestration import Runtime, TaskStore
+from desktop.core.orchestration.store import TASKS_FILE_NAME
 from desktop.core.retry import Backoff
 from desktop.core.sessions import SESSIONS_FILE_NAME, SessionStore
 from desktop.core.uploader import DEFAULT_PART_RETRY, PartTransport, Uploader

@@ -6,27 +6,33 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import (
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QWidget
 
 from desktop.app.dialogs import ANY_FILTER, WAV_FILTER, Dialogs
 from desktop.app.formatting import format_size
 from desktop.app.media import describe_cover
 from desktop.app.messages import describe_error
+from desktop.app.stages import DECODE_STEPS
 from desktop.app.state import ConnectionState
-from desktop.app.store import Task, TaskStatus
 from desktop.app.task_view import Saver, TaskFollower
 from desktop.app.tasks import TaskManager
-from desktop.app.widgets import FileField, MessageLabel, PassphraseField, ProgressPanel
+from desktop.app.widgets import (
+    FileField,
+    MessageLabel,
+    PassphraseField,
+    ProgressPanel,
+    Section,
+    action_button,
+    page,
+    row,
+    title,
+    wrapped_label,
+)
+from desktop.app.widgets.layout import STRETCH
 from desktop.app.workers import Report, WorkerPool
 from desktop.audio.backend import AudioError
 from desktop.audio.player import Player, Sound
+from desktop.core.orchestration import Task, TaskStatus
 from subtone.errors import SubtoneError
 
 __all__ = ["DecodeView"]
@@ -57,60 +63,8 @@ class DecodeView(QWidget):
         self.download_dir = download_dir
         self.stego_ok = False
 
-        title = QLabel("<h2>Get a secret back</h2>", self)
-        self.stego = FileField(
-            "decode.stego",
-            "A stego WAV file (drop it here)",
-            lambda: self.dialogs.open_file(
-                self, "Choose a stego file", self.download_dir(), WAV_FILTER
-            ),
-            self,
-        )
-        self.stego_info = QLabel(self)
-        self.stego_info.setObjectName("decode.stego_info")
-        self.stego_info.setWordWrap(True)
-        self.passphrase = PassphraseField("decode.passphrase", confirm=False, parent=self)
-        self.hint = QLabel(self)
-        self.hint.setObjectName("decode.hint")
-        self.start_button = QPushButton("Decode", self)
-        self.start_button.setObjectName("decode.start")
-        self.start_button.setDefault(True)
-        self.start_button.setMinimumWidth(140)
-        self.progress = ProgressPanel("decode.progress", self)
-        self.result = MessageLabel("decode.result", "ok", self)
-        self.play_button = QPushButton("▶ Play", self)
-        self.play_button.setObjectName("decode.play")
-        self.save_button = QPushButton("Save recovered file…", self)
-        self.save_button.setObjectName("decode.save")
-        self.saved = MessageLabel("decode.saved", "info", self)
-        self.error = MessageLabel("decode.error", "error", self)
-
-        file_box = QGroupBox("1. Stego file", self)
-        file_layout = QVBoxLayout(file_box)
-        file_layout.addWidget(self.stego)
-        file_layout.addWidget(self.stego_info)
-        pass_box = QGroupBox("2. Passphrase", self)
-        pass_layout = QVBoxLayout(pass_box)
-        pass_layout.addWidget(self.passphrase)
-        actions = QHBoxLayout()
-        actions.addWidget(self.hint, 1)
-        actions.addWidget(self.start_button)
-        done_row = QHBoxLayout()
-        done_row.addWidget(self.result, 1)
-        done_row.addWidget(self.play_button)
-        done_row.addWidget(self.save_button)
-        layout = QVBoxLayout(self)
-        layout.addWidget(title)
-        layout.addWidget(file_box)
-        layout.addWidget(pass_box)
-        layout.addLayout(actions)
-        layout.addWidget(self.progress)
-        layout.addLayout(done_row)
-        layout.addWidget(self.saved)
-        layout.addWidget(self.error)
-        layout.addStretch(1)
+        self._build()
         self.saver = Saver(self, dialogs, workers, self.saved.setText)
-
         self.follower = TaskFollower(
             manager,
             connection,
@@ -123,15 +77,50 @@ class DecodeView(QWidget):
         self.play_timer = QTimer(self)
         self.play_timer.setInterval(PLAY_POLL_MS)
         self.play_timer.timeout.connect(self._poll_player)
+        self._connect()
+        self._task_changed(None)
+        self._update()
+
+    def _build(self) -> None:
+        self.stego = FileField(
+            "decode.stego",
+            "A stego WAV file (drop it here)",
+            lambda: self.dialogs.open_file(
+                self, "Choose a stego file", self.download_dir(), WAV_FILTER
+            ),
+            self,
+        )
+        self.stego_info = wrapped_label("decode.stego_info", self)
+        self.passphrase = PassphraseField("decode.passphrase", confirm=False, parent=self)
+        self.hint = wrapped_label("decode.hint", self)
+        self.start_button = action_button("decode.start", "Decode", self, default=True)
+        self.progress = ProgressPanel("decode.progress", DECODE_STEPS, self)
+        self.result = MessageLabel("decode.result", "ok", self)
+        self.play_button = action_button("decode.play", "▶ Play", self)
+        self.save_button = action_button("decode.save", "Save recovered file…", self)
+        self.saved = MessageLabel("decode.saved", "info", self)
+        self.error = MessageLabel("decode.error", "error", self)
+        page(
+            self,
+            title("Get a secret back", self),
+            Section("1. Stego file", self.stego, self.stego_info, parent=self),
+            Section("2. Passphrase", self.passphrase, parent=self),
+            row((self.hint, 1), self.start_button),
+            self.progress,
+            row((self.result, 1), self.play_button, self.save_button),
+            self.saved,
+            self.error,
+            STRETCH,
+        )
+
+    def _connect(self) -> None:
         self.stego.path_changed.connect(self._stego_changed)
         self.passphrase.changed.connect(self._update)
         self.passphrase.edit.returnPressed.connect(self.start)
         self.start_button.clicked.connect(self.start)
         self.play_button.clicked.connect(self.toggle_play)
         self.save_button.clicked.connect(self.save)
-        connection.changed.connect(lambda *_: self._update())
-        self._task_changed(None)
-        self._update()
+        self.connection.changed.connect(lambda *_: self._update())
 
     def set_stego(self, path: Path) -> None:
         self.stego.set_path(path)

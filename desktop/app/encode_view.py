@@ -5,26 +5,34 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtWidgets import (
-    QFormLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QWidget
 
 from desktop.app.dialogs import ANY_FILTER, WAV_FILTER, Dialogs
 from desktop.app.formatting import format_size
-from desktop.app.media import CoverInfo, SecretInfo, check_fit, describe_cover, describe_secret
+from desktop.app.media import (
+    CoverInfo,
+    SecretInfo,
+    check_fit,
+    describe_cover,
+    describe_secret,
+    recording_name,
+)
 from desktop.app.messages import describe_error
+from desktop.app.saving import suggested_path
+from desktop.app.stages import ENCODE_STEPS
 from desktop.app.state import ConnectionState, Selection
-from desktop.app.store import Task, TaskKind, TaskStatus
 from desktop.app.task_view import Saver, TaskFollower
 from desktop.app.tasks import TaskManager
-from desktop.app.widgets import FileField, MessageLabel, PassphraseField, ProgressPanel
+from desktop.app.widgets import (
+    FileField,
+    MessageLabel,
+    PassphraseField,
+    ProgressPanel,
+    action_button,
+)
+from desktop.app.widgets.layout import STRETCH, Section, page, row, title, wrapped_label
 from desktop.app.workers import Report, WorkerPool
+from desktop.core.orchestration import Task, TaskKind, TaskStatus
 from subtone.errors import SubtoneError
 
 __all__ = ["EncodeView"]
@@ -58,79 +66,8 @@ class EncodeView(QWidget):
         """Generation of the secret measurement in flight (older answers are ignored)."""
         self._secret_unusable = False
 
-        title = QLabel("<h2>Hide a secret in a cover</h2>", self)
-        self.cover = FileField(
-            "encode.cover",
-            "A WAV file to hide the secret in (drop it here)",
-            lambda: self.dialogs.open_file(self, "Choose a cover", self.download_dir(), WAV_FILTER),
-            self,
-        )
-        self.cover_info_label = QLabel(self)
-        self.cover_info_label.setObjectName("encode.cover_info")
-        self.cover_info_label.setWordWrap(True)
-        self.secret = FileField(
-            "encode.secret",
-            "The recording, or any file (drop it here)",
-            lambda: self.dialogs.open_file(self, "Choose the secret", Path.home(), ANY_FILTER),
-            self,
-        )
-        self.secret_info_label = QLabel(self)
-        self.secret_info_label.setObjectName("encode.secret_info")
-        self.secret_info_label.setWordWrap(True)
-        self.fit_label = QLabel(self)
-        self.fit_label.setObjectName("encode.fit")
-        self.fit_label.setWordWrap(True)
-        self.passphrase = PassphraseField("encode.passphrase", confirm=True, parent=self)
-        self.hint = QLabel(self)
-        self.hint.setObjectName("encode.hint")
-        self.hint.setWordWrap(True)
-        self.start_button = QPushButton("Encode", self)
-        self.start_button.setObjectName("encode.start")
-        self.start_button.setDefault(True)
-        self.start_button.setMinimumWidth(140)
-        self.progress = ProgressPanel("encode.progress", self)
-        self.result = MessageLabel("encode.result", "ok", self)
-        self.save_button = QPushButton("Save stego file…", self)
-        self.save_button.setObjectName("encode.save")
-        self.save_button.setEnabled(False)
-        self.save_button.setVisible(False)
-        self.saved = MessageLabel("encode.saved", "info", self)
-        self.error = MessageLabel("encode.error", "error", self)
-        self.queue_label = MessageLabel("encode.queue", "info", self)
-
-        cover_box = QGroupBox("1. Cover", self)
-        cover_layout = QVBoxLayout(cover_box)
-        cover_layout.addWidget(self.cover)
-        cover_layout.addWidget(self.cover_info_label)
-        secret_box = QGroupBox("2. Secret", self)
-        secret_layout = QVBoxLayout(secret_box)
-        secret_layout.addWidget(self.secret)
-        secret_layout.addWidget(self.secret_info_label)
-        secret_layout.addWidget(self.fit_label)
-        pass_box = QGroupBox("3. Passphrase", self)
-        pass_layout = QFormLayout(pass_box)
-        pass_layout.addRow(self.passphrase)
-        actions = QHBoxLayout()
-        actions.addWidget(self.hint, 1)
-        actions.addWidget(self.start_button)
-        done_row = QHBoxLayout()
-        done_row.addWidget(self.result, 1)
-        done_row.addWidget(self.save_button)
-
-        layout = QVBoxLayout(self)
-        layout.addWidget(title)
-        layout.addWidget(cover_box)
-        layout.addWidget(secret_box)
-        layout.addWidget(pass_box)
-        layout.addLayout(actions)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.queue_label)
-        layout.addLayout(done_row)
-        layout.addWidget(self.saved)
-        layout.addWidget(self.error)
-        layout.addStretch(1)
+        self._build()
         self.saver = Saver(self, dialogs, workers, self.saved.setText)
-
         self.follower = TaskFollower(
             manager,
             connection,
@@ -140,6 +77,51 @@ class EncodeView(QWidget):
             on_change=self._task_changed,
             done_text=self._done_text,
         )
+        self._connect()
+        self._update()
+        self.update_queue()
+
+    def _build(self) -> None:
+        self.cover = FileField(
+            "encode.cover",
+            "A WAV file to hide the secret in (drop it here)",
+            lambda: self.dialogs.open_file(self, "Choose a cover", self.download_dir(), WAV_FILTER),
+            self,
+        )
+        self.cover_info_label = wrapped_label("encode.cover_info", self)
+        self.secret = FileField(
+            "encode.secret",
+            "The recording, or any file (drop it here)",
+            lambda: self.dialogs.open_file(self, "Choose the secret", Path.home(), ANY_FILTER),
+            self,
+        )
+        self.secret_info_label = wrapped_label("encode.secret_info", self)
+        self.fit_label = wrapped_label("encode.fit", self)
+        self.passphrase = PassphraseField("encode.passphrase", confirm=True, parent=self)
+        self.hint = wrapped_label("encode.hint", self)
+        self.start_button = action_button("encode.start", "Encode", self, default=True)
+        self.progress = ProgressPanel("encode.progress", ENCODE_STEPS, self)
+        self.result = MessageLabel("encode.result", "ok", self)
+        self.save_button = action_button("encode.save", "Save stego file…", self, shown=False)
+        self.saved = MessageLabel("encode.saved", "info", self)
+        self.error = MessageLabel("encode.error", "error", self)
+        self.queue_label = MessageLabel("encode.queue", "info", self)
+        page(
+            self,
+            title("Hide a secret in a cover", self),
+            Section("1. Cover", self.cover, self.cover_info_label, parent=self),
+            Section("2. Secret", self.secret, self.secret_info_label, self.fit_label, parent=self),
+            Section("3. Passphrase", self.passphrase, parent=self),
+            row((self.hint, 1), self.start_button),
+            self.progress,
+            self.queue_label,
+            row((self.result, 1), self.save_button),
+            self.saved,
+            self.error,
+            STRETCH,
+        )
+
+    def _connect(self) -> None:
         self.cover.path_changed.connect(self.selection.set_cover)
         self.secret.path_changed.connect(lambda p: self.selection.set_secret(p))
         self.selection.cover_changed.connect(self._cover_changed)
@@ -147,10 +129,8 @@ class EncodeView(QWidget):
         self.passphrase.changed.connect(self._update)
         self.start_button.clicked.connect(self.start)
         self.save_button.clicked.connect(self.save)
-        connection.changed.connect(lambda *_: self._update())
-        manager.task_changed.connect(lambda _task: self.update_queue())
-        self._update()
-        self.update_queue()
+        self.connection.changed.connect(lambda *_: self._update())
+        self.manager.task_changed.connect(lambda _task: self.update_queue())
 
     # Inputs ----------------------------------------------------------------------------
 
@@ -171,7 +151,8 @@ class EncodeView(QWidget):
         self._update()
 
     def _secret_changed(self, path: Path | None) -> None:
-        self.secret.set_path(path)
+        recording = path is not None and self.selection.secret_is_recording
+        self.secret.set_path(path, recording_name(path) if recording and path else None)
         self.secret_info = None
         self._secret_unusable = False
         self._measuring += 1
@@ -289,10 +270,12 @@ class EncodeView(QWidget):
         self.update_queue()
 
     def _done_text(self, task: Task) -> str:
-        name = task.output.name if task.output else "?"
+        # The app keeps the result under the cover's own name in its work folder: name the
+        # file the person gets, the one "Save" offers.
+        name = suggested_path(task, self.download_dir()).name
         return (
-            f"The stego file is ready: {name} ({format_size(task.output_bytes or 0)}). "
-            "It sounds like the cover; only the passphrase gets the secret back."
+            f"The stego file is ready: {name} ({format_size(task.output_bytes or 0)}). Save it "
+            "to keep it; it sounds like the cover, and only the passphrase gets the secret back."
         )
 
     def save(self) -> None:

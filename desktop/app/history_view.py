@@ -6,31 +6,31 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QColor
+from PySide6.QtCore import QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QKeyEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
     QListWidget,
     QListWidgetItem,
-    QPushButton,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
 from desktop.app.dialogs import ANY_FILTER, Dialogs
 from desktop.app.formatting import format_size, format_timestamp
-from desktop.app.messages import describe_error
-from desktop.app.store import Task, TaskKind, TaskStatus
+from desktop.app.messages import describe_error, title_for
+from desktop.app.saving import suggested_path
+from desktop.app.stages import DECODE_STEPS, ENCODE_STEPS, stage_of
 from desktop.app.task_view import Saver
 from desktop.app.tasks import TaskManager
+from desktop.app.widgets import ActionBar, page, title, wrapped_label
 from desktop.app.workers import Report, WorkerPool
 from desktop.audio.backend import AudioError
 from desktop.audio.player import Player, Sound
+from desktop.core.orchestration import Task, TaskKind, TaskStatus
 from desktop.core.sessions import SessionStore, UploadSession
 
 __all__ = ["HISTORY_COLUMNS", "HistoryView", "size_text"]
@@ -42,6 +42,23 @@ STATE_COLUMN = 2
 STATE_COLUMN_SAMPLE: Final = "Needs the passphrase"
 """The State column is wide enough for this; longer texts are elided (the tooltip has all)."""
 OTHER_SERVER_TEXT: Final = "For another server"
+ROW_HINT: Final = "Double-click a row, or right-click it, for what can be done with it."
+REMOVE_TIP: Final = (
+    "Forget this task and delete the app's own copy of its output. Files you saved "
+    "elsewhere, and the task's inputs, stay."
+)
+DEFAULT_ACTIONS: Final = ("passphrase", "play", "save", "resume")
+"""A double-click on a row: the first of these that can be done."""
+FILE_COLUMN: Final = 1
+FLEXIBLE_COLUMNS: Final = (FILE_COLUMN, 3, 6)
+"""File, Sizes and Output share what width is left (their text is elided in the middle)."""
+SHARES: Final = {FILE_COLUMN: 0.4, 3: 0.25, 6: 0.35}
+"""At most this part of it for Sizes and Output, as much as their text needs; File takes
+the rest (its tooltip has the whole path)."""
+UPDATED_COLUMN: Final = 5
+"""Left out when the window is too narrow for every column (Created stays)."""
+MIN_FLEXIBLE_WIDTH: Final = 44
+MIN_SECTION_WIDTH: Final = 40
 _STATE_COLOURS: Final = {
     TaskStatus.SUCCEEDED: "#2e7d4f",
     TaskStatus.FAILED: "#c0392b",
@@ -65,12 +82,19 @@ def size_text(task: Task) -> str:
 
 def _state_text(task: Task, *, other_server: bool = False) -> str:
     if task.status is TaskStatus.FAILED and task.error_code:
-        return f"Failed: {task.error_code}"
+        return f"Failed: {title_for(task.error_code)}"  # the code itself means nothing here
     if other_server:
         return OTHER_SERVER_TEXT
     if task.status is TaskStatus.PROCESSING:
         return f"Processing {task.progress:.0%}"
     return task.status.label
+
+
+def step_name(kind: TaskKind, text: str) -> str:
+    """The running step, named for the kind of task ("Uploading the stego file")."""
+    stage = stage_of(text)
+    steps = ENCODE_STEPS if kind is TaskKind.ENCODE else DECODE_STEPS
+    return next((s.doing for s in steps if s.stage is stage), text.split(":")[0].rstrip("…"))
 
 
 def playable(task: Task) -> bool:
@@ -84,6 +108,62 @@ def playable(task: Task) -> bool:
         and output is not None
         and output.is_file()
     )
+
+
+class HistoryTable(QTableWidget):
+    """The tasks, one per row, fitting the width (no column behind a scrollbar)."""
+
+    activated_row = Signal()
+    """Enter pressed on a row."""
+
+    def __init__(self, columns: int, parent: QWidget | None = None) -> None:
+        super().__init__(0, columns, parent)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.verticalHeader().setVisible(False)
+        self.setAlternatingRowColors(True)
+        self.setWordWrap(False)
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        header = self.horizontalHeader()
+        header.setMinimumSectionSize(MIN_SECTION_WIDTH)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        header.setStretchLastSection(False)
+
+    def fit_columns(self) -> None:
+        """Every column within the width: the fixed ones as wide as their text, the flexible
+        ones sharing the rest; Updated is left out where even that cannot fit."""
+        header, width = self.horizontalHeader(), self.viewport().width()
+        want = [
+            max(self.sizeHintForColumn(c), header.sectionSizeHint(c))
+            for c in range(self.columnCount())
+        ]
+        want[STATE_COLUMN] = self.fontMetrics().horizontalAdvance(STATE_COLUMN_SAMPLE) + 16
+        fixed = [c for c in range(self.columnCount()) if c not in FLEXIBLE_COLUMNS]
+        narrow = sum(want) > width
+        self.setColumnHidden(UPDATED_COLUMN, narrow)
+        if narrow:
+            fixed.remove(UPDATED_COLUMN)
+        for c in fixed:
+            header.resizeSection(c, want[c])
+        room = max(0, width - sum(want[c] for c in fixed))
+        floor = min(MIN_FLEXIBLE_WIDTH, room // len(FLEXIBLE_COLUMNS))
+        sizes = {c: max(floor, min(want[c], int(room * share))) for c, share in SHARES.items()}
+        others = sum(v for c, v in sizes.items() if c != FILE_COLUMN)
+        sizes[FILE_COLUMN] = max(MIN_SECTION_WIDTH, room - others)
+        for c, size in sizes.items():
+            header.resizeSection(c, size)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self.fit_columns()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.currentRow() >= 0:
+            self.activated_row.emit()
+            return
+        super().keyPressEvent(event)
 
 
 class HistoryView(QWidget):
@@ -110,85 +190,61 @@ class HistoryView(QWidget):
         self.download_dir = download_dir
         self.tasks: list[Task] = []
 
-        title = QLabel("<h2>History</h2>", self)
-        self.table = QTableWidget(0, len(HISTORY_COLUMNS), self)
-        self.table.setObjectName("history.table")
-        self.table.setHorizontalHeaderLabels(list(HISTORY_COLUMNS))
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(STATE_COLUMN, QHeaderView.ResizeMode.Interactive)
-        header.resizeSection(
-            STATE_COLUMN, self.table.fontMetrics().horizontalAdvance(STATE_COLUMN_SAMPLE) + 16
-        )
-        header.setStretchLastSection(False)
+        self.table = self._build_table()
         self.empty = QLabel("Nothing yet: encodes and decodes appear here.", self)
         self.empty.setObjectName("history.empty")
-
-        buttons = {
-            "save": "Save output…",
-            "play": "▶ Play",
-            "resume": "Resume",
-            "pause": "Pause",
-            "cancel": "Cancel",
-            "passphrase": "Enter passphrase…",
-            "remove": "Remove",
-            "refresh": "Refresh",
-        }
-        self.buttons: dict[str, QPushButton] = {}
-        row = QHBoxLayout()
-        for key, label in buttons.items():
-            button = QPushButton(label, self)
-            button.setObjectName(f"history.{key}")
-            self.buttons[key] = button
-            if key == "refresh":
-                row.addStretch(1)
-            row.addWidget(button)
-        self.buttons["remove"].setToolTip(
-            "Forget this task and delete the app's own copy of its output. Files you saved "
-            "elsewhere, and the task's inputs, stay."
-        )
-        self.message = QLabel(self)
-        self.message.setObjectName("history.message")
-        self.message.setWordWrap(True)
+        self.actions = self._build_actions()
+        self.message = wrapped_label("history.message", self)
         self.saver = Saver(self, dialogs, workers, self.message.setText)
         self.play_timer = QTimer(self)
         self.play_timer.setInterval(PLAY_POLL_MS)
         self.play_timer.timeout.connect(self._poll_player)
-
-        uploads_title = QLabel("<b>Unfinished uploads on this computer</b>", self)
         self.uploads = QListWidget(self)
         self.uploads.setObjectName("history.uploads")
         self.uploads.setMaximumHeight(90)
-
-        layout = QVBoxLayout(self)
-        layout.addWidget(title)
-        layout.addWidget(self.table, 1)
-        layout.addWidget(self.empty)
-        layout.addLayout(row)
-        layout.addWidget(self.message)
-        layout.addWidget(uploads_title)
-        layout.addWidget(self.uploads)
-
-        self.buttons["save"].clicked.connect(self.save_selected)
-        self.buttons["play"].clicked.connect(self.toggle_play)
-        self.buttons["resume"].clicked.connect(lambda: self._act(self.manager.resume))
-        self.buttons["pause"].clicked.connect(lambda: self._act(self.manager.pause))
-        self.buttons["cancel"].clicked.connect(lambda: self._act(self.manager.cancel))
-        self.buttons["passphrase"].clicked.connect(self.ask_passphrase)
-        self.buttons["remove"].clicked.connect(self.remove_selected)
-        self.buttons["refresh"].clicked.connect(self.refresh)
-        self.table.itemSelectionChanged.connect(self._update_buttons)
+        page(
+            self,
+            title("History", self),
+            (self.table, 1),
+            self.empty,
+            self.actions,
+            self.message,
+            QLabel("<b>Unfinished uploads on this computer</b>", self),
+            self.uploads,
+        )
         manager.task_changed.connect(lambda _task: self.refresh())
         manager.task_progress.connect(self._progress)
         manager.task_failed.connect(self._failed)
         self.refresh()
+
+    def _build_table(self) -> HistoryTable:
+        table = HistoryTable(len(HISTORY_COLUMNS), self)
+        table.setObjectName("history.table")
+        table.setHorizontalHeaderLabels(list(HISTORY_COLUMNS))
+        table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        table.customContextMenuRequested.connect(self._context_menu)
+        table.doubleClicked.connect(lambda _index: self.default_action())
+        table.activated_row.connect(self.default_action)
+        table.itemSelectionChanged.connect(self._update_buttons)
+        return table
+
+    def _build_actions(self) -> ActionBar:
+        bar = ActionBar("history.actions", self)
+        bar.add("save", "Save output…", self.save_selected)
+        bar.add("play", "▶ Play", self.toggle_play)
+        bar.add("passphrase", "Enter passphrase…", self.ask_passphrase)
+        bar.add("resume", "Resume", lambda: self._act(self.manager.resume))
+        bar.add("pause", "Pause", lambda: self._act(self.manager.pause))
+        bar.add("cancel", "Cancel", lambda: self._act(self.manager.cancel))
+        bar.add("remove", "Remove", self.remove_selected, tip=REMOVE_TIP)
+        return bar
+
+    def _context_menu(self, at: QPoint) -> None:
+        self.menu = self.actions.popup(self.table, self.table.viewport().mapToGlobal(at))
+
+    def default_action(self) -> str | None:
+        """What a double-click (or Enter) on a row does: the most useful action there."""
+        return self.actions.trigger_default(DEFAULT_ACTIONS)
 
     # Contents --------------------------------------------------------------------------
 
@@ -197,7 +253,7 @@ class HistoryView(QWidget):
         self.tasks = self.manager.store.all(limit=HISTORY_LIMIT)
         self.table.setRowCount(len(self.tasks))
         for r, task in enumerate(self.tasks):
-            output = task.output.name if task.output else ""
+            output = self._output_name(task)
             encoding = task.kind is TaskKind.ENCODE
             other = self.manager.for_other_server(task)
             values = (
@@ -234,8 +290,17 @@ class HistoryView(QWidget):
             if selected is not None and task.id == selected.id:
                 self.table.selectRow(r)
         self.empty.setVisible(not self.tasks)
+        self.table.fit_columns()
         self._refresh_uploads()
         self._update_buttons()
+
+    def _output_name(self, task: Task) -> str:
+        """An encode's result is offered as ``<cover>-stego.wav``: show that name."""
+        if task.output is None:
+            return ""
+        if task.kind is TaskKind.ENCODE:
+            return suggested_path(task, self.download_dir()).name
+        return task.output.name
 
     def _refresh_uploads(self) -> None:
         self.uploads.clear()
@@ -254,7 +319,7 @@ class HistoryView(QWidget):
             if task.id == task_id:
                 item = self.table.item(r, STATE_COLUMN)
                 if item is not None:
-                    item.setText(text.split(":")[0] + f" {fraction:.0%}")
+                    item.setText(f"{step_name(task.kind, text)} {fraction:.0%}")
                 return
 
     def _failed(self, task_id: str, code: str, message: str) -> None:
@@ -284,24 +349,25 @@ class HistoryView(QWidget):
         unfinished = task is not None and not task.status.finished
         other = task is not None and self.manager.for_other_server(task)
         playing = self._playing is not None and self.player.playing
-        self.buttons["save"].setEnabled(has_output)
-        self.buttons["play"].setEnabled(
-            playing or (not self._loading and task is not None and playable(task))
+        can = self.actions.set_enabled
+        can("save", has_output)
+        can(
+            "play",
+            playing or (not self._loading and task is not None and playable(task)),
+            "■ Stop" if playing else "▶ Play",
         )
-        self.buttons["play"].setText("■ Stop" if playing else "▶ Play")
-        self.buttons["resume"].setEnabled(
+        can(
+            "resume",
             unfinished
             and not running
             and not other
             and task is not None
-            and task.status is not TaskStatus.NEEDS_PASSPHRASE
+            and task.status is not TaskStatus.NEEDS_PASSPHRASE,
         )
-        self.buttons["pause"].setEnabled(running)
-        self.buttons["cancel"].setEnabled(unfinished)
-        self.buttons["passphrase"].setEnabled(
-            task is not None and task.status is TaskStatus.NEEDS_PASSPHRASE
-        )
-        self.buttons["remove"].setEnabled(task is not None and task.status.finished)
+        can("pause", running)
+        can("cancel", unfinished)
+        can("passphrase", task is not None and task.status is TaskStatus.NEEDS_PASSPHRASE)
+        can("remove", task is not None and task.status.finished)
         if self.saver.busy:
             pass  # the save's progress is shown
         elif task is not None and other:
@@ -313,6 +379,8 @@ class HistoryView(QWidget):
             self.message.setText(describe_error(task.error_code or "", task.error_message))
         elif task is not None and task.output_path:
             self.message.setText(f"Output: {task.output_path}")
+        elif self.tasks:
+            self.message.setText(ROW_HINT)
         else:
             self.message.clear()
 

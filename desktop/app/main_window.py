@@ -26,18 +26,20 @@ from desktop.app.drops import DropTarget, route_drop
 from desktop.app.encode_view import EncodeView
 from desktop.app.history_view import HistoryView
 from desktop.app.messages import describe_error
-from desktop.app.pipeline import StopReason, sweep_work_dir
 from desktop.app.record_view import RecordView
 from desktop.app.settings_view import SettingsView
+from desktop.app.shortcuts import install_shortcuts
 from desktop.app.state import ConnectionState, ConnectionStatus, Selection
-from desktop.app.store import Task, TaskKind, TaskStatus
 from desktop.app.tasks import TaskManager
 from desktop.app.widgets.file_field import dropped_paths
+from desktop.app.widgets.layout import scrollable
+from desktop.app.window_state import DEFAULT_SIZE, WINDOW_STATE_FILE, WindowGeometry
 from desktop.app.workers import WorkerPool
 from desktop.audio.backend import SoundDeviceBackend
 from desktop.audio.player import Player
 from desktop.audio.recorder import Recorder
 from desktop.core.config import ClientSettings
+from desktop.core.orchestration import StopReason, Task, TaskKind, TaskStatus, sweep_work_dir
 from subtone.errors import SubtoneError
 
 __all__ = ["SCREENS", "MainWindow"]
@@ -78,19 +80,65 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.setObjectName("main")
         self.setWindowTitle("Subtone")
-        self.resize(1040, 760)
+        self.resize(*DEFAULT_SIZE)
         self.setAcceptDrops(True)
         self.ctx = ctx or AppContext.default()
         self.dialogs = dialogs or Dialogs()
         self._closed = False
 
+        settings_problem = self._load_settings()
+        self._build_services()
+        self._build_views()
+        self.setCentralWidget(self._build_body())
+        self._build_status_bar()
+        self._continuing: set[str] = (
+            {t.id for t in self.manager.waiting()} if self.ctx.resume_on_start else set()
+        )
+        """Unfinished tasks found at start, that this run continues (until they stop)."""
+        self._wire()
+        self.shortcuts = install_shortcuts(self)
+        self._show_connection()
+        self._show_queue()
+        self._show_continuing()
+        self._attach_unfinished()
+        self.show_screen("record")
+        if settings_problem is not None:
+            self.show_screen("settings")
+            self.statusBar().showMessage(
+                describe_error(settings_problem.code, settings_problem.message)
+            )
+        self.geometry_store.restore(self)
+        self.monitor.start()
+
+    def _wire(self) -> None:
+        """The connection monitor, and what each part tells the others."""
+        self.monitor = ConnectionMonitor(
+            self.connection,
+            self.workers,
+            lambda: self.runtime.client.readiness(),
+            lambda: self.settings.server_url,
+            interval_ms=self.ctx.check_interval_ms,
+            offline_interval_ms=self.ctx.offline_check_interval_ms,
+            parent=self,
+        )
+        self.manager.on_unreachable = self.monitor.check_now
+        self.connection.changed.connect(self._connection_changed)
+        self.manager.task_changed.connect(self._task_changed)
+        self.record_view.use_recording.connect(self._use_recording)
+        self.settings_view.saved.connect(self._settings_saved)
+
+    def _load_settings(self) -> SubtoneError | None:
+        """Read the settings; the problem when they cannot be read (the defaults are used)."""
         self.settings_store = self.ctx.settings_store()
-        settings_problem: SubtoneError | None = None
+        self.geometry_store = WindowGeometry(self.ctx.state_dir / WINDOW_STATE_FILE)
         try:
             self.settings = self.settings_store.load()
         except SubtoneError as e:
-            settings_problem = e
             self.settings = ClientSettings()
+            return e
+        return None
+
+    def _build_services(self) -> None:
         self.store = self.ctx.task_store()
         self.workers = WorkerPool(self)
         self.connection = ConnectionState(self)
@@ -110,28 +158,28 @@ class MainWindow(QMainWindow):
         audio = self.ctx.audio if self.ctx.audio is not None else SoundDeviceBackend()
         self.recorder = Recorder(audio, self.ctx.recordings_dir)
         self.player = Player(audio)
-
         for gone in sweep_work_dir(self.store, self.ctx.work_dir):
             log.info("removed %s: no task needs it any more", gone)
 
-        download_dir = self._download_dir
-        self.record_view = RecordView(self.recorder, self.player, self.workers, self)
+    def _build_views(self) -> None:
+        download_dir, workers, dialogs = self._download_dir, self.workers, self.dialogs
+        self.record_view = RecordView(self.recorder, self.player, workers, self)
         self.encode_view = EncodeView(
-            self.manager, self.selection, self.connection, self.workers, self.dialogs, download_dir
+            self.manager, self.selection, self.connection, workers, dialogs, download_dir
         )
         self.decode_view = DecodeView(
-            self.manager, self.connection, self.player, self.workers, self.dialogs, download_dir
+            self.manager, self.connection, self.player, workers, dialogs, download_dir
         )
         self.history_view = HistoryView(
             self.manager,
             lambda: self.ctx.sessions(self.settings),
             self.player,
-            self.workers,
-            self.dialogs,
+            workers,
+            dialogs,
             download_dir,
         )
         self.settings_view = SettingsView(
-            self.settings_store, self.settings, self.workers, self.dialogs, self.ctx.client
+            self.settings_store, self.settings, workers, dialogs, self.ctx.client
         )
         self.views: dict[str, QWidget] = {
             "record": self.record_view,
@@ -141,6 +189,7 @@ class MainWindow(QMainWindow):
             "settings": self.settings_view,
         }
 
+    def _build_body(self) -> QWidget:
         self.nav = QListWidget(self)
         self.nav.setObjectName("main.nav")
         self.nav.setFixedWidth(170)
@@ -148,18 +197,20 @@ class MainWindow(QMainWindow):
         self.nav.setStyleSheet(_NAV_STYLE)
         self.stack = QStackedWidget(self)
         self.stack.setObjectName("main.stack")
-        for name in SCREENS:
+        for n, name in enumerate(SCREENS, start=1):
             self.nav.addItem(_TITLES[name])
-            self.stack.addWidget(self.views[name])
+            self.nav.item(n - 1).setToolTip(f"{_TITLES[name]} (Ctrl+{n})")
+            self.stack.addWidget(scrollable(self.views[name]))
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
         central = QWidget(self)
-        row = QHBoxLayout(central)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.setSpacing(0)
-        row.addWidget(self.nav)
-        row.addWidget(self.stack, 1)
-        self.setCentralWidget(central)
+        body = QHBoxLayout(central)
+        body.setContentsMargins(0, 0, 0, 0)
+        body.setSpacing(0)
+        body.addWidget(self.nav)
+        body.addWidget(self.stack, 1)
+        return central
 
+    def _build_status_bar(self) -> None:
         self.status_label = QLabel(self)
         self.status_label.setObjectName("status.connection")
         # A long message is cut at the right rather than squeezing the other labels.
@@ -175,37 +226,6 @@ class MainWindow(QMainWindow):
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.resume_label)
         self.statusBar().addPermanentWidget(self.queue_label)
-        self._continuing: set[str] = (
-            {t.id for t in self.manager.waiting()} if self.ctx.resume_on_start else set()
-        )
-        """Unfinished tasks found at start, that this run continues (until they stop)."""
-
-        self.monitor = ConnectionMonitor(
-            self.connection,
-            self.workers,
-            lambda: self.runtime.client.readiness(),
-            lambda: self.settings.server_url,
-            interval_ms=self.ctx.check_interval_ms,
-            offline_interval_ms=self.ctx.offline_check_interval_ms,
-            parent=self,
-        )
-        self.manager.on_unreachable = self.monitor.check_now
-        self.connection.changed.connect(self._connection_changed)
-        self.manager.task_changed.connect(self._task_changed)
-        self.record_view.use_recording.connect(self._use_recording)
-        self.settings_view.saved.connect(self._settings_saved)
-
-        self._show_connection()
-        self._show_queue()
-        self._show_continuing()
-        self._attach_unfinished()
-        self.show_screen("record")
-        if settings_problem is not None:
-            self.show_screen("settings")
-            self.statusBar().showMessage(
-                describe_error(settings_problem.code, settings_problem.message)
-            )
-        self.monitor.start()
 
     # Screens ---------------------------------------------------------------------------
 
@@ -355,6 +375,7 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         self._closed = True
+        self.geometry_store.save(self)
         self.monitor.stop()
         self.record_view.shutdown()
         self.decode_view.stop_playing()

@@ -11,12 +11,22 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import soundfile as sf
+
 from desktop.app.formatting import format_clock, format_size
 from desktop.core.envelope import PreparedSecret, prepare_audio_secret, sealed_length
 from subtone.errors import SubtoneError
 from subtone.stego.codec import read_capacity
 
-__all__ = ["CoverInfo", "Fit", "SecretInfo", "check_fit", "describe_cover", "describe_secret"]
+__all__ = [
+    "CoverInfo",
+    "Fit",
+    "SecretInfo",
+    "check_fit",
+    "describe_cover",
+    "describe_secret",
+    "recording_name",
+]
 
 _CHANNEL_NAMES = {1: "mono", 2: "stereo"}
 
@@ -130,3 +140,15 @@ def check_fit(cover: CoverInfo, secret: SecretInfo) -> Fit:
         f"{format_size(capacity)}. Choose a longer cover or a smaller secret.",
         share,
     )
+
+
+def recording_name(path: Path) -> str:
+    """How a recording is named where a file name would be: ``Recording (0:06.2, 12 KB)``
+    (its path inside the app's own folder means nothing to a person)."""
+    try:
+        size = path.stat().st_size
+        info = sf.info(str(path))
+    except (OSError, RuntimeError, sf.SoundFileError):
+        return "Recording"
+    seconds = info.frames / info.samplerate if info.samplerate else 0.0
+    return f"Recording ({format_clock(seconds)}, {format_size(size)})"

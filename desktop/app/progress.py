@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from desktop.app.formatting import format_duration, format_rate, format_size
-from desktop.core.workflow import ProgressEvent, Stage
+from desktop.core.orchestration import ProgressEvent, Stage
 
 __all__ = ["ProgressText", "Throttle", "Transfer", "TransferMeter"]
 

@@ -9,22 +9,26 @@ from typing import Final
 
 import soundfile as sf
 from PySide6.QtCore import QTimer, Signal
-from PySide6.QtWidgets import (
-    QComboBox,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QComboBox, QLabel, QWidget
 
 from desktop.app.formatting import format_clock
 from desktop.app.messages import describe_error
 from desktop.app.state import RecordPhase, RecordState
-from desktop.app.widgets import LevelMeter, MessageLabel, WaveformView
+from desktop.app.widgets import (
+    LevelMeter,
+    MessageLabel,
+    Section,
+    WaveformView,
+    action_button,
+    page,
+    row,
+    title,
+    wrapped_label,
+)
+from desktop.app.widgets.layout import STRETCH
 from desktop.app.workers import Report, WorkerPool
-from desktop.audio.backend import AudioError, DeviceInfo
+from desktop.audio.backend import AudioError
+from desktop.audio.devices import input_choices
 from desktop.audio.levels import MeterBallistics, measure
 from desktop.audio.player import Player, Sound
 from desktop.audio.recorder import Recorder, Recording, list_recordings, recording_files
@@ -37,6 +41,21 @@ log = logging.getLogger(__name__)
 DRAIN_INTERVAL_MS: Final = 40
 """How often the GUI timer empties the recorder's queue (25 times a second)."""
 WAVEFORM_COLUMNS: Final = 600
+INTRO: Final = (
+    "Record the secret message here. It is saved on this computer as it is recorded, "
+    "and compressed and encrypted here before anything is sent."
+)
+
+
+class ClockLabel(QLabel):
+    """A large elapsed-time clock."""
+
+    def __init__(self, name: str, parent: QWidget) -> None:
+        super().__init__("0:00.0", parent)
+        self.setObjectName(name)
+        font = self.font()
+        font.setPointSizeF(font.pointSizeF() * 1.8)
+        self.setFont(font)
 
 
 class RecordView(QWidget):
@@ -64,71 +83,7 @@ class RecordView(QWidget):
         self._last_tick = time.monotonic()
         self._has_device = False
 
-        title = QLabel("<h2>Record a voice message</h2>", self)
-        intro = QLabel(
-            "Record the secret message here. It is saved on this computer as it is recorded, "
-            "and compressed and encrypted here before anything is sent.",
-            self,
-        )
-        intro.setWordWrap(True)
-        self.device = QComboBox(self)
-        self.device.setObjectName("record.device")
-        self.device.setMinimumWidth(280)
-        self.refresh = QPushButton("Refresh", self)
-        self.refresh.setObjectName("record.refresh")
-        self.message = MessageLabel("record.message", "error", self)
-
-        self.meter = LevelMeter(self)
-        self.meter.setObjectName("record.level")
-        self.waveform = WaveformView(self)
-        self.waveform.setObjectName("record.waveform")
-        self.waveform.setMaximumHeight(320)
-        self.elapsed = QLabel("0:00.0", self)
-        self.elapsed.setObjectName("record.elapsed")
-        font = self.elapsed.font()
-        font.setPointSizeF(font.pointSizeF() * 1.8)
-        self.elapsed.setFont(font)
-        self.file_label = MessageLabel("record.file", "info", self)
-
-        self.start_button = QPushButton("● Record", self)
-        self.start_button.setObjectName("record.start")
-        self.stop_button = QPushButton("■ Stop", self)
-        self.stop_button.setObjectName("record.stop")
-        self.play_button = QPushButton("▶ Play", self)
-        self.play_button.setObjectName("record.play")
-        self.rerecord_button = QPushButton("Record again", self)
-        self.rerecord_button.setObjectName("record.rerecord")
-        self.use_button = QPushButton("Use as the secret →", self)
-        self.use_button.setObjectName("record.use")
-
-        device_row = QHBoxLayout()
-        device_row.addWidget(QLabel("Microphone:", self))
-        device_row.addWidget(self.device, 1)
-        device_row.addWidget(self.refresh)
-        buttons = QHBoxLayout()
-        for b in (self.start_button, self.stop_button, self.play_button, self.rerecord_button):
-            buttons.addWidget(b)
-        buttons.addStretch(1)
-        buttons.addWidget(self.use_button)
-        live = QGroupBox("Input", self)
-        live_layout = QVBoxLayout(live)
-        top = QHBoxLayout()
-        top.addWidget(self.meter, 1)
-        top.addSpacing(12)
-        top.addWidget(self.elapsed)
-        live_layout.addLayout(top)
-        live_layout.addWidget(self.waveform, 1)
-
-        layout = QVBoxLayout(self)
-        layout.addWidget(title)
-        layout.addWidget(intro)
-        layout.addLayout(device_row)
-        layout.addWidget(self.message)
-        layout.addWidget(live)
-        layout.addLayout(buttons)
-        layout.addWidget(self.file_label)
-        layout.addStretch(1)
-
+        self._build()
         self.timer = QTimer(self)
         self.timer.setInterval(DRAIN_INTERVAL_MS)
         self.timer.timeout.connect(self._tick)
@@ -139,10 +94,48 @@ class RecordView(QWidget):
         self.rerecord_button.clicked.connect(self.rerecord)
         self.use_button.clicked.connect(self._use)
         self.state.changed.connect(self._apply)
-
         self.refresh_devices(rescan=False)
         self._load_leftover()
         self._apply(self.state.phase)
+
+    def _build(self) -> None:
+        intro = wrapped_label("record.intro", self, INTRO)
+        self.device = QComboBox(self)
+        self.device.setObjectName("record.device")
+        self.device.setMinimumWidth(280)
+        self.refresh = action_button("record.refresh", "Refresh", self)
+        self.message = MessageLabel("record.message", "error", self)
+        self.meter = LevelMeter(self)
+        self.meter.setObjectName("record.level")
+        self.waveform = WaveformView(self)
+        self.waveform.setObjectName("record.waveform")
+        self.waveform.setMaximumHeight(320)
+        self.elapsed = ClockLabel("record.elapsed", self)
+        self.file_label = MessageLabel("record.file", "info", self)
+        self.start_button = action_button("record.start", "● Record", self)
+        self.stop_button = action_button("record.stop", "■ Stop", self)
+        self.play_button = action_button("record.play", "▶ Play", self)
+        self.rerecord_button = action_button("record.rerecord", "Record again", self)
+        self.use_button = action_button("record.use", "Use as the secret →", self)
+        live = Section("Input", row((self.meter, 1), self.elapsed), self.waveform, parent=self)
+        page(
+            self,
+            title("Record a voice message", self),
+            intro,
+            row(QLabel("Microphone:", self), (self.device, 1), self.refresh),
+            self.message,
+            live,
+            row(
+                self.start_button,
+                self.stop_button,
+                self.play_button,
+                self.rerecord_button,
+                STRETCH,
+                self.use_button,
+            ),
+            self.file_label,
+            STRETCH,
+        )
 
     # Devices ---------------------------------------------------------------------------
 
@@ -164,18 +157,12 @@ class RecordView(QWidget):
             return
         self.message.clear()
         self._has_device = True
-        for d in devices:
-            self.device.addItem(self._device_label(d), d.index)
-            if d.is_default_input:
-                self.device.setCurrentIndex(self.device.count() - 1)
+        for choice in input_choices(devices):  # the default first, by the names people know
+            self.device.addItem(choice.name, choice.index)
+        self.device.setCurrentIndex(0)
         if self.state.phase is RecordPhase.NO_DEVICE:
             self.state.set(RecordPhase.IDLE)
         self._apply(self.state.phase)
-
-    @staticmethod
-    def _device_label(device: DeviceInfo) -> str:
-        default = " (default)" if device.is_default_input else ""
-        return f"{device.label}{default}"
 
     @property
     def has_device(self) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from desktop.app.store import Task, TaskKind
+from desktop.core.orchestration import Task, TaskKind
 from subtone.errors import SubtoneError
 from subtone.files import atomic_output
 

@@ -6,31 +6,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import platformdirs
 from pydantic import ValidationError
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QFormLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QPushButton,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QCheckBox, QGroupBox, QLabel, QLineEdit, QSpinBox, QWidget
 
 from desktop.app.dialogs import Dialogs
 from desktop.app.messages import describe_error
 from desktop.app.settings import SettingsStore
+from desktop.app.widgets import FileField, action_button, page, row, title, wrapped_label
+from desktop.app.widgets.layout import STRETCH, FormSection
 from desktop.app.workers import Report, WorkerPool
 from desktop.core.api import ApiClient
 from desktop.core.config import ClientSettings
 from desktop.core.uploader import MAX_PARALLEL_PARTS, MAX_PART_SIZE, MIN_PART_SIZE
 from subtone.errors import SubtoneError
 
-__all__ = ["DEFAULT_PART_SIZE_MIB", "SettingsView", "check_connection"]
+__all__ = ["DEFAULT_PART_SIZE_MIB", "SettingsView", "check_connection", "usable_download_dir"]
 
 MiB = 1024 * 1024
 DEFAULT_PART_SIZE_MIB = 16
@@ -59,6 +51,24 @@ def check_connection(client: ApiClient, has_token: bool) -> str:
     return "Connected: the server is ready and the token works."
 
 
+def usable_download_dir(settings: ClientSettings) -> ClientSettings:
+    """The settings with a download folder that exists. The platform's own Downloads folder
+    (the default the screen shows) is created when missing, or the documents folder is used
+    where it cannot be; a folder the person typed that does not exist is refused."""
+    folder = settings.download_dir
+    default = Path(platformdirs.user_downloads_dir())
+    if folder is None or folder == default:
+        try:
+            default.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            fallback = Path(platformdirs.user_documents_dir())
+            return settings.model_copy(update={"download_dir": fallback})
+        return settings.model_copy(update={"download_dir": None})  # follows the platform
+    if not folder.is_dir():
+        raise SubtoneError(f"The folder {folder} does not exist.", code="no_such_folder")
+    return settings
+
+
 class SettingsView(QWidget):
     saved = Signal(object)
     """The :class:`ClientSettings` just saved."""
@@ -80,7 +90,21 @@ class SettingsView(QWidget):
         self.dialogs = dialogs
         self.make_client = make_client
 
-        title = QLabel("<h2>Settings</h2>", self)
+        self.test_result = wrapped_label("settings.test_result", self)
+        self.status = wrapped_label("settings.status", self)
+        self.save_button = action_button("settings.save", "Save", self, default=True)
+        page(
+            self,
+            title("Settings", self),
+            self._server_box(),
+            self._transfer_box(),
+            row((self.status, 1), self.save_button),
+            STRETCH,
+        )
+        self.save_button.clicked.connect(self.save)
+        self.show_settings(settings)
+
+    def _server_box(self) -> QGroupBox:
         self.url = QLineEdit(self)
         self.url.setObjectName("settings.url")
         self.url.setPlaceholderText("http://127.0.0.1:8600")
@@ -88,6 +112,17 @@ class SettingsView(QWidget):
         self.token.setObjectName("settings.token")
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
         self.token.setPlaceholderText("The API token your administrator gave you")
+        self.test_button = action_button("settings.test", "Test connection", self)
+        self.test_button.clicked.connect(self.test)
+        return FormSection(
+            "Server",
+            ("Server URL:", self.url),
+            ("API token:", self.token),
+            (None, row(self.test_button, (self.test_result, 1))),
+            parent=self,
+        )
+
+    def _transfer_box(self) -> QGroupBox:
         self.parallel = QSpinBox(self)
         self.parallel.setObjectName("settings.parallel")
         self.parallel.setRange(1, MAX_PARALLEL_PARTS)
@@ -99,61 +134,27 @@ class SettingsView(QWidget):
         self.part_size.setRange(MIN_PART_SIZE // MiB, MAX_PART_SIZE // MiB)
         self.part_size.setSuffix(" MiB")
         self.part_size.setMaximumWidth(120)
-        self.part_size_note = QLabel(self)
-        self.part_size_note.setObjectName("settings.part_size.note")
-        self.part_size_note.setWordWrap(True)
+        self.part_size_note = wrapped_label("settings.part_size.note", self)
         self.part_size_set.toggled.connect(self._part_size_toggled)
-        self.download_dir = QLineEdit(self)
-        self.download_dir.setObjectName("settings.download_dir")
-        self.browse = QPushButton("Browse…", self)
-        self.browse.setObjectName("settings.download_dir.browse")
-        self.test_button = QPushButton("Test connection", self)
-        self.test_button.setObjectName("settings.test")
-        self.test_result = QLabel(self)
-        self.test_result.setObjectName("settings.test_result")
-        self.test_result.setWordWrap(True)
-        self.save_button = QPushButton("Save", self)
-        self.save_button.setObjectName("settings.save")
-        self.save_button.setDefault(True)
-        self.status = QLabel(self)
-        self.status.setObjectName("settings.status")
-        self.status.setWordWrap(True)
+        self.folder = FileField(
+            "settings.download_dir",
+            "A folder (drop one here)",
+            self._choose_folder,
+            self,
+            edit_name="settings.download_dir",
+        )
+        return FormSection(
+            "Transfers",
+            ("Parts sent at once:", self.parallel),
+            ("Part size:", row(self.part_size_set, self.part_size, STRETCH)),
+            ("", self.part_size_note),
+            ("Save files to:", self.folder),
+            parent=self,
+        )
 
-        server_box = QGroupBox("Server", self)
-        server_form = QFormLayout(server_box)
-        server_form.addRow("Server URL:", self.url)
-        server_form.addRow("API token:", self.token)
-        test_row = QHBoxLayout()
-        test_row.addWidget(self.test_button)
-        test_row.addWidget(self.test_result, 1)
-        server_form.addRow(test_row)
-        transfer_box = QGroupBox("Transfers", self)
-        transfer_form = QFormLayout(transfer_box)
-        transfer_form.addRow("Parts sent at once:", self.parallel)
-        size_row = QHBoxLayout()
-        size_row.addWidget(self.part_size_set)
-        size_row.addWidget(self.part_size)
-        size_row.addStretch(1)
-        transfer_form.addRow("Part size:", size_row)
-        transfer_form.addRow("", self.part_size_note)
-        folder_row = QHBoxLayout()
-        folder_row.addWidget(self.download_dir, 1)
-        folder_row.addWidget(self.browse)
-        transfer_form.addRow("Save files to:", folder_row)
-        bottom = QHBoxLayout()
-        bottom.addWidget(self.status, 1)
-        bottom.addWidget(self.save_button)
-        layout = QVBoxLayout(self)
-        layout.addWidget(title)
-        layout.addWidget(server_box)
-        layout.addWidget(transfer_box)
-        layout.addLayout(bottom)
-        layout.addStretch(1)
-
-        self.test_button.clicked.connect(self.test)
-        self.save_button.clicked.connect(self.save)
-        self.browse.clicked.connect(self._browse)
-        self.show_settings(settings)
+    @property
+    def download_dir(self) -> QLineEdit:
+        return self.folder.edit
 
     def show_settings(self, settings: ClientSettings) -> None:
         self.settings = settings
@@ -193,19 +194,13 @@ class SettingsView(QWidget):
             else "The server chooses the part size of each upload."
         )
 
-    def _browse(self) -> None:
+    def _choose_folder(self) -> Path | None:
         start = Path(self.download_dir.text() or Path.home())
-        chosen = self.dialogs.choose_folder(self, "Save files to", start)
-        if chosen is not None:
-            self.download_dir.setText(str(chosen))
+        return self.dialogs.choose_folder(self, "Save files to", start)
 
     def save(self) -> None:
         try:
-            settings = self.edited()
-            if settings.download_dir is not None and not settings.download_dir.is_dir():
-                raise SubtoneError(
-                    f"The folder {settings.download_dir} does not exist.", code="no_such_folder"
-                )
+            settings = usable_download_dir(self.edited())
             place = self.store.save(settings)
         except SubtoneError as e:
             self._say(self.status, describe_error(e.code, e.message), ok=False)

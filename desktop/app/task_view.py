@@ -12,11 +12,11 @@ from desktop.app.formatting import format_size
 from desktop.app.messages import describe_error
 from desktop.app.saving import copy_with_progress, refused_target, suggested_path
 from desktop.app.state import ConnectionState, ConnectionStatus
-from desktop.app.store import Task, TaskStatus
 from desktop.app.tasks import TaskManager
 from desktop.app.widgets.message_label import MessageLabel
 from desktop.app.widgets.progress_panel import PanelState, ProgressPanel
 from desktop.app.workers import Report, WorkerPool
+from desktop.core.orchestration import Task, TaskStatus
 
 __all__ = ["Saver", "TaskFollower", "done_summary"]
 
@@ -58,7 +58,7 @@ class TaskFollower:
         self.task = None
         self.error.clear()
         self.result.clear()
-        self.panel.set_progress(0.0, "Preparing…")
+        self.panel.restart("Preparing…")
         self.panel.set_state(PanelState.PREPARING)
         self._on_change(None)
 
@@ -68,10 +68,10 @@ class TaskFollower:
         self.task = task
         self.error.clear()
         self.result.clear()
-        self.panel.set_progress(task.progress, "")
+        self.panel.restart("")
         self._show()
         if not task.status.finished:
-            self.panel.set_progress(task.progress, "Continuing where it stopped…")
+            self.panel.restart("Continuing where it stopped…")
         self._on_change(task)
 
     def pause(self) -> None:

@@ -1,10 +1,11 @@
 """Runs encodes and decodes in the background, queues them while offline, resumes them.
 
 The :class:`TaskManager` is the only place the views go through to start, pause, resume or
-cancel work. Preparing (sealing) and running (sending, following, downloading) happen on
-worker threads through :mod:`desktop.app.pipeline`; the manager hears back through signals and
-re-emits them per task id. Passphrases for decodes are held in memory only, until the task is
-done.
+cancel work. Preparing (sealing) and running (sending, following, downloading) are the client
+core's :mod:`desktop.core.orchestration` (the same steps the CLI runs); this module only adds
+threads and signals: the steps run on worker threads, the manager hears back through signals
+and re-emits them per task id. Passphrases for decodes are held in memory only, until the task
+is done.
 """
 
 from __future__ import annotations
@@ -17,23 +18,26 @@ from typing import Final
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from desktop.app.pipeline import (
+from desktop.app.progress import ProgressText, Throttle
+from desktop.app.state import ConnectionState
+from desktop.app.workers import Report, WorkerPool
+from desktop.core.envelope import DEFAULT_KDF, POSITION_KDF, KdfParams, PreparedSecret
+from desktop.core.orchestration import (
+    ProgressEvent,
     Runtime,
     StopReason,
     StopToken,
+    Task,
+    TaskStatus,
+    TaskStore,
     discard_work,
+    new_task_id,
     open_result,
     prepare_decode,
     prepare_encode,
     remove_task_files,
     run_task,
 )
-from desktop.app.progress import ProgressText, Throttle
-from desktop.app.state import ConnectionState
-from desktop.app.store import Task, TaskStatus, TaskStore, new_task_id
-from desktop.app.workers import Report, WorkerPool
-from desktop.core.envelope import DEFAULT_KDF, POSITION_KDF, KdfParams, PreparedSecret
-from desktop.core.workflow import ProgressEvent
 from subtone.errors import SubtoneError
 
 __all__ = ["MAX_RUNNING_TASKS", "TaskManager"]

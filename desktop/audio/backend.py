@@ -176,6 +176,11 @@ class _PortAudioStream:
         except self._sd.PortAudioError as e:
             raise DeviceFailed(f"The {self._what} could not be {action}: {e}.") from e
 
+    @property
+    def active(self) -> bool:
+        """Still running (PortAudio ends a stream whose callback failed or stopped it)."""
+        return bool(getattr(self._stream, "active", True))
+
     def start(self) -> None:
         self._call("started", self._stream.start)
 

@@ -5,12 +5,18 @@ reads the file into memory (call it from a worker thread), :meth:`Player.play_so
 device and starts (quick, on the owner's thread). The output callback only copies a slice;
 the owner polls :meth:`Player.poll` from its own thread (a GUI timer) to learn the position
 and to close the stream once the end was played. :meth:`Player.play` does both at once.
+
+The position follows the clock, not the callback alone: PortAudio asks for a few blocks ahead,
+and a device that stalls (ALSA underruns on a virtual sink) may stop asking altogether. A
+stream that stopped by itself, or that is still open well after the sound's end, is closed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -34,6 +40,8 @@ __all__ = ["MAX_PLAY_SECONDS", "Player", "Sound", "load_sound"]
 MAX_PLAY_SECONDS: Final = 3 * 3600
 """Longer files are refused (they would be held in memory)."""
 PLAY_BLOCK_FRAMES: Final = 1024
+STALL_GRACE_SECONDS: Final = 1.0
+"""How long past a sound's end a stream may stay open before it counts as stalled."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +86,15 @@ def load_sound(path: Path, max_channels: int = 2) -> Sound:
 class Player:
     """Plays one sound at a time."""
 
-    def __init__(self, backend: AudioBackend | None = None) -> None:
+    def __init__(
+        self,
+        backend: AudioBackend | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.backend: AudioBackend = backend if backend is not None else SoundDeviceBackend()
+        self._clock = clock
+        self._started_at = 0.0
         self._stream: Stream | None = None
         self._data: NDArray[np.float32] = np.zeros((0, 1), dtype=np.float32)
         self._position = 0
@@ -93,7 +108,13 @@ class Player:
 
     @property
     def position_seconds(self) -> float:
-        return self._position / self.samplerate if self.samplerate else 0.0
+        """Where the listener is: the time since the start (the callback runs ahead of what
+        is heard, and stops being called on a stalled device), never past the end."""
+        if not self.samplerate:
+            return 0.0
+        if self._done.is_set() or self._stream is None:
+            return min(self._position / self.samplerate, self.duration_seconds)
+        return min(max(0.0, self._clock() - self._started_at), self.duration_seconds)
 
     @property
     def duration_seconds(self) -> float:
@@ -138,6 +159,7 @@ class Player:
                 raise
             raise DeviceFailed(f"The speaker could not be started: {e}.") from e
         self._stream = stream
+        self._started_at = self._clock()
 
     def _callback(
         self, outdata: NDArray[np.float32], frames: int, time_info: Any, status: Any
@@ -152,8 +174,13 @@ class Player:
             self._done.set()
 
     def poll(self) -> bool:
-        """Whether it is still playing; closes the stream once the end has been played."""
-        if self._stream is not None and self._done.is_set():
+        """Whether it is still playing; closes the stream once the end has been played, once
+        it stopped by itself, or once it is stalled well past the end."""
+        stream = self._stream
+        if stream is None:
+            return False
+        overdue = self._clock() - self._started_at > self.duration_seconds + STALL_GRACE_SECONDS
+        if self._done.is_set() or overdue or not getattr(stream, "active", True):
             self.stop()
         return self.playing
 

@@ -4,15 +4,21 @@ The commands use the same client core as the desktop app (:mod:`desktop.core`). 
 printed as ``error [code]: message`` on stderr with a non-zero exit status, never as a
 traceback. Everything the commands reach out to (settings, HTTP transports, the session
 store) comes from a :class:`CliEnv`, which tests pass as Click's ``obj``.
+
+Other installed packages add command groups through the ``subtone.cli`` entry-point group
+(:func:`add_plugin_groups`): the server registers ``subtone token …`` and
+``subtone standalone …`` there, so they work wherever the server is installed, while this
+package never imports it (a desktop-only install simply has none).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Final
@@ -34,25 +40,27 @@ from desktop.core.envelope import (
     KdfParams,
     sealed_length,
 )
+from desktop.core.orchestration import Stage, decode, encode, max_secret_bytes
 from desktop.core.sessions import SessionStore
 from desktop.core.uploader import PartTransport, UploadCancelled, Uploader
-from desktop.core.workflow import Stage, decode, encode, max_secret_bytes
 from subtone.errors import SubtoneError
 from subtone.protocol import JobState
 from subtone.stego.codec import read_capacity
 from subtone.stego.layout import choose_k
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "ENV_PASSPHRASE",
     "EXIT_ERROR",
     "EXIT_INTERRUPTED",
     "CliEnv",
+    "add_plugin_groups",
     "app",
     "main",
-    "standalone_app",
-    "token_app",
 ]
 
+ENTRY_POINT_GROUP: Final = "subtone.cli"
+"""Entry points of this group name a :class:`typer.Typer` added as ``subtone NAME …``."""
 ENV_PASSPHRASE: Final = "SUBTONE_PASSPHRASE"  # noqa: S105 - the variable's name
 EXIT_ERROR: Final = 1
 EXIT_INTERRUPTED: Final = 130
@@ -129,10 +137,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-token_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
-standalone_app = typer.Typer(help="Run the whole stack on this machine.", no_args_is_help=True)
-app.add_typer(token_app, name="token")
-app.add_typer(standalone_app, name="standalone")
 
 _err = Console(stderr=True)
 _out = Console()
@@ -407,9 +411,45 @@ def capacity_command(
             raise refusal
 
 
+log = logging.getLogger(__name__)
+
+
+def add_plugin_groups(
+    target: typer.Typer, entry_points: Iterable[importlib.metadata.EntryPoint] | None = None
+) -> list[str]:
+    """Add the command groups that installed packages declare under :data:`ENTRY_POINT_GROUP`
+    (``entry_points``: those, else the installed ones) to ``target``; returns their names.
+
+    A group whose module cannot be imported (its package's extras are missing) is left out
+    with a debug log; a name already taken (a built-in command, or an earlier entry point)
+    keeps its first owner.
+    """
+    found = (
+        importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        if entry_points is None
+        else entry_points
+    )
+    taken = {c.name for c in target.registered_commands if c.name}
+    taken |= {g.name for g in target.registered_groups if g.name}
+    added: list[str] = []
+    for entry in found:
+        if entry.name in taken:
+            continue
+        try:
+            group = entry.load()
+        except Exception as e:
+            log.debug("leaving out `subtone %s`: %s cannot be loaded: %s", entry.name, entry, e)
+            continue
+        if not isinstance(group, typer.Typer):
+            log.debug("leaving out `subtone %s`: %s is not a typer.Typer", entry.name, entry.value)
+            continue
+        target.add_typer(group, name=entry.name)
+        taken.add(entry.name)
+        added.append(entry.name)
+    return added
+
+
 def main() -> None:
     """The ``subtone`` console script."""
+    add_plugin_groups(app)
     app(prog_name="subtone")
-
-
-from desktop.cli import admin as _admin  # noqa: E402, F401 - registers token/standalone

@@ -18,7 +18,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from desktop.core.workflow import ProgressEvent, Stage
+from desktop.core.orchestration import ProgressEvent, Stage
 from subtone.errors import SubtoneError
 
 __all__ = [
@@ -86,7 +86,7 @@ def print_error(console: Console, error: SubtoneError) -> None:
 
 
 class ProgressView:
-    """One bar per stage of an operation, fed by the workflow's progress events."""
+    """One bar per stage of an operation, fed by the orchestration's progress events."""
 
     def __init__(self, console: Console) -> None:
         self._progress = Progress(

@@ -7,8 +7,8 @@ injectable transport, so tests drive the whole client with ``httpx.MockTransport
 
 Every request and response body is a model of :mod:`subtone.protocol`. A non-2xx answer
 becomes :class:`ApiError` with the server's ``code`` and ``message``; a server that cannot be
-reached becomes :class:`ServerUnreachable`. Reads and idempotent writes are retried on
-transient failures (connection errors, 429, 502-504) with jittered backoff.
+reached becomes :class:`ServerUnreachable`. Reads and idempotent writes are retried (by
+tenacity) on transient failures (connection errors, 408, 429, 502-504) with jittered backoff.
 """
 
 from __future__ import annotations
@@ -19,14 +19,15 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import BinaryIO, Final, TypeVar
 
 import httpx
+from httpx_sse import EventSource
 from pydantic import BaseModel, ValidationError
+from tenacity import RetryCallState
 
 from desktop.core.retry import Backoff
-from desktop.core.sse import iter_events
 from desktop.core.stop import StopSignal
 from subtone.errors import SubtoneError
 from subtone.protocol import (
@@ -98,13 +99,18 @@ M = TypeVar("M", bound=BaseModel)
 class ApiError(SubtoneError):
     """The server (or storage) answered with an error: its code, message and HTTP status."""
 
-    def __init__(self, message: str, *, code: str, status: int) -> None:
+    def __init__(
+        self, message: str, *, code: str, status: int, retry_after: float | None = None
+    ) -> None:
         super().__init__(message, code=code, status=status)
+        self.retry_after = retry_after
+        """Seconds the server asked to wait before trying again (``Retry-After``), if any."""
 
     @classmethod
     def from_response(cls, response: httpx.Response) -> ApiError:
         """The error a response carries; a body that is not Subtone's JSON gets a generic one."""
         status = response.status_code
+        wait = _retry_after(response)
         try:
             body = ErrorBody.model_validate_json(response.content)
         except ValidationError:
@@ -115,8 +121,9 @@ class ApiError(SubtoneError):
                 f"The server answered {status} {response.reason_phrase}{detail}",
                 code=code,
                 status=status,
+                retry_after=wait,
             )
-        return cls(body.error.message, code=body.error.code, status=status)
+        return cls(body.error.message, code=body.error.code, status=status, retry_after=wait)
 
 
 class ServerUnreachable(SubtoneError):
@@ -124,6 +131,13 @@ class ServerUnreachable(SubtoneError):
 
     code = "server_unreachable"
     status = 503
+
+
+def _transient(error: BaseException) -> bool:
+    """Worth another try: no answer, or a status that says "later"."""
+    if isinstance(error, ApiError):
+        return error.status in RETRYABLE_STATUSES
+    return isinstance(error, ServerUnreachable)
 
 
 def _unreachable(where: str, error: httpx.TransportError) -> ServerUnreachable:
@@ -185,13 +199,6 @@ def _interrupt_on(stop: threading.Event | None, response: httpx.Response) -> Ite
         remove()
 
 
-def _until(stop: threading.Event | None, lines: Iterable[str]) -> Iterator[str]:
-    for line in lines:
-        if stop is not None and stop.is_set():
-            return
-        yield line
-
-
 class ApiClient:
     """The Subtone API over HTTP. Thread-safe (httpx clients are); close it when done."""
 
@@ -208,6 +215,7 @@ class ApiClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._retry = retry
+        self._retry_wait = retry.wait()
         self._poll = poll
         self._sleep = sleep
         self._timeout = httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_SECONDS))
@@ -248,24 +256,27 @@ class ApiClient:
         send_headers = dict(headers or {})
         if content is not None:
             send_headers["Content-Type"] = "application/json"
-        attempt = 0
-        while True:
-            attempt += 1
-            last_try = not retry or self._retry.gives_up_after(attempt)
+
+        def once() -> httpx.Response:
             try:
                 response = self._http.request(method, path, content=content, headers=send_headers)
             except httpx.TransportError as e:
-                if last_try:
-                    raise _unreachable(f"the Subtone server at {self.base_url}", e) from e
-                log.debug("%s %s failed (%s); retrying", method, path, e)
-                self._sleep(self._retry.delay(attempt))
-                continue
-            if response.is_success:
-                return response
-            if last_try or response.status_code not in RETRYABLE_STATUSES:
+                raise _unreachable(f"the Subtone server at {self.base_url}", e) from e
+            if not response.is_success:
                 raise ApiError.from_response(response)
-            wait = _retry_after(response)
-            self._sleep(wait if wait is not None else self._retry.delay(attempt))
+            return response
+
+        if not retry:
+            return once()
+        return self._retry.retrying(retry=_transient, sleep=self._sleep, wait=self._wait)(once)
+
+    def _wait(self, state: RetryCallState) -> float:
+        """The server's ``Retry-After`` when it gave one, else the backoff's own wait."""
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if isinstance(error, ApiError) and error.retry_after is not None:
+            return error.retry_after
+        return float(self._retry_wait(state))
 
     # Service ---------------------------------------------------------------------------
 
@@ -351,8 +362,9 @@ class ApiClient:
     def job_events(self, job_id: str, *, stop: threading.Event | None = None) -> Iterator[Job]:
         """``GET /v1/jobs/{id}/events``: the job each time it changes, until the stream ends.
 
-        Ends early once ``stop`` is set: checked at each line (pings included) and, when it
-        is a :class:`StopSignal`, at once, by shutting the connection from the stopping side.
+        Ends early once ``stop`` is set: checked at each event and, when it is a
+        :class:`StopSignal`, at once, by shutting the connection from the stopping side (the
+        stream is parsed by ``httpx-sse``, which does not surface comment pings).
         """
         path = f"{API_PREFIX}/jobs/{job_id}/events"
         timeout = httpx.Timeout(
@@ -374,7 +386,9 @@ class ApiClient:
                         status=response.status_code,
                     )
                 with _interrupt_on(stop, response):
-                    for event in iter_events(_until(stop, response.iter_lines())):
+                    for event in EventSource(response).iter_sse():
+                        if stop is not None and stop.is_set():
+                            return
                         if event.event == JOB_EVENT:
                             yield _validate(Job, event.data, f"GET {path}", response.status_code)
         except httpx.TransportError as e:

@@ -12,7 +12,6 @@ chose (``UploadCreated.part_size``).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -29,6 +28,12 @@ from desktop.core.uploader import (
     MAX_PART_SIZE,
     MIN_PART_SIZE,
 )
+from subtone.clientconfig import (
+    CONFIG_FILE_NAME,
+    ENV_CONFIG,
+    client_config_path,
+    write_client_config,
+)
 from subtone.errors import SubtoneError
 
 __all__ = [
@@ -44,15 +49,10 @@ __all__ = [
     "save_settings",
 ]
 
-APP_NAME: Final = "subtone"
-CONFIG_FILE_NAME: Final = "client.json"
 ENV_URL: Final = "SUBTONE_URL"
 ENV_TOKEN: Final = "SUBTONE_TOKEN"  # noqa: S105 - the variable's name, not a secret
-ENV_CONFIG: Final = "SUBTONE_CLIENT_CONFIG"
 DEFAULT_SERVER_URL: Final = "http://127.0.0.1:8600"
 """Where ``subtone standalone up`` serves the API."""
-FILE_MODE: Final = 0o600
-DIR_MODE: Final = 0o700
 
 
 class ConfigError(SubtoneError):
@@ -88,11 +88,7 @@ class ClientSettings(BaseModel):
 
 def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
     """``$SUBTONE_CLIENT_CONFIG``, else ``<user config dir>/subtone/client.json``."""
-    env = os.environ if environ is None else environ
-    override = env.get(ENV_CONFIG)
-    if override:
-        return Path(override)
-    return Path(platformdirs.user_config_dir(APP_NAME)) / CONFIG_FILE_NAME
+    return client_config_path(environ)
 
 
 def _invalid(path: Path | None, error: ValidationError) -> ConfigError:
@@ -143,20 +139,5 @@ def load_settings(
 
 def save_settings(settings: ClientSettings, path: str | os.PathLike[str] | None = None) -> Path:
     """Write the settings as JSON, readable by the owner only; returns the file."""
-    file = Path(path) if path is not None else default_config_path()
-    file.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-    tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-    body = settings.model_dump_json(indent=2, exclude_defaults=True) + "\n"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(body)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.chmod(FILE_MODE)  # exact, whatever the umask or an earlier file
-        tmp.replace(file)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    return file
+    body = json.loads(settings.model_dump_json(exclude_defaults=True))
+    return write_client_config(body, path if path is not None else default_config_path())

@@ -11,17 +11,17 @@ its own connection, so threads and processes may share it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
 import platformdirs
+
+from desktop.core.sqlite import SqliteFile
 
 __all__ = [
     "APP_NAME",
@@ -35,11 +35,9 @@ __all__ = [
 
 APP_NAME: Final = "subtone"
 SESSIONS_FILE_NAME: Final = "uploads.sqlite3"
-SQLITE_TIMEOUT_SECONDS: Final = 10.0
 DEFAULT_MAX_AGE_SECONDS: Final = 30 * 24 * 3600
 """Sessions untouched this long are dropped when a store is first used (the server's uploads
 expire sooner)."""
-_DIR_MODE: Final = 0o700
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS upload_sessions (
@@ -117,27 +115,13 @@ class SessionStore:
     ) -> None:
         self.path = Path(path) if path is not None else default_sessions_path()
         self._max_age = max_age_seconds
-        self._ready = False
+        self._db = SqliteFile(self.path, _SCHEMA, on_first_use=self._drop_stale)
+        self._connect = self._db.connect
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        if not self._ready:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=_DIR_MODE)
-        conn = sqlite3.connect(self.path, timeout=SQLITE_TIMEOUT_SECONDS)
-        try:
-            conn.row_factory = sqlite3.Row
-            if not self._ready:
-                conn.executescript(_SCHEMA)
-                with conn:
-                    conn.execute(
-                        "DELETE FROM upload_sessions WHERE updated_at < ?",
-                        (time.time() - self._max_age,),
-                    )
-                self._ready = True
-            with conn:  # one transaction: committed, or rolled back on error
-                yield conn
-        finally:
-            conn.close()
+    def _drop_stale(self, conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "DELETE FROM upload_sessions WHERE updated_at < ?", (time.time() - self._max_age,)
+        )
 
     def find(self, server: str, file: FileIdentity) -> UploadSession | None:
         """The newest session for this file on this server, if any."""

@@ -7,7 +7,7 @@ key, upload id, part number, filename and expiry — see :class:`UrlSigner`).
 Layout under ``root``::
 
     <key>                              finished objects (keys never have dot segments)
-    .meta/<key>.json                   their sidecar: etag, size, inode, content type
+    .meta/<key>.json                   their sidecar: etag, size, inode, content type, sha256
     .multipart/<upload_id>/upload.json the upload's key and content type
     .multipart/<upload_id>/<n>         part n, written to a temp name then ``os.replace``d
     .multipart/<upload_id>/<n>.json    its sidecar: etag, size, inode
@@ -43,6 +43,7 @@ from server.integrations.storage import (
     MAX_PART_SIZE,
     MIN_PART_SIZE,
     READ_CHUNK_SIZE,
+    ChecksumMismatch,
     ChunkIterator,
     InvalidPart,
     MultipartUpload,
@@ -220,6 +221,7 @@ class _Sidecar(NamedTuple):
     size: int
     inode: int
     content_type: str = DEFAULT_CONTENT_TYPE
+    sha256: str | None = None
 
 
 def _write_json_atomic(path: Path, data: Mapping[str, object]) -> None:
@@ -253,6 +255,7 @@ def _read_sidecar(path: Path, stat: os.stat_result) -> _Sidecar | None:
             int(data["size"]),
             int(data["inode"]),
             str(data.get("content_type", DEFAULT_CONTENT_TYPE)),
+            str(data["sha256"]) if data.get("sha256") else None,
         )
     except (KeyError, TypeError, ValueError):
         return None
@@ -269,13 +272,19 @@ def _file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _copy_with_md5(source: Path, target: IO[bytes]) -> tuple[bytes, int]:
-    """Append ``source`` to ``target``; returns the part's binary MD5 and size."""
+def _copy_with_md5(
+    source: Path, target: IO[bytes], whole: hashlib._Hash | None = None
+) -> tuple[bytes, int]:
+    """Append ``source`` to ``target``; returns the part's binary MD5 and size.
+
+    ``whole`` (the object's running SHA-256) is fed the same bytes."""
     digest = hashlib.md5(usedforsecurity=False)
     size = 0
     with source.open("rb") as f:
         while chunk := f.read(COPY_BUFFER_SIZE):
             digest.update(chunk)
+            if whole is not None:
+                whole.update(chunk)
             target.write(chunk)
             size += len(chunk)
     return digest.digest(), size
@@ -453,12 +462,17 @@ class LocalStore:
         return [p for p in parts if p is not None]
 
     def complete_multipart(
-        self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
+        self,
+        key: str,
+        upload_id: str,
+        parts: Sequence[tuple[int, str]],
+        *,
+        sha256: str | None = None,
     ) -> ObjectInfo:
         checked = validate_part_list(parts)
         upload_dir, content_type = self._load_upload(key, upload_id)
         self._check_parts(upload_dir, checked)
-        info = self._assemble(key, upload_dir, checked, content_type)
+        info = self._assemble(key, upload_dir, checked, content_type, sha256)
         shutil.rmtree(upload_dir, ignore_errors=True)
         return info
 
@@ -491,7 +505,7 @@ class LocalStore:
         sidecar = _read_sidecar(self._meta_path(key), stat)
         if sidecar is None:
             return ObjectInfo(key, stat.st_size, _file_md5(path))
-        return ObjectInfo(key, stat.st_size, sidecar.etag, sidecar.content_type)
+        return ObjectInfo(key, stat.st_size, sidecar.etag, sidecar.content_type, sidecar.sha256)
 
     def read(self, key: str, start: int = 0, length: int | None = None) -> ChunkIterator:
         if start < 0 or (length is not None and length < 0):
@@ -516,10 +530,11 @@ class LocalStore:
         target = self._object_path(key)
         content_type = content_type or DEFAULT_CONTENT_TYPE
         etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        sha256 = hashlib.sha256(data).hexdigest()
         with _os_errors(f"store {PurePosixPath(key).name}"), self._temp_file() as tmp:
             tmp.file.write(data)
-            self._publish(key, tmp, target, etag, content_type)
-        return ObjectInfo(key, len(data), etag, content_type)
+            self._publish(key, tmp, target, etag, content_type, sha256)
+        return ObjectInfo(key, len(data), etag, content_type, sha256)
 
     def delete(self, key: str) -> None:
         path = self._object_path(key)
@@ -607,26 +622,41 @@ class LocalStore:
             raise InvalidPart(f"an object holds at most {MAX_OBJECT_SIZE} bytes")
 
     def _assemble(
-        self, key: str, upload_dir: Path, parts: list[tuple[int, str]], content_type: str
+        self,
+        key: str,
+        upload_dir: Path,
+        parts: list[tuple[int, str]],
+        content_type: str,
+        sha256: str | None,
     ) -> ObjectInfo:
+        """Stream the parts into a temp file, checking each part's MD5 and the whole object's
+        SHA-256 on the way; only an object that passes both is renamed onto the key."""
         target = self._object_path(key)
         digests: list[bytes] = []
+        whole = hashlib.sha256()
         size = 0
         with _os_errors(f"assemble {PurePosixPath(key).name}"), self._temp_file() as tmp:
             for number, expected in parts:
-                digest, part_size = self._copy_part(upload_dir / str(number), tmp.file)
+                digest, part_size = self._copy_part(upload_dir / str(number), tmp.file, whole)
                 if digest.hex() != expected:
                     raise InvalidPart(f"part {number} changed while the upload completed")
                 digests.append(digest)
                 size += part_size
+            if sha256 is not None and whole.hexdigest() != sha256.lower():
+                raise ChecksumMismatch(
+                    f"the assembled bytes have SHA-256 {whole.hexdigest()}, "
+                    f"not the declared {sha256.lower()}"
+                )
             multipart_etag = hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest()
             etag = f"{multipart_etag}-{len(digests)}"
-            self._publish(key, tmp, target, etag, content_type)
-        return ObjectInfo(key, size, etag, content_type)
+            self._publish(key, tmp, target, etag, content_type, whole.hexdigest())
+        return ObjectInfo(key, size, etag, content_type, whole.hexdigest())
 
-    def _copy_part(self, source: Path, target: IO[bytes]) -> tuple[bytes, int]:
+    def _copy_part(
+        self, source: Path, target: IO[bytes], whole: hashlib._Hash
+    ) -> tuple[bytes, int]:
         try:
-            return _copy_with_md5(source, target)
+            return _copy_with_md5(source, target, whole)
         except FileNotFoundError as e:
             raise InvalidPart(f"part {source.name} disappeared while the upload completed") from e
 
@@ -634,11 +664,17 @@ class LocalStore:
         return _TempFile(self._root / _TMP_DIR)
 
     def _publish(
-        self, key: str, tmp: _TempFile, target: Path, etag: str, content_type: str
+        self,
+        key: str,
+        tmp: _TempFile,
+        target: Path,
+        etag: str,
+        content_type: str,
+        sha256: str,
     ) -> None:
         """Make the temp file durable, write its sidecar, then rename it onto the key."""
         stat = tmp.sync()
-        sidecar = _Sidecar(etag, stat.st_size, stat.st_ino, content_type)
+        sidecar = _Sidecar(etag, stat.st_size, stat.st_ino, content_type, sha256)
         _write_json_atomic(self._meta_path(key), sidecar._asdict())
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp.rename(target)

@@ -200,8 +200,16 @@ class S3Store:
                 return parts
 
     def complete_multipart(
-        self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
+        self,
+        key: str,
+        upload_id: str,
+        parts: Sequence[tuple[int, str]],
+        *,
+        sha256: str | None = None,
     ) -> ObjectInfo:
+        """Assemble in S3. ``sha256`` is not checked here: the server never reads an upload's
+        bytes, S3's own multipart checksums are per part (no whole-object SHA-256), so the
+        worker verifies the digest before use (see :class:`ObjectStore`)."""
         validate_key(key)
         checked = validate_part_list(parts)
         try:

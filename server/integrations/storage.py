@@ -28,6 +28,7 @@ __all__ = [
     "MAX_PRESIGN_SECONDS",
     "MIN_PART_SIZE",
     "READ_CHUNK_SIZE",
+    "ChecksumMismatch",
     "ChunkIterator",
     "GiB",
     "InvalidKey",
@@ -128,6 +129,13 @@ class UploadNotFound(ObjectNotFound):
     code = "upload_not_found"
 
 
+class ChecksumMismatch(SubtoneError):
+    """The assembled bytes do not have the SHA-256 the client declared: nothing is kept."""
+
+    code = "checksum_mismatch"
+    status = 422
+
+
 class InvalidPart(SubtoneError):
     """A part list that cannot complete: a missing part, a wrong ETag, a part too small."""
 
@@ -167,6 +175,9 @@ class ObjectInfo(NamedTuple):
     size: int
     etag: str
     content_type: str = DEFAULT_CONTENT_TYPE
+    sha256: str | None = None
+    """The SHA-256 the store computed on the bytes (as it assembled them); ``None`` where it
+    has not read them (S3, a plain ``head``)."""
 
 
 class MultipartUpload(NamedTuple):
@@ -331,9 +342,21 @@ class ObjectStore(Protocol):
         ...
 
     def complete_multipart(
-        self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
+        self,
+        key: str,
+        upload_id: str,
+        parts: Sequence[tuple[int, str]],
+        *,
+        sha256: str | None = None,
     ) -> ObjectInfo:
-        """Assemble the named parts (ascending numbers, their ETags) into the object."""
+        """Assemble the named parts (ascending numbers, their ETags) into the object.
+
+        ``sha256`` is the digest the bytes must have. A store that streams the parts as it
+        assembles them (the local store) hashes them on the way and raises
+        :class:`ChecksumMismatch` on a difference, publishing nothing and keeping the upload;
+        its :class:`ObjectInfo` carries the digest. A store whose bytes the server never reads
+        (S3) cannot check it here and returns ``sha256=None``: the worker verifies the digest
+        before it uses the object (:class:`server.jobs.inputs.InputStream`)."""
         ...
 
     def abort_multipart(self, key: str, upload_id: str) -> None:

@@ -141,6 +141,7 @@ class InputStream:
     def __init__(self, store: ObjectStore, obj: ObjectRecord, name: str) -> None:
         self._obj = obj
         self._name = name
+        self._store = store
         try:
             reader = store.open_reader(obj.key)
         except ObjectNotFound as e:
@@ -152,7 +153,7 @@ class InputStream:
 
     def read_wav_header(self) -> wav.WavInfo:
         """The WAV format (refused with the codec's codes), then rewind for the codec."""
-        info, _ = wav.read_header(self.stream)
+        info, _ = wav.read_header(self.stream, total_size=self._obj.size)
         wav.check_file_size(info, self._obj.size)
         self.stream.seek(0)
         return info
@@ -166,6 +167,7 @@ class InputStream:
                 f"The {self._name} changed while the job read it.", code=INPUT_MISMATCH
             )
         if self._obj.sha256 is not None and self._raw.hexdigest() != self._obj.sha256:
+            self._store.delete(self._obj.key)  # refused for good: no later job may use it
             raise InputError(
                 f"The {self._name} does not match the checksum given when it was uploaded; "
                 "upload it again.",

@@ -17,6 +17,7 @@ from server.integrations.storage import (
     MAX_PART_SIZE,
     MAX_PARTS,
     MIN_PART_SIZE,
+    ChecksumMismatch,
     InvalidPart,
     MiB,
     ObjectNotFound,
@@ -217,7 +218,10 @@ class UploadService:
     # Reading -----------------------------------------------------------------------------
 
     def status(self, tenant: str, upload_id: str) -> UploadStatus:
+        """The upload; an aborted one (``DELETE``, or refused at completion) is gone: 404."""
         record = self._uploads.get_upload(tenant, upload_id)
+        if record.state is UploadState.ABORTED:
+            raise NotFound(f"Upload {upload_id} was aborted; start a new upload.")
         parts = self._stored_parts(record) if record.state is UploadState.UPLOADING else []
         return UploadStatus(
             upload_id=record.id,
@@ -248,9 +252,24 @@ class UploadService:
                 raise SizeMismatch(
                     f"The parts hold {total} bytes; the upload was announced as {record.size}."
                 )
-            info = self._store.complete_multipart(record.key, record.storage_upload_id, wanted)
+            info = self._store.complete_multipart(
+                record.key, record.storage_upload_id, wanted, sha256=record.sha256
+            )
         except UploadNotFound:
             return self._recover(record)
+        except ChecksumMismatch as e:
+            self._refuse(record)
+            raise ChecksumMismatch(
+                f"The bytes of upload {record.id} do not have the SHA-256 declared when it "
+                "started; nothing was kept. Start a new upload."
+            ) from e
+        if info.sha256 is not None and info.sha256 != record.sha256:
+            self._store.delete(record.key)
+            self._refuse(record)
+            raise ChecksumMismatch(
+                f"The bytes of upload {record.id} do not have the SHA-256 declared when it "
+                "started; the object was deleted. Start a new upload."
+            )
         return self._finish(record, info.size)
 
     def abort(self, tenant: str, upload_id: str) -> None:
@@ -264,6 +283,11 @@ class UploadService:
         self._uploads.save_upload(record.model_copy(update={"state": UploadState.ABORTED}))
 
     # Helpers -----------------------------------------------------------------------------
+
+    def _refuse(self, record: UploadRecord) -> None:
+        """A checksum mismatch: drop the parts and close the upload (a retry cannot fix it)."""
+        self._store.abort_multipart(record.key, record.storage_upload_id)
+        self._uploads.save_upload(record.model_copy(update={"state": UploadState.ABORTED}))
 
     def _open_upload(self, tenant: str, upload_id: str) -> UploadRecord:
         record = self._uploads.get_upload(tenant, upload_id)

@@ -414,7 +414,7 @@ def embed_stream(
     windows_per_call: int = DEFAULT_WINDOWS_PER_CALL,
 ) -> EmbedResult:
     """Copy the WAV in ``src`` to ``dst`` with ``payload`` hidden in its samples."""
-    info, prefix = wav.read_header(src)
+    info, prefix = wav.read_header(src, total_size=source_size)
     if source_size is not None:
         wav.check_file_size(info, source_size)
     bps = info.bits_per_sample
@@ -461,7 +461,7 @@ def extract_stream(
     windows_per_call: int = DEFAULT_WINDOWS_PER_CALL,
 ) -> bytes:
     """The payload hidden in the WAV in ``src`` under ``k_pos``."""
-    info, _ = wav.read_header(src)
+    info, _ = wav.read_header(src, total_size=source_size)
     if source_size is not None:
         wav.check_file_size(info, source_size)
     return _extract_planes(

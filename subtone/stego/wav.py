@@ -14,6 +14,14 @@ parts that the codec treats differently:
 
 ``prefix + encode_samples(samples) + suffix`` reassembles the original file byte for byte.
 
+Files written by streaming tools (a recorder or ``sox ... -t wav -`` writing to a pipe) cannot
+go back to fill in their sizes and leave a placeholder instead: ``0xFFFFFFFF``, ``0`` or sox's
+``0x7FFFF000``. Such a data chunk runs to the end of the file, as other audio tools read it: its
+``data_size`` is the whole frames the file holds after the prefix, and a trailing partial frame
+is part of the suffix. That needs the file's size: :func:`read_header` takes it
+(``total_size``) or finds it (a regular file, a seekable stream); a placeholder on a stream of
+unknown length is refused as ``unknown_length``. The RIFF size is never checked.
+
 Accepted: integer PCM (format tag 1, or WAVE_FORMAT_EXTENSIBLE with the PCM sub-format), 16-,
 24- or 32-bit containers whose valid bits fill the container, any channel count and rate.
 Everything else is refused with a :class:`WavError` carrying a stable code.
@@ -21,11 +29,13 @@ Everything else is refused with a :class:`WavError` carrying a stable code.
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, BinaryIO, Final
 
 import numpy as np
@@ -43,6 +53,8 @@ __all__ = [
     "NO_DATA_CHUNK",
     "SUPPORTED_BITS",
     "TRUNCATED",
+    "UNKNOWN_LENGTH",
+    "UNKNOWN_SIZE_MARKERS",
     "UNSUPPORTED_FORMAT",
     "WavError",
     "WavInfo",
@@ -65,6 +77,13 @@ UNSUPPORTED_FORMAT: Final = "unsupported_format"
 NO_DATA_CHUNK: Final = "no_data_chunk"
 EMPTY_AUDIO: Final = "empty_audio"
 MALFORMED_WAV: Final = "malformed_wav"
+UNKNOWN_LENGTH: Final = "unknown_length"
+
+UNKNOWN_SIZE_MARKERS: Final = frozenset({0, 0xFFFF_FFFF, 0x7FFF_F000})
+"""Data chunk sizes that streaming tools write when they cannot seek back: 0 and 0xFFFFFFFF
+(recorders, pipes), 0x7FFFF000 (sox, rounded down to whole frames). Read as "to the end of the
+file" when the file is not exactly that long (see :func:`_resolve_data_size`)."""
+_SOX_UNKNOWN_SIZE: Final = 0x7FFF_F000
 
 MiB: Final = 1 << 20
 MAX_METADATA_CHUNK_BYTES: Final = 64 * MiB
@@ -162,7 +181,8 @@ class WavInfo:
     format_tag: int
     """``WAVE_FORMAT_PCM`` (1) or ``WAVE_FORMAT_EXTENSIBLE`` (0xFFFE)."""
     data_size: int
-    """Bytes of samples, from the data chunk's header."""
+    """Bytes of samples: the data chunk's size, or for a streamed file (``size_known`` false)
+    the whole frames between the prefix and the end of the file."""
     frames: int
     samples: int
     """``frames * channels``: the int32 values :func:`read_windows` yields in total."""
@@ -170,6 +190,9 @@ class WavInfo:
     """The RIFF header's size field, as written (not checked)."""
     prefix_size: int
     """Bytes before the first sample: ``len(prefix)``."""
+    size_known: bool = True
+    """False when the data chunk's size was a streaming placeholder and ``data_size`` comes
+    from the file's size."""
 
     @property
     def sample_bytes(self) -> int:
@@ -303,11 +326,70 @@ def _parse_fmt(body: bytes) -> _Format:
     return _Format(tag, channels, rate, block_align, bits, valid_bits)
 
 
-def read_header(stream: BinaryIO) -> tuple[WavInfo, bytes]:
+def _stream_size(stream: BinaryIO) -> int | None:
+    """The whole stream's size, where it can be had without reading: a regular file's, or a
+    seekable stream's end (the position is restored); None for a pipe or a socket."""
+    try:
+        stat = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        pass
+    else:
+        return stat.st_size if S_ISREG(stat.st_mode) else None
+    try:
+        if not stream.seekable():
+            return None
+        here = stream.tell()
+        end = stream.seek(0, io.SEEK_END)
+        stream.seek(here)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return end
+
+
+def _resolve_data_size(
+    stream: BinaryIO,
+    declared: int,
+    block_align: int,
+    riff_size: int,
+    consumed: int,
+    total_size: int | None,
+) -> int | None:
+    """The bytes after the prefix when ``declared`` is a streaming placeholder, else None.
+
+    A placeholder size is a real one when the file agrees with it: 0 with a RIFF size that
+    accounts for the whole file (an empty data chunk, maybe chunks after it), or 0xFFFFFFFF /
+    0x7FFFF000 with at least that many bytes present. A recorder that wrote ``RIFF 36, data 0``
+    and never came back has audio outside its RIFF: that is read as streamed.
+    """
+    if declared not in UNKNOWN_SIZE_MARKERS and declared != _SOX_UNKNOWN_SIZE - (
+        _SOX_UNKNOWN_SIZE % block_align
+    ):
+        return None
+    honest_empty = declared == 0 and riff_size + _CHUNK_HEADER.size == consumed
+    total = total_size if total_size is not None else _stream_size(stream)
+    if total is None:
+        if honest_empty:
+            return None  # the RIFF ends with this empty chunk; nothing to say otherwise
+        raise WavError(
+            "This WAV was written by a streaming tool and does not record how long its audio "
+            "is; its size is not known here. Save it to a file and try again.",
+            code=UNKNOWN_LENGTH,
+        )
+    remaining = max(0, total - consumed)
+    if declared == 0 and riff_size + _CHUNK_HEADER.size == total:
+        return None  # the RIFF accounts for the whole file: the data chunk is really empty
+    if declared and remaining >= declared:
+        return None
+    return remaining
+
+
+def read_header(stream: BinaryIO, *, total_size: int | None = None) -> tuple[WavInfo, bytes]:
     """Read a WAV's header up to its first sample; return the info and the bytes read.
 
     The stream is left at the first byte of the data chunk's payload. The returned prefix is
-    exactly the bytes consumed (``len(prefix) == info.prefix_size``).
+    exactly the bytes consumed (``len(prefix) == info.prefix_size``). ``total_size`` is the
+    file's size in bytes, when the caller knows it; it is needed (or found from the stream)
+    only for a data chunk whose size is a streaming placeholder.
     """
     head = _read_upto(stream, _RIFF_HEADER.size)
     if not head:
@@ -357,6 +439,9 @@ def read_header(stream: BinaryIO) -> tuple[WavInfo, bytes]:
         )
     if fmt is None:
         raise WavError("The data chunk comes before the fmt chunk.", code=MALFORMED_WAV)
+    streamed = _resolve_data_size(stream, size, fmt.block_align, riff_size, consumed, total_size)
+    if streamed is not None:
+        size = streamed - streamed % fmt.block_align
     if size == 0:
         raise WavError("The WAV file contains no audio (empty data chunk).", code=EMPTY_AUDIO)
     if size % fmt.block_align:
@@ -378,6 +463,7 @@ def read_header(stream: BinaryIO) -> tuple[WavInfo, bytes]:
         samples=frames * fmt.channels,
         riff_size=riff_size,
         prefix_size=consumed,
+        size_known=streamed is None,
     )
     return info, bytes(prefix)
 

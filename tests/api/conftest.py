@@ -30,6 +30,7 @@ from server.integrations.broker import QueueUnavailable
 from server.integrations.localstore import LocalStore
 from server.integrations.storage import MiB, ObjectStore
 from server.integrations.triton import TritonUnavailable
+from server.jobs.heartbeat import WorkerHeartbeats
 from server.jobs.repository import JobRepository
 from server.settings import Settings
 from server.uploads.repository import UploadRepository
@@ -227,12 +228,19 @@ def make_api(
         tokens = TokenService(redis_client, prefix=prefix)
         alice, _ = tokens.create("alice")
         bob, _ = tokens.create("bob")
+        # A worker consuming the queue, as far as /readyz can tell (a long-lived heartbeat).
+        WorkerHeartbeats(redis_client, prefix=prefix, ttl_seconds=WORKER_BEAT_SECONDS).beat(
+            settings.QUEUE_NAME, "test-worker"
+        )
         return Api(client, app, settings, deps, queue, triton, tokens, alice, bob)
 
     yield make
     for server, client in running:
         client.close()
         server.stop()
+
+
+WORKER_BEAT_SECONDS = 600.0
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -13,6 +14,7 @@ import redis
 from server.app import create_app
 from server.deps import build_redis
 from server.integrations.s3 import S3Store
+from server.jobs.heartbeat import WorkerHeartbeats
 from server.middleware import INTERNAL_ERROR_MESSAGE
 from server.settings import Settings
 
@@ -30,8 +32,42 @@ def test_readyz_when_everything_answers(api: Api) -> None:
     assert response.status_code == 200
     assert response.json() == {
         "ready": True,
-        "checks": {"redis": "ok", "broker": "ok", "storage": "ok", "triton": "ok"},
+        "checks": {"redis": "ok", "broker": "ok", "storage": "ok", "triton": "ok", "workers": "ok"},
     }
+
+
+def test_readyz_is_not_ready_while_no_worker_consumes_the_queue(api: Api) -> None:
+    """Workers beat in Redis per queue; with none beating the API cannot get a job done."""
+    beats = WorkerHeartbeats(api.deps.redis, prefix=api.settings.REDIS_PREFIX)
+    beats.leave(api.settings.QUEUE_NAME, "test-worker")
+    response = api.client.get("/readyz")
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["workers"].startswith("unavailable")
+    assert checks["redis"] == checks["broker"] == checks["storage"] == "ok"
+    assert api.client.get("/healthz").status_code == 200  # liveness is not readiness
+
+    beats.beat("another-queue", "w1")  # a worker of another queue does not count
+    assert api.client.get("/readyz").status_code == 503
+    beats.beat(api.settings.QUEUE_NAME, "w2")
+    assert api.client.get("/readyz").status_code == 200
+
+
+def test_a_worker_whose_heartbeat_lapsed_is_gone(api: Api) -> None:
+    beats = WorkerHeartbeats(api.deps.redis, prefix=api.settings.REDIS_PREFIX, ttl_seconds=0.2)
+    queue = f"{api.settings.QUEUE_NAME}-lapsing"
+    beats.beat(queue, "w1")
+    assert beats.count(queue) == 1
+    time.sleep(0.4)
+    assert beats.count(queue) == 0
+
+
+def test_readyz_can_leave_the_workers_to_the_autoscaler(make_api: ApiFactory) -> None:
+    api = make_api(READYZ_CHECKS_WORKERS=False)
+    WorkerHeartbeats(api.deps.redis, prefix=api.settings.REDIS_PREFIX).leave(
+        api.settings.QUEUE_NAME, "test-worker"
+    )
+    assert api.client.get("/readyz").status_code == 200
 
 
 def test_readyz_names_a_dependency_that_is_down(api: Api) -> None:
@@ -57,7 +93,12 @@ def test_readyz_can_leave_triton_to_the_workers(make_api: ApiFactory) -> None:
     api.triton.down = True
     response = api.client.get("/readyz")
     assert response.status_code == 200
-    assert response.json()["checks"] == {"redis": "ok", "broker": "ok", "storage": "ok"}
+    assert response.json()["checks"] == {
+        "redis": "ok",
+        "broker": "ok",
+        "storage": "ok",
+        "workers": "ok",
+    }
 
 
 def test_metrics_expose_latency_by_route_template_jobs_and_queue(api: Api) -> None:
@@ -230,3 +271,9 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_405_allows_every_method_of_the_path(api: Api) -> None:
+    response = api.client.options("/v1/uploads/up_doesnotexist00", headers=auth(api.alice))
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "DELETE"}

@@ -205,7 +205,7 @@ def test_triton_gets_the_servers_numpy_as_a_wheel_for_its_python() -> None:
 def test_triton_runs_with_the_model_control_the_standalone_stack_uses() -> None:
     """The worker reloads a model whose stub crashed: Triton must allow it, in the image as in
     standalone mode (where tritonserver.build_command starts it)."""
-    from server.integrations import tritonserver
+    from server.standalone import tritonserver
 
     stage, _ = final_stage(DOCKER_DIR / "triton.Dockerfile", None)
     entrypoint = json.loads(stage.last("ENTRYPOINT") or "[]")

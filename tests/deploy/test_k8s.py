@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +45,15 @@ SECRET_TEMPLATES = (
 KEDA_SECRET = yaml.safe_load(SECRET_TEMPLATES[1].read_text())
 NON_ROOT_UID = 10001
 GPU = "nvidia.com/gpu"
+NAMESPACE = "subtone"
+NAMESPACE_FILE = K8S_DIR / "namespace.yaml"
+K8S_README = K8S_DIR / "README.md"
+PLACEHOLDER_REGISTRY = "subtone.invalid"
+REGISTRY = "registry.example.com/subtone"
+MOST_WORK_LOST_SECONDS = 600
+"""The most work (seconds of one job) a stopped worker may lose: packaging/k8s/README.md says so."""
+MOST_IDLE_COOLDOWN_SECONDS = 15 * 60
+RESTRICTED_VOLUMES = {"emptyDir", "configMap", "secret", "projected", "downwardAPI", "ephemeral"}
 
 
 def deployment(docs: list[dict[str, Any]], component: str) -> dict[str, Any]:
@@ -97,7 +110,12 @@ def test_keda_scales_workers_from_zero_on_the_job_and_retry_queues(name: str) ->
     scaled = find(docs, "ScaledObject", "subtone-worker")["spec"]
     assert scaled["scaleTargetRef"]["name"] == "subtone-worker"
     assert scaled["minReplicaCount"] == 0
-    assert scaled["cooldownPeriod"] > int(config["SUBTONE_JOB_TIME_LIMIT_SECONDS"])
+    # Longer than the longest job (a gap in KEDA's readings never stops one), yet minutes.
+    assert int(config["SUBTONE_JOB_TIME_LIMIT_SECONDS"]) < scaled["cooldownPeriod"]
+    assert scaled["cooldownPeriod"] <= MOST_IDLE_COOLDOWN_SECONDS
+    # KEDA blind (the management API unreachable): hold some workers, never act on no reading.
+    assert scaled["fallback"]["failureThreshold"] >= 1
+    assert 1 <= scaled["fallback"]["replicas"] <= scaled["maxReplicaCount"]
     triggers = scaled["triggers"]
     assert {t["metadata"]["queueName"] for t in triggers} == {queue, f"{queue}.DQ"}
     for trigger in triggers:
@@ -117,9 +135,32 @@ def test_keda_scales_triton_from_zero_with_the_workers(name: str) -> None:
     worker_labels = deployment(docs, "worker")["spec"]["selector"]["matchLabels"]
     selector = by_type["kubernetes-workload"]["metadata"]["podSelector"]
     assert dict(pair.split("=") for pair in selector.split(",")) == worker_labels
-    jobs = by_type["rabbitmq"]
-    assert jobs["metadata"]["queueName"] == config_map(docs)["SUBTONE_QUEUE_NAME"]
-    _authenticates_from_a_secret(docs, jobs)
+    queue = config_map(docs)["SUBTONE_QUEUE_NAME"]
+    queues = [t for t in scaled["triggers"] if t["type"] == "rabbitmq"]
+    # The retry queue too: a job waiting out its back-off needs Triton when it runs again.
+    assert sorted(t["metadata"]["queueName"] for t in queues) == [queue, f"{queue}.DQ"]
+    for trigger in queues:
+        assert trigger["metadata"]["protocol"] == "http"
+        _authenticates_from_a_secret(docs, trigger)
+    assert 1 <= scaled["fallback"]["replicas"] <= scaled["maxReplicaCount"]
+
+
+@pytest.mark.parametrize("name", KEDA_KUSTOMIZATIONS)
+def test_keda_counts_the_queues_config_env_names(name: str, tmp_path: Path) -> None:
+    """No queue name is written twice: the triggers follow SUBTONE_QUEUE_NAME in config.env."""
+    tree = tmp_path / "k8s"
+    shutil.copytree(K8S_DIR, tree)
+    config = tree / "base" / "config.env"
+    text = config.read_text()
+    assert "SUBTONE_QUEUE_NAME=subtone-jobs\n" in text
+    config.write_text(text.replace("SUBTONE_QUEUE_NAME=subtone-jobs", "SUBTONE_QUEUE_NAME=team.b"))
+    result = run([tool("kubectl"), "kustomize", str(tree / name)])
+    assert result.returncode == 0, result.stderr
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    for scaled in of_kind(docs, "ScaledObject"):
+        triggers = scaled["spec"]["triggers"]
+        queues = sorted(t["metadata"]["queueName"] for t in triggers if t["type"] == "rabbitmq")
+        assert queues == ["team.b", "team.b.DQ"], scaled["metadata"]["name"]
 
 
 @pytest.mark.parametrize("name", KEDA_KUSTOMIZATIONS)
@@ -131,15 +172,27 @@ def test_keda_alone_sets_the_replicas_it_scales(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
-def test_workers_hand_back_their_job_within_the_grace_period(name: str) -> None:
-    """Kubernetes waits longer than a stopping worker does before it gives up on its job."""
+def test_a_stopped_worker_loses_at_most_the_stated_work(name: str) -> None:
+    """Scale-down, rollout, drain: SIGTERM, then the job is handed back (or finished) well
+    before Kubernetes' SIGKILL, and no job runs longer than the stated bound."""
     docs = documents(name)
+    config = config_map(docs)
+    fields = ("JOB_TIME_LIMIT_SECONDS", "CONSUMER_TIMEOUT_SECONDS", "TRITON_TIMEOUT_SECONDS")
+    # Validated as the server does: the time limit below RabbitMQ's consumer timeout.
+    settings = Settings.model_validate(
+        {f: config[f"SUBTONE_{f}"] for f in fields if f"SUBTONE_{f}" in config}
+    )
+    limit = settings.JOB_TIME_LIMIT_SECONDS
+    assert limit <= MOST_WORK_LOST_SECONDS
     spec = deployment(docs, "worker")["spec"]["template"]["spec"]
-    assert spec["terminationGracePeriodSeconds"] > STOP_TIMEOUT_SECONDS
+    grace = spec["terminationGracePeriodSeconds"]
+    assert grace > limit
+    assert grace > STOP_TIMEOUT_SECONDS
     # The window in flight when SIGTERM comes finishes (or times out) within the stop timeout.
-    timeout = config_map(docs).get("SUBTONE_TRITON_TIMEOUT_SECONDS")
-    given = {"TRITON_TIMEOUT_SECONDS": timeout} if timeout else {}
-    assert Settings.model_validate(given).TRITON_TIMEOUT_SECONDS < STOP_TIMEOUT_SECONDS
+    assert settings.TRITON_TIMEOUT_SECONDS < STOP_TIMEOUT_SECONDS
+    readme = " ".join(K8S_README.read_text().split())
+    assert f"at most {limit} s of work" in readme
+    assert f"`terminationGracePeriodSeconds` ({grace} s)" in readme
 
 
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
@@ -197,6 +250,7 @@ def test_containers_run_unprivileged_with_resources_and_triton_gets_a_gpu(name: 
         found = container(docs, component)
         assert found["securityContext"]["allowPrivilegeEscalation"] is False
         assert found["resources"]["requests"] and found["resources"]["limits"]["memory"]
+        assert found["securityContext"]["readOnlyRootFilesystem"] is True
     triton = container(docs, "triton")
     assert triton["resources"]["limits"][GPU] == 1
     assert triton["args"] == ["--model-repository=/models-gpu"]
@@ -215,33 +269,277 @@ def test_each_component_has_a_disruption_budget_matching_its_pods(name: str) -> 
         assert budget["spec"]["selector"]["matchLabels"].items() <= labels.items()
 
 
-@pytest.mark.parametrize("name", KUSTOMIZATIONS)
-def test_only_the_workers_reach_triton(name: str) -> None:
-    docs = documents(name)
-    (policy,) = of_kind(docs, "NetworkPolicy")
-    triton = deployment(docs, "triton")["spec"]["template"]["metadata"]["labels"]
-    worker = deployment(docs, "worker")["spec"]["template"]["metadata"]["labels"]
-    assert policy["spec"]["podSelector"]["matchLabels"] == triton
-    assert policy["spec"]["policyTypes"] == ["Ingress"]
-    (rule,) = policy["spec"]["ingress"]
-    (peer,) = rule["from"]
-    assert peer == {"podSelector": {"matchLabels": worker}}
-    assert [p["port"] for p in rule["ports"]] == ["grpc"]
-    assert config_map(docs)["SUBTONE_TRITON_URL"] == "subtone-triton:8001"
+@dataclass(frozen=True)
+class Endpoint:
+    """One end of a connection: a pod (namespace, labels, named ports) or, with no namespace, an
+    address outside the cluster."""
+
+    namespace: str | None
+    labels: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+
+
+def _pod(docs: list[dict[str, Any]], component: str) -> Endpoint:
+    template = deployment(docs, component)["spec"]["template"]
+    ports = {p["name"]: p["containerPort"] for p in container(docs, component).get("ports", [])}
+    return Endpoint(NAMESPACE, template["metadata"]["labels"], ports)
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    assert not selector.get("matchExpressions"), "the checker reads matchLabels only"
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def _peer(peer: dict[str, Any], other: Endpoint) -> bool:
+    if "ipBlock" in peer:
+        return other.namespace is None and peer["ipBlock"]["cidr"] == "0.0.0.0/0"
+    if other.namespace is None:
+        return False
+    if "namespaceSelector" in peer:
+        names = {"kubernetes.io/metadata.name": other.namespace}
+        in_namespace = _selects(peer["namespaceSelector"], names)
+    else:
+        in_namespace = other.namespace == NAMESPACE
+    return in_namespace and _selects(peer.get("podSelector", {}), other.labels)
+
+
+def _rule_port(
+    ports: list[dict[str, Any]] | None, number: int, protocol: str, to: Endpoint
+) -> bool:
+    if not ports:
+        return True
+    for port in ports:
+        if port.get("protocol", "TCP") != protocol:
+            continue
+        value = port.get("port")
+        if value is None or (to.ports.get(value) if isinstance(value, str) else value) == number:
+            return True
+    return False
+
+
+def _side(
+    policies: list[dict[str, Any]], pod: Endpoint, way: str, other: Endpoint, number: int,
+    protocol: str, to: Endpoint,
+) -> bool:  # fmt: skip
+    """Whether the policies selecting ``pod`` let it ``way`` (Ingress/Egress) talk to ``other``."""
+    if pod.namespace != NAMESPACE:
+        return True  # not ours to police
+    key, peers_key = ("ingress", "from") if way == "Ingress" else ("egress", "to")
+    selecting = [
+        p["spec"]
+        for p in policies
+        if way in p["spec"]["policyTypes"] and _selects(p["spec"]["podSelector"], pod.labels)
+    ]
+    if not selecting:
+        return True
+    return any(
+        (not rule.get(peers_key) or any(_peer(peer, other) for peer in rule[peers_key]))
+        and _rule_port(rule.get("ports"), number, protocol, to)
+        for spec in selecting
+        for rule in spec.get(key, [])
+    )
+
+
+def allowed(
+    policies: list[dict[str, Any]], src: Endpoint, dst: Endpoint, port: int, protocol: str = "TCP"
+) -> bool:
+    """NetworkPolicy semantics: the source's egress and the destination's ingress both allow."""
+    return _side(policies, src, "Egress", dst, port, protocol, dst) and _side(
+        policies, dst, "Ingress", src, port, protocol, dst
+    )
 
 
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
-def test_the_api_and_workers_read_the_config_map_and_the_secret(name: str) -> None:
+def test_the_network_allows_the_designs_flows_and_nothing_else(name: str) -> None:
     docs = documents(name)
+    policies = of_kind(docs, "NetworkPolicy")
+    # Default-deny: a policy selecting every pod, both ways, allowing nothing.
+    assert {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]} in [
+        p["spec"] for p in policies
+    ]
+    api, worker, triton = (_pod(docs, c) for c in COMPONENTS)
+    rabbitmq = Endpoint(NAMESPACE, {"app.kubernetes.io/name": "rabbitmq"})
+    redis = Endpoint(NAMESPACE, {"app.kubernetes.io/name": "redis"})
+    minio = Endpoint(NAMESPACE, {"app.kubernetes.io/name": "minio"})
+    stranger = Endpoint(NAMESPACE, {"app.kubernetes.io/name": "something-else"})
+    internet = Endpoint(None)  # a client, or S3
+    ingress_controller = Endpoint("ingress-nginx", {"app": "ingress-nginx"})
+    prometheus = Endpoint("monitoring", {"app.kubernetes.io/name": "prometheus"})
+    keda = Endpoint("keda", {"app": "keda-operator"})
+    other = Endpoint("elsewhere", {"app": "x"})
+    dns = Endpoint("kube-system", {"k8s-app": "kube-dns"})
+    api_port, grpc, metrics = api.ports["http"], triton.ports["grpc"], triton.ports["metrics"]
+    flows = [
+        (internet, api, api_port), (ingress_controller, api, api_port), (prometheus, api, api_port),
+        (api, redis, 6379), (api, rabbitmq, 5672), (api, minio, 9000), (api, internet, 443),
+        (worker, redis, 6379), (worker, rabbitmq, 5672), (worker, minio, 9000),
+        (worker, internet, 443), (worker, triton, grpc), (prometheus, triton, metrics),
+        (internet, minio, 9000), (rabbitmq, rabbitmq, 25672), (redis, redis, 6379),
+    ]  # fmt: skip
+    for src, dst, port in flows:
+        assert allowed(policies, src, dst, port), (src, dst, port)
+    for pod in (api, worker, triton, rabbitmq, redis, minio, stranger):
+        assert allowed(policies, pod, dns, 53, "UDP") and allowed(policies, pod, dns, 53)
+    denied = [
+        (api, triton, grpc), (internet, triton, grpc), (other, triton, grpc),
+        (worker, triton, triton.ports["http"]), (internet, triton, metrics),
+        (triton, internet, 443), (triton, redis, 6379), (triton, rabbitmq, 5672),
+        (internet, worker, 8080), (api, worker, 8080), (internet, redis, 6379),
+        (internet, rabbitmq, 5672), (other, rabbitmq, 15672), (api, internet, 22),
+        (api, dns, 80), (stranger, internet, 443), (internet, stranger, 80),
+        (stranger, redis, 6379), (minio, internet, 443),
+    ]  # fmt: skip
+    for src, dst, port in denied:
+        assert not allowed(policies, src, dst, port), (src, dst, port)
+    # KEDA reads RabbitMQ's management API where it is installed, and only there.
+    assert allowed(policies, keda, rabbitmq, 15672) is (name in KEDA_KUSTOMIZATIONS)
+    assert config_map(docs)["SUBTONE_TRITON_URL"] == f"subtone-triton:{grpc}"
+
+
+def test_no_kustomization_owns_the_namespace() -> None:
+    """`kubectl delete -k` must not delete the namespace (RabbitMQ, Redis, MinIO, Secrets)."""
+    for name in KUSTOMIZATIONS:
+        docs = documents(name)
+        assert not of_kind(docs, "Namespace"), name
+        assert {d["metadata"].get("namespace") for d in docs} == {NAMESPACE}, name
+    result = run([tool("kubernetes-validate"), "--strict", "--quiet", str(NAMESPACE_FILE)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    namespace = yaml.safe_load(NAMESPACE_FILE.read_text())
+    assert namespace["metadata"]["name"] == NAMESPACE
+    labels = namespace["metadata"]["labels"]
+    for mode in ("enforce", "audit", "warn"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+    readme = K8S_README.read_text()
+    assert "kubectl apply -f packaging/k8s/namespace.yaml" in readme
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_every_pod_meets_the_restricted_pod_security_standard(name: str) -> None:
+    for component in COMPONENTS:
+        pod = deployment(documents(name), component)["spec"]["template"]["spec"]
+        assert not {"hostNetwork", "hostPID", "hostIPC"} & pod.keys()
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        for volume in pod.get("volumes", []):
+            assert set(volume) - {"name"} <= RESTRICTED_VOLUMES, volume
+        for found in pod["containers"] + pod.get("initContainers", []):
+            context = found["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["capabilities"] == {"drop": ["ALL"]}
+            assert context["readOnlyRootFilesystem"] is True
+            assert context.get("runAsUser", NON_ROOT_UID) != 0
+            assert all("hostPort" not in p for p in found.get("ports", []))
+            assert found["resources"]["limits"]["memory"]
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_triton_stops_before_it_starts_again(name: str) -> None:
+    """One GPU: a rolling update's second Triton would wait for it for ever."""
+    assert deployment(documents(name), "triton")["spec"]["strategy"] == {"type": "Recreate"}
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_images_must_be_pointed_at_a_registry(name: str) -> None:
+    """Never docker.io/subtone/* (anyone's): a name that cannot resolve until an overlay sets it,
+    a version tag, and the pull policy that fits a tag or a digest."""
+    for component in COMPONENTS:
+        pod = deployment(documents(name), component)["spec"]["template"]["spec"]
+        for found in pod["containers"] + pod.get("initContainers", []):
+            image = found["image"]
+            assert image.startswith(f"{PLACEHOLDER_REGISTRY}/"), image
+            _, _, tag = image.partition(":")
+            assert tag and tag != "latest", image
+            assert found["imagePullPolicy"] == "IfNotPresent"
+
+
+def test_an_overlay_pins_the_images_by_digest(tmp_path: Path) -> None:
+    digest = "sha256:" + "ab" * 32
+    (tmp_path / "packaging").symlink_to(K8S_DIR.parent)
+    overlay = tmp_path / "mine"
+    overlay.mkdir()
+    images = [
+        {"name": f"{PLACEHOLDER_REGISTRY}/{c}", "newName": f"{REGISTRY}/{c}", "digest": digest}
+        for c in COMPONENTS
+    ]
+    kustomization = {"resources": ["../packaging/k8s/overlays/keda"], "images": images}
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    result = run([tool("kubectl"), "kustomize", str(overlay)])
+    assert result.returncode == 0, result.stderr
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    for component in COMPONENTS:
+        pod = deployment(docs, component)["spec"]["template"]["spec"]
+        for found in pod["containers"] + pod.get("initContainers", []):
+            assert found["image"] == f"{REGISTRY}/{component}@{digest}"
+    assert PLACEHOLDER_REGISTRY not in result.stdout
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_the_api_scales_spreads_and_drains(name: str) -> None:
+    docs = documents(name)
+    spec = deployment(docs, "api")["spec"]
+    assert "replicas" not in spec  # the HorizontalPodAutoscaler owns it
+    hpa = find(docs, "HorizontalPodAutoscaler", "subtone-api")["spec"]
+    target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "subtone-api"}
+    assert hpa["scaleTargetRef"] == target
+    assert 2 <= hpa["minReplicas"] < hpa["maxReplicas"]
+    pod = spec["template"]["spec"]
+    labels = spec["template"]["metadata"]["labels"]
+    keys = {c["topologyKey"] for c in pod["topologySpreadConstraints"]}
+    assert keys == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+    for constraint in pod["topologySpreadConstraints"]:
+        assert _selects(constraint["labelSelector"], labels)
+    sleep = container(docs, "api")["lifecycle"]["preStop"]["exec"]["command"]
+    assert sleep[0] == "sleep" and 0 < int(sleep[1]) < pod["terminationGracePeriodSeconds"]
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_the_api_does_not_start_with_the_example_storage_endpoint(name: str) -> None:
+    """The init container's own check, run here with the rendered ConfigMap."""
+    docs = documents(name)
+    pod = deployment(docs, "api")["spec"]["template"]["spec"]
+    (check,) = pod["initContainers"]
+    assert check["command"][:2] == ["python", "-c"]
+    config = config_map(docs)
+
+    def start(endpoint: str) -> subprocess.CompletedProcess[str]:
+        env = {**config, "SUBTONE_S3_PUBLIC_ENDPOINT": endpoint}
+        return run([sys.executable, "-c", check["command"][2]], env=env)
+
+    result = start(config["SUBTONE_S3_PUBLIC_ENDPOINT"])
+    if name.endswith("s3"):  # the S3 component names the bucket's endpoint
+        assert result.returncode == 0, result.stderr
+    else:
+        assert result.returncode == 1
+        assert "SUBTONE_S3_PUBLIC_ENDPOINT" in result.stderr and "config.env" in result.stderr
+    for bad in ("", "storage.example.com", "https://files.example.com:9000/"):
+        assert start(bad).returncode == 1, bad
+    for good in ("files.team.org", "files.team.org:9000", "https://s3.eu-west-1.amazonaws.com"):
+        assert start(good).returncode == 0, good
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_each_pod_gets_only_the_secret_keys_it_uses(name: str) -> None:
+    docs = documents(name)
+    template = yaml.safe_load(SECRET_TEMPLATES[0].read_text())
     config_name = next(
         d["metadata"]["name"]
         for d in of_kind(docs, "ConfigMap")
         if d["metadata"]["name"].startswith("subtone-config")
     )
+    for component in COMPONENTS:
+        pod = deployment(docs, component)["spec"]["template"]["spec"]
+        for found in pod["containers"] + pod.get("initContainers", []):
+            assert all("secretRef" not in source for source in found.get("envFrom", []))
     for component in ("api", "worker"):
-        sources = container(docs, component)["envFrom"]
-        assert {"configMapRef": {"name": config_name}} in sources
-        assert {"secretRef": {"name": "subtone-secrets"}} in sources
+        found = container(docs, component)
+        assert {"configMapRef": {"name": config_name}} in found["envFrom"]
+        refs = {
+            e["name"]: e["valueFrom"]["secretKeyRef"]
+            for e in found["env"]
+            if "secretKeyRef" in e.get("valueFrom", {})
+        }
+        assert refs == {k: {"name": "subtone-secrets", "key": k} for k in template["stringData"]}
+    assert "env" not in container(docs, "triton")
 
 
 def test_the_s3_overlay_changes_only_storage_settings() -> None:

@@ -130,3 +130,11 @@ def _secret_settings() -> set[str]:
         for name, field in Settings.model_fields.items()
         if field.annotation is SecretStr
     } | {"SUBTONE_BROKER_URL", "SUBTONE_REDIS_URL", "SUBTONE_S3_ACCESS_KEY"}
+
+
+def test_a_job_record_never_outlives_its_result() -> None:
+    """Issue 12.7: job records were kept 30 days, their result objects 7."""
+    defaults = Settings()
+    assert defaults.JOB_TTL_SECONDS == defaults.UPLOAD_TTL_SECONDS
+    with pytest.raises(ValueError, match="JOB_TTL_SECONDS"):
+        Settings(JOB_TTL_SECONDS=defaults.UPLOAD_TTL_SECONDS + 1)

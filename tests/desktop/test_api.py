@@ -14,7 +14,6 @@ import pytest
 
 from desktop.core.api import ApiClient, ApiError, ServerUnreachable
 from desktop.core.retry import Backoff
-from desktop.core.sse import ServerSentEvent, iter_events
 from desktop.core.stop import StopSignal
 from subtone.errors import SubtoneError
 from subtone.protocol import JobCreate, JobKind, JobParams, JobState, UploadCreate
@@ -69,6 +68,21 @@ def test_reads_are_retried_on_transient_errors():
 
     assert client_for(handler).list_jobs().jobs == []
     assert len(calls) == 3
+
+
+def test_a_retry_waits_as_long_as_the_server_asks():
+    answers = [httpx.Response(503, headers={"retry-after": "2"}), httpx.Response(429)]
+    sleeps: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return answers.pop(0) if answers else httpx.Response(200, json={"jobs": []})
+
+    slow = Backoff(max_attempts=3, base_seconds=7.0, max_seconds=7.0, jitter=False)
+    client = ApiClient(
+        API, TOKEN, transport=httpx.MockTransport(handler), retry=slow, sleep=sleeps.append
+    )
+    assert client.list_jobs().jobs == []
+    assert sleeps == [2.0, 7.0]  # Retry-After, then the backoff's own wait
 
 
 def test_retries_give_up_with_the_last_error():
@@ -224,26 +238,20 @@ def test_readiness_reads_a_503_body():
     assert not ready.ready and ready.checks == {"redis": "down"}
 
 
-def test_event_stream_parsing():
-    lines = [
-        ": comment",
-        "event: job",
-        "data: {",
-        "data:  1}",
-        "id: 7",
-        "retry: 1500",
-        "",
-        "data: plain",
-        "unknown: field",
-        "",
-        "event: lonely",  # no data: dropped
-        "",
-        "data: unfinished",  # no blank line: dropped
-    ]
-    assert list(iter_events(lines)) == [
-        ServerSentEvent(event="job", data="{\n 1}", id="7", retry_ms=1500),
-        ServerSentEvent(event="message", data="plain", id="7"),
-    ]
+def test_job_events_skip_pings_and_other_events_and_join_data_lines():
+    server = FakeServer()
+    client = ApiClient(API, TOKEN, transport=server.transport(), poll=FAST_POLL)
+    job = client.create_job(embed_request(server), idempotency_key="k")
+    done = job.model_copy(update={"progress": 1.0})
+    head, _, tail = done.model_dump_json().partition(",")
+    events = (
+        f": ping\n\nevent: other\ndata: {{}}\n\nevent: job\nid: 1\ndata: {head},\ndata: {tail}\n\n"
+    )
+    server.hooks[f"/v1/jobs/{job.id}/events"] = lambda r: httpx.Response(
+        200, headers={"content-type": "text/event-stream"}, text=events
+    )
+
+    assert list(client.job_events(job.id)) == [done]
 
 
 class _SilentStream(http.server.BaseHTTPRequestHandler):

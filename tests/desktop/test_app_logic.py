@@ -15,9 +15,8 @@ from desktop.app.messages import describe_error
 from desktop.app.passphrase import MIN_ACCEPTED_BITS, estimate_bits, strength
 from desktop.app.progress import ProgressText, Throttle, TransferMeter
 from desktop.app.settings import KEYRING_SERVICE, SettingsStore, TokenPlace
-from desktop.app.store import Task, TaskKind, TaskStatus, TaskStore
 from desktop.core.config import ClientSettings
-from desktop.core.workflow import ProgressEvent, Stage
+from desktop.core.orchestration import ProgressEvent, Stage, Task, TaskKind, TaskStatus, TaskStore
 from subtone.errors import SubtoneError
 from tests.desktop.app_support import MemoryKeyring, write_wav
 

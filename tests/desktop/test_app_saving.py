@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from desktop.app.saving import copy_with_progress, refused_target, suggested_path
-from desktop.app.store import Task, TaskKind, TaskStatus
+from desktop.core.orchestration import Task, TaskKind, TaskStatus
 from subtone.errors import SubtoneError
 
 

@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.app.state import ConnectionStatus, RecordPhase
-from desktop.app.store import TaskKind, TaskStatus
 from desktop.audio.fake import FAKE_SPEAKER, FakeBackend, tone
+from desktop.core.orchestration import TaskKind, TaskStatus
 from tests.desktop.app_support import (
     MemoryKeyring,
     Switchboard,
@@ -168,8 +168,11 @@ def test_record_play_and_use_the_recording(qtbot, window, desktop_audio, desktop
 
     click(qtbot, window, "record.use")
     assert window.current_screen == "encode"
-    assert child(window, QLineEdit, "encode.secret.path").text() == str(path)
-    assert window.selection.secret_is_recording
+    # Issue 14.6: named as a recording, not by the app's internal path (kept in the tooltip).
+    secret_field = child(window, QLineEdit, "encode.secret.path")
+    assert secret_field.text() == "Recording (0:02.0, 64.0 KB)"
+    assert secret_field.toolTip() == str(path)
+    assert window.selection.secret == path and window.selection.secret_is_recording
     qtbot.waitUntil(lambda: "Recording:" in label(window, "encode.secret_info"), timeout=WAIT_MS)
 
 
@@ -239,7 +242,8 @@ def test_encode_a_recording_then_decode_and_play_it(
     task = view.follower.task
     assert task.status is TaskStatus.SUCCEEDED, label(window, "encode.error")
     assert task.secret_media_type == "audio/ogg; codecs=opus"
-    assert "The stego file is ready: holiday.wav" in label(window, "encode.result")
+    # Issue 14.5: named as the file the person gets (Save offers it), not after the cover.
+    assert "The stego file is ready: holiday-stego.wav (" in label(window, "encode.result")
     assert not recording.exists()  # sent: the recording is not kept any longer
     screenshot(window, "encode")
 
@@ -573,7 +577,7 @@ def test_an_upload_shows_its_speed_and_time_left_and_can_pause(
     view = encode(qtbot, window, desktop_dialogs, cover, secret_file)
     text = child(window, QLabel, "encode.progress.text")
     qtbot.waitUntil(lambda: "/s" in text.text() and " left" in text.text(), timeout=WAIT_MS)
-    assert text.text().startswith("Uploading: ")
+    assert text.text().startswith("Uploading the cover: ")
     assert 0 < child(window, QProgressBar, "encode.progress.bar").value() < 1000
     assert child(window, QPushButton, "encode.progress.pause").isVisible()
     screenshot(window, "upload-progress")
@@ -817,7 +821,7 @@ def test_history_lists_jobs_with_sizes_dates_and_outputs(
     assert rows[0][2] == rows[1][2] == "Done"
     assert rows[1][3].startswith("480 KB + ") and rows[1][3].endswith("→ 480 KB")
     assert rows[0][3] == f"480 KB → {len(SECRET)} B"
-    assert rows[0][6] == "plan.txt" and rows[1][6] == "holiday.wav"
+    assert rows[0][6] == "plan.txt" and rows[1][6] == "holiday-stego.wav"  # as Save offers it
     assert rows[1][4][:2] == "20"  # a date
     assert [t.kind for t in history.tasks] == [TaskKind.DECODE, TaskKind.ENCODE]
     assert "None: every upload finished" in history.uploads.item(0).text()
@@ -928,7 +932,7 @@ def test_history_opens_a_decode_that_waited_for_its_passphrase(
     qtbot, open_window, desktop_ctx, desktop_dialogs, cover, secret_file
 ):
     from desktop.app.context import close_runtime
-    from desktop.app.pipeline import prepare_decode, run_task
+    from desktop.core.orchestration import prepare_decode, run_task
     from tests.desktop.app_support import CHEAP
 
     first = open_window(desktop_ctx)

@@ -81,3 +81,43 @@ def test_loading_and_starting_are_separate_steps(tmp_path: Path):
     np.testing.assert_allclose(sound.data[:, 0], stereo.mean(axis=1), atol=1e-6)
     player.play_sound(sound)
     assert player.playing and mono_out.last_output.channels == 1
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_stalled_device_still_shows_time_passing_and_stops_after_the_end(tmp_path: Path):
+    """Issue 14.9: on a device that stops asking for samples (ALSA underruns), the clock
+    stood at 0:00.2 and the playback never ended."""
+    path = tmp_path / "six-seconds.wav"
+    sf.write(path, np.zeros(6 * 8000, dtype=np.float32), 8000)
+    backend, clock = FakeBackend(), FakeClock()
+    player = Player(backend, clock=clock)
+    player.play(path)
+    stream = backend.last_output
+    for _ in range(3):
+        stream.pull(512)  # PortAudio's first blocks, then the device stalls
+    clock.now += 1.5
+    assert player.poll()
+    assert player.position_seconds == pytest.approx(1.5)
+    clock.now += 4.5  # the sound's end
+    assert player.poll() and player.position_seconds == pytest.approx(6.0)
+    clock.now += 1.1  # well past it: stalled, closed
+    assert not player.poll()
+    assert stream.closed and not player.playing
+
+
+def test_a_stream_that_ends_by_itself_ends_playing(tmp_path: Path):
+    path = tmp_path / "a.wav"
+    sf.write(path, np.zeros(8000, dtype=np.float32), 8000)
+    backend = FakeBackend()
+    player = Player(backend, clock=FakeClock())
+    player.play(path)
+    backend.last_output.started = False  # PortAudio ended it (the callback failed)
+    assert not player.poll()
+    assert backend.last_output.closed

@@ -14,12 +14,21 @@ from typer.testing import CliRunner
 import desktop.cli
 import desktop.core.api
 import desktop.core.config
+import desktop.core.orchestration
+import desktop.core.orchestration.oneshot
+import desktop.core.orchestration.progress
+import desktop.core.orchestration.runner
+import desktop.core.orchestration.steps
+import desktop.core.orchestration.store
+import desktop.core.orchestration.transfer
+import desktop.core.orchestration.workdir
+import desktop.core.parts
 import desktop.core.retry
 import desktop.core.sessions
-import desktop.core.sse
+import desktop.core.sources
+import desktop.core.sqlite
 import desktop.core.stop
 import desktop.core.uploader
-import desktop.core.workflow
 from desktop.cli import CliEnv, app
 from desktop.core.config import ClientSettings
 from desktop.core.envelope import KdfParams
@@ -236,10 +245,10 @@ def test_the_passphrase_is_not_an_option():
     assert "--passphrase " not in result.stdout
 
 
-def test_sub_apps_for_the_integrator_are_registered():
+def test_the_client_commands_are_built_in():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for name in ("encode", "decode", "jobs", "capacity", "token", "standalone"):
+    for name in ("encode", "decode", "jobs", "capacity"):
         assert name in result.stdout
 
 
@@ -250,11 +259,20 @@ def test_sub_apps_for_the_integrator_are_registered():
         desktop.core.api,
         desktop.core.config,
         desktop.core.retry,
+        desktop.core.parts,
         desktop.core.sessions,
-        desktop.core.sse,
+        desktop.core.sources,
+        desktop.core.sqlite,
         desktop.core.stop,
         desktop.core.uploader,
-        desktop.core.workflow,
+        desktop.core.orchestration,
+        desktop.core.orchestration.oneshot,
+        desktop.core.orchestration.progress,
+        desktop.core.orchestration.runner,
+        desktop.core.orchestration.steps,
+        desktop.core.orchestration.store,
+        desktop.core.orchestration.transfer,
+        desktop.core.orchestration.workdir,
     ],
 )
 def test_public_names_exist(module):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import tenacity
 
 from desktop.core.api import ApiClient
 from desktop.core.retry import Backoff
@@ -120,11 +121,26 @@ def test_a_refused_part_is_not_retried(server, client, store, data_file):
 
 def test_retry_waits_grow_with_jitter():
     backoff = Backoff(max_attempts=5, base_seconds=1.0, max_seconds=5.0)
-    rng = random.Random(1)
     assert [backoff.ceiling(n) for n in range(1, 6)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+    wait = backoff.wait()
+    state = tenacity.RetryCallState(retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={})
     for n in range(1, 6):
-        assert 0.0 <= backoff.delay(n, rng) <= backoff.ceiling(n)
-    assert backoff.gives_up_after(5) and not backoff.gives_up_after(4)
+        state.attempt_number = n
+        assert 0.0 <= wait(state) <= backoff.ceiling(n)
+    exact = Backoff(max_attempts=5, base_seconds=1.0, max_seconds=5.0, jitter=False).wait()
+    assert exact(state) == 5.0
+
+
+def test_a_part_gives_up_after_its_tries_with_the_last_error(server, client, store, data_file):
+    transport = FakePartTransport(server)
+    transport.faults[2] = [PartRejected("busy", status=503)] * NO_WAIT.max_attempts
+
+    with pytest.raises(SubtoneError) as caught:
+        make(client, store, transport, parallel_parts=1).upload_file(data_file)
+
+    assert f"failed {NO_WAIT.max_attempts} times" in caught.value.message
+    assert caught.value.code == "part_rejected"
+    assert transport.calls.count(2) == NO_WAIT.max_attempts
 
 
 def test_an_expired_url_is_presigned_again(server, client, store, data_file):

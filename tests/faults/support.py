@@ -16,7 +16,6 @@ from desktop.core.envelope import KdfParams, seal
 from desktop.core.uploader import Uploader
 from server.integrations.localstore import LocalStore
 from server.jobs.repository import JobRecord, JobRepository
-from server.standalone.supervisor import State
 from subtone.protocol import Job, JobCreate, JobKind, JobParams
 from subtone.stego import codec, wav
 from subtone.stego.engine import InProcessEngine
@@ -110,14 +109,21 @@ def expected_stego(submitted: Submitted, dest: Path) -> bytes:
 
 
 def pid_of(stack: Stack, name: str) -> int:
-    return State.load(stack.supervisor.state_path).pids[name]
+    return stack.supervisor.pids()[name]
 
 
-def kill(stack: Stack, name: str) -> None:
-    """SIGKILL one of the stack's processes (and its children: Triton's model stubs)."""
+def kill(stack: Stack, name: str) -> int:
+    """SIGKILL one of the stack's processes (and its children: Triton's model stubs);
+    supervisord starts it again by itself. Returns the killed pid."""
     pid = pid_of(stack, name)
     os.killpg(pid, signal.SIGKILL)
     wait_until(lambda: not _alive(pid), f"{name} to die", 30)
+    return pid
+
+
+def stop(stack: Stack, name: str) -> None:
+    """Stop one of the stack's processes for good (until :func:`restart`)."""
+    stack.supervisor.stop_service(name, report=lambda _: None)
 
 
 def restart(stack: Stack) -> None:

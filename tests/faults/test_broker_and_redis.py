@@ -13,9 +13,9 @@ from tests.faults.support import (
     download,
     expected_stego,
     finished,
-    kill,
     make_cover,
     restart,
+    stop,
     submit_embed,
 )
 from tests.stack import rabbit_vhost, running_stack
@@ -32,7 +32,7 @@ def test_jobs_queued_across_a_rabbitmq_crash_are_all_run(tmp_path):
         running_stack(tmp_path / "stack", node.url) as stack,
     ):
         queue = stack.settings.QUEUE_NAME
-        kill(stack, "worker")  # nobody consumes: the jobs wait in the queue
+        stop(stack, "worker")  # nobody consumes: the jobs wait in the queue
         waiting = [submit_embed(stack, make_cover(tmp_path / f"c{n}.wav", 2, seed=n))
                    for n in range(5)]  # fmt: skip
         assert node.messages(queue) == 5  # each POST returned after RabbitMQ confirmed it

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from dramatiq.common import xq_name
 
-from server.integrations.tritonserver import MODEL_REPOSITORY
 from server.jobs.tasks import RETRIES_EXHAUSTED
+from server.standalone.tritonserver import MODEL_REPOSITORY
 from subtone.protocol import JobState
 from subtone.stego import wav
 from tests.faults.support import (

@@ -16,7 +16,7 @@ from tests.faults.support import (
     make_cover,
     open_uploads,
     record,
-    restart,
+    stop,
     submit_embed,
     wait_until,
 )
@@ -33,9 +33,9 @@ def test_a_worker_killed_mid_encode_is_redelivered_and_the_job_completes_once(tm
         submitted = submit_embed(stack, make_cover(tmp_path / "cover.wav", 250))
         wait_until(lambda: 0 < job(stack, submitted.job_id).progress < 0.8, "the job to run")
 
-        kill(stack, "worker")
+        kill(stack, "worker")  # supervisord starts a new one, with no command typed
         assert job(stack, submitted.job_id).state is JobState.RUNNING  # as the dead one left it
-        restart(stack)  # a new worker: RabbitMQ hands it the unacknowledged message
+        # The new worker gets the unacknowledged message from RabbitMQ.
         done = finished(stack, submitted.job_id)
 
         assert done.state is JobState.SUCCEEDED, done
@@ -58,9 +58,8 @@ def test_triton_stopped_mid_job_is_retried_until_it_is_back(tmp_path):
         submitted = submit_embed(stack, make_cover(tmp_path / "cover.wav", 150))
         wait_until(lambda: job(stack, submitted.job_id).progress > 0, "the job to run")
 
-        kill(stack, "triton")
+        kill(stack, "triton")  # supervisord starts it again
         wait_until(lambda: job(stack, submitted.job_id).state is JobState.QUEUED, "a retry")
-        restart(stack)  # Triton comes back
         done = finished(stack, submitted.job_id)
 
         assert done.state is JobState.SUCCEEDED, done
@@ -70,7 +69,7 @@ def test_triton_stopped_mid_job_is_retried_until_it_is_back(tmp_path):
         assert open_uploads(stack) == []
 
         # Triton gone for good: the job fails with its code after the retries, and says why.
-        kill(stack, "triton")
+        stop(stack, "triton")
         doomed = submit_embed(stack, make_cover(tmp_path / "other.wav", 5, seed=2))
         failed = finished(stack, doomed.job_id, timeout=240)
         assert (failed.state, failed.error and failed.error.code) == (

@@ -121,6 +121,32 @@ def wav_cases() -> dict[str, tuple[bytes, str]]:
             riff(*[chunk(b"JUNK", b"")] * 1023, fmt(), chunk(b"data", stereo)),
             "ok",
         ),
+        # Written by streaming tools: sizes left as placeholders, the audio runs to the end.
+        "ok_streamed_ffffffff.wav": (
+            riff(fmt(), chunk(b"data", stereo, size=0xFFFFFFFF), size=0xFFFFFFFF),
+            "ok",
+        ),
+        "ok_streamed_zero.wav": (riff(fmt(), chunk(b"data", stereo, size=0), size=0), "ok"),
+        "ok_streamed_recorder_never_finished.wav": (
+            riff(fmt(), chunk(b"data", b"", size=0)) + stereo,
+            "ok",
+        ),
+        "ok_streamed_sox_pipe.wav": (
+            riff(fmt(), chunk(b"data", stereo, size=0x7FFFF000), size=0x7FFFF024),
+            "ok",
+        ),
+        "ok_streamed_partial_frame.wav": (
+            riff(fmt(), chunk(b"data", stereo + b"\x01\x02\x03", size=0xFFFFFFFF)),
+            "ok",
+        ),
+        "streamed_less_than_a_frame.wav": (
+            riff(fmt(), chunk(b"data", b"\x01\x02", size=0xFFFFFFFF), size=0xFFFFFFFF),
+            "empty_audio",
+        ),
+        "empty_data_then_chunks.wav": (
+            riff(fmt(), chunk(b"data", b""), chunk(b"LIST", b"INFOabcd")),
+            "empty_audio",
+        ),
         # Not a WAV at all.
         "empty.wav": (b"", "not_wav"),
         "id3_mp3.wav": (b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb" * 50, "not_wav"),

@@ -77,7 +77,7 @@ class ShortReads(io.RawIOBase):
 
 def _parse_wav(data: bytes, stream: BinaryIO) -> str:
     try:
-        info, prefix = wav.read_header(stream)
+        info, prefix = wav.read_header(stream, total_size=len(data))
         wav.check_file_size(info, len(data))
         layout.capacity(info.samples)
         samples = b"".join(

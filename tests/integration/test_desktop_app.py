@@ -20,8 +20,8 @@ from PySide6.QtWidgets import QLabel, QLineEdit, QPushButton
 from desktop.app.context import AppContext
 from desktop.app.main_window import MainWindow
 from desktop.app.state import ConnectionStatus
-from desktop.app.store import TaskStatus
 from desktop.audio.fake import FakeBackend
+from desktop.core.orchestration import TaskStatus
 from desktop.core.retry import Backoff
 from desktop.core.uploader import HttpPartTransport
 from subtone.errors import SubtoneError
@@ -192,8 +192,8 @@ def test_one_service_stops_and_up_starts_it_again(stack):
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{stack.url}/healthz", timeout=2)
         running = {s.name: s.alive for s in supervisor.status()}
-        assert "api" not in running and running["worker"] and running["triton"]
-        with pytest.raises(SubtoneError, match="not a process this stack started"):
+        assert not running["api"] and running["worker"] and running["triton"]
+        with pytest.raises(SubtoneError, match="api is not running"):
             supervisor.stop_service("api", report=lambda _: None)
     finally:
         supervisor.up(report=lambda _: None)
@@ -219,7 +219,7 @@ def test_encode_then_decode_through_the_window(qtbot, open_window, dialogs, stac
     qtbot.waitUntil(lambda: finished(view), timeout=JOB_MS)
     task = view.follower.task
     assert task.status is TaskStatus.SUCCEEDED, label(window, "encode.error")
-    assert "The stego file is ready: holiday.wav" in label(window, "encode.result")
+    assert "The stego file is ready: holiday-stego.wav" in label(window, "encode.result")
     assert task.output.stat().st_size == cover.stat().st_size
     assert task.output.read_bytes() != cover.read_bytes()
 

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from desktop.core.api import ApiClient, ApiError
+from desktop.core.orchestration import decode, encode
 from desktop.core.sessions import SessionStore
 from desktop.core.uploader import Uploader
-from desktop.core.workflow import decode, encode
 from server.integrations.localstore import LocalStore
 from subtone.errors import SubtoneError
 from subtone.protocol import JobCreate, JobKind, JobParams, JobState

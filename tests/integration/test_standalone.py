@@ -13,7 +13,8 @@ import httpx
 import pytest
 import redis
 
-from server.standalone.supervisor import State
+from server.standalone.supervisor import State, marked_processes
+from tests.plugins import ROOT, metadata_dir
 from tests.stack import REDIS_URL, distinct_ports
 
 pytestmark = pytest.mark.integration
@@ -38,6 +39,7 @@ def test_up_status_down_stop_only_what_up_started(tmp_path, rabbit_vhost):
         SUBTONE_BROKER_URL=rabbit_vhost,
         SUBTONE_QUEUE_NAME=f"{prefix}-jobs",
         SUBTONE_CLIENT_CONFIG=str(tmp_path / "client.json"),
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(metadata_dir(tmp_path / "meta"))]),
     )
 
     def subtone(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -52,12 +54,14 @@ def test_up_status_down_stop_only_what_up_started(tmp_path, rabbit_vhost):
         "--triton-port", str(ports.triton_grpc), "--triton-http-port", str(ports.triton_http),
         "--triton-metrics-port", str(ports.triton_metrics),
     )  # fmt: skip
-    state = State.load(tmp_path / "data" / "standalone" / "state.json")
+    home = (tmp_path / "data" / "standalone").resolve()
+    state = State.load(home / "state.json")
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         assert f"Subtone is up at http://127.0.0.1:{ports.api}" in up.stdout
-        assert set(state.pids) == {"localstore", "triton", "worker", "api"}
-        assert state.system == {}  # the machine's Redis and RabbitMQ were already running
+        started = marked_processes(home)
+        assert len(started) >= 5  # supervisord and its four programs (and their children)
+        assert state.system == []  # the machine's Redis and RabbitMQ were already running
         # The client now points at the stack, with a token of its own that works.
         client = json.loads((tmp_path / "client.json").read_text())
         assert client["server_url"] == f"http://127.0.0.1:{ports.api}"
@@ -77,7 +81,8 @@ def test_up_status_down_stop_only_what_up_started(tmp_path, rabbit_vhost):
     finally:
         down = subtone("standalone", "down")
     assert down.returncode == 0, down.stdout + down.stderr
-    assert not any(_alive(pid) for pid in state.pids.values())
+    assert not any(_alive(pid) for pid in started)
+    assert marked_processes(home) == []  # nothing of the stack is left
     assert subtone("standalone", "status").returncode != 0
     assert redis.Redis.from_url(REDIS_URL).ping()  # the machine's services are left alone
     for key in redis.Redis.from_url(REDIS_URL).scan_iter(match=f"{prefix}:*"):

@@ -23,7 +23,7 @@ import pytest
 from server.integrations.localstore import LocalStore
 from server.integrations.s3 import S3Store
 from server.integrations.triton import TritonEngine
-from server.integrations.tritonserver import MODEL_REPOSITORY, TritonProcess
+from server.standalone.tritonserver import MODEL_REPOSITORY, TritonProcess
 from tests.servers import answers, moto_server, stop, wait_for
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,6 +19,7 @@ from server.integrations.localstore import (
 )
 from server.integrations.storage import (
     MIN_PART_SIZE,
+    ChecksumMismatch,
     InvalidKey,
     InvalidPart,
     ObjectNotFound,
@@ -102,6 +103,20 @@ def test_wrong_etag_and_small_part_are_invalid(local_store: LocalStore) -> None:
     assert not (local_store.root / KEY).exists()
 
 
+def test_complete_hashes_the_object_and_refuses_a_wrong_digest(local_store: LocalStore) -> None:
+    upload_id, parts = _two_parts(local_store)
+
+    with pytest.raises(ChecksumMismatch):
+        local_store.complete_multipart(KEY, upload_id, parts, sha256="0" * 64)
+
+    assert not (local_store.root / KEY).exists()
+    assert len(local_store.list_parts(KEY, upload_id)) == 2  # the caller decides what to drop
+    right = hashlib.sha256(PART + TAIL).hexdigest()
+    info = local_store.complete_multipart(KEY, upload_id, parts, sha256=right)
+    assert info.sha256 == right
+    assert local_store.head(KEY).sha256 == right
+
+
 def test_complete_failing_midway_leaves_no_object(
     local_store: LocalStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -109,11 +124,13 @@ def test_complete_failing_midway_leaves_no_object(
     real_copy = local_store._copy_part
     copied: list[str] = []
 
-    def copy_then_fail(source: Path, target: io.BufferedWriter) -> tuple[bytes, int]:
+    def copy_then_fail(
+        source: Path, target: io.BufferedWriter, whole: hashlib._Hash
+    ) -> tuple[bytes, int]:
         if copied:
             raise OSError("disk full")
         copied.append(source.name)
-        return real_copy(source, target)
+        return real_copy(source, target, whole)
 
     monkeypatch.setattr(local_store, "_copy_part", copy_then_fail)
     with pytest.raises(StorageError, match="disk full"):

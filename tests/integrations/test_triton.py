@@ -29,7 +29,7 @@ from server.integrations.triton import (
     TritonRequestError,
     TritonUnavailable,
 )
-from server.integrations.tritonserver import MODEL_REPOSITORY, TritonProcess, free_port
+from server.standalone.tritonserver import MODEL_REPOSITORY, TritonProcess, free_port
 from subtone.stego.engine import EmbedTask, ExtractTask, InProcessEngine
 from subtone.stego.kernel import (
     KEY_BYTES,

@@ -22,9 +22,9 @@ import pytest
 
 from desktop.core.api import ApiClient
 from desktop.core.envelope import AAD_BYTES, K_ENC_INFO, KdfParams, _derive
+from desktop.core.orchestration import PAYLOAD_NAME, decode, encode
 from desktop.core.sessions import SessionStore
 from desktop.core.uploader import Uploader
-from desktop.core.workflow import PAYLOAD_NAME, decode, encode
 from subtone.stego import wav
 from tests.integration.conftest import Stack
 from tests.security.helpers import redis_items

@@ -53,7 +53,7 @@ def test_a_missing_redis_says_how_to_get_one(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no redis-server anywhere
     settings = Settings(DATA_DIR=tmp_path, REDIS_URL="redis://127.0.0.1:1/0")
     with pytest.raises(StandaloneError) as e:
-        Supervisor(settings).ensure_redis(State())
+        Supervisor(settings).redis_program()
     assert e.value.code == "redis_missing"
     assert "apt-get install redis-server" in e.value.message
 

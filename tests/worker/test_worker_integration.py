@@ -20,11 +20,11 @@ from dramatiq.common import dq_name, xq_name
 from server.integrations.broker import BrokerQueue, build_broker
 from server.integrations.localstore import LocalStore
 from server.integrations.triton import TritonEngine
-from server.integrations.tritonserver import MODEL_REPOSITORY, TritonProcess, free_port
 from server.jobs import runner
 from server.jobs.repository import JobRecord
 from server.jobs.runner import RunnerDeps
 from server.settings import Settings
+from server.standalone.tritonserver import MODEL_REPOSITORY, TritonProcess, free_port
 from server.worker import build_worker
 from subtone.protocol import JobKind, JobState
 from tests.worker.support import (

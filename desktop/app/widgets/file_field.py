@@ -1,4 +1,4 @@
-"""A file path field: type it, browse for it, or drop a file on it."""
+"""A file (or folder) path field: type it, browse for it, or drop it on the field."""
 
 from __future__ import annotations
 
@@ -30,14 +30,18 @@ class FileField(QWidget):
         placeholder: str,
         browse: Callable[[], Path | None],
         parent: QWidget | None = None,
+        *,
+        edit_name: str | None = None,
     ) -> None:
         super().__init__(parent)
         self.setObjectName(name)
         self.setAcceptDrops(True)
         self._browse = browse
         self._path: Path | None = None
+        self._shown: str | None = None
+        """What the field shows instead of the path (a recording's length and size)."""
         self.edit = QLineEdit(self)
-        self.edit.setObjectName(f"{name}.path")
+        self.edit.setObjectName(edit_name or f"{name}.path")
         self.edit.setPlaceholderText(placeholder)
         self.edit.setClearButtonEnabled(True)
         self.edit.editingFinished.connect(self._edited)
@@ -53,16 +57,22 @@ class FileField(QWidget):
     def path(self) -> Path | None:
         return self._path
 
-    def set_path(self, path: Path | None) -> None:
-        text = str(path) if path is not None else ""
+    def set_path(self, path: Path | None, shown: str | None = None) -> None:
+        """Take ``path``; the field shows ``shown`` instead where given (the path is then in
+        the tooltip)."""
+        self._shown = shown if path is not None else None
+        text = self._shown or (str(path) if path is not None else "")
         if self.edit.text() != text:
             self.edit.setText(text)
+        self.edit.setToolTip(str(path) if self._shown and path is not None else "")
         if path != self._path:
             self._path = path
             self.path_changed.emit(path)
 
     def _edited(self) -> None:
         text = self.edit.text().strip()
+        if self._shown is not None and text == self._shown:
+            return  # unchanged: still the file it stands for
         self.set_path(Path(text).expanduser() if text else None)
 
     def _browse_clicked(self) -> None:

@@ -1,11 +1,16 @@
-"""One progress bar with its line of text (speed, time left) and pause/resume/cancel buttons."""
+"""A task's steps (ticked when done), one overall bar with its line of text (speed, time
+left), and pause/resume/cancel buttons."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QWidget
+
+from desktop.app.stages import Step
+from desktop.app.widgets.layout import page, row
+from desktop.app.widgets.stage_list import StageList
 
 __all__ = ["PanelState", "ProgressPanel"]
 
@@ -28,9 +33,10 @@ class ProgressPanel(QWidget):
     resume_clicked = Signal()
     cancel_clicked = Signal()
 
-    def __init__(self, name: str, parent: QWidget | None = None) -> None:
+    def __init__(self, name: str, steps: tuple[Step, ...], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName(name)
+        self.steps = StageList(f"{name}.steps", steps, self)
         self.bar = QProgressBar(self)
         self.bar.setObjectName(f"{name}.bar")
         self.bar.setRange(0, _SCALE)
@@ -47,15 +53,8 @@ class ProgressPanel(QWidget):
         self.pause.clicked.connect(self.pause_clicked)
         self.resume.clicked.connect(self.resume_clicked)
         self.cancel.clicked.connect(self.cancel_clicked)
-        row = QHBoxLayout()
-        row.addWidget(self.bar, 1)
-        row.addWidget(self.pause)
-        row.addWidget(self.resume)
-        row.addWidget(self.cancel)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(row)
-        layout.addWidget(self.text)
+        controls = row((self.bar, 1), self.pause, self.resume, self.cancel)
+        page(self, self.steps, controls, self.text, margins=False)
         self.state = PanelState.IDLE
         self.set_state(PanelState.IDLE)
 
@@ -63,8 +62,18 @@ class ProgressPanel(QWidget):
     def fraction(self) -> float:
         return self.bar.value() / _SCALE
 
+    def restart(self, text: str) -> None:
+        """A new task: no step done yet."""
+        self.steps.progress.reset()
+        self.steps.refresh()
+        self.bar.setValue(0)
+        self.text.setText(text)
+
     def set_progress(self, fraction: float, text: str) -> None:
-        self.bar.setValue(round(max(0.0, min(1.0, fraction)) * _SCALE))
+        """One progress line of the running step: the bar shows the whole task."""
+        text = self.steps.progress.update(fraction, text)
+        self.steps.refresh()
+        self.bar.setValue(round(self.steps.progress.overall * _SCALE))
         self.text.setText(text)
 
     def set_state(self, state: PanelState, text: str | None = None) -> None:
@@ -79,8 +88,8 @@ class ProgressPanel(QWidget):
         self.cancel.setVisible(state not in (PanelState.IDLE, PanelState.DONE))
         self.setVisible(state is not PanelState.IDLE)
         if state is PanelState.DONE:
+            self.steps.progress.finish()
+            self.steps.refresh()
             self.bar.setValue(_SCALE)
-        elif state is PanelState.WAITING:
-            self.bar.setValue(0)
         if text is not None:
             self.text.setText(text)

@@ -2,7 +2,7 @@
 
 The body is :mod:`subtone.stego.triton_model`, shared with ``stego_embed``. The stub's
 Python must have the repository root (or the installed ``subtone`` package), numpy and numba
-on its path: ``server/integrations/tritonserver.py`` prepares that for the bundled server; a
+on its path: ``server/standalone/tritonserver.py`` prepares that for the bundled server; a
 deployment on the stock Triton image installs the ``subtone`` wheel (see
 ``packaging/docker/triton.Dockerfile``). No fallback: without them the model fails to load.
 """

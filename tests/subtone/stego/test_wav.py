@@ -554,6 +554,8 @@ def test_public_names() -> None:
         "NO_DATA_CHUNK",
         "SUPPORTED_BITS",
         "TRUNCATED",
+        "UNKNOWN_LENGTH",
+        "UNKNOWN_SIZE_MARKERS",
         "UNSUPPORTED_FORMAT",
         "WavError",
         "WavInfo",

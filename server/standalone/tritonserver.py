@@ -62,6 +62,7 @@ __all__ = [
     "TritonStartError",
     "build_command",
     "build_environment",
+    "clear_shared_memory",
     "find_install",
     "free_port",
     "prepare_backend_directory",
@@ -439,3 +440,45 @@ class TritonProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def clear_shared_memory(prefix: str) -> None:
+    """Remove the shared-memory regions a server with ``prefix`` left behind (one killed
+    outright cannot), so that the next one starts clean."""
+    for region in SHM_DIR.glob(f"{prefix}*"):
+        with contextlib.suppress(OSError):
+            region.unlink()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m server.standalone.tritonserver --workdir DIR --model-repository DIR
+    --http P --grpc P --metrics P --shm-prefix NAME``: prepare the backend directory, clear
+    what an earlier run left in shared memory, and become tritonserver (``exec``), so that a
+    supervisor that starts this command supervises Triton itself."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m server.standalone.tritonserver")
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--model-repository", type=Path, default=MODEL_REPOSITORY)
+    parser.add_argument("--http", type=int, required=True)
+    parser.add_argument("--grpc", type=int, required=True)
+    parser.add_argument("--metrics", type=int, required=True)
+    parser.add_argument("--shm-prefix", required=True)
+    args = parser.parse_args(argv)
+    install = find_install()
+    backends = prepare_backend_directory(args.workdir / "backends", install)
+    clear_shared_memory(args.shm_prefix)
+    command = build_command(
+        install,
+        model_repository=args.model_repository.resolve(),
+        backend_directory=backends,
+        ports=TritonPorts(http=args.http, grpc=args.grpc, metrics=args.metrics),
+        shm_prefix=args.shm_prefix,
+        load_models=ALL_MODELS,  # explicit control: a crashed model reloads
+    )
+    sys.stdout.flush()
+    os.execve(command[0], command, build_environment(install, backends))  # noqa: S606
+
+
+if __name__ == "__main__":
+    main()

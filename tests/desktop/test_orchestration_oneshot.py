@@ -11,10 +11,7 @@ import soundfile as sf
 
 from desktop.core.api import ApiClient
 from desktop.core.envelope import KdfParams
-from desktop.core.retry import Backoff
-from desktop.core.sessions import SessionStore
-from desktop.core.uploader import Uploader
-from desktop.core.workflow import (
+from desktop.core.orchestration import (
     PAYLOAD_NAME,
     JobFailed,
     ProgressEvent,
@@ -24,6 +21,9 @@ from desktop.core.workflow import (
     job_idempotency_key,
     max_secret_bytes,
 )
+from desktop.core.retry import Backoff
+from desktop.core.sessions import SessionStore
+from desktop.core.uploader import Uploader
 from subtone.errors import SubtoneError
 from subtone.protocol import JobKind
 from tests.desktop.fake_server import API, TOKEN, FakePartTransport, FakeServer, fake_embed

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from desktop.app.pipeline import (
+from desktop.core.api import ApiClient, ServerUnreachable
+from desktop.core.orchestration import (
     Runtime,
     StopReason,
     StopToken,
+    TaskStatus,
+    TaskStore,
     is_transient,
     open_result,
     prepare_decode,
@@ -19,8 +22,6 @@ from desktop.app.pipeline import (
     run_task,
     sweep_work_dir,
 )
-from desktop.app.store import TaskStatus, TaskStore
-from desktop.core.api import ApiClient, ServerUnreachable
 from desktop.core.sessions import SessionStore
 from desktop.core.stop import StopSignal
 from desktop.core.uploader import PartRejected, Uploader

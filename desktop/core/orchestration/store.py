@@ -1,10 +1,11 @@
-"""The app's own local state: every encode and decode it was asked to do, in one SQLite file.
+"""The checkpoint store of encodes and decodes: every task asked for, in one SQLite file.
 
 One row per *task* serves both as the offline queue (rows still ``queued``) and as the
-history (every row, newest first). A row is a checkpoint: the ids of what was already
-uploaded, the job created, the file written, so an interrupted task (a network drop, an app
-restart) continues where it stopped. Upload parts are not tracked here: the client core's
-session store (``uploads.sqlite3``) does that, and a row only names the upload it refers to.
+history (every row, newest first) in the app; the CLI keeps a throwaway one per command. A
+row is a checkpoint: the ids of what was already uploaded, the job created, the file written,
+so an interrupted task (a network drop, an app restart) continues where it stopped. Upload
+parts are not tracked here: the client core's session store (``uploads.sqlite3``) does that,
+and a row only names the upload it refers to.
 
 Nothing secret is stored: a queued encode keeps its *sealed* payload (ciphertext) in a file,
 and ``k_pos`` (which the server sees anyway); the passphrase is never written.
@@ -12,19 +13,19 @@ and ``k_pos`` (which the server sees anyway); the passphrase is never written.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
 import platformdirs
+
+from desktop.core.sqlite import SqliteFile
 
 __all__ = [
     "TASKS_FILE_NAME",
@@ -39,8 +40,6 @@ __all__ = [
 APP_NAME: Final = "subtone"
 TASKS_FILE_NAME: Final = "desktop.sqlite3"
 SCHEMA_VERSION: Final = 1
-SQLITE_TIMEOUT_SECONDS: Final = 10.0
-_DIR_MODE: Final = 0o700
 _FILE_MODE: Final = 0o600
 
 _SCHEMA: Final = """
@@ -199,24 +198,8 @@ class TaskStore:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_tasks_path()
-        self._ready = False
-
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        if not self._ready:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=_DIR_MODE)
-        conn = sqlite3.connect(self.path, timeout=SQLITE_TIMEOUT_SECONDS)
-        try:
-            conn.row_factory = sqlite3.Row
-            if not self._ready:
-                conn.executescript(_SCHEMA)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                self.path.chmod(_FILE_MODE)
-                self._ready = True
-            with conn:
-                yield conn
-        finally:
-            conn.close()
+        self._db = SqliteFile(self.path, _SCHEMA, user_version=SCHEMA_VERSION, file_mode=_FILE_MODE)
+        self._connect = self._db.connect
 
     def add(self, task: Task) -> Task:
         now = time.time()

@@ -1,0 +1,471 @@
+"""Encode and decode as resumable tasks: each step a checkpoint in the task store (Qt-free).
+
+What both the desktop app and the CLI run. A task is made in two parts:
+
+1. :func:`prepare_encode` / :func:`prepare_decode` (local, need the passphrase): check the
+   cover's capacity, seal the secret into a file (encode) or derive ``k_pos`` (decode), and
+   add a ``queued`` task. The passphrase is never written down.
+2. :func:`run_task` (needs the server, not the passphrase until a decode's last step): carries
+   the task on from its last checkpoint: upload the inputs
+   (:func:`~desktop.core.orchestration.transfer.upload_inputs`), create the job once
+   (idempotency key) and follow it, then finish the output
+   (:func:`~desktop.core.orchestration.transfer.finish_encode`, or fetch the sealed result
+   and :func:`open_result`).
+
+A :class:`~desktop.core.stop.StopToken` pauses, cancels or (on shutdown) just stops a run;
+every step already done stays done, and the next :func:`run_task` continues from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from desktop.core.api import ApiClient, ServerUnreachable
+from desktop.core.envelope import (
+    DEFAULT_KDF,
+    POSITION_KDF,
+    KdfParams,
+    PreparedSecret,
+    derive_position_key,
+    open_sealed,
+    safe_name,
+)
+from desktop.core.orchestration.progress import Progress, Stage, notify
+from desktop.core.orchestration.steps import (
+    cancel_quietly,
+    job_idempotency_key,
+    job_request,
+    read_cover,
+    run_job,
+    seal_secret,
+    succeeded,
+)
+from desktop.core.orchestration.store import Task, TaskKind, TaskStatus, TaskStore, new_task_id
+from desktop.core.orchestration.transfer import (
+    COVER_MEDIA_TYPE,
+    InputSlot,
+    fetch_sealed_result,
+    finish_encode,
+    upload_inputs,
+)
+from desktop.core.orchestration.workdir import (
+    SEALED_FOLDER,
+    OutputPlan,
+    WorkDirOutputs,
+    discard_work,
+    folder,
+)
+from desktop.core.stop import StopReason, StopToken
+from desktop.core.uploader import UploadCancelled, Uploader, UploadResult
+from subtone.errors import SubtoneError
+from subtone.files import atomic_output
+from subtone.protocol import Job, JobKind, JobState
+
+__all__ = [
+    "OnUploaded",
+    "Runtime",
+    "is_transient",
+    "open_result",
+    "prepare_decode",
+    "prepare_encode",
+    "run_task",
+]
+
+log = logging.getLogger(__name__)
+
+PRIVATE_FILE_MODE: Final = 0o600
+
+OnUploaded = Callable[[InputSlot, UploadResult], None]
+"""Hears each input as soon as it is uploaded (the CLI reports whether it was resumed)."""
+
+
+class _Stopped(Exception):
+    """A run noticed its stop token."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What running tasks needs: the server, the uploader, the store and a folder to work in."""
+
+    client: ApiClient
+    uploader: Uploader
+    store: TaskStore
+    work_dir: Path
+    outputs: OutputPlan | None = None
+    """Where outputs go; ``None``: each task's own folder in ``work_dir``."""
+
+    @property
+    def plan(self) -> OutputPlan:
+        return self.outputs or WorkDirOutputs(self.work_dir)
+
+
+def _input_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError as e:
+        raise SubtoneError(f"Cannot read {path.name}: {e.strerror}.", code="unreadable_file") from e
+
+
+# --- preparing (local) ----------------------------------------------------------------------
+
+
+def prepare_encode(
+    store: TaskStore,
+    work_dir: Path,
+    *,
+    server: str,
+    cover: Path,
+    secret: Path,
+    passphrase: str,
+    task_id: str | None = None,
+    prepared: PreparedSecret | None = None,
+    compress_audio: bool = True,
+    secret_is_recording: bool = False,
+    kdf: KdfParams = DEFAULT_KDF,
+    position_kdf: KdfParams = POSITION_KDF,
+    progress: Progress | None = None,
+) -> Task:
+    """Check, compress and seal the secret here; queue the encode. Nothing is sent yet.
+
+    Refuses a secret that cannot fit (``capacity_exceeded``) before anything else happens.
+    ``prepared`` is the secret as :func:`~desktop.core.envelope.prepare_audio_secret` gave it
+    (the Encode screen measures it that way), so it is not compressed twice.
+    """
+    report = notify(progress, Stage.PREPARE)
+    report(0, 1)
+    task_id = task_id or new_task_id()
+    s = seal_secret(
+        cover,
+        secret,
+        passphrase,
+        prepared=prepared,
+        compress_audio=compress_audio,
+        kdf=kdf,
+        position_kdf=position_kdf,
+    )
+    sealed_path = folder(work_dir / SEALED_FOLDER) / f"{task_id}.sealed"
+    with atomic_output(sealed_path, mode=PRIVATE_FILE_MODE) as f:
+        f.write(s.sealed.payload)
+    task = store.add(
+        Task(
+            id=task_id,
+            kind=TaskKind.ENCODE,
+            status=TaskStatus.QUEUED,
+            server=server,
+            input_path=str(cover.resolve()),
+            input_bytes=_input_size(cover),
+            k_pos=s.sealed.k_pos.hex(),
+            job_nonce=uuid.uuid4().hex,
+            secret_path=str(secret.resolve()),
+            secret_name=s.secret.name,
+            secret_media_type=s.secret.media_type,
+            secret_bytes=len(s.secret.data),
+            secret_is_recording=secret_is_recording,
+            sealed_path=str(sealed_path),
+            payload_bytes=len(s.sealed.payload),
+            capacity_bytes=s.capacity_bytes,
+        )
+    )
+    report(1, 1)
+    return task
+
+
+def prepare_decode(
+    store: TaskStore,
+    *,
+    server: str,
+    stego: Path,
+    passphrase: str,
+    task_id: str | None = None,
+    position_kdf: KdfParams = POSITION_KDF,
+    progress: Progress | None = None,
+) -> Task:
+    """Derive ``k_pos`` and queue the extraction (a file that is not a WAV is refused here)."""
+    report = notify(progress, Stage.PREPARE)
+    report(0, 1)
+    k_pos = derive_position_key(passphrase, position_kdf=position_kdf)
+    _, capacity_bytes = read_cover(stego)
+    task = store.add(
+        Task(
+            id=task_id or new_task_id(),
+            kind=TaskKind.DECODE,
+            status=TaskStatus.QUEUED,
+            server=server,
+            input_path=str(stego.resolve()),
+            input_bytes=_input_size(stego),
+            k_pos=k_pos.hex(),
+            job_nonce=uuid.uuid4().hex,
+            capacity_bytes=capacity_bytes,
+        )
+    )
+    report(1, 1)
+    return task
+
+
+# --- running (needs the server) -------------------------------------------------------------
+
+
+def run_task(
+    rt: Runtime,
+    task_id: str,
+    *,
+    passphrase: str | None = None,
+    progress: Progress | None = None,
+    stop: StopToken | None = None,
+    on_uploaded: OnUploaded | None = None,
+) -> Task:
+    """Carry a task on from its last checkpoint to the end (or until ``stop``).
+
+    Returns the task as stored. A stopped run returns it ``paused``, ``cancelled`` or (on
+    shutdown) as it was. Errors are stored on the task and raised: a network failure that
+    outlasted the core's retries (see :func:`is_transient`) puts it back in the queue and is
+    raised as :class:`ServerUnreachable`; anything else fails it.
+    """
+    stop = stop or StopToken()
+    task = rt.store.require(task_id)
+    if task.status.finished:
+        return task
+    try:
+        if stop.stopped:
+            raise _Stopped()
+        if task.kind is TaskKind.ENCODE:
+            return _run_encode(rt, task, progress, stop, on_uploaded)
+        return _run_decode(rt, task, passphrase, progress, stop, on_uploaded)
+    except (_Stopped, UploadCancelled):
+        return _stopped(rt, task_id, stop)
+    except Exception as e:
+        if stop.stopped:
+            return _stopped(rt, task_id, stop)
+        _record_failure(rt.store, task_id, e)
+        if isinstance(e, SubtoneError) and is_transient(e) and not isinstance(e, ServerUnreachable):
+            raise ServerUnreachable(e.message) from e
+        raise
+
+
+def is_transient(error: SubtoneError) -> bool:
+    """A failure that waiting cures: the server or storage unreachable, or storage failing
+    (5xx, 408, 429) on a part even after the uploader's own retries."""
+    if isinstance(error, ServerUnreachable):
+        return True
+    return error.code == "part_rejected" and (error.status >= 500 or error.status in (408, 429))
+
+
+def _record_failure(store: TaskStore, task_id: str, error: Exception) -> None:
+    """Store what went wrong: a transient failure queues the task again, anything else fails
+    it (a decode waiting for its passphrase keeps waiting)."""
+    if not isinstance(error, SubtoneError):
+        log.error("task %s failed", task_id, exc_info=error)
+        failed = store.update(
+            task_id,
+            status=TaskStatus.FAILED,
+            error_code="internal_error",
+            error_message=f"{type(error).__name__}: {error}",
+        )
+        discard_work(failed)
+        return
+    if is_transient(error):
+        code = ServerUnreachable.code
+        store.update(
+            task_id, status=TaskStatus.QUEUED, error_code=code, error_message=error.message
+        )
+        return
+    current = store.require(task_id)
+    waiting = current.status is TaskStatus.NEEDS_PASSPHRASE
+    failed = store.update(
+        task_id,
+        status=TaskStatus.NEEDS_PASSPHRASE if waiting else TaskStatus.FAILED,
+        error_code=error.code,
+        error_message=error.message,
+    )
+    discard_work(failed)
+
+
+def _stopped(rt: Runtime, task_id: str, stop: StopToken) -> Task:
+    task = rt.store.require(task_id)
+    if stop.reason is StopReason.CANCEL:
+        if task.job_id and not (task.job_state and JobState(task.job_state).finished):
+            cancel_quietly(rt.client, task.job_id)
+        cancelled = rt.store.update(
+            task_id, status=TaskStatus.CANCELLED, error_code=None, error_message=None
+        )
+        discard_work(cancelled)
+        return cancelled
+    if stop.reason is StopReason.PAUSE:
+        return rt.store.update(task_id, status=TaskStatus.PAUSED)
+    return task  # shutdown: left as it was, continued at the next start
+
+
+class _TaskCheckpoint:
+    """The uploaded inputs of one task, as its row in the store holds them."""
+
+    def __init__(self, store: TaskStore, task_id: str, on_uploaded: OnUploaded | None) -> None:
+        self.store, self.task_id, self.on_uploaded = store, task_id, on_uploaded
+
+    def uploaded(self, slot: InputSlot) -> str | None:
+        task = self.store.require(self.task_id)
+        return task.input_object_id if slot is InputSlot.SOURCE else task.payload_object_id
+
+    def record(self, slot: InputSlot, result: UploadResult) -> None:
+        self.store.update(
+            self.task_id,
+            **{
+                f"{slot.value}_object_id": result.object.id,
+                f"{slot.value}_upload_id": result.upload_id,
+            },
+        )
+        if self.on_uploaded is not None:
+            self.on_uploaded(slot, result)
+
+
+def _send_and_run(
+    rt: Runtime,
+    task: Task,
+    kind: JobKind,
+    progress: Progress | None,
+    stop: StopToken,
+    on_uploaded: OnUploaded | None,
+) -> Job:
+    """Upload the task's inputs (what is not yet there), then create and follow its job."""
+    if task.job_id is None:
+        rt.store.update(task.id, status=TaskStatus.UPLOADING, error_code=None, error_message=None)
+    inputs = upload_inputs(
+        rt.uploader,
+        task.kind,
+        Path(task.input_path),
+        Path(task.sealed_path) if task.kind is TaskKind.ENCODE and task.sealed_path else None,
+        checkpoint=_TaskCheckpoint(rt.store, task.id, on_uploaded),
+        progress=progress,
+        cancel=stop.event,
+    )
+
+    def update(job: Job) -> None:
+        rt.store.update(
+            task.id,
+            status=TaskStatus.PROCESSING,
+            job_id=job.id,
+            job_state=job.state.value,
+            progress=job.progress,
+        )
+
+    key = job_idempotency_key(kind, inputs, bytes.fromhex(task.k_pos), nonce=task.job_nonce)
+    job = run_job(
+        rt.client,
+        job_request(kind, inputs, task.k_pos),
+        idempotency_key=key,
+        known_job_id=task.job_id,
+        on_update=update,
+        progress=progress,
+        stop=stop.event,
+    )
+    if job is None:
+        raise _Stopped()
+    return succeeded(job)
+
+
+def _run_encode(
+    rt: Runtime,
+    task: Task,
+    progress: Progress | None,
+    stop: StopToken,
+    on_uploaded: OnUploaded | None,
+) -> Task:
+    job = _send_and_run(rt, task, JobKind.EMBED, progress, stop, on_uploaded)
+    target = rt.plan.stego(task)
+    rt.store.update(task.id, status=TaskStatus.DOWNLOADING)
+    written = finish_encode(
+        rt.client, job, Path(task.input_path), target, progress=progress, stop=stop.event
+    )
+    done = rt.store.update(
+        task.id,
+        status=TaskStatus.SUCCEEDED,
+        output_path=str(target),
+        output_bytes=written,
+        output_media_type=COVER_MEDIA_TYPE,
+        progress=1.0,
+        error_code=None,
+        error_message=None,
+    )
+    _forget_local(done)
+    return done
+
+
+def _forget_local(task: Task) -> None:
+    """Once sent and done: drop the sealed payload, and the recording it came from."""
+    if task.sealed_path:
+        Path(task.sealed_path).unlink(missing_ok=True)
+    if task.secret_is_recording and task.secret_path:
+        Path(task.secret_path).unlink(missing_ok=True)
+
+
+def _run_decode(
+    rt: Runtime,
+    task: Task,
+    passphrase: str | None,
+    progress: Progress | None,
+    stop: StopToken,
+    on_uploaded: OnUploaded | None,
+) -> Task:
+    if task.sealed_path is None or not Path(task.sealed_path).is_file():
+        job = _send_and_run(rt, task, JobKind.EXTRACT, progress, stop, on_uploaded)
+        assert job.result is not None
+        target = folder(rt.work_dir / SEALED_FOLDER) / f"{task.id}.result"
+        rt.store.update(task.id, status=TaskStatus.DOWNLOADING)
+        fetch_sealed_result(
+            rt.client,
+            job,
+            target,
+            capacity_bytes=task.capacity_bytes,
+            progress=progress,
+            stop=stop.event,
+        )
+        task = rt.store.update(task.id, sealed_path=str(target), payload_bytes=job.result.size)
+    return open_result(rt, task.id, passphrase)
+
+
+def open_result(rt: Runtime, task_id: str, passphrase: str | None) -> Task:
+    """Decrypt a decode's downloaded result here and write the secret (owner-only).
+
+    Without a passphrase the task waits in ``needs_passphrase``; a wrong one raises
+    ``wrong_passphrase`` and leaves it waiting, so another can be tried.
+    """
+    task = rt.store.require(task_id)
+    if task.sealed_path is None:
+        raise SubtoneError("There is nothing downloaded to open yet.", code="not_ready")
+    if passphrase is None:
+        return rt.store.update(task.id, status=TaskStatus.NEEDS_PASSPHRASE)
+    try:
+        data = Path(task.sealed_path).read_bytes()
+    except OSError as e:
+        raise SubtoneError(
+            f"The downloaded message is gone ({e.strerror}); decode the file again.",
+            code="unreadable_file",
+        ) from e
+    try:
+        secret = open_sealed(data, passphrase)
+    except SubtoneError:
+        rt.store.update(task.id, status=TaskStatus.NEEDS_PASSPHRASE)
+        raise
+    name = safe_name(secret.name)
+    target = rt.plan.secret(task, name)
+    with atomic_output(target, mode=PRIVATE_FILE_MODE) as f:
+        f.write(secret.data)
+    done = rt.store.update(
+        task.id,
+        status=TaskStatus.SUCCEEDED,
+        secret_name=name,
+        secret_media_type=secret.media_type,
+        secret_bytes=len(secret.data),
+        output_path=str(target),
+        output_bytes=len(secret.data),
+        output_media_type=secret.media_type,
+        progress=1.0,
+        error_code=None,
+        error_message=None,
+    )
+    Path(task.sealed_path).unlink(missing_ok=True)
+    return done

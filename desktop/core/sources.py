@@ -1,0 +1,124 @@
+"""What an upload reads: a file's identity (resolved path, size, mtime, SHA-256), and the
+sources parts are read from at their offsets (a file, or bytes in memory)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final, Protocol
+
+from desktop.core.parts import UploadCancelled
+from desktop.core.sessions import FileIdentity
+from subtone.errors import SubtoneError
+
+__all__ = [
+    "HASH_CHUNK_BYTES",
+    "BytesSource",
+    "FileSource",
+    "Source",
+    "UploadProgress",
+    "file_changed",
+    "file_identity",
+    "sha256_file",
+]
+
+MiB: Final = 1024 * 1024
+HASH_CHUNK_BYTES: Final = 4 * MiB
+
+UploadProgress = Callable[[int, int], None]
+"""``(bytes stored, bytes in all)``; called from the thread that called the upload."""
+
+
+def sha256_file(
+    path: str | os.PathLike[str],
+    *,
+    progress: UploadProgress | None = None,
+    cancel: threading.Event | None = None,
+) -> str:
+    """The file's SHA-256 (hex), read in chunks."""
+    digest = hashlib.sha256()
+    total = Path(path).stat().st_size
+    done = 0
+    with Path(path).open("rb") as f:
+        while chunk := f.read(HASH_CHUNK_BYTES):
+            if cancel is not None and cancel.is_set():
+                raise UploadCancelled("The upload was cancelled.")
+            digest.update(chunk)
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
+    return digest.hexdigest()
+
+
+def file_identity(
+    path: str | os.PathLike[str],
+    *,
+    progress: UploadProgress | None = None,
+    cancel: threading.Event | None = None,
+) -> FileIdentity:
+    """The file's resolved path, size, mtime and SHA-256."""
+    resolved = Path(path).resolve()
+    try:
+        before = resolved.stat()
+        sha256 = sha256_file(resolved, progress=progress, cancel=cancel)
+        after = resolved.stat()
+    except OSError as e:
+        raise SubtoneError(
+            f"Cannot read {resolved.name}: {e.strerror}.", code="unreadable_file"
+        ) from e
+    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+        raise file_changed(resolved)
+    return FileIdentity(str(resolved), after.st_size, after.st_mtime_ns, sha256)
+
+
+def file_changed(path: Path) -> SubtoneError:
+    return SubtoneError(
+        f"{path.name} changed while it was being uploaded; try again once it is finished.",
+        code="file_changed",
+    )
+
+
+class Source(Protocol):
+    size: int
+
+    def read(self, offset: int, length: int) -> bytes: ...
+
+
+class FileSource:
+    def __init__(self, identity: FileIdentity) -> None:
+        self.path = Path(identity.path)
+        self.size = identity.size
+        self._identity = identity
+
+    def read(self, offset: int, length: int) -> bytes:
+        try:
+            with self.path.open("rb") as f:
+                f.seek(offset)
+                data = f.read(length)
+        except OSError as e:
+            raise SubtoneError(
+                f"Cannot read {self.path.name}: {e.strerror}.", code="unreadable_file"
+            ) from e
+        if len(data) != length:
+            raise file_changed(self.path)
+        return data
+
+    def check_unchanged(self) -> None:
+        try:
+            stat = self.path.stat()
+        except OSError as e:
+            raise file_changed(self.path) from e
+        if (stat.st_size, stat.st_mtime_ns) != (self._identity.size, self._identity.mtime_ns):
+            raise file_changed(self.path)
+
+
+class BytesSource:
+    def __init__(self, data: bytes) -> None:
+        self._data = memoryview(data)
+        self.size = len(data)
+
+    def read(self, offset: int, length: int) -> bytes:
+        return bytes(self._data[offset : offset + length])

@@ -1,0 +1,232 @@
+"""The patch: an embed's result, the samples whose LSB must flip, window by window.
+
+The server computes *which* samples change from the LSB plane alone; only the client, which
+holds the cover, changes them: each flipped sample moves by ±1 with the keyed sign, and a
+sample at full scale moves inwards (:func:`subtone.stego.kernel.apply_flips` semantics). The
+stego file is byte-identical to an in-process embed of the same inputs.
+
+Object format (version 1), little-endian::
+
+    magic "STPT" | version u8 | reserved 3 bytes (0) | samples u64
+    then, for each window in order:  mode u8 | n u32 | body
+      mode 0: n window-relative sample indices (u32, ascending)
+      mode 1: a bitmap of the window's samples, n = ceil(length / 8) bytes (LSB first)
+
+A window takes whichever mode is smaller, so a short secret costs a few bytes per window and
+a secret that fills the cover never costs more than its plane.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from subtone.errors import SubtoneError
+from subtone.files import atomic_output
+from subtone.stego import layout, wav
+from subtone.stego.kernel import WINDOW_SAMPLES, sample_range, signs
+
+__all__ = [
+    "HEADER",
+    "MAGIC",
+    "MALFORMED_PATCH",
+    "MEDIA_TYPE",
+    "PatchError",
+    "PatchWriter",
+    "apply_patch",
+    "apply_patch_file",
+    "read_patch",
+]
+
+MAGIC: Final = b"STPT"
+VERSION: Final = 1
+HEADER: Final = struct.Struct("<4sB3sQ")
+WINDOW: Final = struct.Struct("<BI")
+MEDIA_TYPE: Final = "application/vnd.subtone.patch"
+MALFORMED_PATCH: Final = "malformed_patch"
+MODE_INDICES: Final = 0
+MODE_BITMAP: Final = 1
+FEW_FLIPS: Final = 256
+"""Up to this many flips in a window, they are written sample by sample; above, the window's
+bytes are read, changed and written back whole."""
+
+COPY_BUFFER_BYTES: Final = 8 << 20
+
+IndexArray = npt.NDArray[np.int32]
+
+
+class PatchError(SubtoneError):
+    code = MALFORMED_PATCH
+    status = 422
+
+
+@dataclass(frozen=True)
+class PatchHeader:
+    samples: int
+
+    def pack(self) -> bytes:
+        return HEADER.pack(MAGIC, VERSION, bytes(3), self.samples)
+
+
+class PatchWriter:
+    """Writes a patch window by window to ``dst`` (any object with ``write``)."""
+
+    def __init__(self, dst: BinaryIO, samples: int) -> None:
+        self._dst = dst
+        self._samples = samples
+        self._next = 0
+        self.flips = 0
+        dst.write(PatchHeader(samples).pack())
+
+    @property
+    def windows(self) -> int:
+        return layout.window_count(self._samples)
+
+    def window(self, index: int, flips: npt.NDArray[np.int32] | npt.NDArray[np.int64]) -> None:
+        """The flips of window ``index`` (windows come in order, each once)."""
+        if index != self._next:
+            raise ValueError(f"patch windows come in order: expected {self._next}, got {index}")
+        length = layout.window_length(self._samples, index)
+        where = np.asarray(flips, dtype="<u4")
+        bitmap_bytes = (length + 7) // 8
+        if where.size * 4 <= bitmap_bytes:
+            self._dst.write(WINDOW.pack(MODE_INDICES, where.size) + where.tobytes())
+        else:
+            bits = np.zeros(bitmap_bytes * 8, dtype=np.uint8)
+            bits[where] = 1
+            packed = np.packbits(bits, bitorder="little").tobytes()
+            self._dst.write(WINDOW.pack(MODE_BITMAP, len(packed)) + packed)
+        self.flips += int(where.size)
+        self._next += 1
+
+    def close(self) -> None:
+        """Check that every window was written (windows with no flips included)."""
+        if self._next != self.windows:
+            raise ValueError(f"the patch has {self._next} of {self.windows} windows")
+
+
+def _read_exact(src: BinaryIO, size: int) -> bytes:
+    data = src.read(size)
+    if len(data) != size:
+        raise PatchError("The patch ends early: download it again.")
+    return data
+
+
+def read_patch(src: BinaryIO, samples: int) -> Iterator[tuple[int, IndexArray]]:
+    """``(window index, flips)`` for every window of a patch made for ``samples`` samples."""
+    magic, version, _, patch_samples = HEADER.unpack(_read_exact(src, HEADER.size))
+    if magic != MAGIC or version != VERSION:
+        raise PatchError("The job's result is not a patch this version of Subtone reads.")
+    if patch_samples != samples:
+        raise PatchError(f"The patch is for {patch_samples:,} samples, not {samples:,}.")
+    for index in range(layout.window_count(samples)):
+        length = layout.window_length(samples, index)
+        mode, n = WINDOW.unpack(_read_exact(src, WINDOW.size))
+        if mode == MODE_INDICES and n <= length:
+            where = np.frombuffer(_read_exact(src, 4 * n), dtype="<u4").astype(np.int32)
+        elif mode == MODE_BITMAP and n == (length + 7) // 8:
+            bits = np.unpackbits(np.frombuffer(_read_exact(src, n), np.uint8), bitorder="little")
+            where = np.flatnonzero(bits[:length]).astype(np.int32)
+        else:
+            raise PatchError(f"Window {index} of the patch is malformed.")
+        if where.size and (int(where.max()) >= length or np.any(np.diff(where) <= 0)):
+            raise PatchError(f"Window {index} of the patch flips samples outside it.")
+        yield index, where
+    if src.read(1):
+        raise PatchError("The patch has bytes after its last window.")
+
+
+def _moved(values: npt.NDArray[np.int32], key: bytes, where: IndexArray, bits: int) -> IndexArray:
+    """``values`` (the samples at ``where``) after ±1 with the keyed sign, never clipping."""
+    delta = signs(key, where)
+    lo, hi = sample_range(bits)
+    delta[values >= hi] = -1
+    delta[values <= lo] = 1
+    moved: IndexArray = values + delta
+    return moved
+
+
+class _Samples:
+    """Reads and writes individual samples of an open file, in place."""
+
+    def __init__(self, fd: int, info: wav.WavInfo) -> None:
+        self._fd = fd
+        self._info = info
+
+    def _offset(self, index: int, window: int) -> int:
+        return self._info.prefix_size + (window * WINDOW_SAMPLES + index) * self._info.sample_bytes
+
+    def patch_window(self, window: int, key: bytes, where: IndexArray) -> None:
+        info, width = self._info, self._info.sample_bytes
+        if where.size <= FEW_FLIPS:
+            for i in where.tolist():
+                offset = self._offset(i, window)
+                raw = os.pread(self._fd, width, offset)
+                value = wav.decode_samples(raw, info.bits_per_sample)
+                moved = _moved(value, key, np.array([i], np.int32), info.bits_per_sample)
+                os.pwrite(self._fd, wav.encode_samples(moved, info.bits_per_sample), offset)
+            return
+        length = layout.window_length(info.samples, window)
+        offset = self._offset(0, window)
+        samples = wav.decode_samples(
+            os.pread(self._fd, length * width, offset), info.bits_per_sample
+        )
+        samples[where] = _moved(samples[where], key, where, info.bits_per_sample)
+        os.pwrite(self._fd, wav.encode_samples(samples, info.bits_per_sample), offset)
+
+
+def apply_patch(target: BinaryIO, info: wav.WavInfo, patch: BinaryIO, k_pos: bytes) -> int:
+    """Apply ``patch`` in place to ``target``, an open copy of the cover; the samples changed."""
+    samples = _Samples(target.fileno(), info)
+    changed = 0
+    for index, where in read_patch(patch, info.samples):
+        if where.size:
+            samples.patch_window(index, layout.window_key(k_pos, index), where)
+            changed += int(where.size)
+    return changed
+
+
+def _copy(src: BinaryIO, dst: BinaryIO, size: int) -> None:
+    """Copy the whole of ``src`` into ``dst`` inside the kernel where it can (no user-space
+    buffer, a reflink on file systems that have them), else through a buffer."""
+    src.seek(0)
+    done = 0
+    try:
+        while done < size:
+            count = os.copy_file_range(src.fileno(), dst.fileno(), size - done, done, done)
+            if not count:
+                break
+            done += count
+    except OSError:
+        done = 0
+    if done != size:
+        src.seek(0)
+        dst.seek(0)
+        dst.truncate()
+        shutil.copyfileobj(src, dst, COPY_BUFFER_BYTES)
+        dst.flush()
+
+
+def apply_patch_file(
+    cover: str | os.PathLike[str],
+    patch: BinaryIO,
+    out: str | os.PathLike[str],
+    *,
+    k_pos: bytes,
+    mode: int | None = None,
+) -> int:
+    """Write ``out``: ``cover`` with ``patch`` applied (complete, or not at all)."""
+    with Path(cover).open("rb") as src:
+        info, _ = wav.read_header(src)
+        wav.check_file_size(info, os.fstat(src.fileno()).st_size)
+        with atomic_output(out, mode=mode) as dst:
+            _copy(src, dst, os.fstat(src.fileno()).st_size)
+            return apply_patch(dst, info, patch, k_pos)

@@ -1,0 +1,100 @@
+"""Command groups other packages add to ``subtone`` (the server's ``token`` and
+``standalone``) are found through entry points, never imported by the client."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import subprocess
+import sys
+
+import typer
+from typer.testing import CliRunner
+
+from desktop.cli import ENTRY_POINT_GROUP, add_plugin_groups
+from tests.plugins import ROOT, declared, metadata_dir
+
+runner = CliRunner()
+
+extra = typer.Typer(help="An extra group.", no_args_is_help=True)
+
+
+@extra.command("hello")
+def _hello() -> None:
+    print("hello from a plugin")
+
+
+def _entry(name: str, value: str) -> importlib.metadata.EntryPoint:
+    return importlib.metadata.EntryPoint(name, value, ENTRY_POINT_GROUP)
+
+
+def _app() -> typer.Typer:
+    target = typer.Typer()
+
+    @target.command("encode")
+    def _encode() -> None:  # a built-in command
+        print("built in")
+
+    @target.command("jobs")
+    def _jobs() -> None:
+        print("jobs")
+
+    return target
+
+
+def test_a_declared_group_is_added_and_runs():
+    target = _app()
+    added = add_plugin_groups(target, [_entry("extra", f"{__name__}:extra")])
+    assert added == ["extra"]
+    result = runner.invoke(target, ["extra", "hello"])
+    assert result.exit_code == 0 and "hello from a plugin" in result.stdout
+
+
+def test_an_unloadable_or_odd_entry_point_is_left_out_and_the_rest_still_work():
+    target = _app()
+    added = add_plugin_groups(
+        target,
+        [
+            _entry("gone", "no_such_package.cli:app"),  # its package is not installed
+            _entry("odd", f"{__name__}:runner"),  # not a typer.Typer
+            _entry("encode", f"{__name__}:extra"),  # a built-in name keeps its owner
+            _entry("extra", f"{__name__}:extra"),
+            _entry("extra", "no_such_package.cli:app"),  # a second owner of a name
+        ],
+    )
+    assert added == ["extra"]
+    assert "built in" in runner.invoke(target, ["encode"]).stdout
+
+
+def test_none_declared_is_the_desktop_bundle_the_client_commands_remain():
+    target = _app()
+    assert add_plugin_groups(target, []) == []
+    assert runner.invoke(target, ["encode"]).exit_code == 0
+
+
+def test_the_server_declares_token_and_standalone():
+    assert {e.name: e.value for e in declared()} == {
+        "token": "server.admin.tokens:app",
+        "standalone": "server.admin.standalone:app",
+    }
+    target = _app()
+    assert add_plugin_groups(target, declared()) == ["token", "standalone"]
+
+
+def test_subtone_token_help_through_the_installed_entry_points(tmp_path):
+    """``python -m desktop.cli token --help`` finds the server's group the way an installed
+    ``subtone`` does: through the distribution metadata on the path."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(metadata_dir(tmp_path))])
+    result = subprocess.run(
+        [sys.executable, "-m", "desktop.cli", "token", "--help"],
+        env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    for command in ("create", "list", "revoke"):
+        assert command in result.stdout
+    help_all = subprocess.run(
+        [sys.executable, "-m", "desktop.cli", "--help"],
+        env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert "standalone" in help_all.stdout and "token" in help_all.stdout

@@ -1,0 +1,307 @@
+"""Resume, pause and cancel, written once in the core: each checkpoint is honoured (what is
+done is not done again) and each stop leaves the task where the next run expects it."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from desktop.core.api import ApiClient
+from desktop.core.orchestration import (
+    Runtime,
+    StopReason,
+    StopToken,
+    TaskKind,
+    TaskStatus,
+    TaskStore,
+    encode,
+    prepare_encode,
+    run_task,
+    upload_inputs,
+)
+from desktop.core.orchestration.transfer import PAYLOAD_NAME, InputSlot
+from desktop.core.sessions import SessionStore
+from desktop.core.sqlite import SqliteFile
+from desktop.core.uploader import UploadCancelled, Uploader, UploadResult
+from subtone.protocol import JobState
+from tests.desktop.app_support import CHEAP, NO_WAIT, Switchboard, SwitchedParts, write_wav
+from tests.desktop.fake_server import API, TOKEN, FakeServer
+
+
+@pytest.fixture
+def board() -> Switchboard:
+    return Switchboard(FakeServer(part_size=4096))
+
+
+@pytest.fixture
+def parts(board: Switchboard) -> SwitchedParts:
+    return SwitchedParts(board)
+
+
+@pytest.fixture
+def runtime(board: Switchboard, parts: SwitchedParts, tmp_path: Path):
+    client = ApiClient(API, TOKEN, transport=board.transport(), retry=NO_WAIT)
+    uploads = SessionStore(tmp_path / "state" / "uploads.sqlite3")
+    uploader = Uploader(client, store=uploads, transport=parts, parallel_parts=1, retry=NO_WAIT)
+    store = TaskStore(tmp_path / "state" / "tasks.sqlite3")
+    yield Runtime(client, uploader, store, tmp_path / "work")
+    uploader.close()
+    client.close()
+
+
+@pytest.fixture
+def task_id(runtime: Runtime, tmp_path: Path) -> str:
+    cover = write_wav(tmp_path / "cover.wav", 16_000)  # 8 parts of 4 KiB
+    secret = tmp_path / "plan.txt"
+    secret.write_bytes(b"meet at noon " * 8)
+    task = prepare_encode(
+        runtime.store,
+        runtime.work_dir,
+        server=API,
+        cover=cover,
+        secret=secret,
+        passphrase="correct horse",
+        kdf=CHEAP,
+        position_kdf=CHEAP,
+    )
+    return task.id
+
+
+def api_calls(server: FakeServer, method: str, path: str) -> int:
+    return sum(1 for r in server.requests if r.method == method and r.url.path == path)
+
+
+def test_a_pause_during_the_job_resumes_following_the_same_job(runtime, board, task_id):
+    server = board.server
+    server.sse = False
+    stop = StopToken()
+    real_advance = server.advance
+
+    def advance_then_pause(job_id):
+        stop.stop(StopReason.PAUSE)
+        return real_advance(job_id)
+
+    server.advance = advance_then_pause
+    paused = run_task(runtime, task_id, stop=stop)
+    assert paused.status is TaskStatus.PAUSED and paused.job_id is not None
+    server.advance = real_advance
+    puts, uploads = len(server.puts), api_calls(server, "POST", "/v1/uploads")
+
+    done = run_task(runtime, task_id)
+
+    assert done.status is TaskStatus.SUCCEEDED and done.job_id == paused.job_id
+    assert api_calls(server, "POST", "/v1/jobs") == 1 and len(server.jobs) == 1
+    assert len(server.puts) == puts and api_calls(server, "POST", "/v1/uploads") == uploads
+    assert not any(r.url.path.endswith("/cancel") for r in server.requests)
+
+
+def test_a_pause_after_the_cover_resumes_with_the_payload_only(runtime, task_id):
+    stop = StopToken()
+    heard: list[InputSlot] = []
+
+    def pause_after(slot: InputSlot, result: UploadResult) -> None:
+        heard.append(slot)
+        stop.stop(StopReason.PAUSE)
+
+    paused = run_task(runtime, task_id, stop=stop, on_uploaded=pause_after)
+    assert paused.status is TaskStatus.PAUSED and paused.input_object_id is not None
+    assert paused.payload_object_id is None and paused.job_id is None
+
+    done = run_task(runtime, task_id, on_uploaded=lambda slot, _: heard.append(slot))
+
+    assert done.status is TaskStatus.SUCCEEDED
+    assert heard == [InputSlot.SOURCE, InputSlot.PAYLOAD]  # the cover was not sent again
+    assert done.input_object_id == paused.input_object_id
+
+
+def test_a_drop_during_the_download_resumes_with_the_download_only(runtime, board, task_id):
+    server = board.server
+    real_finish = server._finish
+
+    def finish_then_drop(job):
+        board.offline = True  # the result is ready, then the network goes
+        return real_finish(job)
+
+    server._finish = finish_then_drop
+    with pytest.raises(Exception, match="Cannot reach"):
+        run_task(runtime, task_id)
+    waiting = runtime.store.require(task_id)
+    assert waiting.status is TaskStatus.QUEUED and waiting.job_id is not None
+    assert waiting.output_path is None
+    board.offline = False
+    server._finish = real_finish
+    puts, uploads = len(server.puts), api_calls(server, "POST", "/v1/uploads")
+
+    done = run_task(runtime, task_id)
+
+    assert done.status is TaskStatus.SUCCEEDED and done.output.is_file()
+    assert api_calls(server, "POST", "/v1/jobs") == 1
+    assert len(server.puts) == puts and api_calls(server, "POST", "/v1/uploads") == uploads
+
+
+def test_a_cancel_while_uploading_creates_no_job_and_stays_cancelled(
+    runtime, board, parts, task_id
+):
+    stop = StopToken()
+    parts.before_put = lambda n: stop.stop(StopReason.CANCEL) if n == 3 else None
+    sealed = Path(runtime.store.require(task_id).sealed_path)
+
+    cancelled = run_task(runtime, task_id, stop=stop)
+
+    assert cancelled.status is TaskStatus.CANCELLED and not board.server.jobs
+    assert not sealed.exists()
+    seen = len(board.server.requests)
+    assert run_task(runtime, task_id).status is TaskStatus.CANCELLED
+    assert len(board.server.requests) == seen  # a finished task is not touched again
+
+
+def test_a_job_gone_from_the_server_is_created_again(runtime, board, task_id):
+    server = board.server
+    stop = StopToken()
+    real_create = server._create_job
+
+    def create_then_stop(body, key):
+        answer = real_create(body, key)
+        stop.stop(StopReason.SHUTDOWN)
+        return answer
+
+    server._create_job = create_then_stop
+    server.sse = False
+    first = run_task(runtime, task_id, stop=stop)
+    assert first.status is TaskStatus.PROCESSING
+    server._create_job = real_create
+    server.jobs.clear()  # the server lost its records
+    server.idempotency.clear()
+
+    done = run_task(runtime, task_id)
+
+    assert done.status is TaskStatus.SUCCEEDED and done.job_id != first.job_id
+
+
+def test_the_clis_cancel_event_cancels_the_server_job_and_writes_nothing(board, parts, tmp_path):
+    cover = write_wav(tmp_path / "cover.wav", 16_000)
+    secret = tmp_path / "plan.txt"
+    secret.write_bytes(b"meet at noon")
+    server = board.server
+    server.sse = False
+    cancel = threading.Event()
+    real_advance = server.advance
+
+    def advance_then_cancel(job_id):
+        cancel.set()
+        return real_advance(job_id)
+
+    server.advance = advance_then_cancel
+    out = tmp_path / "out.wav"
+    with ApiClient(API, TOKEN, transport=board.transport(), retry=NO_WAIT) as client:
+        uploader = Uploader(client, transport=parts, retry=NO_WAIT)
+        with pytest.raises(UploadCancelled):
+            encode(
+                client,
+                cover,
+                secret,
+                out,
+                "pw",
+                uploader=uploader,
+                cancel=cancel,
+                kdf=CHEAP,
+                position_kdf=CHEAP,
+            )
+    assert not out.exists()
+    (job,) = server.jobs.values()
+    assert job.state is JobState.CANCELLED
+
+
+class _RecordingUploader:
+    def __init__(self, server: FakeServer) -> None:
+        self.server = server
+        self.sent: list[str] = []
+
+    def upload_file(self, path, *, name, media_type, progress, hash_progress=None, cancel=None):
+        self.sent.append(name)
+        ref = self.server.add_object(Path(path).read_bytes(), name, media_type)
+        return UploadResult(ref, f"up_{name}", 1, ref.size, resumed=False, reused=False)
+
+
+class _MemoryCheckpoint:
+    def __init__(self, **done: str) -> None:
+        self.done = {InputSlot(k): v for k, v in done.items()}
+
+    def uploaded(self, slot: InputSlot) -> str | None:
+        return self.done.get(slot)
+
+    def record(self, slot: InputSlot, result: UploadResult) -> None:
+        self.done[slot] = result.object.id
+
+
+def test_upload_inputs_sends_only_what_the_checkpoint_lacks(tmp_path):
+    cover, sealed = tmp_path / "cover.wav", tmp_path / "x.sealed"
+    cover.write_bytes(b"RIFF")
+    sealed.write_bytes(b"sealed")
+    uploader = _RecordingUploader(FakeServer())
+    checkpoint = _MemoryCheckpoint(input="obj_cover")
+
+    inputs = upload_inputs(
+        uploader,  # type: ignore[arg-type]
+        TaskKind.ENCODE,
+        cover,
+        sealed,
+        checkpoint=checkpoint,
+        progress=None,
+        cancel=threading.Event(),
+    )
+
+    assert uploader.sent == [PAYLOAD_NAME]  # the secret's own name never leaves
+    assert inputs == {"cover": "obj_cover", "payload": checkpoint.done[InputSlot.PAYLOAD]}
+    decode_inputs = upload_inputs(
+        uploader,  # type: ignore[arg-type]
+        TaskKind.DECODE,
+        cover,
+        None,
+        checkpoint=_MemoryCheckpoint(),
+        progress=None,
+        cancel=threading.Event(),
+    )
+    assert list(decode_inputs) == ["stego"] and uploader.sent == [PAYLOAD_NAME, "cover.wav"]
+
+
+def test_a_stop_token_keeps_a_cancel_over_a_pause():
+    token = StopToken()
+    token.stop(StopReason.CANCEL)
+    token.stop(StopReason.PAUSE)
+    assert token.reason is StopReason.CANCEL and token.stopped
+    paused = StopToken()
+    paused.stop(StopReason.PAUSE)
+    paused.stop(StopReason.CANCEL)
+    assert paused.reason is StopReason.CANCEL
+    outside = threading.Event()
+    theirs = StopToken(outside, unset_reason=StopReason.CANCEL)
+    assert theirs.reason is None
+    outside.set()
+    assert theirs.stopped and theirs.reason is StopReason.CANCEL
+
+
+def test_a_sqlite_file_is_made_private_and_prepared_once(tmp_path):
+    runs: list[int] = []
+    db = SqliteFile(
+        tmp_path / "deep" / "state.sqlite3",
+        "CREATE TABLE IF NOT EXISTS t (x INTEGER);",
+        user_version=3,
+        file_mode=0o600,
+        on_first_use=lambda conn: runs.append(1),
+    )
+    with db.connect() as conn:
+        conn.execute("INSERT INTO t VALUES (1)")
+    with pytest.raises(sqlite3.IntegrityError), db.connect() as conn:
+        conn.execute("INSERT INTO t VALUES (2)")
+        raise sqlite3.IntegrityError("rolled back")
+    with db.connect() as conn:
+        assert [r["x"] for r in conn.execute("SELECT x FROM t")] == [1]
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert runs == [1]
+    assert stat.S_IMODE(db.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(db.path.parent.stat().st_mode) == 0o700

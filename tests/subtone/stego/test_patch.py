@@ -1,0 +1,134 @@
+"""The plane and the patch: what the client sends and what it applies, checked against the
+in-process codec (which embeds in the audio itself)."""
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from subtone.stego import codec, layout, patch, plane, wav
+from subtone.stego.engine import InProcessEngine
+from subtone.stego.kernel import WINDOW_SAMPLES
+
+K_POS = hashlib.sha256(b"patch tests").digest()
+
+
+def samples_of(path: Path) -> np.ndarray:
+    with path.open("rb") as f:
+        info, _ = wav.read_header(f)
+        return np.concatenate(list(wav.read_windows(f, info, WINDOW_SAMPLES)))
+
+
+@pytest.mark.parametrize(
+    ("bits", "channels", "seconds"), [(16, 2, 4.0), (24, 1, 7.5), (32, 1, 3.1)]
+)
+def test_the_plane_holds_each_samples_lsb_and_nothing_else(tmp_path, bits, channels, seconds):
+    cover = tmp_path / "cover.wav"
+    wav.generate_cover(cover, seconds, channels=channels, bits=bits, seed=3)
+    out = io.BytesIO()
+    with cover.open("rb") as f:
+        header = plane.write_plane(f, out)
+    data = samples_of(cover)
+    assert header.samples == data.size and header.bits_per_sample == bits
+    assert len(out.getvalue()) == header.size == plane.plane_bytes(data.size)
+    out.seek(0)
+    assert plane.read_plane_header(out, header.size) == header
+    bits_back = np.unpackbits(
+        np.concatenate(list(plane.read_plane_windows(out, header.samples))), bitorder="little"
+    )
+    assert np.array_equal(bits_back[: data.size], data & 1)
+    assert not bits_back[data.size :].any()
+    assert len(out.getvalue()) * 8 < cover.stat().st_size * 8 / bits + 8 * 64
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"STPL", b"XXXX" + bytes(12), plane.HEADER.pack(b"STPL", 9, 16, 0, 10),
+     plane.HEADER.pack(b"STPL", 1, 12, 0, 10), plane.HEADER.pack(b"STPL", 1, 16, 0, 0)],
+)  # fmt: skip
+def test_a_bad_plane_is_refused_with_its_code(raw):
+    with pytest.raises(plane.PlaneError) as caught:
+        plane.read_plane_header(io.BytesIO(raw))
+    assert caught.value.code == "malformed_plane"
+
+
+def test_a_plane_of_the_wrong_size_is_refused():
+    header = plane.PlaneHeader(samples=1000, bits_per_sample=16)
+    with pytest.raises(plane.PlaneError, match="1,000 samples need"):
+        plane.read_plane_header(io.BytesIO(header.pack()), header.size + 1)
+
+
+@pytest.mark.parametrize(
+    ("bits", "channels", "seconds", "secret"),
+    [(16, 2, 6.0, 3_000), (24, 1, 9.0, 40_000), (16, 1, 2.0, 10_000)],
+)
+def test_applying_the_flips_reproduces_the_in_process_embed_byte_for_byte(
+    tmp_path, bits, channels, seconds, secret
+):
+    cover = tmp_path / "cover.wav"
+    wav.generate_cover(cover, seconds, channels=channels, bits=bits, seed=5)
+    payload = os.urandom(secret)
+    stego = tmp_path / "stego.wav"
+    codec.embed_file(cover, stego, k_pos=K_POS, payload=payload, engine=InProcessEngine())
+    before, after = samples_of(cover), samples_of(stego)
+    changed = np.flatnonzero(before != after)
+    buffer = io.BytesIO()
+    writer = patch.PatchWriter(buffer, before.size)
+    for index in range(writer.windows):
+        lo = index * WINDOW_SAMPLES
+        mine = changed[(changed >= lo) & (changed < lo + WINDOW_SAMPLES)] - lo
+        writer.window(index, mine.astype(np.int32))
+    writer.close()
+    assert writer.flips == changed.size > 0
+    # A short secret costs a few bytes a window; a long one never more than its plane.
+    assert buffer.tell() <= plane.plane_bytes(before.size) + 5 * writer.windows + 16
+    buffer.seek(0)
+    out = tmp_path / "patched.wav"
+    assert patch.apply_patch_file(cover, buffer, out, k_pos=K_POS) == changed.size
+    assert out.read_bytes() == stego.read_bytes()
+
+
+def test_a_full_scale_sample_moves_inwards(tmp_path):
+    lo, hi = -(1 << 15), (1 << 15) - 1
+    data = np.array([hi, lo, hi, lo] * 8, dtype=np.int32)
+    cover = tmp_path / "edge.wav"
+    wav.write_wav(cover, data.reshape(-1, 1), 8000, 16)
+    buffer = io.BytesIO()
+    writer = patch.PatchWriter(buffer, data.size)
+    writer.window(0, np.arange(data.size, dtype=np.int32))
+    writer.close()
+    buffer.seek(0)
+    out = tmp_path / "out.wav"
+    patch.apply_patch_file(cover, buffer, out, k_pos=K_POS)
+    moved = samples_of(out)
+    assert np.array_equal(moved, np.where(data == hi, hi - 1, lo + 1))
+
+
+def test_a_truncated_or_foreign_patch_leaves_no_output(tmp_path):
+    cover = tmp_path / "cover.wav"
+    wav.generate_cover(cover, 1.0, channels=1, seed=2)
+    samples = samples_of(cover).size
+    buffer = io.BytesIO()
+    writer = patch.PatchWriter(buffer, samples)
+    for index in range(writer.windows):
+        writer.window(index, np.array([1, 5], dtype=np.int32))
+    out = tmp_path / "out.wav"
+    for bad in (buffer.getvalue()[:-3], b"RIFF" + buffer.getvalue()[4:],
+                patch.PatchHeader(samples + 1).pack() + buffer.getvalue()[16:]):  # fmt: skip
+        with pytest.raises(patch.PatchError) as caught:
+            patch.apply_patch_file(cover, io.BytesIO(bad), out, k_pos=K_POS)
+        assert caught.value.code == "malformed_patch"
+        assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["cover.wav"]
+
+
+def test_windows_come_in_order_and_all_of_them():
+    writer = patch.PatchWriter(io.BytesIO(), 3 * WINDOW_SAMPLES)
+    with pytest.raises(ValueError, match="in order"):
+        writer.window(1, np.zeros(0, np.int32))
+    writer.window(0, np.zeros(0, np.int32))
+    with pytest.raises(ValueError, match="1 of 3"):
+        writer.close()
+    assert layout.window_count(3 * WINDOW_SAMPLES) == 3
