@@ -1,0 +1,160 @@
+"""The models' shared body (subtone/stego/triton_model.py) without Triton: a stand-in for
+``triton_python_backend_utils`` with just what the models use."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from subtone.stego import triton_model
+from subtone.stego.engine import EmbedTask, InProcessEngine
+from subtone.stego.kernel import KEY_BYTES, WINDOW_BYTES, WINDOW_SAMPLES, block_size
+
+
+class TritonError:
+    INVALID_ARG = "INVALID_ARG"
+    INTERNAL = "INTERNAL"
+
+    def __init__(self, message: str, code: str = INTERNAL) -> None:
+        self.message, self.code = message, code
+
+
+class Tensor:
+    def __init__(self, name: str, array: np.ndarray) -> None:
+        self.name, self.array = name, array
+
+    def as_numpy(self) -> np.ndarray:
+        return self.array
+
+
+class InferenceResponse:
+    def __init__(self, output_tensors: list[Tensor] | None = None, error: Any = None) -> None:
+        self.tensors = {t.name: t.array for t in output_tensors or []}
+        self.error = error
+
+
+def _by_name(config: dict[str, Any], key: str, name: str) -> dict[str, Any]:
+    return next(item for item in config[key] if item["name"] == name)
+
+
+pb = SimpleNamespace(
+    TritonError=TritonError,
+    Tensor=Tensor,
+    InferenceResponse=InferenceResponse,
+    Logger=SimpleNamespace(log_warn=lambda message: None),
+    get_input_config_by_name=lambda c, n: _by_name(c, "input", n),
+    get_output_config_by_name=lambda c, n: _by_name(c, "output", n),
+    triton_string_to_numpy=lambda t: {"TYPE_INT32": np.int32, "TYPE_UINT8": np.uint8}[t],
+    get_input_tensor_by_name=lambda request, name: request.get(name),
+)
+
+
+def config(kind: str) -> dict[str, Any]:
+    inputs = [
+        {"name": "PLANE", "dims": [WINDOW_BYTES]},
+        {"name": "KEY", "dims": [KEY_BYTES]},
+        {"name": "BITS", "dims": [WINDOW_BYTES]},
+    ]
+    out = "FLIPS" if kind == "embed" else "BITS_OUT"
+    return {
+        "name": f"stego_{kind}",
+        "input": inputs,
+        "output": [
+            {"name": out, "data_type": "TYPE_INT32" if kind == "embed" else "TYPE_UINT8"},
+            {"name": "BATCH_SIZE", "data_type": "TYPE_INT32"},
+        ],
+    }
+
+
+def model(kind: str, instance_kind: str = "CPU") -> triton_model.StegoModel:
+    m = triton_model.model_class(pb, kind)()  # type: ignore[arg-type]
+    m.initialize({"model_config": json.dumps(config(kind)), "model_instance_kind": instance_kind})
+    return m
+
+
+def task(seed: int, length: int, k: int) -> EmbedTask:
+    rng = np.random.default_rng(seed)
+    nblocks = length // block_size(k)
+    plane = rng.integers(0, 256, (length + 7) // 8, dtype=np.uint8)
+    bits = rng.integers(0, 256, (nblocks * k + 7) // 8, dtype=np.uint8)
+    return EmbedTask(plane, length, rng.bytes(KEY_BYTES), k, 0, nblocks, bits)
+
+
+def request(tasks: list[EmbedTask], embed: bool = True) -> dict[str, Tensor]:
+    n = len(tasks)
+    planes = np.zeros((n, WINDOW_BYTES), np.uint8)
+    bits = np.zeros((n, WINDOW_BYTES), np.uint8)
+    for i, t in enumerate(tasks):
+        planes[i, : t.plane.size] = t.plane
+        bits[i, : t.bits.size] = t.bits
+
+    def column(name: str) -> np.ndarray:
+        return np.array([getattr(t, name) for t in tasks], np.int32).reshape(-1, 1)
+
+    arrays = {
+        "PLANE": planes,
+        "LENGTH": column("length"),
+        "KEY": np.stack([np.frombuffer(t.key, np.uint8) for t in tasks]),
+        "K": column("k"),
+        "SKIP": column("skip"),
+        "NBLOCKS": column("nblocks"),
+    } | ({"BITS": bits} if embed else {})
+    return {name: Tensor(name, a) for name, a in arrays.items()}
+
+
+def test_requests_of_a_batch_run_together_and_match_the_engine():
+    tasks = [task(i, WINDOW_SAMPLES - 5000 * i, 1 + i) for i in range(5)]
+    requests = [request(tasks[:2]), request(tasks[2:3]), request(tasks[3:])]
+    responses = model("embed").execute(requests)
+    want = InProcessEngine().embed(tasks)
+    got = []
+    for response, size in zip(responses, (2, 1, 2), strict=True):
+        assert response.error is None
+        flips, counts = response.tensors["FLIPS"], response.tensors["COUNT"]
+        assert flips.shape[0] == counts.shape[0] == size
+        assert response.tensors["BATCH_SIZE"].reshape(-1).tolist() == [5] * size
+        got += [row[:c] for row, c in zip(flips, counts[:, 0], strict=True)]
+        assert all((row[c:] == -1).all() for row, c in zip(flips, counts[:, 0], strict=True))
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    out = model("extract", "GPU").execute([request(tasks, embed=False)])
+    (response,) = out
+    bits = response.tensors["BITS_OUT"]
+    assert bits.shape == (5, WINDOW_BYTES)
+    for row, packed in zip(bits, InProcessEngine().extract(tasks), strict=True):
+        np.testing.assert_array_equal(row[: packed.size], packed)
+        assert not row[packed.size :].any()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r.pop("KEY"), "input KEY is missing"),
+        (lambda r: r.__setitem__("K", Tensor("K", np.zeros((1, 1), np.int32))), "2 windows"),
+        (lambda r: r["K"].array.__setitem__((1, 0), 17), "window 1: k must be in 1..16"),
+        (lambda r: r["LENGTH"].array.__setitem__((0, 0), 0), "window 0: length must be"),
+        (lambda r: r["NBLOCKS"].array.__setitem__((0, 0), 10**6), "do not fit"),
+    ],
+)
+def test_a_bad_request_is_answered_alone(change, message):
+    bad = request([task(1, 4096, 3), task(2, 4096, 3)])
+    change(bad)
+    good = request([task(3, 4096, 2)])
+    bad_response, good_response = model("embed").execute([bad, good])
+    assert bad_response.error.code == TritonError.INVALID_ARG
+    assert message in bad_response.error.message
+    assert good_response.error is None
+    assert good_response.tensors["BATCH_SIZE"].reshape(-1).tolist() == [1]
+
+
+def test_the_config_must_match_the_window():
+    wrong = config("embed")
+    wrong["input"][0]["dims"] = [1024]
+    m = triton_model.model_class(pb, "embed")()  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="PLANE must have 32768 bytes"):
+        m.initialize({"model_config": json.dumps(wrong)})
