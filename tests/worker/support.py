@@ -28,7 +28,7 @@ from server.kit.ids import new_id
 from server.settings import Settings
 from server.uploads.repository import ObjectRecord, UploadRepository
 from subtone.protocol import JobKind
-from subtone.stego import codec, wav
+from subtone.stego import codec, patch, plane, wav
 from subtone.stego.engine import EmbedWindow, ExtractWindow, InProcessEngine, WindowEngine
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -73,6 +73,22 @@ def cover_bytes(
     data = path.read_bytes()
     path.unlink()
     return data
+
+
+def plane_of(audio: bytes) -> bytes:
+    """The LSB plane a client uploads for the WAV ``audio``."""
+    out = io.BytesIO()
+    plane.write_plane(io.BytesIO(audio), out)
+    return out.getvalue()
+
+
+def patched(cover: bytes, patch_bytes: bytes, k_pos: bytes, tmp_path: Path) -> bytes:
+    """What the client makes of an embed's result: its cover with the patch applied."""
+    source = tmp_path / f"cover-{uuid.uuid4().hex[:6]}.wav"
+    source.write_bytes(cover)
+    out = source.with_suffix(".stego.wav")
+    patch.apply_patch_file(source, io.BytesIO(patch_bytes), out, k_pos=k_pos)
+    return out.read_bytes()
 
 
 @dataclass
@@ -122,10 +138,17 @@ class World:
         return record.id
 
     def embed_job(self, cover: bytes, payload: bytes) -> str:
+        """An embed job as a client makes it: the cover's LSB plane and the payload."""
         return self.job(
             JobKind.EMBED,
-            {"cover": self.put(cover, "cover.wav"), "payload": self.put(payload, "secret.bin")},
+            {"plane": self.put_plane(cover), "payload": self.put(payload, "secret.bin")},
         )
+
+    def extract_job(self, stego: bytes) -> str:
+        return self.job(JobKind.EXTRACT, {"plane": self.put_plane(stego)})
+
+    def put_plane(self, audio: bytes, tenant: str = TENANT) -> ObjectRecord:
+        return self.put(plane_of(audio), "cover.plane", tenant=tenant)
 
     def record(self, job_id: str) -> JobRecord:
         found = self.deps.jobs.get(job_id)
