@@ -36,7 +36,8 @@ __all__ = [
     "UploadStatus",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+"""2: jobs take LSB planes and an embed returns a patch (1: whole WAV files)."""
 MAX_NAME_LENGTH = 255
 MAX_PARTS = 10_000
 
@@ -146,9 +147,12 @@ class UploadStatus(_Model):
 
 class JobKind(StrEnum):
     EMBED = "stego.embed"
-    """inputs: ``cover`` (a WAV) and ``payload`` (the sealed secret); params: ``k_pos``."""
+    """inputs: ``plane`` (the cover's LSB plane, :mod:`subtone.stego.plane`) and ``payload``
+    (the sealed secret); params: ``k_pos``. The result is a patch
+    (:mod:`subtone.stego.patch`): the samples whose LSB the client flips in its cover."""
     EXTRACT = "stego.extract"
-    """inputs: ``stego`` (a WAV); params: ``k_pos``. The result is the sealed secret."""
+    """inputs: ``plane`` (the stego file's LSB plane); params: ``k_pos``. The result is the
+    sealed secret."""
 
 
 class JobState(StrEnum):

@@ -4,7 +4,7 @@ Before any work the worker checks that every input still exists, belongs to the 
 and has the size its record says (:func:`load_input`). Inputs are then read as streams
 (:class:`InputStream`) that hash what they deliver, so the checksum the client announced is
 verified on the bytes the job really used (:meth:`InputStream.verify`), at no extra read for
-a cover (the codec reads it whole anyway).
+an LSB plane (the codec reads it whole anyway).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from server.integrations.storage import ObjectNotFound, ObjectReader, ObjectStor
 from server.jobs.repository import JobRecord
 from server.uploads.repository import ObjectRecord, UploadRepository
 from subtone.errors import SubtoneError
-from subtone.stego import wav
+from subtone.stego import plane
 
 __all__ = [
     "CHECKSUM_MISMATCH",
@@ -151,12 +151,10 @@ class InputStream:
         self._raw = _HashingReader(reader)
         self.stream: BinaryIO = io.BufferedReader(self._raw, buffer_size=READ_BUFFER_BYTES)
 
-    def read_wav_header(self) -> wav.WavInfo:
-        """The WAV format (refused with the codec's codes), then rewind for the codec."""
-        info, _ = wav.read_header(self.stream, total_size=self._obj.size)
-        wav.check_file_size(info, self._obj.size)
-        self.stream.seek(0)
-        return info
+    def read_plane_header(self) -> plane.PlaneHeader:
+        """The LSB plane's header, checked against the object's size; the stream is left at
+        the first window."""
+        return plane.read_plane_header(self.stream, self._obj.size)
 
     def verify(self) -> None:
         """Read what is left, then check the size and the announced SHA-256."""

@@ -1,8 +1,11 @@
 """One job, start to finish, independent of the queue that delivered it.
 
-:func:`run` reloads the job, checks its inputs (existence, tenant, size, WAV format,
-capacity), streams the cover or stego file from storage through the codec and the window
-engine (Triton), streams the result back to storage, records it and marks the job succeeded.
+:func:`run` reloads the job, checks its inputs (existence, tenant, size, the LSB plane's
+header, capacity), streams the plane from storage through the codec and the window engine
+(Triton), streams the result back to storage (an embed's patch: the samples to flip; an
+extract's payload), records it and marks the job succeeded. The server never receives audio:
+the client sends the LSB plane of its cover (:mod:`subtone.stego.plane`) and applies the
+patch to its own copy (:mod:`subtone.stego.patch`).
 
 It is safe to run twice: one run at a time holds the job's lease, a finished or cancelled
 job is left alone, the result key and the result's object id are derived from the job id (a
@@ -52,7 +55,7 @@ from server.settings import Settings
 from server.uploads.repository import ObjectRecord, UploadRepository
 from subtone.errors import SubtoneError
 from subtone.protocol import JobKind
-from subtone.stego import codec, layout
+from subtone.stego import codec, layout, patch
 from subtone.stego.engine import WindowEngine
 from subtone.stego.kernel import KEY_BYTES
 
@@ -76,12 +79,14 @@ INTERNAL_ERROR: Final = "internal_error"
 INTERNAL_ERROR_MESSAGE: Final = "The job failed unexpectedly; the operators have the details."
 INVALID_PARAMS: Final = "invalid_params"
 
-COVER: Final = "cover"
+PLANE: Final = "plane"
 PAYLOAD: Final = "payload"
-STEGO: Final = "stego"
-RESULT_FILE: Final = {JobKind.EMBED: "stego.wav", JobKind.EXTRACT: "payload.bin"}
-RESULT_SUFFIX: Final = {JobKind.EMBED: "-stego.wav", JobKind.EXTRACT: "-payload.bin"}
-RESULT_MEDIA_TYPE: Final = {JobKind.EMBED: "audio/wav", JobKind.EXTRACT: "application/octet-stream"}
+RESULT_FILE: Final = {JobKind.EMBED: "patch.bin", JobKind.EXTRACT: "payload.bin"}
+RESULT_SUFFIX: Final = {JobKind.EMBED: "-patch.bin", JobKind.EXTRACT: "-payload.bin"}
+RESULT_MEDIA_TYPE: Final = {
+    JobKind.EMBED: patch.MEDIA_TYPE,
+    JobKind.EXTRACT: "application/octet-stream",
+}
 RESULT_ID_PREFIX: Final = "obj"
 RESULT_ID_HEX_CHARS: Final = 32
 RESULT_ID_LABEL: Final = b"subtone/result/"
@@ -207,46 +212,48 @@ def _embed(
     record: JobRecord, k_pos: bytes, deps: RunnerDeps, progress: JobProgress
 ) -> ObjectRecord:
     settings, store = deps.settings, deps.store
-    cover = load_input(record, COVER, deps.uploads, store)
+    lsb = load_input(record, PLANE, deps.uploads, store)
     secret = load_input(record, PAYLOAD, deps.uploads, store)
     check_secret_size(secret, PAYLOAD, settings.MAX_SECRET_BYTES)
-    with InputStream(store, cover, COVER) as source:
-        info = source.read_wav_header()
-        layout.choose_k(info.samples, secret.size)  # refuses an empty or too large secret
+    with InputStream(store, lsb, PLANE) as source:
+        header = source.read_plane_header()
+        layout.choose_k(header.samples, secret.size)  # refuses an empty or too large secret
         payload = read_small(store, secret, PAYLOAD, settings.MAX_SECRET_BYTES)
         key = result_key(record)
         _abort_leftovers(store, key)
-        part_size = part_size_for(cover.size, settings.PART_SIZE_BYTES)
+        part_size = part_size_for(lsb.size, settings.PART_SIZE_BYTES)
         with MultipartWriter(
             store, key, content_type=RESULT_MEDIA_TYPE[record.kind], part_size=part_size
         ) as output:
-            codec.embed_stream(
+            writer = patch.PatchWriter(cast(BinaryIO, output), header.samples)
+            codec.embed_plane(
                 source.stream,
-                cast(BinaryIO, output),  # the codec only calls write()
+                samples=header.samples,
                 k_pos=k_pos,
                 payload=payload,
                 engine=deps.engine,
-                source_size=cover.size,
+                on_window_flips=writer.window,
                 progress=progress,
                 concurrency=settings.WINDOWS_IN_FLIGHT,
             )
+            writer.close()
             source.verify()
             progress.check_now()
             output.complete()
-    return _result(record, cover, key, size=output.size, sha256=output.sha256)
+    return _result(record, lsb, key, size=output.size, sha256=output.sha256)
 
 
 def _extract(
     record: JobRecord, k_pos: bytes, deps: RunnerDeps, progress: JobProgress
 ) -> ObjectRecord:
-    stego = load_input(record, STEGO, deps.uploads, deps.store)
-    with InputStream(deps.store, stego, STEGO) as source:
-        source.read_wav_header()
-        payload = codec.extract_stream(
+    lsb = load_input(record, PLANE, deps.uploads, deps.store)
+    with InputStream(deps.store, lsb, PLANE) as source:
+        header = source.read_plane_header()
+        payload = codec.extract_plane(
             source.stream,
+            samples=header.samples,
             k_pos=k_pos,
             engine=deps.engine,
-            source_size=stego.size,
             progress=progress,
             concurrency=deps.settings.WINDOWS_IN_FLIGHT,
         )
@@ -254,9 +261,7 @@ def _extract(
     progress.check_now()
     key = result_key(record)
     deps.store.put_bytes(key, payload, RESULT_MEDIA_TYPE[record.kind])
-    return _result(
-        record, stego, key, size=len(payload), sha256=hashlib.sha256(payload).hexdigest()
-    )
+    return _result(record, lsb, key, size=len(payload), sha256=hashlib.sha256(payload).hexdigest())
 
 
 def _abort_leftovers(store: ObjectStore, key: str) -> None:

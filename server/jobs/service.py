@@ -36,8 +36,8 @@ EVENTS_POLL_SECONDS = 0.5
 EVENTS_MAX_SECONDS = 3600.0
 """An event stream ends after this even if the job has not; the client then polls."""
 REQUIRED_INPUTS: Mapping[JobKind, frozenset[str]] = {
-    JobKind.EMBED: frozenset({"cover", "payload"}),
-    JobKind.EXTRACT: frozenset({"stego"}),
+    JobKind.EMBED: frozenset({"plane", "payload"}),
+    JobKind.EXTRACT: frozenset({"plane"}),
 }
 
 

@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 from subtone.errors import SubtoneError
 from subtone.files import atomic_output
-from subtone.stego import layout, wav
+from subtone.stego import codec, layout, wav
 from subtone.stego.kernel import WINDOW_SAMPLES, sample_range, signs
 
 __all__ = [
@@ -144,52 +144,48 @@ def read_patch(src: BinaryIO, samples: int) -> Iterator[tuple[int, IndexArray]]:
         raise PatchError("The patch has bytes after its last window.")
 
 
-def _moved(values: npt.NDArray[np.int32], key: bytes, where: IndexArray, bits: int) -> IndexArray:
-    """``values`` (the samples at ``where``) after ±1 with the keyed sign, never clipping."""
-    delta = signs(key, where)
-    lo, hi = sample_range(bits)
-    delta[values >= hi] = -1
-    delta[values <= lo] = 1
-    moved: IndexArray = values + delta
-    return moved
-
-
 class _Samples:
-    """Reads and writes individual samples of an open file, in place."""
+    """Changes samples of an open copy of the cover in place (``pread``/``pwrite``)."""
 
-    def __init__(self, fd: int, info: wav.WavInfo) -> None:
+    def __init__(self, fd: int, info: wav.WavInfo, k_pos: bytes) -> None:
         self._fd = fd
         self._info = info
+        self._k_pos = k_pos
 
-    def _offset(self, index: int, window: int) -> int:
+    def _offset(self, window: int, index: int = 0) -> int:
         return self._info.prefix_size + (window * WINDOW_SAMPLES + index) * self._info.sample_bytes
 
-    def patch_window(self, window: int, key: bytes, where: IndexArray) -> None:
+    def patch_window(self, window: int, where: IndexArray) -> None:
         info, width = self._info, self._info.sample_bytes
-        if where.size <= FEW_FLIPS:
-            for i in where.tolist():
-                offset = self._offset(i, window)
-                raw = os.pread(self._fd, width, offset)
-                value = wav.decode_samples(raw, info.bits_per_sample)
-                moved = _moved(value, key, np.array([i], np.int32), info.bits_per_sample)
-                os.pwrite(self._fd, wav.encode_samples(moved, info.bits_per_sample), offset)
+        if where.size > FEW_FLIPS:
+            length = layout.window_length(info.samples, window)
+            data = bytearray(os.pread(self._fd, length * width, self._offset(window)))
+            codec.apply_window_flips(
+                data, k_pos=self._k_pos, index=window, flips=where,
+                bits_per_sample=info.bits_per_sample,
+            )  # fmt: skip
+            os.pwrite(self._fd, data, self._offset(window))
             return
-        length = layout.window_length(info.samples, window)
-        offset = self._offset(0, window)
-        samples = wav.decode_samples(
-            os.pread(self._fd, length * width, offset), info.bits_per_sample
-        )
-        samples[where] = _moved(samples[where], key, where, info.bits_per_sample)
-        os.pwrite(self._fd, wav.encode_samples(samples, info.bits_per_sample), offset)
+        key = layout.window_key(self._k_pos, window)
+        offsets = [self._offset(window, i) for i in where.tolist()]
+        raw = b"".join(os.pread(self._fd, width, offset) for offset in offsets)
+        values = wav.decode_samples(raw, info.bits_per_sample)
+        delta = signs(key, where)
+        lo, hi = sample_range(info.bits_per_sample)
+        delta[values >= hi] = -1
+        delta[values <= lo] = 1
+        moved = wav.encode_samples(values + delta, info.bits_per_sample)
+        for i, offset in enumerate(offsets):
+            os.pwrite(self._fd, moved[i * width : (i + 1) * width], offset)
 
 
 def apply_patch(target: BinaryIO, info: wav.WavInfo, patch: BinaryIO, k_pos: bytes) -> int:
     """Apply ``patch`` in place to ``target``, an open copy of the cover; the samples changed."""
-    samples = _Samples(target.fileno(), info)
+    samples = _Samples(target.fileno(), info, k_pos)
     changed = 0
     for index, where in read_patch(patch, info.samples):
         if where.size:
-            samples.patch_window(index, layout.window_key(k_pos, index), where)
+            samples.patch_window(index, where)
             changed += int(where.size)
     return changed
 

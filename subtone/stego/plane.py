@@ -12,9 +12,11 @@ Object format (version 1), little-endian::
     bits: ceil(samples / 8) bytes; bit i (LSB first in each byte) = LSB of sample i
 
 Samples are the data chunk's, all channels interleaved as in the file. A window of
-:data:`~subtone.stego.kernel.WINDOW_SAMPLES` samples is exactly :data:`WINDOW_PLANE_BYTES`
-bytes of the plane, so window ``w`` starts at byte ``HEADER.size + w * WINDOW_PLANE_BYTES``:
-the header window (window 0) comes first, and a reader can stop after it.
+:data:`~subtone.stego.kernel.WINDOW_SAMPLES` samples is exactly
+:data:`~subtone.stego.kernel.WINDOW_BYTES` bytes of the plane, so window ``w`` starts at byte
+``HEADER.size + w * WINDOW_BYTES``: the header window (window 0) comes first. The bits are
+made by :func:`subtone.stego.codec.lsb_plane` and read by :func:`~subtone.stego.codec.extract_plane`
+and :func:`~subtone.stego.codec.embed_plane`.
 """
 
 from __future__ import annotations
@@ -24,26 +26,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Final
 
-import numpy as np
-import numpy.typing as npt
-
 from subtone.errors import SubtoneError
-from subtone.stego import wav
-from subtone.stego.kernel import WINDOW_SAMPLES
+from subtone.stego import codec, wav
 
 __all__ = [
     "HEADER",
     "MAGIC",
     "MALFORMED_PLANE",
     "MEDIA_TYPE",
-    "WINDOW_PLANE_BYTES",
     "PlaneError",
     "PlaneHeader",
     "iter_plane",
-    "lsb_bits",
     "plane_bytes",
     "read_plane_header",
-    "read_plane_windows",
     "write_plane",
 ]
 
@@ -52,11 +47,6 @@ VERSION: Final = 1
 HEADER: Final = struct.Struct("<4sBBHQ")
 MEDIA_TYPE: Final = "application/vnd.subtone.lsb-plane"
 MALFORMED_PLANE: Final = "malformed_plane"
-WINDOW_PLANE_BYTES: Final = WINDOW_SAMPLES // 8
-READ_WINDOWS: Final = 16
-"""Windows of audio read at once when making a plane (8 MiB of 16-bit audio)."""
-
-UInt8Array = npt.NDArray[np.uint8]
 
 
 class PlaneError(SubtoneError):
@@ -68,7 +58,7 @@ class PlaneError(SubtoneError):
 
 def plane_bytes(samples: int) -> int:
     """Bytes of a plane object for a file of ``samples`` samples, header included."""
-    return HEADER.size + (samples + 7) // 8
+    return HEADER.size + codec.plane_size(samples)
 
 
 @dataclass(frozen=True)
@@ -105,55 +95,12 @@ def read_plane_header(stream: BinaryIO, object_size: int | None = None) -> Plane
     return header
 
 
-def read_plane_windows(stream: BinaryIO, samples: int) -> Iterator[UInt8Array]:
-    """The plane's bits window by window (after its header), as packed bytes."""
-    left = (samples + 7) // 8
-    while left:
-        want = min(WINDOW_PLANE_BYTES, left)
-        data = stream.read(want)
-        if len(data) != want:
-            raise PlaneError("The LSB plane ends before its last window.")
-        left -= want
-        yield np.frombuffer(data, dtype=np.uint8)
-
-
-def lsb_bits(data: bytes | memoryview, bits_per_sample: int) -> UInt8Array:
-    """The packed LSBs (LSB first) of little-endian PCM ``data``: one strided byte per sample."""
-    step = bits_per_sample // 8
-    low = np.frombuffer(data, dtype=np.uint8)[::step]
-    packed: UInt8Array = np.packbits(low & 1, bitorder="little")
-    return packed
-
-
-def _fill(src: BinaryIO, view: memoryview) -> int:
-    """Read into all of ``view`` unless the stream ends first; the bytes read."""
-    got = 0
-    while got < len(view):
-        count = src.readinto(view[got:])  # type: ignore[attr-defined]
-        if not count:
-            break
-        got += count
-    return got
-
-
 def iter_plane(src: BinaryIO, info: wav.WavInfo) -> Iterator[bytes]:
-    """The plane's bytes (header first) of the WAV in ``src``, positioned at its samples."""
+    """The plane's bytes (header first, then window by window) of the WAV in ``src``,
+    positioned at its samples; reads exactly the data chunk, once."""
     yield PlaneHeader(samples=info.samples, bits_per_sample=info.bits_per_sample).pack()
-    chunk = WINDOW_SAMPLES * READ_WINDOWS * info.sample_bytes
-    view = memoryview(bytearray(chunk))
-    done = 0
-    while done < info.data_size:
-        want = min(chunk, info.data_size - done)
-        got = _fill(src, view[:want])
-        if got < want:
-            raise wav.WavError(
-                f"The file is truncated: its data chunk announces {info.data_size:,} bytes of "
-                f"audio but the file ends after {done + got:,}.",
-                code=wav.TRUNCATED,
-            )
-        done += got
-        # Every chunk but the last is whole windows: each starts on a byte of the plane.
-        yield lsb_bits(view[:got], info.bits_per_sample).tobytes()
+    for window in codec.lsb_plane(src, info):
+        yield window.tobytes()
 
 
 def write_plane(src: BinaryIO, dst: BinaryIO) -> PlaneHeader:

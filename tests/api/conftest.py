@@ -303,6 +303,6 @@ def upload(api: Api, token: str, data: bytes, name: str = "cover.wav") -> Object
     return ObjectRef.model_validate(response.json())
 
 
-def embed_body(cover: str, payload: str) -> dict[str, object]:
-    return {"kind": "stego.embed", "inputs": {"cover": cover, "payload": payload},
+def embed_body(plane: str, payload: str) -> dict[str, object]:
+    return {"kind": "stego.embed", "inputs": {"plane": plane, "payload": payload},
             "params": {"k_pos": K_POS}}  # fmt: skip

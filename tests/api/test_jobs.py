@@ -63,7 +63,7 @@ def test_a_job_is_saved_queued_and_sent_once(api: Api) -> None:
     assert response.status_code == 202
     job = Job.model_validate(response.json())
     assert job.state is JobState.QUEUED and job.progress == 0.0
-    assert job.inputs == {"cover": cover.id, "payload": payload.id}
+    assert job.inputs == {"plane": cover.id, "payload": payload.id}
     assert api.queue.sent == [job.id]
     record = api.jobs.get(job.id)
     assert record is not None and record.params == {"k_pos": K_POS}
@@ -73,7 +73,7 @@ def test_the_same_key_and_body_give_the_same_job_sent_once(api: Api) -> None:
     cover, payload = _objects(api, api.alice)
     body = embed_body(cover.id, payload.id)
     first = _create(api, body, api.alice, "key-1")
-    reordered = {**body, "inputs": {"payload": payload.id, "cover": cover.id}}
+    reordered = {**body, "inputs": {"payload": payload.id, "plane": cover.id}}
     second = _create(api, reordered, api.alice, "key-1")
     assert first.status_code == second.status_code == 202
     assert first.json()["id"] == second.json()["id"]
@@ -134,13 +134,13 @@ def test_inputs_must_match_the_kind(api: Api) -> None:
     cover, _ = _objects(api, api.alice)
     body: dict[str, object] = {
         "kind": "stego.extract",
-        "inputs": {"cover": cover.id},
+        "inputs": {"plane": cover.id, "payload": cover.id},
         "params": {"k_pos": K_POS},
     }
     response = _create(api, body, api.alice)
     assert response.status_code == 422
     assert error_code(response) == "invalid_inputs"
-    assert "stego" in response.json()["error"]["message"]
+    assert "plane" in response.json()["error"]["message"]
     assert api.queue.sent == []
 
 

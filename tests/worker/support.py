@@ -7,6 +7,7 @@ import hashlib
 import io
 import secrets
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -28,7 +29,7 @@ from server.kit.ids import new_id
 from server.settings import Settings
 from server.uploads.repository import ObjectRecord, UploadRepository
 from subtone.protocol import JobKind
-from subtone.stego import codec, wav
+from subtone.stego import codec, patch, plane, wav
 from subtone.stego.engine import EmbedTask, ExtractTask, InProcessEngine, WindowEngine
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -75,6 +76,23 @@ def cover_bytes(
     return data
 
 
+def plane_of(audio: bytes) -> bytes:
+    """The LSB plane a client uploads for the WAV ``audio``."""
+    out = io.BytesIO()
+    plane.write_plane(io.BytesIO(audio), out)
+    return out.getvalue()
+
+
+def patched(cover: bytes, patch_bytes: bytes, k_pos: bytes) -> bytes:
+    """What the client makes of an embed's result: its cover with the patch applied."""
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "cover.wav"
+        source.write_bytes(cover)
+        out = Path(tmp) / "stego.wav"
+        patch.apply_patch_file(source, io.BytesIO(patch_bytes), out, k_pos=k_pos)
+        return out.read_bytes()
+
+
 @dataclass
 class World:
     """Objects and jobs of the tests, recorded the way the API records them."""
@@ -82,6 +100,7 @@ class World:
     deps: RunnerDeps
     store: LocalStore
     k_pos: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    covers: dict[str, bytes] = field(default_factory=dict)
 
     def put(self, data: bytes, name: str, tenant: str = TENANT) -> ObjectRecord:
         object_id = new_id("obj")
@@ -122,10 +141,23 @@ class World:
         return record.id
 
     def embed_job(self, cover: bytes, payload: bytes) -> str:
-        return self.job(
+        """An embed job as a client makes it: the cover's LSB plane and the payload."""
+        job_id = self.job(
             JobKind.EMBED,
-            {"cover": self.put(cover, "cover.wav"), "payload": self.put(payload, "secret.bin")},
+            {"plane": self.put_plane(cover), "payload": self.put(payload, "secret.bin")},
         )
+        self.covers[job_id] = cover
+        return job_id
+
+    def stego(self, job_id: str) -> bytes:
+        """The stego file the client makes of the embed job's result (its patch)."""
+        return patched(self.covers[job_id], stored(self, job_id), self.k_pos)
+
+    def extract_job(self, stego: bytes) -> str:
+        return self.job(JobKind.EXTRACT, {"plane": self.put_plane(stego)})
+
+    def put_plane(self, audio: bytes, tenant: str = TENANT) -> ObjectRecord:
+        return self.put(plane_of(audio), "cover.plane", tenant=tenant)
 
     def record(self, job_id: str) -> JobRecord:
         found = self.deps.jobs.get(job_id)

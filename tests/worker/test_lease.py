@@ -21,7 +21,6 @@ from tests.worker.support import (
     cover_bytes,
     extract,
     make_deps,
-    stored,
 )
 
 MAX_LOST_RUNS = 3
@@ -63,7 +62,7 @@ def test_two_deliveries_at_once_run_the_job_once(settings, redis_client, store, 
     assert (record.state, record.attempts, record.lost_runs) == (JobState.SUCCEEDED, 1, 0)
     assert engine.windows == alone.windows  # the second delivery ran nothing
     assert len(world.result_files(job_id)) == 1
-    assert extract(stored(world, job_id), world.k_pos) == PAYLOAD
+    assert extract(world.stego(job_id), world.k_pos) == PAYLOAD
     assert world.leftovers() == []
 
 
@@ -75,7 +74,7 @@ def test_a_job_whose_worker_died_is_taken_over_once_its_lease_lapses(world, tmp_
 
     record = world.record(job_id)
     assert (record.state, record.attempts, record.lost_runs) == (JobState.SUCCEEDED, 2, 1)
-    assert extract(stored(world, job_id), world.k_pos) == PAYLOAD
+    assert extract(world.stego(job_id), world.k_pos) == PAYLOAD
 
 
 def test_a_job_that_keeps_killing_its_worker_fails_worker_lost(world, tmp_path):
@@ -143,7 +142,7 @@ def test_the_reaper_sends_again_a_running_job_that_lost_its_worker_and_message(w
 
     runner.run(job_id, deps=world.deps)  # the message the reaper sent
     assert world.record(job_id).state is JobState.SUCCEEDED
-    assert extract(stored(world, job_id), world.k_pos) == PAYLOAD
+    assert extract(world.stego(job_id), world.k_pos) == PAYLOAD
 
 
 def test_the_reaper_leaves_a_job_whose_run_holds_its_lease(world, tmp_path):
@@ -190,4 +189,4 @@ def test_a_run_aborts_the_result_upload_its_killed_predecessor_left(world, tmp_p
 
     assert world.record(job_id).state is JobState.SUCCEEDED
     assert [u.upload_id for u in world.store.list_multipart_uploads(key)] == [unrelated]
-    assert extract(stored(world, job_id), world.k_pos) == PAYLOAD
+    assert extract(world.stego(job_id), world.k_pos) == PAYLOAD

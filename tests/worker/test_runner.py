@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import struct
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -18,8 +17,9 @@ from server.integrations.triton import TritonUnavailable
 from server.jobs import runner
 from server.jobs.progress import JobInterrupted
 from server.jobs.repository import JobRecord, JobRepository
+from server.uploads.repository import ObjectRecord
 from subtone.protocol import JobKind, JobState
-from subtone.stego import codec
+from subtone.stego import codec, patch
 from tests.worker.support import (
     ENGINE,
     OTHER_TENANT,
@@ -31,6 +31,8 @@ from tests.worker.support import (
     cover_bytes,
     extract,
     make_deps,
+    patched,
+    plane_of,
     stored,
 )
 
@@ -50,17 +52,18 @@ def test_an_embed_job_succeeds_and_its_result_extracts_bit_exact(world, tmp_path
     assert record.params == {}  # the position key is not kept
     result = world.deps.uploads.find_object(record.result_object_id)
     assert result is not None
-    assert result.key == f"t/{TENANT}/results/{job_id}/stego.wav"
+    assert result.key == f"t/{TENANT}/results/{job_id}/patch.bin"
     assert (result.tenant, result.name, result.media_type) == (
         TENANT,
-        "cover-stego.wav",
-        "audio/wav",
+        "cover-patch.bin",
+        patch.MEDIA_TYPE,
     )
     data = stored(world, job_id)
-    assert len(data) == len(cover) == result.size  # several parts of PART_SIZE_BYTES
+    assert len(data) == result.size < len(cover) / 12  # a patch, not audio
     assert result.sha256 == hashlib.sha256(data).hexdigest()
-    assert data != cover
-    assert extract(data, world.k_pos) == PAYLOAD
+    stego = patched(cover, data, world.k_pos)
+    assert len(stego) == len(cover) and stego != cover
+    assert extract(stego, world.k_pos) == PAYLOAD
     assert world.leftovers() == []
 
 
@@ -68,7 +71,7 @@ def test_an_extract_job_gives_back_the_sealed_payload(world, tmp_path):
     cover = cover_bytes(tmp_path, seconds=3.0, bits=24, channels=1)
     stego = io.BytesIO()
     codec.embed_stream(io.BytesIO(cover), stego, k_pos=world.k_pos, payload=PAYLOAD, engine=ENGINE)
-    job_id = world.job(JobKind.EXTRACT, {"stego": world.put(stego.getvalue(), "song.wav")})
+    job_id = world.extract_job(stego.getvalue())
 
     runner.run(job_id, deps=world.deps)
 
@@ -133,14 +136,6 @@ def test_a_redelivered_finished_job_is_left_alone(world, tmp_path):
 # -- invalid inputs ----------------------------------------------------------------------------
 
 
-def float_wav() -> bytes:
-    samples = b"\x00" * 4096
-    fmt = struct.pack("<HHIIHH", 3, 1, 8000, 32000, 4, 32)  # IEEE float, mono, 32-bit
-    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
-    body += b"data" + struct.pack("<I", len(samples)) + samples
-    return b"RIFF" + struct.pack("<I", len(body)) + body
-
-
 def _embed(
     cover: Callable[[Path], bytes], payload: bytes = PAYLOAD
 ) -> Callable[[World, Path], str]:
@@ -148,36 +143,51 @@ def _embed(
 
 
 def _extract_plain_cover(world: World, tmp: Path) -> str:
-    return world.job(JobKind.EXTRACT, {"stego": world.put(cover_bytes(tmp), "plain.wav")})
+    return world.extract_job(cover_bytes(tmp))
 
 
-def _other_tenants_cover(world: World, tmp: Path) -> str:
-    cover = world.put(cover_bytes(tmp), "cover.wav", tenant=OTHER_TENANT)
-    return world.job(JobKind.EMBED, {"cover": cover, "payload": world.put(PAYLOAD, "s.bin")})
+def _raw_plane(data: Callable[[Path], bytes]) -> Callable[[World, Path], str]:
+    def make(world: World, tmp: Path) -> str:
+        lsb = world.put(data(tmp), "cover.plane")
+        return world.job(JobKind.EMBED, {"plane": lsb, "payload": world.put(PAYLOAD, "s.bin")})
+
+    return make
 
 
-def _cover_gone_from_storage(world: World, tmp: Path) -> str:
-    cover = world.put(cover_bytes(tmp), "cover.wav")
-    world.store.delete(cover.key)
-    return world.job(JobKind.EMBED, {"cover": cover, "payload": world.put(PAYLOAD, "s.bin")})
+def _embed_with(lsb: Callable[[World, Path], ObjectRecord]) -> Callable[[World, Path], str]:
+    def make(world: World, tmp: Path) -> str:
+        inputs = {"plane": lsb(world, tmp), "payload": world.put(PAYLOAD, "s.bin")}
+        return world.job(JobKind.EMBED, inputs)
+
+    return make
 
 
-def _cover_of_another_size(world: World, tmp: Path) -> str:
-    cover = world.put(cover_bytes(tmp), "cover.wav")
-    world.deps.uploads.save_object(cover.model_copy(update={"size": cover.size + 1}))
-    return world.job(JobKind.EMBED, {"cover": cover, "payload": world.put(PAYLOAD, "s.bin")})
+def _other_tenants(world: World, tmp: Path) -> ObjectRecord:
+    return world.put_plane(cover_bytes(tmp), tenant=OTHER_TENANT)
 
 
-def _cover_with_a_wrong_checksum(world: World, tmp: Path) -> str:
-    cover = world.put(cover_bytes(tmp), "cover.wav")
-    world.deps.uploads.save_object(cover.model_copy(update={"sha256": "0" * 64}))
-    return world.job(JobKind.EMBED, {"cover": cover, "payload": world.put(PAYLOAD, "s.bin")})
+def _gone_from_storage(world: World, tmp: Path) -> ObjectRecord:
+    lsb = world.put_plane(cover_bytes(tmp))
+    world.store.delete(lsb.key)
+    return lsb
+
+
+def _of_another_size(world: World, tmp: Path) -> ObjectRecord:
+    lsb = world.put_plane(cover_bytes(tmp))
+    world.deps.uploads.save_object(lsb.model_copy(update={"size": lsb.size + 1}))
+    return lsb
+
+
+def _with_a_wrong_checksum(world: World, tmp: Path) -> ObjectRecord:
+    lsb = world.put_plane(cover_bytes(tmp))
+    world.deps.uploads.save_object(lsb.model_copy(update={"sha256": "0" * 64}))
+    return lsb
 
 
 def _bad_position_key(world: World, tmp: Path) -> str:
     return world.job(
         JobKind.EMBED,
-        {"cover": world.put(cover_bytes(tmp), "c.wav"), "payload": world.put(PAYLOAD, "s.bin")},
+        {"plane": world.put_plane(cover_bytes(tmp)), "payload": world.put(PAYLOAD, "s.bin")},
         k_pos_hex="abcd",
     )
 
@@ -185,16 +195,16 @@ def _bad_position_key(world: World, tmp: Path) -> str:
 @pytest.mark.parametrize(
     ("make_job", "code"),
     [
-        (_embed(lambda tmp: b"this is not audio at all" * 100), "not_wav"),
-        (_embed(lambda tmp: cover_bytes(tmp)[:-1000]), "truncated"),
-        (_embed(lambda tmp: float_wav()), "unsupported_format"),
+        (_raw_plane(lambda tmp: b"this is not a plane at all" * 100), "malformed_plane"),
+        (_raw_plane(lambda tmp: plane_of(cover_bytes(tmp))[:-1000]), "malformed_plane"),
+        (_raw_plane(lambda tmp: cover_bytes(tmp)), "malformed_plane"),
         (_embed(lambda tmp: cover_bytes(tmp, seconds=0.05)), "capacity_exceeded"),
         (_embed(lambda tmp: cover_bytes(tmp), payload=b""), "empty_secret"),
         (_extract_plain_cover, "no_payload"),
-        (_other_tenants_cover, "input_missing"),
-        (_cover_gone_from_storage, "input_missing"),
-        (_cover_of_another_size, "input_mismatch"),
-        (_cover_with_a_wrong_checksum, "checksum_mismatch"),
+        (_embed_with(_other_tenants), "input_missing"),
+        (_embed_with(_gone_from_storage), "input_missing"),
+        (_embed_with(_of_another_size), "input_mismatch"),
+        (_embed_with(_with_a_wrong_checksum), "checksum_mismatch"),
         (_bad_position_key, "invalid_params"),
     ],
 )

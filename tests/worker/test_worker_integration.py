@@ -26,7 +26,7 @@ from server.jobs.runner import RunnerDeps
 from server.settings import Settings
 from server.standalone.tritonserver import MODEL_REPOSITORY, TritonProcess, free_port
 from server.worker import build_worker
-from subtone.protocol import JobKind, JobState
+from subtone.protocol import JobState
 from tests.worker.support import (
     PAYLOAD,
     CountingEngine,
@@ -167,10 +167,10 @@ def test_the_worker_process_runs_queued_jobs_and_stops_on_sigterm(
         sender.enqueue(embed)
         record = finished(world, embed)
         assert record.state is JobState.SUCCEEDED, (record, log.read_text())
-        result = stored(world, embed)
+        result = world.stego(embed)
         assert extract(result, world.k_pos) == PAYLOAD
 
-        extract_id = world.job(JobKind.EXTRACT, {"stego": world.put(result, "stego.wav")})
+        extract_id = world.extract_job(result)
         sender.enqueue(extract_id)
         assert finished(world, extract_id).state is JobState.SUCCEEDED
         assert stored(world, extract_id) == PAYLOAD
@@ -248,7 +248,7 @@ def test_a_job_delivered_twice_at_once_runs_once_and_both_deliveries_are_acked(
     assert (record.state, record.attempts) == (JobState.SUCCEEDED, 1)
     assert engine.windows == alone.windows
     assert len(world.result_files(job_id)) == 1
-    assert extract(stored(world, job_id), world.k_pos) == PAYLOAD
+    assert extract(world.stego(job_id), world.k_pos) == PAYLOAD
     assert world.leftovers() == []
 
 
@@ -274,7 +274,7 @@ def test_a_stopping_worker_hands_its_job_back_and_the_next_one_finishes_it(
     with InProcessWorker(queue_settings, make_deps(queue_settings, redis_client, store)):
         record = finished(world, job_id)
     assert (record.state, record.attempts) == (JobState.SUCCEEDED, 2)
-    assert extract(stored(world, job_id), world.k_pos) == PAYLOAD
+    assert extract(world.stego(job_id), world.k_pos) == PAYLOAD
 
 
 def test_a_job_over_the_time_limit_fails_and_is_not_retried(
