@@ -28,16 +28,19 @@ class Step:
 
 ENCODE_STEPS: Final = (
     Step(Stage.PREPARE, "Seal the secret", "Sealing the secret", 1),
-    Step(Stage.HASH, "Check the cover", "Checking the cover", 1),
-    Step(Stage.UPLOAD, "Upload the cover", "Uploading the cover", 5),
+    Step(Stage.PLANE, "Read the cover", "Reading the cover", 3),
+    Step(Stage.HASH, "Check what is sent", "Checking what is sent", 1),
+    Step(Stage.UPLOAD, "Send the cover's LSB plane", "Sending the cover's LSB plane", 2),
     Step(Stage.UPLOAD_PAYLOAD, "Upload the sealed secret", "Uploading the sealed secret", 1),
     Step(Stage.JOB, "Hide it in the cover (server)", "Hiding it in the cover", 3),
-    Step(Stage.DOWNLOAD, "Download the stego file", "Downloading the stego file", 4),
+    Step(Stage.DOWNLOAD, "Download the changes", "Downloading the changes", 1),
+    Step(Stage.APPLY, "Write the stego file", "Writing the stego file", 3),
 )
 DECODE_STEPS: Final = (
     Step(Stage.PREPARE, "Derive the key", "Deriving the key from the passphrase", 1),
-    Step(Stage.HASH, "Check the stego file", "Checking the stego file", 1),
-    Step(Stage.UPLOAD, "Upload the stego file", "Uploading the stego file", 5),
+    Step(Stage.PLANE, "Read the stego file", "Reading the stego file", 3),
+    Step(Stage.HASH, "Check what is sent", "Checking what is sent", 1),
+    Step(Stage.UPLOAD, "Send its LSB plane", "Sending the stego file's LSB plane", 2),
     Step(Stage.JOB, "Find the message (server)", "Looking for the message", 3),
     Step(Stage.DOWNLOAD, "Download and open it", "Downloading the message", 1),
 )

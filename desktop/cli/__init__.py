@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +44,8 @@ from desktop.core.envelope import (
 )
 from desktop.core.orchestration import Stage, decode, encode, max_secret_bytes
 from desktop.core.sessions import SessionStore
-from desktop.core.uploader import PartTransport, UploadCancelled, Uploader
+from desktop.core.traffic import CountingTransport, Traffic
+from desktop.core.uploader import HttpPartTransport, PartTransport, UploadCancelled, Uploader
 from subtone.errors import SubtoneError
 from subtone.protocol import JobState
 from subtone.stego.codec import read_capacity
@@ -99,6 +102,18 @@ class CliEnv:
     """Tests only: files made with other parameters cannot be decoded by a standard client."""
     config_path: Path | None = None
     url: str | None = None
+    traffic: Traffic | None = None
+    """Set by ``--stats``: every byte the client sends and receives is counted here."""
+
+    def count_traffic(self) -> Traffic:
+        """Count this run's HTTP bytes (API, uploads, downloads) from now on."""
+        self.traffic = Traffic()
+        self.transport = CountingTransport(self.traffic, self.transport)
+        if self.part_transport is None:
+            self.part_transport = HttpPartTransport(
+                transport=CountingTransport(self.traffic, self.transport)
+            )
+        return self.traffic
 
     def load(self) -> ClientSettings:
         settings = self.settings or load_settings(self.config_path, environ=self.environ)
@@ -218,8 +233,24 @@ def _root(
         Path | None, typer.Option("--config", help="The client settings file.", dir_okay=False)
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
+    stats: Annotated[
+        bool,
+        typer.Option(
+            "--stats",
+            help="At the end, print the bytes sent and received and the time taken, as a "
+            "JSON line on stderr.",
+        ),
+    ] = False,
 ) -> None:
     env = _env(ctx)
+    if stats:
+        traffic, started = env.count_traffic(), time.monotonic()
+
+        def report() -> None:
+            line = traffic.as_dict() | {"seconds": round(time.monotonic() - started, 3)}
+            print(json.dumps(line), file=sys.stderr)
+
+        ctx.call_on_close(report)
     if url is not None:
         env.url = url
     if config is not None:

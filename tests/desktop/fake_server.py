@@ -9,6 +9,7 @@ can round-trip encode → decode against it.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import threading
@@ -19,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from desktop.core.uploader import PartRejected, PartUrlExpired
+from subtone.errors import SubtoneError
 from subtone.protocol import (
     CompleteRequest,
     ErrorInfo,
@@ -37,6 +39,8 @@ from subtone.protocol import (
     UploadState,
     UploadStatus,
 )
+from subtone.stego import codec, patch, plane
+from subtone.stego.engine import InProcessEngine
 
 API = "http://api.test"
 STORE = "http://store.test"
@@ -65,9 +69,25 @@ class FakeObject:
     data: bytes
 
 
-def fake_embed(wav: bytes) -> bytes:
-    """What the fake "embeds": every sample byte after a plain 44-byte header flipped."""
-    return wav[:44] + bytes(b ^ 1 for b in wav[44:])
+def embed_patch(plane_object: bytes, payload: bytes, k_pos: bytes) -> bytes:
+    """What the real worker returns for an embed: the patch, made by the real codec."""
+    src = io.BytesIO(plane_object)
+    header = plane.read_plane_header(src, len(plane_object))
+    out = io.BytesIO()
+    writer = patch.PatchWriter(out, header.samples)
+    codec.embed_plane(
+        src, samples=header.samples, k_pos=k_pos, payload=payload, engine=InProcessEngine(),
+        on_window_flips=writer.window,
+    )  # fmt: skip
+    writer.close()
+    return out.getvalue()
+
+
+def extract_payload(plane_object: bytes, k_pos: bytes) -> bytes:
+    """What the real worker returns for an extract (raises ``no_payload``)."""
+    src = io.BytesIO(plane_object)
+    header = plane.read_plane_header(src, len(plane_object))
+    return codec.extract_plane(src, samples=header.samples, k_pos=k_pos, engine=InProcessEngine())
 
 
 class FakeServer:
@@ -82,7 +102,6 @@ class FakeServer:
         self.idempotency: dict[str, str] = {}
         self.params: dict[str, str] = {}
         """Job id → the k_pos it was created with."""
-        self.hidden: dict[str, tuple[bytes, str]] = {}
         """Result sha256 → (payload, k_pos hex): what an embed hid where."""
         self.requests: list[httpx.Request] = []
         self.presigned: list[list[int]] = []
@@ -325,21 +344,17 @@ class FakeServer:
         if self.fail_job is not None:
             code, message = self.fail_job
             return {"state": JobState.FAILED, "error": ErrorInfo(code=code, message=message)}
-        if job.kind is JobKind.EMBED:
-            cover = self.objects[job.inputs["cover"]]
-            payload = self.objects[job.inputs["payload"]].data
-            data = fake_embed(cover.data)
-            ref = self.add_object(data, cover.ref.name, cover.ref.media_type)
-            self.hidden[hashlib.sha256(data).hexdigest()] = (payload, k_pos)
-        else:
-            stego = self.objects[job.inputs["stego"]].ref
-            found = self.hidden.get(stego.sha256 or "")
-            if found is None or found[1] != k_pos:
-                return {
-                    "state": JobState.FAILED,
-                    "error": ErrorInfo(code="no_payload", message="No hidden message was found."),
-                }
-            ref = self.add_object(found[0], "payload.bin", "application/octet-stream")
+        lsb = self.objects[job.inputs["plane"]]
+        try:
+            if job.kind is JobKind.EMBED:
+                payload = self.objects[job.inputs["payload"]].data
+                data = embed_patch(lsb.data, payload, bytes.fromhex(k_pos))
+                ref = self.add_object(data, "cover-patch.bin", patch.MEDIA_TYPE)
+            else:
+                found = extract_payload(lsb.data, bytes.fromhex(k_pos))
+                ref = self.add_object(found, "payload.bin", "application/octet-stream")
+        except SubtoneError as e:
+            return {"state": JobState.FAILED, "error": ErrorInfo(code=e.code, message=e.message)}
         return {"result": ref, "download_url": f"{STORE}/object/{ref.id}?sig=x"}
 
     def _events(self, job_id: str) -> httpx.Response:

@@ -26,7 +26,7 @@ from desktop.core.sessions import SessionStore
 from desktop.core.uploader import Uploader
 from subtone.errors import SubtoneError
 from subtone.protocol import JobKind
-from tests.desktop.fake_server import API, TOKEN, FakePartTransport, FakeServer, fake_embed
+from tests.desktop.fake_server import API, TOKEN, FakePartTransport, FakeServer
 
 CHEAP = KdfParams(log2_n=4, r=1, p=1)
 NO_WAIT = Backoff(max_attempts=3, base_seconds=0.0, max_seconds=0.0)
@@ -86,11 +86,21 @@ def test_encode_then_decode_round_trips(server, client, uploader, files, tmp_pat
 
     summary = run_encode(client, uploader, cover, secret, out, progress=events.append)
 
-    assert out.read_bytes() == fake_embed(cover.read_bytes())
+    stego, original = out.read_bytes(), cover.read_bytes()
+    assert len(stego) == len(original) and stego != original
+    changed = np.frombuffer(stego[44:], "<i2").astype(int) - np.frombuffer(original[44:], "<i2")
+    assert set(np.unique(changed)) <= {-1, 0, 1}  # ±1 on the samples the patch named
     assert summary.output == out.resolve() and summary.output_bytes == cover.stat().st_size
     assert summary.secret_name == "diary for Bob.txt" and summary.secret_bytes == len(SECRET)
     assert summary.k >= 1 and summary.payload_bytes <= summary.capacity_bytes
-    assert {e.stage for e in events} >= {Stage.UPLOAD, Stage.JOB, Stage.DOWNLOAD, Stage.HASH}
+    assert {e.stage for e in events} >= {
+        Stage.PLANE,
+        Stage.UPLOAD,
+        Stage.JOB,
+        Stage.DOWNLOAD,
+        Stage.HASH,
+        Stage.APPLY,
+    }
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
     folder = tmp_path / "recovered"

@@ -14,11 +14,13 @@ class Stage(StrEnum):
     """A step of an operation, for progress reporting."""
 
     PREPARE = "prepare"
+    PLANE = "plane"
     HASH = "hash"
     UPLOAD = "upload"
     UPLOAD_PAYLOAD = "upload_payload"
     JOB = "job"
     DOWNLOAD = "download"
+    APPLY = "apply"
 
     @property
     def label(self) -> str:
@@ -27,11 +29,13 @@ class Stage(StrEnum):
 
 _LABELS: Final = {
     Stage.PREPARE: "Sealing the secret",
+    Stage.PLANE: "Reading the audio",
     Stage.HASH: "Checking the file",
     Stage.UPLOAD: "Uploading",
     Stage.UPLOAD_PAYLOAD: "Uploading the sealed secret",
     Stage.JOB: "Processing on the server",
     Stage.DOWNLOAD: "Downloading",
+    Stage.APPLY: "Writing the stego file",
 }
 
 

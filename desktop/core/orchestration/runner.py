@@ -38,6 +38,7 @@ from desktop.core.envelope import (
 from desktop.core.orchestration.progress import Progress, Stage, notify
 from desktop.core.orchestration.steps import (
     cancel_quietly,
+    check_hidden_header,
     job_idempotency_key,
     job_request,
     read_cover,
@@ -48,6 +49,7 @@ from desktop.core.orchestration.steps import (
 from desktop.core.orchestration.store import Task, TaskKind, TaskStatus, TaskStore, new_task_id
 from desktop.core.orchestration.transfer import (
     COVER_MEDIA_TYPE,
+    PLANE_SUFFIX,
     InputSlot,
     fetch_sealed_result,
     finish_encode,
@@ -185,11 +187,13 @@ def prepare_decode(
     position_kdf: KdfParams = POSITION_KDF,
     progress: Progress | None = None,
 ) -> Task:
-    """Derive ``k_pos`` and queue the extraction (a file that is not a WAV is refused here)."""
+    """Derive ``k_pos`` and queue the extraction. A file that is not a WAV, a wrong
+    passphrase or a file with nothing hidden is refused here, before anything is sent."""
     report = notify(progress, Stage.PREPARE)
     report(0, 1)
     k_pos = derive_position_key(passphrase, position_kdf=position_kdf)
     _, capacity_bytes = read_cover(stego)
+    check_hidden_header(stego, k_pos)
     task = store.add(
         Task(
             id=task_id or new_task_id(),
@@ -338,6 +342,7 @@ def _send_and_run(
         task.kind,
         Path(task.input_path),
         Path(task.sealed_path) if task.kind is TaskKind.ENCODE and task.sealed_path else None,
+        lsb_plane=folder(rt.work_dir / SEALED_FOLDER) / f"{task.id}{PLANE_SUFFIX}",
         checkpoint=_TaskCheckpoint(rt.store, task.id, on_uploaded),
         progress=progress,
         cancel=stop.event,
@@ -378,7 +383,13 @@ def _run_encode(
     target = rt.plan.stego(task)
     rt.store.update(task.id, status=TaskStatus.DOWNLOADING)
     written = finish_encode(
-        rt.client, job, Path(task.input_path), target, progress=progress, stop=stop.event
+        rt.client,
+        job,
+        Path(task.input_path),
+        target,
+        k_pos=bytes.fromhex(task.k_pos),
+        progress=progress,
+        stop=stop.event,
     )
     done = rt.store.update(
         task.id,

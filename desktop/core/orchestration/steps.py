@@ -33,6 +33,7 @@ from desktop.core.envelope import (
 from desktop.core.orchestration.progress import Progress, Stage, notify
 from subtone.errors import SubtoneError
 from subtone.protocol import Job, JobCreate, JobKind, JobParams, JobState
+from subtone.stego import codec, wav
 from subtone.stego.codec import read_capacity
 from subtone.stego.layout import choose_k
 from subtone.stego.wav import WavInfo
@@ -81,6 +82,19 @@ def read_cover(path: Path) -> tuple[WavInfo, int]:
     except OSError as e:
         raise SubtoneError(f"Cannot read {path.name}: {e.strerror}.", code="unreadable_file") from e
     return info, capacity.max_payload_bytes
+
+
+def check_hidden_header(path: Path, k_pos: bytes) -> None:
+    """Read the stego file's first window here and check the hidden header under ``k_pos``:
+    a wrong passphrase, or a file with nothing hidden, is refused (``no_payload``) before
+    anything is sent, after reading half a megabyte."""
+    try:
+        with path.open("rb") as f:
+            info, _ = wav.read_header(f)
+            window0 = next(codec.lsb_plane(f, info))
+    except OSError as e:
+        raise SubtoneError(f"Cannot read {path.name}: {e.strerror}.", code="unreadable_file") from e
+    codec.header_from_plane(window0, info.samples, k_pos)
 
 
 def seal_secret(

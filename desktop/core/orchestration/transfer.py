@@ -3,10 +3,13 @@ files become which job inputs, and how a job's result becomes the output.
 
 Two functions are the protocol's swap points, called by the runner and by nothing else:
 
-- :func:`upload_inputs`: local files → the job's input objects (today the cover, or the stego
-  file, and the sealed payload, each uploaded whole and resumably).
-- :func:`finish_encode`: an embed job's result → the stego file at its target (today the
-  stego file downloaded whole).
+- :func:`upload_inputs`: local files → the job's input objects. The audio never leaves this
+  machine: the cover (or the stego file) is read once, here, into its LSB plane
+  (:mod:`subtone.stego.plane`, 1/16 of a 16-bit file), and the plane and the sealed payload
+  are uploaded, each resumably.
+- :func:`finish_encode`: an embed job's result, a patch (:mod:`subtone.stego.patch`, the
+  samples to flip), is downloaded and applied to a copy of the local cover, which becomes
+  the stego file.
 
 A decode's result (the sealed payload) is fetched by :func:`fetch_sealed_result`; opening it
 needs the passphrase and is the runner's last step.
@@ -23,8 +26,10 @@ from desktop.core.api import ApiClient, ApiError
 from desktop.core.orchestration.progress import Progress, Stage, notify
 from desktop.core.orchestration.store import TaskKind
 from desktop.core.uploader import Uploader, UploadResult
+from subtone.errors import SubtoneError
 from subtone.files import atomic_output
 from subtone.protocol import Job
+from subtone.stego import patch, plane, wav
 
 __all__ = [
     "COVER_MEDIA_TYPE",
@@ -36,12 +41,15 @@ __all__ = [
     "fetch_sealed_result",
     "finish_encode",
     "upload_inputs",
+    "write_lsb_plane",
 ]
 
 PAYLOAD_NAME: Final = "payload.bin"
 """The name the sealed payload is uploaded under: the secret's own name never leaves."""
 PAYLOAD_MEDIA_TYPE: Final = "application/octet-stream"
 COVER_MEDIA_TYPE: Final = "audio/wav"
+PLANE_SUFFIX: Final = ".plane"
+PATCH_SUFFIX: Final = ".patch"
 STEGO_FILE_MODE: Final = 0o644
 SEALED_FILE_MODE: Final = 0o600
 DOWNLOAD_ATTEMPTS: Final = 2
@@ -74,21 +82,20 @@ def upload_inputs(
     source: Path,
     sealed: Path | None,
     *,
+    lsb_plane: Path,
     checkpoint: InputCheckpoint,
     progress: Progress | None,
     cancel: threading.Event,
 ) -> dict[str, str]:
     """Put what the job reads on the server; returns the job's inputs (name → object id).
 
-    ``source`` is the cover (encode) or the stego file (decode); ``sealed`` the sealed payload
-    (encode only). What ``checkpoint`` already holds is not sent again; an interrupted upload
-    resumes with the parts storage lacks.
+    ``source`` is the cover (encode) or the stego file (decode): its LSB plane is written to
+    ``lsb_plane`` (kept until sent, so a restart resumes the same upload) and uploaded in its
+    place. ``sealed`` is the sealed payload (encode only). What ``checkpoint`` already holds is
+    not sent again; an interrupted upload resumes with the parts storage lacks.
     """
 
     def send(slot: InputSlot, path: Path, name: str, media_type: str, stage: Stage) -> str:
-        done = checkpoint.uploaded(slot)
-        if done is not None:
-            return done
         result = uploader.upload_file(
             path,
             name=name,
@@ -100,15 +107,40 @@ def upload_inputs(
         checkpoint.record(slot, result)
         return result.object.id
 
-    source_id = send(InputSlot.SOURCE, source, source.name, COVER_MEDIA_TYPE, Stage.UPLOAD)
+    source_id = checkpoint.uploaded(InputSlot.SOURCE)
+    if source_id is None:
+        if not lsb_plane.is_file():
+            write_lsb_plane(source, lsb_plane, progress=progress)
+        name = source.stem + PLANE_SUFFIX
+        source_id = send(InputSlot.SOURCE, lsb_plane, name, plane.MEDIA_TYPE, Stage.UPLOAD)
+    lsb_plane.unlink(missing_ok=True)
     if kind is TaskKind.DECODE:
-        return {"stego": source_id}
+        return {"plane": source_id}
     if sealed is None:
         raise ValueError("an encode needs its sealed payload")
-    payload_id = send(
+    payload_id = checkpoint.uploaded(InputSlot.PAYLOAD) or send(
         InputSlot.PAYLOAD, sealed, PAYLOAD_NAME, PAYLOAD_MEDIA_TYPE, Stage.UPLOAD_PAYLOAD
     )
-    return {"cover": source_id, "payload": payload_id}
+    return {"plane": source_id, "payload": payload_id}
+
+
+def write_lsb_plane(source: Path, target: Path, *, progress: Progress | None) -> int:
+    """Read the WAV ``source`` once and write its LSB plane to ``target`` (whole or not at
+    all, owner-only); returns the plane's size."""
+    report = notify(progress, Stage.PLANE)
+    try:
+        with source.open("rb") as src, atomic_output(target, mode=SEALED_FILE_MODE) as dst:
+            info, _ = wav.read_header(src)
+            done = 0
+            for piece in plane.iter_plane(src, info):
+                dst.write(piece)
+                done += len(piece)
+                report(done, plane.plane_bytes(info.samples))
+    except OSError as e:
+        raise SubtoneError(
+            f"Cannot read {source.name}: {e.strerror}.", code="unreadable_file"
+        ) from e
+    return done
 
 
 def finish_encode(
@@ -117,16 +149,27 @@ def finish_encode(
     cover: Path,
     target: Path,
     *,
+    k_pos: bytes,
     progress: Progress | None,
     stop: threading.Event,
 ) -> int:
     """Write the stego file to ``target`` from a succeeded embed job; returns its size.
 
-    ``cover`` is the local cover the job was made from (unused while the server returns the
-    whole stego file).
+    The job's result is a patch: it is downloaded next to ``target`` and applied to a copy of
+    ``cover`` (the samples it names move by ±1 with the keyed sign, never clipping); the stego
+    file appears under ``target`` only when complete.
     """
-    del cover  # the result is the whole stego file
-    return download_result(client, job, target, STEGO_FILE_MODE, progress=progress, stop=stop)
+    patch_file = target.with_name(f".{target.name}{PATCH_SUFFIX}")
+    try:
+        download_result(client, job, patch_file, SEALED_FILE_MODE, progress=progress, stop=stop)
+        report = notify(progress, Stage.APPLY)
+        report(0, 1)
+        with patch_file.open("rb") as f:
+            patch.apply_patch_file(cover, f, target, k_pos=k_pos, mode=STEGO_FILE_MODE)
+        report(1, 1)
+    finally:
+        patch_file.unlink(missing_ok=True)
+    return target.stat().st_size
 
 
 def fetch_sealed_result(

@@ -66,6 +66,7 @@ def discard_work(task: Task) -> None:
     cover, the secret, a recording not sent) stay."""
     if task.status in (TaskStatus.FAILED, TaskStatus.CANCELLED) and task.sealed_path:
         Path(task.sealed_path).unlink(missing_ok=True)
+        Path(task.sealed_path).with_suffix(".plane").unlink(missing_ok=True)
 
 
 def _task_folders(work_dir: Path, task_id: str) -> list[Path]:
@@ -97,7 +98,8 @@ def sweep_work_dir(store: TaskStore, work_dir: Path) -> list[Path]:
             removed.append(leftover)
     if sealed.is_dir():
         for path in sealed.iterdir():
-            task = store.get(path.stem) if path.suffix in (".sealed", ".result") else None
+            own = path.suffix in (".sealed", ".result", ".plane")
+            task = store.get(path.stem) if own else None
             if path.is_file() and (task is None or task.status.finished):
                 path.unlink(missing_ok=True)
                 removed.append(path)
