@@ -49,6 +49,15 @@ class Settings(BaseSettings):
     MAX_REQUEST_BODY_BYTES: int = 1 * MiB
     RATE_LIMIT_PER_MINUTE: int = 600
     """Requests one token may make per minute before it gets 429."""
+    AUTH_FAILURES_PER_MINUTE: int = 60
+    """Missing, invalid or revoked tokens one client address may send per minute; past it the
+    address gets 429 (even with a valid token) until the minute is over. 0 turns it off."""
+    MAX_EVENT_STREAMS_PER_TENANT: int = 16
+    """Job event streams (``GET /v1/jobs/{id}/events``) one tenant may hold open at once; past
+    it 429, and the client polls instead. 0 turns the cap off."""
+    EVENT_STREAM_SLOT_SECONDS: int = 60
+    """An open stream renews its slot this often (a third of it); the slot of a stream whose
+    API process was killed frees itself after this long."""
 
     # Redis (job records, upload sessions, tokens, idempotency keys)
     REDIS_URL: str = "redis://127.0.0.1:6379/0"
