@@ -15,7 +15,7 @@ import platformdirs
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Environment", "Settings", "StorageBackend"]
+__all__ = ["BrokerTimeoutCheck", "Environment", "Settings", "StorageBackend"]
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -25,6 +25,12 @@ DEV_SECRET = "dev-only-not-a-secret"  # noqa: S105 - refused outside development
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
+
+
+class BrokerTimeoutCheck(StrEnum):
+    OFF = "off"
+    WARN = "warn"
+    REFUSE = "refuse"
 
 
 class StorageBackend(StrEnum):
@@ -70,6 +76,10 @@ class Settings(BaseSettings):
     JOB_TIME_LIMIT_SECONDS: int = 2 * 3600
     CONSUMER_TIMEOUT_SECONDS: int = 3 * 3600
     """RabbitMQ's consumer_timeout for our queue; must exceed the job time limit."""
+    BROKER_TIMEOUT_CHECK: BrokerTimeoutCheck = BrokerTimeoutCheck.WARN
+    """What a worker does at start when RabbitMQ (older than 3.12, which ignores the queue's
+    ``x-consumer-timeout``) would redeliver a job before JOB_TIME_LIMIT_SECONDS: ``warn`` (an
+    ERROR line in its log), ``refuse`` (exit; supervisord retries it with back-off), ``off``."""
     JOB_MAX_RETRIES: int = 5
     RETRY_MIN_BACKOFF_SECONDS: float = 2.0
     RETRY_MAX_BACKOFF_SECONDS: float = 120.0
