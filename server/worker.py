@@ -162,6 +162,14 @@ class WorkerProcess:
     def stop(self, signum: int = 0, frame: FrameType | None = None) -> None:
         self.stopping.set()
 
+    def _wait_ready(self, checks: tuple[tuple[str, Callable[[], object]], ...]) -> bool:
+        """Wait until every check passes (Redis, storage, Triton); False if told to stop."""
+        for name, check in checks:
+            while not _answers(name, check):
+                if self.stopping.wait(READY_RETRY_SECONDS):
+                    return False
+        return True
+
 
 def broker_timeout_allows_jobs(settings: Settings) -> bool:
     """Check that RabbitMQ lets a job run its whole time limit (see
@@ -185,14 +193,6 @@ def broker_timeout_allows_jobs(settings: Settings) -> bool:
         return False
     log.error("%s", verdict.message)
     return True
-
-    def _wait_ready(self, checks: tuple[tuple[str, Callable[[], object]], ...]) -> bool:
-        """Wait until every check passes (Redis, storage, Triton); False if told to stop."""
-        for name, check in checks:
-            while not _answers(name, check):
-                if self.stopping.wait(READY_RETRY_SECONDS):
-                    return False
-        return True
 
 
 def _answers(name: str, check: Callable[[], object]) -> bool:
