@@ -115,7 +115,8 @@ def _own_rabbitmq(home: Path) -> Iterator[str]:
     """The environment that makes the supervisor's ``rabbitmq-server`` (and ``rabbitmqctl``)
     a node of this soak's own: its name, ports, data, no plugins. Yields its AMQP URL."""
     amqp, dist = free_ports(2)
-    home.mkdir(parents=True, exist_ok=True)
+    for folder in (home / "mnesia", home / "log"):
+        folder.mkdir(parents=True, exist_ok=True)
     plugins = home / "enabled_plugins"
     plugins.write_text("[].\n")
     config = home / "rabbitmq.conf"
