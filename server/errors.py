@@ -76,12 +76,45 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
 
+_DESCRIPTIONS: Mapping[int, str] = {
+    401: "The token is missing, invalid or revoked (`unauthorized`).",
+    429: (
+        "Too many requests: this token's requests this minute, failed authentications from "
+        "this address this minute (`rate_limited`), or, for an event stream, this token's open "
+        "streams (`too_many_streams`). Wait `Retry-After` seconds."
+    ),
+}
+_HEADERS: Mapping[int, dict[str, Any]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "`Bearer`.",
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    },
+    429: {
+        "Retry-After": {
+            "description": "Seconds to wait before trying again.",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` documenting each status as an :class:`ErrorBody`."""
-    return {
-        status: {"model": ErrorBody, "description": HTTPStatus(status).phrase}
-        for status in sorted(set(statuses))
-    }
+    """OpenAPI ``responses`` documenting each status as an :class:`ErrorBody` (with the
+    headers it always carries)."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in sorted(set(statuses)):
+        response: dict[str, Any] = {
+            "model": ErrorBody,
+            "description": _DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
+        }
+        if status in _HEADERS:
+            response["headers"] = _HEADERS[status]
+        responses[status] = response
+    return responses
 
 
 async def _subtone_error(request: Request, exc: Exception) -> JSONResponse:

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from server.auth.ratelimit import RateLimiter
+from server.auth.ratelimit import FailedAuthLimiter, RateLimiter
 from server.auth.service import TokenService
 from server.deps import Dependencies
 from server.health import ReadinessService
 from server.jobs.heartbeat import WorkerHeartbeats
 from server.jobs.repository import JobRepository
 from server.jobs.service import JobService
+from server.jobs.streams import StreamSlots
 from server.metrics import ApiMetrics
 from server.settings import Settings
 from server.uploads.repository import UploadRepository
@@ -26,6 +27,7 @@ __all__ = ["Services", "build_services", "get_services"]
 class Services:
     tokens: TokenService
     limiter: RateLimiter
+    auth_failures: FailedAuthLimiter
     uploads: UploadService
     jobs: JobService
     readiness: ReadinessService
@@ -40,12 +42,21 @@ def build_services(settings: Settings, deps: Dependencies, metrics: ApiMetrics) 
     return Services(
         tokens=TokenService(deps.redis, prefix=prefix),
         limiter=RateLimiter(deps.redis, prefix=prefix, per_minute=settings.RATE_LIMIT_PER_MINUTE),
+        auth_failures=FailedAuthLimiter(
+            deps.redis, prefix=prefix, per_minute=settings.AUTH_FAILURES_PER_MINUTE
+        ),
         uploads=UploadService(deps.store, uploads, settings),
         jobs=JobService(
             jobs,
             uploads,
             deps.store,
             deps.enqueuer,
+            StreamSlots(
+                deps.redis,
+                prefix=prefix,
+                per_tenant=settings.MAX_EVENT_STREAMS_PER_TENANT,
+                slot_seconds=settings.EVENT_STREAM_SLOT_SECONDS,
+            ),
             download_ttl_seconds=settings.DOWNLOAD_TTL_SECONDS,
         ),
         readiness=ReadinessService(_readiness_checks(settings, deps)),

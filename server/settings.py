@@ -15,7 +15,7 @@ import platformdirs
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Environment", "Settings", "StorageBackend"]
+__all__ = ["BrokerTimeoutCheck", "Environment", "Settings", "StorageBackend"]
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -25,6 +25,12 @@ DEV_SECRET = "dev-only-not-a-secret"  # noqa: S105 - refused outside development
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
+
+
+class BrokerTimeoutCheck(StrEnum):
+    OFF = "off"
+    WARN = "warn"
+    REFUSE = "refuse"
 
 
 class StorageBackend(StrEnum):
@@ -49,6 +55,15 @@ class Settings(BaseSettings):
     MAX_REQUEST_BODY_BYTES: int = 1 * MiB
     RATE_LIMIT_PER_MINUTE: int = 600
     """Requests one token may make per minute before it gets 429."""
+    AUTH_FAILURES_PER_MINUTE: int = 60
+    """Missing, invalid or revoked tokens one client address may send per minute; past it the
+    address gets 429 (even with a valid token) until the minute is over. 0 turns it off."""
+    MAX_EVENT_STREAMS_PER_TENANT: int = 16
+    """Job event streams (``GET /v1/jobs/{id}/events``) one tenant may hold open at once; past
+    it 429, and the client polls instead. 0 turns the cap off."""
+    EVENT_STREAM_SLOT_SECONDS: int = 60
+    """An open stream renews its slot this often (a third of it); the slot of a stream whose
+    API process was killed frees itself after this long."""
 
     # Redis (job records, upload sessions, tokens, idempotency keys)
     REDIS_URL: str = "redis://127.0.0.1:6379/0"
@@ -61,6 +76,10 @@ class Settings(BaseSettings):
     JOB_TIME_LIMIT_SECONDS: int = 2 * 3600
     CONSUMER_TIMEOUT_SECONDS: int = 3 * 3600
     """RabbitMQ's consumer_timeout for our queue; must exceed the job time limit."""
+    BROKER_TIMEOUT_CHECK: BrokerTimeoutCheck = BrokerTimeoutCheck.WARN
+    """What a worker does at start when RabbitMQ (older than 3.12, which ignores the queue's
+    ``x-consumer-timeout``) would redeliver a job before JOB_TIME_LIMIT_SECONDS: ``warn`` (an
+    ERROR line in its log), ``refuse`` (exit; supervisord retries it with back-off), ``off``."""
     JOB_MAX_RETRIES: int = 5
     RETRY_MIN_BACKOFF_SECONDS: float = 2.0
     RETRY_MAX_BACKOFF_SECONDS: float = 120.0

@@ -34,6 +34,7 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 from server.deps import build_redis
 from server.integrations.broker import BrokerQueue, Enqueuer, build_broker
+from server.integrations.consumer_timeout import VerdictLevel, check_consumer_timeout
 from server.integrations.factory import build_store
 from server.integrations.storage import ObjectStore
 from server.integrations.triton import TritonEngine
@@ -43,7 +44,7 @@ from server.jobs.reaper import Reaper
 from server.jobs.repository import JobRepository
 from server.jobs.runner import RunnerDeps
 from server.jobs.tasks import register
-from server.settings import Settings
+from server.settings import BrokerTimeoutCheck, Settings
 from server.uploads.repository import UploadRepository
 from subtone.stego.engine import WindowEngine
 
@@ -54,6 +55,8 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT_SECONDS: Final = 90
 """How long a stopping worker waits for its job to hand back (below Kubernetes' 120 s grace)."""
 MS_PER_SECOND: Final = 1000
+EXIT_CONFIG: Final = 78
+"""sysexits' EX_CONFIG: refused to start on a broker that would run jobs twice."""
 READY_RETRY_SECONDS: Final = 2.0
 WAIT_TICK_SECONDS: Final = 1.0
 QUIET_LOGGERS: Final = ("pika",)
@@ -129,6 +132,8 @@ class WorkerProcess:
         try:
             if not self._wait_ready(checks):
                 return 0
+            if not broker_timeout_allows_jobs(settings):
+                return EXIT_CONFIG
             deps = build_runner_deps(settings, client, store, engine, self.stopping)
             worker = build_worker(broker, settings, deps)
             worker.start()
@@ -164,6 +169,30 @@ class WorkerProcess:
                 if self.stopping.wait(READY_RETRY_SECONDS):
                     return False
         return True
+
+
+def broker_timeout_allows_jobs(settings: Settings) -> bool:
+    """Check that RabbitMQ lets a job run its whole time limit (see
+    :mod:`server.integrations.consumer_timeout`) and say plainly when it does not; False only
+    when it does not and ``BROKER_TIMEOUT_CHECK`` is ``refuse``."""
+    if settings.BROKER_TIMEOUT_CHECK is BrokerTimeoutCheck.OFF:
+        return True
+    verdict = check_consumer_timeout(
+        settings.BROKER_URL,
+        job_limit_seconds=settings.JOB_TIME_LIMIT_SECONDS,
+        queue_timeout_seconds=settings.CONSUMER_TIMEOUT_SECONDS,
+    )
+    if verdict.level is VerdictLevel.OK:
+        log.info("%s", verdict.message)
+        return True
+    if verdict.level is VerdictLevel.UNKNOWN:
+        log.warning("%s", verdict.message)
+        return True
+    if settings.BROKER_TIMEOUT_CHECK is BrokerTimeoutCheck.REFUSE:
+        log.error("not starting: %s (SUBTONE_BROKER_TIMEOUT_CHECK=refuse)", verdict.message)
+        return False
+    log.error("%s", verdict.message)
+    return True
 
 
 def _answers(name: str, check: Callable[[], object]) -> bool:

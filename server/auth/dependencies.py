@@ -1,16 +1,23 @@
-"""``CurrentTenant``: the tenant of the request's bearer token, within its rate limit."""
+"""``CurrentTenant``: the tenant of the request's bearer token, within its rate limits.
+
+An address that has failed to authenticate too often this minute is refused (429) before its
+token is looked up; each refused token counts one failure for the address it came from (the
+peer address, or the one a trusted proxy gives: uvicorn's ``--forwarded-allow-ips``).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Final
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from server.auth.service import Tenant, Unauthorized
 from server.services import Services, get_services
 
-__all__ = ["CurrentTenant", "current_tenant"]
+__all__ = ["CurrentTenant", "client_address", "current_tenant"]
+
+UNKNOWN_ADDRESS: Final = "unknown"
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -19,13 +26,25 @@ bearer = HTTPBearer(
 )
 
 
+def client_address(request: Request) -> str:
+    """The address the request came from, as the server saw it."""
+    return request.client.host if request.client is not None else UNKNOWN_ADDRESS
+
+
 def current_tenant(
+    request: Request,
     services: Annotated[Services, Depends(get_services)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Tenant:
-    if credentials is None:
-        raise Unauthorized("A valid API token is required: Authorization: Bearer st_…")
-    tenant = services.tokens.authenticate(credentials.credentials)
+    address = client_address(request)
+    services.auth_failures.check(address)
+    try:
+        if credentials is None:
+            raise Unauthorized("A valid API token is required: Authorization: Bearer st_…")
+        tenant = services.tokens.authenticate(credentials.credentials)
+    except Unauthorized:
+        services.auth_failures.failed(address)
+        raise
     services.limiter.hit(tenant.id)
     return tenant
 

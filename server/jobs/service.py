@@ -14,11 +14,13 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import redis
 from sse_starlette import ServerSentEvent
 
 from server.integrations.broker import Enqueuer, QueueUnavailable
 from server.integrations.storage import ObjectStore
 from server.jobs.repository import JobNotFound, JobRecord, JobRepository, request_hash
+from server.jobs.streams import StreamSlot, StreamSlots
 from server.kit.clock import utcnow
 from server.kit.ids import new_id
 from server.uploads.repository import ObjectRecord, UploadRepository
@@ -69,6 +71,7 @@ class JobService:
         uploads: UploadRepository,
         store: ObjectStore,
         enqueuer: Enqueuer,
+        streams: StreamSlots,
         *,
         download_ttl_seconds: int,
         poll_seconds: float = EVENTS_POLL_SECONDS,
@@ -78,6 +81,7 @@ class JobService:
         self._uploads = uploads
         self._store = store
         self._enqueuer = enqueuer
+        self._streams = streams
         self._download_ttl = download_ttl_seconds
         self._poll = poll_seconds
         self._max_stream = max_stream_seconds
@@ -116,24 +120,37 @@ class JobService:
         return self._job(self._jobs.cancel(job_id) or record)
 
     def events(self, tenant: str, job_id: str) -> AsyncIterator[ServerSentEvent]:
-        """The job's event stream (checked to exist first, so a wrong id is a plain 404)."""
-        return self._follow(tenant, self.get(tenant, job_id))
+        """The job's event stream (checked to exist first, so a wrong id is a plain 404), in
+        one of the tenant's stream slots (:class:`TooManyStreams` when none is free)."""
+        job = self.get(tenant, job_id)
+        return self._follow(tenant, job, self._streams.acquire(tenant))
 
-    async def _follow(self, tenant: str, job: Job) -> AsyncIterator[ServerSentEvent]:
+    async def _follow(
+        self, tenant: str, job: Job, slot: StreamSlot
+    ) -> AsyncIterator[ServerSentEvent]:
         """``job`` now and at every change, until it finishes (or the stream is too old)."""
-        told: dict[str, Any] | None = None
-        deadline = anyio.current_time() + self._max_stream
-        while True:
-            if _change(job) != told:
-                told = _change(job)
-                yield ServerSentEvent(event=JOB_EVENT, data=job.model_dump_json())
-            if job.state.finished or anyio.current_time() >= deadline:
-                return
-            await anyio.sleep(self._poll)
-            try:
-                job = await anyio.to_thread.run_sync(self.get, tenant, job.id)
-            except JobNotFound:
-                return
+        try:
+            told: dict[str, Any] | None = None
+            deadline = anyio.current_time() + self._max_stream
+            while True:
+                if _change(job) != told:
+                    told = _change(job)
+                    yield ServerSentEvent(event=JOB_EVENT, data=job.model_dump_json())
+                if job.state.finished or anyio.current_time() >= deadline:
+                    return
+                await anyio.sleep(self._poll)
+                if slot.renew_due:
+                    await anyio.to_thread.run_sync(slot.renew)
+                try:
+                    job = await anyio.to_thread.run_sync(self.get, tenant, job.id)
+                except JobNotFound:
+                    return
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await anyio.to_thread.run_sync(slot.release)
+                except redis.RedisError as e:  # the slot lapses on its own
+                    log.warning("could not release an event stream slot: %s", e)
 
     def _enqueue(self, record: JobRecord, idempotency_key: str | None) -> None:
         try:

@@ -22,7 +22,6 @@ import contextlib
 import functools
 import json
 import os
-import re
 import secrets
 import shlex
 import shutil
@@ -45,6 +44,11 @@ import redis
 from pydantic import SecretStr
 from supervisor.xmlrpc import SupervisorTransport
 
+from server.integrations.consumer_timeout import (
+    VerdictLevel,
+    check_consumer_timeout,
+    global_consumer_timeout_ms,
+)
 from server.settings import Settings, StorageBackend
 from server.standalone import tritonserver
 from subtone.errors import SubtoneError
@@ -221,18 +225,7 @@ def _run_or_explain(
 def rabbitmq_consumer_timeout_ms() -> int | None:
     """The local RabbitMQ's global ``consumer_timeout`` (ms), or None when it cannot be read
     (no rabbitmqctl, not allowed, not running) or is disabled."""
-    ctl = shutil.which("rabbitmqctl")
-    if ctl is None:
-        return None
-    try:
-        out = subprocess.run(
-            [ctl, "-q", "eval", "application:get_env(rabbit, consumer_timeout)."],
-            capture_output=True, text=True, timeout=30, check=True,
-        ).stdout  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None
-    found = re.fullmatch(r"\{ok,(\d+)\}", out.strip())
-    return int(found.group(1)) if found else None
+    return global_consumer_timeout_ms()[1]
 
 
 def marked_processes(home: Path) -> list[int]:
@@ -637,20 +630,22 @@ class Supervisor:
                 timeout=RABBITMQ_START_TIMEOUT_SECONDS + 30,
             )
         current = rabbitmq_consumer_timeout_ms()
-        if current is None or current >= wanted:
-            return
-        if owned:
+        if owned and current is not None and current < wanted:
             _run_or_explain(
                 ["rabbitmqctl", "-q", "eval",
                  f"application:set_env(rabbit, consumer_timeout, {wanted})."],
                 "set RabbitMQ's consumer_timeout",
             )  # fmt: skip
             return
-        report(
-            f"note: RabbitMQ's consumer_timeout ({current // 60_000} min) is below the job time "
-            f"limit ({self.settings.JOB_TIME_LIMIT_SECONDS // 60} min); jobs longer than that "
-            f"would be delivered twice. Set consumer_timeout = {wanted} in rabbitmq.conf."
+        verdict = check_consumer_timeout(
+            self.settings.BROKER_URL,
+            job_limit_seconds=self.settings.JOB_TIME_LIMIT_SECONDS,
+            queue_timeout_seconds=self.settings.CONSUMER_TIMEOUT_SECONDS,
         )
+        if verdict.level is VerdictLevel.TOO_SHORT:
+            report(f"warning: {verdict.message}")
+        elif verdict.level is VerdictLevel.UNKNOWN:
+            report(f"note: {verdict.message}")
 
     def pids(self) -> dict[str, int]:
         """The pid of each running program, as supervisord knows it."""

@@ -210,6 +210,7 @@ def make_api(
             "PART_SIZE_BYTES": PART_SIZE,
             "MAX_UPLOAD_BYTES": 64 * MiB,
             "RATE_LIMIT_PER_MINUTE": 10_000,
+            "AUTH_FAILURES_PER_MINUTE": 10_000,
         } | overrides
         settings = Settings(**values)  # type: ignore[arg-type]
         queue, triton = FakeQueue(), FakeTriton()

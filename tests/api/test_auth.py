@@ -7,7 +7,7 @@ import hashlib
 import pytest
 import redis
 
-from server.auth.ratelimit import RateLimiter, RateLimitExceeded
+from server.auth.ratelimit import FailedAuthLimiter, RateLimiter, RateLimitExceeded
 from server.auth.service import InvalidTokenName, TokenNotFound, TokenService, Unauthorized
 
 from .conftest import Api, ApiFactory, auth, error_code
@@ -126,3 +126,63 @@ def test_list_and_revoke(redis_client: redis.Redis, prefix: str) -> None:
 def test_token_names_are_checked(redis_client: redis.Redis, prefix: str, name: str) -> None:
     with pytest.raises(InvalidTokenName):
         TokenService(redis_client, prefix=prefix).create(name)
+
+
+# --- failed authentications per address ------------------------------------------------------
+
+
+def test_failed_authentications_from_one_address_are_429_with_retry_after(
+    make_api: ApiFactory,
+) -> None:
+    limit = 3
+    api = make_api(AUTH_FAILURES_PER_MINUTE=limit)
+    bad = {"Authorization": "Bearer st_not-a-real-token"}
+    # A minute boundary may reset the count once; 2 * limit + 1 failures always cross it.
+    responses = [api.client.get(PROTECTED, headers=bad) for _ in range(2 * limit + 1)]
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) == {401, 429}, statuses
+    limited = next(r for r in responses if r.status_code == 429)
+    assert error_code(limited) == "rate_limited"
+    assert "failed authentications" in limited.json()["error"]["message"]
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    # Once limited, the address is refused before any token is looked up: even a valid one.
+    if statuses[-1] == 429:
+        assert api.client.get(PROTECTED, headers=auth(api.alice)).status_code == 429
+
+
+def test_missing_tokens_count_as_failures(make_api: ApiFactory) -> None:
+    api = make_api(AUTH_FAILURES_PER_MINUTE=2)
+    statuses = [api.client.get(PROTECTED).status_code for _ in range(5)]
+    assert 429 in statuses, statuses
+
+
+def test_valid_tokens_are_not_counted_as_failures(make_api: ApiFactory) -> None:
+    api = make_api(AUTH_FAILURES_PER_MINUTE=2)
+    statuses = [api.client.get(PROTECTED, headers=auth(api.alice)).status_code for _ in range(6)]
+    assert statuses == [200] * 6
+
+
+def test_failed_auth_limiter_is_per_address(redis_client: redis.Redis, prefix: str) -> None:
+    now = [120.0]
+    limiter = FailedAuthLimiter(redis_client, prefix=prefix, per_minute=2, clock=lambda: now[0])
+    limiter.check("10.0.0.1")
+    limiter.failed("10.0.0.1")
+    limiter.failed("10.0.0.1")
+    now[0] = 170.2
+    with pytest.raises(RateLimitExceeded) as raised:
+        limiter.check("10.0.0.1")
+    assert raised.value.headers == {"Retry-After": "10"}
+    limiter.check("10.0.0.2")
+    now[0] = 180.0  # the next minute
+    limiter.check("10.0.0.1")
+
+
+def test_the_schema_documents_429_with_retry_after(api: Api) -> None:
+    schema = api.client.get("/openapi.json").json()
+    for path, item in schema["paths"].items():
+        if not path.startswith("/v1/"):
+            continue
+        for method, operation in item.items():
+            limited = operation["responses"]["429"]
+            assert limited["headers"]["Retry-After"]["required"] is True, (method, path)
+            assert "failed authentications" in limited["description"]

@@ -160,6 +160,28 @@ def test_follow_job_polls_when_the_stream_is_unavailable():
     assert [j.state for j in seen] == [JobState.RUNNING, JobState.SUCCEEDED]
 
 
+def test_follow_job_polls_at_once_when_the_server_refuses_more_streams():
+    """The server caps open streams per token: 429 ``too_many_streams`` means poll now (the
+    ``Retry-After`` is for the stream, not for the job)."""
+    server = FakeServer()
+    sleeps: list[float] = []
+    client = ApiClient(
+        API, TOKEN, transport=server.transport(), poll=FAST_POLL, sleep=sleeps.append
+    )
+    job = client.create_job(embed_request(server), idempotency_key="k")
+    refused = error(429, "too_many_streams", "This token already has 16 job event streams open")
+    refused.headers["Retry-After"] = "30"
+    server.hooks[f"/v1/jobs/{job.id}/events"] = lambda r: refused
+
+    final = client.follow_job(job.id)
+
+    assert final.state is JobState.SUCCEEDED
+    paths = [r.url.path for r in server.requests]
+    assert paths.count(f"/v1/jobs/{job.id}/events") == 1, "the stream is not retried"
+    assert f"/v1/jobs/{job.id}" in paths
+    assert all(s < 30 for s in sleeps), sleeps
+
+
 def test_follow_job_polls_when_the_stream_ends_early():
     server = FakeServer()
     client = ApiClient(API, TOKEN, transport=server.transport(), poll=FAST_POLL)
