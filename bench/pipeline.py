@@ -224,7 +224,7 @@ async def _post_jobs(url: str, tokens: list[str], stegos: list[str], per_client:
         headers = {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
             for _ in range(per_client):
-                body = {"kind": "stego.extract", "inputs": {"stego": stego},
+                body = {"kind": "stego.extract", "inputs": {"plane": stego},
                         "params": {"k_pos": os.urandom(32).hex()}}  # fmt: skip
                 start = time.perf_counter()
                 response = await client.post(

@@ -17,7 +17,7 @@ from desktop.core.uploader import Uploader
 from server.integrations.localstore import LocalStore
 from server.jobs.repository import JobRecord, JobRepository
 from subtone.protocol import Job, JobCreate, JobKind, JobParams
-from subtone.stego import codec, wav
+from subtone.stego import codec, patch, plane, wav
 from subtone.stego.engine import InProcessEngine
 from tests.stack import Stack
 
@@ -35,7 +35,9 @@ def make_cover(path: Path, megabytes: float, seed: int = 1) -> Path:
 @dataclass
 class Submitted:
     job_id: str
-    cover: Path
+    cover: Path | None
+    """The cover, where the job was made from one (else only its plane exists)."""
+    plane: Path
     k_pos: bytes
     payload: bytes
 
@@ -43,6 +45,18 @@ class Submitted:
 def submit_embed(
     stack: Stack, cover: Path, *, secret: bytes | None = None, key: str | None = None
 ) -> Submitted:
+    """An embed of ``cover`` as a client sends it: its LSB plane and a sealed payload."""
+    lsb = cover.with_suffix(".plane")
+    with cover.open("rb") as src, lsb.open("wb") as dst:
+        plane.write_plane(src, dst)
+    submitted = submit_plane(stack, lsb, secret=secret, key=key)
+    return Submitted(submitted.job_id, cover, lsb, submitted.k_pos, submitted.payload)
+
+
+def submit_plane(
+    stack: Stack, lsb: Path, *, secret: bytes | None = None, key: str | None = None
+) -> Submitted:
+    """An embed job over the plane ``lsb`` (a long job needs only a large plane)."""
     sealed = seal(
         secret or os.urandom(3000),
         name="secret.bin",
@@ -52,17 +66,17 @@ def submit_embed(
         position_kdf=FAST_KDF,
     )
     with ApiClient(stack.url, stack.token) as client, Uploader(client) as uploader:
-        cover_ref = uploader.upload_file(cover).object
+        plane_ref = uploader.upload_file(lsb).object
         payload_ref = uploader.upload_bytes(sealed.payload, name="payload.bin").object
         job = client.create_job(
             JobCreate(
                 kind=JobKind.EMBED,
-                inputs={"cover": cover_ref.id, "payload": payload_ref.id},
+                inputs={"plane": plane_ref.id, "payload": payload_ref.id},
                 params=JobParams(k_pos=sealed.k_pos.hex()),
             ),
             idempotency_key=key or secrets.token_hex(8),
         )
-    return Submitted(job.id, cover, sealed.k_pos, sealed.payload)
+    return Submitted(job.id, None, lsb, sealed.k_pos, sealed.payload)
 
 
 def job(stack: Stack, job_id: str) -> Job:
@@ -92,15 +106,27 @@ def finished(stack: Stack, job_id: str, timeout: float = 180.0) -> Job:
     return job(stack, job_id)
 
 
-def download(stack: Stack, done: Job, dest: Path) -> Path:
+def download_result(stack: Stack, done: Job, dest: Path) -> Path:
+    """The job's result object, as stored."""
     assert done.download_url is not None, done
     with ApiClient(stack.url, stack.token) as client, dest.open("wb") as out:
         client.download(done.download_url, out)
     return dest
 
 
+def download(stack: Stack, done: Job, dest: Path, submitted: Submitted) -> Path:
+    """The stego file the client makes of the embed job ``done``: its result (a patch)
+    downloaded and applied to the submitted cover."""
+    assert submitted.cover is not None
+    patch_file = download_result(stack, done, dest.with_suffix(".patch"))
+    with patch_file.open("rb") as f:
+        patch.apply_patch_file(submitted.cover, f, dest, k_pos=submitted.k_pos)
+    return dest
+
+
 def expected_stego(submitted: Submitted, dest: Path) -> bytes:
-    """The result the job must give, computed here by the codec on the same inputs."""
+    """The stego file the job must lead to, computed here by the codec on the same inputs."""
+    assert submitted.cover is not None
     codec.embed_file(
         submitted.cover, dest, k_pos=submitted.k_pos, payload=submitted.payload,
         engine=InProcessEngine(),

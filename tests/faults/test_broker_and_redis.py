@@ -47,7 +47,7 @@ def test_jobs_queued_across_a_rabbitmq_crash_are_all_run(tmp_path):
         for submitted in waiting:
             done = finished(stack, submitted.job_id)
             assert done.state is JobState.SUCCEEDED, done
-            got = download(stack, done, tmp_path / "got.wav").read_bytes()
+            got = download(stack, done, tmp_path / "got.wav", submitted).read_bytes()
             assert got == expected_stego(submitted, tmp_path / "expected.wav")
 
         # A running worker rides out a broker restart too.
@@ -82,7 +82,7 @@ def test_job_records_and_upload_sessions_survive_a_redis_crash(tmp_path):
         with ApiClient(stack.url, stack.token) as client:  # the token survived too
             again = client.get_job(before.job_id)
             assert again.state is JobState.SUCCEEDED and again.download_url is not None
-            got = download(stack, again, tmp_path / "got.wav").read_bytes()
+            got = download(stack, again, tmp_path / "got.wav", before).read_bytes()
             assert got == expected_stego(before, tmp_path / "expected.wav")
 
             status = client.upload_status(upload.upload_id)

@@ -90,5 +90,5 @@ def test_a_cover_that_crashes_the_model_is_dead_lettered_and_others_still_run(tm
         healthy = submit_embed(stack, make_cover(tmp_path / "fine.wav", 3, seed=4))
         done = finished(stack, healthy.job_id)
         assert done.state is JobState.SUCCEEDED, done
-        got = download(stack, done, tmp_path / "got.wav").read_bytes()
+        got = download(stack, done, tmp_path / "got.wav", healthy).read_bytes()
         assert got == expected_stego(healthy, tmp_path / "expected.wav")

@@ -8,8 +8,7 @@ import pytest
 from server.jobs.tasks import RETRIES_EXHAUSTED
 from subtone.protocol import JobState
 from tests.faults.support import (
-    download,
-    expected_stego,
+    download_result,
     finished,
     job,
     kill,
@@ -18,11 +17,16 @@ from tests.faults.support import (
     record,
     stop,
     submit_embed,
+    submit_plane,
     wait_until,
 )
+from tests.planes import expected_patch, random_plane
 from tests.stack import rabbit_vhost, running_stack
 
 pytestmark = pytest.mark.integration
+
+LONG_JOB_SAMPLES = 800_000_000
+"""A cover of 1.6 GB of 16-bit audio: its plane (100 MB) makes a job of a few seconds."""
 
 
 def test_a_worker_killed_mid_encode_is_redelivered_and_the_job_completes_once(tmp_path):
@@ -30,7 +34,7 @@ def test_a_worker_killed_mid_encode_is_redelivered_and_the_job_completes_once(tm
         rabbit_vhost() as broker,
         running_stack(tmp_path / "stack", broker, JOB_LEASE_SECONDS=2.0) as stack,
     ):
-        submitted = submit_embed(stack, make_cover(tmp_path / "cover.wav", 250))
+        submitted = submit_plane(stack, random_plane(tmp_path / "cover.plane", LONG_JOB_SAMPLES))
         wait_until(lambda: 0 < job(stack, submitted.job_id).progress < 0.8, "the job to run")
 
         kill(stack, "worker")  # supervisord starts a new one, with no command typed
@@ -41,8 +45,8 @@ def test_a_worker_killed_mid_encode_is_redelivered_and_the_job_completes_once(tm
         assert done.state is JobState.SUCCEEDED, done
         stored = record(stack, submitted.job_id)
         assert (stored.attempts, stored.lost_runs) == (2, 1)  # one lost run, one that finished
-        got = download(stack, done, tmp_path / "got.wav").read_bytes()
-        assert got == expected_stego(submitted, tmp_path / "expected.wav")
+        got = download_result(stack, done, tmp_path / "got.patch").read_bytes()
+        assert got == expected_patch(submitted.plane, submitted.k_pos, submitted.payload)
         assert open_uploads(stack) == []  # the killed run's half-written result was aborted
         results = list((stack.settings.localstore_root / "t").rglob("results/*/*"))
         assert [p.parent.name for p in results if p.is_file()].count(submitted.job_id) == 1
@@ -55,7 +59,7 @@ def test_triton_stopped_mid_job_is_retried_until_it_is_back(tmp_path):
         rabbit_vhost() as broker,
         running_stack(tmp_path / "stack", broker, **settings) as stack,
     ):
-        submitted = submit_embed(stack, make_cover(tmp_path / "cover.wav", 150))
+        submitted = submit_plane(stack, random_plane(tmp_path / "cover.plane", LONG_JOB_SAMPLES))
         wait_until(lambda: job(stack, submitted.job_id).progress > 0, "the job to run")
 
         kill(stack, "triton")  # supervisord starts it again
@@ -64,8 +68,8 @@ def test_triton_stopped_mid_job_is_retried_until_it_is_back(tmp_path):
 
         assert done.state is JobState.SUCCEEDED, done
         assert record(stack, submitted.job_id).attempts >= 2
-        got = download(stack, done, tmp_path / "got.wav").read_bytes()
-        assert got == expected_stego(submitted, tmp_path / "expected.wav")
+        got = download_result(stack, done, tmp_path / "got.patch").read_bytes()
+        assert got == expected_patch(submitted.plane, submitted.k_pos, submitted.payload)
         assert open_uploads(stack) == []
 
         # Triton gone for good: the job fails with its code after the retries, and says why.

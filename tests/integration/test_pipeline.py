@@ -17,6 +17,7 @@ from server.integrations.localstore import LocalStore
 from subtone.errors import SubtoneError
 from subtone.protocol import JobCreate, JobKind, JobParams, JobState
 from subtone.stego import wav
+from tests.planes import random_plane
 
 PASSPHRASE = "pass-by-reference is the protocol"
 
@@ -67,9 +68,9 @@ def _wait_finished(client: ApiClient, job_id: str, timeout: float = 120.0):
     raise AssertionError(f"job {job_id} still {job.state} after {timeout} s")
 
 
-def test_a_non_wav_cover_fails_in_the_worker_with_its_code(stack, tmp_path):
-    bogus = tmp_path / "cover.wav"
-    bogus.write_bytes(b"ID3" + os.urandom(6 * 1024 * 1024))
+def test_an_input_that_is_not_a_plane_fails_in_the_worker_with_its_code(stack, tmp_path):
+    bogus = tmp_path / "cover.plane"
+    bogus.write_bytes(b"RIFF" + os.urandom(6 * 1024 * 1024))
     payload = tmp_path / "payload.bin"
     payload.write_bytes(os.urandom(300))
     with client_for(stack) as client, Uploader(client, store=SessionStore(tmp_path / "s.db")) as up:
@@ -78,15 +79,15 @@ def test_a_non_wav_cover_fails_in_the_worker_with_its_code(stack, tmp_path):
         job = client.create_job(
             JobCreate(
                 kind=JobKind.EMBED,
-                inputs={"cover": cover_ref.id, "payload": payload_ref.id},
+                inputs={"plane": cover_ref.id, "payload": payload_ref.id},
                 params=JobParams(k_pos="ab" * 32),
             ),
             idempotency_key=f"bogus-{time.time_ns()}",
         )
         done = _wait_finished(client, job.id)
     assert done.state is JobState.FAILED
-    assert done.error is not None and done.error.code == "not_wav"
-    assert "RIFF" in done.error.message or "WAV" in done.error.message
+    assert done.error is not None and done.error.code == "malformed_plane"
+    assert "plane" in done.error.message
 
 
 def test_another_tenant_sees_nothing(stack, tmp_path):
@@ -95,7 +96,7 @@ def test_another_tenant_sees_nothing(stack, tmp_path):
     with client_for(stack) as alice, Uploader(alice, store=SessionStore(tmp_path / "s.db")) as up:
         ref = up.upload_file(payload).object
         job = alice.create_job(
-            JobCreate(kind=JobKind.EXTRACT, inputs={"stego": ref.id},
+            JobCreate(kind=JobKind.EXTRACT, inputs={"plane": ref.id},
                       params=JobParams(k_pos="cd" * 32)),
             idempotency_key=f"iso-{time.time_ns()}",
         )  # fmt: skip
@@ -108,7 +109,7 @@ def test_another_tenant_sees_nothing(stack, tmp_path):
         assert job.id not in {j.id for j in bob.list_jobs().jobs}
         with pytest.raises(ApiError) as e:
             bob.create_job(
-                JobCreate(kind=JobKind.EXTRACT, inputs={"stego": ref.id},
+                JobCreate(kind=JobKind.EXTRACT, inputs={"plane": ref.id},
                           params=JobParams(k_pos="cd" * 32)),
                 idempotency_key="steal",
             )  # fmt: skip
@@ -125,12 +126,12 @@ def test_a_job_cancelled_through_the_api_stops_its_worker_and_leaves_nothing(sta
     payload = tmp_path / "payload.bin"
     payload.write_bytes(os.urandom(2000))
     with client_for(stack) as client, Uploader(client, store=SessionStore(tmp_path / "s.db")) as up:
-        cover_ref = up.upload_file(cover(tmp_path / "long.wav", 600.0)).object  # ~106 MB
+        cover_ref = up.upload_file(random_plane(tmp_path / "long.plane", 800_000_000)).object
         payload_ref = up.upload_file(payload).object
         job = client.create_job(
             JobCreate(
                 kind=JobKind.EMBED,
-                inputs={"cover": cover_ref.id, "payload": payload_ref.id},
+                inputs={"plane": cover_ref.id, "payload": payload_ref.id},
                 params=JobParams(k_pos="ef" * 32),
             ),
             idempotency_key=f"cancel-{time.time_ns()}",

@@ -1,12 +1,13 @@
-"""Only ``k_pos`` and ciphertext reach the server: a full encode and decode on the real
-standalone stack, then a search of everything the server side holds or said.
+"""Only ``k_pos``, ciphertext and LSB planes reach the server: a full encode and decode on
+the real standalone stack, then a search of everything the server side holds or said.
 
 Searched: every file under the stack's data folder (the local store's objects and its
 ``.multipart``/``.meta``/``.tmp`` folders, every log of the API, the worker, the local store and
 Triton), every Redis key and value under the stack's prefix, and every RabbitMQ message
 published or delivered in the stack's vhost (the firehose, see ``conftest.py``). Searched for:
-the secret's plaintext, its file name, the passphrase and ``k_enc``, raw, in hex and in base64
-(at each alignment, as they would appear inside a larger encoded blob).
+the secret's plaintext, its file name, the passphrase, ``k_enc`` and runs of the cover's and
+the stego file's audio samples, raw, in hex and in base64 (at each alignment, as they would
+appear inside a larger encoded blob).
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def test_the_server_never_sees_the_secret_its_name_or_the_passphrase(
     items = list(redis_items(stack.redis, tenant))
     uploads = [i for i in items if b'"storage_upload_id"' in i]
     upload_names = {_json_field(u, "name") for u in uploads}
-    assert upload_names == {"cover.wav", PAYLOAD_NAME, "stego.wav"}, upload_names
+    assert upload_names == {"cover.plane", PAYLOAD_NAME, "stego.plane"}, upload_names
     payload_key = next(
         _json_field(u, "key") for u in uploads if _json_field(u, "name") == PAYLOAD_NAME
     )
@@ -110,7 +111,16 @@ def test_the_server_never_sees_the_secret_its_name_or_the_passphrase(
     salt = payload[struct.calcsize(">BBBB") : AAD_BYTES]
     k_enc = _derive(passphrase.encode(), salt, FAST_KDF, K_ENC_INFO)
 
+    # The cover's audio never reaches the server, only its LSB plane: runs of its sample
+    # bytes (from the start, the middle and the end of the data chunk) are searched too.
+    with cover.open("rb") as f:
+        info, _ = wav.read_header(f)
+    audio = cover.read_bytes()[info.prefix_size : info.prefix_size + info.data_size]
     needles = {
+        "the cover's samples (start)": audio[:NEEDLE_BYTES],
+        "the cover's samples (middle)": audio[len(audio) // 2 : len(audio) // 2 + NEEDLE_BYTES],
+        "the cover's samples (end)": audio[-NEEDLE_BYTES:],
+        "the stego file's samples": stego.read_bytes()[-2 * NEEDLE_BYTES : -NEEDLE_BYTES],
         "plaintext start": plaintext[:NEEDLE_BYTES],
         "plaintext middle": plaintext[12_000 : 12_000 + NEEDLE_BYTES],
         "plaintext end": plaintext[-NEEDLE_BYTES:],
@@ -141,6 +151,7 @@ def test_the_server_never_sees_the_secret_its_name_or_the_passphrase(
     # The search can fail: the client's own folder holds the plaintext and the name.
     leaks = found_in(files_under(client_side), needles)
     assert any("plaintext" in leak for leak in leaks) and any("name" in leak for leak in leaks)
+    assert any("cover's samples" in leak for leak in leaks)
 
 
 def _json_field(raw: bytes, field: str) -> str:
