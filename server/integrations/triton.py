@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -88,6 +88,21 @@ TRANSIENT_STATUSES = frozenset(
     }
 )
 """gRPC statuses that mean "try again later" rather than "this window is wrong"."""
+RECONNECT_STATUSES = frozenset({"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED"})
+"""After these the channel is replaced: a gRPC channel that lost its server waits out a
+growing back-off (up to minutes) before it tries again, long after Triton is back."""
+CHANNEL_ARGS: Final = [
+    ("grpc.max_send_message_length", 2**31 - 1),
+    ("grpc.max_receive_message_length", 2**31 - 1),
+    ("grpc.keepalive_time_ms", 2**31 - 1),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", False),
+    ("grpc.http2.max_pings_without_data", 2),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1_000),
+]
+"""tritonclient's defaults, with a reconnect back-off of at most a second."""
 
 
 class TritonUnavailable(SubtoneError):
@@ -196,16 +211,40 @@ class TritonEngine:
         self._closed = False
         self._reload_lock = threading.Lock()
         self._reloaded: dict[str, float] = {}
+        self._channel_lock = threading.Lock()
+        self._generation = 0
+        self._client = self._connect()
+
+    def _connect(self) -> grpcclient.InferenceServerClient:
         try:
-            self._client = grpcclient.InferenceServerClient(url=url)
+            return grpcclient.InferenceServerClient(url=self.url, channel_args=CHANNEL_ARGS)
         except InferenceServerException as e:
-            raise TritonUnavailable(f"Cannot reach Triton at {url}: {e.message()}") from e
+            raise TritonUnavailable(f"Cannot reach Triton at {self.url}: {e.message()}") from e
+
+    def _current(self) -> tuple[int, grpcclient.InferenceServerClient]:
+        with self._channel_lock:
+            return self._generation, self._client
+
+    def _reconnect(self, generation: int) -> None:
+        """Replace the channel that failed (once, however many calls saw it fail): the next
+        call connects at once instead of after the old channel's back-off."""
+        with self._channel_lock:
+            if generation != self._generation or self._closed:
+                return
+            old, self._client = self._client, self._connect()
+            self._generation += 1
+        log.info("Triton at %s unreachable: the next call opens a new connection", self.url)
+        old.close()
 
     # -- errors ----------------------------------------------------------------------------
 
-    def _error(self, e: InferenceServerException, what: str, model: str) -> SubtoneError:
+    def _error(
+        self, e: InferenceServerException, what: str, model: str, generation: int
+    ) -> SubtoneError:
         status = e.status() or ""
         detail = e.message() or str(e)
+        if status in RECONNECT_STATUSES:
+            self._reconnect(generation)
         if _STUB_DEAD in detail:
             self._reload(model)
             return TritonModelCrashed(
@@ -223,8 +262,9 @@ class TritonEngine:
     ) -> grpcclient.InferResult:
         if self._closed:
             raise RuntimeError("this TritonEngine is closed")
+        generation, client = self._current()
         try:
-            return self._client.infer(
+            return client.infer(
                 model,
                 inputs,
                 model_version=self.model_version,
@@ -232,7 +272,7 @@ class TritonEngine:
                 client_timeout=self.timeout_seconds,
             )
         except InferenceServerException as e:
-            raise self._error(e, what, model) from e
+            raise self._error(e, what, model, generation) from e
 
     def _reload(self, model: str) -> None:
         """Unload and load ``model`` again, which starts new stubs: once per crash, however
@@ -242,8 +282,9 @@ class TritonEngine:
                 return
             log.error("Triton's model %s crashed (its stub died): reloading it", model)
             try:
-                self._client.unload_model(model, client_timeout=self.timeout_seconds)
-                self._client.load_model(model, client_timeout=self.timeout_seconds)
+                _, client = self._current()
+                client.unload_model(model, client_timeout=self.timeout_seconds)
+                client.load_model(model, client_timeout=self.timeout_seconds)
             except InferenceServerException as e:
                 log.error(
                     "could not reload %s (%s): restart Triton, and run it with "
@@ -304,26 +345,31 @@ class TritonEngine:
 
     def ready(self) -> None:
         """Return if the server and both models are ready; raise :class:`TritonUnavailable`."""
+        generation, client = self._current()
         try:
-            if not self._client.is_server_ready(client_timeout=self.timeout_seconds):
+            if not client.is_server_ready(client_timeout=self.timeout_seconds):
                 raise TritonUnavailable(f"Triton at {self.url} is not ready")
             for model in (self.embed_model, self.extract_model):
-                if not self._client.is_model_ready(
+                if not client.is_model_ready(
                     model, self.model_version, client_timeout=self.timeout_seconds
                 ):
                     raise TritonUnavailable(
                         f"Triton at {self.url} has no ready version of model {model!r}"
                     )
         except InferenceServerException as e:
+            if (e.status() or "") in RECONNECT_STATUSES:
+                self._reconnect(generation)
             raise TritonUnavailable(
                 f"Triton at {self.url} is not reachable: {e.message()} ({e.status()})"
             ) from e
 
     def close(self) -> None:
         """Close the gRPC channel (idempotent)."""
-        if not self._closed:
+        with self._channel_lock:
+            if self._closed:
+                return
             self._closed = True
-            self._client.close()
+        self._client.close()
 
     def __enter__(self) -> TritonEngine:
         return self

@@ -163,6 +163,9 @@ def register(broker: Broker, settings: Settings, deps: RunnerDeps) -> dramatiq.A
         min_backoff=round(settings.RETRY_MIN_BACKOFF_SECONDS * MS_PER_SECOND),
         max_backoff=round(settings.RETRY_MAX_BACKOFF_SECONDS * MS_PER_SECOND),
         retry_when=retry_when(settings.JOB_MAX_RETRIES),
+        # Expected, retried failures: the runner logs one WARNING line each, and Dramatiq
+        # notes them without a traceback.
+        throws=runner.TRANSIENT_ERRORS,
         time_limit=settings.JOB_TIME_LIMIT_SECONDS * MS_PER_SECOND,
     )
     return decorate(run_job)

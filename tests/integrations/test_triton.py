@@ -412,3 +412,24 @@ def test_a_stopped_server_is_unavailable() -> None:
                 assert elapsed < SHORT_TIMEOUT_SECONDS + TIMEOUT_SLACK_SECONDS
         finally:
             engine.close()
+
+
+def test_the_first_call_after_triton_returns_succeeds(tmp_path) -> None:
+    """Triton killed, then started again on the same ports: the engine's next call (a retry
+    budget of two: one while it is down, one after) gets through at once, on a new channel,
+    not after the old channel's reconnect back-off."""
+    first = TritonProcess(MODEL_REPOSITORY, workdir=tmp_path / "first").start()
+    window = make_window(7, 5000, 16, 3, 0)
+    engine = TritonEngine(first.grpc_url, timeout_seconds=10.0)
+    try:
+        assert np.array_equal(engine.embed([window.task])[0], reference_flips(window))
+        first.stop()
+        for _ in range(3):  # the channel's back-off grows while nothing answers
+            with pytest.raises(TritonUnavailable):
+                engine.embed([window.task])
+            time.sleep(1.5)
+        with TritonProcess(MODEL_REPOSITORY, ports=first.ports, workdir=tmp_path / "again"):
+            assert np.array_equal(engine.embed([window.task])[0], reference_flips(window))
+    finally:
+        engine.close()
+        first.stop()
