@@ -25,8 +25,8 @@ from tests.stack import rabbit_vhost, running_stack
 
 pytestmark = pytest.mark.integration
 
-LONG_JOB_SAMPLES = 800_000_000
-"""A cover of 1.6 GB of 16-bit audio: its plane (100 MB) makes a job of a few seconds."""
+LONG_JOB_SAMPLES = 1_200_000_000
+"""A cover of 2.4 GB of 16-bit audio: its plane (150 MB) makes a job of a few seconds."""
 
 
 def test_a_worker_killed_mid_encode_is_redelivered_and_the_job_completes_once(tmp_path):
@@ -35,7 +35,7 @@ def test_a_worker_killed_mid_encode_is_redelivered_and_the_job_completes_once(tm
         running_stack(tmp_path / "stack", broker, JOB_LEASE_SECONDS=2.0) as stack,
     ):
         submitted = submit_plane(stack, random_plane(tmp_path / "cover.plane", LONG_JOB_SAMPLES))
-        wait_until(lambda: 0 < job(stack, submitted.job_id).progress < 0.8, "the job to run")
+        wait_until(lambda: job(stack, submitted.job_id).state is JobState.RUNNING, "the job to run")
 
         kill(stack, "worker")  # supervisord starts a new one, with no command typed
         assert job(stack, submitted.job_id).state is JobState.RUNNING  # as the dead one left it
@@ -60,7 +60,7 @@ def test_triton_stopped_mid_job_is_retried_until_it_is_back(tmp_path):
         running_stack(tmp_path / "stack", broker, **settings) as stack,
     ):
         submitted = submit_plane(stack, random_plane(tmp_path / "cover.plane", LONG_JOB_SAMPLES))
-        wait_until(lambda: job(stack, submitted.job_id).progress > 0, "the job to run")
+        wait_until(lambda: job(stack, submitted.job_id).state is JobState.RUNNING, "the job to run")
 
         kill(stack, "triton")  # supervisord starts it again
         wait_until(lambda: job(stack, submitted.job_id).state is JobState.QUEUED, "a retry")
