@@ -108,11 +108,9 @@ class CliEnv:
     def count_traffic(self) -> Traffic:
         """Count this run's HTTP bytes (API, uploads, downloads) from now on."""
         self.traffic = Traffic()
-        self.transport = CountingTransport(self.traffic, self.transport)
+        self.transport = counting = CountingTransport(self.traffic, self.transport)
         if self.part_transport is None:
-            self.part_transport = HttpPartTransport(
-                transport=CountingTransport(self.traffic, self.transport)
-            )
+            self.part_transport = HttpPartTransport(transport=counting)
         return self.traffic
 
     def load(self) -> ClientSettings:
