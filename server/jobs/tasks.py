@@ -67,8 +67,22 @@ TIME_LIMIT_MESSAGE: Final = (
 )
 
 
+class TransientFailure(dramatiq.Retry):
+    """A transient error of the job's services, raised for Dramatiq to retry the message:
+    the runner has logged it as one WARNING line, so Dramatiq logs no traceback for it."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _unwrap(error: BaseException) -> BaseException:
+    return error.error if isinstance(error, TransientFailure) else error
+
+
 def is_retryable(error: BaseException) -> bool:
     """A transient error of the job's services, or RabbitMQ lost while handing a job back."""
+    error = _unwrap(error)
     return runner.is_transient(error) or isinstance(error, BrokerConnectionError)
 
 
@@ -83,6 +97,7 @@ def retry_when(max_retries: int) -> Callable[[int, BaseException], bool]:
 
 def _cause(error: BaseException) -> str:
     """What was missing, in words a person understands (no addresses, no internals)."""
+    error = _unwrap(error)
     if isinstance(error, TritonModelCrashed):
         return (
             "the model crashed on this input each time (the cover may be damaged or hostile); "
@@ -149,6 +164,8 @@ def register(broker: Broker, settings: Settings, deps: RunnerDeps) -> dramatiq.A
             return
         try:
             runner.run(job_id, deps=deps)
+        except runner.TRANSIENT_ERRORS as e:
+            raise TransientFailure(e) from e
         except JobInterrupted:
             _hand_back(broker)
         except TimeLimitExceeded:
@@ -163,9 +180,6 @@ def register(broker: Broker, settings: Settings, deps: RunnerDeps) -> dramatiq.A
         min_backoff=round(settings.RETRY_MIN_BACKOFF_SECONDS * MS_PER_SECOND),
         max_backoff=round(settings.RETRY_MAX_BACKOFF_SECONDS * MS_PER_SECOND),
         retry_when=retry_when(settings.JOB_MAX_RETRIES),
-        # Expected, retried failures: the runner logs one WARNING line each, and Dramatiq
-        # notes them without a traceback.
-        throws=runner.TRANSIENT_ERRORS,
         time_limit=settings.JOB_TIME_LIMIT_SECONDS * MS_PER_SECOND,
     )
     return decorate(run_job)

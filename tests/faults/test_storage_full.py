@@ -13,7 +13,8 @@ from desktop.core.api import ApiClient
 from desktop.core.uploader import Uploader
 from subtone.errors import SubtoneError
 from subtone.protocol import JobState
-from tests.faults.support import finished, make_cover, open_uploads, submit_embed
+from tests.faults.support import finished, make_cover, open_uploads, submit_embed, submit_plane
+from tests.planes import random_plane
 from tests.stack import rabbit_vhost, running_stack
 
 pytestmark = pytest.mark.integration
@@ -51,9 +52,11 @@ def test_a_full_disk_fails_the_job_and_the_upload_plainly_and_publishes_nothing(
             tmp_path / "stack", broker, LOCALSTORE_ROOT=small_disk, PART_SIZE_BYTES=5 * MiB
         ) as stack,
     ):
-        # The cover fits on the disk (twice, while its parts are assembled); the cover and
-        # its stego file do not.
-        submitted = submit_embed(stack, make_cover(tmp_path / "cover.wav", 12))
+        # The plane fits on the disk (twice, while its parts are assembled); the plane, the
+        # payload and the result do not: a payload this large needs k <= 4, so the patch is
+        # a bitmap about as large as the plane.
+        lsb = random_plane(tmp_path / "cover.plane", 96_000_000)
+        submitted = submit_plane(stack, lsb, secret=os.urandom(2_500_000))
         done = finished(stack, submitted.job_id)
         assert done.state is JobState.FAILED, done
         assert done.error is not None and done.error.code == "storage_full"

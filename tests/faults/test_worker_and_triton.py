@@ -63,7 +63,7 @@ def test_triton_stopped_mid_job_is_retried_until_it_is_back(tmp_path):
         wait_until(lambda: job(stack, submitted.job_id).state is JobState.RUNNING, "the job to run")
 
         kill(stack, "triton")  # supervisord starts it again
-        wait_until(lambda: job(stack, submitted.job_id).state is JobState.QUEUED, "a retry")
+        wait_until(lambda: record(stack, submitted.job_id).attempts >= 2, "a retry")
         done = finished(stack, submitted.job_id)
 
         assert done.state is JobState.SUCCEEDED, done

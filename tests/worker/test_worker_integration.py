@@ -191,13 +191,13 @@ def test_the_worker_process_runs_queued_jobs_and_stops_on_sigterm(
 
 
 def test_a_job_whose_triton_is_unreachable_ends_retries_exhausted_in_the_dlq(
-    world, queue_settings, redis_client, store, sender, tmp_path
+    world, queue_settings, redis_client, store, sender, tmp_path, caplog
 ):
     down = TritonEngine(f"127.0.0.1:{free_port()}", timeout_seconds=2.0)
     deps = make_deps(queue_settings, redis_client, store, engine=down)
     job_id = world.embed_job(cover_bytes(tmp_path), PAYLOAD)
 
-    with InProcessWorker(queue_settings, deps):
+    with InProcessWorker(queue_settings, deps), caplog.at_level(logging.INFO):
         sender.enqueue(job_id)
         record = finished(world, job_id)
         wait_until(
@@ -211,6 +211,12 @@ def test_a_job_whose_triton_is_unreachable_ends_retries_exhausted_in_the_dlq(
     assert record.attempts == MAX_RETRIES + 1
     assert "Triton" in (record.error_message or "")
     assert f"tried {MAX_RETRIES + 1} times" in (record.error_message or "")
+    # Each expected, retried failure is one WARNING line, with no traceback and no ERROR.
+    retried = [r for r in caplog.records if "transient error" in r.getMessage()]
+    assert len(retried) == MAX_RETRIES + 1
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in retried)
+    assert not [r for r in caplog.records if r.exc_info is not None], caplog.text
+    assert not [r for r in caplog.records if "unhandled exception" in r.getMessage()]
     assert message_count(queue_settings, queue_settings.QUEUE_NAME) == 0
     assert message_count(queue_settings, dq_name(queue_settings.QUEUE_NAME)) == 0
     assert world.leftovers() == []
