@@ -31,9 +31,9 @@ def checkov() -> str:
 
 
 def scan(folder: Path) -> dict[str, Any]:
+    options = ["--framework", "kubernetes", "--output", "json", "--skip-download"]
     result = run(
-        [checkov(), "--directory", str(folder), "--framework", "kubernetes", "--output", "json",
-         "--skip-download"],  # fmt: skip
+        [checkov(), "--directory", str(folder), *options],
         env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "0"},
     )
     assert result.stdout, result.stderr
