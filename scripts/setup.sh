@@ -33,3 +33,13 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
   .venv/bin/python -m pip install -q -e '.[server,desktop,dev]'
   touch "$stamp"
 fi
+
+# checkov (tests/deploy/test_checkov.py) pins boto3 and packaging<24, which the project's own
+# dependencies outgrow: it gets a virtual environment of its own inside .venv, not the dev extra.
+CHECKOV_VERSION=3.3.30
+checkov_stamp=.venv/checkov/.subtone-checkov-$CHECKOV_VERSION
+if [[ ! -f $checkov_stamp ]]; then
+  .venv/bin/python -m venv .venv/checkov
+  .venv/checkov/bin/python -m pip install -q "checkov==$CHECKOV_VERSION"
+  touch "$checkov_stamp"
+fi

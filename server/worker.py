@@ -7,13 +7,18 @@ Triton that is still loading), declares ``run_job`` and starts consuming ``QUEUE
 holds a second message that another worker could run.
 
 While it consumes, a thread beats in Redis (:mod:`server.jobs.heartbeat`): the API's
-``/readyz`` is not ready while no worker beats on its queue.
+``/readyz`` is not ready while no worker beats on its queue. The same thread keeps the worker's
+liveness file (:func:`~server.jobs.heartbeat.default_alive_file`) fresh while Dramatiq's
+consumer and worker threads all run (start-up keeps it fresh while it waits for its services):
+the container's liveness probe, ``subtone-healthcheck worker``, fails when it lapses, and the
+worker is restarted.
 
 A reaper thread sends again, every ``REAPER_INTERVAL_SECONDS``, the running jobs whose worker
 vanished together with their message (:mod:`server.jobs.reaper`).
 
 SIGTERM or SIGINT: the running job stops after the window in flight and its message is sent
-again (handed back), the delivery is acked, and the process exits. A job still busy after
+again (handed back), the delivery is acked, and the process exits (alive meanwhile, for the
+probe, up to :data:`STOP_TIMEOUT_SECONDS`). A job still busy after
 :data:`STOP_TIMEOUT_SECONDS` is left unacked: RabbitMQ redelivers it when the connection
 closes. Either way another worker takes the job up.
 """
@@ -38,7 +43,7 @@ from server.integrations.consumer_timeout import VerdictLevel, check_consumer_ti
 from server.integrations.factory import build_store
 from server.integrations.storage import ObjectStore
 from server.integrations.triton import TritonEngine
-from server.jobs.heartbeat import WorkerHeartbeats, worker_id
+from server.jobs.heartbeat import AliveFile, WorkerHeartbeats, default_alive_file, worker_id
 from server.jobs.lease import JobLeases
 from server.jobs.reaper import Reaper
 from server.jobs.repository import JobRepository
@@ -48,12 +53,20 @@ from server.settings import BrokerTimeoutCheck, Settings
 from server.uploads.repository import UploadRepository
 from subtone.stego.engine import WindowEngine
 
-__all__ = ["WorkerProcess", "build_reaper", "build_runner_deps", "build_worker", "main"]
+__all__ = [
+    "WorkerProcess",
+    "build_reaper",
+    "build_runner_deps",
+    "build_worker",
+    "main",
+    "threads_running",
+]
 
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_SECONDS: Final = 90
-"""How long a stopping worker waits for its job to hand back (below Kubernetes' 120 s grace)."""
+"""How long a stopping worker waits for its job to hand back (below Kubernetes' grace period,
+packaging/k8s/base/worker.yaml)."""
 MS_PER_SECOND: Final = 1000
 EXIT_CONFIG: Final = 78
 """sysexits' EX_CONFIG: refused to start on a broker that would run jobs twice."""
@@ -95,6 +108,12 @@ def build_reaper(deps: RunnerDeps, queue: Enqueuer) -> Reaper:
     )
 
 
+def threads_running(worker: Worker) -> bool:
+    """Whether every consumer and worker thread of ``worker`` still runs (a dead one would
+    leave its queue unconsumed, or its share of the work undone, for ever)."""
+    return all(t.is_alive() for t in (*worker.consumers.values(), *worker.workers))
+
+
 def build_worker(broker: RabbitmqBroker, settings: Settings, deps: RunnerDeps) -> Worker:
     """A Dramatiq worker for ``run_job`` on ``QUEUE_NAME`` (not started).
 
@@ -116,8 +135,20 @@ class WorkerProcess:
 
     settings: Settings
     stopping: threading.Event = field(default_factory=threading.Event)
+    alive: AliveFile = field(default_factory=lambda: AliveFile(default_alive_file()))
+
+    def _alive_seconds(self, busy_seconds: float) -> float:
+        """Alive until ``busy_seconds`` from now, plus the heartbeat's slack."""
+        return busy_seconds + 2 * self.settings.WORKER_HEARTBEAT_SECONDS
 
     def run(self) -> int:
+        self.alive.alive_for(self._alive_seconds(READY_RETRY_SECONDS))
+        try:
+            return self._run()
+        finally:
+            self.alive.remove()
+
+    def _run(self) -> int:
         settings = self.settings
         client = build_redis(settings)
         store = build_store(settings)
@@ -144,13 +175,20 @@ class WorkerProcess:
                 ttl_seconds=settings.WORKER_HEARTBEAT_SECONDS,
             )
             beating = threading.Event()
-            heartbeat = heartbeats.keep_beating(settings.QUEUE_NAME, worker_id(), beating)
+            heartbeat = heartbeats.keep_beating(
+                settings.QUEUE_NAME,
+                worker_id(),
+                beating,
+                alive=self.alive,
+                healthy=lambda: threads_running(worker),
+            )
             build_reaper(deps, resend).run_every(settings.REAPER_INTERVAL_SECONDS, self.stopping)
             while not self.stopping.wait(WAIT_TICK_SECONDS):
                 pass
             log.info("worker stopping: the running job, if any, is handed back")
+            self.alive.alive_for(self._alive_seconds(STOP_TIMEOUT_SECONDS))
             beating.set()  # no longer counted as consuming
-            heartbeat.join()
+            heartbeat.join(settings.WORKER_HEARTBEAT_SECONDS)  # a stuck one must not stop this
             worker.stop(timeout=STOP_TIMEOUT_SECONDS * MS_PER_SECOND)
             return 0
         finally:
@@ -166,8 +204,10 @@ class WorkerProcess:
         """Wait until every check passes (Redis, storage, Triton); False if told to stop."""
         for name, check in checks:
             while not _answers(name, check):
+                self.alive.alive_for(self._alive_seconds(READY_RETRY_SECONDS))
                 if self.stopping.wait(READY_RETRY_SECONDS):
                     return False
+        self.alive.alive_for(self._alive_seconds(READY_RETRY_SECONDS))
         return True
 
 

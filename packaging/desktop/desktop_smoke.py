@@ -130,6 +130,8 @@ def arm(out_dir: Path) -> None:
         "frozen": bool(getattr(sys, "frozen", False)),
         "bundle": getattr(sys, "_MEIPASS", None),
         "libraries": run_checks(),
+        # Issue 10's contract: the desktop app carries no server code.
+        "server_module": _found("server"),
         "window": None,
     }
     waited = 0
@@ -164,6 +166,12 @@ def arm(out_dir: Path) -> None:
         QApplication.exit(status)
 
     QTimer.singleShot(SHOW_DELAY_MS, check)
+
+
+def _found(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def _imports(*modules: str) -> bool:

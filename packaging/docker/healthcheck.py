@@ -2,16 +2,27 @@
 """Container health check: exit 0 when healthy, 1 with a one-line reason otherwise.
 
     subtone-healthcheck api        # GET http://127.0.0.1:$SUBTONE_API_PORT/healthz answers 2xx
-    subtone-healthcheck worker     # the broker in SUBTONE_BROKER_URL accepts a connection
+    subtone-healthcheck worker     # this container's worker is alive: its heartbeat thread keeps
+                                   # its liveness file fresh (in TMPDIR: a liveness probe)
+    subtone-healthcheck worker --stop-if-dead PID
+                                   # the same; when dead, also SIGTERM to PID (compose: Docker
+                                   # never restarts an unhealthy container, so the worker, PID 1,
+                                   # is told to stop and its restart policy starts a new one)
+    subtone-healthcheck broker     # the broker in SUBTONE_BROKER_URL accepts a connection
     subtone-healthcheck url URL    # GET URL answers 2xx (Triton: /v2/health/ready)
 
-``api`` and ``worker`` read the port and the broker from the server's own settings, so the check
-follows whatever the environment sets. ``url`` needs nothing but the standard library (the
-Triton image installs the project without its dependencies).
+``api`` and ``broker`` read the port and the broker from the server's own settings, and
+``worker`` finds the worker's liveness file as the worker does, so the check follows whatever
+the environment sets. ``worker`` asks
+nothing over the network: a broker or Redis outage restarts no worker, a stuck one is.
+``url`` needs nothing but the standard library (the Triton image installs the project without
+its dependencies).
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import sys
 import urllib.error
@@ -38,6 +49,13 @@ def check_api() -> None:
 
 
 def check_worker() -> None:
+    """Healthy while the worker's liveness file says so (server.jobs.heartbeat.AliveFile)."""
+    from server.jobs.heartbeat import AliveFile, default_alive_file
+
+    AliveFile.check(default_alive_file())
+
+
+def check_broker() -> None:
     """Healthy when one of the broker URLs (Dramatiq takes several, ``;``-separated) connects."""
     from server.settings import Settings
 
@@ -61,6 +79,14 @@ def main(argv: list[str]) -> int:
                 check_api()
             case ["worker"]:
                 check_worker()
+            case ["worker", "--stop-if-dead", pid]:
+                try:
+                    check_worker()
+                except RuntimeError:
+                    os.kill(int(pid), signal.SIGTERM)
+                    raise
+            case ["broker"]:
+                check_broker()
             case ["url", url]:
                 check_url(url)
             case _:

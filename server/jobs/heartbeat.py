@@ -1,5 +1,7 @@
 """Which workers consume a queue now: each running worker beats in Redis, the API's
-``/readyz`` counts the beats.
+``/readyz`` counts the beats. The same thread keeps the worker's own liveness file
+(:class:`AliveFile`) fresh: a probe in its container (``subtone-healthcheck worker``) fails once
+that thread is stuck, and Kubernetes restarts the worker.
 
 Per queue one sorted set, ``<prefix>:workers:<queue>``: a member per worker, scored with the
 time (Redis's own clock, so hosts' clocks do not matter) its beat lapses. A worker beats every
@@ -12,13 +14,25 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import tempfile
 import threading
+import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 from typing import Final
 
 import redis
 
-__all__ = ["DEFAULT_HEARTBEAT_SECONDS", "NoWorkers", "WorkerHeartbeats", "worker_id"]
+__all__ = [
+    "DEFAULT_HEARTBEAT_SECONDS",
+    "AliveFile",
+    "NoWorkers",
+    "NotAlive",
+    "WorkerHeartbeats",
+    "default_alive_file",
+    "worker_id",
+]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +54,54 @@ _COUNT = _NOW_MS + "return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')"
 
 class NoWorkers(RuntimeError):
     """No worker consumes the queue (none has beaten within its heartbeat's lifetime)."""
+
+
+class NotAlive(RuntimeError):
+    """The process behind an :class:`AliveFile` has not said it is alive in time."""
+
+
+class AliveFile:
+    """One process's own liveness, for a probe that runs beside it (an exec probe, a Docker
+    ``HEALTHCHECK``): a file whose modification time is the moment until which the process
+    counts as alive. The process pushes it forward while it works; :meth:`check` fails once that
+    moment has passed (or the file is missing), whatever the rest of the process still does.
+    Nothing in Redis or RabbitMQ is asked: a broker or Redis outage restarts no worker."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def alive_for(self, seconds: float) -> None:
+        """Alive for the next ``seconds``. An error is logged: the next call tries again."""
+        until = time.time() + seconds
+        try:
+            self.path.touch()
+            os.utime(self.path, (until, until))
+        except OSError as e:
+            log.warning("could not write the liveness file %s: %s", self.path, e)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    @staticmethod
+    def check(path: Path) -> float:
+        """Seconds ``path``'s process stays alive without another word; raises
+        :class:`NotAlive` when it is past or ``path`` is missing."""
+        try:
+            until = path.stat().st_mtime
+        except FileNotFoundError:
+            raise NotAlive(f"{path} is missing: the worker has not started") from None
+        left = until - time.time()
+        if left < 0:
+            raise NotAlive(f"{path}: no word from the worker's heartbeat for {-left:.0f} s")
+        return left
+
+
+def default_alive_file() -> Path:
+    """The worker's liveness file: in the temporary folder (``TMPDIR``; ``/tmp``, an emptyDir in
+    Kubernetes), one per user, so that the probe (same user, same container) finds it and two
+    users' workers on one machine do not share one."""
+    owner = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    return Path(tempfile.gettempdir()) / f"subtone-worker-{owner}.alive"
 
 
 def worker_id() -> str:
@@ -83,17 +145,35 @@ class WorkerHeartbeats:
             raise NoWorkers(f"no worker consumes the queue {queue!r}")
         return alive
 
-    def keep_beating(self, queue: str, worker: str, stopping: threading.Event) -> threading.Thread:
+    def keep_beating(
+        self,
+        queue: str,
+        worker: str,
+        stopping: threading.Event,
+        *,
+        alive: AliveFile | None = None,
+        healthy: Callable[[], bool] = lambda: True,
+    ) -> threading.Thread:
         """Beat every third of the TTL until ``stopping`` is set, then leave; returns the
-        (started, daemon) thread. A Redis error is logged and the next beat tries again."""
+        (started, daemon) thread. A Redis error is logged and the next beat tries again.
+
+        After each beat (made or failed) while ``healthy()`` holds, ``alive`` is kept alive
+        until two TTLs past the next beat: long enough for a beat that waits on an unreachable
+        Redis, short enough that a stuck thread is noticed within a minute."""
 
         def run() -> None:
             interval = self._ttl_ms / 3000
+            alive_seconds = interval + 2 * self._ttl_ms / 1000
             while True:
                 try:
                     self.beat(queue, worker)
                 except redis.RedisError as e:
                     log.warning("worker heartbeat on %s failed: %s", queue, e)
+                if alive is not None:
+                    if healthy():
+                        alive.alive_for(alive_seconds)
+                    else:
+                        log.error("the worker's threads are not all running: liveness lapses")
                 if stopping.wait(interval):
                     break
             try:

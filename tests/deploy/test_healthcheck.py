@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
+import signal
 import socket
+import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from server.jobs.heartbeat import AliveFile, default_alive_file
 from tests.deploy.conftest import DOCKER_DIR
 
 
@@ -72,19 +77,55 @@ def test_api_asks_healthz_on_the_configured_port(
     assert healthcheck.main(["api"]) == 0
 
 
-def test_worker_is_healthy_when_one_broker_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_broker_is_healthy_when_one_broker_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         port = listener.getsockname()[1]
         urls = f"amqp://u:p@127.0.0.1:{free_port()}/%2F;amqp://u:p@127.0.0.1:{port}/%2F"
         monkeypatch.setenv("SUBTONE_BROKER_URL", urls)
-        assert healthcheck.main(["worker"]) == 0
+        assert healthcheck.main(["broker"]) == 0
 
 
-def test_worker_is_unhealthy_when_no_broker_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_broker_is_unhealthy_when_no_broker_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SUBTONE_BROKER_URL", f"amqp://u:p@127.0.0.1:{free_port()}/%2F")
+    assert healthcheck.main(["broker"]) == 1
+
+
+def test_worker_is_alive_while_its_liveness_file_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    alive = default_alive_file()
+    assert alive.parent == tmp_path
+    # No broker anywhere: the liveness check asks nothing over the network.
+    monkeypatch.setenv("SUBTONE_BROKER_URL", f"amqp://u:p@127.0.0.1:{free_port()}/%2F")
+    assert healthcheck.main(["worker"]) == 1  # not started yet
+    AliveFile(alive).alive_for(30)
+    assert healthcheck.main(["worker"]) == 0
+    AliveFile(alive).alive_for(-1)  # its heartbeat stopped pushing it forward
     assert healthcheck.main(["worker"]) == 1
+
+
+def test_a_dead_worker_is_told_to_stop_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """compose's check: Docker never restarts an unhealthy container, so the check stops the
+    worker (SIGTERM: it hands its job back) and the restart policy starts a new one."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    alive = default_alive_file()
+    assert alive.parent == tmp_path
+    worker = subprocess.Popen(["sleep", "60"])
+    try:
+        AliveFile(alive).alive_for(30)
+        assert healthcheck.main(["worker", "--stop-if-dead", str(worker.pid)]) == 0
+        assert worker.poll() is None
+        AliveFile(alive).alive_for(-1)
+        assert healthcheck.main(["worker", "--stop-if-dead", str(worker.pid)]) == 1
+        assert worker.wait(10) == -signal.SIGTERM
+    finally:
+        worker.kill()
+        worker.wait()
 
 
 def test_unknown_arguments_are_a_usage_error() -> None:

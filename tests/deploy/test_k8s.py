@@ -235,8 +235,13 @@ def test_probes_ask_the_real_health_endpoints(name: str) -> None:
     ports = {p["name"]: p for p in find(docs, "Service", host)["spec"]["ports"]}
     assert ports["grpc"]["port"] == int(port) and ports["grpc"]["targetPort"] == "grpc"
     worker = container(docs, "worker")
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert worker[probe]["exec"]["command"] == ["subtone-healthcheck", "worker"]
+    # Liveness: the worker's own heartbeat (its liveness file in /tmp, an emptyDir), not the
+    # broker, which readiness asks.
+    assert worker["livenessProbe"]["exec"]["command"] == ["subtone-healthcheck", "worker"]
+    assert worker["readinessProbe"]["exec"]["command"] == ["subtone-healthcheck", "broker"]
+    # The liveness file is in TMPDIR, /tmp: a writable emptyDir under the read-only root.
+    assert "TMPDIR" not in config and "TMPDIR" not in {e["name"] for e in worker["env"]}
+    assert "/tmp" in {m["mountPath"] for m in worker["volumeMounts"]}
 
 
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
