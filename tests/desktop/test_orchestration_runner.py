@@ -24,9 +24,9 @@ from desktop.core.orchestration import (
     run_task,
     sweep_work_dir,
 )
+from desktop.core.orchestration.transfer import InputSlot
 from desktop.core.sessions import SessionStore
 from desktop.core.stop import StopSignal
-from desktop.core.orchestration.transfer import InputSlot
 from desktop.core.uploader import PartRejected, Uploader, UploadResult
 from subtone.errors import SubtoneError
 from subtone.stego import plane
