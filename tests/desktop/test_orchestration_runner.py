@@ -433,3 +433,30 @@ def test_a_resumed_encode_reuses_its_plane_file_and_its_upload(
     resent = [n for u, n in parts.stored if u == first.id][len(stored_before) :]
     assert sorted(stored_before + resent) == list(range(1, 9))  # only the parts it lacked
     assert not lsb.exists()  # sent and done: dropped
+
+
+@pytest.mark.parametrize("how", ["cancel while sending", "cancel while paused", "fail"])
+def test_a_decode_stopped_for_good_while_sending_leaves_no_plane(runtime, board, parts, files, how):
+    cover, secret = files
+    stego = run_task(runtime, queue_encode(runtime, cover, secret).id).output
+    task = prepare_decode(
+        runtime.store, server=API, stego=stego, passphrase="correct horse", position_kdf=CHEAP
+    )
+    lsb = runtime.work_dir / "sealed" / f"{task.id}.plane"
+    stop = StopToken()
+    reason = StopReason.CANCEL if how == "cancel while sending" else StopReason.PAUSE
+    parts.before_put = lambda n: stop.stop(reason) if n == 2 else None
+    if how == "fail":
+        parts.faults[2] = [PartRejected("no such bucket", status=400, retryable=False)]
+        with pytest.raises(SubtoneError, match="no such bucket"):
+            run_task(runtime, task.id, stop=StopToken())
+        assert runtime.store.require(task.id).status is TaskStatus.FAILED
+    else:
+        stopped = run_task(runtime, task.id, stop=stop)
+        if how == "cancel while paused":
+            assert stopped.status is TaskStatus.PAUSED and lsb.is_file()
+            cancel = StopToken()
+            cancel.stop(StopReason.CANCEL)
+            stopped = run_task(runtime, task.id, stop=cancel)
+        assert stopped.status is TaskStatus.CANCELLED
+    assert not lsb.exists()
