@@ -321,7 +321,7 @@ class TaskManager(QObject):
             return
         self._passphrases.pop(task_id, None)
         cancelled = self.store.update(task_id, status=TaskStatus.CANCELLED)
-        discard_work(cancelled)
+        discard_work(cancelled, self.runtime.work_dir)
         self.task_changed.emit(cancelled)
         if task.job_id and task.server == self.server:  # another server's job is not ours to ask
             client, job_id = self.runtime.client, task.job_id

@@ -4,6 +4,7 @@ an in-memory keyring, and an AppContext wired to all of them."""
 from __future__ import annotations
 
 import json
+import math
 import threading
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from desktop.audio.fake import FakeBackend
 from desktop.core.envelope import KdfParams
 from desktop.core.retry import Backoff
 from desktop.core.uploader import PartRejected
+from subtone.stego.plane import plane_bytes
 from tests.desktop.fake_server import API, TOKEN, FakePartTransport, FakeServer
 
 CHEAP = KdfParams(log2_n=4, r=1, p=1)
@@ -153,6 +155,14 @@ def make_context(
         shutdown_wait_ms=5_000,
         requeue_delay_ms=50,
     )
+
+
+def plane_frames(parts: int, part_size: int) -> int:
+    """Mono 16-bit frames whose LSB plane (what is uploaded: 1/16 of the file) is ``parts``
+    parts of ``part_size`` bytes, the last one half full."""
+    frames = ((parts - 1) * part_size + part_size // 2) * 8
+    assert math.ceil(plane_bytes(frames) / part_size) == parts
+    return frames
 
 
 def write_wav(path: Path, frames: int, *, rate: int = 8000, channels: int = 1) -> Path:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import numpy as np
 
 from desktop.core.uploader import PartRejected, PartUrlExpired
 from subtone.errors import SubtoneError
@@ -83,6 +84,12 @@ def embed_patch(plane_object: bytes, payload: bytes, k_pos: bytes) -> bytes:
     return out.getvalue()
 
 
+def random_plane(samples: int = 16_000, seed: int = 1) -> bytes:
+    """A well-formed LSB plane object of ``samples`` random bits (for jobs made by hand)."""
+    bits = np.random.default_rng(seed).integers(0, 256, codec.plane_size(samples), np.uint8)
+    return plane.PlaneHeader(samples=samples, bits_per_sample=16).pack() + bits.tobytes()
+
+
 def extract_payload(plane_object: bytes, k_pos: bytes) -> bytes:
     """What the real worker returns for an extract (raises ``no_payload``)."""
     src = io.BytesIO(plane_object)
@@ -102,7 +109,6 @@ class FakeServer:
         self.idempotency: dict[str, str] = {}
         self.params: dict[str, str] = {}
         """Job id → the k_pos it was created with."""
-        """Result sha256 → (payload, k_pos hex): what an embed hid where."""
         self.requests: list[httpx.Request] = []
         self.presigned: list[list[int]] = []
         self.completed: list[list[tuple[int, str]]] = []

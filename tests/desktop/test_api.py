@@ -17,7 +17,8 @@ from desktop.core.retry import Backoff
 from desktop.core.stop import StopSignal
 from subtone.errors import SubtoneError
 from subtone.protocol import JobCreate, JobKind, JobParams, JobState, UploadCreate
-from tests.desktop.fake_server import API, TOKEN, FakeServer, error
+from subtone.stego import plane
+from tests.desktop.fake_server import API, TOKEN, FakeServer, error, random_plane
 
 NO_WAIT = Backoff(max_attempts=3, base_seconds=0.0, max_seconds=0.0)
 FAST_POLL = Backoff(max_attempts=1, base_seconds=0.01, max_seconds=0.04, multiplier=2.0)
@@ -32,11 +33,11 @@ def client_for(handler, **kwargs) -> ApiClient:
 def embed_request(server: FakeServer | None = None) -> JobCreate:
     ids = ["obj_000000000001", "obj_000000000002"]
     if server is not None:
-        ids = [server.add_object(b"cover", "c.wav", "audio/wav").id]
+        ids = [server.add_object(random_plane(), "c.plane", plane.MEDIA_TYPE).id]
         ids.append(server.add_object(b"payload", "payload.bin", "application/octet-stream").id)
     return JobCreate(
         kind=JobKind.EMBED,
-        inputs={"cover": ids[0], "payload": ids[1]},
+        inputs={"plane": ids[0], "payload": ids[1]},
         params=JobParams(k_pos=K_POS),
     )
 
@@ -304,7 +305,7 @@ def silent_stream():
     now = "2030-01-01T00:00:00Z"
     running = {
         "id": "job_000000000001", "kind": "stego.embed", "state": "running", "progress": 0.25,
-        "inputs": {"cover": "obj_000000000001"}, "created_at": now, "updated_at": now,
+        "inputs": {"plane": "obj_000000000001"}, "created_at": now, "updated_at": now,
     }  # fmt: skip
     handler = type("Handler", (_SilentStream,), {"job": json.dumps(running)})
     handler.release = threading.Event()

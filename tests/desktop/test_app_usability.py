@@ -105,8 +105,12 @@ def test_encode_shows_its_steps_ticked_with_one_bar_that_never_restarts(
     assert view.follower.task.status is TaskStatus.SUCCEEDED
     bars = [bar for bar, _, _ in seen]
     assert bars == sorted(bars), "the overall bar went back"
-    uploading = [ticks for _, text, ticks in seen if text.startswith("Uploading the cover")]
-    assert uploading and uploading[-1][:2] == [True, True]  # sealed and checked already
+    reading = [ticks for _, text, ticks in seen if text.startswith("Reading the cover")]
+    assert reading and reading[-1][:1] == [True]  # sealed already
+    sending = [t for _, text, t in seen if text.startswith("Sending the cover's LSB plane")]
+    assert sending and sending[-1][:3] == [True, True, True]  # sealed, read and checked
+    writing = [ticks for _, text, ticks in seen if text.startswith("Writing the stego file")]
+    assert writing and writing[-1][:-1] == [True] * (len(writing[-1]) - 1)  # the last step
     steps = view.progress.steps
     assert steps.ticked == [True] * len(steps.lines)
     assert [line.text()[0] for line in steps.lines] == ["✓"] * len(steps.lines)
@@ -128,26 +132,33 @@ def test_decode_names_its_own_steps(qtbot, window, desktop_dialogs, cover, secre
 # 7. History ----------------------------------------------------------------------------
 
 
-def failed_decode(qtbot, window, dialogs, cover, secret_file):
+def failed_decode(qtbot, window, dialogs, board, cover, secret_file):
+    """An encode, then a decode whose job the server fails with ``no_payload`` (a wrong
+    passphrase is refused before a task is made; the server still checks on its own)."""
     view = encode(qtbot, window, dialogs, cover, secret_file)
     qtbot.waitUntil(lambda: finished(view), timeout=WAIT_MS)
-    decode(qtbot, window, dialogs, view.follower.task.output, "not my passphrase at all")
+    board.server.fail_job = ("no_payload", "No hidden message was found.")
+    decode(qtbot, window, dialogs, view.follower.task.output)
     window.show_screen("history")
     history = window.history_view
     qtbot.waitUntil(lambda: len(history.tasks) == 2)
     return view, history
 
 
-def test_history_says_a_failure_plainly(qtbot, window, desktop_dialogs, cover, secret_file):
-    _, history = failed_decode(qtbot, window, desktop_dialogs, cover, secret_file)
+def test_history_says_a_failure_plainly(
+    qtbot, window, desktop_dialogs, desktop_board, cover, secret_file
+):
+    _, history = failed_decode(qtbot, window, desktop_dialogs, desktop_board, cover, secret_file)
     state = history.table.item(0, 2).text()
     assert state == "Failed: Wrong passphrase, or nothing hidden"
     assert "_" not in state
 
 
 @pytest.mark.parametrize("size", [(1040, 760), (640, 480)])
-def test_history_columns_fit_the_window(qtbot, window, desktop_dialogs, cover, secret_file, size):
-    _, history = failed_decode(qtbot, window, desktop_dialogs, cover, secret_file)
+def test_history_columns_fit_the_window(
+    qtbot, window, desktop_dialogs, desktop_board, cover, secret_file, size
+):
+    _, history = failed_decode(qtbot, window, desktop_dialogs, desktop_board, cover, secret_file)
     window.resize(*size)
     qtbot.wait(50)  # laid out
     assert window.width() == size[0]  # it can be made this small (a laptop's half screen)
@@ -162,8 +173,12 @@ def test_history_columns_fit_the_window(qtbot, window, desktop_dialogs, cover, s
     assert header.sectionSize(6) >= 40  # never squeezed out
 
 
-def test_history_actions_are_on_the_row(qtbot, window, desktop_dialogs, cover, secret_file):
-    encoded, history = failed_decode(qtbot, window, desktop_dialogs, cover, secret_file)
+def test_history_actions_are_on_the_row(
+    qtbot, window, desktop_dialogs, desktop_board, cover, secret_file
+):
+    encoded, history = failed_decode(
+        qtbot, window, desktop_dialogs, desktop_board, cover, secret_file
+    )
     history.select(history.tasks[0].id)  # the failed decode: only Remove applies
     buttons = history.actions.buttons
     assert [k for k, b in buttons.items() if b.isVisible()] == ["remove"]
@@ -255,6 +270,11 @@ def test_history_names_a_decodes_steps_as_a_decodes():
     from desktop.app.history_view import step_name
     from desktop.core.orchestration import TaskKind
 
-    assert step_name(TaskKind.DECODE, "Uploading: 1 MB of 2 MB") == "Uploading the stego file"
-    assert step_name(TaskKind.ENCODE, "Uploading: 1 MB of 2 MB") == "Uploading the cover"
+    sending = "Uploading: 1 MB of 2 MB"
+    assert step_name(TaskKind.DECODE, sending) == "Sending the stego file's LSB plane"
+    assert step_name(TaskKind.ENCODE, sending) == "Sending the cover's LSB plane"
+    assert step_name(TaskKind.DECODE, "Reading the audio: 1 MB of 2 MB") == "Reading the stego file"
+    assert step_name(TaskKind.ENCODE, "Reading the audio: 1 MB of 2 MB") == "Reading the cover"
+    assert step_name(TaskKind.ENCODE, "Writing the stego file…") == "Writing the stego file"
+    assert step_name(TaskKind.ENCODE, "Downloading: 1 KB of 2 KB") == "Downloading the changes"
     assert step_name(TaskKind.DECODE, "Sealing the secret…").startswith("Deriving the key")

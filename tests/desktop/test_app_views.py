@@ -491,13 +491,20 @@ def test_a_cover_that_is_not_a_wav_is_refused(qtbot, window, desktop_dialogs, tm
     assert label(window, "encode.hint") == "The cover cannot be used."
 
 
-def test_wrong_passphrase_says_so_plainly(qtbot, window, desktop_dialogs, cover, secret_file):
+def test_wrong_passphrase_says_so_plainly(
+    qtbot, window, desktop_dialogs, desktop_board, cover, secret_file
+):
     view = encode(qtbot, window, desktop_dialogs, cover, secret_file)
     qtbot.waitUntil(lambda: finished(view), timeout=WAIT_MS)
+    server = desktop_board.server
+    uploads = len(server.uploads)
     decode(qtbot, window, desktop_dialogs, view.follower.task.output, "not my passphrase at all")
     error = label(window, "decode.error")
     assert error.startswith("Wrong passphrase, or nothing hidden.")
     assert "passphrase is wrong" in error
+    # Refused here, from the file's first window: no task, nothing uploaded, no job.
+    assert [t.kind for t in window.store.all()] == [TaskKind.ENCODE]
+    assert len(server.uploads) == uploads and len(server.jobs) == 1
     screenshot(window, "decode-wrong-passphrase")
 
 
@@ -514,7 +521,8 @@ def test_the_servers_error_message_is_shown(
 def test_pause_resume_and_cancel_an_upload(
     qtbot, open_window, tmp_path, desktop_dialogs, cover, secret_file
 ):
-    board = Switchboard(FakeServer(part_size=16 * 1024))
+    # What is uploaded is the cover's LSB plane (1/16 of it, 30 KB here): 30 parts of 1 KiB.
+    board = Switchboard(FakeServer(part_size=1024))
     parts = SwitchedParts(board)
     window = open_window(make_context(tmp_path / "app", board, parts=parts, parallel_parts=1))
     reached, gate = threading.Event(), threading.Event()
@@ -544,7 +552,7 @@ def test_pause_resume_and_cancel_an_upload(
     reached.clear()
     gate.clear()
     parts.before_put = hold_part_3
-    other = write_wav(tmp_path / "other.wav", 8000 * 20)
+    other = write_wav(tmp_path / "other.wav", 8000 * 20)  # its plane: 20 parts
     view = encode(qtbot, window, desktop_dialogs, other, secret_file)
     qtbot.waitUntil(reached.is_set, timeout=WAIT_MS)
     click(qtbot, window, "encode.progress.cancel")
@@ -570,14 +578,14 @@ class SlowLink(SwitchedParts):
 def test_an_upload_shows_its_speed_and_time_left_and_can_pause(
     qtbot, open_window, tmp_path, desktop_dialogs, secret_file
 ):
-    board = Switchboard(FakeServer(part_size=16 * 1024))
+    board = Switchboard(FakeServer(part_size=1024))
     link = SlowLink(board, 0.04)
     window = open_window(make_context(tmp_path / "app", board, parts=link, parallel_parts=1))
-    cover = write_wav(tmp_path / "holiday.wav", 8000 * 60)  # 960 KB: 59 parts, ~2.4 s
+    cover = write_wav(tmp_path / "holiday.wav", 8000 * 60)  # 960 KB, its plane 59 parts: ~2.4 s
     view = encode(qtbot, window, desktop_dialogs, cover, secret_file)
     text = child(window, QLabel, "encode.progress.text")
     qtbot.waitUntil(lambda: "/s" in text.text() and " left" in text.text(), timeout=WAIT_MS)
-    assert text.text().startswith("Uploading the cover: ")
+    assert text.text().startswith("Sending the cover's LSB plane: ")
     assert 0 < child(window, QProgressBar, "encode.progress.bar").value() < 1000
     assert child(window, QPushButton, "encode.progress.pause").isVisible()
     screenshot(window, "upload-progress")
@@ -674,10 +682,10 @@ def test_the_server_not_ready_is_shown(qtbot, open_window, desktop_ctx, desktop_
 def test_restart_resumes_the_upload_without_resending_stored_parts(
     qtbot, open_window, tmp_path, desktop_dialogs, secret_file
 ):
-    board = Switchboard(FakeServer(part_size=4096))
+    board = Switchboard(FakeServer(part_size=256))
     parts = SwitchedParts(board)
     ctx = make_context(tmp_path / "app", board, parts=parts, parallel_parts=1)
-    cover = write_wav(tmp_path / "long.wav", 8000 * 12)  # 192 KB: 47 parts
+    cover = write_wav(tmp_path / "long.wav", 8000 * 12)  # 192 KB, its 12 KB plane: 47 parts
     reached, tick = threading.Event(), threading.Event()
     first = open_window(ctx)
 
@@ -695,6 +703,7 @@ def test_restart_resumes_the_upload_without_resending_stored_parts(
     task_id = view.task_id
     first.close()  # mid-upload
     assert first.store.require(task_id).status is TaskStatus.UPLOADING
+    assert len(list((tmp_path / "app").rglob(f"{task_id}.plane"))) == 1  # kept to go on with
     before = list(parts.stored)
     assert [n for _, n in before] == [1, 2, 3, 4, 5, 6]
 
@@ -715,14 +724,15 @@ def test_restart_resumes_the_upload_without_resending_stored_parts(
         return task is not None and task.status is TaskStatus.SUCCEEDED
 
     qtbot.waitUntil(done, timeout=WAIT_MS)
-    cover_upload = before[0][0]
-    resent = [n for u, n in parts.stored[len(before) :] if u == cover_upload]
+    plane_upload = before[0][0]  # the same upload goes on: only the parts it lacked
+    resent = [n for u, n in parts.stored[len(before) :] if u == plane_upload]
     assert resent == list(range(7, 48))
     assert len(parts.stored) == len(set(parts.stored))
     qtbot.waitUntil(lambda: history.tasks and history.tasks[0].status is TaskStatus.SUCCEEDED)
     assert history.table.item(0, 2).text() == "Done"
     assert not notice.isVisible()
     assert "The stego file is ready" in label(second, "encode.result")
+    assert not list((tmp_path / "app").rglob(f"{task_id}.plane"))  # sent and done: dropped
 
 
 # Settings and history -----------------------------------------------------------------

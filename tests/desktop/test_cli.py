@@ -189,11 +189,13 @@ def test_a_wrong_passphrase_is_an_error_line(tmp_path: Path):
     secret = tmp_path / "note.txt"
     secret.write_text("hi")
     out = tmp_path / "stego.wav"
-    runner.invoke(
+    encoded = runner.invoke(
         app,
         ["encode", str(cover), str(secret), "-o", str(out)],
         obj=env_for(server, tmp_path, environ={"SUBTONE_PASSPHRASE": "right"}),
     )
+    assert encoded.exit_code == 0 and out.is_file(), encoded.output
+    seen = len(server.requests)
 
     result = runner.invoke(
         app,
@@ -202,7 +204,11 @@ def test_a_wrong_passphrase_is_an_error_line(tmp_path: Path):
     )
 
     assert result.exit_code == 1
-    assert "error [no_payload]: No hidden message was found." in result.stderr
+    assert "error [no_payload]: No hidden message was found: the passphrase is wrong" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.output
+    assert len(server.requests) == seen and len(server.jobs) == 1  # refused before sending
 
 
 def test_without_a_passphrase_and_no_terminal_it_refuses(tmp_path: Path):

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from desktop.core.api import ApiClient
-from desktop.core.envelope import KdfParams
+from desktop.core.envelope import KdfParams, derive_position_key
 from desktop.core.orchestration import (
     PAYLOAD_NAME,
     JobFailed,
@@ -26,6 +26,11 @@ from desktop.core.sessions import SessionStore
 from desktop.core.uploader import Uploader
 from subtone.errors import SubtoneError
 from subtone.protocol import JobKind
+from subtone.stego import plane, wav
+from subtone.stego.codec import embed_file, extract_file, read_capacity
+from subtone.stego.engine import InProcessEngine
+from subtone.stego.plane import plane_bytes
+from subtone.stego.wav import generate_cover
 from tests.desktop.fake_server import API, TOKEN, FakePartTransport, FakeServer
 
 CHEAP = KdfParams(log2_n=4, r=1, p=1)
@@ -122,7 +127,7 @@ def test_the_secret_and_its_name_never_reach_the_server(server, client, uploader
     )
     assert b"diary" not in seen and SECRET[:20] not in seen
     names = sorted(u.body.name for u in server.uploads.values())
-    assert names == ["cover.wav", PAYLOAD_NAME]
+    assert names == ["cover.plane", PAYLOAD_NAME]  # the cover's LSB plane, not the cover
     payload = next(u for u in server.uploads.values() if u.body.name == PAYLOAD_NAME)
     assert payload.body.media_type == "application/octet-stream"
 
@@ -139,16 +144,21 @@ def test_a_secret_too_large_is_refused_before_any_upload(server, client, uploade
     assert server.requests == []
 
 
-def test_a_wrong_passphrase_fails_with_the_servers_code(server, client, uploader, files, tmp_path):
+def test_a_wrong_passphrase_is_refused_before_anything_is_sent(
+    server, client, uploader, files, tmp_path
+):
     cover, secret = files
     out = tmp_path / "stego.wav"
     run_encode(client, uploader, cover, secret, out)
+    seen, uploads = len(server.requests), len(server.uploads)
 
-    with pytest.raises(JobFailed) as caught:
+    with pytest.raises(SubtoneError) as caught:
         decode(client, out, tmp_path, "wrong horse", uploader=uploader, position_kdf=CHEAP)
 
-    assert caught.value.code == "no_payload"
-    assert caught.value.message == "No hidden message was found."
+    assert caught.value.code == "no_payload" and not isinstance(caught.value, JobFailed)
+    assert caught.value.message.startswith("No hidden message was found")
+    assert len(server.requests) == seen and len(server.uploads) == uploads  # nothing sent
+    assert len(server.jobs) == 1  # the encode's: no extract job was made
 
 
 def test_a_failed_embed_job_surfaces_its_code(server, client, uploader, files, tmp_path):
@@ -221,11 +231,11 @@ def test_decoding_twice_into_a_folder_keeps_both(server, client, uploader, files
 
     assert first.output.name == "diary for Bob.txt"
     assert second.output.name == "diary for Bob (1).txt"
-    assert len(server.jobs) == 3  # the reused stego upload still gets a fresh extract job
+    assert len(server.jobs) == 3  # each decode gets its own extract job
 
 
 def test_idempotency_keys_depend_on_the_request():
-    inputs = {"cover": "obj_1", "payload": "obj_2"}
+    inputs = {"plane": "obj_1", "payload": "obj_2"}
     key = job_idempotency_key(JobKind.EMBED, inputs, b"k" * 32)
     assert key == job_idempotency_key(JobKind.EMBED, dict(reversed(inputs.items())), b"k" * 32)
     assert key != job_idempotency_key(JobKind.EMBED, inputs, b"j" * 32)
@@ -239,3 +249,79 @@ def test_max_secret_bytes_fits_exactly():
     assert sealed_length(largest, name="a.bin", media_type="application/octet-stream") <= 10_000
     assert sealed_length(largest + 1, name="a.bin", media_type="application/octet-stream") > 10_000
     assert max_secret_bytes(10) == 0
+
+
+# The plane protocol: what leaves this machine, and what comes back ------------------------
+
+COVERS = {
+    "16-bit mono": dict(seconds=2.0, rate=8000, channels=1, bits=16),
+    # three windows of samples, 24-bit, a chunk after the samples (kept as it is)
+    "24-bit stereo": dict(
+        seconds=7.0, rate=44_100, channels=2, bits=24, extra_chunks_after=[(b"LIST", b"x" * 9)]
+    ),
+}
+
+
+@pytest.fixture(params=list(COVERS))
+def any_cover(request, tmp_path: Path) -> Path:
+    path = tmp_path / "cover.wav"
+    generate_cover(path, seed=7, **COVERS[request.param])
+    return path
+
+
+def sample_bytes(path: Path) -> bytes:
+    with path.open("rb") as f:
+        info, _ = wav.read_header(f)
+        return f.read(info.data_size)
+
+
+def holds_a_run_of(blob: bytes, audio: bytes, run: int = 1024) -> bool:
+    """Whether ``blob`` holds ``run`` consecutive bytes of ``audio``: any such run holds one
+    of the ``run // 2``-byte pieces ``audio`` is cut into, so looking for those suffices."""
+    piece = run // 2
+    return any(audio[i : i + piece] in blob for i in range(0, len(audio) - piece + 1, piece))
+
+
+def test_the_server_never_receives_the_covers_audio(server, client, uploader, any_cover, tmp_path):
+    secret = tmp_path / "note.txt"
+    secret.write_bytes(SECRET)
+    out = tmp_path / "stego.wav"
+    run_encode(client, uploader, any_cover, secret, out)
+    decode(client, out, tmp_path, "correct horse", uploader=uploader, position_kdf=CHEAP)
+
+    info, _ = read_capacity(any_cover)
+    (embed,) = [j for j in server.jobs.values() if j.kind is JobKind.EMBED]
+    sealed = server.objects[embed.inputs["payload"]].data
+    k_pos = derive_position_key("correct horse", position_kdf=CHEAP)
+    assert extract_file(out, k_pos=k_pos, engine=InProcessEngine()) == sealed  # what it hid
+    uploaded = [server.objects[u.object.id].data for u in server.uploads.values() if u.object]
+    assert len(uploaded) == 3  # the cover's plane, the sealed payload, the stego file's plane
+    for data in uploaded:
+        is_plane = data.startswith(plane.MAGIC) and len(data) == plane_bytes(info.samples)
+        assert is_plane or data == sealed
+    assert sum(data == sealed for data in uploaded) == 1
+    sent = [r.content for r in server.requests] + [
+        part for u in server.uploads.values() for part in u.parts.values()
+    ]
+    for audio in (sample_bytes(any_cover), sample_bytes(out)):
+        assert not any(holds_a_run_of(blob, audio) for blob in sent + uploaded)
+    on_the_wire = sum(len(b) for b in sent)
+    assert on_the_wire < any_cover.stat().st_size // 4  # a 16th of the audio, twice, and more
+
+
+def test_the_stego_file_is_the_codecs_embed_of_the_same_cover(
+    server, client, uploader, any_cover, tmp_path
+):
+    secret = tmp_path / "note.txt"
+    secret.write_bytes(SECRET)
+    out = tmp_path / "stego.wav"
+    run_encode(client, uploader, any_cover, secret, out)
+
+    (job,) = server.jobs.values()
+    k_pos = bytes.fromhex(server.params[job.id])
+    assert k_pos == derive_position_key("correct horse", position_kdf=CHEAP)
+    sealed = server.objects[job.inputs["payload"]].data  # the sealed payload, as stored
+    expected = tmp_path / "expected.wav"
+    embed_file(any_cover, expected, k_pos=k_pos, payload=sealed, engine=InProcessEngine())
+    assert out.read_bytes() == expected.read_bytes()
+    assert out.read_bytes() != any_cover.read_bytes()

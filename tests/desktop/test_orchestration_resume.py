@@ -3,6 +3,7 @@ done is not done again) and each stop leaves the task where the next run expects
 
 from __future__ import annotations
 
+import io
 import sqlite3
 import stat
 import threading
@@ -13,6 +14,7 @@ import pytest
 from desktop.core.api import ApiClient
 from desktop.core.orchestration import (
     Runtime,
+    Stage,
     StopReason,
     StopToken,
     TaskKind,
@@ -28,8 +30,16 @@ from desktop.core.sessions import SessionStore
 from desktop.core.sqlite import SqliteFile
 from desktop.core.uploader import UploadCancelled, Uploader, UploadResult
 from subtone.protocol import JobState
-from tests.desktop.app_support import CHEAP, NO_WAIT, Switchboard, SwitchedParts, write_wav
-from tests.desktop.fake_server import API, TOKEN, FakeServer
+from subtone.stego import plane
+from tests.desktop.app_support import (
+    CHEAP,
+    NO_WAIT,
+    Switchboard,
+    SwitchedParts,
+    plane_frames,
+    write_wav,
+)
+from tests.desktop.fake_server import API, TOKEN, FakeServer, random_plane
 
 
 @pytest.fixture
@@ -55,7 +65,7 @@ def runtime(board: Switchboard, parts: SwitchedParts, tmp_path: Path):
 
 @pytest.fixture
 def task_id(runtime: Runtime, tmp_path: Path) -> str:
-    cover = write_wav(tmp_path / "cover.wav", 16_000)  # 8 parts of 4 KiB
+    cover = write_wav(tmp_path / "cover.wav", plane_frames(8, 4096))  # its plane: 8 parts
     secret = tmp_path / "plan.txt"
     secret.write_bytes(b"meet at noon " * 8)
     task = prepare_encode(
@@ -99,7 +109,7 @@ def test_a_pause_during_the_job_resumes_following_the_same_job(runtime, board, t
     assert not any(r.url.path.endswith("/cancel") for r in server.requests)
 
 
-def test_a_pause_after_the_cover_resumes_with_the_payload_only(runtime, task_id):
+def test_a_pause_after_the_plane_resumes_with_the_payload_only(runtime, task_id):
     stop = StopToken()
     heard: list[InputSlot] = []
 
@@ -114,7 +124,7 @@ def test_a_pause_after_the_cover_resumes_with_the_payload_only(runtime, task_id)
     done = run_task(runtime, task_id, on_uploaded=lambda slot, _: heard.append(slot))
 
     assert done.status is TaskStatus.SUCCEEDED
-    assert heard == [InputSlot.SOURCE, InputSlot.PAYLOAD]  # the cover was not sent again
+    assert heard == [InputSlot.SOURCE, InputSlot.PAYLOAD]  # the plane was not sent again
     assert done.input_object_id == paused.input_object_id
 
 
@@ -153,7 +163,9 @@ def test_a_cancel_while_uploading_creates_no_job_and_stays_cancelled(
     cancelled = run_task(runtime, task_id, stop=stop)
 
     assert cancelled.status is TaskStatus.CANCELLED and not board.server.jobs
-    assert not sealed.exists()
+    (upload,) = board.server.uploads.values()
+    assert upload.body.name == "cover.plane" and 1 <= len(upload.parts) < 8  # cut short
+    assert not sealed.exists() and not sealed.with_suffix(".plane").exists()
     seen = len(board.server.requests)
     assert run_task(runtime, task_id).status is TaskStatus.CANCELLED
     assert len(board.server.requests) == seen  # a finished task is not touched again
@@ -239,34 +251,66 @@ class _MemoryCheckpoint:
 
 
 def test_upload_inputs_sends_only_what_the_checkpoint_lacks(tmp_path):
-    cover, sealed = tmp_path / "cover.wav", tmp_path / "x.sealed"
-    cover.write_bytes(b"RIFF")
+    cover, sealed = write_wav(tmp_path / "cover.wav", 16_000), tmp_path / "x.sealed"
     sealed.write_bytes(b"sealed")
-    uploader = _RecordingUploader(FakeServer())
+    lsb = tmp_path / "x.plane"
+    server = FakeServer()
+    uploader = _RecordingUploader(server)
     checkpoint = _MemoryCheckpoint(input="obj_cover")
+    stages: list[Stage] = []
 
     inputs = upload_inputs(
         uploader,  # type: ignore[arg-type]
         TaskKind.ENCODE,
         cover,
         sealed,
+        lsb_plane=lsb,
         checkpoint=checkpoint,
-        progress=None,
+        progress=lambda e: stages.append(e.stage),
         cancel=threading.Event(),
     )
 
     assert uploader.sent == [PAYLOAD_NAME]  # the secret's own name never leaves
-    assert inputs == {"cover": "obj_cover", "payload": checkpoint.done[InputSlot.PAYLOAD]}
+    assert inputs == {"plane": "obj_cover", "payload": checkpoint.done[InputSlot.PAYLOAD]}
+    assert Stage.PLANE not in stages and not lsb.exists()  # sent already: not read again
     decode_inputs = upload_inputs(
         uploader,  # type: ignore[arg-type]
         TaskKind.DECODE,
         cover,
         None,
+        lsb_plane=lsb,
         checkpoint=_MemoryCheckpoint(),
         progress=None,
         cancel=threading.Event(),
     )
-    assert list(decode_inputs) == ["stego"] and uploader.sent == [PAYLOAD_NAME, "cover.wav"]
+    assert list(decode_inputs) == ["plane"] and uploader.sent == [PAYLOAD_NAME, "cover.plane"]
+    sent = server.objects[decode_inputs["plane"]]
+    with cover.open("rb") as src:
+        expected = io.BytesIO()
+        plane.write_plane(src, expected)
+    assert sent.data == expected.getvalue() and sent.ref.media_type == plane.MEDIA_TYPE
+    assert not lsb.exists()  # sent: the local plane is dropped
+
+
+def test_upload_inputs_sends_a_plane_already_written_without_reading_the_cover(tmp_path):
+    lsb = tmp_path / "x.plane"
+    lsb.write_bytes(random_plane(8_000))  # written by a run that stopped before sending it
+    uploader = _RecordingUploader(server := FakeServer())
+    stages: list[Stage] = []
+
+    inputs = upload_inputs(
+        uploader,  # type: ignore[arg-type]
+        TaskKind.DECODE,
+        tmp_path / "gone.wav",  # not read: it is not even there
+        None,
+        lsb_plane=lsb,
+        checkpoint=_MemoryCheckpoint(),
+        progress=lambda e: stages.append(e.stage),
+        cancel=threading.Event(),
+    )
+
+    assert server.objects[inputs["plane"]].data == random_plane(8_000)
+    assert Stage.PLANE not in stages and not lsb.exists()
 
 
 def test_a_stop_token_keeps_a_cancel_over_a_pause():

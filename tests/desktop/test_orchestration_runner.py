@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import threading
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from desktop.core.api import ApiClient, ServerUnreachable
 from desktop.core.orchestration import (
     Runtime,
+    Stage,
     StopReason,
     StopToken,
     TaskStatus,
@@ -22,11 +24,20 @@ from desktop.core.orchestration import (
     run_task,
     sweep_work_dir,
 )
+from desktop.core.orchestration.transfer import InputSlot
 from desktop.core.sessions import SessionStore
 from desktop.core.stop import StopSignal
-from desktop.core.uploader import PartRejected, Uploader
+from desktop.core.uploader import PartRejected, Uploader, UploadResult
 from subtone.errors import SubtoneError
-from tests.desktop.app_support import CHEAP, NO_WAIT, Switchboard, SwitchedParts, write_wav
+from subtone.stego import plane
+from tests.desktop.app_support import (
+    CHEAP,
+    NO_WAIT,
+    Switchboard,
+    SwitchedParts,
+    plane_frames,
+    write_wav,
+)
 from tests.desktop.fake_server import API, TOKEN, FakeServer
 
 SECRET = b"The key is under the third stone from the gate. " * 4
@@ -60,7 +71,8 @@ def runtime(board: Switchboard, parts: SwitchedParts, tmp_path: Path):
 
 @pytest.fixture
 def files(tmp_path: Path) -> tuple[Path, Path]:
-    cover = write_wav(tmp_path / "cover.wav", 16_000)  # 32 KB: 8 parts of 4 KiB
+    # What is uploaded is the cover's LSB plane (1/16 of it): here 8 parts of 4 KiB.
+    cover = write_wav(tmp_path / "cover.wav", plane_frames(8, 4096))
     secret = tmp_path / "plan.txt"
     secret.write_bytes(SECRET)
     return cover, secret
@@ -126,14 +138,18 @@ def test_a_recording_is_deleted_once_sent(runtime, files, tmp_path):
     assert not recording.exists()
 
 
-def test_wrong_passphrase_is_the_servers_no_payload(runtime, files):
+def test_a_wrong_passphrase_is_refused_before_anything_is_sent(runtime, board, files):
     cover, secret = files
     done = run_task(runtime, queue_encode(runtime, cover, secret).id)
+    server = board.server
+    seen, uploads, jobs = len(server.requests), len(server.uploads), len(server.jobs)
     with pytest.raises(SubtoneError) as caught:
         decode_file(runtime, done.output, "wrong horse")
     assert caught.value.code == "no_payload"
-    failed = runtime.store.all()[0]
-    assert failed.status is TaskStatus.FAILED and failed.error_code == "no_payload"
+    assert [t.id for t in runtime.store.all()] == [done.id]  # no decode task was queued
+    assert len(server.requests) == seen  # nothing sent: no upload, no job
+    assert (len(server.uploads), len(server.jobs)) == (uploads, jobs)
+    assert list((runtime.work_dir / "sealed").glob("*.plane")) == []
 
 
 def test_a_stopped_upload_resumes_without_resending_stored_parts(runtime, board, parts, files):
@@ -154,8 +170,8 @@ def test_a_stopped_upload_resumes_without_resending_stored_parts(runtime, board,
     done = run_task(runtime, task.id)
     assert done.status is TaskStatus.SUCCEEDED
     resent = board.server.puts[len(sent_before) :]
-    cover_parts = resent[:-1]  # the last PUT is the sealed payload's single part
-    assert sorted(sent_before + cover_parts) == list(range(1, 9))
+    plane_parts = resent[:-1]  # the last PUT is the sealed payload's single part
+    assert sorted(sent_before + plane_parts) == list(range(1, 9))
 
 
 def test_pause_and_cancel(runtime, board, parts, files):
@@ -260,12 +276,16 @@ def test_a_failed_job_carries_the_servers_message(runtime, board, files):
     assert (failed.status, failed.error_code) == (TaskStatus.FAILED, "worker_crashed")
 
 
-def test_a_cover_gone_before_sending_fails_plainly(runtime, files):
+def test_a_cover_gone_before_sending_fails_plainly(runtime, board, files):
     cover, secret = files
     task = queue_encode(runtime, cover, secret)
     cover.unlink()
-    with pytest.raises(SubtoneError, match=r"Cannot read cover\.wav"):
+    with pytest.raises(SubtoneError, match=r"Cannot read cover\.wav") as caught:
         run_task(runtime, task.id)
+    assert caught.value.code == "unreadable_file"
+    failed = runtime.store.require(task.id)
+    assert (failed.status, failed.error_code) == (TaskStatus.FAILED, "unreadable_file")
+    assert not board.server.uploads and not board.server.jobs
 
 
 def test_runs_from_two_threads_share_the_store(runtime, files, tmp_path):
@@ -297,7 +317,7 @@ def test_a_cancelled_encode_leaves_no_sealed_payload(runtime, parts, files):
     stop = StopToken()
     parts.before_put = lambda n: stop.stop(StopReason.CANCEL) if n == 2 else None
     assert run_task(runtime, task.id, stop=stop).status is TaskStatus.CANCELLED
-    assert not sealed.exists()
+    assert not sealed.exists() and not sealed.with_suffix(".plane").exists()
     assert cover.exists() and secret.exists()  # the inputs stay
 
 
@@ -317,6 +337,7 @@ def test_a_paused_encode_keeps_its_sealed_payload(runtime, parts, files):
     parts.before_put = lambda n: stop.stop(StopReason.PAUSE) if n == 2 else None
     assert run_task(runtime, task.id, stop=stop).status is TaskStatus.PAUSED
     assert Path(task.sealed_path).is_file()  # needed to go on
+    assert Path(task.sealed_path).with_suffix(".plane").is_file()  # the upload's source
 
 
 def test_removing_a_task_deletes_the_apps_copy_of_its_output(runtime, files, tmp_path):
@@ -357,3 +378,85 @@ def test_a_stop_token_can_break_a_blocking_wait():
     token.event.on_set(lambda: broken.append(True))
     token.stop(StopReason.SHUTDOWN)
     assert broken == [True] and token.stopped
+
+
+@pytest.mark.parametrize(
+    ("reason", "restart"), [(StopReason.PAUSE, False), (StopReason.SHUTDOWN, True)]
+)
+def test_a_resumed_encode_reuses_its_plane_file_and_its_upload(
+    runtime, board, parts, files, tmp_path, reason, restart
+):
+    cover, secret = files
+    task = queue_encode(runtime, cover, secret)
+    lsb = runtime.work_dir / "sealed" / f"{task.id}.plane"
+    stop = StopToken()
+    parts.before_put = lambda n: stop.stop(reason) if n == 4 else None
+    stopped = run_task(runtime, task.id, stop=stop)
+    assert stopped.status is (TaskStatus.PAUSED if restart is False else TaskStatus.UPLOADING)
+    assert stopped.input_object_id is None  # stopped in the middle of the plane's upload
+    with cover.open("rb") as src:
+        expected = io.BytesIO()
+        plane.write_plane(src, expected)
+    assert lsb.read_bytes() == expected.getvalue()  # kept whole, owner-only
+    assert lsb.stat().st_mode & 0o777 == 0o600
+    written = (lsb.stat().st_ino, lsb.stat().st_mtime_ns)
+    (first,) = board.server.uploads.values()
+    stored_before = [n for u, n in parts.stored if u == first.id]
+    assert 1 <= len(stored_before) < 8
+    parts.before_put = None
+
+    again = runtime
+    if restart:  # a new process over the same state: nothing but the files carries over
+        client = ApiClient(API, TOKEN, transport=board.transport(), retry=NO_WAIT)
+        uploads = SessionStore(tmp_path / "state" / "uploads.sqlite3")
+        again = Runtime(
+            client,
+            Uploader(client, store=uploads, transport=parts, parallel_parts=1, retry=NO_WAIT),
+            TaskStore(tmp_path / "state" / "desktop.sqlite3"),
+            runtime.work_dir,
+        )
+    stages: list[Stage] = []
+    at_send: list[tuple[int, int]] = []
+
+    def sent(slot: InputSlot, result: UploadResult) -> None:
+        if slot is InputSlot.SOURCE:
+            at_send.append((lsb.stat().st_ino, lsb.stat().st_mtime_ns))
+            assert result.resumed and result.upload_id == first.id
+
+    done = run_task(again, task.id, progress=lambda e: stages.append(e.stage), on_uploaded=sent)
+
+    assert done.status is TaskStatus.SUCCEEDED
+    assert at_send == [written]  # the very file written before the stop was sent
+    assert Stage.PLANE not in stages  # the cover was not read again
+    plane_uploads = [u for u in board.server.uploads.values() if u.body.name == "cover.plane"]
+    assert [u.id for u in plane_uploads] == [first.id]  # the same upload, not a new one
+    resent = [n for u, n in parts.stored if u == first.id][len(stored_before) :]
+    assert sorted(stored_before + resent) == list(range(1, 9))  # only the parts it lacked
+    assert not lsb.exists()  # sent and done: dropped
+
+
+@pytest.mark.parametrize("how", ["cancel while sending", "cancel while paused", "fail"])
+def test_a_decode_stopped_for_good_while_sending_leaves_no_plane(runtime, board, parts, files, how):
+    cover, secret = files
+    stego = run_task(runtime, queue_encode(runtime, cover, secret).id).output
+    task = prepare_decode(
+        runtime.store, server=API, stego=stego, passphrase="correct horse", position_kdf=CHEAP
+    )
+    lsb = runtime.work_dir / "sealed" / f"{task.id}.plane"
+    stop = StopToken()
+    reason = StopReason.CANCEL if how == "cancel while sending" else StopReason.PAUSE
+    parts.before_put = lambda n: stop.stop(reason) if n == 2 else None
+    if how == "fail":
+        parts.faults[2] = [PartRejected("no such bucket", status=400, retryable=False)]
+        with pytest.raises(SubtoneError, match="no such bucket"):
+            run_task(runtime, task.id, stop=StopToken())
+        assert runtime.store.require(task.id).status is TaskStatus.FAILED
+    else:
+        stopped = run_task(runtime, task.id, stop=stop)
+        if how == "cancel while paused":
+            assert stopped.status is TaskStatus.PAUSED and lsb.is_file()
+            cancel = StopToken()
+            cancel.stop(StopReason.CANCEL)
+            stopped = run_task(runtime, task.id, stop=cancel)
+        assert stopped.status is TaskStatus.CANCELLED
+    assert not lsb.exists()

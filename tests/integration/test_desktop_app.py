@@ -279,7 +279,9 @@ def test_an_encode_queued_while_the_server_is_down_is_sent_when_it_is_back(
 def test_closing_mid_upload_then_reopening_sends_only_the_missing_parts(
     qtbot, open_window, dialogs, stack, tmp_path
 ):
-    cover = make_cover(tmp_path / "long.wav", 60.0)  # 10.6 MB: three parts of 5 MiB
+    # What is uploaded is the cover's LSB plane (1/16 of it): 127 MB make a 7.6 MiB plane,
+    # two parts of 5 MiB (storage's smallest).
+    cover = make_cover(tmp_path / "long.wav", 720.0)
     secret = make_secret(tmp_path / "plans.pdf")
     first_parts, second_parts = WatchedParts(), WatchedParts()
     root = stack.settings.localstore_root
@@ -289,15 +291,15 @@ def test_closing_mid_upload_then_reopening_sends_only_the_missing_parts(
         first = open_window(ctx)
         reached, tick = threading.Event(), threading.Event()
 
-        def hold_part_2(upload: str, number: int) -> None:
-            if number == 2 and not reached.is_set():
+        def hold_part_1(upload: str, number: int) -> None:
+            if number == 1 and not reached.is_set():
                 reached.set()
                 # Held on the wire until closing the window has asked the run to stop: then
-                # it arrives, and the upload stops before part 3.
+                # it arrives, and the upload stops before part 2.
                 while not first.manager.is_stopping(first.encode_view.task_id):
                     tick.wait(0.01)
 
-        first_parts.before_put = hold_part_2
+        first_parts.before_put = hold_part_1
         fill_encode(qtbot, first, dialogs, cover, secret)
         click(qtbot, first, "encode.start")
         task_id = first.encode_view.task_id
@@ -306,9 +308,9 @@ def test_closing_mid_upload_then_reopening_sends_only_the_missing_parts(
         task = first.store.require(task_id)
         assert task.status is TaskStatus.UPLOADING
         (upload, _), *_ = first_parts.sent
-        assert [n for u, n in first_parts.sent if u == upload] == [1, 2]
+        assert [n for u, n in first_parts.sent if u == upload] == [1]
         stored = part_files(root, upload)
-        assert sorted(stored) == [1, 2]
+        assert sorted(stored) == [1]
 
         seen_at_restart: dict[int, tuple[int, int]] = {}
 
@@ -327,8 +329,8 @@ def test_closing_mid_upload_then_reopening_sends_only_the_missing_parts(
         qtbot.waitUntil(lambda: finished(view), timeout=JOB_MS)
         done = view.follower.task
         assert done.status is TaskStatus.SUCCEEDED, label(second, "encode.error")
-        # Only part 3 of the cover went again; parts 1 and 2 were left as storage held them.
-        assert [n for u, n in second_parts.sent if u == upload] == [3]
+        # Only part 2 of the plane went; part 1 was left as storage held it.
+        assert [n for u, n in second_parts.sent if u == upload] == [2]
         assert seen_at_restart == stored
         assert not notice.isVisible()
         assert done.output.stat().st_size == cover.stat().st_size

@@ -245,7 +245,7 @@ def run_task(
     except Exception as e:
         if stop.stopped:
             return _stopped(rt, task_id, stop)
-        _record_failure(rt.store, task_id, e)
+        _record_failure(rt.store, task_id, e, rt.work_dir)
         if isinstance(e, SubtoneError) and is_transient(e) and not isinstance(e, ServerUnreachable):
             raise ServerUnreachable(e.message) from e
         raise
@@ -259,7 +259,7 @@ def is_transient(error: SubtoneError) -> bool:
     return error.code == "part_rejected" and (error.status >= 500 or error.status in (408, 429))
 
 
-def _record_failure(store: TaskStore, task_id: str, error: Exception) -> None:
+def _record_failure(store: TaskStore, task_id: str, error: Exception, work_dir: Path) -> None:
     """Store what went wrong: a transient failure queues the task again, anything else fails
     it (a decode waiting for its passphrase keeps waiting)."""
     if not isinstance(error, SubtoneError):
@@ -270,7 +270,7 @@ def _record_failure(store: TaskStore, task_id: str, error: Exception) -> None:
             error_code="internal_error",
             error_message=f"{type(error).__name__}: {error}",
         )
-        discard_work(failed)
+        discard_work(failed, work_dir)
         return
     if is_transient(error):
         code = ServerUnreachable.code
@@ -286,7 +286,7 @@ def _record_failure(store: TaskStore, task_id: str, error: Exception) -> None:
         error_code=error.code,
         error_message=error.message,
     )
-    discard_work(failed)
+    discard_work(failed, work_dir)
 
 
 def _stopped(rt: Runtime, task_id: str, stop: StopToken) -> Task:
@@ -297,7 +297,7 @@ def _stopped(rt: Runtime, task_id: str, stop: StopToken) -> Task:
         cancelled = rt.store.update(
             task_id, status=TaskStatus.CANCELLED, error_code=None, error_message=None
         )
-        discard_work(cancelled)
+        discard_work(cancelled, rt.work_dir)
         return cancelled
     if stop.reason is StopReason.PAUSE:
         return rt.store.update(task_id, status=TaskStatus.PAUSED)
