@@ -177,6 +177,11 @@ class Uploader:
 
     # Public ----------------------------------------------------------------------------
 
+    @property
+    def sessions_path(self) -> Path | None:
+        """The file the upload sessions are kept in (``None``: they are not kept)."""
+        return self._store.path if self._store is not None else None
+
     def upload_file(
         self,
         path: str | os.PathLike[str],

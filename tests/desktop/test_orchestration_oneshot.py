@@ -8,6 +8,7 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
+from filelock import FileLock
 
 from desktop.core.api import ApiClient
 from desktop.core.envelope import KdfParams, derive_position_key
@@ -20,7 +21,9 @@ from desktop.core.orchestration import (
     encode,
     job_idempotency_key,
     max_secret_bytes,
+    oneshot,
 )
+from desktop.core.parts import PartRejected
 from desktop.core.retry import Backoff
 from desktop.core.sessions import SessionStore
 from desktop.core.uploader import Uploader
@@ -31,6 +34,7 @@ from subtone.stego.codec import embed_file, extract_file, read_capacity
 from subtone.stego.engine import InProcessEngine
 from subtone.stego.plane import plane_bytes
 from subtone.stego.wav import generate_cover
+from tests.desktop.app_support import plane_frames
 from tests.desktop.fake_server import API, TOKEN, FakePartTransport, FakeServer
 
 CHEAP = KdfParams(log2_n=4, r=1, p=1)
@@ -325,3 +329,41 @@ def test_the_stego_file_is_the_codecs_embed_of_the_same_cover(
     embed_file(any_cover, expected, k_pos=k_pos, payload=sealed, engine=InProcessEngine())
     assert out.read_bytes() == expected.read_bytes()
     assert out.read_bytes() != any_cover.read_bytes()
+
+
+def test_an_encode_run_again_after_a_failure_resumes_its_plane_upload(server, client, tmp_path):
+    """The CLI keeps the cover's plane beside its upload sessions: a second run on the same
+    cover sends only the parts the first did not."""
+    cover = write_wav(tmp_path / "cover.wav", plane_frames(6, 4096))
+    secret = tmp_path / "note.txt"
+    secret.write_bytes(SECRET)
+    parts = FakePartTransport(server)
+    store = SessionStore(tmp_path / "state.sqlite3")
+    with Uploader(client, store=store, transport=parts, retry=NO_WAIT) as up:
+        parts.faults[4] = [PartRejected("no such bucket", status=400, retryable=False)]
+        with pytest.raises(SubtoneError):
+            run_encode(client, up, cover, secret, tmp_path / "first.wav")
+        left = list((tmp_path / "planes").glob("*.plane"))
+        assert len(left) == 1  # kept for the next run
+        sent_before = len(parts.calls)
+        summary = run_encode(client, up, cover, secret, tmp_path / "stego.wav")
+    assert summary.cover_resumed and summary.cover_parts_total == 6
+    assert summary.cover_parts_sent < 6
+    sent_again = parts.calls[sent_before:]
+    assert len([n for n in sent_again if n != 1]) <= summary.cover_parts_sent  # no re-send
+    assert list((tmp_path / "planes").glob("*.plane")) == []  # sent: gone
+
+
+def test_two_runs_on_one_cover_at_once_never_share_an_upload(
+    server, client, uploader, files, tmp_path
+):
+    """While another run holds the cover's plane (its lock), a run keeps a plane of its own
+    and uploads it separately: both finish, each on its own upload."""
+    cover, secret = files
+    first = run_encode(client, uploader, cover, secret, tmp_path / "a.wav")
+    key = oneshot._plane_key(cover)
+    with FileLock(tmp_path / "planes" / f"{key}.lock"):
+        second = run_encode(client, uploader, cover, secret, tmp_path / "b.wav")
+    assert first.cover.id != second.cover.id  # separate uploads of the same plane
+    assert not second.cover_resumed
+    assert (tmp_path / "a.wav").stat().st_size == (tmp_path / "b.wav").stat().st_size

@@ -8,13 +8,17 @@ by the uploader's own session store, when the same command runs again.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+
+from filelock import FileLock, Timeout
 
 from desktop.core.api import ApiClient
 from desktop.core.envelope import DEFAULT_KDF, POSITION_KDF, KdfParams
@@ -22,7 +26,8 @@ from desktop.core.orchestration.progress import Progress
 from desktop.core.orchestration.runner import Runtime, prepare_decode, prepare_encode, run_task
 from desktop.core.orchestration.steps import read_cover
 from desktop.core.orchestration.store import Task, TaskStatus, TaskStore
-from desktop.core.orchestration.transfer import InputSlot
+from desktop.core.orchestration.transfer import PLANE_SUFFIX, InputSlot
+from desktop.core.orchestration.workdir import folder
 from desktop.core.stop import StopReason, StopToken
 from desktop.core.uploader import UploadCancelled, Uploader, UploadResult
 from subtone.errors import SubtoneError
@@ -94,6 +99,12 @@ def unique_in(folder: Path, name: str) -> Path:
     raise SubtoneError(f"Too many files named like {name} in {folder}.", code="output_exists")
 
 
+PLANES_FOLDER: Final = "planes"
+"""Beside the upload sessions: the LSB planes of runs that may be resumed."""
+PLANE_MAX_AGE_SECONDS: Final = 7 * 24 * 3600
+"""A plane left by a run this long ago is deleted (the server's uploads expire by then)."""
+
+
 @dataclass(frozen=True)
 class _CallerOutputs:
     """The outputs where the caller asked: a file, or (for a secret) a folder."""
@@ -111,6 +122,47 @@ class _CallerOutputs:
         return check_output(self.out, self.overwrite, sources=(self.source,))
 
 
+def _plane_key(source: Path) -> str:
+    """Names the plane of ``source`` as it is now (path, size, modification time)."""
+    stat = source.stat()
+    identity = f"{source.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
+    return hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+
+def _forget_old_planes(planes: Path) -> None:
+    """Planes of runs given up long ago (their uploads have expired on the server too)."""
+    too_old = time.time() - PLANE_MAX_AGE_SECONDS
+    for path in planes.glob(f"*{PLANE_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < too_old:
+                path.unlink()
+
+
+@contextlib.contextmanager
+def _plane_file(uploader: Uploader, source: Path) -> Iterator[Path | None]:
+    """Where this run keeps ``source``'s LSB plane: beside the upload sessions, named after
+    the file, so that a run killed mid-upload is resumed by the next run on the same file.
+    Two runs on one file at once never share it: the first holds its lock, the others
+    (``None``) keep a plane of their own and upload it separately."""
+    sessions = uploader.sessions_path
+    if sessions is None:
+        yield None
+        return
+    planes = folder(sessions.parent / PLANES_FOLDER)
+    _forget_old_planes(planes)
+    key = _plane_key(source)
+    lock = FileLock(planes / f"{key}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        yield None
+        return
+    try:
+        yield planes / f"{key}{PLANE_SUFFIX}"
+    finally:
+        lock.release()
+
+
 @contextlib.contextmanager
 def _runtime(
     client: ApiClient, uploader: Uploader | None, outputs: _CallerOutputs
@@ -118,7 +170,8 @@ def _runtime(
     with contextlib.ExitStack() as stack:
         up = uploader if uploader is not None else stack.enter_context(Uploader(client))
         work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="subtone-")))
-        yield Runtime(client, up, TaskStore(work_dir / _STORE_NAME), work_dir, outputs)
+        plane_file = stack.enter_context(_plane_file(up, outputs.source))
+        yield Runtime(client, up, TaskStore(work_dir / _STORE_NAME), work_dir, outputs, plane_file)
 
 
 def _finished(task: Task) -> Task:

@@ -100,10 +100,18 @@ class Runtime:
     work_dir: Path
     outputs: OutputPlan | None = None
     """Where outputs go; ``None``: each task's own folder in ``work_dir``."""
+    plane_file: Path | None = None
+    """Where the LSB plane of the task's input goes; ``None``: beside its sealed payload in
+    ``work_dir`` (the app's tasks, which live as long as the work folder)."""
 
     @property
     def plan(self) -> OutputPlan:
         return self.outputs or WorkDirOutputs(self.work_dir)
+
+    def plane_path(self, task: Task) -> Path:
+        if self.plane_file is not None:
+            return self.plane_file
+        return folder(self.work_dir / SEALED_FOLDER) / f"{task.id}{PLANE_SUFFIX}"
 
 
 def _input_size(path: Path) -> int:
@@ -342,7 +350,7 @@ def _send_and_run(
         task.kind,
         Path(task.input_path),
         Path(task.sealed_path) if task.kind is TaskKind.ENCODE and task.sealed_path else None,
-        lsb_plane=folder(rt.work_dir / SEALED_FOLDER) / f"{task.id}{PLANE_SUFFIX}",
+        lsb_plane=rt.plane_path(task),
         checkpoint=_TaskCheckpoint(rt.store, task.id, on_uploaded),
         progress=progress,
         cancel=stop.event,
