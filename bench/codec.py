@@ -289,7 +289,7 @@ def fmt(value: object) -> str:
     return str(value if value is not None else "—")
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes-mb", type=int, nargs="+", default=[100, 500])
     parser.add_argument("--secrets-kb", type=int, nargs="+", default=[23, 1024])
@@ -299,11 +299,14 @@ def main() -> None:
     parser.add_argument("--plane-secrets-kb", type=int, nargs="+", default=[1024, 5000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--kernel-only", action="store_true")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, object]] = []
     plane: list[dict[str, object]] = []
-
     triton = None
     url = ""
     if not args.no_triton:
@@ -313,49 +316,68 @@ def main() -> None:
         url = triton.grpc_url
     try:
         for size_mb in args.sizes_mb:
-            cover = args.work / f"cover-{size_mb}MB.wav"
-            frames = size_mb * MB // BYTES_PER_FRAME
-            if not cover.exists():
-                wav.generate_cover(cover, frames / RATE, rate=RATE, channels=CHANNELS, bits=16)
-            engines = ["inprocess"] + ([] if args.no_triton else ["triton"])
-            for kb in args.plane_secrets_kb:
-                secret = args.work / f"secret-{kb}KB.bin"
-                secret.write_bytes(np.random.default_rng(kb).bytes(kb * 1000))
-                label = {"cover_MB": round(cover.stat().st_size / MB), "secret_KB": kb}
-                for row in plane_rows(cover, secret, url, engines, args.repeat):
-                    plane.append(label | row)
-                    print(json.dumps(plane[-1]), flush=True)
-            if args.kernel_only:
-                continue
-            for kb in args.secrets_kb:
-                secret = args.work / f"secret-{kb}KB.bin"
-                secret.write_bytes(np.random.default_rng(kb).bytes(kb * 1000))
-                label = {"cover_MB": round(cover.stat().st_size / MB), "secret_KB": kb}
-                engines = ["inprocess"] + ([] if args.no_triton else ["triton"])
-                for engine in engines:
-                    rows.append(label | subtone(engine, cover, secret, args.work, url))
-                    print(json.dumps(rows[-1]), flush=True)
-                if not args.no_steghide and shutil.which("steghide"):
-                    rows.append(label | steghide(cover, secret, args.work))
-                    print(json.dumps(rows[-1]), flush=True)
+            measure_cover(args, size_mb, url, plane, rows)
     finally:
         if triton is not None:
             triton.stop()
+    report_plane(plane)
+    if not args.kernel_only:
+        report_files(rows)
 
-    pcols = ["cover_MB", "secret_KB", "path", "k", "embed_MBps", "extract_MBps",
-             "embed_MBps_cpu", "extract_MBps_cpu", "lsb_plane_MBps"]  # fmt: skip
-    print("\n| " + " | ".join(pcols) + " |\n|" + "---|" * len(pcols))
-    for row in plane:
-        print("| " + " | ".join(fmt(row.get(c)) for c in pcols) + " |")
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "codec-plane.json").write_text(json.dumps(plane, indent=2))
+
+def emit(rows: list[dict[str, object]], row: dict[str, object]) -> None:
+    rows.append(row)
+    print(json.dumps(row), flush=True)
+
+
+def secret_file(work: Path, kb: int) -> tuple[Path, int]:
+    secret = work / f"secret-{kb}KB.bin"
+    secret.write_bytes(np.random.default_rng(kb).bytes(kb * 1000))
+    return secret, kb
+
+
+Rows = list[dict[str, object]]
+
+
+def measure_cover(args: argparse.Namespace, size_mb: int, url: str, plane: Rows,
+                  rows: Rows) -> None:  # fmt: skip
+    """The plane rows, then (unless ``--kernel-only``) the whole-file rows, for one cover size."""
+    cover = args.work / f"cover-{size_mb}MB.wav"
+    frames = size_mb * MB // BYTES_PER_FRAME
+    if not cover.exists():
+        wav.generate_cover(cover, frames / RATE, rate=RATE, channels=CHANNELS, bits=16)
+    engines = ["inprocess"] + ([] if args.no_triton else ["triton"])
+    cover_mb = round(cover.stat().st_size / MB)
+    for secret, kb in (secret_file(args.work, kb) for kb in args.plane_secrets_kb):
+        label = {"cover_MB": cover_mb, "secret_KB": kb}
+        for row in plane_rows(cover, secret, url, engines, args.repeat):
+            emit(plane, label | row)
     if args.kernel_only:
         return
-    cols = ["cover_MB", "secret_KB", "tool", "embed_MBps", "embed_rss_MB", "extract_MBps",
-            "extract_rss_MB", "changed", "snr_db", "embed_s", "extract_s"]  # fmt: skip
-    print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+    for secret, kb in (secret_file(args.work, kb) for kb in args.secrets_kb):
+        label = {"cover_MB": cover_mb, "secret_KB": kb}
+        for engine in engines:
+            emit(rows, label | subtone(engine, cover, secret, args.work, url))
+        if not args.no_steghide and shutil.which("steghide"):
+            emit(rows, label | steghide(cover, secret, args.work))
+
+
+def print_table(columns: list[str], rows: list[dict[str, object]]) -> None:
+    print("\n| " + " | ".join(columns) + " |\n|" + "---|" * len(columns))
     for row in rows:
-        print("| " + " | ".join(fmt(row.get(c)) for c in cols) + " |")
+        print("| " + " | ".join(fmt(row.get(c)) for c in columns) + " |")
+
+
+def report_plane(plane: list[dict[str, object]]) -> None:
+    print_table(["cover_MB", "secret_KB", "path", "k", "embed_MBps", "extract_MBps",
+                 "embed_MBps_cpu", "extract_MBps_cpu", "lsb_plane_MBps"], plane)  # fmt: skip
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "codec-plane.json").write_text(json.dumps(plane, indent=2))
+
+
+def report_files(rows: list[dict[str, object]]) -> None:
+    print_table(["cover_MB", "secret_KB", "tool", "embed_MBps", "embed_rss_MB", "extract_MBps",
+                 "extract_rss_MB", "changed", "snr_db", "embed_s", "extract_s"], rows)  # fmt: skip
     # Ratios: steghide's time over Subtone's in-process time for the same cover and secret.
     for row in rows:
         if row["tool"] != "steghide" or not isinstance(row.get("embed_s"), float):

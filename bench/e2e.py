@@ -26,7 +26,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from server.standalone.private import free_ports, rabbit_vhost  # noqa: E402
 from subtone.stego import wav  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -51,40 +51,16 @@ PASSPHRASE = "benchmarks are not secrets"
 STEGHIDE_PASSPHRASE = "benchmarks are not secrets"
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-@contextlib.contextmanager
-def rabbit_vhost() -> Iterator[str]:
-    name = f"subtone-e2e-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True)
-    subprocess.run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
-        check=True,
-    )
-    try:
-        yield name
-    finally:
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], check=False)
-
-
 @contextlib.contextmanager
 def stack(work: Path) -> Iterator[dict[str, str]]:
     """``subtone standalone up`` in a folder of its own; the environment its clients use."""
     api, store, grpc, http, metrics = free_ports(5)
-    with rabbit_vhost() as vhost:
+    with rabbit_vhost("subtone-e2e") as broker_url:
         env = {
             **os.environ,
             "SUBTONE_DATA_DIR": str(work / "stack"),
             "SUBTONE_REDIS_PREFIX": f"e2e-{uuid.uuid4().hex[:8]}",
-            "SUBTONE_BROKER_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+            "SUBTONE_BROKER_URL": broker_url,
             "SUBTONE_CLIENT_CONFIG": str(work / "client.json"),
         }
         up = [SUBTONE, "standalone", "up", "--api-port", str(api), "--store-port", str(store),

@@ -24,20 +24,16 @@ import argparse
 import json
 import re
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
 import psutil
-import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -47,14 +43,12 @@ from desktop.core.envelope import KdfParams  # noqa: E402
 from desktop.core.orchestration import encode  # noqa: E402
 from desktop.core.uploader import Uploader  # noqa: E402
 from server.auth.service import TokenService  # noqa: E402
-from server.settings import Settings  # noqa: E402
-from server.standalone.supervisor import Ports, Supervisor  # noqa: E402
+from server.standalone.private import private_stack, rabbit_vhost  # noqa: E402
+from server.standalone.supervisor import Supervisor  # noqa: E402
 from server.standalone.tritonserver import MODEL_REPOSITORY  # noqa: E402
 from subtone.stego import wav  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
-REDIS_URL = "redis://127.0.0.1:6379/0"
-RABBIT = "amqp://guest:guest@127.0.0.1:5672/"
 FAST_KDF = KdfParams(log2_n=10, r=8, p=1)
 """The client's key stretching is not what is measured here."""
 PASSPHRASE = "load benchmark passphrase"
@@ -64,17 +58,6 @@ MiB = 1 << 20
 DYNAMIC_BATCHING = re.compile(r"\ndynamic_batching\s*\{[^}]*\}\n", re.S)
 EXECUTIONS = re.compile(r'nv_inference_exec_count\{model="stego_embed"[^}]*\}\s+(\d+)')
 REQUESTS = re.compile(r'nv_inference_request_success\{model="stego_embed"[^}]*\}\s+(\d+)')
-
-
-def free_ports() -> Ports:
-    ports: set[int] = set()
-    while len(ports) < 5:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports.add(s.getsockname()[1])
-    api, grpc, store, http, metrics = sorted(ports)
-    return Ports(api=api, triton_grpc=grpc, localstore=store, triton_http=http,
-                 triton_metrics=metrics)  # fmt: skip
 
 
 def without_batching(target: Path) -> Path:
@@ -170,91 +153,29 @@ def _percentile(values: list[float], q: float) -> float:
 def run_mode(mode: str, args: argparse.Namespace, scratch: Path) -> Result:
     result = Result(mode, args.clients, args.worker_concurrency, args.cover_seconds)
     repository = MODEL_REPOSITORY if mode == "on" else without_batching(scratch / "models-off")
-    prefix = f"subtone-load-{uuid.uuid4().hex[:8]}"
-    vhost = prefix
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True)
-    subprocess.run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-        check=True,
-    )
-    settings = Settings(
-        DATA_DIR=scratch / f"data-{mode}",
-        REDIS_URL=REDIS_URL,
-        REDIS_PREFIX=prefix,
-        BROKER_URL=RABBIT + vhost,
-        QUEUE_NAME=f"{prefix}-jobs",
-        WORKER_CONCURRENCY=args.worker_concurrency,
-        RATE_LIMIT_PER_MINUTE=0,
-        LOG_LEVEL="WARNING",
-    )
-    supervisor = Supervisor(settings, free_ports(), model_repository=repository)
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        print(f"load: starting the stack (dynamic batching {mode})", flush=True)
-        supervisor.up(report=lambda line: print(f"  {line}", flush=True))
-        token, _ = TokenService(client, prefix=prefix).create("load")
-        pids = {k: v for k, v in supervisor.pids().items()}
-        covers = []
-        for i in range(args.clients):
-            cover = scratch / f"cover-{mode}-{i}.wav"
-            wav.generate_cover(cover, args.cover_seconds, rate=44_100, channels=2, bits=16, seed=i)
-            covers.append(cover)
-        latencies: list[float] = []
-        job_times: list[float] = []
-        errors: list[str] = []
-        lock = threading.Lock()
-        deadline = time.monotonic() + args.seconds
-
-        def client_loop(index: int) -> None:
-            transport = TimingTransport(supervisor.ports.api, latencies)
-            secret = scratch / f"secret-{mode}-{index}.bin"
-            secret.write_bytes(bytes(range(256)) * (SECRET_BYTES // 256))
-            with (
-                ApiClient(supervisor.api_url, token, transport=transport) as api,
-                Uploader(api) as uploader,
-            ):
-                n = 0
-                while time.monotonic() < deadline:
-                    n += 1
-                    out = scratch / f"stego-{mode}-{index}-{n}.wav"
-                    started = time.monotonic()
-                    try:
-                        encode(
-                            api, covers[index], secret, out, PASSPHRASE, uploader=uploader,
-                            compress_audio=False, kdf=FAST_KDF, position_kdf=FAST_KDF,
-                        )  # fmt: skip
-                    except Exception as e:  # every failure counts; the run goes on
-                        with lock:
-                            errors.append(f"{type(e).__name__}: {e}")
-                        continue
-                    finally:
-                        out.unlink(missing_ok=True)
-                    with lock:
-                        job_times.append(time.monotonic() - started)
-
+    print(f"load: starting the stack (dynamic batching {mode})", flush=True)
+    with (
+        rabbit_vhost("subtone-load") as broker,
+        private_stack(
+            scratch / f"data-{mode}", broker, model_repository=repository, prefix="subtone-load",
+            report=lambda line: print(f"  {line}", flush=True),
+            WORKER_CONCURRENCY=args.worker_concurrency, RATE_LIMIT_PER_MINUTE=0,
+            LOG_LEVEL="WARNING",
+        ) as stack,
+    ):  # fmt: skip
+        supervisor = stack.supervisor
+        token, _ = TokenService(stack.redis, prefix=stack.settings.REDIS_PREFIX).create("load")
+        covers = make_covers(scratch, mode, args.clients, args.cover_seconds)
+        load = Load(supervisor, token, covers, scratch, mode, time.monotonic() + args.seconds)
         before = triton_embed_counts(supervisor.ports.triton_metrics)
-        sampler = RssSampler(pids)
+        sampler = RssSampler(dict(supervisor.pids()))
         sampler.start()
         started = time.monotonic()
-        threads = [
-            threading.Thread(target=client_loop, args=(i,), name=f"client-{i}")
-            for i in range(args.clients)
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        load.run(args.clients)
         result.seconds = round(time.monotonic() - started, 1)
         sampler.stop()
         after = triton_embed_counts(supervisor.ports.triton_metrics)
-        result.jobs = len(job_times)
-        result.errors = len(errors)
-        result.error_samples = errors[:5]
-        result.jobs_per_min = round(result.jobs / result.seconds * 60, 1)
-        result.api_requests = len(latencies)
-        result.api_p50_ms = round(_percentile(latencies, 0.50) * 1000, 1)
-        result.api_p99_ms = round(_percentile(latencies, 0.99) * 1000, 1)
-        result.job_p50_s = round(statistics.median(job_times), 2) if job_times else 0.0
+        load.fill(result)
         result.embed_requests = after[0] - before[0]
         result.embed_executions = after[1] - before[1]
         if result.embed_executions:
@@ -263,12 +184,79 @@ def run_mode(mode: str, args: argparse.Namespace, scratch: Path) -> Result:
             )
         result.rss_mib = {k: round(v, 1) for k, v in sampler.peaks.items()}
         return result
-    finally:
-        supervisor.down(report=lambda line: None)
-        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-            client.delete(key)
-        client.close()
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False)
+
+
+def make_covers(scratch: Path, mode: str, count: int, seconds: float) -> list[Path]:
+    covers = []
+    for i in range(count):
+        cover = scratch / f"cover-{mode}-{i}.wav"
+        wav.generate_cover(cover, seconds, rate=44_100, channels=2, bits=16, seed=i)
+        covers.append(cover)
+    return covers
+
+
+class Load:
+    """Clients encoding in a loop until ``deadline``, each on its own cover; what they saw."""
+
+    def __init__(self, supervisor: Supervisor, token: str, covers: list[Path], scratch: Path,
+                 mode: str, deadline: float) -> None:  # fmt: skip
+        self.supervisor, self.token, self.covers = supervisor, token, covers
+        self.scratch, self.mode, self.deadline = scratch, mode, deadline
+        self.latencies: list[float] = []
+        self.job_times: list[float] = []
+        self.errors: list[str] = []
+        self.lock = threading.Lock()
+
+    def run(self, clients: int) -> None:
+        threads = [
+            threading.Thread(target=self.client_loop, args=(i,), name=f"client-{i}")
+            for i in range(clients)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def client_loop(self, index: int) -> None:
+        transport = TimingTransport(self.supervisor.ports.api, self.latencies)
+        secret = self.scratch / f"secret-{self.mode}-{index}.bin"
+        secret.write_bytes(bytes(range(256)) * (SECRET_BYTES // 256))
+        with (
+            ApiClient(self.supervisor.api_url, self.token, transport=transport) as api,
+            Uploader(api) as uploader,
+        ):
+            n = 0
+            while time.monotonic() < self.deadline:
+                n += 1
+                self.encode_once(api, uploader, index, secret, n)
+
+    def encode_once(self, api: ApiClient, uploader: Uploader, index: int, secret: Path,
+                    n: int) -> None:  # fmt: skip
+        out = self.scratch / f"stego-{self.mode}-{index}-{n}.wav"
+        started = time.monotonic()
+        try:
+            encode(
+                api, self.covers[index], secret, out, PASSPHRASE, uploader=uploader,
+                compress_audio=False, kdf=FAST_KDF, position_kdf=FAST_KDF,
+            )  # fmt: skip
+        except Exception as e:  # every failure counts; the run goes on
+            with self.lock:
+                self.errors.append(f"{type(e).__name__}: {e}")
+            return
+        finally:
+            out.unlink(missing_ok=True)
+        with self.lock:
+            self.job_times.append(time.monotonic() - started)
+
+    def fill(self, result: Result) -> None:
+        result.jobs = len(self.job_times)
+        result.errors = len(self.errors)
+        result.error_samples = self.errors[:5]
+        result.jobs_per_min = round(result.jobs / result.seconds * 60, 1)
+        result.api_requests = len(self.latencies)
+        result.api_p50_ms = round(_percentile(self.latencies, 0.50) * 1000, 1)
+        result.api_p99_ms = round(_percentile(self.latencies, 0.99) * 1000, 1)
+        result.job_p50_s = round(statistics.median(self.job_times), 2) if self.job_times else 0.0
 
 
 def table(results: list[Result]) -> str:

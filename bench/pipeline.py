@@ -26,7 +26,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,8 +47,8 @@ from desktop.core.orchestration import encode  # noqa: E402
 from desktop.core.uploader import Uploader  # noqa: E402
 from server.auth.service import TokenService  # noqa: E402
 from server.integrations.localstore import LocalStore  # noqa: E402
-from server.settings import Settings  # noqa: E402
-from server.standalone.supervisor import Ports, Supervisor  # noqa: E402
+from server.standalone.private import private_stack, rabbit_vhost  # noqa: E402
+from server.standalone.supervisor import Supervisor  # noqa: E402
 from subtone.stego import wav  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -60,55 +59,16 @@ PASSPHRASE = "benchmarks are not secrets"
 SECRET_BYTES = 20_000
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return sorted(int(s.getsockname()[1]) for s in sockets)
-    finally:
-        for s in sockets:
-            s.close()
-
-
-@contextmanager
-def rabbit_vhost() -> Iterator[str]:
-    name = f"subtone-bench-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True)
-    subprocess.run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
-        check=True,
-    )
-    try:
-        yield f"amqp://guest:guest@127.0.0.1:5672/{name}"
-    finally:
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], check=False)
-
-
 @contextmanager
 def standalone(data_dir: Path, broker_url: str) -> Iterator[Supervisor]:
-    prefix = f"subtone-bench-{uuid.uuid4().hex[:8]}"
-    api, grpc, store, http, metrics = free_ports(5)
-    settings = Settings(
-        DATA_DIR=data_dir,
-        REDIS_URL=REDIS_URL,
-        REDIS_PREFIX=prefix,
-        BROKER_URL=broker_url,
-        QUEUE_NAME=f"{prefix}-jobs",
-        MAX_UPLOAD_BYTES=4 << 30,
-    )
-    ports = Ports(api=api, triton_grpc=grpc, localstore=store, triton_http=http,
-                  triton_metrics=metrics)  # fmt: skip
-    supervisor = Supervisor(settings, ports)
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        supervisor.up(report=lambda line: print(f"  {line}", file=sys.stderr))
-        yield supervisor
-    finally:
-        supervisor.down(report=lambda _: None)
-        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-            client.delete(key)
-        client.close()
+    with private_stack(
+        data_dir, broker_url, prefix="subtone-bench", report=_progress, MAX_UPLOAD_BYTES=4 << 30
+    ) as stack:
+        yield stack.supervisor
+
+
+def _progress(line: str) -> None:
+    print(f"  {line}", file=sys.stderr)
 
 
 def make_cover(path: Path, megabytes: float, seed: int) -> Path:
@@ -275,7 +235,7 @@ def main() -> None:
     report: dict = {}
     with (
         tempfile.TemporaryDirectory(dir=OUT, prefix="pipeline-") as tmp,
-        rabbit_vhost() as broker,
+        rabbit_vhost("subtone-bench") as broker,
         standalone(Path(tmp) / "data", broker) as supervisor,
     ):
         work = Path(tmp) / "work"

@@ -32,13 +32,10 @@ import random
 import secrets
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,6 +50,7 @@ from desktop.core.orchestration import decode, encode  # noqa: E402
 from desktop.core.uploader import Uploader  # noqa: E402
 from server.auth.service import TokenService  # noqa: E402
 from server.settings import Settings  # noqa: E402
+from server.standalone.private import free_ports, rabbit_vhost, unique_name  # noqa: E402
 from server.standalone.supervisor import Ports, Supervisor  # noqa: E402
 from subtone.errors import SubtoneError  # noqa: E402
 from subtone.stego import wav  # noqa: E402
@@ -81,33 +79,6 @@ STACK_SETTINGS: dict[str, object] = {
     "CONSUMER_TIMEOUT_SECONDS": 900,
     "RATE_LIMIT_PER_MINUTE": 0,
 }
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-@contextlib.contextmanager
-def rabbit_vhost() -> Iterator[str]:
-    name = f"subtone-soak-{uuid.uuid4().hex[:10]}"
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True)
-    subprocess.run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
-        check=True,
-    )
-    try:
-        yield f"amqp://guest:guest@127.0.0.1:5672/{name}"
-    finally:
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], check=False)
 
 
 @contextlib.contextmanager
@@ -313,12 +284,12 @@ def soak(minutes: float, clients: int, *, chaos: bool = True, own_rabbitmq: bool
     seed = secrets.randbits(32) if seed is None else seed
     rng = random.Random(seed)
     work = Path(tempfile.mkdtemp(prefix="subtone-soak-"))
-    prefix = f"subtone-soak-{uuid.uuid4().hex[:10]}"
+    prefix = unique_name("subtone-soak")
     redis_port, api, grpc, store, http, metrics = free_ports(6)
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     ports = Ports(api=api, triton_grpc=grpc, localstore=store, triton_http=http,
                   triton_metrics=metrics)  # fmt: skip
-    broker_cm = _own_rabbitmq(work / "rabbitmq") if own_rabbitmq else rabbit_vhost()
+    broker_cm = _own_rabbitmq(work / "rabbitmq") if own_rabbitmq else rabbit_vhost("subtone-soak")
     try:
         with broker_cm as broker_url:
             settings = Settings(DATA_DIR=work / "data", REDIS_URL=redis_url, REDIS_PREFIX=prefix,
@@ -340,43 +311,75 @@ def _run(supervisor: Supervisor, settings: Settings, minutes: float, clients: in
     t0 = time.monotonic()
     state = supervisor.up(report=lambda _: None)
     report(f"stack up in {time.monotonic() - t0:.1f} s; runs itself: {state.system}")
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    tokens = TokenService(client, prefix=settings.REDIS_PREFIX)
-    names = [f"soak{n}" for n in range(clients)]
-    issued = {name: tokens.create(name)[0] for name in names}
-    client.close()
+    issued = _tokens(settings, [f"soak{n}" for n in range(clients)])
     started = time.monotonic()
     deadline = started + minutes * 60
     threads = [
-        SoakClient(
-            n, supervisor.api_url, issued[name], work, deadline, op_timeout, rng.randrange(1 << 30)
-        )
-        for n, name in enumerate(names)
+        SoakClient(n, supervisor.api_url, token, work, deadline, op_timeout, rng.randrange(1 << 30))
+        for n, token in enumerate(issued.values())
     ]
     targets = ["worker", "triton"] + [s for s in ("redis", "rabbitmq") if s in state.system]
     if not rabbitmq_chaos and "rabbitmq" in targets:
         targets.remove("rabbitmq")
-    stop = threading.Event()
-    chaos_thread = Chaos(supervisor, targets, stop, started, rng.randrange(1 << 30))
+    chaos_thread = Chaos(supervisor, targets, threading.Event(), started, rng.randrange(1 << 30))
+    hung = _drive(threads, chaos_thread if chaos else None, deadline, op_timeout)
+    elapsed = time.monotonic() - started
+    jobs = _server_jobs(supervisor.api_url, list(issued.values()))
+    result = {
+        "seed": seed,
+        "minutes": minutes,
+        "elapsed_s": round(elapsed, 1),
+        "clients": len(threads),
+        **_client_counts(threads, hung),
+        **jobs,
+        **_stack_health(supervisor, chaos_thread.kills),
+        "chaos_targets": targets if chaos else [],
+    }
+    result["ok"] = not (
+        result["lost"] or result["stuck"] or result["decoded_wrong"]
+        or jobs["server_jobs_unfinished"] or jobs["server_jobs_failed_without_code"]
+        or result["programs_down"] or not result["api_ready"] or result["kills_not_back"]
+    )  # fmt: skip
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+    print_report(result, report)
+    return result
+
+
+def _tokens(settings: Settings, names: list[str]) -> dict[str, str]:
+    """A token for each client, by name."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        tokens = TokenService(client, prefix=settings.REDIS_PREFIX)
+        return {name: tokens.create(name)[0] for name in names}
+    finally:
+        client.close()
+
+
+def _drive(threads: list[SoakClient], chaos: Chaos | None, deadline: float,
+           op_timeout: float) -> list[str]:  # fmt: skip
+    """Run the clients (and the chaos) until ``deadline``; the clients still running after."""
     for t in threads:
         t.start()
-    if chaos:
-        chaos_thread.start()
+    if chaos is not None:
+        chaos.start()
     while time.monotonic() < deadline:
         time.sleep(1.0)
-    stop.set()
-    if chaos:
-        chaos_thread.join(BACK_WITHIN_SECONDS + 5)
+    if chaos is not None:
+        chaos.stop.set()
+        chaos.join(BACK_WITHIN_SECONDS + 5)
     for t in threads:
         t.join(op_timeout * 2 + 60)
-    hung = [t.name for t in threads if t.is_alive()]
-    elapsed = time.monotonic() - started
+    return [t.name for t in threads if t.is_alive()]
 
-    # Every job the server recorded is finished (failed ones with a code).
+
+def _server_jobs(api_url: str, tokens: list[str]) -> dict:
+    """Every job the server recorded is finished (failed ones with a code)."""
     unfinished, codeless, jobs_seen = [], [], 0
     settle = time.monotonic() + FINAL_SETTLE_SECONDS
-    for name in names:
-        with ApiClient(supervisor.api_url, issued[name]) as api:
+    for token in tokens:
+        with ApiClient(api_url, token) as api:
             for job in api.list_jobs().jobs:
                 jobs_seen += 1
                 while not job.state.finished and time.monotonic() < settle:
@@ -386,10 +389,14 @@ def _run(supervisor: Supervisor, settings: Settings, minutes: float, clients: in
                     unfinished.append(f"{job.id} {job.state.value} {job.progress:.2f}")
                 elif job.state.value == "failed" and (job.error is None or not job.error.code):
                     codeless.append(job.id)
-    status = {s.name: s.state for s in supervisor.status()}
-    down = [s.name for s in supervisor.status() if not s.alive]
-    ready = supervisor.ready()
+    return {
+        "server_jobs": jobs_seen,
+        "server_jobs_unfinished": unfinished,
+        "server_jobs_failed_without_code": codeless,
+    }
 
+
+def _client_counts(threads: list[SoakClient], hung: list[str]) -> dict:
     total = Counts()
     for t in threads:
         c = t.counts
@@ -401,12 +408,7 @@ def _run(supervisor: Supervisor, settings: Settings, minutes: float, clients: in
         total.failed.update(c.failed)
         total.lost += c.lost
         total.stuck += c.stuck
-    kills = chaos_thread.kills
-    result = {
-        "seed": seed,
-        "minutes": minutes,
-        "elapsed_s": round(elapsed, 1),
-        "clients": len(threads),
+    return {
         "encodes": total.encodes,
         "encoded": total.encoded,
         "decodes": total.decodes,
@@ -415,26 +417,19 @@ def _run(supervisor: Supervisor, settings: Settings, minutes: float, clients: in
         "failed_with_code": dict(total.failed),
         "lost": total.lost,
         "stuck": total.stuck + [f"client thread {n} still running" for n in hung],
-        "server_jobs": jobs_seen,
-        "server_jobs_unfinished": unfinished,
-        "server_jobs_failed_without_code": codeless,
+    }
+
+
+def _stack_health(supervisor: Supervisor, kills: list) -> dict:
+    status = supervisor.status()
+    return {
         "kills": [asdict(k) for k in kills],
         "kills_by_program": dict(collections.Counter(k.name for k in kills)),
         "kills_not_back": [asdict(k) for k in kills if k.back_s is None],
-        "programs": status,
-        "programs_down": down,
-        "api_ready": ready,
-        "chaos_targets": targets if chaos else [],
+        "programs": {s.name: s.state for s in status},
+        "programs_down": [s.name for s in status if not s.alive],
+        "api_ready": supervisor.ready(),
     }
-    result["ok"] = not (
-        result["lost"] or result["stuck"] or total.decoded_wrong or unfinished or codeless
-        or down or not ready or result["kills_not_back"]
-    )  # fmt: skip
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2))
-    print_report(result, report)
-    return result
 
 
 def print_report(r: dict, report=print) -> None:

@@ -14,7 +14,7 @@ from desktop.app.media import describe_cover
 from desktop.app.messages import describe_error
 from desktop.app.stages import DECODE_STEPS
 from desktop.app.state import ConnectionState
-from desktop.app.task_view import Saver, TaskFollower
+from desktop.app.task_view import TaskPage
 from desktop.app.tasks import TaskManager
 from desktop.app.widgets import (
     FileField,
@@ -41,7 +41,10 @@ _ERROR_STYLE = "color: #c0392b;"
 PLAY_POLL_MS = 100
 
 
-class DecodeView(QWidget):
+class DecodeView(TaskPage):
+    save_title = "Save recovered file"
+    save_filter = ANY_FILTER
+
     def __init__(
         self,
         manager: TaskManager,
@@ -52,28 +55,10 @@ class DecodeView(QWidget):
         download_dir: Callable[[], Path],
         parent: QWidget | None = None,
     ) -> None:
-        super().__init__(parent)
-        self.setObjectName("decode")
-        self.manager = manager
-        self.connection = connection
+        super().__init__("decode", manager, connection, workers, dialogs, download_dir, parent)
         self.player = player
-        self.workers = workers
         self._loading = False
-        self.dialogs = dialogs
-        self.download_dir = download_dir
         self.stego_ok = False
-
-        self._build()
-        self.saver = Saver(self, dialogs, workers, self.saved.setText)
-        self.follower = TaskFollower(
-            manager,
-            connection,
-            self.progress,
-            self.result,
-            self.error,
-            on_change=self._task_changed,
-            done_text=self._done_text,
-        )
         self.play_timer = QTimer(self)
         self.play_timer.setInterval(PLAY_POLL_MS)
         self.play_timer.timeout.connect(self._poll_player)
@@ -247,17 +232,3 @@ class DecodeView(QWidget):
         if not self.player.poll() or not mine:  # ended, or another screen plays now
             self.play_timer.stop()
             self.play_button.setText("▶ Play")
-
-    def save(self) -> None:
-        task = self.follower.task
-        if task is None or task.status is not TaskStatus.SUCCEEDED:
-            return
-        self.saver.save(task, "Save recovered file", self.download_dir(), ANY_FILTER)
-
-    def attach(self, task: Task) -> None:
-        """Show a task the app continues after a restart (the one this screen last ran)."""
-        self.follower.attach(task)
-
-    @property
-    def task_id(self) -> str | None:
-        return self.follower.task_id

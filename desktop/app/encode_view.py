@@ -21,7 +21,7 @@ from desktop.app.messages import describe_error
 from desktop.app.saving import suggested_path
 from desktop.app.stages import ENCODE_STEPS
 from desktop.app.state import ConnectionState, Selection
-from desktop.app.task_view import Saver, TaskFollower
+from desktop.app.task_view import TaskPage
 from desktop.app.tasks import TaskManager
 from desktop.app.widgets import (
     FileField,
@@ -41,7 +41,10 @@ _ERROR_STYLE = "color: #c0392b;"
 _OK_STYLE = "color: #2e7d4f;"
 
 
-class EncodeView(QWidget):
+class EncodeView(TaskPage):
+    save_title = "Save stego file"
+    save_filter = WAV_FILTER
+
     def __init__(
         self,
         manager: TaskManager,
@@ -52,31 +55,13 @@ class EncodeView(QWidget):
         download_dir: Callable[[], Path],
         parent: QWidget | None = None,
     ) -> None:
-        super().__init__(parent)
-        self.setObjectName("encode")
-        self.manager = manager
+        super().__init__("encode", manager, connection, workers, dialogs, download_dir, parent)
         self.selection = selection
-        self.connection = connection
-        self.workers = workers
-        self.dialogs = dialogs
-        self.download_dir = download_dir
         self.cover_info: CoverInfo | None = None
         self.secret_info: SecretInfo | None = None
         self._measuring = 0
         """Generation of the secret measurement in flight (older answers are ignored)."""
         self._secret_unusable = False
-
-        self._build()
-        self.saver = Saver(self, dialogs, workers, self.saved.setText)
-        self.follower = TaskFollower(
-            manager,
-            connection,
-            self.progress,
-            self.result,
-            self.error,
-            on_change=self._task_changed,
-            done_text=self._done_text,
-        )
         self._connect()
         self._update()
         self.update_queue()
@@ -277,17 +262,3 @@ class EncodeView(QWidget):
             f"The stego file is ready: {name} ({format_size(task.output_bytes or 0)}). Save it "
             "to keep it; it sounds like the cover, and only the passphrase gets the secret back."
         )
-
-    def save(self) -> None:
-        task = self.follower.task
-        if task is None or task.status is not TaskStatus.SUCCEEDED:
-            return
-        self.saver.save(task, "Save stego file", self.download_dir(), WAV_FILTER)
-
-    def attach(self, task: Task) -> None:
-        """Show a task the app continues after a restart (the one this screen last ran)."""
-        self.follower.attach(task)
-
-    @property
-    def task_id(self) -> str | None:
-        return self.follower.task_id

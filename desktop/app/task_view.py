@@ -18,7 +18,7 @@ from desktop.app.widgets.progress_panel import PanelState, ProgressPanel
 from desktop.app.workers import Report, WorkerPool
 from desktop.core.orchestration import Task, TaskStatus
 
-__all__ = ["Saver", "TaskFollower", "done_summary"]
+__all__ = ["Saver", "TaskFollower", "TaskPage", "done_summary"]
 
 
 class TaskFollower:
@@ -209,3 +209,71 @@ class Saver:
     def _done(self, text: str) -> None:
         self.busy = False
         self.say(text)
+
+
+class TaskPage(QWidget):
+    """The frame the Encode and Decode pages share: their collaborators, and the progress
+    panel, result, saved and error lines (made by the page's ``_build``) wired to the task the
+    page follows (:class:`TaskFollower`) and to saving its output (:class:`Saver`)."""
+
+    progress: ProgressPanel
+    result: MessageLabel
+    saved: MessageLabel
+    error: MessageLabel
+    save_title = "Save"
+    """The save dialog's title and file filter."""
+    save_filter = ""
+
+    def __init__(
+        self,
+        name: str,
+        manager: TaskManager,
+        connection: ConnectionState,
+        workers: WorkerPool,
+        dialogs: Dialogs,
+        download_dir: Callable[[], Path],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName(name)
+        self.manager = manager
+        self.connection = connection
+        self.workers = workers
+        self.dialogs = dialogs
+        self.download_dir = download_dir
+        self._build()
+        self.saver = Saver(self, dialogs, workers, self.saved.setText)
+        self.follower = TaskFollower(
+            manager,
+            connection,
+            self.progress,
+            self.result,
+            self.error,
+            on_change=self._task_changed,
+            done_text=self._done_text,
+        )
+
+    def save(self) -> None:
+        task = self.follower.task
+        if task is None or task.status is not TaskStatus.SUCCEEDED:
+            return
+        self.saver.save(task, self.save_title, self.download_dir(), self.save_filter)
+
+    def attach(self, task: Task) -> None:
+        """Show a task the app continues after a restart (the one this screen last ran)."""
+        self.follower.attach(task)
+
+    @property
+    def task_id(self) -> str | None:
+        return self.follower.task_id
+
+    def _build(self) -> None:
+        """Make the page's widgets (``progress``, ``result``, ``saved`` and ``error`` among
+        them) and lay them out."""
+        raise NotImplementedError
+
+    def _task_changed(self, task: Task | None) -> None:
+        raise NotImplementedError
+
+    def _done_text(self, task: Task) -> str:
+        raise NotImplementedError

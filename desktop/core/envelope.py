@@ -28,26 +28,29 @@ which keeps only the top ``O(log log L)`` bits of the length: the overhead is at
 
 from __future__ import annotations
 
-import math
-import mimetypes
 import os
 import struct
 import tempfile
 import unicodedata
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-import numpy as np
 import soundfile as sf
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-from numpy.typing import NDArray
 
+from desktop.core.opus import OPUS_EXTENSION, OPUS_MEDIA_TYPE, encode_opus
+from desktop.core.opus import opus_rate as _opus_rate  # noqa: F401  (tests reach it here)
+from desktop.core.opus import resample as _resample  # noqa: F401  (tests reach it here)
+from desktop.core.secret_names import (
+    guess_media_type,
+    safe_name,
+    valid_media_type,
+)
 from subtone.errors import SubtoneError
 
 __all__ = [
@@ -88,14 +91,7 @@ K_ENC_INFO = b"subtone/v1/k_enc"
 
 #: Largest secret accepted: a 4 GiB 16-bit WAV holds at most ~256 MiB at one bit per sample.
 MAX_SECRET_BYTES = 256 * MiB
-#: File names are stored as at most this many UTF-8 bytes.
-MAX_NAME_BYTES = 255
-MAX_MEDIA_TYPE_BYTES = 255
-#: Extensions longer than this are not kept when a long name is shortened.
-MAX_SUFFIX_CHARS = 16
 PAD_BLOCK_BYTES = 256
-DEFAULT_NAME = "secret"
-DEFAULT_MEDIA_TYPE = "application/octet-stream"
 
 #: Bounds on KDF parameters read from a payload: a hostile stego file must not make the
 #: client spend more than twice the default's memory (128 MiB) on the key.
@@ -103,28 +99,6 @@ MAX_KDF_LOG2_N = 20
 MAX_KDF_R = 32
 MAX_KDF_P = 4
 MAX_KDF_MEMORY_BYTES = 256 * MiB
-
-OPUS_MEDIA_TYPE = "audio/ogg; codecs=opus"
-OPUS_EXTENSION = ".opus"
-#: Sample rates an Opus stream can carry, ascending.
-OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
-#: Channels kept in an Opus secret; more are mixed down to mono.
-MAX_OPUS_CHANNELS = 2
-#: libsndfile's Opus compression level (0..1): 0.9 is about 40 kbit/s per mono channel.
-OPUS_COMPRESSION_LEVEL = 0.9
-AUDIO_BLOCK_FRAMES = 65536
-#: Windowed-sinc resampler: zero crossings on each side, and the cut-off as a share of Nyquist.
-RESAMPLE_HALF_TAPS = 16
-RESAMPLE_ROLLOFF = 0.95
-#: Up to this many filter phases (output rate / gcd of the rates) are computed once.
-RESAMPLE_MAX_PHASES = 4096
-
-_WINDOWS_RESERVED = frozenset(
-    ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
-    + [f"{p}{i}" for p in ("COM", "LPT") for i in range(10)]
-)
-_NAME_FORBIDDEN = frozenset('<>:"|?*')
-_NAME_DROPPED_CATEGORIES = frozenset(["Cf", "Cs", "Zl", "Zp"])
 
 
 class EnvelopeError(SubtoneError):
@@ -245,60 +219,6 @@ def derive_position_key(passphrase: str, *, position_kdf: KdfParams = POSITION_K
     return _derive(_passphrase_bytes(passphrase), salt.finalize(), position_kdf, K_POS_INFO)
 
 
-# --- names and media types ----------------------------------------------------------------
-
-
-def _truncate_utf8(text: str, limit: int) -> str:
-    return text.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
-
-
-def safe_name(name: str) -> str:
-    """A file name safe to create in any folder: no path, no control characters.
-
-    Keeps only the last path component (``/`` and ``\\`` both separate), replaces control
-    and Windows-forbidden characters with ``_``, drops invisible format characters (such as
-    right-to-left overrides that disguise an extension), strips leading and trailing dots and
-    spaces, shortens to :data:`MAX_NAME_BYTES` keeping the extension, prefixes Windows device
-    names with ``_`` and falls back to :data:`DEFAULT_NAME`. Idempotent.
-    """
-    text = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
-    chars: list[str] = []
-    for char in text:
-        category = unicodedata.category(char)
-        if category in _NAME_DROPPED_CATEGORIES:
-            continue
-        chars.append("_" if category == "Cc" or char in _NAME_FORBIDDEN else char)
-    text = "".join(chars).strip(" .")
-    if len(text.encode("utf-8")) > MAX_NAME_BYTES:
-        stem, dot, suffix = text.rpartition(".")
-        if not dot or not stem or len(suffix) > MAX_SUFFIX_CHARS:
-            stem, suffix = text, ""
-        else:
-            suffix = "." + suffix
-        text = _truncate_utf8(stem, MAX_NAME_BYTES - len(suffix.encode("utf-8"))) + suffix
-        text = text.strip(" .")
-    if not text:
-        return DEFAULT_NAME
-    if text.split(".", 1)[0].rstrip(" ").upper() in _WINDOWS_RESERVED:
-        text = _truncate_utf8("_" + text, MAX_NAME_BYTES)
-    return text
-
-
-def _valid_media_type(media_type: str) -> bool:
-    return (
-        0 < len(media_type) <= MAX_MEDIA_TYPE_BYTES
-        and media_type.isascii()
-        and media_type.isprintable()
-        and media_type == media_type.strip()
-        and "/" in media_type
-    )
-
-
-def _guess_media_type(name: str) -> str:
-    guessed, _ = mimetypes.guess_type(name, strict=False)
-    return guessed if guessed and _valid_media_type(guessed) else DEFAULT_MEDIA_TYPE
-
-
 # --- framing --------------------------------------------------------------------------------
 
 
@@ -343,7 +263,7 @@ def _unframe(frame: bytes) -> Secret:
         media_type = frame[name_end:type_end].decode("ascii")
     except UnicodeDecodeError as e:
         raise _corrupt("undecodable name or media type") from e
-    if not _valid_media_type(media_type):
+    if not valid_media_type(media_type):
         raise _corrupt("invalid media type")
     if data_len == 0:
         raise _corrupt("empty secret")
@@ -355,7 +275,7 @@ def _plaintext_for(data: bytes, name: str, media_type: str) -> bytes:
         raise _error("empty_secret", "The secret is empty: there is nothing to hide.")
     if len(data) > MAX_SECRET_BYTES:
         raise _too_large("The secret", len(data))
-    if not _valid_media_type(media_type):
+    if not valid_media_type(media_type):
         raise _error("invalid_media_type", f"Not a valid media type: {media_type!r}.")
     return _frame(data, safe_name(name), media_type)
 
@@ -461,111 +381,7 @@ def prepare_file_secret(path: str | os.PathLike[str]) -> PreparedSecret:
     path = Path(path)
     _checked_size(path)
     name = safe_name(path.name)
-    return PreparedSecret(_read_bytes(path), name, _guess_media_type(name))
-
-
-def _opus_rate(rate: int) -> int:
-    """The smallest Opus rate at or above ``rate``, else the highest."""
-    return next((r for r in OPUS_RATES if r >= rate), OPUS_RATES[-1])
-
-
-def _kernel(x: NDArray[np.float64], cutoff: float, half_width: int) -> NDArray[np.float64]:
-    """Blackman-windowed sinc low-pass, ``x`` in input samples."""
-    u = x / half_width
-    window = 0.42 + 0.5 * np.cos(np.pi * u) + 0.08 * np.cos(2 * np.pi * u)
-    window = np.where(np.abs(u) < 1.0, window, 0.0)
-    result: NDArray[np.float64] = cutoff * np.sinc(cutoff * x) * window
-    return result
-
-
-def _normalised(weights: NDArray[np.float64]) -> NDArray[np.float32]:
-    """Rows scaled to sum to one (unit gain at DC), as float32."""
-    result: NDArray[np.float32] = (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
-    return result
-
-
-def _resample(
-    blocks: Iterable[NDArray[np.float32]], rate_in: int, rate_out: int, channels: int
-) -> Iterator[NDArray[np.float32]]:
-    """Stream ``blocks`` (frames x channels) from ``rate_in`` to ``rate_out`` Hz.
-
-    A polyphase windowed-sinc resampler: output sample ``k`` sits at input time
-    ``k * down / up``. Input is kept only as far back as the filter reaches.
-    """
-    gcd = math.gcd(rate_in, rate_out)
-    up, down = rate_out // gcd, rate_in // gcd
-    cutoff = min(1.0, up / down) * RESAMPLE_ROLLOFF
-    half = math.ceil(RESAMPLE_HALF_TAPS / min(1.0, up / down))
-    taps = np.arange(-half + 1, half + 1, dtype=np.float64)
-    # Output k uses phase (k * down) % up; with few phases, weigh each one once.
-    table = None
-    if up <= RESAMPLE_MAX_PHASES:
-        table = _normalised(_kernel(np.arange(up)[:, None] / up - taps, cutoff, half))
-    buf = np.zeros((half, channels), dtype=np.float32)
-    buf_start = -half  # absolute input index of buf[0]; zeros before the signal
-    next_k = 0
-    total_in = 0
-
-    def emit(k_stop: int) -> Iterator[NDArray[np.float32]]:
-        nonlocal next_k
-        for k0 in range(next_k, k_stop, AUDIO_BLOCK_FRAMES):
-            ks = np.arange(k0, min(k0 + AUDIO_BLOCK_FRAMES, k_stop), dtype=np.int64)
-            base = (ks * down) // up - buf_start
-            phase = (ks * down) % up
-            if table is not None:
-                weights = table[phase]
-            else:
-                weights = _normalised(_kernel(phase[:, None] / up - taps, cutoff, half))
-            acc = np.zeros((len(ks), channels), dtype=np.float32)
-            for column, tap in enumerate(range(-half + 1, half + 1)):
-                acc += buf[base + tap] * weights[:, column, None]
-            yield acc
-        next_k = max(next_k, k_stop)
-
-    for block in blocks:
-        total_in += len(block)
-        buf = np.concatenate([buf, block])
-        last_usable = buf_start + len(buf) - 1 - half  # highest base with all taps present
-        yield from emit(-(-(last_usable + 1) * up // down))
-        keep_from = (next_k * down) // up - half + 1
-        if keep_from > buf_start:
-            buf = buf[keep_from - buf_start :]
-            buf_start = keep_from
-    buf = np.concatenate([buf, np.zeros((half + 1, channels), dtype=np.float32)])
-    yield from emit(-(-total_in * up // down))
-
-
-def _read_blocks(sound: Any, channels: int) -> Iterator[NDArray[np.float32]]:
-    """Float32 blocks of at most :data:`MAX_OPUS_CHANNELS` channels from an open file."""
-    while True:
-        block: NDArray[np.float32] = sound.read(AUDIO_BLOCK_FRAMES, dtype="float32", always_2d=True)
-        if not len(block):
-            return
-        if channels > MAX_OPUS_CHANNELS:
-            block = block.mean(axis=1, keepdims=True, dtype=np.float32)
-        yield block
-
-
-def _encode_opus(path: Path, target: Path) -> None:
-    with sf.SoundFile(str(path)) as source:
-        rate_in = int(source.samplerate)
-        channels_in = int(source.channels)
-        channels = channels_in if channels_in <= MAX_OPUS_CHANNELS else 1
-        rate_out = _opus_rate(rate_in)
-        blocks: Iterable[NDArray[np.float32]] = _read_blocks(source, channels_in)
-        if rate_out != rate_in:
-            blocks = _resample(blocks, rate_in, rate_out, channels)
-        with sf.SoundFile(
-            str(target),
-            mode="w",
-            samplerate=rate_out,
-            channels=channels,
-            format="OGG",
-            subtype="OPUS",
-            compression_level=OPUS_COMPRESSION_LEVEL,
-        ) as sink:
-            for block in blocks:
-                sink.write(np.clip(block, -1.0, 1.0))
+    return PreparedSecret(_read_bytes(path), name, guess_media_type(name))
 
 
 def prepare_audio_secret(path: str | os.PathLike[str]) -> PreparedSecret:
@@ -591,7 +407,7 @@ def prepare_audio_secret(path: str | os.PathLike[str]) -> PreparedSecret:
     with tempfile.TemporaryDirectory(prefix="subtone-opus-") as scratch:
         target = Path(scratch) / "secret.opus"
         try:
-            _encode_opus(path, target)
+            encode_opus(path, target)
         except sf.SoundFileError as e:
             raise _error(
                 "unreadable_audio", f"{path.name} could not be converted to Opus: {e}."

@@ -17,32 +17,49 @@ A sidecar records the inode of the file it describes; a sidecar that does not ma
 between the two renames) is ignored and the ETag recomputed, so a listed ETag is never wrong.
 Completing streams the parts into ``.tmp``, checking each part's MD5 on the way, and renames the
 result onto the key: a failed or interrupted complete never leaves a partial object under a key.
+
+The URL signing lives in :mod:`server.integrations.localstore_signing` and the files on disk
+(sidecars, parts being written, temp files) in :mod:`server.integrations.localstore_disk`;
+this module is the store itself and re-exports their public names.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
-import json
 import os
 import re
 import shutil
-import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, NamedTuple, Self
-from urllib.parse import quote, urlencode
+from typing import IO
 
+from server.integrations.localstore_disk import (
+    PartWriter,
+    Sidecar,
+    TempFile,
+    chunks,
+    copy_with_md5,
+    file_md5,
+    os_errors,
+    read_json,
+    read_sidecar,
+    write_json_atomic,
+)
+from server.integrations.localstore_signing import (
+    OBJECT_URL_PREFIX,
+    Clock,
+    ExpiredUrl,
+    Grant,
+    InvalidSignature,
+    UrlSigner,
+)
 from server.integrations.storage import (
     DEFAULT_CONTENT_TYPE,
     MAX_OBJECT_SIZE,
     MAX_PART_SIZE,
     MIN_PART_SIZE,
-    READ_CHUNK_SIZE,
     ChecksumMismatch,
     ChunkIterator,
     InvalidPart,
@@ -51,17 +68,14 @@ from server.integrations.storage import (
     ObjectNotFound,
     ObjectReader,
     PartInfo,
-    PartTooLarge,
     StorageError,
     StorageUnavailable,
     UploadNotFound,
-    check_expires,
     storage_os_error,
     validate_key,
     validate_part_list,
     validate_part_number,
 )
-from subtone.errors import SubtoneError
 
 __all__ = [
     "OBJECT_URL_PREFIX",
@@ -73,291 +87,12 @@ __all__ = [
     "UrlSigner",
 ]
 
-OBJECT_URL_PREFIX = "/o/"
-"""Objects are served under ``<public_url>/o/<key>``, leaving other paths to the process."""
-SIGNATURE_VERSION = "subtone-localstore-v2"
-MIN_SECRET_BYTES = 16
-COPY_BUFFER_SIZE = 1024 * 1024
-
 _META_DIR = ".meta"
 _MULTIPART_DIR = ".multipart"
 _TMP_DIR = ".tmp"
 _MANIFEST = "upload.json"
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 _PART_FILE = re.compile(r"[0-9]{1,5}")
-
-Clock = Callable[[], float]
-
-
-class ExpiredUrl(SubtoneError):
-    code = "expired_url"
-    status = 403
-
-
-class InvalidSignature(SubtoneError):
-    code = "invalid_signature"
-    status = 403
-
-
-# ------------------------------------------------------------------------------------- signing
-
-
-@dataclass(frozen=True)
-class Grant:
-    """What one signed URL allows: one method on one key (and one part), until ``expires``.
-
-    ``max_bytes`` (a part URL's) is the most bytes the PUT may carry: the size the API planned
-    for that part; 0 leaves only the store's own part limit.
-    """
-
-    method: str
-    key: str
-    expires: int
-    upload_id: str = ""
-    part_number: int = 0
-    filename: str = ""
-    max_bytes: int = 0
-
-    def message(self) -> bytes:
-        fields = (
-            SIGNATURE_VERSION,
-            self.method,
-            self.key,
-            self.upload_id,
-            str(self.part_number),
-            str(self.expires),
-            self.filename,
-            str(self.max_bytes),
-        )
-        return "\n".join(fields).encode("utf-8")
-
-    def query(self) -> dict[str, str]:
-        params = {"expires": str(self.expires)}
-        if self.upload_id:
-            params["uploadId"] = self.upload_id
-            params["partNumber"] = str(self.part_number)
-        if self.filename:
-            params["filename"] = self.filename
-        if self.max_bytes:
-            params["maxBytes"] = str(self.max_bytes)
-        return params
-
-
-class UrlSigner:
-    """HMAC-SHA256 URL signatures: single-purpose and expiring.
-
-    The signed message is ``subtone-localstore-v2\\nMETHOD\\nKEY\\nUPLOAD_ID\\nPART\\nEXPIRES\\n
-    FILENAME\\nMAX_BYTES`` (keys and upload ids hold no newline), so a URL for part 3 cannot PUT
-    part 4 or more bytes than planned, a PUT URL cannot GET, and no field can be edited without
-    the secret.
-    """
-
-    def __init__(self, secret: bytes, clock: Clock = time.time) -> None:
-        if len(secret) < MIN_SECRET_BYTES:
-            raise ValueError(f"the local store secret must be at least {MIN_SECRET_BYTES} bytes")
-        self._secret = secret
-        self._clock = clock
-
-    def grant(
-        self,
-        method: str,
-        key: str,
-        expires_seconds: int,
-        *,
-        upload_id: str = "",
-        part_number: int = 0,
-        filename: str = "",
-        max_bytes: int = 0,
-    ) -> Grant:
-        """A grant for ``method`` on ``key`` that expires ``expires_seconds`` from now."""
-        expires = int(self._clock()) + check_expires(expires_seconds)
-        return Grant(method, key, expires, upload_id, part_number, filename, max_bytes)
-
-    def sign(self, grant: Grant) -> str:
-        return hmac.new(self._secret, grant.message(), hashlib.sha256).hexdigest()
-
-    def url(self, base_url: str, grant: Grant) -> str:
-        query = grant.query() | {"signature": self.sign(grant)}
-        path = OBJECT_URL_PREFIX + quote(grant.key, safe="/")
-        return f"{base_url.rstrip('/')}{path}?{urlencode(query)}"
-
-    def verify(self, method: str, key: str, params: Mapping[str, str]) -> Grant:
-        """The grant a request carries, or :class:`InvalidSignature` / :class:`ExpiredUrl`.
-
-        ``HEAD`` is checked as ``GET``: both read, neither changes anything.
-        """
-        grant = _grant_from_params("GET" if method == "HEAD" else method, key, params)
-        signature = params.get("signature", "")
-        if not hmac.compare_digest(self.sign(grant).encode(), signature.encode()):
-            raise InvalidSignature("the URL's signature does not match")
-        if self._clock() > grant.expires:
-            raise ExpiredUrl("the URL has expired; ask the API for a new one")
-        return grant
-
-
-def _grant_from_params(method: str, key: str, params: Mapping[str, str]) -> Grant:
-    try:
-        expires = int(params["expires"])
-        part_number = int(params.get("partNumber", "0"))
-        max_bytes = int(params.get("maxBytes", "0"))
-    except (KeyError, ValueError) as e:
-        raise InvalidSignature("the URL is not a signed local store URL") from e
-    return Grant(
-        method=method,
-        key=key,
-        expires=expires,
-        upload_id=params.get("uploadId", ""),
-        part_number=part_number,
-        filename=params.get("filename", ""),
-        max_bytes=max_bytes,
-    )
-
-
-# ------------------------------------------------------------------------------------- sidecars
-
-
-class _Sidecar(NamedTuple):
-    etag: str
-    size: int
-    inode: int
-    content_type: str = DEFAULT_CONTENT_TYPE
-    sha256: str | None = None
-
-
-def _write_json_atomic(path: Path, data: Mapping[str, object]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _read_sidecar(path: Path, stat: os.stat_result) -> _Sidecar | None:
-    """The sidecar if it describes exactly this file (same inode and size), else None."""
-    data = _read_json(path)
-    if data is None:
-        return None
-    try:
-        sidecar = _Sidecar(
-            str(data["etag"]),
-            int(data["size"]),
-            int(data["inode"]),
-            str(data.get("content_type", DEFAULT_CONTENT_TYPE)),
-            str(data["sha256"]) if data.get("sha256") else None,
-        )
-    except (KeyError, TypeError, ValueError):
-        return None
-    if (sidecar.inode, sidecar.size) != (stat.st_ino, stat.st_size):
-        return None
-    return sidecar
-
-
-def _file_md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as f:
-        while chunk := f.read(COPY_BUFFER_SIZE):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _copy_with_md5(
-    source: Path, target: IO[bytes], whole: hashlib._Hash | None = None
-) -> tuple[bytes, int]:
-    """Append ``source`` to ``target``; returns the part's binary MD5 and size.
-
-    ``whole`` (the object's running SHA-256) is fed the same bytes."""
-    digest = hashlib.md5(usedforsecurity=False)
-    size = 0
-    with source.open("rb") as f:
-        while chunk := f.read(COPY_BUFFER_SIZE):
-            digest.update(chunk)
-            if whole is not None:
-                whole.update(chunk)
-            target.write(chunk)
-            size += len(chunk)
-    return digest.digest(), size
-
-
-# ---------------------------------------------------------------------------------------- parts
-
-
-class PartWriter:
-    """Streams one part to a temp file, hashing it; ``commit`` renames it into place.
-
-    More than ``max_bytes`` raises :class:`PartTooLarge`. Leaving the ``with`` block without
-    ``commit`` (a client that hung up) deletes the temp file.
-    """
-
-    def __init__(self, upload_dir: Path, part_number: int, max_bytes: int) -> None:
-        self._final = upload_dir / str(part_number)
-        self._number = part_number
-        self._max_bytes = max_bytes
-        fd, tmp = tempfile.mkstemp(dir=upload_dir, prefix=f".{part_number}-", suffix=".tmp")
-        self._tmp = Path(tmp)
-        self._file: IO[bytes] | None = os.fdopen(fd, "wb")
-        self._md5 = hashlib.md5(usedforsecurity=False)
-        self._size = 0
-
-    def write(self, chunk: bytes) -> None:
-        if self._file is None:
-            raise StorageError("part writer already closed")
-        self._size += len(chunk)
-        if self._size > self._max_bytes:
-            self.discard()
-            raise PartTooLarge(f"a part can hold at most {self._max_bytes} bytes")
-        self._md5.update(chunk)
-        try:
-            self._file.write(chunk)
-        except OSError as e:
-            self.discard()
-            raise storage_os_error(e, f"store part {self._number}") from e
-
-    def commit(self) -> PartInfo:
-        if self._file is None:
-            raise StorageError("part writer already closed")
-        file, self._file = self._file, None
-        try:
-            with file:
-                file.flush()
-                inode = os.fstat(file.fileno()).st_ino
-            etag = self._md5.hexdigest()
-            sidecar = _Sidecar(etag, self._size, inode)._asdict()
-            _write_json_atomic(self._final.with_name(f"{self._number}.json"), sidecar)
-            self._tmp.replace(self._final)
-        except FileNotFoundError as e:  # the upload was aborted or completed meanwhile
-            self._tmp.unlink(missing_ok=True)
-            raise UploadNotFound("the multipart upload is gone") from e
-        except OSError as e:
-            self._tmp.unlink(missing_ok=True)
-            raise storage_os_error(e, f"store part {self._number}") from e
-        return PartInfo(self._number, etag, self._size)
-
-    def discard(self) -> None:
-        file, self._file = self._file, None
-        if file is not None:
-            file.close()
-            self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.discard()
-
-
-# ---------------------------------------------------------------------------------------- store
 
 
 class LocalStore:
@@ -403,7 +138,7 @@ class LocalStore:
         manifest = {"key": key, "content_type": content_type or DEFAULT_CONTENT_TYPE}
         try:
             upload_dir.mkdir()
-            _write_json_atomic(upload_dir / _MANIFEST, manifest)
+            write_json_atomic(upload_dir / _MANIFEST, manifest)
         except OSError as e:
             shutil.rmtree(upload_dir, ignore_errors=True)
             raise storage_os_error(e, "start an upload") from e
@@ -486,7 +221,7 @@ class LocalStore:
     def list_multipart_uploads(self, prefix: str) -> list[MultipartUpload]:
         uploads = []
         for upload_dir in self._scan(self._root / _MULTIPART_DIR):
-            manifest = _read_json(upload_dir / _MANIFEST)
+            manifest = read_json(upload_dir / _MANIFEST)
             key = manifest.get("key") if manifest else None
             if isinstance(key, str) and key.startswith(prefix):
                 uploads.append(MultipartUpload(key, upload_dir.name))
@@ -502,9 +237,9 @@ class LocalStore:
             raise ObjectNotFound(f"no object {key}") from e
         if not path.is_file():
             raise ObjectNotFound(f"no object {key}")
-        sidecar = _read_sidecar(self._meta_path(key), stat)
+        sidecar = read_sidecar(self._meta_path(key), stat)
         if sidecar is None:
-            return ObjectInfo(key, stat.st_size, _file_md5(path))
+            return ObjectInfo(key, stat.st_size, file_md5(path))
         return ObjectInfo(key, stat.st_size, sidecar.etag, sidecar.content_type, sidecar.sha256)
 
     def read(self, key: str, start: int = 0, length: int | None = None) -> ChunkIterator:
@@ -516,7 +251,7 @@ class LocalStore:
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
             raise ObjectNotFound(f"no object {key}") from e
         file.seek(start)
-        return ChunkIterator(_chunks(file, length), file.close)
+        return ChunkIterator(chunks(file, length), file.close)
 
     def open_reader(self, key: str) -> ObjectReader:
         return ObjectReader(lambda position: self.read(key, position), self.head(key).size)
@@ -531,7 +266,7 @@ class LocalStore:
         content_type = content_type or DEFAULT_CONTENT_TYPE
         etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
         sha256 = hashlib.sha256(data).hexdigest()
-        with _os_errors(f"store {PurePosixPath(key).name}"), self._temp_file() as tmp:
+        with os_errors(f"store {PurePosixPath(key).name}"), self._temp_file() as tmp:
             tmp.file.write(data)
             self._publish(key, tmp, target, etag, content_type, sha256)
         return ObjectInfo(key, len(data), etag, content_type, sha256)
@@ -579,7 +314,7 @@ class LocalStore:
         """The upload's folder and content type; :class:`UploadNotFound` unless it is ``key``'s."""
         validate_key(key)
         upload_dir = self._upload_dir(upload_id)
-        manifest = _read_json(upload_dir / _MANIFEST)
+        manifest = read_json(upload_dir / _MANIFEST)
         if manifest is None or manifest.get("key") != key:
             raise UploadNotFound(f"no such multipart upload for {key}")
         return upload_dir, str(manifest.get("content_type") or DEFAULT_CONTENT_TYPE)
@@ -599,8 +334,8 @@ class LocalStore:
             stat = path.stat()
         except FileNotFoundError:
             return None
-        sidecar = _read_sidecar(upload_dir / f"{number}.json", stat)
-        etag = sidecar.etag if sidecar else _file_md5(path)
+        sidecar = read_sidecar(upload_dir / f"{number}.json", stat)
+        etag = sidecar.etag if sidecar else file_md5(path)
         return PartInfo(number, etag, stat.st_size)
 
     def _check_parts(self, upload_dir: Path, parts: list[tuple[int, str]]) -> None:
@@ -635,7 +370,7 @@ class LocalStore:
         digests: list[bytes] = []
         whole = hashlib.sha256()
         size = 0
-        with _os_errors(f"assemble {PurePosixPath(key).name}"), self._temp_file() as tmp:
+        with os_errors(f"assemble {PurePosixPath(key).name}"), self._temp_file() as tmp:
             for number, expected in parts:
                 digest, part_size = self._copy_part(upload_dir / str(number), tmp.file, whole)
                 if digest.hex() != expected:
@@ -656,17 +391,17 @@ class LocalStore:
         self, source: Path, target: IO[bytes], whole: hashlib._Hash
     ) -> tuple[bytes, int]:
         try:
-            return _copy_with_md5(source, target, whole)
+            return copy_with_md5(source, target, whole)
         except FileNotFoundError as e:
             raise InvalidPart(f"part {source.name} disappeared while the upload completed") from e
 
-    def _temp_file(self) -> _TempFile:
-        return _TempFile(self._root / _TMP_DIR)
+    def _temp_file(self) -> TempFile:
+        return TempFile(self._root / _TMP_DIR)
 
     def _publish(
         self,
         key: str,
-        tmp: _TempFile,
+        tmp: TempFile,
         target: Path,
         etag: str,
         content_type: str,
@@ -674,8 +409,8 @@ class LocalStore:
     ) -> None:
         """Make the temp file durable, write its sidecar, then rename it onto the key."""
         stat = tmp.sync()
-        sidecar = _Sidecar(etag, stat.st_size, stat.st_ino, content_type, sha256)
-        _write_json_atomic(self._meta_path(key), sidecar._asdict())
+        sidecar = Sidecar(etag, stat.st_size, stat.st_ino, content_type, sha256)
+        write_json_atomic(self._meta_path(key), sidecar._asdict())
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp.rename(target)
 
@@ -683,53 +418,3 @@ class LocalStore:
         if not self._public_url:
             raise StorageError("the local store has no public URL to sign for")
         return self._public_url
-
-
-class _TempFile:
-    """A temp file in ``.tmp`` that is removed on leaving the block unless it was renamed."""
-
-    def __init__(self, folder: Path) -> None:
-        fd, name = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        self.file: IO[bytes] = os.fdopen(fd, "wb")
-        self._path: Path | None = Path(name)
-
-    def sync(self) -> os.stat_result:
-        """Flush to disk; returns the file's stat (its inode survives the rename)."""
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        return os.fstat(self.file.fileno())
-
-    def rename(self, target: Path) -> None:
-        if self._path is None:
-            raise StorageError("temp file already renamed")
-        self._path.replace(target)
-        self._path = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.file.close()
-        if self._path is not None:
-            self._path.unlink(missing_ok=True)
-
-
-@contextmanager
-def _os_errors(what: str) -> Iterator[None]:
-    """Disk errors (full, read-only, permissions) become :class:`StorageError`."""
-    try:
-        yield
-    except OSError as e:
-        raise storage_os_error(e, what) from e
-
-
-def _chunks(file: IO[bytes], length: int | None) -> Iterator[bytes]:
-    remaining = length
-    while remaining is None or remaining > 0:
-        size = READ_CHUNK_SIZE if remaining is None else min(READ_CHUNK_SIZE, remaining)
-        chunk = file.read(size)
-        if not chunk:
-            return
-        if remaining is not None:
-            remaining -= len(chunk)
-        yield chunk

@@ -25,7 +25,7 @@ from typing import BinaryIO, cast
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from desktop.core import envelope
+from desktop.core import envelope, secret_names
 from server.localstore.app import parse_range
 from subtone.errors import SubtoneError
 from subtone.stego import layout, wav
@@ -107,7 +107,11 @@ def wav_file(data: bytes) -> str:
 
 def _check_secret(secret: envelope.Secret) -> None:
     name = secret.name
-    if not name or name != envelope.safe_name(name) or len(name.encode()) > envelope.MAX_NAME_BYTES:
+    if (
+        not name
+        or name != envelope.safe_name(name)
+        or len(name.encode()) > secret_names.MAX_NAME_BYTES
+    ):
         raise AssertionError(f"unsafe name {name!r}")
     if any(c in name for c in "/\\\x00") or name in (".", ".."):
         raise AssertionError(f"unsafe name {name!r}")

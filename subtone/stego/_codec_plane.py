@@ -1,0 +1,292 @@
+"""Embedding and extraction on a cover's LSB plane, window by window through an engine.
+
+Private: the public names are re-exported by :mod:`subtone.stego.codec`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+import numpy.typing as npt
+
+from subtone.stego import layout
+from subtone.stego._windows import batches, per_call, plane_windows, scheduled
+from subtone.stego.engine import EmbedTask, ExtractTask, WindowEngine, plane_bytes
+from subtone.stego.kernel import copy_bits, extract_bits_batch
+from subtone.stego.layout import HEADER_BITS, StegoError
+
+DEFAULT_CONCURRENCY = 4
+"""Batches in flight at once: enough for Triton to batch them, little memory."""
+DEFAULT_WINDOWS_PER_CALL = 8
+"""Windows per engine call (256 KiB of plane): amortises the call's overhead."""
+
+Progress = Callable[[float], None]
+Int32Array = npt.NDArray[np.int32]
+UInt8Array = npt.NDArray[np.uint8]
+WindowFlips = Callable[[int, Int32Array], None]
+"""Called with each window's index and its flips (window-relative, ascending), in order."""
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    k: int
+    payload_bytes: int
+    samples: int
+    samples_changed: int
+
+    @property
+    def change_rate(self) -> float:
+        return self.samples_changed / self.samples
+
+
+def plane_size(samples: int) -> int:
+    """Bytes of the packed LSB plane of a cover with ``samples`` samples."""
+    return plane_bytes(samples)
+
+
+def _window_bits(packed: UInt8Array, start: int, stop: int) -> UInt8Array:
+    """Bits ``[start, stop)`` of ``packed`` (most significant first), from bit 0 of a new array."""
+    out = np.zeros(plane_bytes(stop - start), dtype=np.uint8)
+    copy_bits(out, 0, packed, start, stop - start)
+    return out
+
+
+def _too_short(samples: int) -> None:
+    if samples <= HEADER_BITS:
+        raise StegoError("This file is too short to hold a Subtone message.", code="no_payload")
+
+
+@dataclass(frozen=True)
+class _EmbedWork:
+    """One batch of windows' flips: the payload header's (window 0) and the message's."""
+
+    engine: WindowEngine
+    samples: int
+    k_pos: bytes
+    plan: layout.Plan
+    bits: UInt8Array
+    """The payload, packed, with a spare byte."""
+    header_bits: UInt8Array
+    ranges: list[tuple[int, int]]
+    """Each window's ``[start, stop)`` in ``bits``."""
+
+    @classmethod
+    def of(cls, engine: WindowEngine, samples: int, k_pos: bytes, payload: bytes) -> _EmbedWork:
+        plan = layout.plan(samples, len(payload))
+        bits = np.zeros(plane_bytes(plan.total_blocks * plan.k) + 1, dtype=np.uint8)
+        bits[: len(payload)] = np.frombuffer(payload, dtype=np.uint8)
+        sealed = layout.seal_header(k_pos, layout.Header(k=plan.k, payload_bytes=len(payload)))
+        header_bits = np.frombuffer(sealed, dtype=np.uint8)
+        return cls(engine, samples, k_pos, plan, bits, header_bits, plan.bit_ranges())
+
+    def __call__(self, indices: list[int], planes: list[UInt8Array]) -> list[Int32Array]:
+        tasks, owners = self._tasks(indices, planes)
+        results = self.engine.embed(tasks) if tasks else []
+        per_window: list[list[Int32Array]] = [[] for _ in indices]
+        for slot, flips in zip(owners, results, strict=True):
+            per_window[slot].append(flips)
+        return [_merged(parts) for parts in per_window]
+
+    def _tasks(
+        self, indices: list[int], planes: list[UInt8Array]
+    ) -> tuple[list[EmbedTask], list[int]]:
+        """The engine's tasks for a batch, and the slot in the batch each belongs to."""
+        plan = self.plan
+        tasks: list[EmbedTask] = []
+        owners: list[int] = []
+        for slot, (index, plane) in enumerate(zip(indices, planes, strict=True)):
+            key = layout.window_key(self.k_pos, index)
+            length = layout.window_length(self.samples, index)
+            if index == 0:
+                tasks.append(EmbedTask(plane, length, key, 1, 0, HEADER_BITS, self.header_bits))
+                owners.append(slot)
+            start, stop = self.ranges[index]
+            if stop > start:
+                bits = _window_bits(self.bits, start, stop)
+                skip = plan.skip(index)
+                tasks.append(EmbedTask(plane, length, key, plan.k, skip, plan.blocks[index], bits))
+                owners.append(slot)
+        return tasks, owners
+
+
+def _merged(parts: list[Int32Array]) -> Int32Array:
+    """One window's flips from its tasks' (ascending)."""
+    if len(parts) > 1:
+        return np.sort(np.concatenate(parts)).astype(np.int32, copy=False)
+    return parts[0] if parts else np.zeros(0, dtype=np.int32)
+
+
+def embed_plane_flips(
+    planes: Iterable[UInt8Array],
+    *,
+    samples: int,
+    k_pos: bytes,
+    payload: bytes,
+    engine: WindowEngine,
+    progress: Progress | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    windows_per_call: int = DEFAULT_WINDOWS_PER_CALL,
+) -> Iterator[tuple[int, Int32Array]]:
+    """Each window's index and flips (ascending), in window order, for ``payload`` in a cover
+    of ``samples`` samples whose LSB plane comes window by window from ``planes``."""
+    work = _EmbedWork.of(engine, samples, k_pos, payload)
+    count = len(work.plan.blocks)
+    done = 0
+    items = batches(planes, per_call(count, windows_per_call, concurrency))
+    for indices, results in scheduled(items, work, concurrency, "embed"):
+        for index, flips in zip(indices, results, strict=True):
+            yield index, np.asarray(flips, dtype=np.int32)
+        done += len(indices)
+        if progress is not None:
+            progress(done / count)
+    if done != count:
+        raise StegoError(
+            f"The LSB plane holds {done} windows; {samples:,} samples make {count}.",
+            code="truncated",
+        )
+
+
+def embed_plane(
+    src: BinaryIO,
+    *,
+    samples: int,
+    k_pos: bytes,
+    payload: bytes,
+    engine: WindowEngine,
+    on_window_flips: WindowFlips,
+    progress: Progress | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    windows_per_call: int = DEFAULT_WINDOWS_PER_CALL,
+) -> EmbedResult:
+    """Hide ``payload`` in a cover of ``samples`` samples whose LSB plane is read from ``src``:
+    ``on_window_flips(index, flips)`` gets each window's flips, in order."""
+    changed = 0
+    for index, flips in embed_plane_flips(
+        plane_windows(src, samples),
+        samples=samples,
+        k_pos=k_pos,
+        payload=payload,
+        engine=engine,
+        progress=progress,
+        concurrency=concurrency,
+        windows_per_call=windows_per_call,
+    ):
+        changed += flips.size
+        on_window_flips(index, flips)
+    plan_k = layout.plan(samples, len(payload)).k
+    return EmbedResult(
+        k=plan_k, payload_bytes=len(payload), samples=samples, samples_changed=changed
+    )
+
+
+def header_from_plane(
+    window0_plane: UInt8Array | bytes, samples: int, k_pos: bytes
+) -> layout.Header:
+    """The payload header read from window 0's LSB plane: refuses a wrong ``k_pos`` (or a
+    file without a payload) locally, before any upload."""
+    _too_short(samples)
+    length = layout.window_length(samples, 0)
+    plane = np.frombuffer(bytes(window0_plane), dtype=np.uint8)
+    if plane.size < plane_bytes(length):
+        raise ValueError(f"window 0's plane has {plane_bytes(length)} bytes, got {plane.size}")
+    sealed = extract_bits_batch(
+        plane, [0], [layout.window_key(k_pos, 0)], [length], [1], [0], [HEADER_BITS]
+    )
+    return layout.open_header(k_pos, sealed.tobytes(), samples)
+
+
+@dataclass(frozen=True)
+class _ExtractWork:
+    """One batch of windows' message bits (the windows that carry any)."""
+
+    engine: WindowEngine
+    samples: int
+    k_pos: bytes
+    plan: layout.Plan
+
+    def __call__(self, indices: list[int], planes: list[UInt8Array]) -> list[UInt8Array]:
+        plan = self.plan
+        tasks = [
+            ExtractTask(
+                plane,
+                layout.window_length(self.samples, index),
+                layout.window_key(self.k_pos, index),
+                plan.k,
+                plan.skip(index),
+                plan.blocks[index],
+            )
+            for index, plane in zip(indices, planes, strict=True)
+            if plan.blocks[index]
+        ]
+        return self.engine.extract(tasks) if tasks else []
+
+
+def extract_planes(
+    planes: Iterable[UInt8Array],
+    *,
+    samples: int,
+    k_pos: bytes,
+    engine: WindowEngine,
+    progress: Progress | None,
+    concurrency: int,
+    windows_per_call: int,
+) -> bytes:
+    """The payload from a plane that comes window by window from ``planes``."""
+    _too_short(samples)
+    windows = iter(planes)
+    first = next(windows, None)
+    if first is None:
+        raise StegoError("The LSB plane is empty.", code="truncated")
+    header = header_from_plane(first, samples, k_pos)
+    plan = layout.plan(samples, header.payload_bytes, k=header.k)
+    ranges = plan.bit_ranges()
+    last = max(i for i, blocks in enumerate(plan.blocks) if blocks) if plan.total_blocks else 0
+    out = np.zeros(plane_bytes(plan.total_blocks * plan.k), dtype=np.uint8)
+    work = _ExtractWork(engine, samples, k_pos, plan)
+    seen = 0
+    items = batches(_chain(first, windows), per_call(last + 1, windows_per_call, concurrency), last)
+    for indices, results in scheduled(items, work, concurrency, "extract"):
+        carrying = [i for i in indices if plan.blocks[i]]
+        for index, packed in zip(carrying, results, strict=True):
+            start, stop = ranges[index]
+            copy_bits(out, start, np.asarray(packed, dtype=np.uint8), 0, stop - start)
+        seen += len(indices)
+        if progress is not None:
+            progress(seen / (last + 1))
+    if seen != last + 1:
+        raise StegoError(
+            f"The LSB plane ends after {seen} windows; the message needs {last + 1}.",
+            code="truncated",
+        )
+    return out[: header.payload_bytes].tobytes()
+
+
+def _chain(first: UInt8Array, rest: Iterator[UInt8Array]) -> Iterator[UInt8Array]:
+    yield first
+    yield from rest
+
+
+def extract_plane(
+    src: BinaryIO,
+    *,
+    samples: int,
+    k_pos: bytes,
+    engine: WindowEngine,
+    progress: Progress | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    windows_per_call: int = DEFAULT_WINDOWS_PER_CALL,
+) -> bytes:
+    """The payload hidden under ``k_pos`` in a file of ``samples`` samples whose LSB plane is
+    read from ``src`` (window 0 first: a wrong ``k_pos`` is refused after one window)."""
+    return extract_planes(
+        plane_windows(src, samples),
+        samples=samples,
+        k_pos=k_pos,
+        engine=engine,
+        progress=progress,
+        concurrency=concurrency,
+        windows_per_call=windows_per_call,
+    )
