@@ -49,6 +49,10 @@ class SqliteFile:
         self._lock = threading.Lock()
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
+        # Write-ahead logging: readers never block the writer nor the writer them, so many
+        # clients on one machine (the app, several CLI runs) share the file without
+        # "database is locked"; writers take turns within the busy timeout.
+        conn.execute("PRAGMA journal_mode=WAL")
         conn.executescript(self._schema)
         if self._user_version is not None:
             conn.execute(f"PRAGMA user_version = {int(self._user_version)}")
