@@ -18,8 +18,14 @@ if bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
 s3.put_bucket_lifecycle_configuration(
     Bucket=bucket,
     LifecycleConfiguration={
-        "Rules": [{"ID": "expire", "Status": "Enabled", "Filter": {"Prefix": ""},
-                   "Expiration": {"Days": days}}]
+        "Rules": [
+            {
+                "ID": "expire",
+                "Status": "Enabled",
+                "Filter": {"Prefix": ""},
+                "Expiration": {"Days": days},
+            }
+        ]
     },
 )
 print(f"s3-init: bucket {bucket} (objects expire after {days} days) ready")
