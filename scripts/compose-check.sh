@@ -359,7 +359,7 @@ stage "worker killed"
 #   process   the worker's main process SIGKILLed from the host, as the kernel's OOM killer
 #             would: `restart: unless-stopped` restarts the container by itself.
 kill_during_job() {
-  local how=$1 n=$2 c restarts running_before retried_before retried encode_pid
+  local how=$1 n=$2 c pid restarts running_before retried_before retried succeeded_before encode_pid
   c=$(container worker)
   restarts=$(docker inspect -f '{{.RestartCount}}' "$c")
   running_before=$(jobs_in running)
@@ -367,8 +367,8 @@ kill_during_job() {
   cli encode "$DATA/cover.wav" "$DATA/secret.bin" -o "$DATA/killed$n.wav" >"$WORK/killed$n.log" 2>&1 &
   encode_pid=$!
   job_running() { [ "$(jobs_in running)" -gt "$running_before" ]; }
-  wait_for 180 "a job running" job_running || fail "no job started running" worker
-  sleep 2
+  wait_for 180 "a job running" job_running || { cat "$WORK/killed$n.log" >&2; fail "no job started running" worker; }
+  succeeded_before=$(jobs_in succeeded)
   if [ "$how" = docker ]; then
     docker kill -s KILL "$c" >/dev/null
     ok "docker kill -s KILL the worker during a running job"
@@ -376,13 +376,18 @@ kill_during_job() {
     compose up -d --no-build worker >/dev/null 2>&1 || fail "docker-compose up -d worker" worker
     note "docker left it down (a kill is a manual stop); docker-compose up -d worker restarted it"
   else
-    kill -KILL "$(docker inspect -f '{{.State.Pid}}' "$c")"
-    ok "kill -KILL the worker's main process (pid $(docker inspect -f '{{.State.Pid}}' "$c") on this machine) during a running job"
+    pid=$(docker inspect -f '{{.State.Pid}}' "$c")
+    kill -KILL "$pid"
+    ok "kill -KILL the worker's main process (pid $pid on this machine) during a running job"
     restarted() { [ "$(docker inspect -f '{{.RestartCount}}' "$c")" -gt "$restarts" ]; }
     wait_for 60 "worker restarted" restarted || fail "restart: unless-stopped did not restart the worker" worker
     note "restart: unless-stopped restarted it (restart count $restarts -> $(docker inspect -f '{{.RestartCount}}' "$c"))"
   fi
+  # Killed before the job was done: none more had succeeded right after the kill.
+  [ "$(jobs_in succeeded)" -eq "$succeeded_before" ] || fail "the job had finished before the worker was killed"
   wait "$encode_pid" || { cat "$WORK/killed$n.log" >&2; fail "the job did not survive the killed worker" worker; }
+  [ "$(jobs_in succeeded)" -eq $((succeeded_before + 1)) ] || fail "the killed job is not listed as succeeded"
+  note "subtone jobs: not succeeded when the worker was killed, succeeded afterwards"
   # The worker's log line (a hint only: its wording is the server's to change).
   retried=$(compose logs --no-color worker | grep -c 'started, attempt [2-9]' || true)
   [ "$retried" -le "$retried_before" ] || note "worker log: the job was started again (attempt 2 or later)" 
@@ -397,15 +402,20 @@ kill_during_job process 2
 # ------------------------------------------------------------------------------------------------
 stage "broker and store restart"
 compose stop worker >/dev/null 2>&1
-make_wav "$DATA/small.wav" 8
+# Three covers, one per job (three encodes of one file at once: docs/deploy.md).
+for i in 1 2 3; do make_wav "$DATA/small$i.wav" 8; done
 queued_before=$(jobs_in queued)
 pids=()
 for i in 1 2 3; do
-  cli encode "$DATA/small.wav" "$DATA/secret.bin" -o "$DATA/queued$i.wav" >"$WORK/queued$i.log" 2>&1 &
+  cli encode "$DATA/small$i.wav" "$DATA/secret.bin" -o "$DATA/queued$i.wav" >"$WORK/queued$i.log" 2>&1 &
   pids+=($!)
 done
 three_queued() { [ "$(jobs_in queued)" -ge $((queued_before + 3)) ]; }
-wait_for 120 "3 jobs queued" three_queued || fail "the 3 jobs were not queued" api
+if ! wait_for 180 "3 jobs queued" three_queued; then
+  tail -n 20 "$WORK"/queued*.log >&2
+  cli jobs >&2 || true
+  fail "the 3 jobs were not queued" api
+fi
 ok "3 jobs queued, no worker running"
 compose restart rabbitmq redis >/dev/null 2>&1 || fail "docker-compose restart rabbitmq redis" rabbitmq redis
 wait_healthy rabbitmq redis
