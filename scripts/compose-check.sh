@@ -402,7 +402,7 @@ kill_during_job process 2
 # ------------------------------------------------------------------------------------------------
 stage "broker and store restart"
 compose stop worker >/dev/null 2>&1
-# Three covers, one per job (three encodes of one file at once: docs/deploy.md).
+# Three covers, one per job (three encodes of one file at once failed once: docs/deploy.md).
 for i in 1 2 3; do make_wav "$DATA/small$i.wav" 8; done
 queued_before=$(jobs_in queued)
 pids=()
