@@ -1,11 +1,14 @@
-# syntax=docker/dockerfile:1
 # The API and the worker: one build, two targets. From the repository root:
 #   docker build -f packaging/docker/server.Dockerfile --target api -t subtone/api:0.1.0 .
 #   docker build -f packaging/docker/server.Dockerfile --target worker -t subtone/worker:0.1.0 .
 # Same code, same dependencies; only the command and the health check differ.
+# PYTHON_IMAGE: the base of both stages (an image of your own registry or mirror, say).
+# No `# syntax=` line: the builder built into Docker reads this file without asking a registry.
+
+ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 
 # --- build: a virtual environment with the pinned dependencies, then the project -----------------
-FROM python:3.11.13-slim-bookworm AS build
+FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -23,7 +26,7 @@ COPY desktop /src/desktop
 RUN pip install --no-deps --no-build-isolation /src
 
 # --- runtime: the environment alone, as an unprivileged user ------------------------------------
-FROM python:3.11.13-slim-bookworm AS runtime
+FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 subtone \
     && useradd --system --uid 10001 --gid subtone --create-home --home-dir /home/subtone \
        --shell /usr/sbin/nologin subtone

@@ -1,5 +1,5 @@
-# syntax=docker/dockerfile:1
-# Triton serving model_repository/ with the python backend. From the repository root:
+# Triton on NVIDIA's image, for a GPU (docker-compose.gpu.yml; the CPU stack uses
+# triton-cpu.Dockerfile instead: no image of many GB for a CPU). From the repository root:
 #   docker build -f packaging/docker/triton.Dockerfile -t subtone/triton:0.1.0 .
 # The models import `server.stego` and numpy<2, so the project is installed (without its other
 # dependencies) into the Python that the image's python-backend stub embeds. 24.12 is the first
@@ -8,9 +8,13 @@
 # Two model repositories, same models: /models (CPU instance groups, the default) and
 # /models-gpu (GPU instance groups, from packaging/triton/gpu/). Pick one with the argument:
 #   docker run ... subtone/triton:0.1.0 --model-repository=/models-gpu
+# PYTHON_IMAGE (the stage that builds the project's wheel) and TRITON_IMAGE are the base images.
+
+ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
+ARG TRITON_IMAGE=nvcr.io/nvidia/tritonserver:24.12-py3
 
 # --- wheel: the project as a wheel, built where our Python is ------------------------------------
-FROM python:3.11.13-slim-bookworm AS wheel
+FROM ${PYTHON_IMAGE} AS wheel
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY packaging/docker/build-requirements.txt /tmp/
 RUN pip install --only-binary=:all: -r /tmp/build-requirements.txt
@@ -20,7 +24,7 @@ COPY subtone ./subtone
 RUN pip wheel --no-deps --no-build-isolation --wheel-dir /wheels .
 
 # --- triton ---------------------------------------------------------------------------------------
-FROM nvcr.io/nvidia/tritonserver:24.12-py3
+FROM ${TRITON_IMAGE}
 # Ubuntu 24.04 marks its Python externally managed; this image's Python is ours to fill.
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \

@@ -33,7 +33,7 @@ def section(title: str) -> str:
 def test_the_readme_has_each_deployment_section_with_its_commands(title: str) -> None:
     body = section(title)
     commands = "\n".join(re.findall(r"```sh\n(.*?)```", body, re.DOTALL))
-    assert "docker compose" in commands or "kubectl" in commands, title
+    assert any(c in commands for c in ("docker compose", "docker-compose", "kubectl")), title
 
 
 def test_every_file_the_readme_names_for_deployment_exists() -> None:

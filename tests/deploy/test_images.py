@@ -23,6 +23,13 @@ TARGETS = {
     ("server.Dockerfile", "api"): ["python", "-m", "server.api"],
     ("server.Dockerfile", "worker"): ["python", "-m", "server.worker"],
     ("triton.Dockerfile", None): ["--model-repository=/models"],
+    ("triton-cpu.Dockerfile", None): ["--model-repository=/models"],
+}
+TRITON_DOCKERFILES = ("triton.Dockerfile", "triton-cpu.Dockerfile")
+# The public images the Dockerfiles build on by default (build arguments: CI passes its own).
+DEFAULT_BASES = {
+    "PYTHON_IMAGE": "python:3.11.13-slim-bookworm",
+    "TRITON_IMAGE": "nvcr.io/nvidia/tritonserver:24.12-py3",
 }
 REQUIREMENTS = DOCKER_DIR / "requirements.txt"
 LEFT_OUT_OF_IMAGES = {"nvidia-pytriton"}
@@ -40,9 +47,23 @@ class Stage:
         return found[-1] if found else None
 
 
+def global_args(dockerfile: Path) -> dict[str, str]:
+    """The ``ARG NAME=default`` lines before the first FROM (what FROM may use)."""
+    found = {}
+    for line in dockerfile.read_text().splitlines():
+        if line.upper().startswith("FROM "):
+            break
+        if line.upper().startswith("ARG "):
+            name, _, default = line[4:].strip().partition("=")
+            found[name] = default
+    return found
+
+
 def stages(dockerfile: Path) -> list[Stage]:
-    """The stages of ``dockerfile``: FROM's image and name, and the instructions under it."""
+    """The stages of ``dockerfile``: FROM's image (build arguments at their defaults) and name,
+    and the instructions under it."""
     text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    args = global_args(dockerfile)
     found: list[Stage] = []
     for line in text.splitlines():
         line = line.strip()
@@ -52,7 +73,10 @@ def stages(dockerfile: Path) -> list[Stage]:
         keyword = keyword.upper()
         if keyword == "FROM":
             image, _, name = arguments.partition(" AS ")
-            found.append(Stage(image.strip(), name.strip() or None))
+            image = re.sub(r"\$\{(\w+)\}", lambda m: args[m[1]], image.strip())
+            found.append(Stage(image, name.strip() or None))
+        elif keyword == "ARG" and not found:
+            continue
         else:
             found[-1].instructions.append((keyword, arguments.strip()))
     return found
@@ -77,6 +101,26 @@ def test_hadolint_passes(dockerfile: Path) -> None:
 
 def test_every_dockerfile_is_an_image_we_check() -> None:
     assert {p.name for p in DOCKERFILES} == {name for name, _ in TARGETS}
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_base_images_are_build_arguments_defaulting_to_the_public_images(
+    dockerfile: Path,
+) -> None:
+    """Every FROM of an outside image names a build argument (a mirror, CI's local images) whose
+    default is the public image; no `# syntax=` line (it pulls the frontend from a registry)."""
+    text = dockerfile.read_text()
+    assert not text.startswith("# syntax="), dockerfile.name
+    args = global_args(dockerfile)
+    assert args and set(args) <= set(DEFAULT_BASES)
+    for name, default in args.items():
+        assert default == DEFAULT_BASES[name]
+    names = set()
+    for line in text.splitlines():
+        if line.startswith("FROM "):
+            image, _, name = line[5:].partition(" AS ")
+            assert image.strip() in names or re.fullmatch(r"\$\{\w+\}", image.strip()), line
+            names.add(name.strip())
 
 
 @pytest.mark.parametrize(("name", "target"), TARGETS, ids=lambda v: str(v))
@@ -207,8 +251,10 @@ def test_triton_runs_with_the_model_control_the_standalone_stack_uses() -> None:
     standalone mode (where tritonserver.build_command starts it)."""
     from server.standalone import tritonserver
 
-    stage, _ = final_stage(DOCKER_DIR / "triton.Dockerfile", None)
-    entrypoint = json.loads(stage.last("ENTRYPOINT") or "[]")
+    entrypoints = {
+        name: json.loads(final_stage(DOCKER_DIR / name, None)[0].last("ENTRYPOINT") or "[]")
+        for name in TRITON_DOCKERFILES
+    }
     standalone = tritonserver.build_command(
         tritonserver.TritonInstall(Path("bin"), Path("backend"), Path("stub"), Path("lib"), "3.11"),
         model_repository=Path("/models"),
@@ -220,4 +266,5 @@ def test_triton_runs_with_the_model_control_the_standalone_stack_uses() -> None:
     for flag in ("--model-control-mode=explicit", "--load-model=*",
                  "--disable-auto-complete-config"):  # fmt: skip
         assert flag in standalone
-        assert flag in entrypoint, f"the Triton image does not pass {flag}"
+        for name, entrypoint in entrypoints.items():
+            assert flag in entrypoint, f"{name} does not pass {flag}"
