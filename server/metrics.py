@@ -1,6 +1,9 @@
 """Prometheus metrics of the API: request latency, jobs by state, queue depth.
 
-Each app has its own registry (no module-level singletons). The request histogram is labelled
+Each app has its own registry (no module-level singletons). With several API processes
+(``API_WORKERS``) the request histogram is kept in prometheus-client's multiprocess files
+(``PROMETHEUS_MULTIPROC_DIR``, set by :mod:`server.api` before the processes start) and
+``/metrics``, whichever process answers, adds up every process's. The request histogram is labelled
 by route *template* (``/v1/jobs/{job_id}``, never the id); the job and queue gauges are read
 when Prometheus scrapes, from Redis and RabbitMQ.
 """
@@ -13,16 +16,19 @@ from collections.abc import Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.deps import QueueProbe
 from server.jobs.repository import JobRepository
 
-__all__ = ["CONTENT_TYPE_LATEST", "ApiMetrics", "MetricsMiddleware"]
+__all__ = ["CONTENT_TYPE_LATEST", "MULTIPROC_ENV", "ApiMetrics", "MetricsMiddleware"]
 
 log = logging.getLogger(__name__)
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus-client's multiprocess mode is on when the environment names this folder."""
 REQUEST_DURATION = "subtone_http_request_duration_seconds"
 JOBS = "subtone_jobs"
 QUEUE_DEPTH = "subtone_queue_depth"
@@ -60,7 +66,10 @@ class StackCollector(Collector):
 
 
 class ApiMetrics:
-    def __init__(self) -> None:
+    def __init__(self, *, multiprocess: bool = False) -> None:
+        """``multiprocess``: report every API process's requests (the environment has
+        ``PROMETHEUS_MULTIPROC_DIR``), not only this one's."""
+        self.multiprocess = multiprocess
         self.registry = CollectorRegistry()
         self.request_duration = Histogram(
             REQUEST_DURATION,
@@ -82,7 +91,14 @@ class ApiMetrics:
             self.registry.unregister(collector)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        collector = self._collector
+        if collector is not None:
+            registry.register(collector)
+        return generate_latest(registry)
 
 
 class MetricsMiddleware:

@@ -40,7 +40,7 @@ def build_services(settings: Settings, deps: Dependencies, metrics: ApiMetrics) 
     jobs = JobRepository(deps.redis, prefix=prefix, ttl_seconds=settings.JOB_TTL_SECONDS)
     metrics.watch(jobs, deps.queue, settings.QUEUE_NAME)
     return Services(
-        tokens=TokenService(deps.redis, prefix=prefix),
+        tokens=TokenService(deps.redis, prefix=prefix, cache_seconds=settings.TOKEN_CACHE_SECONDS),
         limiter=RateLimiter(deps.redis, prefix=prefix, per_minute=settings.RATE_LIMIT_PER_MINUTE),
         auth_failures=FailedAuthLimiter(
             deps.redis, prefix=prefix, per_minute=settings.AUTH_FAILURES_PER_MINUTE
