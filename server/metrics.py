@@ -1,4 +1,4 @@
-"""Prometheus metrics of the API: request latency, jobs by state, queue depth.
+"""Prometheus metrics of the API: request latency, jobs by state, queue depth, workers.
 
 Each app has its own registry (no module-level singletons). With several API processes
 (``API_WORKERS``) the request histogram is kept in prometheus-client's multiprocess files
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -32,6 +32,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 REQUEST_DURATION = "subtone_http_request_duration_seconds"
 JOBS = "subtone_jobs"
 QUEUE_DEPTH = "subtone_queue_depth"
+WORKERS = "subtone_workers"
 UNMATCHED_ROUTE = "unmatched"
 """The route label of requests no route matched (so ids in unknown paths add no series)."""
 _SERVER_ERROR = 500
@@ -40,10 +41,17 @@ _SERVER_ERROR = 500
 class StackCollector(Collector):
     """Jobs by state (from Redis) and the queue's depth (from RabbitMQ), read on scrape."""
 
-    def __init__(self, jobs: JobRepository, queue: QueueProbe, queue_name: str) -> None:
+    def __init__(
+        self,
+        jobs: JobRepository,
+        queue: QueueProbe,
+        queue_name: str,
+        workers: Callable[[], int] | None = None,
+    ) -> None:
         self._jobs = jobs
         self._queue = queue
         self._queue_name = queue_name
+        self._workers = workers
 
     def collect(self) -> Iterable[Metric]:
         try:
@@ -63,6 +71,18 @@ class StackCollector(Collector):
             gauge = GaugeMetricFamily(QUEUE_DEPTH, "Messages waiting.", labels=["queue"])
             gauge.add_metric([self._queue_name], depth)
             yield gauge
+        if self._workers is None:
+            return
+        try:
+            count = self._workers()
+        except Exception:
+            log.warning("cannot count the workers for /metrics", exc_info=True)
+        else:
+            workers = GaugeMetricFamily(
+                WORKERS, "Workers consuming the queue (a recent heartbeat).", labels=["queue"]
+            )
+            workers.add_metric([self._queue_name], count)
+            yield workers
 
 
 class ApiMetrics:
@@ -79,10 +99,17 @@ class ApiMetrics:
         )
         self._collector: StackCollector | None = None
 
-    def watch(self, jobs: JobRepository, queue: QueueProbe, queue_name: str) -> None:
-        """Report ``jobs`` and ``queue`` from now on (replacing what was watched)."""
+    def watch(
+        self,
+        jobs: JobRepository,
+        queue: QueueProbe,
+        queue_name: str,
+        workers: Callable[[], int] | None = None,
+    ) -> None:
+        """Report ``jobs``, ``queue`` and how many ``workers`` consume it from now on
+        (replacing what was watched)."""
         self.unwatch()
-        self._collector = StackCollector(jobs, queue, queue_name)
+        self._collector = StackCollector(jobs, queue, queue_name, workers)
         self.registry.register(self._collector)
 
     def unwatch(self) -> None:

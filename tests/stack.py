@@ -29,11 +29,11 @@ def free_port() -> int:
 
 def distinct_ports() -> Ports:
     ports: set[int] = set()
-    while len(ports) < 5:
+    while len(ports) < 6:
         ports.add(free_port())
-    api, grpc, store, http, metrics = sorted(ports)
+    api, grpc, store, http, metrics, worker_metrics = sorted(ports)
     return Ports(api=api, triton_grpc=grpc, localstore=store, triton_http=http,
-                 triton_metrics=metrics)  # fmt: skip
+                 triton_metrics=metrics, worker_metrics=worker_metrics)  # fmt: skip
 
 
 @contextmanager
