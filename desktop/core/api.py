@@ -30,7 +30,6 @@ from tenacity import RetryCallState
 from desktop.core.retry import Backoff
 from desktop.core.stop import StopSignal
 from subtone.errors import SubtoneError
-from subtone.tracing import REQUEST_ID_HEADER, TRACEPARENT_HEADER, TraceParent, new_trace_id
 from subtone.protocol import (
     CompletePart,
     CompleteRequest,
@@ -46,6 +45,7 @@ from subtone.protocol import (
     UploadCreated,
     UploadStatus,
 )
+from subtone.tracing import REQUEST_ID_HEADER, TRACEPARENT_HEADER, TraceParent, new_trace_id
 
 __all__ = [
     "API_PREFIX",
