@@ -49,9 +49,14 @@ def rule_exprs() -> list[str]:
     return [rule["expr"] for group in groups for rule in group["rules"]]
 
 
+def metric_names() -> set[str]:
+    """Every metric (sample) name the dashboard and the rules use."""
+    return {m for e in dashboard_exprs() + rule_exprs() for m in METRIC.findall(e)}
+
+
 def metric_families() -> set[str]:
     """Every metric family the dashboard and the rules use."""
-    return {family(m) for e in dashboard_exprs() + rule_exprs() for m in METRIC.findall(e)}
+    return {family(m) for m in metric_names()}
 
 
 def test_the_rules_pass_promtool_check_and_their_unit_tests() -> None:
