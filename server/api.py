@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import os
 import shutil
+from typing import TYPE_CHECKING
 
 import uvicorn
-from fastapi import FastAPI
 
-from server.app import create_app
 from server.kit.logs import configure_logging
-from server.metrics import MULTIPROC_ENV
-from server.settings import Settings
+from server.settings import MULTIPROC_ENV, Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 __all__ = ["app_from_environment", "main"]
 
@@ -29,6 +30,8 @@ APP_FACTORY = "server.api:app_from_environment"
 
 def app_from_environment() -> FastAPI:
     """The app on the settings of the environment (what each API process runs)."""
+    from server.app import create_app  # here: the supervising process never loads the app
+
     settings = Settings()
     configure_logging(PROCESS, settings.LOG_LEVEL)
     return create_app(settings)

@@ -22,13 +22,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.deps import QueueProbe
 from server.jobs.repository import JobRepository
+from server.settings import MULTIPROC_ENV
 
 __all__ = ["CONTENT_TYPE_LATEST", "MULTIPROC_ENV", "ApiMetrics", "MetricsMiddleware"]
 
 log = logging.getLogger(__name__)
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-"""prometheus-client's multiprocess mode is on when the environment names this folder."""
 REQUEST_DURATION = "subtone_http_request_duration_seconds"
 JOBS = "subtone_jobs"
 QUEUE_DEPTH = "subtone_queue_depth"

@@ -16,8 +16,11 @@ import platformdirs
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["BrokerTimeoutCheck", "Environment", "Settings", "StorageBackend"]
+__all__ = ["MULTIPROC_ENV", "BrokerTimeoutCheck", "Environment", "Settings", "StorageBackend"]
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus-client's multiprocess mode is on in a process whose environment names this
+folder (set by ``server.api`` when ``API_WORKERS`` > 1)."""
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 DEV_SECRET = "dev-only-not-a-secret"  # noqa: S105 - refused outside development
