@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # for PyInstaller) and desktop-file-utils to build and check the desktop bundle.
 APT_PACKAGES=(python3-venv libportaudio2 pulseaudio pulseaudio-utils steghide sox espeak-ng
   rabbitmq-server redis-server docker-compose libegl1 libgl1 libxkbcommon0 libfontconfig1
-  libdbus-1-3 binutils desktop-file-utils)
+  libdbus-1-3 binutils desktop-file-utils prometheus)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")

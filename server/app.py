@@ -7,6 +7,7 @@ probe) once, unless a test hands prebuilt ones in as ``deps``, and puts the serv
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,8 +17,8 @@ from starlette.middleware import Middleware
 from server.deps import Dependencies, build_dependencies
 from server.errors import install_error_handlers
 from server.jobs.endpoints import router as jobs_router
-from server.metrics import ApiMetrics, MetricsMiddleware
-from server.middleware import BodySizeLimitMiddleware, InternalErrorMiddleware
+from server.metrics import MULTIPROC_ENV, ApiMetrics, MetricsMiddleware
+from server.middleware import BodySizeLimitMiddleware, InternalErrorMiddleware, TraceMiddleware
 from server.ops import router as ops_router
 from server.services import build_services
 from server.settings import Settings
@@ -36,7 +37,7 @@ DESCRIPTION = (
 
 def create_app(settings: Settings, *, deps: Dependencies | None = None) -> FastAPI:
     """The API on ``settings``; ``deps`` replaces the clients the lifespan would build."""
-    metrics = ApiMetrics()
+    metrics = ApiMetrics(multiprocess=MULTIPROC_ENV in os.environ)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,6 +56,7 @@ def create_app(settings: Settings, *, deps: Dependencies | None = None) -> FastA
         version=f"{PROTOCOL_VERSION}",
         lifespan=lifespan,
         middleware=[
+            Middleware(TraceMiddleware),
             Middleware(MetricsMiddleware, metrics=metrics),
             Middleware(InternalErrorMiddleware),
             Middleware(BodySizeLimitMiddleware, max_body_bytes=settings.MAX_REQUEST_BODY_BYTES),

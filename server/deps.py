@@ -118,7 +118,9 @@ def build_redis(settings: Settings) -> redis.Redis:
 
 def build_dependencies(settings: Settings) -> Dependencies:
     client = build_redis(settings)
-    queue = BrokerQueue(build_broker(settings), settings.QUEUE_NAME)
+    queue = BrokerQueue(
+        build_broker(settings), settings.QUEUE_NAME, publishers=settings.BROKER_PUBLISHERS
+    )
     triton = TritonProbe(settings.TRITON_URL)
     return Dependencies(
         redis=client,

@@ -1,6 +1,9 @@
-"""Prometheus metrics of the API: request latency, jobs by state, queue depth.
+"""Prometheus metrics of the API: request latency, jobs by state, queue depth, workers.
 
-Each app has its own registry (no module-level singletons). The request histogram is labelled
+Each app has its own registry (no module-level singletons). With several API processes
+(``API_WORKERS``) the request histogram is kept in prometheus-client's multiprocess files
+(``PROMETHEUS_MULTIPROC_DIR``, set by :mod:`server.api` before the processes start) and
+``/metrics``, whichever process answers, adds up every process's. The request histogram is labelled
 by route *template* (``/v1/jobs/{job_id}``, never the id); the job and queue gauges are read
 when Prometheus scrapes, from Redis and RabbitMQ.
 """
@@ -9,23 +12,26 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.deps import QueueProbe
 from server.jobs.repository import JobRepository
+from server.settings import MULTIPROC_ENV
 
-__all__ = ["CONTENT_TYPE_LATEST", "ApiMetrics", "MetricsMiddleware"]
+__all__ = ["CONTENT_TYPE_LATEST", "MULTIPROC_ENV", "ApiMetrics", "MetricsMiddleware"]
 
 log = logging.getLogger(__name__)
 
 REQUEST_DURATION = "subtone_http_request_duration_seconds"
 JOBS = "subtone_jobs"
 QUEUE_DEPTH = "subtone_queue_depth"
+WORKERS = "subtone_workers"
 UNMATCHED_ROUTE = "unmatched"
 """The route label of requests no route matched (so ids in unknown paths add no series)."""
 _SERVER_ERROR = 500
@@ -34,10 +40,17 @@ _SERVER_ERROR = 500
 class StackCollector(Collector):
     """Jobs by state (from Redis) and the queue's depth (from RabbitMQ), read on scrape."""
 
-    def __init__(self, jobs: JobRepository, queue: QueueProbe, queue_name: str) -> None:
+    def __init__(
+        self,
+        jobs: JobRepository,
+        queue: QueueProbe,
+        queue_name: str,
+        workers: Callable[[], int] | None = None,
+    ) -> None:
         self._jobs = jobs
         self._queue = queue
         self._queue_name = queue_name
+        self._workers = workers
 
     def collect(self) -> Iterable[Metric]:
         try:
@@ -57,10 +70,25 @@ class StackCollector(Collector):
             gauge = GaugeMetricFamily(QUEUE_DEPTH, "Messages waiting.", labels=["queue"])
             gauge.add_metric([self._queue_name], depth)
             yield gauge
+        if self._workers is None:
+            return
+        try:
+            count = self._workers()
+        except Exception:
+            log.warning("cannot count the workers for /metrics", exc_info=True)
+        else:
+            workers = GaugeMetricFamily(
+                WORKERS, "Workers consuming the queue (a recent heartbeat).", labels=["queue"]
+            )
+            workers.add_metric([self._queue_name], count)
+            yield workers
 
 
 class ApiMetrics:
-    def __init__(self) -> None:
+    def __init__(self, *, multiprocess: bool = False) -> None:
+        """``multiprocess``: report every API process's requests (the environment has
+        ``PROMETHEUS_MULTIPROC_DIR``), not only this one's."""
+        self.multiprocess = multiprocess
         self.registry = CollectorRegistry()
         self.request_duration = Histogram(
             REQUEST_DURATION,
@@ -70,10 +98,17 @@ class ApiMetrics:
         )
         self._collector: StackCollector | None = None
 
-    def watch(self, jobs: JobRepository, queue: QueueProbe, queue_name: str) -> None:
-        """Report ``jobs`` and ``queue`` from now on (replacing what was watched)."""
+    def watch(
+        self,
+        jobs: JobRepository,
+        queue: QueueProbe,
+        queue_name: str,
+        workers: Callable[[], int] | None = None,
+    ) -> None:
+        """Report ``jobs``, ``queue`` and how many ``workers`` consume it from now on
+        (replacing what was watched)."""
         self.unwatch()
-        self._collector = StackCollector(jobs, queue, queue_name)
+        self._collector = StackCollector(jobs, queue, queue_name, workers)
         self.registry.register(self._collector)
 
     def unwatch(self) -> None:
@@ -82,7 +117,14 @@ class ApiMetrics:
             self.registry.unregister(collector)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        collector = self._collector
+        if collector is not None:
+            registry.register(collector)
+        return generate_latest(registry)
 
 
 class MetricsMiddleware:

@@ -1,23 +1,43 @@
-"""Pure ASGI middleware: the request body limit and the last-resort 500.
+"""Pure ASGI middleware: the trace id and access log, the request body limit and the
+last-resort 500.
 
-Both are plain ASGI (not ``BaseHTTPMiddleware``) so streamed responses (the job event stream)
+All are plain ASGI (not ``BaseHTTPMiddleware``) so streamed responses (the job event stream)
 pass through untouched.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.errors import error_response
+from server.kit import logs
+from subtone.tracing import (
+    REQUEST_ID_HEADER,
+    TRACEPARENT_HEADER,
+    TraceParent,
+    is_trace_id,
+    parse_traceparent,
+)
 
-__all__ = ["BodySizeLimitMiddleware", "BodyTooLarge", "InternalErrorMiddleware"]
+__all__ = [
+    "TRACE_ID_STATE",
+    "BodySizeLimitMiddleware",
+    "BodyTooLarge",
+    "InternalErrorMiddleware",
+    "TraceMiddleware",
+]
 
 log = logging.getLogger(__name__)
 
+TRACE_ID_STATE = "trace_id"
+"""The request's trace id, in ``request.state``."""
+ACCESS_LOGGER = "server.access"
+MS_PER_SECOND = 1000
 INTERNAL_ERROR_MESSAGE = "Something went wrong on our side; it has been logged. Try again later."
 _RESPONSE_START = "http.response.start"
 
@@ -108,3 +128,57 @@ class InternalErrorMiddleware:
                 raise
             response = error_response(500, "internal_error", INTERNAL_ERROR_MESSAGE)
             await response(scope, receive, send)
+
+
+def request_trace(scope: Scope) -> TraceParent:
+    """The caller's trace (``traceparent``, else an ``X-Request-Id`` that is a trace id), as a
+    new span of ours; a new trace when the caller sent neither."""
+    headers = Headers(scope=scope)
+    parent = parse_traceparent(headers.get(TRACEPARENT_HEADER))
+    if parent is not None:
+        return TraceParent.new(parent.trace_id)
+    request_id = headers.get(REQUEST_ID_HEADER, "").strip().lower()
+    return TraceParent.new(request_id if is_trace_id(request_id) else None)
+
+
+class TraceMiddleware:
+    """Binds the request's trace id to its log lines, answers it (``traceparent`` and
+    ``X-Request-Id``), and logs one access line per request (method, path without the query,
+    status, duration): the only access log, so no query string (a signed URL's) is logged."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.log = logging.getLogger(ACCESS_LOGGER)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        trace = request_trace(scope)
+        scope.setdefault("state", {})[TRACE_ID_STATE] = trace.trace_id
+        status = 500
+        start = time.perf_counter()
+
+        async def tracing_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == _RESPONSE_START:
+                status = int(message["status"])
+                headers = MutableHeaders(scope=message)
+                headers[TRACEPARENT_HEADER] = trace.header()
+                headers[REQUEST_ID_HEADER] = trace.trace_id
+            await send(message)
+
+        with logs.bound(trace_id=trace.trace_id, job_id=None, tenant_id=None):
+            try:
+                await self.app(scope, receive, tracing_send)
+            finally:
+                self.log.info(
+                    "%s %s %d",
+                    scope.get("method", ""),
+                    scope.get("path", ""),
+                    status,
+                    extra={
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - start) * MS_PER_SECOND, 2),
+                    },
+                )

@@ -38,9 +38,13 @@ def build_services(settings: Settings, deps: Dependencies, metrics: ApiMetrics) 
     prefix = settings.REDIS_PREFIX
     uploads = UploadRepository(deps.redis, prefix=prefix, ttl_seconds=settings.UPLOAD_TTL_SECONDS)
     jobs = JobRepository(deps.redis, prefix=prefix, ttl_seconds=settings.JOB_TTL_SECONDS)
-    metrics.watch(jobs, deps.queue, settings.QUEUE_NAME)
+    heartbeats = WorkerHeartbeats(
+        deps.redis, prefix=prefix, ttl_seconds=settings.WORKER_HEARTBEAT_SECONDS
+    )
+    queue_name = settings.QUEUE_NAME
+    metrics.watch(jobs, deps.queue, queue_name, workers=lambda: heartbeats.count(queue_name))
     return Services(
-        tokens=TokenService(deps.redis, prefix=prefix),
+        tokens=TokenService(deps.redis, prefix=prefix, cache_seconds=settings.TOKEN_CACHE_SECONDS),
         limiter=RateLimiter(deps.redis, prefix=prefix, per_minute=settings.RATE_LIMIT_PER_MINUTE),
         auth_failures=FailedAuthLimiter(
             deps.redis, prefix=prefix, per_minute=settings.AUTH_FAILURES_PER_MINUTE

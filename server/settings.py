@@ -6,6 +6,7 @@ default secret is refused at start-up.
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -15,8 +16,11 @@ import platformdirs
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["BrokerTimeoutCheck", "Environment", "Settings", "StorageBackend"]
+__all__ = ["MULTIPROC_ENV", "BrokerTimeoutCheck", "Environment", "Settings", "StorageBackend"]
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus-client's multiprocess mode is on in a process whose environment names this
+folder (set by ``server.api`` when ``API_WORKERS`` > 1)."""
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 DEV_SECRET = "dev-only-not-a-secret"  # noqa: S105 - refused outside development
@@ -52,6 +56,20 @@ class Settings(BaseSettings):
     # API
     API_HOST: str = "127.0.0.1"
     API_PORT: int = 8600
+    API_WORKERS: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    """API processes (uvicorn workers) behind the one port; default: the machine's cores. With
+    more than one, ``/metrics`` adds up every process's (prometheus-client's multiprocess
+    mode, in ``METRICS_DIR``)."""
+    METRICS_DIR: Path | None = None
+    """Where the API processes keep their metrics (default: DATA_DIR/metrics); emptied when
+    the API starts."""
+    TOKEN_CACHE_SECONDS: float = Field(default=0.0, ge=0.0)
+    """How long an API process trusts a token it looked up without asking Redis again. A
+    revoked token keeps working this much longer in each process, so the default (0) looks
+    every token up on every request: revocation is immediate."""
+    BROKER_PUBLISHERS: int = Field(default=4, ge=1)
+    """Connections (each on its own thread) one API process publishes jobs on, each waiting
+    for RabbitMQ's confirm on its own."""
     MAX_REQUEST_BODY_BYTES: int = 1 * MiB
     RATE_LIMIT_PER_MINUTE: int = 600
     """Requests one token may make per minute before it gets 429."""
@@ -112,6 +130,12 @@ class Settings(BaseSettings):
     jobs then wait in the queue until one starts."""
     WINDOWS_IN_FLIGHT: int = 4
 
+    # Worker metrics (Prometheus)
+    WORKER_METRICS_HOST: str = "127.0.0.1"
+    """``0.0.0.0`` in a container, so Prometheus can scrape it."""
+    WORKER_METRICS_PORT: int = Field(default=8605, ge=0)
+    """Port of the worker's ``/metrics``; 0 turns it off."""
+
     # Storage
     STORAGE_BACKEND: StorageBackend = StorageBackend.LOCAL
     S3_ENDPOINT: str = "127.0.0.1:9000"
@@ -148,6 +172,10 @@ class Settings(BaseSettings):
     @cached_property
     def localstore_root(self) -> Path:
         return self.LOCALSTORE_ROOT or self.DATA_DIR / "objects"
+
+    @cached_property
+    def metrics_dir(self) -> Path:
+        return self.METRICS_DIR or self.DATA_DIR / "metrics"
 
     @cached_property
     def localstore_public_url(self) -> str:

@@ -36,6 +36,7 @@ from typing import Final
 import redis
 from dramatiq import Worker
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from prometheus_client import start_http_server
 
 from server.deps import build_redis
 from server.integrations.broker import BrokerQueue, Enqueuer, build_broker
@@ -45,10 +46,12 @@ from server.integrations.storage import ObjectStore
 from server.integrations.triton import TritonEngine
 from server.jobs.heartbeat import AliveFile, WorkerHeartbeats, default_alive_file, worker_id
 from server.jobs.lease import JobLeases
+from server.jobs.metrics import WorkerMetrics
 from server.jobs.reaper import Reaper
 from server.jobs.repository import JobRepository
 from server.jobs.runner import RunnerDeps
 from server.jobs.tasks import register
+from server.kit.logs import configure_logging
 from server.settings import BrokerTimeoutCheck, Settings
 from server.uploads.repository import UploadRepository
 from subtone.stego.engine import WindowEngine
@@ -59,6 +62,7 @@ __all__ = [
     "build_runner_deps",
     "build_worker",
     "main",
+    "serve_metrics",
     "threads_running",
 ]
 
@@ -72,9 +76,8 @@ EXIT_CONFIG: Final = 78
 """sysexits' EX_CONFIG: refused to start on a broker that would run jobs twice."""
 READY_RETRY_SECONDS: Final = 2.0
 WAIT_TICK_SECONDS: Final = 1.0
-QUIET_LOGGERS: Final = ("pika",)
-"""Libraries that log every connection step at INFO."""
-LOG_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
+PROCESS: Final = "worker"
+"""The ``process`` of the worker's log lines."""
 
 
 def build_runner_deps(
@@ -83,6 +86,7 @@ def build_runner_deps(
     store: ObjectStore,
     engine: WindowEngine,
     stopping: threading.Event,
+    metrics: WorkerMetrics | None = None,
 ) -> RunnerDeps:
     """The runner's repositories over ``client``, with the other clients handed in."""
     prefix = settings.REDIS_PREFIX
@@ -94,6 +98,7 @@ def build_runner_deps(
         engine=engine,
         settings=settings,
         stopping=stopping,
+        metrics=metrics or WorkerMetrics(),
     )
 
 
@@ -150,9 +155,14 @@ class WorkerProcess:
 
     def _run(self) -> int:
         settings = self.settings
+        metrics = WorkerMetrics()
         client = build_redis(settings)
         store = build_store(settings)
-        engine = TritonEngine(settings.TRITON_URL, timeout_seconds=settings.TRITON_TIMEOUT_SECONDS)
+        engine = TritonEngine(
+            settings.TRITON_URL,
+            timeout_seconds=settings.TRITON_TIMEOUT_SECONDS,
+            on_request=metrics.triton_request,
+        )
         broker = build_broker(settings)
         resend = BrokerQueue(broker, settings.QUEUE_NAME)
         checks: tuple[tuple[str, Callable[[], object]], ...] = (
@@ -165,7 +175,8 @@ class WorkerProcess:
                 return 0
             if not broker_timeout_allows_jobs(settings):
                 return EXIT_CONFIG
-            deps = build_runner_deps(settings, client, store, engine, self.stopping)
+            serve_metrics(settings, metrics)
+            deps = build_runner_deps(settings, client, store, engine, self.stopping, metrics)
             worker = build_worker(broker, settings, deps)
             worker.start()
             log.info("worker consuming %s", settings.QUEUE_NAME)
@@ -211,6 +222,20 @@ class WorkerProcess:
         return True
 
 
+def serve_metrics(settings: Settings, metrics: WorkerMetrics) -> None:
+    """Serve ``/metrics`` on ``WORKER_METRICS_HOST:WORKER_METRICS_PORT`` (a daemon thread);
+    a port already taken is logged, not fatal: jobs matter more than their metrics."""
+    port = settings.WORKER_METRICS_PORT
+    if port == 0:
+        return
+    try:
+        start_http_server(port, settings.WORKER_METRICS_HOST, registry=metrics.registry)
+    except OSError as e:
+        log.error("cannot serve metrics on %s:%d: %s", settings.WORKER_METRICS_HOST, port, e)
+        return
+    log.info("metrics on http://%s:%d/metrics", settings.WORKER_METRICS_HOST, port)
+
+
 def broker_timeout_allows_jobs(settings: Settings) -> bool:
     """Check that RabbitMQ lets a job run its whole time limit (see
     :mod:`server.integrations.consumer_timeout`) and say plainly when it does not; False only
@@ -246,9 +271,7 @@ def _answers(name: str, check: Callable[[], object]) -> bool:
 
 def main() -> int:
     settings = Settings()
-    logging.basicConfig(level=settings.LOG_LEVEL.upper(), format=LOG_FORMAT)
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+    configure_logging(PROCESS, settings.LOG_LEVEL)
     process = WorkerProcess(settings)
     signal.signal(signal.SIGTERM, process.stop)
     signal.signal(signal.SIGINT, process.stop)

@@ -191,6 +191,9 @@ class Job(_Model):
     """Short-lived URL of the result (present once succeeded)."""
     error: ErrorInfo | None = None
     attempts: int = 0
+    trace_id: str | None = None
+    """The trace id of the request that created the job (:mod:`subtone.tracing`): the same id
+    is on every log line of the API, the worker and Triton about this job."""
 
 
 class JobList(_Model):

@@ -102,6 +102,8 @@ class CliEnv:
     """Tests only: files made with other parameters cannot be decoded by a standard client."""
     config_path: Path | None = None
     url: str | None = None
+    trace_id: str | None = None
+    """The trace id of this run's calls to the server, once a client was made."""
     traffic: Traffic | None = None
     """Set by ``--stats``: every byte the client sends and receives is counted here."""
 
@@ -130,6 +132,7 @@ class CliEnv:
             transport=self.transport,
             timeout=settings.timeout_seconds,
         ) as client:
+            self.trace_id = client.trace_id
             yield settings, client
 
     def uploader(self, client: ApiClient, settings: ClientSettings) -> Uploader:
@@ -164,19 +167,29 @@ def _env(ctx: typer.Context) -> CliEnv:
 
 
 @contextlib.contextmanager
-def _reporting() -> Iterator[None]:
-    """Turn the project's errors into ``error [code]: message`` and an exit status."""
+def _reporting(env: CliEnv | None = None) -> Iterator[None]:
+    """Turn the project's errors into ``error [code]: message`` and an exit status; once the
+    server was called, a ``trace id: …`` line follows (what the operators search their logs
+    for)."""
     try:
         yield
     except UploadCancelled as e:
         print_error(_err, e)
+        _print_trace(env, e)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except SubtoneError as e:
         print_error(_err, e)
+        _print_trace(env, e)
         raise typer.Exit(EXIT_ERROR) from None
     except KeyboardInterrupt:
         _err.print("interrupted: an unfinished upload resumes when the same command runs again")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _print_trace(env: CliEnv | None, error: SubtoneError) -> None:
+    trace_id = getattr(error, "trace_id", None) or (env.trace_id if env is not None else None)
+    if trace_id:
+        _err.print(f"trace id: {trace_id}", markup=False, highlight=False)
 
 
 def _read_passphrase(env: CliEnv, passphrase_file: Path | None, *, confirm: bool) -> str:
@@ -277,7 +290,7 @@ def encode_command(
 ) -> None:
     """Hide SECRET in COVER; the secret is encrypted here, never sent in the clear."""
     env = _env(ctx)
-    with _reporting():
+    with _reporting(env):
         passphrase = _read_passphrase(env, passphrase_file, confirm=True)
         with env.client() as (settings, client), env.uploader(client, settings) as uploader:
             view = ProgressView(_err)
@@ -333,7 +346,7 @@ def decode_command(
 ) -> None:
     """Recover the secret hidden in STEGO."""
     env = _env(ctx)
-    with _reporting():
+    with _reporting(env):
         passphrase = _read_passphrase(env, passphrase_file, confirm=False)
         with env.client() as (settings, client), env.uploader(client, settings) as uploader:
             target = output
@@ -366,7 +379,7 @@ def decode_command(
 def jobs_command(ctx: typer.Context) -> None:
     """List your recent jobs."""
     env = _env(ctx)
-    with _reporting(), env.client() as (_, client):
+    with _reporting(env), env.client() as (_, client):
         jobs = client.list_jobs().jobs
         table = Table(title=f"{len(jobs)} job(s)")
         # Narrow terminals (or a pipe: 80 columns) fold the id rather than squeeze the state

@@ -45,6 +45,7 @@ from subtone.protocol import (
     UploadCreated,
     UploadStatus,
 )
+from subtone.tracing import REQUEST_ID_HEADER, TRACEPARENT_HEADER, TraceParent, new_trace_id
 
 __all__ = [
     "API_PREFIX",
@@ -100,17 +101,27 @@ class ApiError(SubtoneError):
     """The server (or storage) answered with an error: its code, message and HTTP status."""
 
     def __init__(
-        self, message: str, *, code: str, status: int, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        code: str,
+        status: int,
+        retry_after: float | None = None,
+        trace_id: str | None = None,
     ) -> None:
         super().__init__(message, code=code, status=status)
         self.retry_after = retry_after
         """Seconds the server asked to wait before trying again (``Retry-After``), if any."""
+        self.trace_id = trace_id
+        """The trace id the server answered (``X-Request-Id``): the operators find the
+        request, and its job, in their logs by it."""
 
     @classmethod
     def from_response(cls, response: httpx.Response) -> ApiError:
         """The error a response carries; a body that is not Subtone's JSON gets a generic one."""
         status = response.status_code
         wait = _retry_after(response)
+        trace_id = response.headers.get(REQUEST_ID_HEADER)
         try:
             body = ErrorBody.model_validate_json(response.content)
         except ValidationError:
@@ -122,8 +133,15 @@ class ApiError(SubtoneError):
                 code=code,
                 status=status,
                 retry_after=wait,
+                trace_id=trace_id,
             )
-        return cls(body.error.message, code=body.error.code, status=status, retry_after=wait)
+        return cls(
+            body.error.message,
+            code=body.error.code,
+            status=status,
+            retry_after=wait,
+            trace_id=trace_id,
+        )
 
 
 class ServerUnreachable(SubtoneError):
@@ -212,8 +230,13 @@ class ApiClient:
         retry: Backoff = DEFAULT_API_RETRY,
         poll: Backoff = DEFAULT_POLL,
         sleep: Callable[[float], None] = time.sleep,
+        trace_id: str | None = None,
     ) -> None:
+        """``trace_id``: the trace every call of this client belongs to (a new one when
+        ``None``; :mod:`subtone.tracing`): each request carries it in ``traceparent``."""
         self.base_url = base_url.rstrip("/")
+        self.trace_id = trace_id or new_trace_id()
+        log.debug("trace id %s", self.trace_id)
         self._retry = retry
         self._retry_wait = retry.wait()
         self._poll = poll
@@ -223,11 +246,19 @@ class ApiClient:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self._http = httpx.Client(
-            base_url=self.base_url, headers=headers, transport=transport, timeout=self._timeout
+            base_url=self.base_url,
+            headers=headers,
+            transport=transport,
+            timeout=self._timeout,
+            event_hooks={"request": [self._trace]},
         )
         self._storage = httpx.Client(
             headers={"User-Agent": USER_AGENT}, transport=transport, timeout=self._timeout
         )
+
+    def _trace(self, request: httpx.Request) -> None:
+        """Every API request is a new span of this client's trace."""
+        request.headers[TRACEPARENT_HEADER] = TraceParent.new(self.trace_id).header()
 
     def close(self) -> None:
         self._http.close()

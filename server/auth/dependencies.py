@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from server.auth.service import Tenant, Unauthorized
+from server.kit import logs
 from server.services import Services, get_services
 
 __all__ = ["CurrentTenant", "client_address", "current_tenant"]
@@ -45,6 +46,7 @@ def current_tenant(
     except Unauthorized:
         services.auth_failures.failed(address)
         raise
+    logs.bind(tenant_id=tenant.id)
     services.limiter.hit(tenant.id)
     return tenant
 

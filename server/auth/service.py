@@ -15,6 +15,8 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,6 +43,8 @@ TOKEN_BYTES = 32
 MAX_TOKEN_LENGTH = 128
 """Longer Authorization values are refused before hashing."""
 TENANT_ID_PREFIX = "tn"
+MAX_CACHED_TOKENS = 10_000
+"""Tokens one API process remembers at most (the cache is emptied when full)."""
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _AUTH_SCHEME = "Bearer"
 
@@ -91,9 +95,21 @@ def _text(value: object) -> str:
 
 
 class TokenService:
-    def __init__(self, client: redis.Redis, *, prefix: str) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str,
+        cache_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``cache_seconds``: how long a token found valid is trusted without asking Redis
+        again (so a revoked token works at most this much longer); 0 asks every time."""
         self._redis = client
         self._prefix = prefix
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._cache: dict[str, tuple[float, Tenant]] = {}
 
     def _token_key(self, digest: str) -> str:
         return f"{self._prefix}:token:{digest}"
@@ -148,8 +164,18 @@ class TokenService:
         if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
             raise Unauthorized("The API token is not valid.")
         digest = token_digest(token)
+        now = self._clock()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
         raw = self._redis.get(self._token_key(digest))
         info = TokenInfo.model_validate_json(raw) if raw else None
         if info is None or not hmac.compare_digest(info.digest, digest):
+            self._cache.pop(digest, None)
             raise Unauthorized("The API token is not valid (mistyped, or revoked).")
-        return Tenant(id=info.tenant, name=info.name)
+        tenant = Tenant(id=info.tenant, name=info.name)
+        if self._cache_seconds > 0:
+            if len(self._cache) >= MAX_CACHED_TOKENS:
+                self._cache.clear()
+            self._cache[digest] = (now + self._cache_seconds, tenant)
+        return tenant

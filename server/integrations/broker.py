@@ -5,8 +5,10 @@ declared with Dramatiq's dead-letter set-up), so the API and the worker always d
 queue with the same arguments. The API never imports the actor: it sends a message *by name*
 (:data:`RUN_JOB_ACTOR`) carrying only the job id, after the job record is saved.
 
-:class:`BrokerQueue` runs every broker call on one thread of its own: pika's blocking
-connection is not thread-safe, and one connection for the whole API process is plenty.
+:class:`BrokerQueue` runs broker calls on a few threads of its own (``publishers``): pika's
+blocking connection is not thread-safe, and Dramatiq's broker keeps one connection per thread,
+so each thread publishes (and waits for RabbitMQ's confirm) on its own connection and
+concurrent requests do not queue behind one another's confirms.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from subtone.errors import SubtoneError
 
 __all__ = [
     "RUN_JOB_ACTOR",
+    "TRACE_ID_OPTION",
     "BrokerQueue",
     "Enqueuer",
     "QueueUnavailable",
@@ -35,6 +38,8 @@ __all__ = [
     "job_message",
 ]
 
+TRACE_ID_OPTION = "trace_id"
+"""The message option carrying the trace id of the request that created the job."""
 RUN_JOB_ACTOR = "run_job"
 """The worker's actor that runs a job; messages name it, the API never imports it."""
 CONSUMER_TIMEOUT_ARGUMENT = "x-consumer-timeout"
@@ -44,6 +49,8 @@ BROKER_CALL_TIMEOUT_SECONDS = 30.0
 """How long the API waits for RabbitMQ (connect, declare, publish and confirm)."""
 BLOCKED_CONNECTION_TIMEOUT_SECONDS = 20
 """A connection RabbitMQ blocks (memory or disk alarm) is dropped after this, not waited on."""
+DEFAULT_PUBLISHERS = 4
+"""Threads (each with its own connection) that publish for one API process."""
 _URL_SEPARATOR = ";"
 _BLOCKED_TIMEOUT_PARAM = "blocked_connection_timeout"
 
@@ -60,8 +67,9 @@ class QueueUnavailable(SubtoneError):
 class Enqueuer(Protocol):
     """Hands a saved job to the workers."""
 
-    def enqueue(self, job_id: str) -> None:
-        """Send the job id; raise :class:`QueueUnavailable` when it cannot be sent."""
+    def enqueue(self, job_id: str, *, trace_id: str | None = None) -> None:
+        """Send the job id (and the trace id of the request that made it); raise
+        :class:`QueueUnavailable` when it cannot be sent."""
         ...
 
 
@@ -96,10 +104,12 @@ def build_broker(settings: Settings) -> RabbitmqBroker:
     return broker
 
 
-def job_message(queue_name: str, job_id: str) -> Message[None]:
-    """The message that runs ``job_id``: the actor by name, the id as its only argument."""
+def job_message(queue_name: str, job_id: str, trace_id: str | None = None) -> Message[None]:
+    """The message that runs ``job_id``: the actor by name, the id as its only argument, and
+    the trace id (:mod:`subtone.tracing`) in the message's options."""
+    options = {TRACE_ID_OPTION: trace_id} if trace_id else {}
     return Message(
-        queue_name=queue_name, actor_name=RUN_JOB_ACTOR, args=(job_id,), kwargs={}, options={}
+        queue_name=queue_name, actor_name=RUN_JOB_ACTOR, args=(job_id,), kwargs={}, options=options
     )
 
 
@@ -124,14 +134,15 @@ class BrokerQueue:
         queue_name: str,
         *,
         timeout_seconds: float = BROKER_CALL_TIMEOUT_SECONDS,
+        publishers: int = DEFAULT_PUBLISHERS,
     ) -> None:
         self._broker = broker
         self._queue = queue_name
         self._timeout = timeout_seconds
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="broker")
+        self._thread = ThreadPoolExecutor(max_workers=publishers, thread_name_prefix="broker")
 
-    def enqueue(self, job_id: str) -> None:
-        message = job_message(self._queue, job_id)
+    def enqueue(self, job_id: str, *, trace_id: str | None = None) -> None:
+        message = job_message(self._queue, job_id, trace_id)
         self._call(lambda: self._broker.enqueue(message), "queue the job")
 
     def queue_depth(self) -> int:

@@ -22,7 +22,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -31,6 +31,7 @@ import numpy.typing as npt
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from server.kit import logs
 from subtone.errors import SubtoneError
 from subtone.stego.engine import EmbedTask, ExtractTask, plane_bytes
 from subtone.stego.kernel import KEY_BYTES, WINDOW_BYTES
@@ -47,6 +48,7 @@ from subtone.stego.triton_model import (
     OUT_COUNT,
     OUT_FLIPS,
 )
+from subtone.tracing import JOB_ID_PARAMETER, TRACE_ID_PARAMETER
 
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
@@ -54,6 +56,7 @@ __all__ = [
     "EXTRACT_MODEL",
     "MAX_ROWS",
     "Reply",
+    "RequestObserver",
     "TritonEngine",
     "TritonModelCrashed",
     "TritonRequestError",
@@ -103,6 +106,10 @@ CHANNEL_ARGS: Final = [
     ("grpc.max_reconnect_backoff_ms", 1_000),
 ]
 """tritonclient's defaults, with a reconnect back-off of at most a second."""
+
+
+RequestObserver = Callable[[str, float, "int | None"], None]
+"""Told of each inference request: the model, its seconds, its batch's windows (or None)."""
 
 
 class TritonUnavailable(SubtoneError):
@@ -195,9 +202,16 @@ class TritonEngine:
         extract_model: str = EXTRACT_MODEL,
         model_version: str = "",
         max_rows: int = MAX_ROWS,
+        on_request: RequestObserver | None = None,
     ) -> None:
         """``url`` is gRPC's ``host:port``; ``timeout_seconds`` bounds every call end to end;
-        ``max_rows`` windows go in one request at most (the models' ``max_batch_size``)."""
+        ``max_rows`` windows go in one request at most (the models' ``max_batch_size``);
+        ``on_request(model, seconds, batch_windows)`` is told of every inference request
+        (``batch_windows`` ``None`` when it failed).
+
+        Every request carries the trace id and the job id of the log context it is sent from
+        (:mod:`server.kit.logs`) as the request parameters :data:`TRACE_ID_PARAMETER` and
+        :data:`JOB_ID_PARAMETER`, and the trace id as its request id."""
         if timeout_seconds <= 0:
             raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds}")
         if max_rows <= 0:
@@ -208,6 +222,7 @@ class TritonEngine:
         self.embed_model = embed_model
         self.extract_model = extract_model
         self.model_version = model_version
+        self._on_request = on_request
         self._closed = False
         self._reload_lock = threading.Lock()
         self._reloaded: dict[str, float] = {}
@@ -259,20 +274,39 @@ class TritonEngine:
 
     def _infer(
         self, model: str, inputs: list[grpcclient.InferInput], outputs: tuple[str, ...], what: str
-    ) -> grpcclient.InferResult:
+    ) -> tuple[grpcclient.InferResult, float]:
+        """The model's answer, and when the request was sent (``time.perf_counter()``)."""
         if self._closed:
             raise RuntimeError("this TritonEngine is closed")
         generation, client = self._current()
+        context = logs.current()
+        parameters = {
+            name: value
+            for name, value in (
+                (TRACE_ID_PARAMETER, context.trace_id),
+                (JOB_ID_PARAMETER, context.job_id),
+            )
+            if value
+        }
+        start = time.perf_counter()
         try:
-            return client.infer(
+            result = client.infer(
                 model,
                 inputs,
                 model_version=self.model_version,
                 outputs=[grpcclient.InferRequestedOutput(name) for name in outputs],
                 client_timeout=self.timeout_seconds,
+                request_id=context.trace_id or "",
+                parameters=parameters or None,
             )
         except InferenceServerException as e:
+            self._observe(model, start, None)
             raise self._error(e, what, model, generation) from e
+        return result, start
+
+    def _observe(self, model: str, start: float, batch_windows: int | None) -> None:
+        if self._on_request is not None:
+            self._on_request(model, time.perf_counter() - start, batch_windows)
 
     def _reload(self, model: str) -> None:
         """Unload and load ``model`` again, which starts new stubs: once per crash, however
@@ -302,7 +336,8 @@ class TritonEngine:
         inputs = _inputs(tasks)
         inputs.append(_tensor(IN_BITS, _rows([t.bits for t in tasks], "bits"), TRITON_UINT8))
         what = f"embed in {len(tasks)} window(s)"
-        result = self._infer(self.embed_model, inputs, (OUT_FLIPS, OUT_COUNT, OUT_BATCH_SIZE), what)
+        outputs = (OUT_FLIPS, OUT_COUNT, OUT_BATCH_SIZE)
+        result, start = self._infer(self.embed_model, inputs, outputs, what)
         flips = result.as_numpy(OUT_FLIPS)
         counts = result.as_numpy(OUT_COUNT)
         batch = result.as_numpy(OUT_BATCH_SIZE)
@@ -312,13 +347,16 @@ class TritonEngine:
             np.array(flips[i, : int(counts[i].reshape(-1)[0])], dtype=np.int32, copy=True)
             for i in range(len(tasks))
         ]
-        return Reply(data=data, batch_size=int(batch.reshape(-1)[0]))
+        reply = Reply(data=data, batch_size=int(batch.reshape(-1)[0]))
+        self._observe(self.embed_model, start, reply.batch_size)
+        return reply
 
     def extract_reply(self, tasks: Sequence[ExtractTask]) -> Reply:
         """:meth:`extract` as ONE request (at most :data:`MAX_ROWS` tasks), with the batch
         size the model reports."""
         what = f"extract from {len(tasks)} window(s)"
-        result = self._infer(self.extract_model, _inputs(tasks), (OUT_BITS, OUT_BATCH_SIZE), what)
+        outputs = (OUT_BITS, OUT_BATCH_SIZE)
+        result, start = self._infer(self.extract_model, _inputs(tasks), outputs, what)
         packed = result.as_numpy(OUT_BITS)
         batch = result.as_numpy(OUT_BATCH_SIZE)
         if packed is None or batch is None:
@@ -327,7 +365,9 @@ class TritonEngine:
             np.array(packed[i, : plane_bytes(t.nblocks * t.k)], dtype=np.uint8, copy=True)
             for i, t in enumerate(tasks)
         ]
-        return Reply(data=data, batch_size=int(batch.reshape(-1)[0]))
+        reply = Reply(data=data, batch_size=int(batch.reshape(-1)[0]))
+        self._observe(self.extract_model, start, reply.batch_size)
+        return reply
 
     def embed(self, tasks: Sequence[EmbedTask]) -> list[npt.NDArray[np.int32]]:
         """For each task, the samples to flip (window-relative, ascending)."""

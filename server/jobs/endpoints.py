@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, status
+from fastapi import APIRouter, Depends, Header, Request, status
 from sse_starlette import EventSourceResponse
 
 from server.auth.dependencies import CurrentTenant
 from server.errors import BODY_ERRORS, COMMON_ERRORS, error_responses
 from server.jobs.service import JobService
+from server.middleware import TRACE_ID_STATE
 from server.services import Services, get_services
 from subtone.protocol import Job, JobCreate, JobList
 
@@ -26,7 +27,13 @@ def _jobs(services: Annotated[Services, Depends(get_services)]) -> JobService:
     return services.jobs
 
 
+def _trace_id(request: Request) -> str | None:
+    trace_id = getattr(request.state, TRACE_ID_STATE, None)
+    return trace_id if isinstance(trace_id, str) else None
+
+
 Jobs = Annotated[JobService, Depends(_jobs)]
+TraceId = Annotated[str | None, Depends(_trace_id)]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -44,10 +51,15 @@ IdempotencyKey = Annotated[
     responses=error_responses(*COMMON_ERRORS, *BODY_ERRORS, 404, 409),
 )
 def create_job(
-    body: JobCreate, tenant: CurrentTenant, jobs: Jobs, idempotency_key: IdempotencyKey = None
+    body: JobCreate,
+    tenant: CurrentTenant,
+    jobs: Jobs,
+    trace_id: TraceId,
+    idempotency_key: IdempotencyKey = None,
 ) -> Job:
-    """Queue a job on uploaded objects; answers at once, the work happens in a worker."""
-    return jobs.create(tenant.id, body, idempotency_key)
+    """Queue a job on uploaded objects; answers at once, the work happens in a worker. The
+    job keeps the request's trace id (``traceparent``), and so does every log line about it."""
+    return jobs.create(tenant.id, body, idempotency_key, trace_id=trace_id)
 
 
 @router.get("", responses=error_responses(*COMMON_ERRORS))

@@ -68,6 +68,8 @@ class JobRecord(BaseModel):
     lost_runs: int = 0
     """Runs that ended without a word: their worker was killed or lost (see ``start``)."""
     cancel_requested: bool = False
+    trace_id: str | None = None
+    """The trace id of the request that created the job (:mod:`subtone.tracing`)."""
 
 
 WORKER_LOST = "worker_lost"

@@ -31,7 +31,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from dataclasses import dataclass, field
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import BinaryIO, Final, cast
 
@@ -41,6 +43,7 @@ from server.integrations.storage import ObjectStore, StorageUnavailable
 from server.integrations.triton import TritonUnavailable
 from server.jobs.inputs import InputStream, check_secret_size, load_input, read_small
 from server.jobs.lease import JobLeases
+from server.jobs.metrics import WorkerMetrics
 from server.jobs.output import MultipartWriter, part_size_for
 from server.jobs.progress import (
     DEFAULT_HEARTBEAT_SECONDS,
@@ -50,13 +53,14 @@ from server.jobs.progress import (
     JobProgress,
 )
 from server.jobs.repository import JobRecord, JobRepository
+from server.kit import logs
 from server.kit.clock import utcnow
 from server.settings import Settings
 from server.uploads.repository import ObjectRecord, UploadRepository
 from subtone.errors import SubtoneError
 from subtone.protocol import JobKind
 from subtone.stego import codec, layout, patch
-from subtone.stego.engine import WindowEngine
+from subtone.stego.engine import EmbedTask, ExtractTask, Int32Array, UInt8Array, WindowEngine
 from subtone.stego.kernel import KEY_BYTES
 
 __all__ = [
@@ -92,6 +96,15 @@ RESULT_ID_HEX_CHARS: Final = 32
 RESULT_ID_LABEL: Final = b"subtone/result/"
 K_POS_PARAM: Final = "k_pos"
 
+SUCCEEDED: Final = "succeeded"
+FAILED: Final = "failed"
+CANCELLED: Final = "cancelled"
+RETRIED: Final = "retried"
+HANDED_BACK: Final = "handed_back"
+"""The outcomes of a run, as ``subtone_worker_jobs`` counts them."""
+IN: Final = "in"
+OUT: Final = "out"
+
 TRANSIENT_ERRORS: Final[tuple[type[BaseException], ...]] = (
     StorageUnavailable,
     TritonUnavailable,
@@ -115,6 +128,7 @@ class RunnerDeps:
     """Set when the worker is shutting down: the running job is handed back."""
     progress_interval_seconds: float = DEFAULT_INTERVAL_SECONDS
     heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
+    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -155,21 +169,39 @@ def _run_held(job_id: str, deps: RunnerDeps) -> None:
     if record is None:
         log.info("job %s is finished or cancelled: nothing to do", job_id)
         return
+    # The message's trace id, else the job's (a message the reaper sent again has none).
+    trace_id = logs.current().trace_id or record.trace_id
+    with logs.bound(trace_id=trace_id, job_id=job_id, tenant_id=record.tenant):
+        _run_started(record, deps)
+
+
+def _run_started(record: JobRecord, deps: RunnerDeps) -> None:
+    job_id, kind, metrics = record.id, record.kind.value, deps.metrics
+    started = time.monotonic()
+    outcome = FAILED
+    if record.attempts == 1 and not record.lost_runs:
+        metrics.queue_wait.labels(kind).observe(
+            max(0.0, (utcnow() - record.created_at).total_seconds())
+        )
     if record.lost_runs:
         log.warning("job %s: its last run ended without a word (worker lost)", job_id)
     log.info("job %s (%s) started, attempt %d", job_id, record.kind.value, record.attempts)
     try:
-        result = _execute(record, deps)
+        result, read = _execute(record, deps)
         deps.uploads.save_object(result)
         deps.jobs.succeed(job_id, result.id)
     except JobCancelled:
+        outcome = CANCELLED
         log.info("job %s cancelled by its owner", job_id)
         deps.jobs.mark_cancelled(job_id)
     except JobInterrupted:
+        outcome = HANDED_BACK
         log.info("job %s interrupted by the worker's shutdown: handing it back", job_id)
         deps.jobs.requeue(job_id)
         raise
     except TRANSIENT_ERRORS as e:
+        outcome = RETRIED
+        metrics.retries.labels(_code(e)).inc()
         log.warning("job %s hit a transient error, to be retried: %s", job_id, e)
         deps.jobs.requeue(job_id)
         raise
@@ -180,11 +212,45 @@ def _run_held(job_id: str, deps: RunnerDeps) -> None:
         log.exception("job %s failed unexpectedly", job_id)
         deps.jobs.fail(job_id, INTERNAL_ERROR, INTERNAL_ERROR_MESSAGE)
     else:
+        outcome = SUCCEEDED
+        metrics.bytes_processed.labels(kind, IN).inc(read)
+        metrics.bytes_processed.labels(kind, OUT).inc(result.size)
         log.info("job %s succeeded: %s (%d bytes)", job_id, result.id, result.size)
+    finally:
+        metrics.job_ended(kind, outcome, time.monotonic() - started)
 
 
-def _execute(record: JobRecord, deps: RunnerDeps) -> ObjectRecord:
+def _code(error: BaseException) -> str:
+    if isinstance(error, SubtoneError):
+        return error.code
+    return "redis_unavailable" if isinstance(error, redis.RedisError) else type(error).__name__
+
+
+class _BoundEngine:
+    """``engine`` with each call made in the job's log context: the codec calls it from a
+    thread pool of its own, where the job's context is not bound, and the Triton client
+    reads the trace id from it."""
+
+    def __init__(self, engine: WindowEngine, context: logs.LogContext) -> None:
+        self._engine = engine
+        self._context = context
+
+    def embed(self, tasks: Sequence[EmbedTask]) -> list[Int32Array]:
+        with logs.bound(**asdict(self._context)):
+            return self._engine.embed(tasks)
+
+    def extract(self, tasks: Sequence[ExtractTask]) -> list[UInt8Array]:
+        with logs.bound(**asdict(self._context)):
+            return self._engine.extract(tasks)
+
+    def close(self) -> None:
+        """The worker's engine outlives the job: closing it is the worker's business."""
+
+
+def _execute(record: JobRecord, deps: RunnerDeps) -> tuple[ObjectRecord, int]:
+    """The job's result, and the bytes of input read."""
     k_pos = _position_key(record)
+    deps = replace(deps, engine=_BoundEngine(deps.engine, logs.current()))
     progress = JobProgress(
         deps.jobs,
         record.id,
@@ -210,7 +276,7 @@ def _position_key(record: JobRecord) -> bytes:
 
 def _embed(
     record: JobRecord, k_pos: bytes, deps: RunnerDeps, progress: JobProgress
-) -> ObjectRecord:
+) -> tuple[ObjectRecord, int]:
     settings, store = deps.settings, deps.store
     lsb = load_input(record, PLANE, deps.uploads, store)
     secret = load_input(record, PAYLOAD, deps.uploads, store)
@@ -240,12 +306,13 @@ def _embed(
             source.verify()
             progress.check_now()
             output.complete()
-    return _result(record, lsb, key, size=output.size, sha256=output.sha256)
+    result = _result(record, lsb, key, size=output.size, sha256=output.sha256)
+    return result, lsb.size + secret.size
 
 
 def _extract(
     record: JobRecord, k_pos: bytes, deps: RunnerDeps, progress: JobProgress
-) -> ObjectRecord:
+) -> tuple[ObjectRecord, int]:
     lsb = load_input(record, PLANE, deps.uploads, deps.store)
     with InputStream(deps.store, lsb, PLANE) as source:
         header = source.read_plane_header()
@@ -261,7 +328,8 @@ def _extract(
     progress.check_now()
     key = result_key(record)
     deps.store.put_bytes(key, payload, RESULT_MEDIA_TYPE[record.kind])
-    return _result(record, lsb, key, size=len(payload), sha256=hashlib.sha256(payload).hexdigest())
+    digest = hashlib.sha256(payload).hexdigest()
+    return _result(record, lsb, key, size=len(payload), sha256=digest), lsb.size
 
 
 def _abort_leftovers(store: ObjectStore, key: str) -> None:

@@ -21,6 +21,7 @@ from server.integrations.broker import Enqueuer, QueueUnavailable
 from server.integrations.storage import ObjectStore
 from server.jobs.repository import JobNotFound, JobRecord, JobRepository, request_hash
 from server.jobs.streams import StreamSlot, StreamSlots
+from server.kit import logs
 from server.kit.clock import utcnow
 from server.kit.ids import new_id
 from server.uploads.repository import ObjectRecord, UploadRepository
@@ -86,8 +87,16 @@ class JobService:
         self._poll = poll_seconds
         self._max_stream = max_stream_seconds
 
-    def create(self, tenant: str, request: JobCreate, idempotency_key: str | None) -> Job:
-        """Save and enqueue a job; the same key and body give back the same job, unqueued."""
+    def create(
+        self,
+        tenant: str,
+        request: JobCreate,
+        idempotency_key: str | None,
+        *,
+        trace_id: str | None = None,
+    ) -> Job:
+        """Save and enqueue a job; the same key and body give back the same job, unqueued.
+        ``trace_id`` (the request's) is kept on the job and sent with its message."""
         _check_input_names(request)
         for object_id in request.inputs.values():
             self._uploads.get_object(tenant, object_id)
@@ -100,12 +109,15 @@ class JobService:
             params=request.params.model_dump(),
             created_at=now,
             updated_at=now,
+            trace_id=trace_id,
         )
         saved, new = self._jobs.create(
             record, idempotency_key=idempotency_key, body_hash=_body_hash(request)
         )
         if new:
-            self._enqueue(saved, idempotency_key)
+            with logs.bound(job_id=saved.id):
+                self._enqueue(saved, idempotency_key)
+                log.info("job %s (%s) queued", saved.id, saved.kind.value)
         return self._job(saved)
 
     def get(self, tenant: str, job_id: str) -> Job:
@@ -154,7 +166,7 @@ class JobService:
 
     def _enqueue(self, record: JobRecord, idempotency_key: str | None) -> None:
         try:
-            self._enqueuer.enqueue(record.id)
+            self._enqueuer.enqueue(record.id, trace_id=record.trace_id)
         except Exception as e:
             log.warning("could not enqueue job %s", record.id, exc_info=True)
             message = "The job queue is unavailable; the job was not started. Try again."
@@ -183,6 +195,7 @@ class JobService:
             download_url=self._download_url(result) if succeeded and result else None,
             error=error,
             attempts=record.attempts,
+            trace_id=record.trace_id,
         )
 
     def _result(self, record: JobRecord) -> ObjectRecord | None:

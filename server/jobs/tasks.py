@@ -32,17 +32,21 @@ from typing import Any, Final
 
 import dramatiq
 import redis
+from dramatiq import Message
 from dramatiq.broker import Broker, MessageProxy
 from dramatiq.errors import BrokerConnectionError
 from dramatiq.middleware import CurrentMessage, Middleware, Retries, TimeLimitExceeded
 
-from server.integrations.broker import RUN_JOB_ACTOR
+from server.integrations.broker import RUN_JOB_ACTOR, TRACE_ID_OPTION
 from server.integrations.storage import StorageUnavailable
 from server.integrations.triton import TritonModelCrashed, TritonUnavailable
 from server.jobs import runner
 from server.jobs.progress import JobInterrupted
 from server.jobs.runner import RunnerDeps
+from server.kit import logs
 from server.settings import Settings
+from subtone.errors import SubtoneError
+from subtone.tracing import is_trace_id
 
 __all__ = [
     "RETRIES_EXHAUSTED",
@@ -138,11 +142,24 @@ class JobFailures(Middleware):
         else:
             code = runner.INTERNAL_ERROR
             text = runner.INTERNAL_ERROR_MESSAGE
-        log.error("job %s given up after %d attempts: %s", job_id, attempts, _cause(exception))
-        try:
-            self._deps.jobs.fail(job_id, code, text)
-        except redis.RedisError:
-            log.exception("could not record that job %s was given up", job_id)
+        with logs.bound(trace_id=_trace_id(message), job_id=job_id):
+            log.error("job %s given up after %d attempts: %s", job_id, attempts, _cause(exception))
+            self._deps.metrics.dead_letters.labels(_error_code(exception)).inc()
+            try:
+                self._deps.jobs.fail(job_id, code, text)
+            except redis.RedisError:
+                log.exception("could not record that job %s was given up", job_id)
+
+
+def _trace_id(message: Message[Any] | MessageProxy | None) -> str | None:
+    """The trace id the API put in the job's message, if any (:mod:`subtone.tracing`)."""
+    value = message.options.get(TRACE_ID_OPTION) if message is not None else None
+    return value if is_trace_id(value) else None
+
+
+def _error_code(error: BaseException) -> str:
+    """The error's stable code (a :class:`SubtoneError`'s), else its type's name."""
+    return error.code if isinstance(error, SubtoneError) else type(error).__name__
 
 
 def _hand_back(broker: Broker) -> None:
@@ -159,6 +176,10 @@ def register(broker: Broker, settings: Settings, deps: RunnerDeps) -> dramatiq.A
     broker.add_middleware(JobFailures(deps), before=Retries)
 
     def run_job(job_id: str) -> None:
+        with logs.bound(trace_id=_trace_id(CurrentMessage.get_current_message()), job_id=job_id):
+            _run_job(job_id)
+
+    def _run_job(job_id: str) -> None:
         if deps.stopping.is_set():  # delivered while the worker stops: not even started
             _hand_back(broker)
             return
@@ -170,6 +191,7 @@ def register(broker: Broker, settings: Settings, deps: RunnerDeps) -> dramatiq.A
             _hand_back(broker)
         except TimeLimitExceeded:
             log.error("job %s exceeded the time limit", job_id)
+            deps.metrics.dead_letters.labels(TIME_LIMIT_EXCEEDED).inc()
             deps.jobs.fail(job_id, TIME_LIMIT_EXCEEDED, TIME_LIMIT_MESSAGE)
 
     decorate = dramatiq.actor(

@@ -16,6 +16,7 @@ import uvicorn
 
 from server.integrations.localstore import LocalStore
 from server.integrations.storage import MAX_PART_SIZE
+from server.kit.logs import configure_logging
 from server.localstore.app import create_app
 
 DEFAULT_HOST = "127.0.0.1"
@@ -64,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         tmp.write_text(str(port), encoding="utf-8")
         tmp.replace(args.port_file)
     print(f"localstore: serving {store.root} on http://{args.host}:{port}", flush=True)
-    config = uvicorn.Config(create_app(store), log_level=args.log_level, access_log=False)
+    configure_logging("localstore", args.log_level)
+    config = uvicorn.Config(
+        create_app(store), log_level=args.log_level, access_log=False, log_config=None
+    )
     uvicorn.Server(config).run(sockets=[sock])
     return 0
 

@@ -56,11 +56,12 @@ def free_ports(count: int) -> list[int]:
 
 
 def distinct_ports() -> Ports:
-    """The stack's five ports, all free and distinct."""
-    api, grpc, store, http, metrics = free_ports(5)
+    """The stack's six ports, all free and distinct."""
+    api, grpc, store, http, metrics, worker_metrics = free_ports(6)
     return Ports(
-        api=api, triton_grpc=grpc, localstore=store, triton_http=http, triton_metrics=metrics
-    )
+        api=api, triton_grpc=grpc, localstore=store, triton_http=http,
+        triton_metrics=metrics, worker_metrics=worker_metrics,
+    )  # fmt: skip
 
 
 @contextmanager

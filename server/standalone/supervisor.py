@@ -110,15 +110,18 @@ class Ports:
     localstore: int = 8602
     triton_http: int = 8603
     triton_metrics: int = 8604
+    worker_metrics: int = 8605
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: int) -> Ports:
-        """The ports the settings name (API, local store, Triton's gRPC), then ``overrides``."""
+        """The ports the settings name (API, local store, Triton's gRPC, the worker's
+        metrics), then ``overrides``."""
         triton = urlsplit(f"//{settings.TRITON_URL}").port or cls.triton_grpc
         ports = {
             "api": settings.API_PORT,
             "localstore": settings.LOCALSTORE_PORT,
             "triton_grpc": triton,
+            "worker_metrics": settings.WORKER_METRICS_PORT,
         }
         return replace(cls(**ports), **overrides)
 
@@ -318,6 +321,7 @@ class Supervisor:
                 "SUBTONE_SIGNING_SECRET": self.signing_secret(),
                 "SUBTONE_API_PORT": str(self.ports.api),
                 "SUBTONE_TRITON_URL": f"127.0.0.1:{self.ports.triton_grpc}",
+                "SUBTONE_WORKER_METRICS_PORT": str(self.ports.worker_metrics),
                 HOME_MARKER: str(self.home),
             }
         )

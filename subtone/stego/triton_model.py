@@ -32,6 +32,11 @@ batcher merges requests: ``execute()`` checks each request on its own (a bad one
 ``INVALID_ARG`` error of its own and never disturbs the others), then runs the kernel once
 over every good row of every request, and scatters the results back.
 
+Each request may carry the worker's trace id and job id as request parameters
+(:data:`subtone.tracing.TRACE_ID_PARAMETER`, :data:`~subtone.tracing.JOB_ID_PARAMETER`): the
+model logs one INFO line in Triton's log the first time it serves a trace (the last
+:data:`TRACES_REMEMBERED` are remembered), so an operator finds a job's requests by its trace id.
+
 On a ``KIND_GPU`` instance the same numba kernel runs on the host CPU: there is no GPU
 implementation (yet); the instance logs that once at start.
 """
@@ -39,6 +44,7 @@ implementation (yet); the instance logs that once at start.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Literal
@@ -54,6 +60,7 @@ from subtone.stego.kernel import (
     extract_bits_batch,
     warm_up,
 )
+from subtone.tracing import JOB_ID_PARAMETER, TRACE_ID_PARAMETER, is_trace_id
 
 __all__ = [
     "FLIP_PAD",
@@ -87,6 +94,10 @@ OUT_BATCH_SIZE = "BATCH_SIZE"
 FLIP_PAD = -1
 """What pads a row's FLIPS past its COUNT."""
 
+TRACES_REMEMBERED = 1024
+"""Trace ids a model instance remembers having logged."""
+_ID_CHARS = 64
+
 Kind = Literal["embed", "extract"]
 _SCALARS = (IN_LENGTH, IN_K, IN_SKIP, IN_NBLOCKS)
 
@@ -119,6 +130,8 @@ class StegoModel:
     def __init__(self, pb_utils: ModuleType, kind: Kind) -> None:
         self.pb = pb_utils
         self.kind = kind
+        self.name = f"stego_{kind}"
+        self._traces: OrderedDict[str, None] = OrderedDict()
 
     # -- Triton's interface ----------------------------------------------------------------
 
@@ -155,6 +168,7 @@ class StegoModel:
         pb = self.pb
         parsed: list[Rows | Any] = []
         for request in requests:
+            self.note_trace(request)
             try:
                 parsed.append(self.parse(request))
             except BadRequestError as e:
@@ -187,6 +201,23 @@ class StegoModel:
         """Nothing to release: the model holds no state."""
 
     # -- requests --------------------------------------------------------------------------
+
+    def note_trace(self, request: Any) -> None:
+        """Log the request's trace id (and job id) the first time this instance sees it."""
+        try:
+            parameters = json.loads(request.parameters() or "{}")
+        except Exception:  # a request without parameters, or an older stub
+            return
+        trace_id = parameters.get(TRACE_ID_PARAMETER) if isinstance(parameters, dict) else None
+        if not isinstance(trace_id, str) or not is_trace_id(trace_id) or trace_id in self._traces:
+            return
+        self._traces[trace_id] = None
+        while len(self._traces) > TRACES_REMEMBERED:
+            self._traces.popitem(last=False)
+        job_id = str(parameters.get(JOB_ID_PARAMETER, ""))[:_ID_CHARS]
+        if not job_id.replace("_", "").isalnum():
+            job_id = ""
+        self.pb.Logger.log_info(f"{self.name}: trace_id={trace_id} job_id={job_id or '-'}")
 
     def parse(self, request: Any) -> Rows:
         """One request's rows, checked (:func:`~subtone.stego.engine.check_tasks`)."""

@@ -56,12 +56,14 @@ class FakeQueue:
     """The queue as the API uses it: records job ids; ``down`` makes every call fail."""
 
     sent: list[str] = field(default_factory=list)
+    traces: list[str | None] = field(default_factory=list)
     down: bool = False
 
-    def enqueue(self, job_id: str) -> None:
+    def enqueue(self, job_id: str, *, trace_id: str | None = None) -> None:
         if self.down:
             raise QueueUnavailable("the fake queue is down")
         self.sent.append(job_id)
+        self.traces.append(trace_id)
 
     def ping(self) -> None:
         if self.down:

@@ -22,7 +22,13 @@ from pathlib import Path
 import pytest
 
 from desktop.core.api import ApiClient
-from desktop.core.envelope import AAD_BYTES, K_ENC_INFO, KdfParams, _derive
+from desktop.core.envelope import (
+    AAD_BYTES,
+    K_ENC_INFO,
+    KdfParams,
+    _derive,
+    derive_position_key,
+)
 from desktop.core.orchestration import PAYLOAD_NAME, decode, encode
 from desktop.core.sessions import SessionStore
 from desktop.core.uploader import Uploader
@@ -145,6 +151,20 @@ def test_the_server_never_sees_the_secret_its_name_or_the_passphrase(
         *((f"RabbitMQ headers {i}", h.encode()) for i, h in enumerate(traced_vhost.headers)),
     ]
     assert found_in(haystacks, needles) == []
+    # No log line of any server process holds the API token, k_pos (which the server is
+    # given) or the secret's name; the logs are JSON lines with a trace id.
+    log_needles = {
+        "the API token": stack.token.encode(),
+        "k_pos": derive_position_key(passphrase, position_kdf=FAST_KDF),
+        "the secret's name": name.encode(),
+        "the passphrase": passphrase.encode(),
+    }
+    log_files = [
+        p for p in (data_dir / "standalone").rglob("*") if p.is_file() and ".log" in p.name
+    ]
+    assert len(log_files) >= 4
+    assert found_in(((str(p), p.read_bytes()) for p in log_files), log_needles) == []
+    assert b'"trace_id": "' in (logs / "worker.log").read_bytes()
     # k_pos reaches the server, but no finished job keeps it.
     jobs = [i for i in items if b'"kind":"stego.' in i]
     assert len(jobs) == 2 and all(b'"params":{}' in job for job in jobs), jobs
