@@ -1,0 +1,412 @@
+"""The robust mode: an opaque payload carried by band-energy ratios, keyed by ``k_pos``.
+
+Format r1 (the algorithm and its security argument are in ``docs/robust.md``):
+
+* Everything happens at :data:`RATE` (16 kHz) on the mono mix: the cover is resampled down,
+  marked below 8 kHz, and only the *difference* is resampled back up and added to every
+  channel, so nothing above 8 kHz and no channel balance changes.
+* The STFT (512 / hop 256) is cut into **tiles**: :data:`BANDS` geometric bands from 300 Hz to
+  6 kHz by :data:`TILE_FRAMES` frames (48 ms). Two neighbouring bands of one column form a
+  **cell**; a cell carries one bit by dithered quantisation (QIM) of the log-energy ratio of
+  its two tiles with step :data:`DELTA_DB` — a ratio, so gain does not move it, and band
+  energies are what perceptual codecs keep.
+* The first and last :data:`GUARD_SECONDS` of the cover are not marked, so cropping up to a
+  second at either end loses nothing; the extractor finds where the marked columns start by
+  correlating keyed **pilot** cells (one in every :data:`PILOT_EVERY`) over every frame shift
+  and four sub-frame offsets.
+* Data cells carry a header (10 bytes: version, flags, payload length, 4-byte HMAC tag,
+  masked under ``k_pos``; Reed–Solomon with 8 parity bytes; three soft-combined copies), then
+  the payload in Reed–Solomon (255, 255 - :data:`RS_PARITY`) codewords (the last shortened).
+* Every cell's dither, which cells are pilots and the pilot bits come from SHAKE-256 keyed by
+  ``HMAC(k_pos, label)``: without ``k_pos`` a cell's bit is unreadable and the pilots are noise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from reedsolo import ReedSolomonError, RSCodec
+
+from subtone.errors import SubtoneError
+from subtone.robust._dsp import (
+    FRAME,
+    HOP,
+    RATE,
+    band_edges,
+    frame_energies,
+    istft,
+    resample,
+    stft,
+)
+
+__all__ = [
+    "BANDS",
+    "DELTA_DB",
+    "GUARD_SECONDS",
+    "KEY_BYTES",
+    "ChannelDamaged",
+    "NoPayload",
+    "RobustError",
+    "capacity",
+    "embed",
+    "extract",
+]
+
+KEY_BYTES = 32
+VERSION = 1
+BANDS = 24
+CELLS = BANDS // 2  # cells per column
+TILE_FRAMES = 3
+COLUMN = HOP * TILE_FRAMES  # working-rate samples per column (48 ms)
+DELTA_DB = 4.0
+PILOT_EVERY = 8
+GUARD_SECONDS = 1.1
+GUARD_FRAMES = math.ceil(GUARD_SECONDS * RATE / HOP)
+HEADER_BYTES = 10
+HEADER_PARITY = 8
+HEADER_COPIES = 3
+HEADER_CELLS = (HEADER_BYTES + HEADER_PARITY) * 8 * HEADER_COPIES
+RS_N = 255
+RS_PARITY = 96
+RS_K = RS_N - RS_PARITY
+ITERATIONS = 3
+SYNC_COLUMNS = 160  # columns (about 7.7 s) the offset search looks at
+SYNC_OFFSETS = (0, HOP // 4, HOP // 2, 3 * HOP // 4)
+PRESENT_Z = 6.0  # pilot z-score above which a mark under this key is taken as present
+
+_EDGES = band_edges(300.0, 6000.0, BANDS)
+_HEADER = struct.Struct(">BBI")
+_TAG = 4
+
+
+class RobustError(SubtoneError):
+    """A cover or marked file that cannot be used as asked (robust mode)."""
+
+    status = 422
+
+
+class NoPayload(RobustError):
+    """No payload under this key: a wrong passphrase, or a file that was never marked."""
+
+    code = "no_payload"
+
+
+class ChannelDamaged(RobustError):
+    """A payload under this key is there, but the channel damaged it beyond correction."""
+
+    code = "channel_damaged"
+
+
+# ----------------------------------------------------------------------------- keying
+
+
+def _subkey(k_pos: bytes, label: bytes) -> bytes:
+    if len(k_pos) != KEY_BYTES:
+        raise ValueError(f"k_pos has {KEY_BYTES} bytes, got {len(k_pos)}")
+    return hmac.new(k_pos, b"subtone/robust/r1/" + label, hashlib.sha256).digest()
+
+
+def _stream(k_pos: bytes, label: bytes, n: int) -> npt.NDArray[np.uint8]:
+    """``n`` keyed bytes; a prefix of a longer stream (so a cropped file reads the same)."""
+    return np.frombuffer(hashlib.shake_256(_subkey(k_pos, label)).digest(n), dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class _Keys:
+    dither: npt.NDArray[np.float64]  # (cells,) in dB, uniform on [0, DELTA_DB)
+    pilot: npt.NDArray[np.bool_]  # (cells,) this cell is a pilot
+    pilot_bit: npt.NDArray[np.int64]  # (cells,) the pilot's bit (where pilot)
+
+
+def _keys(k_pos: bytes, columns: int) -> _Keys:
+    n = columns * CELLS
+    d = _stream(k_pos, b"dither", 2 * n).view(">u2").astype(np.float64)
+    dither = d / 65536.0 * DELTA_DB
+    groups = math.ceil(n / PILOT_EVERY)
+    choice = _stream(k_pos, b"pilot", groups).astype(np.int64) % PILOT_EVERY
+    pilot = np.zeros(groups * PILOT_EVERY, dtype=bool)
+    pilot[np.arange(groups) * PILOT_EVERY + choice] = True
+    bits = _stream(k_pos, b"pilot-bits", n).astype(np.int64) & 1
+    return _Keys(dither, pilot[:n], bits)
+
+
+# ----------------------------------------------------------------------------- layout
+
+
+def _columns(samples_at_rate: int) -> int:
+    """Marked columns in a cover of ``samples_at_rate`` working-rate samples."""
+    usable = samples_at_rate - 2 * GUARD_FRAMES * HOP - (FRAME - HOP)
+    return max(0, usable // COLUMN)
+
+
+def _data_cells(columns: int) -> int:
+    n = columns * CELLS
+    full, rest = divmod(n, PILOT_EVERY)
+    return full * (PILOT_EVERY - 1) + max(0, rest - 1)
+
+
+def _payload_bytes_for(coded_bytes: int) -> int:
+    full, rest = divmod(coded_bytes, RS_N)
+    return full * RS_K + max(0, rest - RS_PARITY)
+
+
+def _coded_bytes_for(payload_bytes: int) -> int:
+    full, rest = divmod(payload_bytes, RS_K)
+    return full * RS_N + (rest + RS_PARITY if rest else 0)
+
+
+def _working_length(samples: int, rate: int) -> int:
+    return math.ceil(samples * RATE / rate)
+
+
+def capacity(duration_seconds: float, sample_rate: int) -> int:
+    """Payload bytes a cover of this duration carries in robust mode (from the header alone)."""
+    if duration_seconds <= 0 or sample_rate <= 0:
+        return 0
+    samples = int(duration_seconds * sample_rate)
+    cells = _data_cells(_columns(_working_length(samples, sample_rate)))
+    coded = max(0, cells - HEADER_CELLS) // 8
+    return _payload_bytes_for(coded)
+
+
+# ----------------------------------------------------------------------------- header
+
+
+def _seal_header(k_pos: bytes, length: int) -> bytes:
+    body = _HEADER.pack(VERSION, 0, length)
+    tag = hmac.new(_subkey(k_pos, b"header-tag"), body, hashlib.sha256).digest()[:_TAG]
+    mask = _subkey(k_pos, b"header-mask")[:HEADER_BYTES]
+    plain = body + tag
+    return bytes(a ^ b for a, b in zip(plain, mask, strict=True))
+
+
+def _open_header(k_pos: bytes, sealed: bytes) -> int | None:
+    mask = _subkey(k_pos, b"header-mask")[:HEADER_BYTES]
+    plain = bytes(a ^ b for a, b in zip(sealed, mask, strict=True))
+    body, tag = plain[: _HEADER.size], plain[_HEADER.size :]
+    want = hmac.new(_subkey(k_pos, b"header-tag"), body, hashlib.sha256).digest()[:_TAG]
+    if not hmac.compare_digest(tag, want):
+        return None
+    version, _flags, length = _HEADER.unpack(body)
+    return length if version == VERSION else None
+
+
+def _bits(data: bytes) -> npt.NDArray[np.int64]:
+    return np.unpackbits(np.frombuffer(data, dtype=np.uint8)).astype(np.int64)
+
+
+def _coded_stream(k_pos: bytes, payload: bytes) -> npt.NDArray[np.int64]:
+    header = bytes(RSCodec(HEADER_PARITY).encode(_seal_header(k_pos, len(payload))))
+    rs = RSCodec(RS_PARITY)
+    body = b"".join(
+        bytes(rs.encode(payload[i : i + RS_K])) for i in range(0, len(payload), RS_K)
+    )
+    return np.concatenate([np.tile(_bits(header), HEADER_COPIES), _bits(body)])
+
+
+# ----------------------------------------------------------------------------- embedding
+
+
+def _as_float(samples: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], np.dtype[np.generic]]:
+    a = np.asarray(samples)
+    dtype = a.dtype
+    if np.issubdtype(dtype, np.integer):
+        scale = float(2 ** (8 * dtype.itemsize - 1))
+        return a.astype(np.float64) / scale, dtype
+    if np.issubdtype(dtype, np.floating):
+        return a.astype(np.float64), dtype
+    raise TypeError(f"samples must be integer or float, got {dtype}")
+
+
+def _from_float(x: npt.NDArray[np.float64], dtype: np.dtype[np.generic]) -> npt.NDArray[np.generic]:
+    if np.issubdtype(dtype, np.integer):
+        scale = float(2 ** (8 * dtype.itemsize - 1))
+        return np.clip(np.round(x * scale), -scale, scale - 1).astype(dtype)
+    return np.clip(x, -1.0, 1.0).astype(dtype) if dtype != np.float64 else x
+
+
+def _mono(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    return x if x.ndim == 1 else np.asarray(x.mean(axis=1), dtype=np.float64)
+
+
+def _tile_energies(e_frames: npt.NDArray[np.float64], start: int, columns: int) -> npt.NDArray[np.float64]:
+    """``(columns, BANDS)`` energies of tiles whose first column starts at frame ``start``."""
+    cs = np.concatenate([np.zeros((1, e_frames.shape[1])), np.cumsum(e_frames, axis=0)])
+    idx = start + TILE_FRAMES * np.arange(columns + 1)
+    c = cs[idx]
+    return np.asarray(c[1:] - c[:-1], dtype=np.float64) + 1e-12
+
+
+def _ratios(tiles: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    db = 10.0 * np.log10(tiles)
+    return np.asarray((db[:, 0::2] - db[:, 1::2]).ravel(), dtype=np.float64)
+
+
+def embed(samples: npt.ArrayLike, rate: int, k_pos: bytes, payload: bytes) -> npt.NDArray[np.generic]:
+    """The cover with ``payload`` marked into it: same shape and dtype (int or float PCM,
+    mono ``(n,)`` or ``(n, channels)``). Raises :class:`RobustError` (``cover_too_small``)
+    when the payload does not fit (see :func:`capacity`)."""
+    x, dtype = _as_float(samples)
+    if x.ndim not in (1, 2) or x.shape[0] == 0:
+        raise RobustError("the cover has no samples", code="bad_cover")
+    room = capacity(x.shape[0] / rate, rate)
+    if len(payload) > room:
+        raise RobustError(
+            f"the payload has {len(payload)} bytes; this cover carries {room} in robust mode",
+            code="cover_too_small",
+        )
+    m16 = resample(_mono(x), rate, RATE)
+    columns = _columns(len(m16))
+    keys = _keys(k_pos, columns)
+    stream = _coded_stream(k_pos, payload)
+    # Cell targets: pilots everywhere, the coded stream in the data cells, the rest untouched.
+    target = np.full(columns * CELLS, -1, dtype=np.int64)
+    target[keys.pilot] = keys.pilot_bit[keys.pilot]
+    data_idx = np.flatnonzero(~keys.pilot)[: len(stream)]
+    target[data_idx] = stream
+    used = target >= 0
+    lattice = keys.dither + target * (DELTA_DB / 2)
+
+    y16 = m16.copy()
+    for _ in range(ITERATIONS):
+        spec = stft(y16)
+        tiles = _tile_energies(frame_energies(spec, _EDGES), GUARD_FRAMES, columns)
+        d = _ratios(tiles)
+        shift = np.where(used, np.round((d - lattice) / DELTA_DB) * DELTA_DB + lattice - d, 0.0)
+        shift = shift.reshape(columns, CELLS)
+        ea, eb = tiles[:, 0::2], tiles[:, 1::2]
+        fa = eb / (ea + eb)  # move the quieter tile more: least energy changed for the shift
+        gains = np.ones((spec.shape[0], spec.shape[1]))
+        g = np.empty((columns, BANDS))
+        g[:, 0::2] = 10.0 ** (shift * fa / 20.0)
+        g[:, 1::2] = 10.0 ** (-shift * (1.0 - fa) / 20.0)
+        gf = np.repeat(g, TILE_FRAMES, axis=0)
+        rows = slice(GUARD_FRAMES, GUARD_FRAMES + gf.shape[0])
+        for b in range(BANDS):
+            gains[rows, _EDGES[b] : _EDGES[b + 1]] = gf[:, b : b + 1]
+        y16 += istft(spec * (gains - 1.0), len(y16))
+    delta = resample(y16 - m16, RATE, rate)
+    n = x.shape[0]
+    if len(delta) < n:
+        delta = np.pad(delta, (0, n - len(delta)))
+    delta = delta[:n]
+    out = x + (delta if x.ndim == 1 else delta[:, None])
+    return _from_float(out, dtype)
+
+
+# ----------------------------------------------------------------------------- extraction
+
+
+@dataclass(frozen=True)
+class _Sync:
+    offset: int  # working-rate samples dropped before the STFT
+    start: int  # frame where column 0 begins
+    z: float
+
+
+def _soft(tiles: npt.NDArray[np.float64], dither: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """+1 for a clean 0, -1 for a clean 1, near 0 where unsure."""
+    return np.asarray(np.cos(2 * np.pi * (_ratios(tiles) - dither) / DELTA_DB), dtype=np.float64)
+
+
+def _pilot_z(soft: npt.NDArray[np.float64], keys: _Keys, n: int) -> float:
+    p = keys.pilot[:n]
+    if not p.any():
+        return 0.0
+    signed = soft[p] * (1 - 2 * keys.pilot_bit[:n][p])
+    return float(signed.sum() / math.sqrt(0.5 * p.sum()))
+
+
+def _synchronise(m16: npt.NDArray[np.float64], k_pos: bytes) -> tuple[_Sync, npt.NDArray[np.float64]]:
+    max_start = GUARD_FRAMES + 8
+    window = m16[: (max_start + SYNC_COLUMNS * TILE_FRAMES + 2) * HOP + FRAME]
+    keys = _keys(k_pos, SYNC_COLUMNS)
+    best = _Sync(0, 0, -math.inf)
+    for off in SYNC_OFFSETS:
+        e = frame_energies(stft(window[off:]), _EDGES)
+        for start in range(0, max_start + 1):
+            cols = min(SYNC_COLUMNS, (e.shape[0] - start) // TILE_FRAMES)
+            if cols < 8:
+                break
+            soft = _soft(_tile_energies(e, start, cols), keys.dither[: cols * CELLS])
+            z = _pilot_z(soft, keys, cols * CELLS)
+            if z > best.z:
+                best = _Sync(off, start, z)
+    e = frame_energies(stft(m16[best.offset :]), _EDGES)
+    cols = max(0, (e.shape[0] - best.start) // TILE_FRAMES)
+    keys = _keys(k_pos, cols)
+    soft = _soft(_tile_energies(e, best.start, cols), keys.dither) if cols else np.zeros(0)
+    z = _pilot_z(soft, keys, cols * CELLS)
+    data = soft[~keys.pilot] if cols else soft
+    return _Sync(best.offset, best.start, z), data
+
+
+def _hard_bytes(soft: npt.NDArray[np.float64]) -> tuple[bytes, npt.NDArray[np.float64]]:
+    """Bytes from soft bits (+ = 0), and each byte's confidence (its least sure bit)."""
+    n = len(soft) // 8 * 8
+    s = soft[:n].reshape(-1, 8)
+    data = np.packbits((s < 0).astype(np.uint8), axis=1).ravel().tobytes()
+    return data, np.abs(s).min(axis=1)
+
+
+def _rs_decode(codec: RSCodec, word: bytes, confidence: npt.NDArray[np.float64], parity: int) -> bytes | None:
+    """Errors-only first; then erase the least confident bytes (erasures cost half)."""
+    tries: list[list[int]] = [[]]
+    order = np.argsort(confidence)
+    for e in (parity // 4, parity // 2, 3 * parity // 4, parity - 2):
+        if 0 < e < len(word):
+            tries.append(sorted(int(i) for i in order[:e]))
+    for erase in tries:
+        try:
+            msg, _, _ = codec.decode(bytearray(word), erase_pos=erase or None)
+        except ReedSolomonError:
+            continue
+        return bytes(msg)
+    return None
+
+
+def extract(samples: npt.ArrayLike, rate: int, k_pos: bytes) -> bytes:
+    """The payload marked under ``k_pos``. Raises :class:`NoPayload` when there is none under
+    this key, :class:`ChannelDamaged` when there is one the channel destroyed."""
+    x, _ = _as_float(samples)
+    if x.ndim not in (1, 2) or x.shape[0] == 0:
+        raise NoPayload("the file has no samples")
+    m16 = resample(_mono(x), rate, RATE)
+    sync, data = _synchronise(m16, k_pos)
+    present = sync.z >= PRESENT_Z
+    hbits = (HEADER_BYTES + HEADER_PARITY) * 8
+    if len(data) < HEADER_CELLS:
+        raise (ChannelDamaged if present else NoPayload)("too short to hold a robust payload")
+    hsoft = data[:HEADER_CELLS].reshape(HEADER_COPIES, hbits).sum(axis=0)
+    hword, hconf = _hard_bytes(hsoft)
+    sealed = _rs_decode(RSCodec(HEADER_PARITY), hword, hconf, HEADER_PARITY)
+    length = _open_header(k_pos, sealed) if sealed is not None else None
+    if length is None:
+        if present:
+            raise ChannelDamaged(
+                f"a payload under this key is there (pilot z = {sync.z:.1f}) but its header "
+                "did not survive the channel"
+            )
+        raise NoPayload("no payload under this passphrase (or the file was never marked)")
+    coded = _coded_bytes_for(length)
+    body = data[HEADER_CELLS : HEADER_CELLS + coded * 8]
+    if len(body) < coded * 8:
+        raise ChannelDamaged("the file was cut short: the payload's end is missing")
+    word, conf = _hard_bytes(body)
+    rs = RSCodec(RS_PARITY)
+    out = bytearray()
+    for i in range(0, coded, RS_N):
+        msg = _rs_decode(rs, word[i : i + RS_N], conf[i : i + RS_N], RS_PARITY)
+        if msg is None:
+            raise ChannelDamaged(
+                f"the payload is there but codeword {i // RS_N + 1} of "
+                f"{math.ceil(coded / RS_N)} has more errors than Reed–Solomon corrects"
+            )
+        out += msg
+    return bytes(out)
