@@ -59,7 +59,7 @@ def band_edges(f_lo: float, f_hi: float, bands: int) -> npt.NDArray[np.int64]:
     edges = np.round(np.geomspace(f_lo, f_hi, bands + 1) / (RATE / FRAME)).astype(np.int64)
     if len(np.unique(edges)) != bands + 1:
         raise ValueError("bands narrower than one bin")
-    return edges
+    return np.asarray(edges, dtype=np.int64)
 
 
 def frame_energies(spec: CArray, edges: npt.NDArray[np.int64]) -> Array:

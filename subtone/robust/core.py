@@ -13,8 +13,9 @@ Format r1 (the algorithm and its security argument are in ``docs/robust.md``):
 * The first and last :data:`GUARD_SECONDS` of the cover are not marked, so cropping up to a
   second at either end loses nothing; the extractor finds where the marked columns start by
   correlating keyed **pilot** cells (one in every :data:`PILOT_EVERY`) over every frame shift
-  and four sub-frame offsets.
-* Data cells carry a header (10 bytes: version, flags, payload length, 4-byte HMAC tag,
+  and eight sub-frame offsets.
+* Data cells carry a header (14 bytes: version, flags, payload length, 4-byte payload
+  HMAC, 4-byte header HMAC,
   masked under ``k_pos``; Reed–Solomon with 8 parity bytes; three soft-combined copies), then
   the payload in Reed–Solomon (255, 255 - :data:`RS_PARITY`) codewords (the last shortened).
 * Every cell's dither, which cells are pilots and the pilot bits come from SHAKE-256 keyed by
@@ -68,7 +69,7 @@ DELTA_DB = 4.0
 PILOT_EVERY = 8
 GUARD_SECONDS = 1.1
 GUARD_FRAMES = math.ceil(GUARD_SECONDS * RATE / HOP)
-HEADER_BYTES = 10
+HEADER_BYTES = 14
 HEADER_PARITY = 8
 HEADER_COPIES = 3
 HEADER_CELLS = (HEADER_BYTES + HEADER_PARITY) * 8 * HEADER_COPIES
@@ -77,11 +78,11 @@ RS_PARITY = 96
 RS_K = RS_N - RS_PARITY
 ITERATIONS = 3
 SYNC_COLUMNS = 160  # columns (about 7.7 s) the offset search looks at
-SYNC_OFFSETS = (0, HOP // 4, HOP // 2, 3 * HOP // 4)
+SYNC_OFFSETS = tuple(range(0, HOP, HOP // 8))
 PRESENT_Z = 6.0  # pilot z-score above which a mark under this key is taken as present
 
 _EDGES = band_edges(300.0, 6000.0, BANDS)
-_HEADER = struct.Struct(">BBI")
+_HEADER = struct.Struct(">BBI4s")  # version, flags, length, payload tag
 _TAG = 4
 
 
@@ -178,23 +179,27 @@ def capacity(duration_seconds: float, sample_rate: int) -> int:
 # ----------------------------------------------------------------------------- header
 
 
-def _seal_header(k_pos: bytes, length: int) -> bytes:
-    body = _HEADER.pack(VERSION, 0, length)
+def _payload_tag(k_pos: bytes, payload: bytes) -> bytes:
+    return hmac.new(_subkey(k_pos, b"payload-tag"), payload, hashlib.sha256).digest()[:_TAG]
+
+
+def _seal_header(k_pos: bytes, payload: bytes) -> bytes:
+    body = _HEADER.pack(VERSION, 0, len(payload), _payload_tag(k_pos, payload))
     tag = hmac.new(_subkey(k_pos, b"header-tag"), body, hashlib.sha256).digest()[:_TAG]
     mask = _subkey(k_pos, b"header-mask")[:HEADER_BYTES]
     plain = body + tag
     return bytes(a ^ b for a, b in zip(plain, mask, strict=True))
 
 
-def _open_header(k_pos: bytes, sealed: bytes) -> int | None:
+def _open_header(k_pos: bytes, sealed: bytes) -> tuple[int, bytes] | None:
     mask = _subkey(k_pos, b"header-mask")[:HEADER_BYTES]
     plain = bytes(a ^ b for a, b in zip(sealed, mask, strict=True))
     body, tag = plain[: _HEADER.size], plain[_HEADER.size :]
     want = hmac.new(_subkey(k_pos, b"header-tag"), body, hashlib.sha256).digest()[:_TAG]
     if not hmac.compare_digest(tag, want):
         return None
-    version, _flags, length = _HEADER.unpack(body)
-    return length if version == VERSION else None
+    version, _flags, length, payload_tag = _HEADER.unpack(body)
+    return (length, payload_tag) if version == VERSION else None
 
 
 def _bits(data: bytes) -> npt.NDArray[np.int64]:
@@ -202,11 +207,9 @@ def _bits(data: bytes) -> npt.NDArray[np.int64]:
 
 
 def _coded_stream(k_pos: bytes, payload: bytes) -> npt.NDArray[np.int64]:
-    header = bytes(RSCodec(HEADER_PARITY).encode(_seal_header(k_pos, len(payload))))
+    header = bytes(RSCodec(HEADER_PARITY).encode(_seal_header(k_pos, payload)))
     rs = RSCodec(RS_PARITY)
-    body = b"".join(
-        bytes(rs.encode(payload[i : i + RS_K])) for i in range(0, len(payload), RS_K)
-    )
+    body = b"".join(bytes(rs.encode(payload[i : i + RS_K])) for i in range(0, len(payload), RS_K))
     return np.concatenate([np.tile(_bits(header), HEADER_COPIES), _bits(body)])
 
 
@@ -227,15 +230,19 @@ def _as_float(samples: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], np.dtype
 def _from_float(x: npt.NDArray[np.float64], dtype: np.dtype[np.generic]) -> npt.NDArray[np.generic]:
     if np.issubdtype(dtype, np.integer):
         scale = float(2 ** (8 * dtype.itemsize - 1))
-        return np.clip(np.round(x * scale), -scale, scale - 1).astype(dtype)
-    return np.clip(x, -1.0, 1.0).astype(dtype) if dtype != np.float64 else x
+        out = np.clip(np.round(x * scale), -scale, scale - 1)
+    else:
+        out = x if dtype == np.float64 else np.clip(x, -1.0, 1.0)
+    return np.asarray(out, dtype=dtype)
 
 
 def _mono(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return x if x.ndim == 1 else np.asarray(x.mean(axis=1), dtype=np.float64)
 
 
-def _tile_energies(e_frames: npt.NDArray[np.float64], start: int, columns: int) -> npt.NDArray[np.float64]:
+def _tile_energies(
+    e_frames: npt.NDArray[np.float64], start: int, columns: int
+) -> npt.NDArray[np.float64]:
     """``(columns, BANDS)`` energies of tiles whose first column starts at frame ``start``."""
     cs = np.concatenate([np.zeros((1, e_frames.shape[1])), np.cumsum(e_frames, axis=0)])
     idx = start + TILE_FRAMES * np.arange(columns + 1)
@@ -248,7 +255,9 @@ def _ratios(tiles: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return np.asarray((db[:, 0::2] - db[:, 1::2]).ravel(), dtype=np.float64)
 
 
-def embed(samples: npt.ArrayLike, rate: int, k_pos: bytes, payload: bytes) -> npt.NDArray[np.generic]:
+def embed(
+    samples: npt.ArrayLike, rate: int, k_pos: bytes, payload: bytes
+) -> npt.NDArray[np.generic]:
     """The cover with ``payload`` marked into it: same shape and dtype (int or float PCM,
     mono ``(n,)`` or ``(n, channels)``). Raises :class:`RobustError` (``cover_too_small``)
     when the payload does not fit (see :func:`capacity`)."""
@@ -310,7 +319,9 @@ class _Sync:
     z: float
 
 
-def _soft(tiles: npt.NDArray[np.float64], dither: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+def _soft(
+    tiles: npt.NDArray[np.float64], dither: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
     """+1 for a clean 0, -1 for a clean 1, near 0 where unsure."""
     return np.asarray(np.cos(2 * np.pi * (_ratios(tiles) - dither) / DELTA_DB), dtype=np.float64)
 
@@ -323,7 +334,9 @@ def _pilot_z(soft: npt.NDArray[np.float64], keys: _Keys, n: int) -> float:
     return float(signed.sum() / math.sqrt(0.5 * p.sum()))
 
 
-def _synchronise(m16: npt.NDArray[np.float64], k_pos: bytes) -> tuple[_Sync, npt.NDArray[np.float64]]:
+def _synchronise(
+    m16: npt.NDArray[np.float64], k_pos: bytes
+) -> tuple[_Sync, npt.NDArray[np.float64]]:
     max_start = GUARD_FRAMES + 8
     window = m16[: (max_start + SYNC_COLUMNS * TILE_FRAMES + 2) * HOP + FRAME]
     keys = _keys(k_pos, SYNC_COLUMNS)
@@ -355,7 +368,9 @@ def _hard_bytes(soft: npt.NDArray[np.float64]) -> tuple[bytes, npt.NDArray[np.fl
     return data, np.abs(s).min(axis=1)
 
 
-def _rs_decode(codec: RSCodec, word: bytes, confidence: npt.NDArray[np.float64], parity: int) -> bytes | None:
+def _rs_decode(
+    codec: RSCodec, word: bytes, confidence: npt.NDArray[np.float64], parity: int
+) -> bytes | None:
     """Errors-only first; then erase the least confident bytes (erasures cost half)."""
     tries: list[list[int]] = [[]]
     order = np.argsort(confidence)
@@ -386,14 +401,15 @@ def extract(samples: npt.ArrayLike, rate: int, k_pos: bytes) -> bytes:
     hsoft = data[:HEADER_CELLS].reshape(HEADER_COPIES, hbits).sum(axis=0)
     hword, hconf = _hard_bytes(hsoft)
     sealed = _rs_decode(RSCodec(HEADER_PARITY), hword, hconf, HEADER_PARITY)
-    length = _open_header(k_pos, sealed) if sealed is not None else None
-    if length is None:
+    opened = _open_header(k_pos, sealed) if sealed is not None else None
+    if opened is None:
         if present:
             raise ChannelDamaged(
                 f"a payload under this key is there (pilot z = {sync.z:.1f}) but its header "
                 "did not survive the channel"
             )
         raise NoPayload("no payload under this passphrase (or the file was never marked)")
+    length, payload_tag = opened
     coded = _coded_bytes_for(length)
     body = data[HEADER_CELLS : HEADER_CELLS + coded * 8]
     if len(body) < coded * 8:
@@ -409,4 +425,6 @@ def extract(samples: npt.ArrayLike, rate: int, k_pos: bytes) -> bytes:
                 f"{math.ceil(coded / RS_N)} has more errors than Reed–Solomon corrects"
             )
         out += msg
+    if not hmac.compare_digest(_payload_tag(k_pos, bytes(out)), payload_tag):
+        raise ChannelDamaged("the payload is there but Reed–Solomon mis-corrected it")
     return bytes(out)
