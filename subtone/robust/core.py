@@ -45,6 +45,7 @@ from subtone.robust._dsp import (
     resample,
     stft,
 )
+from subtone.robust._fec import TAIL, coded_length, conv_decode, conv_encode
 
 __all__ = [
     "BANDS",
@@ -60,26 +61,31 @@ __all__ = [
 ]
 
 KEY_BYTES = 32
-VERSION = 1
+VERSION = 2
 BANDS = 24
 CELLS = BANDS // 2  # cells per column
 TILE_FRAMES = 3
 COLUMN = HOP * TILE_FRAMES  # working-rate samples per column (48 ms)
 DELTA_DB = 4.0
-PILOT_EVERY = 8
+PILOT_EVERY = 16
 GUARD_SECONDS = 1.1
 GUARD_FRAMES = math.ceil(GUARD_SECONDS * RATE / HOP)
 HEADER_BYTES = 14
-HEADER_PARITY = 8
-HEADER_COPIES = 3
-HEADER_CELLS = (HEADER_BYTES + HEADER_PARITY) * 8 * HEADER_COPIES
+HEADER_COPIES = 2
+HEADER_CELLS = coded_length(HEADER_BYTES * 8) * HEADER_COPIES
 RS_N = 255
-RS_PARITY = 96
+RS_PARITY = 0  # outer Reed–Solomon parity bytes per codeword (0: the convolutional code alone)
 RS_K = RS_N - RS_PARITY
-ITERATIONS = 3
-SYNC_COLUMNS = 160  # columns (about 7.7 s) the offset search looks at
+ITERATIONS = 4
+SNR_DB = 31.5  # the embedder's distortion budget: stego/cover SNR of the working-rate mix
+SYNC_COLUMNS = 240  # columns (about 11.5 s) the offset search looks at
 SYNC_OFFSETS = tuple(range(0, HOP, HOP // 8))
 PRESENT_Z = 6.0  # pilot z-score above which a mark under this key is taken as present
+QUIET_STEP_DB = (
+    10.0  # cells are weighted in groups by their quieter tile's level below the column's
+)
+QUIET_GROUPS = 6  # loudest: 0-10 dB, 10-20 dB, ... 50 dB and more
+PRIOR_PILOTS = 20.0
 
 _EDGES = band_edges(300.0, 6000.0, BANDS)
 _HEADER = struct.Struct(">BBI4s")  # version, flags, length, payload tag
@@ -110,7 +116,7 @@ class ChannelDamaged(RobustError):
 def _subkey(k_pos: bytes, label: bytes) -> bytes:
     if len(k_pos) != KEY_BYTES:
         raise ValueError(f"k_pos has {KEY_BYTES} bytes, got {len(k_pos)}")
-    return hmac.new(k_pos, b"subtone/robust/r1/" + label, hashlib.sha256).digest()
+    return hmac.new(k_pos, b"subtone/robust/r2/" + label, hashlib.sha256).digest()
 
 
 def _stream(k_pos: bytes, label: bytes, n: int) -> npt.NDArray[np.uint8]:
@@ -153,11 +159,15 @@ def _data_cells(columns: int) -> int:
 
 
 def _payload_bytes_for(coded_bytes: int) -> int:
+    if RS_PARITY == 0:
+        return coded_bytes
     full, rest = divmod(coded_bytes, RS_N)
     return full * RS_K + max(0, rest - RS_PARITY)
 
 
 def _coded_bytes_for(payload_bytes: int) -> int:
+    if RS_PARITY == 0:
+        return payload_bytes
     full, rest = divmod(payload_bytes, RS_K)
     return full * RS_N + (rest + RS_PARITY if rest else 0)
 
@@ -172,8 +182,14 @@ def capacity(duration_seconds: float, sample_rate: int) -> int:
         return 0
     samples = int(duration_seconds * sample_rate)
     cells = _data_cells(_columns(_working_length(samples, sample_rate)))
-    coded = max(0, cells - HEADER_CELLS) // 8
+    coded = max(0, (cells - HEADER_CELLS) // 2 - TAIL) // 8
     return _payload_bytes_for(coded)
+
+
+def _permutation(k_pos: bytes, label: bytes, n: int) -> npt.NDArray[np.int64]:
+    """A keyed permutation of ``range(n)`` (the interleaver)."""
+    r = _stream(k_pos, label, 4 * n).view(">u4")
+    return np.asarray(np.argsort(r, kind="stable"), dtype=np.int64)
 
 
 # ----------------------------------------------------------------------------- header
@@ -206,11 +222,22 @@ def _bits(data: bytes) -> npt.NDArray[np.int64]:
     return np.unpackbits(np.frombuffer(data, dtype=np.uint8)).astype(np.int64)
 
 
-def _coded_stream(k_pos: bytes, payload: bytes) -> npt.NDArray[np.int64]:
-    header = bytes(RSCodec(HEADER_PARITY).encode(_seal_header(k_pos, payload)))
+def _outer_encode(payload: bytes) -> bytes:
+    if RS_PARITY == 0:
+        return payload
     rs = RSCodec(RS_PARITY)
-    body = b"".join(bytes(rs.encode(payload[i : i + RS_K])) for i in range(0, len(payload), RS_K))
-    return np.concatenate([np.tile(_bits(header), HEADER_COPIES), _bits(body)])
+    return b"".join(bytes(rs.encode(payload[i : i + RS_K])) for i in range(0, len(payload), RS_K))
+
+
+def _coded_stream(k_pos: bytes, payload: bytes) -> npt.NDArray[np.int64]:
+    """The data cells' bits: the header's copies, then the payload, each interleaved."""
+    header = np.tile(conv_encode(_bits(_seal_header(k_pos, payload))), HEADER_COPIES)
+    body = conv_encode(_bits(_outer_encode(payload)))
+    h = np.empty_like(header)
+    h[_permutation(k_pos, b"perm-header", len(header))] = header
+    b = np.empty_like(body)
+    b[_permutation(k_pos, b"perm-payload", len(body))] = body
+    return np.concatenate([h, b])
 
 
 # ----------------------------------------------------------------------------- embedding
@@ -223,7 +250,7 @@ def _as_float(samples: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], np.dtype
         scale = float(2 ** (8 * dtype.itemsize - 1))
         return a.astype(np.float64) / scale, dtype
     if np.issubdtype(dtype, np.floating):
-        return a.astype(np.float64), dtype
+        return np.asarray(a, dtype=np.float64), dtype
     raise TypeError(f"samples must be integer or float, got {dtype}")
 
 
@@ -237,7 +264,9 @@ def _from_float(x: npt.NDArray[np.float64], dtype: np.dtype[np.generic]) -> npt.
 
 
 def _mono(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    return x if x.ndim == 1 else np.asarray(x.mean(axis=1), dtype=np.float64)
+    if x.ndim == 1:
+        return x
+    return np.asarray(x @ np.full(x.shape[1], 1.0 / x.shape[1]), dtype=np.float64)
 
 
 def _tile_energies(
@@ -253,6 +282,29 @@ def _tile_energies(
 def _ratios(tiles: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     db = 10.0 * np.log10(tiles)
     return np.asarray((db[:, 0::2] - db[:, 1::2]).ravel(), dtype=np.float64)
+
+
+def _strengths(cost: npt.NDArray[np.float64], budget: float) -> npt.NDArray[np.float64]:
+    """Per-cell fraction of the way to the lattice point: the energy each cell may change is
+    capped at one level ``T`` chosen so that the total is ``budget`` (water filling)."""
+    total = float(cost.sum())
+    if total <= budget:
+        return np.ones_like(cost)
+    c = np.sort(cost)
+    below = np.concatenate([[0.0], np.cumsum(c)])[:-1]  # sum of the cells under each level
+    above = (len(c) - np.arange(len(c))) * c  # the rest capped at that level
+    k = int(np.searchsorted(below + above, budget))  # first level whose total exceeds budget
+    level = (budget - below[k]) / (len(c) - k) if k < len(c) else c[-1]
+    return np.asarray(np.sqrt(np.minimum(1.0, level / np.maximum(cost, 1e-30))), dtype=np.float64)
+
+
+def _band_gains(spec_shape: tuple[int, int], g: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Per-bin gains on the marked bins (``_EDGES[0]:_EDGES[-1]``) of every frame."""
+    widths = np.diff(_EDGES)
+    gf = np.repeat(g, TILE_FRAMES, axis=0)
+    out = np.ones((spec_shape[0], int(_EDGES[-1] - _EDGES[0])))
+    out[GUARD_FRAMES : GUARD_FRAMES + gf.shape[0]] = np.repeat(gf, widths, axis=1)
+    return out
 
 
 def embed(
@@ -282,24 +334,34 @@ def embed(
     used = target >= 0
     lattice = keys.dither + target * (DELTA_DB / 2)
 
+    lo, hi = int(_EDGES[0]), int(_EDGES[-1])
+    rows = slice(GUARD_FRAMES, GUARD_FRAMES + columns * TILE_FRAMES)
     y16 = m16.copy()
-    for _ in range(ITERATIONS):
+    want = np.zeros(0)
+    for it in range(ITERATIONS):
         spec = stft(y16)
         tiles = _tile_energies(frame_energies(spec, _EDGES), GUARD_FRAMES, columns)
         d = _ratios(tiles)
-        shift = np.where(used, np.round((d - lattice) / DELTA_DB) * DELTA_DB + lattice - d, 0.0)
-        shift = shift.reshape(columns, CELLS)
-        ea, eb = tiles[:, 0::2], tiles[:, 1::2]
+        ea, eb = tiles[:, 0::2].ravel(), tiles[:, 1::2].ravel()
         fa = eb / (ea + eb)  # move the quieter tile more: least energy changed for the shift
-        gains = np.ones((spec.shape[0], spec.shape[1]))
+        if it == 0:
+            # Where each cell should end: its lattice point, or part of the way there where
+            # getting there would cost more than the SNR budget allows (the decoder's soft
+            # values and the code absorb the difference).
+            full = np.where(used, np.round((d - lattice) / DELTA_DB) * DELTA_DB + lattice - d, 0)
+            ga, gb = 10.0 ** (full * fa / 20.0), 10.0 ** (-full * (1.0 - fa) / 20.0)
+            cost = ea * (ga - 1.0) ** 2 + eb * (gb - 1.0) ** 2
+            budget = float(np.sum(spec.real**2 + spec.imag**2)) * 10.0 ** (-SNR_DB / 10.0)
+            want = d + full * _strengths(cost, budget)
+        shift = np.where(used, want - d, 0.0).reshape(columns, CELLS)
+        fa2 = fa.reshape(columns, CELLS)
         g = np.empty((columns, BANDS))
-        g[:, 0::2] = 10.0 ** (shift * fa / 20.0)
-        g[:, 1::2] = 10.0 ** (-shift * (1.0 - fa) / 20.0)
-        gf = np.repeat(g, TILE_FRAMES, axis=0)
-        rows = slice(GUARD_FRAMES, GUARD_FRAMES + gf.shape[0])
-        for b in range(BANDS):
-            gains[rows, _EDGES[b] : _EDGES[b + 1]] = gf[:, b : b + 1]
-        y16 += istft(spec * (gains - 1.0), len(y16))
+        g[:, 0::2] = 10.0 ** (shift * fa2 / 20.0)
+        g[:, 1::2] = 10.0 ** (-shift * (1.0 - fa2) / 20.0)
+        diff = np.zeros_like(spec)
+        gains = _band_gains(spec.shape, g)
+        diff[rows, lo:hi] = spec[rows, lo:hi] * (gains[rows] - 1.0)
+        y16 += istft(diff, len(y16))
     delta = resample(y16 - m16, RATE, rate)
     n = x.shape[0]
     if len(delta) < n:
@@ -324,6 +386,28 @@ def _soft(
 ) -> npt.NDArray[np.float64]:
     """+1 for a clean 0, -1 for a clean 1, near 0 where unsure."""
     return np.asarray(np.cos(2 * np.pi * (_ratios(tiles) - dither) / DELTA_DB), dtype=np.float64)
+
+
+def _reliability(
+    tiles: npt.NDArray[np.float64], soft: npt.NDArray[np.float64], keys: _Keys
+) -> npt.NDArray[np.float64]:
+    """Per-cell weight from the channel as the pilots saw it. Cells are grouped by how far
+    their quieter tile lies below the column's loudest (codecs rewrite quiet bands first); in
+    each group the mean signed pilot value ``c`` is the channel's reliability there, and a
+    cell's weight is ``atanh(c)`` (the log-likelihood ratio of a hard bit of that quality)."""
+    db = 10.0 * np.log10(tiles)
+    top = db.max(axis=1, keepdims=True)
+    quiet = (np.minimum(db[:, 0::2], db[:, 1::2]) - top).ravel()
+    group = np.clip((-quiet / QUIET_STEP_DB).astype(np.int64), 0, QUIET_GROUPS - 1)
+    p = keys.pilot[: len(soft)]
+    signed = soft[p] * (1 - 2 * keys.pilot_bit[: len(soft)][p])
+    total = np.bincount(group[p], weights=signed, minlength=QUIET_GROUPS)
+    count = np.bincount(group[p], minlength=QUIET_GROUPS)
+    # A few pilots say little: shrink each group's estimate toward the overall mean.
+    overall = signed.mean() if signed.size else 0.0
+    c = (total + PRIOR_PILOTS * overall) / (count + PRIOR_PILOTS)
+    w = np.arctanh(np.clip(c, 0.0, 0.95))
+    return np.asarray(w[group], dtype=np.float64)
 
 
 def _pilot_z(soft: npt.NDArray[np.float64], keys: _Keys, n: int) -> float:
@@ -354,36 +438,37 @@ def _synchronise(
     e = frame_energies(stft(m16[best.offset :]), _EDGES)
     cols = max(0, (e.shape[0] - best.start) // TILE_FRAMES)
     keys = _keys(k_pos, cols)
-    soft = _soft(_tile_energies(e, best.start, cols), keys.dither) if cols else np.zeros(0)
+    if not cols:
+        return _Sync(best.offset, best.start, 0.0), np.zeros(0)
+    tiles = _tile_energies(e, best.start, cols)
+    soft = _soft(tiles, keys.dither)
     z = _pilot_z(soft, keys, cols * CELLS)
-    data = soft[~keys.pilot] if cols else soft
+    data = (soft * _reliability(tiles, soft, keys))[~keys.pilot]
     return _Sync(best.offset, best.start, z), data
 
 
-def _hard_bytes(soft: npt.NDArray[np.float64]) -> tuple[bytes, npt.NDArray[np.float64]]:
-    """Bytes from soft bits (+ = 0), and each byte's confidence (its least sure bit)."""
-    n = len(soft) // 8 * 8
-    s = soft[:n].reshape(-1, 8)
-    data = np.packbits((s < 0).astype(np.uint8), axis=1).ravel().tobytes()
-    return data, np.abs(s).min(axis=1)
+def _deinterleave(
+    k_pos: bytes, label: bytes, soft: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    return np.asarray(soft[_permutation(k_pos, label, len(soft))], dtype=np.float64)
 
 
-def _rs_decode(
-    codec: RSCodec, word: bytes, confidence: npt.NDArray[np.float64], parity: int
-) -> bytes | None:
-    """Errors-only first; then erase the least confident bytes (erasures cost half)."""
-    tries: list[list[int]] = [[]]
-    order = np.argsort(confidence)
-    for e in (parity // 4, parity // 2, 3 * parity // 4, parity - 2):
-        if 0 < e < len(word):
-            tries.append(sorted(int(i) for i in order[:e]))
-    for erase in tries:
+def _bytes(bits: npt.NDArray[np.int64]) -> bytes:
+    return np.packbits(bits.astype(np.uint8)).tobytes()
+
+
+def _outer_decode(coded: bytes, length: int) -> bytes | None:
+    if RS_PARITY == 0:
+        return coded[:length]
+    rs = RSCodec(RS_PARITY)
+    out = bytearray()
+    for i in range(0, len(coded), RS_N):
         try:
-            msg, _, _ = codec.decode(bytearray(word), erase_pos=erase or None)
+            msg, _, _ = rs.decode(bytearray(coded[i : i + RS_N]))
         except ReedSolomonError:
-            continue
-        return bytes(msg)
-    return None
+            return None
+        out += msg
+    return bytes(out)
 
 
 def extract(samples: npt.ArrayLike, rate: int, k_pos: bytes) -> bytes:
@@ -395,13 +480,12 @@ def extract(samples: npt.ArrayLike, rate: int, k_pos: bytes) -> bytes:
     m16 = resample(_mono(x), rate, RATE)
     sync, data = _synchronise(m16, k_pos)
     present = sync.z >= PRESENT_Z
-    hbits = (HEADER_BYTES + HEADER_PARITY) * 8
     if len(data) < HEADER_CELLS:
         raise (ChannelDamaged if present else NoPayload)("too short to hold a robust payload")
-    hsoft = data[:HEADER_CELLS].reshape(HEADER_COPIES, hbits).sum(axis=0)
-    hword, hconf = _hard_bytes(hsoft)
-    sealed = _rs_decode(RSCodec(HEADER_PARITY), hword, hconf, HEADER_PARITY)
-    opened = _open_header(k_pos, sealed) if sealed is not None else None
+    hsoft = _deinterleave(k_pos, b"perm-header", data[:HEADER_CELLS])
+    hsoft = hsoft.reshape(HEADER_COPIES, -1).sum(axis=0)
+    sealed = _bytes(conv_decode(hsoft))
+    opened = _open_header(k_pos, sealed)
     if opened is None:
         if present:
             raise ChannelDamaged(
@@ -411,20 +495,14 @@ def extract(samples: npt.ArrayLike, rate: int, k_pos: bytes) -> bytes:
         raise NoPayload("no payload under this passphrase (or the file was never marked)")
     length, payload_tag = opened
     coded = _coded_bytes_for(length)
-    body = data[HEADER_CELLS : HEADER_CELLS + coded * 8]
-    if len(body) < coded * 8:
+    n = coded_length(coded * 8)
+    body = data[HEADER_CELLS : HEADER_CELLS + n]
+    if len(body) < n:
         raise ChannelDamaged("the file was cut short: the payload's end is missing")
-    word, conf = _hard_bytes(body)
-    rs = RSCodec(RS_PARITY)
-    out = bytearray()
-    for i in range(0, coded, RS_N):
-        msg = _rs_decode(rs, word[i : i + RS_N], conf[i : i + RS_N], RS_PARITY)
-        if msg is None:
-            raise ChannelDamaged(
-                f"the payload is there but codeword {i // RS_N + 1} of "
-                f"{math.ceil(coded / RS_N)} has more errors than Reed–Solomon corrects"
-            )
-        out += msg
-    if not hmac.compare_digest(_payload_tag(k_pos, bytes(out)), payload_tag):
-        raise ChannelDamaged("the payload is there but Reed–Solomon mis-corrected it")
-    return bytes(out)
+    word = _bytes(conv_decode(_deinterleave(k_pos, b"perm-payload", body)))
+    out = _outer_decode(word, length)
+    if out is None or not hmac.compare_digest(_payload_tag(k_pos, out), payload_tag):
+        raise ChannelDamaged(
+            "the payload is there but the channel left more errors than the code corrects"
+        )
+    return out
