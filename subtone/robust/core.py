@@ -298,11 +298,11 @@ def _strengths(cost: npt.NDArray[np.float64], budget: float) -> npt.NDArray[np.f
     return np.asarray(np.sqrt(np.minimum(1.0, level / np.maximum(cost, 1e-30))), dtype=np.float64)
 
 
-def _band_gains(spec_shape: tuple[int, int], g: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+def _band_gains(frames: int, g: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Per-bin gains on the marked bins (``_EDGES[0]:_EDGES[-1]``) of every frame."""
     widths = np.diff(_EDGES)
     gf = np.repeat(g, TILE_FRAMES, axis=0)
-    out = np.ones((spec_shape[0], int(_EDGES[-1] - _EDGES[0])))
+    out = np.ones((frames, int(_EDGES[-1] - _EDGES[0])))
     out[GUARD_FRAMES : GUARD_FRAMES + gf.shape[0]] = np.repeat(gf, widths, axis=1)
     return out
 
@@ -359,7 +359,7 @@ def embed(
         g[:, 0::2] = 10.0 ** (shift * fa2 / 20.0)
         g[:, 1::2] = 10.0 ** (-shift * (1.0 - fa2) / 20.0)
         diff = np.zeros_like(spec)
-        gains = _band_gains(spec.shape, g)
+        gains = _band_gains(spec.shape[0], g)
         diff[rows, lo:hi] = spec[rows, lo:hi] * (gains[rows] - 1.0)
         y16 += istft(diff, len(y16))
     delta = resample(y16 - m16, RATE, rate)
