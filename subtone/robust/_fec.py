@@ -1,6 +1,6 @@
-"""Forward error correction for the robust mode: a rate-1/2 convolutional code (constraint
-length 7, generators 133/171 octal, the NASA/CCSDS code) with a soft-decision Viterbi decoder,
-and keyed interleaving. Soft values are per coded bit, positive for 0. Pure numpy."""
+"""Forward error correction for the robust mode: a rate-1/3 convolutional code (constraint
+length 7, generators 133/171/165 octal, as in LTE) with a soft-decision Viterbi decoder.
+Soft values are per coded bit, positive for 0. Pure numpy."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ __all__ = ["TAIL", "coded_length", "conv_decode", "conv_encode"]
 
 K = 7
 TAIL = K - 1
-_GENERATORS = (0o133, 0o171)
+_GENERATORS = (0o133, 0o171, 0o165)
+RATE_INV = len(_GENERATORS)  # coded bits per message bit
 _TAPS = [np.array([(g >> (K - 1 - j)) & 1 for j in range(K)], dtype=np.int64) for g in _GENERATORS]
 
 # Viterbi tables. A state holds the last six inputs, newest in bit 5; the 7-bit register of a
@@ -23,16 +24,16 @@ _PRED = _REG & 63
 _SIGNS = np.array(
     [[1 - 2 * (bin(r & g).count("1") & 1) for g in _GENERATORS] for r in range(128)],
     dtype=np.float64,
-)  # (128, 2): +1 where the output bit is 0
+)  # (128, RATE_INV): +1 where the output bit is 0
 
 
 def coded_length(message_bits: int) -> int:
     """Coded bits for a message of ``message_bits`` (with the zero tail)."""
-    return 2 * (message_bits + TAIL)
+    return RATE_INV * (message_bits + TAIL)
 
 
 def conv_encode(bits: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """Coded bits, interleaved per step (g0, g1, g0, g1, ...), the encoder ending in state 0."""
+    """Coded bits, one group per step (g0, g1, g2, g0, ...), the encoder ending in state 0."""
     u = np.concatenate([np.asarray(bits, dtype=np.int64), np.zeros(TAIL, dtype=np.int64)])
     outs = [np.convolve(u, taps)[: len(u)] % 2 for taps in _TAPS]
     return np.asarray(np.stack(outs, axis=1).ravel(), dtype=np.int64)
@@ -40,7 +41,7 @@ def conv_encode(bits: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
 
 def conv_decode(soft: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
     """Maximum-likelihood message bits from soft coded bits (positive = 0; 0 = erased)."""
-    s = np.asarray(soft, dtype=np.float64).reshape(-1, 2)
+    s = np.asarray(soft, dtype=np.float64).reshape(-1, RATE_INV)
     steps = s.shape[0]
     branch = s @ _SIGNS.T  # (steps, 128): correlation of each register's outputs
     metric = np.full(64, -np.inf)

@@ -45,7 +45,7 @@ from subtone.robust._dsp import (
     resample,
     stft,
 )
-from subtone.robust._fec import TAIL, coded_length, conv_decode, conv_encode
+from subtone.robust._fec import RATE_INV, TAIL, coded_length, conv_decode, conv_encode
 
 __all__ = [
     "BANDS",
@@ -64,8 +64,8 @@ KEY_BYTES = 32
 VERSION = 2
 BANDS = 24
 CELLS = BANDS // 2  # cells per column
-TILE_FRAMES = 3
-COLUMN = HOP * TILE_FRAMES  # working-rate samples per column (48 ms)
+TILE_FRAMES = 2
+COLUMN = HOP * TILE_FRAMES  # working-rate samples per column (32 ms)
 DELTA_DB = 4.0
 PILOT_EVERY = 16
 GUARD_SECONDS = 1.1
@@ -76,9 +76,10 @@ HEADER_CELLS = coded_length(HEADER_BYTES * 8) * HEADER_COPIES
 RS_N = 255
 RS_PARITY = 0  # outer Reed–Solomon parity bytes per codeword (0: the convolutional code alone)
 RS_K = RS_N - RS_PARITY
-ITERATIONS = 4
-SNR_DB = 31.5  # the embedder's distortion budget: stego/cover SNR of the working-rate mix
-SYNC_COLUMNS = 240  # columns (about 11.5 s) the offset search looks at
+ITERATIONS = 6
+GAIN_CAP_DB = 6.0
+SNR_DB = 33.0  # the embedder's distortion budget: stego/cover SNR of the working-rate mix
+SYNC_COLUMNS = 300  # columns (about 9.6 s) the offset search looks at
 SYNC_OFFSETS = tuple(range(0, HOP, HOP // 8))
 PRESENT_Z = 6.0  # pilot z-score above which a mark under this key is taken as present
 QUIET_STEP_DB = (
@@ -182,7 +183,7 @@ def capacity(duration_seconds: float, sample_rate: int) -> int:
         return 0
     samples = int(duration_seconds * sample_rate)
     cells = _data_cells(_columns(_working_length(samples, sample_rate)))
-    coded = max(0, (cells - HEADER_CELLS) // 2 - TAIL) // 8
+    coded = max(0, (cells - HEADER_CELLS) // RATE_INV - TAIL) // 8
     return _payload_bytes_for(coded)
 
 
@@ -338,6 +339,7 @@ def embed(
     rows = slice(GUARD_FRAMES, GUARD_FRAMES + columns * TILE_FRAMES)
     y16 = m16.copy()
     want = np.zeros(0)
+    total_db = np.zeros((columns, BANDS))
     for it in range(ITERATIONS):
         spec = stft(y16)
         tiles = _tile_energies(frame_energies(spec, _EDGES), GUARD_FRAMES, columns)
@@ -355,9 +357,14 @@ def embed(
             want = d + full * _strengths(cost, budget)
         shift = np.where(used, want - d, 0.0).reshape(columns, CELLS)
         fa2 = fa.reshape(columns, CELLS)
-        g = np.empty((columns, BANDS))
-        g[:, 0::2] = 10.0 ** (shift * fa2 / 20.0)
-        g[:, 1::2] = 10.0 ** (-shift * (1.0 - fa2) / 20.0)
+        g_db = np.empty((columns, BANDS))
+        g_db[:, 0::2] = shift * fa2
+        g_db[:, 1::2] = -shift * (1.0 - fa2)
+        # A tile that does not follow its gain (a band holding only its neighbours' leakage)
+        # must not be pushed without end: the total gain of a tile stays within GAIN_CAP_DB.
+        g_db = np.clip(total_db + g_db, -GAIN_CAP_DB, GAIN_CAP_DB) - total_db
+        total_db += g_db
+        g = 10.0 ** (g_db / 20.0)
         diff = np.zeros_like(spec)
         gains = _band_gains(spec.shape[0], g)
         diff[rows, lo:hi] = spec[rows, lo:hi] * (gains[rows] - 1.0)
