@@ -299,13 +299,11 @@ def _strengths(cost: npt.NDArray[np.float64], budget: float) -> npt.NDArray[np.f
     return np.asarray(np.sqrt(np.minimum(1.0, level / np.maximum(cost, 1e-30))), dtype=np.float64)
 
 
-def _band_gains(frames: int, g: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Per-bin gains on the marked bins (``_EDGES[0]:_EDGES[-1]``) of every frame."""
+def _band_gains(g: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+    """``gain - 1`` on the marked bins (``_EDGES[0]:_EDGES[-1]``) of every marked frame."""
     widths = np.diff(_EDGES)
-    gf = np.repeat(g, TILE_FRAMES, axis=0)
-    out = np.ones((frames, int(_EDGES[-1] - _EDGES[0])))
-    out[GUARD_FRAMES : GUARD_FRAMES + gf.shape[0]] = np.repeat(gf, widths, axis=1)
-    return out
+    gf = np.repeat((g - 1.0).astype(np.float32), TILE_FRAMES, axis=0)
+    return np.repeat(gf, widths, axis=1)
 
 
 def embed(
@@ -353,7 +351,7 @@ def embed(
             full = np.where(used, np.round((d - lattice) / DELTA_DB) * DELTA_DB + lattice - d, 0)
             ga, gb = 10.0 ** (full * fa / 20.0), 10.0 ** (-full * (1.0 - fa) / 20.0)
             cost = ea * (ga - 1.0) ** 2 + eb * (gb - 1.0) ** 2
-            budget = float(np.sum(spec.real**2 + spec.imag**2)) * 10.0 ** (-SNR_DB / 10.0)
+            budget = float(np.sum(np.abs(spec) ** 2, dtype=np.float64)) * 10.0 ** (-SNR_DB / 10.0)
             want = d + full * _strengths(cost, budget)
         shift = np.where(used, want - d, 0.0).reshape(columns, CELLS)
         fa2 = fa.reshape(columns, CELLS)
@@ -366,8 +364,7 @@ def embed(
         total_db += g_db
         g = 10.0 ** (g_db / 20.0)
         diff = np.zeros_like(spec)
-        gains = _band_gains(spec.shape[0], g)
-        diff[rows, lo:hi] = spec[rows, lo:hi] * (gains[rows] - 1.0)
+        diff[rows, lo:hi] = spec[rows, lo:hi] * _band_gains(g)
         y16 += istft(diff, len(y16))
     delta = resample(y16 - m16, RATE, rate)
     n = x.shape[0]
