@@ -82,11 +82,15 @@ SNR_DB = 33.0  # the embedder's distortion budget: stego/cover SNR of the workin
 SYNC_COLUMNS = 300  # columns (about 9.6 s) the offset search looks at
 SYNC_OFFSETS = tuple(range(0, HOP, HOP // 8))
 PRESENT_Z = 6.0  # pilot z-score above which a mark under this key is taken as present
+# ... or the z-score of the pilots after the columns the search looked at: no maximum was taken
+# over those, so a wrong key leaves them N(0, 1) and a lower bar is as safe (p = 3e-5).
+PRESENT_Z_UNSEARCHED = 4.0
 QUIET_STEP_DB = (
     10.0  # cells are weighted in groups by their quieter tile's level below the column's
 )
 QUIET_GROUPS = 6  # loudest: 0-10 dB, 10-20 dB, ... 50 dB and more
 PRIOR_PILOTS = 20.0
+PILOT_QUIET_DB = 30.0  # pilots weigh 1 down to 20 dB under their column's loudest, 0 from 30
 
 _EDGES = band_edges(300.0, 6000.0, BANDS)
 _HEADER = struct.Struct(">BBI4s")  # version, flags, length, payload tag
@@ -383,6 +387,7 @@ class _Sync:
     offset: int  # working-rate samples dropped before the STFT
     start: int  # frame where column 0 begins
     z: float
+    z_unsearched: float = 0.0  # z of the pilots after the first SYNC_COLUMNS columns
 
 
 def _soft(
@@ -399,9 +404,7 @@ def _reliability(
     their quieter tile lies below the column's loudest (codecs rewrite quiet bands first); in
     each group the mean signed pilot value ``c`` is the channel's reliability there, and a
     cell's weight is ``atanh(c)`` (the log-likelihood ratio of a hard bit of that quality)."""
-    db = 10.0 * np.log10(tiles)
-    top = db.max(axis=1, keepdims=True)
-    quiet = (np.minimum(db[:, 0::2], db[:, 1::2]) - top).ravel()
+    quiet = _quiet_db(tiles)
     group = np.clip((-quiet / QUIET_STEP_DB).astype(np.int64), 0, QUIET_GROUPS - 1)
     p = keys.pilot[: len(soft)]
     signed = soft[p] * (1 - 2 * keys.pilot_bit[: len(soft)][p])
@@ -414,12 +417,30 @@ def _reliability(
     return np.asarray(w[group], dtype=np.float64)
 
 
-def _pilot_z(soft: npt.NDArray[np.float64], keys: _Keys, n: int) -> float:
-    p = keys.pilot[:n]
-    if not p.any():
+def _quiet_db(tiles: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Per cell: its quieter tile's level below the column's loudest tile, in dB (<= 0)."""
+    db = 10.0 * np.log10(tiles)
+    top = db.max(axis=1, keepdims=True)
+    return np.asarray((np.minimum(db[:, 0::2], db[:, 1::2]) - top).ravel(), dtype=np.float64)
+
+
+def _pilot_z(
+    soft: npt.NDArray[np.float64],
+    tiles: npt.NDArray[np.float64],
+    keys: _Keys,
+    n: int,
+    first: int = 0,
+) -> float:
+    """z-score of the signed pilot values, each weighted by a fixed function of its level
+    (loud cells count fully, cells 30 dB under their column's loudest not at all), so a
+    wrong key gives N(0, 1) before any maximum is taken."""
+    p = keys.pilot[:n].copy()
+    p[:first] = False
+    w = np.clip((_quiet_db(tiles)[:n][p] + PILOT_QUIET_DB) / 10.0, 0.0, 1.0)
+    if not p.any() or not w.any():
         return 0.0
-    signed = soft[p] * (1 - 2 * keys.pilot_bit[:n][p])
-    return float(signed.sum() / math.sqrt(0.5 * p.sum()))
+    signed = soft[:n][p] * (1 - 2 * keys.pilot_bit[:n][p])
+    return float((w * signed).sum() / math.sqrt(0.5 * (w * w).sum()))
 
 
 def _synchronise(
@@ -435,8 +456,9 @@ def _synchronise(
             cols = min(SYNC_COLUMNS, (e.shape[0] - start) // TILE_FRAMES)
             if cols < 8:
                 break
-            soft = _soft(_tile_energies(e, start, cols), keys.dither[: cols * CELLS])
-            z = _pilot_z(soft, keys, cols * CELLS)
+            tiles = _tile_energies(e, start, cols)
+            soft = _soft(tiles, keys.dither[: cols * CELLS])
+            z = _pilot_z(soft, tiles, keys, cols * CELLS)
             if z > best.z:
                 best = _Sync(off, start, z)
     e = frame_energies(stft(m16[best.offset :]), _EDGES)
@@ -446,9 +468,10 @@ def _synchronise(
         return _Sync(best.offset, best.start, 0.0), np.zeros(0)
     tiles = _tile_energies(e, best.start, cols)
     soft = _soft(tiles, keys.dither)
-    z = _pilot_z(soft, keys, cols * CELLS)
+    z = _pilot_z(soft, tiles, keys, cols * CELLS)
+    z_out = _pilot_z(soft, tiles, keys, cols * CELLS, first=SYNC_COLUMNS * CELLS)
     data = (soft * _reliability(tiles, soft, keys))[~keys.pilot]
-    return _Sync(best.offset, best.start, z), data
+    return _Sync(best.offset, best.start, z, z_out), data
 
 
 def _deinterleave(
@@ -483,7 +506,7 @@ def extract(samples: npt.ArrayLike, rate: int, k_pos: bytes) -> bytes:
         raise NoPayload("the file has no samples")
     m16 = resample(_mono(x), rate, RATE)
     sync, data = _synchronise(m16, k_pos)
-    present = sync.z >= PRESENT_Z
+    present = sync.z >= PRESENT_Z or sync.z_unsearched >= PRESENT_Z_UNSEARCHED
     if len(data) < HEADER_CELLS:
         raise (ChannelDamaged if present else NoPayload)("too short to hold a robust payload")
     hsoft = _deinterleave(k_pos, b"perm-header", data[:HEADER_CELLS])
