@@ -1,4 +1,4 @@
-"""Robust mode: round trip, channels, wrong key vs damage, capacity, atomic file output.
+"""Robust mode: round trip, channels, wrong key vs damage, capacity, FEC, atomic file output.
 
 Covers are short (12 s) speech-like signals so the whole module runs in a few seconds."""
 
@@ -54,7 +54,7 @@ def test_round_trip_clean_and_quality(marked):
     assert stego.shape == cover.shape and stego.dtype == cover.dtype
     assert extract(stego, RATE, KEY) == payload
     snr = 10 * np.log10(np.sum(cover**2) / np.sum((stego - cover) ** 2))
-    assert snr > 24
+    assert snr > 30  # bench/robust.py: 30.4 dB (speech), 30.6 dB (music) at full capacity
 
 
 def _opus(x: np.ndarray, rate: int, kbps: int) -> tuple[np.ndarray, int]:
@@ -104,9 +104,34 @@ def test_channels(marked, channel):
     assert extract(y, r, KEY) == payload
 
 
-@pytest.mark.xfail(
-    reason="Opus 64k: raw cell error ~18-25 %, beyond RS(255,159); see docs/robust.md", strict=False
-)
+def _tonal(seconds: float = 12.0, rate: int = RATE) -> np.ndarray:
+    """Chords of harmonic tones: most bands between the partials hold only leakage (the cover
+    on which format r1 did not converge)."""
+    t = np.arange(int(seconds * rate)) / rate
+    x = np.zeros_like(t)
+    chords = [[220, 277, 330], [196, 247, 294], [175, 220, 262]]
+    for i in range(int(np.ceil(seconds / 2))):
+        s = slice(i * 2 * rate, (i + 1) * 2 * rate)
+        tt = t[s] - 2 * i
+        for f in chords[i % 3]:
+            for h in range(1, 8):
+                x[s] += np.sin(2 * np.pi * f * h * tt) / h**1.5 * np.exp(-tt * 0.7)
+    return x / np.abs(x).max() * 0.4
+
+
+def test_tonal_cover_clean_and_mp3():
+    cover = _tonal()
+    payload = np.random.default_rng(4).integers(0, 256, 100, dtype=np.uint8).tobytes()
+    stego = embed(cover, RATE, KEY, payload)
+    snr = 10 * np.log10(np.sum(cover**2) / np.sum((stego - cover) ** 2))
+    assert snr > 29.5
+    assert extract(stego, RATE, KEY) == payload
+    assert extract(*_mp3(stego, RATE), KEY) == payload
+
+
+# Passes on this noise-like cover; on the bench's speech and music covers Opus 64k leaves
+# 12-17 % weighted cell errors, more than the rate-1/3 code corrects (docs/robust.md).
+@pytest.mark.xfail(reason="Opus 64k fails on real covers; see docs/robust.md", strict=False)
 def test_opus_64k(marked):
     _, stego, payload = marked
     y, r = _opus(stego, RATE, 64)
@@ -176,3 +201,16 @@ def test_int16_stereo_file_round_trip_atomic(tmp_path: Path, monkeypatch):
         embed_file(src, dst2, KEY, b"x")
     assert not dst2.exists()
     assert [p for p in os.listdir(tmp_path) if p.endswith(".part")] == []
+
+
+def test_convolutional_code_corrects_noise_and_erasures():
+    from subtone.robust._fec import RATE_INV, TAIL, coded_length, conv_decode, conv_encode
+
+    rng = np.random.default_rng(0)
+    msg = rng.integers(0, 2, 2000)
+    coded = conv_encode(msg)
+    assert len(coded) == coded_length(2000) == RATE_INV * (2000 + TAIL)
+    soft = (1.0 - 2.0 * coded) + 0.8 * rng.standard_normal(len(coded))  # ~11 % hard errors
+    soft[rng.random(len(coded)) < 0.2] = 0.0  # and a fifth erased
+    assert np.mean(soft * (1 - 2 * coded) < 0) > 0.05
+    assert np.array_equal(conv_decode(soft), msg)
