@@ -10,7 +10,17 @@ import numpy.typing as npt
 from scipy import fft
 from scipy.signal import resample_poly
 
-__all__ = ["FRAME", "HOP", "RATE", "band_edges", "frame_energies", "istft", "resample", "stft"]
+__all__ = [
+    "FRAME",
+    "HOP",
+    "RATE",
+    "band_edges",
+    "band_edges_hz",
+    "frame_energies",
+    "istft",
+    "resample",
+    "stft",
+]
 
 Array = npt.NDArray[np.float64]
 CArray = npt.NDArray[np.complex64]
@@ -58,6 +68,14 @@ def band_edges(f_lo: float, f_hi: float, bands: int) -> npt.NDArray[np.int64]:
     """Bin edges of ``bands`` bands spaced geometrically between ``f_lo`` and ``f_hi`` Hz."""
     edges = np.round(np.geomspace(f_lo, f_hi, bands + 1) / (RATE / FRAME)).astype(np.int64)
     if len(np.unique(edges)) != bands + 1:
+        raise ValueError("bands narrower than one bin")
+    return np.asarray(edges, dtype=np.int64)
+
+
+def band_edges_hz(edges_hz: tuple[float, ...]) -> npt.NDArray[np.int64]:
+    """Bin edges nearest to the given band edges in Hz (strictly increasing)."""
+    edges = np.round(np.asarray(edges_hz, dtype=np.float64) / (RATE / FRAME)).astype(np.int64)
+    if np.any(np.diff(edges) <= 0):
         raise ValueError("bands narrower than one bin")
     return np.asarray(edges, dtype=np.int64)
 

@@ -1,5 +1,6 @@
-"""Forward error correction for the robust mode: a rate-1/3 convolutional code (constraint
-length 7, generators 133/171/165 octal, as in LTE) with a soft-decision Viterbi decoder.
+"""Forward error correction for the robust mode: a rate-1/4 convolutional code (constraint
+length 7, generators 117/127/155/171 octal, free distance 20) with a soft-decision Viterbi
+decoder.
 Soft values are per coded bit, positive for 0. Pure numpy."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ __all__ = ["TAIL", "coded_length", "conv_decode", "conv_encode"]
 
 K = 7
 TAIL = K - 1
-_GENERATORS = (0o133, 0o171, 0o165)
+_GENERATORS = (0o117, 0o127, 0o155, 0o171)
 RATE_INV = len(_GENERATORS)  # coded bits per message bit
 _TAPS = [np.array([(g >> (K - 1 - j)) & 1 for j in range(K)], dtype=np.int64) for g in _GENERATORS]
 
@@ -33,7 +34,7 @@ def coded_length(message_bits: int) -> int:
 
 
 def conv_encode(bits: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """Coded bits, one group per step (g0, g1, g2, g0, ...), the encoder ending in state 0."""
+    """Coded bits, one group per step (g0, g1, g2, g3, g0, ...), the encoder ending in state 0."""
     u = np.concatenate([np.asarray(bits, dtype=np.int64), np.zeros(TAIL, dtype=np.int64)])
     outs = [np.convolve(u, taps)[: len(u)] % 2 for taps in _TAPS]
     return np.asarray(np.stack(outs, axis=1).ravel(), dtype=np.int64)

@@ -1,25 +1,28 @@
 """The robust mode: an opaque payload carried by band-energy ratios, keyed by ``k_pos``.
 
-Format r1 (the algorithm and its security argument are in ``docs/robust.md``):
+Format r2 (the algorithm, its measurements and its security argument are in
+``docs/robust.md``):
 
 * Everything happens at :data:`RATE` (16 kHz) on the mono mix: the cover is resampled down,
   marked below 8 kHz, and only the *difference* is resampled back up and added to every
   channel, so nothing above 8 kHz and no channel balance changes.
-* The STFT (512 / hop 256) is cut into **tiles**: :data:`BANDS` geometric bands from 300 Hz to
-  6 kHz by :data:`TILE_FRAMES` frames (48 ms). Two neighbouring bands of one column form a
-  **cell**; a cell carries one bit by dithered quantisation (QIM) of the log-energy ratio of
-  its two tiles with step :data:`DELTA_DB` — a ratio, so gain does not move it, and band
-  energies are what perceptual codecs keep.
+* The STFT (512 / hop 256) is cut into **tiles**: :data:`BANDS` bands on Opus's (CELT's) own
+  band edges from 200 Hz to 8 kHz by :data:`TILE_FRAMES` frame (16 ms). Two neighbouring bands
+  of one column form a **cell**; a cell carries one coded bit by dithered quantisation (QIM) of
+  the log-energy ratio of its two tiles with step :data:`DELTA_DB` — a ratio, so gain does not
+  move it, and whole-band energies are what perceptual codecs keep. Cells whose full move would
+  cost more than the SNR budget (:data:`SNR_DB`) allows go part of the way (water filling).
 * The first and last :data:`GUARD_SECONDS` of the cover are not marked, so cropping up to a
   second at either end loses nothing; the extractor finds where the marked columns start by
   correlating keyed **pilot** cells (one in every :data:`PILOT_EVERY`) over every frame shift
-  and eight sub-frame offsets.
-* Data cells carry a header (14 bytes: version, flags, payload length, 4-byte payload
-  HMAC, 4-byte header HMAC,
-  masked under ``k_pos``; Reed–Solomon with 8 parity bytes; three soft-combined copies), then
-  the payload in Reed–Solomon (255, 255 - :data:`RS_PARITY`) codewords (the last shortened).
-* Every cell's dither, which cells are pilots and the pilot bits come from SHAKE-256 keyed by
-  ``HMAC(k_pos, label)``: without ``k_pos`` a cell's bit is unreadable and the pilots are noise.
+  and eight sub-frame offsets, and weighs every cell by the reliability the pilots show for
+  cells of its level.
+* Data cells carry a header (14 bytes: version, flags, payload length, 4-byte payload HMAC,
+  4-byte header HMAC, masked under ``k_pos``; two copies), then the payload, both in a
+  rate-1/4 convolutional code (soft Viterbi) over keyed interleavers.
+* Every cell's dither, which cells are pilots, the pilot bits and the interleavers come from
+  SHAKE-256 keyed by ``HMAC(k_pos, label)``: without ``k_pos`` a cell's bit is unreadable and
+  the pilots are noise.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from subtone.robust._dsp import (
     FRAME,
     HOP,
     RATE,
-    band_edges,
+    band_edges_hz,
     frame_energies,
     istft,
     resample,
@@ -62,11 +65,11 @@ __all__ = [
 
 KEY_BYTES = 32
 VERSION = 2
-BANDS = 24
+BANDS = 16
 CELLS = BANDS // 2  # cells per column
-TILE_FRAMES = 2
-COLUMN = HOP * TILE_FRAMES  # working-rate samples per column (32 ms)
-DELTA_DB = 4.0
+TILE_FRAMES = 1
+COLUMN = HOP * TILE_FRAMES  # working-rate samples per column (16 ms)
+DELTA_DB = 6.0
 PILOT_EVERY = 16
 GUARD_SECONDS = 1.1
 GUARD_FRAMES = math.ceil(GUARD_SECONDS * RATE / HOP)
@@ -79,7 +82,7 @@ RS_K = RS_N - RS_PARITY
 ITERATIONS = 6
 GAIN_CAP_DB = 6.0
 SNR_DB = 33.0  # the embedder's distortion budget: stego/cover SNR of the working-rate mix
-SYNC_COLUMNS = 300  # columns (about 9.6 s) the offset search looks at
+SYNC_COLUMNS = 600  # columns (about 9.6 s) the offset search looks at
 SYNC_OFFSETS = tuple(range(0, HOP, HOP // 8))
 PRESENT_Z = 6.0  # pilot z-score above which a mark under this key is taken as present
 # ... or the z-score of the pilots after the columns the search looked at: no maximum was taken
@@ -92,7 +95,29 @@ QUIET_GROUPS = 6  # loudest: 0-10 dB, 10-20 dB, ... 50 dB and more
 PRIOR_PILOTS = 20.0
 PILOT_QUIET_DB = 30.0  # pilots weigh 1 down to 20 dB under their column's loudest, 0 from 30
 
-_EDGES = band_edges(300.0, 6000.0, BANDS)
+# Opus's (CELT's) own band edges from 200 Hz: it codes each band's energy explicitly, so ratios
+# of whole CELT bands survive it; ratios inside one band depend on its coarse shape coding.
+_EDGES = band_edges_hz(
+    (
+        200,
+        400,
+        600,
+        800,
+        1000,
+        1200,
+        1400,
+        1600,
+        2000,
+        2400,
+        2800,
+        3200,
+        4000,
+        4800,
+        5600,
+        6800,
+        8000,
+    )
+)
 _HEADER = struct.Struct(">BBI4s")  # version, flags, length, payload tag
 _TAG = 4
 
