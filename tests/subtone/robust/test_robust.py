@@ -54,7 +54,7 @@ def test_round_trip_clean_and_quality(marked):
     assert stego.shape == cover.shape and stego.dtype == cover.dtype
     assert extract(stego, RATE, KEY) == payload
     snr = 10 * np.log10(np.sum(cover**2) / np.sum((stego - cover) ** 2))
-    assert snr > 30  # bench/robust.py: 30.4 dB (speech), 30.6 dB (music) at full capacity
+    assert snr > 30  # bench/robust.py: 31.0 dB (speech), 31.3 dB (music) at full capacity
 
 
 def _opus(x: np.ndarray, rate: int, kbps: int) -> tuple[np.ndarray, int]:
@@ -124,14 +124,13 @@ def test_tonal_cover_clean_and_mp3():
     payload = np.random.default_rng(4).integers(0, 256, 100, dtype=np.uint8).tobytes()
     stego = embed(cover, RATE, KEY, payload)
     snr = 10 * np.log10(np.sum(cover**2) / np.sum((stego - cover) ** 2))
-    assert snr > 29.5
+    assert snr > 30
     assert extract(stego, RATE, KEY) == payload
     assert extract(*_mp3(stego, RATE), KEY) == payload
+    # Not Opus: on a cover of pure sustained chords (no drums, no noise) Opus 64k leaves more
+    # errors than the code corrects; the bench's music cover passes it (docs/robust.md).
 
 
-# Passes on this noise-like cover; on the bench's speech and music covers Opus 64k leaves
-# 12-17 % weighted cell errors, more than the rate-1/3 code corrects (docs/robust.md).
-@pytest.mark.xfail(reason="Opus 64k fails on real covers; see docs/robust.md", strict=False)
 def test_opus_64k(marked):
     _, stego, payload = marked
     y, r = _opus(stego, RATE, 64)
