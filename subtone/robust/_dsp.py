@@ -1,0 +1,90 @@
+"""Signal plumbing for the robust mode: resampling to the working rate, an STFT with perfect
+reconstruction, and per-tile band energies. Pure numpy/scipy; no keys here."""
+
+from __future__ import annotations
+
+from math import gcd
+
+import numpy as np
+import numpy.typing as npt
+from scipy import fft
+from scipy.signal import resample_poly
+
+__all__ = [
+    "FRAME",
+    "HOP",
+    "RATE",
+    "band_edges",
+    "band_edges_hz",
+    "frame_energies",
+    "istft",
+    "resample",
+    "stft",
+]
+
+Array = npt.NDArray[np.float64]
+CArray = npt.NDArray[np.complex64]
+
+RATE = 16_000
+"""The working rate: every cover is analysed (and marked) below 8 kHz at 16 kHz."""
+FRAME = 512
+HOP = FRAME // 2
+# sqrt-Hann at 50 %: w² sums to 1. Transforms run in single precision (scipy.fft): only the
+# embedder's *difference* goes back into the cover, so float32 round-off stays far below it.
+_WINDOW = np.sqrt(np.hanning(FRAME + 1)[:FRAME]).astype(np.float32)
+
+
+def resample(x: Array, rate_from: int, rate_to: int) -> Array:
+    """Polyphase resampling (the same filter on both sides of the channel)."""
+    if rate_from == rate_to:
+        return np.asarray(x, dtype=np.float64)
+    g = gcd(rate_from, rate_to)
+    return np.asarray(resample_poly(x, rate_to // g, rate_from // g), dtype=np.float64)
+
+
+def stft(x: Array) -> CArray:
+    """Frames ``x[f*HOP : f*HOP+FRAME]`` (only whole ones), sqrt-Hann windowed, ``rfft``-ed."""
+    n = (len(x) - FRAME) // HOP + 1
+    if n <= 0:
+        return np.zeros((0, FRAME // 2 + 1), dtype=np.complex64)
+    x32 = np.asarray(x, dtype=np.float32)
+    frames = np.lib.stride_tricks.sliding_window_view(x32, FRAME)[::HOP][:n]
+    return np.asarray(fft.rfft(frames * _WINDOW, axis=1), dtype=np.complex64)
+
+
+def istft(spec: CArray, length: int) -> Array:
+    """Overlap-add inverse of :func:`stft` (exact where two frames overlap)."""
+    n = spec.shape[0]
+    y = np.zeros(max(length, (n + 1) * HOP))
+    if n == 0:
+        return y[:length]
+    fr = fft.irfft(spec, n=FRAME, axis=1) * _WINDOW
+    y[: n * HOP] += fr[:, :HOP].ravel()
+    y[HOP : (n + 1) * HOP] += fr[:, HOP:].ravel()
+    return y[:length]
+
+
+def band_edges(f_lo: float, f_hi: float, bands: int) -> npt.NDArray[np.int64]:
+    """Bin edges of ``bands`` bands spaced geometrically between ``f_lo`` and ``f_hi`` Hz."""
+    edges = np.round(np.geomspace(f_lo, f_hi, bands + 1) / (RATE / FRAME)).astype(np.int64)
+    if len(np.unique(edges)) != bands + 1:
+        raise ValueError("bands narrower than one bin")
+    return np.asarray(edges, dtype=np.int64)
+
+
+def band_edges_hz(edges_hz: tuple[float, ...]) -> npt.NDArray[np.int64]:
+    """Bin edges nearest to the given band edges in Hz (strictly increasing)."""
+    edges = np.round(np.asarray(edges_hz, dtype=np.float64) / (RATE / FRAME)).astype(np.int64)
+    if np.any(np.diff(edges) <= 0):
+        raise ValueError("bands narrower than one bin")
+    return np.asarray(edges, dtype=np.int64)
+
+
+def frame_energies(spec: CArray, edges: npt.NDArray[np.int64]) -> Array:
+    """Energy of each band in each frame: ``(frames, bands)``."""
+    lo, hi = int(edges[0]), int(edges[-1])
+    band = spec[:, lo:hi]
+    p = band.real**2 + band.imag**2
+    if p.shape[0] == 0:
+        return np.zeros((0, len(edges) - 1))
+    return np.asarray(np.add.reduceat(p, edges[:-1] - lo, axis=1), dtype=np.float64)

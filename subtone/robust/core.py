@@ -1,0 +1,560 @@
+"""The robust mode: an opaque payload carried by band-energy ratios, keyed by ``k_pos``.
+
+Format r2 (the algorithm, its measurements and its security argument are in
+``docs/robust.md``):
+
+* Everything happens at :data:`RATE` (16 kHz) on the mono mix: the cover is resampled down,
+  marked below 8 kHz, and only the *difference* is resampled back up and added to every
+  channel, so nothing above 8 kHz and no channel balance changes.
+* The STFT (512 / hop 256) is cut into **tiles**: :data:`BANDS` bands on Opus's (CELT's) own
+  band edges from 200 Hz to 8 kHz by :data:`TILE_FRAMES` frame (16 ms). Two neighbouring bands
+  of one column form a **cell**; a cell carries one coded bit by dithered quantisation (QIM) of
+  the log-energy ratio of its two tiles with step :data:`DELTA_DB` — a ratio, so gain does not
+  move it, and whole-band energies are what perceptual codecs keep. Cells whose full move would
+  cost more than the SNR budget (:data:`SNR_DB`) allows go part of the way (water filling).
+* The first and last :data:`GUARD_SECONDS` of the cover are not marked, so cropping up to a
+  second at either end loses nothing; the extractor finds where the marked columns start by
+  correlating keyed **pilot** cells (one in every :data:`PILOT_EVERY`) over every frame shift
+  and eight sub-frame offsets, and weighs every cell by the reliability the pilots show for
+  cells of its level.
+* Data cells carry a header (14 bytes: version, flags, payload length, 4-byte payload HMAC,
+  4-byte header HMAC, masked under ``k_pos``; two copies), then the payload, both in a
+  rate-1/4 convolutional code (soft Viterbi) over keyed interleavers.
+* Every cell's dither, which cells are pilots, the pilot bits and the interleavers come from
+  SHAKE-256 keyed by ``HMAC(k_pos, label)``: without ``k_pos`` a cell's bit is unreadable and
+  the pilots are noise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from reedsolo import ReedSolomonError, RSCodec
+
+from subtone.errors import SubtoneError
+from subtone.robust._dsp import (
+    FRAME,
+    HOP,
+    RATE,
+    band_edges_hz,
+    frame_energies,
+    istft,
+    resample,
+    stft,
+)
+from subtone.robust._fec import RATE_INV, TAIL, coded_length, conv_decode, conv_encode
+
+__all__ = [
+    "BANDS",
+    "DELTA_DB",
+    "GUARD_SECONDS",
+    "KEY_BYTES",
+    "ChannelDamaged",
+    "NoPayload",
+    "RobustError",
+    "capacity",
+    "embed",
+    "extract",
+]
+
+KEY_BYTES = 32
+VERSION = 2
+BANDS = 16
+CELLS = BANDS // 2  # cells per column
+TILE_FRAMES = 1
+COLUMN = HOP * TILE_FRAMES  # working-rate samples per column (16 ms)
+DELTA_DB = 7.0
+PILOT_EVERY = 16
+GUARD_SECONDS = 1.1
+GUARD_FRAMES = math.ceil(GUARD_SECONDS * RATE / HOP)
+HEADER_BYTES = 14
+HEADER_COPIES = 2
+HEADER_CELLS = coded_length(HEADER_BYTES * 8) * HEADER_COPIES
+RS_N = 255
+RS_PARITY = 0  # outer Reed–Solomon parity bytes per codeword (0: the convolutional code alone)
+RS_K = RS_N - RS_PARITY
+ITERATIONS = 6
+GAIN_CAP_DB = 6.0
+SNR_DB = 32.3  # the embedder's distortion budget: stego/cover SNR of the working-rate mix
+SYNC_COLUMNS = 600  # columns (about 9.6 s) the offset search looks at
+SYNC_OFFSETS = tuple(range(0, HOP, HOP // 8))
+PRESENT_Z = 6.0  # pilot z-score above which a mark under this key is taken as present
+# ... or the z-score of the pilots after the columns the search looked at: no maximum was taken
+# over those, so a wrong key leaves them N(0, 1) and a lower bar is as safe (p = 3e-5).
+PRESENT_Z_UNSEARCHED = 4.0
+QUIET_STEP_DB = (
+    10.0  # cells are weighted in groups by their quieter tile's level below the column's
+)
+QUIET_GROUPS = 6  # loudest: 0-10 dB, 10-20 dB, ... 50 dB and more
+PRIOR_PILOTS = 20.0
+PILOT_QUIET_DB = 30.0  # pilots weigh 1 down to 20 dB under their column's loudest, 0 from 30
+
+# Opus's (CELT's) own band edges from 200 Hz: it codes each band's energy explicitly, so ratios
+# of whole CELT bands survive it; ratios inside one band depend on its coarse shape coding.
+_EDGES = band_edges_hz(
+    (
+        200,
+        400,
+        600,
+        800,
+        1000,
+        1200,
+        1400,
+        1600,
+        2000,
+        2400,
+        2800,
+        3200,
+        4000,
+        4800,
+        5600,
+        6800,
+        8000,
+    )
+)
+_HEADER = struct.Struct(">BBI4s")  # version, flags, length, payload tag
+_TAG = 4
+
+
+class RobustError(SubtoneError):
+    """A cover or marked file that cannot be used as asked (robust mode)."""
+
+    status = 422
+
+
+class NoPayload(RobustError):
+    """No payload under this key: a wrong passphrase, or a file that was never marked."""
+
+    code = "no_payload"
+
+
+class ChannelDamaged(RobustError):
+    """A payload under this key is there, but the channel damaged it beyond correction."""
+
+    code = "channel_damaged"
+
+
+# ----------------------------------------------------------------------------- keying
+
+
+def _subkey(k_pos: bytes, label: bytes) -> bytes:
+    if len(k_pos) != KEY_BYTES:
+        raise ValueError(f"k_pos has {KEY_BYTES} bytes, got {len(k_pos)}")
+    return hmac.new(k_pos, b"subtone/robust/r2/" + label, hashlib.sha256).digest()
+
+
+def _stream(k_pos: bytes, label: bytes, n: int) -> npt.NDArray[np.uint8]:
+    """``n`` keyed bytes; a prefix of a longer stream (so a cropped file reads the same)."""
+    return np.frombuffer(hashlib.shake_256(_subkey(k_pos, label)).digest(n), dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class _Keys:
+    dither: npt.NDArray[np.float64]  # (cells,) in dB, uniform on [0, DELTA_DB)
+    pilot: npt.NDArray[np.bool_]  # (cells,) this cell is a pilot
+    pilot_bit: npt.NDArray[np.int64]  # (cells,) the pilot's bit (where pilot)
+
+
+def _keys(k_pos: bytes, columns: int) -> _Keys:
+    n = columns * CELLS
+    d = _stream(k_pos, b"dither", 2 * n).view(">u2").astype(np.float64)
+    dither = d / 65536.0 * DELTA_DB
+    groups = math.ceil(n / PILOT_EVERY)
+    choice = _stream(k_pos, b"pilot", groups).astype(np.int64) % PILOT_EVERY
+    pilot = np.zeros(groups * PILOT_EVERY, dtype=bool)
+    pilot[np.arange(groups) * PILOT_EVERY + choice] = True
+    bits = _stream(k_pos, b"pilot-bits", n).astype(np.int64) & 1
+    return _Keys(dither, pilot[:n], bits)
+
+
+# ----------------------------------------------------------------------------- layout
+
+
+def _columns(samples_at_rate: int) -> int:
+    """Marked columns in a cover of ``samples_at_rate`` working-rate samples."""
+    usable = samples_at_rate - 2 * GUARD_FRAMES * HOP - (FRAME - HOP)
+    return max(0, usable // COLUMN)
+
+
+def _data_cells(columns: int) -> int:
+    n = columns * CELLS
+    full, rest = divmod(n, PILOT_EVERY)
+    return full * (PILOT_EVERY - 1) + max(0, rest - 1)
+
+
+def _payload_bytes_for(coded_bytes: int) -> int:
+    if RS_PARITY == 0:
+        return coded_bytes
+    full, rest = divmod(coded_bytes, RS_N)
+    return full * RS_K + max(0, rest - RS_PARITY)
+
+
+def _coded_bytes_for(payload_bytes: int) -> int:
+    if RS_PARITY == 0:
+        return payload_bytes
+    full, rest = divmod(payload_bytes, RS_K)
+    return full * RS_N + (rest + RS_PARITY if rest else 0)
+
+
+def _working_length(samples: int, rate: int) -> int:
+    return math.ceil(samples * RATE / rate)
+
+
+def capacity(duration_seconds: float, sample_rate: int) -> int:
+    """Payload bytes a cover of this duration carries in robust mode (from the header alone)."""
+    if duration_seconds <= 0 or sample_rate <= 0:
+        return 0
+    samples = int(duration_seconds * sample_rate)
+    cells = _data_cells(_columns(_working_length(samples, sample_rate)))
+    coded = max(0, (cells - HEADER_CELLS) // RATE_INV - TAIL) // 8
+    return _payload_bytes_for(coded)
+
+
+def _permutation(k_pos: bytes, label: bytes, n: int) -> npt.NDArray[np.int64]:
+    """A keyed permutation of ``range(n)`` (the interleaver)."""
+    r = _stream(k_pos, label, 4 * n).view(">u4")
+    return np.asarray(np.argsort(r, kind="stable"), dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------- header
+
+
+def _payload_tag(k_pos: bytes, payload: bytes) -> bytes:
+    return hmac.new(_subkey(k_pos, b"payload-tag"), payload, hashlib.sha256).digest()[:_TAG]
+
+
+def _seal_header(k_pos: bytes, payload: bytes) -> bytes:
+    body = _HEADER.pack(VERSION, 0, len(payload), _payload_tag(k_pos, payload))
+    tag = hmac.new(_subkey(k_pos, b"header-tag"), body, hashlib.sha256).digest()[:_TAG]
+    mask = _subkey(k_pos, b"header-mask")[:HEADER_BYTES]
+    plain = body + tag
+    return bytes(a ^ b for a, b in zip(plain, mask, strict=True))
+
+
+def _open_header(k_pos: bytes, sealed: bytes) -> tuple[int, bytes] | None:
+    mask = _subkey(k_pos, b"header-mask")[:HEADER_BYTES]
+    plain = bytes(a ^ b for a, b in zip(sealed, mask, strict=True))
+    body, tag = plain[: _HEADER.size], plain[_HEADER.size :]
+    want = hmac.new(_subkey(k_pos, b"header-tag"), body, hashlib.sha256).digest()[:_TAG]
+    if not hmac.compare_digest(tag, want):
+        return None
+    version, _flags, length, payload_tag = _HEADER.unpack(body)
+    return (length, payload_tag) if version == VERSION else None
+
+
+def _bits(data: bytes) -> npt.NDArray[np.int64]:
+    return np.unpackbits(np.frombuffer(data, dtype=np.uint8)).astype(np.int64)
+
+
+def _outer_encode(payload: bytes) -> bytes:
+    if RS_PARITY == 0:
+        return payload
+    rs = RSCodec(RS_PARITY)
+    return b"".join(bytes(rs.encode(payload[i : i + RS_K])) for i in range(0, len(payload), RS_K))
+
+
+def _coded_stream(k_pos: bytes, payload: bytes) -> npt.NDArray[np.int64]:
+    """The data cells' bits: the header's copies, then the payload, each interleaved."""
+    header = np.tile(conv_encode(_bits(_seal_header(k_pos, payload))), HEADER_COPIES)
+    body = conv_encode(_bits(_outer_encode(payload)))
+    h = np.empty_like(header)
+    h[_permutation(k_pos, b"perm-header", len(header))] = header
+    b = np.empty_like(body)
+    b[_permutation(k_pos, b"perm-payload", len(body))] = body
+    return np.concatenate([h, b])
+
+
+# ----------------------------------------------------------------------------- embedding
+
+
+def _as_float(samples: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], np.dtype[np.generic]]:
+    a = np.asarray(samples)
+    dtype = a.dtype
+    if np.issubdtype(dtype, np.integer):
+        scale = float(2 ** (8 * dtype.itemsize - 1))
+        return a.astype(np.float64) / scale, dtype
+    if np.issubdtype(dtype, np.floating):
+        return np.asarray(a, dtype=np.float64), dtype
+    raise TypeError(f"samples must be integer or float, got {dtype}")
+
+
+def _from_float(x: npt.NDArray[np.float64], dtype: np.dtype[np.generic]) -> npt.NDArray[np.generic]:
+    if np.issubdtype(dtype, np.integer):
+        scale = float(2 ** (8 * dtype.itemsize - 1))
+        out = np.clip(np.round(x * scale), -scale, scale - 1)
+    else:
+        out = x if dtype == np.float64 else np.clip(x, -1.0, 1.0)
+    return np.asarray(out, dtype=dtype)
+
+
+def _mono(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    if x.ndim == 1:
+        return x
+    return np.asarray(x @ np.full(x.shape[1], 1.0 / x.shape[1]), dtype=np.float64)
+
+
+def _tile_energies(
+    e_frames: npt.NDArray[np.float64], start: int, columns: int
+) -> npt.NDArray[np.float64]:
+    """``(columns, BANDS)`` energies of tiles whose first column starts at frame ``start``."""
+    cs = np.concatenate([np.zeros((1, e_frames.shape[1])), np.cumsum(e_frames, axis=0)])
+    idx = start + TILE_FRAMES * np.arange(columns + 1)
+    c = cs[idx]
+    return np.asarray(c[1:] - c[:-1], dtype=np.float64) + 1e-12
+
+
+def _ratios(tiles: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    db = 10.0 * np.log10(tiles)
+    return np.asarray((db[:, 0::2] - db[:, 1::2]).ravel(), dtype=np.float64)
+
+
+def _strengths(cost: npt.NDArray[np.float64], budget: float) -> npt.NDArray[np.float64]:
+    """Per-cell fraction of the way to the lattice point: the energy each cell may change is
+    capped at one level ``T`` chosen so that the total is ``budget`` (water filling)."""
+    total = float(cost.sum())
+    if total <= budget:
+        return np.ones_like(cost)
+    c = np.sort(cost)
+    below = np.concatenate([[0.0], np.cumsum(c)])[:-1]  # sum of the cells under each level
+    above = (len(c) - np.arange(len(c))) * c  # the rest capped at that level
+    k = int(np.searchsorted(below + above, budget))  # first level whose total exceeds budget
+    level = (budget - below[k]) / (len(c) - k) if k < len(c) else c[-1]
+    return np.asarray(np.sqrt(np.minimum(1.0, level / np.maximum(cost, 1e-30))), dtype=np.float64)
+
+
+def _band_gains(g: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+    """``gain - 1`` on the marked bins (``_EDGES[0]:_EDGES[-1]``) of every marked frame."""
+    widths = np.diff(_EDGES)
+    gf = np.repeat((g - 1.0).astype(np.float32), TILE_FRAMES, axis=0)
+    return np.repeat(gf, widths, axis=1)
+
+
+def embed(
+    samples: npt.ArrayLike, rate: int, k_pos: bytes, payload: bytes
+) -> npt.NDArray[np.generic]:
+    """The cover with ``payload`` marked into it: same shape and dtype (int or float PCM,
+    mono ``(n,)`` or ``(n, channels)``). Raises :class:`RobustError` (``cover_too_small``)
+    when the payload does not fit (see :func:`capacity`)."""
+    x, dtype = _as_float(samples)
+    if x.ndim not in (1, 2) or x.shape[0] == 0:
+        raise RobustError("the cover has no samples", code="bad_cover")
+    room = capacity(x.shape[0] / rate, rate)
+    if len(payload) > room:
+        raise RobustError(
+            f"the payload has {len(payload)} bytes; this cover carries {room} in robust mode",
+            code="cover_too_small",
+        )
+    m16 = resample(_mono(x), rate, RATE)
+    columns = _columns(len(m16))
+    keys = _keys(k_pos, columns)
+    stream = _coded_stream(k_pos, payload)
+    # Cell targets: pilots everywhere, the coded stream in the data cells, the rest untouched.
+    target = np.full(columns * CELLS, -1, dtype=np.int64)
+    target[keys.pilot] = keys.pilot_bit[keys.pilot]
+    data_idx = np.flatnonzero(~keys.pilot)[: len(stream)]
+    target[data_idx] = stream
+    used = target >= 0
+    lattice = keys.dither + target * (DELTA_DB / 2)
+
+    lo, hi = int(_EDGES[0]), int(_EDGES[-1])
+    rows = slice(GUARD_FRAMES, GUARD_FRAMES + columns * TILE_FRAMES)
+    y16 = m16.copy()
+    want = np.zeros(0)
+    total_db = np.zeros((columns, BANDS))
+    for it in range(ITERATIONS):
+        spec = stft(y16)
+        tiles = _tile_energies(frame_energies(spec, _EDGES), GUARD_FRAMES, columns)
+        d = _ratios(tiles)
+        ea, eb = tiles[:, 0::2].ravel(), tiles[:, 1::2].ravel()
+        fa = eb / (ea + eb)  # move the quieter tile more: least energy changed for the shift
+        if it == 0:
+            # Where each cell should end: its lattice point, or part of the way there where
+            # getting there would cost more than the SNR budget allows (the decoder's soft
+            # values and the code absorb the difference).
+            full = np.where(used, np.round((d - lattice) / DELTA_DB) * DELTA_DB + lattice - d, 0)
+            ga, gb = 10.0 ** (full * fa / 20.0), 10.0 ** (-full * (1.0 - fa) / 20.0)
+            cost = ea * (ga - 1.0) ** 2 + eb * (gb - 1.0) ** 2
+            budget = float(np.sum(np.abs(spec) ** 2, dtype=np.float64)) * 10.0 ** (-SNR_DB / 10.0)
+            want = d + full * _strengths(cost, budget)
+        shift = np.where(used, want - d, 0.0).reshape(columns, CELLS)
+        fa2 = fa.reshape(columns, CELLS)
+        g_db = np.empty((columns, BANDS))
+        g_db[:, 0::2] = shift * fa2
+        g_db[:, 1::2] = -shift * (1.0 - fa2)
+        # A tile that does not follow its gain (a band holding only its neighbours' leakage)
+        # must not be pushed without end: the total gain of a tile stays within GAIN_CAP_DB.
+        g_db = np.clip(total_db + g_db, -GAIN_CAP_DB, GAIN_CAP_DB) - total_db
+        total_db += g_db
+        g = 10.0 ** (g_db / 20.0)
+        diff = np.zeros_like(spec)
+        diff[rows, lo:hi] = spec[rows, lo:hi] * _band_gains(g)
+        y16 += istft(diff, len(y16))
+    delta = resample(y16 - m16, RATE, rate)
+    n = x.shape[0]
+    if len(delta) < n:
+        delta = np.pad(delta, (0, n - len(delta)))
+    delta = delta[:n]
+    out = x + (delta if x.ndim == 1 else delta[:, None])
+    return _from_float(out, dtype)
+
+
+# ----------------------------------------------------------------------------- extraction
+
+
+@dataclass(frozen=True)
+class _Sync:
+    offset: int  # working-rate samples dropped before the STFT
+    start: int  # frame where column 0 begins
+    z: float
+    z_unsearched: float = 0.0  # z of the pilots after the first SYNC_COLUMNS columns
+
+
+def _soft(
+    tiles: npt.NDArray[np.float64], dither: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """+1 for a clean 0, -1 for a clean 1, near 0 where unsure."""
+    return np.asarray(np.cos(2 * np.pi * (_ratios(tiles) - dither) / DELTA_DB), dtype=np.float64)
+
+
+def _reliability(
+    tiles: npt.NDArray[np.float64], soft: npt.NDArray[np.float64], keys: _Keys
+) -> npt.NDArray[np.float64]:
+    """Per-cell weight from the channel as the pilots saw it. Cells are grouped by how far
+    their quieter tile lies below the column's loudest (codecs rewrite quiet bands first); in
+    each group the mean signed pilot value ``c`` is the channel's reliability there, and a
+    cell's weight is ``atanh(c)`` (the log-likelihood ratio of a hard bit of that quality)."""
+    quiet = _quiet_db(tiles)
+    group = np.clip((-quiet / QUIET_STEP_DB).astype(np.int64), 0, QUIET_GROUPS - 1)
+    p = keys.pilot[: len(soft)]
+    signed = soft[p] * (1 - 2 * keys.pilot_bit[: len(soft)][p])
+    total = np.bincount(group[p], weights=signed, minlength=QUIET_GROUPS)
+    count = np.bincount(group[p], minlength=QUIET_GROUPS)
+    # A few pilots say little: shrink each group's estimate toward the overall mean.
+    overall = signed.mean() if signed.size else 0.0
+    c = (total + PRIOR_PILOTS * overall) / (count + PRIOR_PILOTS)
+    w = np.arctanh(np.clip(c, 0.0, 0.95))
+    return np.asarray(w[group], dtype=np.float64)
+
+
+def _quiet_db(tiles: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Per cell: its quieter tile's level below the column's loudest tile, in dB (<= 0)."""
+    db = 10.0 * np.log10(tiles)
+    top = db.max(axis=1, keepdims=True)
+    return np.asarray((np.minimum(db[:, 0::2], db[:, 1::2]) - top).ravel(), dtype=np.float64)
+
+
+def _pilot_z(
+    soft: npt.NDArray[np.float64],
+    tiles: npt.NDArray[np.float64],
+    keys: _Keys,
+    n: int,
+    first: int = 0,
+) -> float:
+    """z-score of the signed pilot values, each weighted by a fixed function of its level
+    (loud cells count fully, cells 30 dB under their column's loudest not at all), so a
+    wrong key gives N(0, 1) before any maximum is taken."""
+    p = keys.pilot[:n].copy()
+    p[:first] = False
+    w = np.clip((_quiet_db(tiles)[:n][p] + PILOT_QUIET_DB) / 10.0, 0.0, 1.0)
+    if not p.any() or not w.any():
+        return 0.0
+    signed = soft[:n][p] * (1 - 2 * keys.pilot_bit[:n][p])
+    return float((w * signed).sum() / math.sqrt(0.5 * (w * w).sum()))
+
+
+def _synchronise(
+    m16: npt.NDArray[np.float64], k_pos: bytes
+) -> tuple[_Sync, npt.NDArray[np.float64]]:
+    max_start = GUARD_FRAMES + 8
+    window = m16[: (max_start + SYNC_COLUMNS * TILE_FRAMES + 2) * HOP + FRAME]
+    keys = _keys(k_pos, SYNC_COLUMNS)
+    best = _Sync(0, 0, -math.inf)
+    for off in SYNC_OFFSETS:
+        e = frame_energies(stft(window[off:]), _EDGES)
+        for start in range(0, max_start + 1):
+            cols = min(SYNC_COLUMNS, (e.shape[0] - start) // TILE_FRAMES)
+            if cols < 8:
+                break
+            tiles = _tile_energies(e, start, cols)
+            soft = _soft(tiles, keys.dither[: cols * CELLS])
+            z = _pilot_z(soft, tiles, keys, cols * CELLS)
+            if z > best.z:
+                best = _Sync(off, start, z)
+    e = frame_energies(stft(m16[best.offset :]), _EDGES)
+    cols = max(0, (e.shape[0] - best.start) // TILE_FRAMES)
+    keys = _keys(k_pos, cols)
+    if not cols:
+        return _Sync(best.offset, best.start, 0.0), np.zeros(0)
+    tiles = _tile_energies(e, best.start, cols)
+    soft = _soft(tiles, keys.dither)
+    z = _pilot_z(soft, tiles, keys, cols * CELLS)
+    z_out = _pilot_z(soft, tiles, keys, cols * CELLS, first=SYNC_COLUMNS * CELLS)
+    data = (soft * _reliability(tiles, soft, keys))[~keys.pilot]
+    return _Sync(best.offset, best.start, z, z_out), data
+
+
+def _deinterleave(
+    k_pos: bytes, label: bytes, soft: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    return np.asarray(soft[_permutation(k_pos, label, len(soft))], dtype=np.float64)
+
+
+def _bytes(bits: npt.NDArray[np.int64]) -> bytes:
+    return np.packbits(bits.astype(np.uint8)).tobytes()
+
+
+def _outer_decode(coded: bytes, length: int) -> bytes | None:
+    if RS_PARITY == 0:
+        return coded[:length]
+    rs = RSCodec(RS_PARITY)
+    out = bytearray()
+    for i in range(0, len(coded), RS_N):
+        try:
+            msg, _, _ = rs.decode(bytearray(coded[i : i + RS_N]))
+        except ReedSolomonError:
+            return None
+        out += msg
+    return bytes(out)
+
+
+def extract(samples: npt.ArrayLike, rate: int, k_pos: bytes) -> bytes:
+    """The payload marked under ``k_pos``. Raises :class:`NoPayload` when there is none under
+    this key, :class:`ChannelDamaged` when there is one the channel destroyed."""
+    x, _ = _as_float(samples)
+    if x.ndim not in (1, 2) or x.shape[0] == 0:
+        raise NoPayload("the file has no samples")
+    m16 = resample(_mono(x), rate, RATE)
+    sync, data = _synchronise(m16, k_pos)
+    present = sync.z >= PRESENT_Z or sync.z_unsearched >= PRESENT_Z_UNSEARCHED
+    if len(data) < HEADER_CELLS:
+        raise (ChannelDamaged if present else NoPayload)("too short to hold a robust payload")
+    hsoft = _deinterleave(k_pos, b"perm-header", data[:HEADER_CELLS])
+    hsoft = hsoft.reshape(HEADER_COPIES, -1).sum(axis=0)
+    sealed = _bytes(conv_decode(hsoft))
+    opened = _open_header(k_pos, sealed)
+    if opened is None:
+        if present:
+            raise ChannelDamaged(
+                f"a payload under this key is there (pilot z = {sync.z:.1f}) but its header "
+                "did not survive the channel"
+            )
+        raise NoPayload("no payload under this passphrase (or the file was never marked)")
+    length, payload_tag = opened
+    coded = _coded_bytes_for(length)
+    n = coded_length(coded * 8)
+    body = data[HEADER_CELLS : HEADER_CELLS + n]
+    if len(body) < n:
+        raise ChannelDamaged("the file was cut short: the payload's end is missing")
+    word = _bytes(conv_decode(_deinterleave(k_pos, b"perm-payload", body)))
+    out = _outer_decode(word, length)
+    if out is None or not hmac.compare_digest(_payload_tag(k_pos, out), payload_tag):
+        raise ChannelDamaged(
+            "the payload is there but the channel left more errors than the code corrects"
+        )
+    return out
