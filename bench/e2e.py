@@ -54,7 +54,7 @@ STEGHIDE_PASSPHRASE = "benchmarks are not secrets"
 @contextlib.contextmanager
 def stack(work: Path) -> Iterator[dict[str, str]]:
     """``subtone standalone up`` in a folder of its own; the environment its clients use."""
-    api, store, grpc, http, metrics = free_ports(5)
+    api, store, grpc, http, metrics, worker_metrics = free_ports(6)
     with rabbit_vhost("subtone-e2e") as broker_url:
         env = {
             **os.environ,
@@ -62,6 +62,7 @@ def stack(work: Path) -> Iterator[dict[str, str]]:
             "SUBTONE_REDIS_PREFIX": f"e2e-{uuid.uuid4().hex[:8]}",
             "SUBTONE_BROKER_URL": broker_url,
             "SUBTONE_CLIENT_CONFIG": str(work / "client.json"),
+            "SUBTONE_WORKER_METRICS_PORT": str(worker_metrics),
         }
         up = [SUBTONE, "standalone", "up", "--api-port", str(api), "--store-port", str(store),
               "--triton-port", str(grpc), "--triton-http-port", str(http),
