@@ -1,7 +1,7 @@
 """packaging/observability: the Prometheus configuration and alert rules pass ``promtool``
 (``check config``, ``check rules``, ``test rules``), the dashboard is valid JSON whose
 queries name only metrics the stack exports (checked against a live ``/metrics`` in
-``tests/integration/test_observability.py``)."""
+``tests/e2e/test_observability.py``)."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ import pytest
 
 from server.integrations.localstore import LocalStore, UrlSigner
 from server.uploads.service import MAX_KEY_NAME_CHARS
-from tests.api.conftest import (
+from tests.server.api.conftest import (
     PART_SIZE,
     Api,
     StoreProcess,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pytest
 
 from subtone.protocol import ObjectRef
-from tests.api.conftest import (
+from tests.server.api.conftest import (
     Api,
     auth,
     complete,

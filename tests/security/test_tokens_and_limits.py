@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from server.auth import service as auth_service
-from tests.api.conftest import Api, ApiFactory, auth, error_code
+from tests.server.api.conftest import Api, ApiFactory, auth, error_code
 
 from .helpers import redis_items
 
