@@ -65,15 +65,17 @@ class Backoff:
         retry: Callable[[BaseException], bool],
         sleep: Callable[[float], None] = time.sleep,
         wait: Wait | None = None,
+        before_sleep: Callable[[tenacity.RetryCallState], None] | None = None,
     ) -> Retrying:
         """Runs a call until it succeeds, raises what ``retry`` refuses, or has had its tries;
-        the last error is raised as it is. ``wait`` replaces the backoff's own wait."""
+        the last error is raised as it is. ``wait`` replaces the backoff's own wait;
+        ``before_sleep`` reports a failed try that will be retried (else a DEBUG line)."""
         return tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.max_attempts),
             wait=wait or self.wait(),
             retry=tenacity.retry_if_exception(retry),
             sleep=sleep,
-            before_sleep=tenacity.before_sleep_log(log, logging.DEBUG),
+            before_sleep=before_sleep or tenacity.before_sleep_log(log, logging.DEBUG),
             reraise=True,
         )
 

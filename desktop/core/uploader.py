@@ -437,7 +437,13 @@ class Uploader:
             if halt.wait(seconds):
                 raise _Halted()
 
-        retrying = self._retry.retrying(retry=_part_retryable, sleep=pause, wait=self._part_wait)
+        def report(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            log.info("part %d failed (try %d), retrying: %s", number, state.attempt_number, error)
+
+        retrying = self._retry.retrying(
+            retry=_part_retryable, sleep=pause, wait=self._part_wait, before_sleep=report
+        )
         try:
             return retrying(put)
         except (PartRejected, ServerUnreachable) as error:

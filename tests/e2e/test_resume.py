@@ -26,7 +26,8 @@ def part_files(root: Path) -> dict[str, tuple[int, int]]:
 
 def test_killed_encode_resumes_without_resending_stored_parts(stack, tmp_path):
     cover = tmp_path / "cover.wav"
-    wav.generate_cover(cover, 300.0, rate=44_100, channels=2, bits=16, seed=11)  # ~53 MB
+    # ~282 MB: its LSB plane (what is uploaded, 1/16) spans four parts of 5 MiB
+    wav.generate_cover(cover, 1600.0, rate=44_100, channels=2, bits=16, seed=11)
     secret = tmp_path / "secret.bin"
     secret.write_bytes(os.urandom(5000))
     config = tmp_path / "client.json"
