@@ -15,6 +15,7 @@ import threading
 import tomllib
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import soundfile as sf
@@ -636,7 +637,48 @@ def test_offline_the_encode_is_queued_and_sent_when_the_server_is_back(
     assert recovered.output.read_bytes() == SECRET
 
 
-def test_tasks_for_another_server_wait_apart(
+TYPO = "http://api.tset"
+
+
+class TypoBoard(Switchboard):
+    """The fake server; the mistyped ``TYPO`` refuses the connection."""
+
+    def handle(self, request):
+        if request.url.host == httpx.URL(TYPO).host:
+            raise httpx.ConnectError("Connection refused", request=request)
+        return super().handle(request)
+
+
+def test_a_queued_encode_follows_the_server_url_fixed_in_settings(
+    qtbot, open_window, tmp_path, desktop_dialogs, cover, secret_file
+):
+    board = TypoBoard(FakeServer(part_size=64 * 1024))
+    ctx = make_context(tmp_path / "app", board, server_url=TYPO)
+    window = open_window(ctx)
+    assert window.connection.status is ConnectionStatus.OFFLINE
+    view = encode(qtbot, window, desktop_dialogs, cover, secret_file)
+    qtbot.waitUntil(lambda: view.follower.task is not None, timeout=WAIT_MS)
+    task_id = view.task_id
+    assert view.follower.task.status is TaskStatus.QUEUED
+    assert window.store.require(task_id).server == TYPO
+
+    window.show_screen("settings")
+    type_into(qtbot, window, "settings.url", API)
+    click(qtbot, window, "settings.save")
+    # Nothing of it reached the mistyped server: it goes to the one set now, and runs.
+    assert window.store.require(task_id).server == API
+    assert [t.id for t in window.manager.waiting()] == [task_id] or window.manager.is_running(
+        task_id
+    )
+    window.show_screen("history")
+    assert window.history_view.table.item(0, 2).text() != "For another server"
+    qtbot.waitUntil(lambda: finished(view), timeout=WAIT_MS)
+    assert view.follower.task.status is TaskStatus.SUCCEEDED
+    recovered = decode(qtbot, window, desktop_dialogs, view.follower.task.output).follower.task
+    assert recovered.output.read_bytes() == SECRET
+
+
+def test_tasks_that_reached_another_server_wait_apart(
     qtbot, open_window, desktop_ctx, desktop_board, desktop_dialogs, cover, secret_file
 ):
     desktop_board.offline = True
@@ -645,6 +687,8 @@ def test_tasks_for_another_server_wait_apart(
     qtbot.waitUntil(lambda: view.follower.task is not None, timeout=WAIT_MS)
     task_id = view.task_id
     assert label(window, "status.queue") == "1 task waiting for the server"
+    # Its cover reached the server before it went away: it can only go on there.
+    window.store.update(task_id, input_upload_id="upl_on_the_first_server")
 
     window.show_screen("settings")
     type_into(qtbot, window, "settings.url", "http://elsewhere.test:8600")

@@ -349,3 +349,45 @@ def test_a_sqlite_file_is_made_private_and_prepared_once(tmp_path):
     assert runs == [1]
     assert stat.S_IMODE(db.path.stat().st_mode) == 0o600
     assert stat.S_IMODE(db.path.parent.stat().st_mode) == 0o700
+
+
+def test_only_tasks_that_reached_no_server_follow_a_new_one(tmp_path):
+    from desktop.core.orchestration import Task
+
+    store = TaskStore(tmp_path / "tasks.sqlite3")
+
+    def add(task_id: str, status: TaskStatus = TaskStatus.QUEUED, **fields) -> None:
+        store.add(
+            Task(
+                id=task_id,
+                kind=TaskKind.ENCODE,
+                status=status,
+                server="http://typo.test",
+                input_path="/c.wav",
+                input_bytes=1,
+                k_pos="00",
+                job_nonce="n",
+                **fields,
+            )
+        )
+
+    add("fresh")
+    add("paused", TaskStatus.PAUSED)
+    add("running")
+    add("uploaded", input_object_id="obj_1")
+    add("partly", payload_upload_id="up_2")
+    add("with_job", TaskStatus.PROCESSING, job_id="job_1")
+    add("done", TaskStatus.SUCCEEDED)
+    moved = store.follow_server("http://right.test", exclude={"running"})
+    assert sorted(t.id for t in moved) == ["fresh", "paused"]
+    servers = {t.id: t.server for t in store.all()}
+    assert servers == {
+        "fresh": "http://right.test",
+        "paused": "http://right.test",
+        "running": "http://typo.test",
+        "uploaded": "http://typo.test",
+        "partly": "http://typo.test",
+        "with_job": "http://typo.test",
+        "done": "http://typo.test",
+    }
+    assert store.follow_server("http://right.test", exclude={"running"}) == []

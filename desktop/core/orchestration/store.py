@@ -180,6 +180,20 @@ class Task:
     def output(self) -> Path | None:
         return Path(self.output_path) if self.output_path else None
 
+    @property
+    def reached_server(self) -> bool:
+        """Something of it is on its server (an uploaded input, a job): it can only go on
+        there. A task without any can be sent to another server just as well."""
+        return any(
+            (
+                self.input_upload_id,
+                self.input_object_id,
+                self.payload_upload_id,
+                self.payload_object_id,
+                self.job_id,
+            )
+        )
+
 
 _COLUMNS: Final = tuple(f.name for f in dataclasses.fields(Task))
 
@@ -262,6 +276,32 @@ class TaskStore:
                 finished,
             ).fetchall()
         return [_row_task(r) for r in rows]
+
+    def follow_server(
+        self, server: str, *, exclude: set[str] | frozenset[str] = frozenset()
+    ) -> list[Task]:
+        """Move the unfinished tasks that have not reached their server yet (no upload, no
+        job) to ``server``; returns them as now stored. Tasks in ``exclude`` (running now) are
+        left alone: a run may yet reach its server."""
+        finished = tuple(s.value for s in TaskStatus if s.finished)
+        moved = [
+            t.id
+            for t in self.unfinished()
+            if t.server != server and not t.reached_server and t.id not in exclude
+        ]
+        if not moved:
+            return []
+        marks = ", ".join("?" for _ in moved)
+        with self._connect() as conn:
+            conn.execute(
+                f"UPDATE tasks SET server = ?, updated_at = ? WHERE id IN ({marks}) "  # noqa: S608
+                "AND status NOT IN (?, ?, ?) AND input_upload_id IS NULL "
+                "AND input_object_id IS NULL AND payload_upload_id IS NULL "
+                "AND payload_object_id IS NULL AND job_id IS NULL",
+                (server, time.time(), *moved, *finished),
+            )
+        tasks = (self.get(task_id) for task_id in moved)
+        return [t for t in tasks if t is not None and t.server == server]
 
     def remove(self, task_id: str) -> None:
         with self._connect() as conn:
