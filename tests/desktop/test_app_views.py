@@ -858,6 +858,27 @@ def test_a_new_server_url_is_used_at_once(qtbot, window, desktop_board):
     assert "http://elsewhere.test:8600" in label(window, "status.connection")
 
 
+def test_history_shows_the_jobs_trace_id_for_an_operator(
+    qtbot, window, desktop_board, desktop_dialogs, cover, secret_file
+):
+    from PySide6.QtGui import QGuiApplication
+
+    view = encode(qtbot, window, desktop_dialogs, cover, secret_file)
+    qtbot.waitUntil(lambda: finished(view), timeout=WAIT_MS)
+    task = view.follower.task
+    (job,) = desktop_board.server.jobs.values()
+    assert job.trace_id and task.trace_id == job.trace_id == window.runtime.client.trace_id
+    window.show_screen("history")
+    history = window.history_view
+    history.select(task.id)
+    assert history.trace.isVisible()
+    assert f"Trace id: {task.trace_id}." in label(window, "history.trace_id")
+    assert f"Trace id: {task.trace_id}" in history.table.item(0, 2).toolTip()
+    click(qtbot, window, "history.copy_trace")  # its button (and the row's context menu)
+    assert QGuiApplication.clipboard().text() == task.trace_id
+    assert f"Copied the trace id {task.trace_id}" in label(window, "history.message")
+
+
 def test_history_lists_jobs_with_sizes_dates_and_outputs(
     qtbot, window, desktop_dialogs, cover, secret_file, tmp_path
 ):
