@@ -305,3 +305,72 @@ def test_upload_progress_reaches_the_window_a_few_times_a_second_not_per_event()
         on_event(ProgressEvent(Stage.UPLOAD, done, total))
     assert 1 <= len(reports) <= 5
     assert reports[-1][0] == 1.0
+
+
+# Start-up on Linux without the xcb plugin's libraries (issue 14, item 10) ----------------
+
+
+def _missing(*sonames: str):
+    def load(soname: str) -> None:
+        if soname in sonames:
+            raise OSError(f"{soname}: cannot open shared object file: No such file or directory")
+
+    return load
+
+
+def test_missing_xcb_libraries_are_named_with_their_packages():
+    from desktop.app.platform_check import check_platform_libraries
+
+    found = check_platform_libraries(
+        {"DISPLAY": ":0"},
+        platform="linux",
+        load=_missing("libxcb-cursor.so.0", "libxcb-icccm.so.4"),
+    )
+    assert found is not None
+    assert found.libraries == ("libxcb-cursor.so.0", "libxcb-icccm.so.4")
+    assert "sudo apt-get install libxcb-cursor0 libxcb-icccm4" in found.message
+    assert "libxcb-cursor.so.0, libxcb-icccm.so.4" in found.message
+    assert check_platform_libraries({"DISPLAY": ":0"}, platform="linux", load=_missing()) is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "platform"),
+    [
+        ({"QT_QPA_PLATFORM": "offscreen"}, "linux"),
+        ({"WAYLAND_DISPLAY": "wayland-0"}, "linux"),
+        ({"QT_QPA_PLATFORM": "wayland;xcb"}, "linux"),
+        ({}, "darwin"),
+        ({}, "win32"),
+    ],
+)
+def test_no_xcb_check_where_qt_uses_another_plugin(environ, platform):
+    from desktop.app.platform_check import XCB_LIBRARIES, check_platform_libraries
+
+    everything_missing = _missing(*XCB_LIBRARIES)
+    assert check_platform_libraries(environ, platform=platform, load=everything_missing) is None
+
+
+def test_the_app_says_what_is_missing_instead_of_letting_qt_abort(monkeypatch, capsys):
+    import desktop.app
+    from desktop.app import platform_check
+
+    monkeypatch.setattr(platform_check, "_load", _missing("libxkbcommon-x11.so.0"))
+    monkeypatch.setattr(platform_check.sys, "platform", "linux")
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    monkeypatch.setattr(desktop.app, "run", lambda *a: pytest.fail("Qt must not be started"))
+    assert desktop.app.main([]) == platform_check.MISSING_LIBRARIES
+    err = capsys.readouterr().err
+    assert "libxkbcommon-x11.so.0" in err
+    assert "sudo apt-get install libxkbcommon-x11-0" in err
+
+
+def test_the_setup_script_installs_every_library_of_the_xcb_plugin():
+    import re
+
+    from desktop.app.platform_check import XCB_LIBRARIES
+
+    script = (Path(__file__).resolve().parents[2] / "scripts" / "setup.sh").read_text()
+    block = re.search(r"^APT_PACKAGES=\((.*?)\)$", script, re.S | re.M)
+    assert block is not None
+    words = {w for line in block.group(1).splitlines() for w in line.split("#")[0].split()}
+    assert set(XCB_LIBRARIES.values()) <= words
