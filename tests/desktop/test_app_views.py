@@ -678,6 +678,38 @@ def test_a_queued_encode_follows_the_server_url_fixed_in_settings(
     assert recovered.output.read_bytes() == SECRET
 
 
+def test_an_encode_sending_when_the_url_changes_follows_if_nothing_reached_the_server(
+    qtbot, open_window, tmp_path, desktop_dialogs, secret_file
+):
+    board = TypoBoard(FakeServer(part_size=256))
+    parts = SwitchedParts(board)
+    ctx = make_context(tmp_path / "app", board, parts=parts, parallel_parts=1)
+    cover = write_wav(tmp_path / "long.wav", 8000 * 12)  # its plane: 47 parts
+    window = open_window(ctx)
+    reached, tick = threading.Event(), threading.Event()
+
+    def hold_part_3(number: int) -> None:
+        if number == 3 and not reached.is_set():
+            reached.set()
+            while not window.manager.is_stopping(window.encode_view.task_id):
+                tick.wait(0.01)
+
+    parts.before_put = hold_part_3
+    view = encode(qtbot, window, desktop_dialogs, cover, secret_file)
+    qtbot.waitUntil(reached.is_set, timeout=WAIT_MS)
+    task_id = view.task_id
+    board.offline = True  # as if the URL had been wrong all along
+    window.show_screen("settings")
+    type_into(qtbot, window, "settings.url", TYPO)
+    click(qtbot, window, "settings.save")
+    # Stopped mid-upload with no input stored: it follows the new server once stopped.
+    qtbot.waitUntil(lambda: not window.manager.is_running(task_id), timeout=WAIT_MS)
+    task = window.store.require(task_id)
+    assert task.server == TYPO and not task.reached_server
+    assert not window.manager.for_other_server(task)
+    assert [t.id for t in window.manager.waiting()] == [task_id]
+
+
 def test_tasks_that_reached_another_server_wait_apart(
     qtbot, open_window, desktop_ctx, desktop_board, desktop_dialogs, cover, secret_file
 ):
