@@ -243,7 +243,7 @@ class HistoryView(QWidget):
         bar.add("pause", "Pause", lambda: self._act(self.manager.pause))
         bar.add("cancel", "Cancel", lambda: self._act(self.manager.cancel))
         bar.add("remove", "Remove", self.remove_selected, tip=REMOVE_TIP)
-        bar.add("copy_trace", "Copy trace id", self.copy_trace_id, tip=TRACE_TIP)
+        bar.add("copy_trace", "Copy trace id", self.copy_trace_id, tip=TRACE_TIP, menu_only=True)
         return bar
 
     def copy_trace_id(self) -> None:
