@@ -10,7 +10,11 @@ cd "$(dirname "$0")/.."
 # for PyInstaller) and desktop-file-utils to build and check the desktop bundle.
 APT_PACKAGES=(python3-venv libportaudio2 pulseaudio pulseaudio-utils steghide sox espeak-ng
   rabbitmq-server redis-server docker-compose libegl1 libgl1 libxkbcommon0 libfontconfig1
-  libdbus-1-3 binutils desktop-file-utils prometheus)
+  libdbus-1-3 binutils desktop-file-utils prometheus
+  # what Qt's xcb platform plugin links against; desktop/app/platform_check.py checks for them
+  libxcb1 libx11-6 libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
+  libxcb-randr0 libxcb-render0 libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1
+  libxcb-util1 libxcb-xfixes0 libxcb-xkb1 libxkbcommon-x11-0)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")

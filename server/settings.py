@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     # RabbitMQ / Dramatiq
     BROKER_URL: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     QUEUE_NAME: str = "subtone-jobs"
-    JOB_TIME_LIMIT_SECONDS: int = 2 * 3600
+    JOB_TIME_LIMIT_SECONDS: int = 600
     CONSUMER_TIMEOUT_SECONDS: int = 3 * 3600
     """RabbitMQ's consumer_timeout for our queue; must exceed the job time limit."""
     BROKER_TIMEOUT_CHECK: BrokerTimeoutCheck = BrokerTimeoutCheck.WARN

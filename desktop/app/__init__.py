@@ -6,9 +6,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
+from desktop.app.platform_check import MISSING_LIBRARIES, check_platform_libraries
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
@@ -16,7 +19,7 @@ if TYPE_CHECKING:
     from desktop.app.context import AppContext
     from desktop.app.dialogs import Dialogs
 
-__all__ = ["ALREADY_RUNNING", "main", "run"]
+__all__ = ["ALREADY_RUNNING", "MISSING_LIBRARIES", "main", "run"]
 
 ALREADY_RUNNING = 3
 """The exit status when another copy of the app already runs for this user."""
@@ -24,6 +27,11 @@ ALREADY_RUNNING = 3
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Open the main window and run until it is closed; returns the exit status."""
+    missing = check_platform_libraries(os.environ)
+    if missing is not None:  # Qt would abort, naming the wrong library at best
+        print(missing.message, file=sys.stderr)
+        return MISSING_LIBRARIES
+
     from PySide6.QtWidgets import QApplication
 
     from desktop.app.context import AppContext

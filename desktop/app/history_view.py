@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Final
 
 from PySide6.QtCore import QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QKeyEvent, QResizeEvent
+from PySide6.QtGui import QColor, QGuiApplication, QKeyEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -42,6 +42,8 @@ STATE_COLUMN = 2
 STATE_COLUMN_SAMPLE: Final = "Needs the passphrase"
 """The State column is wide enough for this; longer texts are elided (the tooltip has all)."""
 OTHER_SERVER_TEXT: Final = "For another server"
+TRACE_TIP: Final = "The id the server's operator finds this job by in the server's logs."
+TRACE_HINT: Final = "If something went wrong on the server, give this id to its operator."
 ROW_HINT: Final = "Double-click a row, or right-click it, for what can be done with it."
 REMOVE_TIP: Final = (
     "Forget this task and delete the app's own copy of its output. Files you saved "
@@ -195,6 +197,9 @@ class HistoryView(QWidget):
         self.empty.setObjectName("history.empty")
         self.actions = self._build_actions()
         self.message = wrapped_label("history.message", self)
+        self.trace = wrapped_label("history.trace_id", self)
+        self.trace.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.trace.setVisible(False)
         self.saver = Saver(self, dialogs, workers, self.message.setText)
         self.play_timer = QTimer(self)
         self.play_timer.setInterval(PLAY_POLL_MS)
@@ -209,6 +214,7 @@ class HistoryView(QWidget):
             self.empty,
             self.actions,
             self.message,
+            self.trace,
             QLabel("<b>Unfinished uploads on this computer</b>", self),
             self.uploads,
         )
@@ -237,7 +243,16 @@ class HistoryView(QWidget):
         bar.add("pause", "Pause", lambda: self._act(self.manager.pause))
         bar.add("cancel", "Cancel", lambda: self._act(self.manager.cancel))
         bar.add("remove", "Remove", self.remove_selected, tip=REMOVE_TIP)
+        bar.add("copy_trace", "Copy trace id", self.copy_trace_id, tip=TRACE_TIP, menu_only=True)
         return bar
+
+    def copy_trace_id(self) -> None:
+        """Put the selected task's trace id on the clipboard (for the server's operator)."""
+        task = self.selected()
+        if task is None or not task.trace_id:
+            return
+        QGuiApplication.clipboard().setText(task.trace_id)
+        self.message.setText(f"Copied the trace id {task.trace_id}.")
 
     def _context_menu(self, at: QPoint) -> None:
         self.menu = self.actions.popup(self.table, self.table.viewport().mapToGlobal(at))
@@ -279,6 +294,8 @@ class HistoryView(QWidget):
                         tip.append(task.error_message)
                     if other:
                         tip.append(f"Made for the server {task.server}.")
+                    if task.trace_id:
+                        tip.append(f"Trace id: {task.trace_id}")
                     item.setToolTip("\n".join(tip))
                 if c == 3:
                     item.setToolTip(
@@ -342,6 +359,15 @@ class HistoryView(QWidget):
                 self.table.selectRow(r)
                 return
 
+    def _show_trace(self, task: Task | None) -> None:
+        if task is None or not task.trace_id:
+            self.trace.clear()
+            self.trace.setVisible(False)
+            return
+        self.trace.setText(f"Trace id: {task.trace_id}. {TRACE_HINT}")
+        self.trace.setToolTip(TRACE_TIP)
+        self.trace.setVisible(True)
+
     def _update_buttons(self) -> None:
         task = self.selected()
         running = task is not None and self.manager.is_running(task.id)
@@ -368,6 +394,8 @@ class HistoryView(QWidget):
         can("cancel", unfinished)
         can("passphrase", task is not None and task.status is TaskStatus.NEEDS_PASSPHRASE)
         can("remove", task is not None and task.status.finished)
+        can("copy_trace", task is not None and bool(task.trace_id))
+        self._show_trace(task)
         if self.saver.busy:
             pass  # the save's progress is shown
         elif task is not None and other:

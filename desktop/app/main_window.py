@@ -155,6 +155,7 @@ class MainWindow(QMainWindow):
             requeue_delay_ms=self.ctx.requeue_delay_ms,
             parent=self,
         )
+        self.manager.follow_server()  # a URL fixed while the app was closed
         audio = self.ctx.audio if self.ctx.audio is not None else SoundDeviceBackend()
         self.recorder = Recorder(audio, self.ctx.recordings_dir)
         self.player = Player(audio)

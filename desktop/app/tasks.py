@@ -135,8 +135,19 @@ class TaskManager(QObject):
         ]
 
     def for_other_server(self, task: Task) -> bool:
-        """An unfinished task made for another server than the one set now."""
+        """An unfinished task made for another server than the one set now (and already
+        there: one that has not reached any server follows the settings)."""
         return not task.status.finished and task.server != self.server
+
+    def follow_server(self) -> list[Task]:
+        """Queued work that has not reached its server yet (nothing uploaded, no job) goes to
+        the server set now: a fixed URL does not strand it. Running tasks are moved when they
+        stop, if they still have not reached their server."""
+        moved = self.store.follow_server(self.server, exclude=set(self._running))
+        for task in moved:
+            log.info("task %s now goes to %s", task.id, self.server)
+            self.task_changed.emit(task)
+        return moved
 
     # New work --------------------------------------------------------------------------
 
@@ -201,6 +212,9 @@ class TaskManager(QObject):
                 self._cancel_when_prepared.discard(task_id)
                 self.cancel(task_id)
                 return
+            if task.server != self.server:  # the settings changed while it was sealed
+                self.follow_server()
+                task = self.store.get(task_id) or task
             if not self.start(task_id):
                 self.task_changed.emit(task)
 
@@ -261,6 +275,8 @@ class TaskManager(QObject):
         if task.status.finished:
             self._passphrases.pop(task_id, None)
         self.task_changed.emit(task)
+        if task.server != self.server:  # stopped for a change of server
+            self.follow_server()
         self.resume_pending()
 
     def _run_failed(self, task_id: str, code: str, message: str) -> None:
@@ -270,6 +286,8 @@ class TaskManager(QObject):
             if task.status.finished:
                 self._passphrases.pop(task_id, None)
             self.task_changed.emit(task)
+            if task.server != self.server:
+                self.follow_server()
         self.task_failed.emit(task_id, code, message)
         if code != "server_unreachable":
             self.resume_pending()
@@ -371,8 +389,10 @@ class TaskManager(QObject):
             token.stop(reason)
 
     def replace_runtime(self, runtime: Runtime, server: str) -> Runtime:
-        """Use another server or token from now on; returns the old runtime (to close)."""
+        """Use another server or token from now on; returns the old runtime (to close).
+        Queued work that has not reached a server yet follows (see :meth:`follow_server`)."""
         old, self.runtime, self.server = self.runtime, runtime, server
+        self.follow_server()
         return old
 
     def shutdown(self, wait_ms: int) -> bool:

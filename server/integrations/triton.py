@@ -102,7 +102,6 @@ CHANNEL_ARGS: Final = [
     ("grpc.keepalive_permit_without_calls", False),
     ("grpc.http2.max_pings_without_data", 2),
     ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1_000),
 ]
 """tritonclient's defaults, with a reconnect back-off of at most a second."""

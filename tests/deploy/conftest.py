@@ -46,7 +46,7 @@ COMPOSE_SECRETS = {
 # Variables compose reads from the environment (or .env); dropped from the tests' environment so
 # that the machine's own never leak into a check.
 COMPOSE_VARIABLE_PREFIXES = ("SUBTONE_", "RABBITMQ_", "MINIO_", "COMPOSE_")
-COMPOSE_VARIABLES = ("BIND_ADDRESS", "API_PUBLISHED_PORT")
+COMPOSE_VARIABLES = ("BIND_ADDRESS", "API_PUBLISHED_PORT", "GRAFANA_ADMIN_PASSWORD")
 
 
 OPTIONAL_TOOLS_ENV = "SUBTONE_DEPLOY_TOOLS_OPTIONAL"

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.deploy.conftest import (
     COMPOSE_DIR,
@@ -22,6 +23,9 @@ from tests.deploy.conftest import (
 
 STACKS = {"cpu": (COMPOSE_FILE,), "cpu+gpu": (COMPOSE_FILE, GPU_FILE)}
 ONE_SHOT = {"minio-init"}
+OBSERVABILITY = {"prometheus", "grafana"}
+"""The `observability` profile's services (packaging/observability/README.md)."""
+OBSERVABILITY_DIR = COMPOSE_DIR.parent / "packaging" / "observability"
 DATA_VOLUMES = {"rabbitmq": "/var/lib/rabbitmq", "redis": "/data", "minio": "/data"}
 LOCALHOST = "127.0.0.1"
 
@@ -32,9 +36,12 @@ def services(*files: Path) -> dict[str, Any]:
     return found
 
 
+@pytest.mark.parametrize("profile", [None, "observability"], ids=["default", "observability"])
 @pytest.mark.parametrize("stack", STACKS)
-def test_docker_compose_accepts_the_stack(stack: str) -> None:
+def test_docker_compose_accepts_the_stack(stack: str, profile: str | None) -> None:
     command = [*compose_command(*STACKS[stack]), "config", "-q"]
+    if profile:
+        command[1:1] = ["--profile", profile]
     result = run(command, env=compose_env(**COMPOSE_SECRETS))
     assert result.returncode == 0, result.stderr
 
@@ -81,12 +88,78 @@ def test_only_the_api_and_minio_leave_the_machine_and_by_default_on_localhost() 
         for name, service in services(COMPOSE_FILE).items()
         if "ports" in service
     }
-    assert set(published) == {"api", "minio", "rabbitmq"}
+    assert set(published) == {"api", "minio", "rabbitmq"} | OBSERVABILITY
     for name, ports in published.items():
         for host_ip, _, _ in ports:
             assert host_ip == LOCALHOST, f"{name} publishes a port beyond this machine"
     assert [target for _, _, target in published["api"]] == [8600]
     assert [target for _, _, target in published["minio"]] == [9000, 9001]
+    assert [target for _, _, target in published["prometheus"]] == [9090]
+    assert [target for _, _, target in published["grafana"]] == [3000]
+
+
+def test_the_worker_serves_its_metrics_to_the_stacks_network_only() -> None:
+    found = services(COMPOSE_FILE)
+    worker = found["worker"]
+    assert worker["environment"]["SUBTONE_WORKER_METRICS_HOST"] == "0.0.0.0"
+    port = int(worker["environment"]["SUBTONE_WORKER_METRICS_PORT"])
+    assert [int(p) for p in worker["expose"]] == [port] and "ports" not in worker
+    # Everything else the API and the worker share is the same.
+    api = found["api"]["environment"]
+    shared = set(worker["environment"]) - {
+        "SUBTONE_WORKER_METRICS_HOST",
+        "SUBTONE_WORKER_METRICS_PORT",
+    }
+    assert shared and all(worker["environment"][k] == api[k] for k in shared)
+    # Prometheus scrapes that port, the API's and Triton's (prometheus.yml).
+    scrape = yaml.safe_load((OBSERVABILITY_DIR / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in scrape["scrape_configs"]}
+    assert jobs["subtone-worker"]["dns_sd_configs"] == [
+        {"names": ["worker"], "type": "A", "port": port}
+    ]
+    assert jobs["subtone-api"]["static_configs"][0]["targets"] == ["api:8600"]
+
+
+def test_the_observability_profile_is_optional_unprivileged_and_mounts_the_package() -> None:
+    found = services(COMPOSE_FILE)
+    for name, service in found.items():
+        assert (service.get("profiles") == ["observability"]) is (name in OBSERVABILITY), name
+    for name in OBSERVABILITY:
+        service = found[name]
+        uid = service["user"].split(":")[0]
+        assert uid.isdigit() and int(uid) != 0, name
+        assert service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
+        for volume in service["volumes"]:
+            target, source = _volume(volume)
+            if source.startswith("/"):
+                assert Path(source).is_relative_to(OBSERVABILITY_DIR), (name, source)
+                assert Path(source).exists(), (name, source)
+                assert (
+                    volume.endswith(":ro") if isinstance(volume, str) else volume.get("read_only")
+                ), (name, target)
+    prometheus = found["prometheus"]
+    mounts = dict(_volume(v) for v in prometheus["volumes"])
+    assert mounts["/prometheus"] in compose_config(COMPOSE_FILE)["volumes"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    # Grafana: no anonymous access, and no start without an admin password (the default stack
+    # does not need one: the variable is optional for compose itself).
+    grafana = found["grafana"]
+    assert grafana["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == ""
+    assert "GF_SECURITY_ADMIN_PASSWORD" in grafana["entrypoint"][-1]
+    assert grafana["entrypoint"][-1].rstrip().endswith("exec /run.sh")
+
+
+def test_grafana_refuses_to_start_without_an_admin_password() -> None:
+    entrypoint = services(COMPOSE_FILE)["grafana"]["entrypoint"]
+    script = entrypoint[-1].replace("$$", "$").replace("exec /run.sh", "exit 0")
+    env = {"PATH": "/usr/bin:/bin"}
+    refused = run(["/bin/sh", "-c", script], env=env)
+    assert refused.returncode != 0
+    assert "set GRAFANA_ADMIN_PASSWORD in compose/.env" in refused.stderr
+    started = run(["/bin/sh", "-c", script], env={**env, "GF_SECURITY_ADMIN_PASSWORD": "x"})
+    assert started.returncode == 0, started.stderr
 
 
 def test_data_lives_in_named_volumes() -> None:

@@ -21,6 +21,7 @@ from tests.deploy.conftest import (
     KEDA_KUSTOMIZATIONS,
     KEDA_SCHEMAS,
     KUSTOMIZATIONS,
+    ROOT,
     SHARED_KEDA_SCHEMAS,
     VENDORED_KEDA_SCHEMAS,
     config_map,
@@ -53,6 +54,7 @@ REGISTRY = "registry.example.com/subtone"
 MOST_WORK_LOST_SECONDS = 600
 """The most work (seconds of one job) a stopped worker may lose: packaging/k8s/README.md says so."""
 MOST_IDLE_COOLDOWN_SECONDS = 15 * 60
+PODMONITORS = ROOT / "packaging" / "observability" / "k8s" / "podmonitors.yaml"
 RESTRICTED_VOLUMES = {"emptyDir", "configMap", "secret", "projected", "downwardAPI", "ephemeral"}
 
 
@@ -239,9 +241,59 @@ def test_probes_ask_the_real_health_endpoints(name: str) -> None:
     # broker, which readiness asks.
     assert worker["livenessProbe"]["exec"]["command"] == ["subtone-healthcheck", "worker"]
     assert worker["readinessProbe"]["exec"]["command"] == ["subtone-healthcheck", "broker"]
+    # Its /metrics: the port its settings name, on every interface of the pod.
+    env = {e["name"]: e["value"] for e in worker["env"] if "value" in e}
+    worker_settings = Settings.model_validate(
+        {
+            f: env.get(f"SUBTONE_{f}", config.get(f"SUBTONE_{f}"))
+            for f in ("WORKER_METRICS_HOST", "WORKER_METRICS_PORT")
+            if f"SUBTONE_{f}" in env.keys() | config.keys()
+        }
+    )
+    assert worker_settings.WORKER_METRICS_HOST == "0.0.0.0"
+    assert _port(worker, "metrics") == worker_settings.WORKER_METRICS_PORT
     # The liveness file is in TMPDIR, /tmp: a writable emptyDir under the read-only root.
     assert "TMPDIR" not in config and "TMPDIR" not in {e["name"] for e in worker["env"]}
     assert "/tmp" in {m["mountPath"] for m in worker["volumeMounts"]}
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_prometheus_finds_each_pods_metrics_port(name: str) -> None:
+    """The prometheus.io/* annotations (prometheus-k8s.yml) and the PodMonitors' named ports
+    (packaging/observability/k8s/podmonitors.yaml) name the port each container serves."""
+    docs = documents(name)
+    wanted = {"api": ("http", 8600), "worker": ("metrics", 8605), "triton": ("metrics", 8002)}
+    monitors = {
+        m["metadata"]["name"]: m["spec"] for m in yaml.safe_load_all(PODMONITORS.read_text()) if m
+    }
+    for component, (port_name, number) in wanted.items():
+        template = deployment(docs, component)["spec"]["template"]
+        annotations = template["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == str(number)
+        assert annotations.get("prometheus.io/path", "/metrics") == "/metrics"
+        assert _port(container(docs, component), port_name) == number
+        monitor = monitors["triton" if component == "triton" else f"subtone-{component}"]
+        assert _selects(monitor["selector"], template["metadata"]["labels"])
+        assert monitor["podMetricsEndpoints"][0]["port"] == port_name
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_the_api_runs_one_process_per_cpu_of_its_limit(name: str) -> None:
+    """uvicorn's default is the node's cores, each then throttled to a share of the limit."""
+    docs = documents(name)
+    config = config_map(docs)
+    limit = container(docs, "api")["resources"]["limits"]["cpu"]
+    cpus = int(limit[:-1]) / 1000 if str(limit).endswith("m") else float(limit)
+    settings = Settings.model_validate(
+        {f: config[f"SUBTONE_{f}"] for f in ("API_WORKERS", "METRICS_DIR")}
+    )
+    processes = settings.API_WORKERS
+    assert processes == max(1, int(cpus))
+    # Several processes keep their metrics there: the API's writable /tmp (an emptyDir).
+    assert settings.METRICS_DIR is not None
+    mounts = {m["mountPath"] for m in container(docs, "api")["volumeMounts"]}
+    assert any(settings.METRICS_DIR.is_relative_to(m) for m in mounts)
 
 
 @pytest.mark.parametrize("name", KUSTOMIZATIONS)
@@ -374,11 +426,13 @@ def test_the_network_allows_the_designs_flows_and_nothing_else(name: str) -> Non
     other = Endpoint("elsewhere", {"app": "x"})
     dns = Endpoint("kube-system", {"k8s-app": "kube-dns"})
     api_port, grpc, metrics = api.ports["http"], triton.ports["grpc"], triton.ports["metrics"]
+    worker_metrics = worker.ports["metrics"]
     flows = [
         (internet, api, api_port), (ingress_controller, api, api_port), (prometheus, api, api_port),
         (api, redis, 6379), (api, rabbitmq, 5672), (api, minio, 9000), (api, internet, 443),
         (worker, redis, 6379), (worker, rabbitmq, 5672), (worker, minio, 9000),
         (worker, internet, 443), (worker, triton, grpc), (prometheus, triton, metrics),
+        (prometheus, worker, worker_metrics),
         (internet, minio, 9000), (rabbitmq, rabbitmq, 25672), (redis, redis, 6379),
     ]  # fmt: skip
     for src, dst, port in flows:
@@ -393,6 +447,9 @@ def test_the_network_allows_the_designs_flows_and_nothing_else(name: str) -> Non
         (internet, rabbitmq, 5672), (other, rabbitmq, 15672), (api, internet, 22),
         (api, dns, 80), (stranger, internet, 443), (internet, stranger, 80),
         (stranger, redis, 6379), (minio, internet, 443),
+        (internet, worker, worker_metrics), (api, worker, worker_metrics),
+        (other, worker, worker_metrics), (stranger, worker, worker_metrics),
+        (ingress_controller, worker, worker_metrics), (prometheus, worker, api_port),
     ]  # fmt: skip
     for src, dst, port in denied:
         assert not allowed(policies, src, dst, port), (src, dst, port)

@@ -42,6 +42,7 @@ from subtone.protocol import (
 )
 from subtone.stego import codec, patch, plane
 from subtone.stego.engine import InProcessEngine
+from subtone.tracing import TRACEPARENT_HEADER, parse_traceparent
 
 API = "http://api.test"
 STORE = "http://store.test"
@@ -206,7 +207,9 @@ class FakeServer:
                 return httpx.Response(204)
             case ("POST", ["v1", "jobs"]):
                 body = JobCreate.model_validate_json(request.content)
-                return self._create_job(body, request.headers.get("idempotency-key"))
+                trace = parse_traceparent(request.headers.get(TRACEPARENT_HEADER))
+                answer = self._create_job(body, request.headers.get("idempotency-key"))
+                return self._traced(answer, trace.trace_id if trace is not None else None)
             case ("GET", ["v1", "jobs"]):
                 jobs = sorted(self.jobs.values(), key=lambda j: j.created_at, reverse=True)
                 return httpx.Response(200, content=JobList(jobs=jobs).model_dump_json())
@@ -307,6 +310,17 @@ class FakeServer:
         return ref
 
     # --- jobs ----------------------------------------------------------------------
+
+    def _traced(self, answer: httpx.Response, trace_id: str | None) -> httpx.Response:
+        """The created job keeps the trace id of the request that created it (as the API
+        does)."""
+        if answer.status_code != 202 or trace_id is None:
+            return answer
+        with self.lock:
+            job = self.jobs[Job.model_validate_json(answer.content).id]
+            if job.trace_id is None:
+                job = self.jobs[job.id] = job.model_copy(update={"trace_id": trace_id})
+        return httpx.Response(202, content=job.model_dump_json())
 
     def _create_job(self, body: JobCreate, key: str | None) -> httpx.Response:
         assert key, "jobs are created with an Idempotency-Key"

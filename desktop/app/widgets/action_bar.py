@@ -24,19 +24,30 @@ class ActionBar(QWidget):
         self._row.setContentsMargins(0, 0, 0, 0)
         self._row.addStretch(1)
 
-    def add(self, key: str, text: str, slot: Callable[[], None], *, tip: str = "") -> QAction:
-        """An action, and its button named ``<bar's prefix>.<key>``."""
+    def add(
+        self,
+        key: str,
+        text: str,
+        slot: Callable[[], None],
+        *,
+        tip: str = "",
+        menu_only: bool = False,
+    ) -> QAction:
+        """An action, and its button named ``<bar's prefix>.<key>`` (none when
+        ``menu_only``: the row's context menu offers it)."""
         action = QAction(text, self)
         action.setObjectName(f"{self._name.rsplit('.', 1)[0]}.{key}.action")
         action.setToolTip(tip or text)
         action.triggered.connect(lambda _checked=False: slot())
+        self.actions_by_key[key] = action
+        if menu_only:
+            return action
         button = QPushButton(text, self)
         button.setObjectName(f"{self._name.rsplit('.', 1)[0]}.{key}")
         button.setToolTip(tip)
         button.clicked.connect(action.trigger)
         action.changed.connect(lambda: self._follow(action, button))
         self._row.insertWidget(self._row.count() - 1, button)
-        self.actions_by_key[key] = action
         self.buttons[key] = button
         self._follow(action, button)
         return action

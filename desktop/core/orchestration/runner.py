@@ -363,6 +363,8 @@ def _send_and_run(
             job_id=job.id,
             job_state=job.state.value,
             progress=job.progress,
+            # The server's (it may have made its own); else the trace this client sent.
+            trace_id=job.trace_id or rt.client.trace_id,
         )
 
     key = job_idempotency_key(kind, inputs, bytes.fromhex(task.k_pos), nonce=task.job_nonce)

@@ -39,7 +39,8 @@ __all__ = [
 
 APP_NAME: Final = "subtone"
 TASKS_FILE_NAME: Final = "desktop.sqlite3"
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+"""2: ``trace_id`` (added to a version-1 file on first use)."""
 _FILE_MODE: Final = 0o600
 
 _SCHEMA: Final = """
@@ -73,7 +74,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     output_bytes      INTEGER,
     output_media_type TEXT,
     error_code        TEXT,
-    error_message     TEXT
+    error_message     TEXT,
+    trace_id          TEXT                      -- the job's trace id, for the operators
 );
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, created_at);
 """
@@ -171,6 +173,9 @@ class Task:
     output_media_type: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    trace_id: str | None = None
+    """The trace id of the job's creation (``Job.trace_id``): what an operator finds the
+    job by in the server's logs."""
 
     @property
     def input_name(self) -> str:
@@ -180,8 +185,38 @@ class Task:
     def output(self) -> Path | None:
         return Path(self.output_path) if self.output_path else None
 
+    @property
+    def reached_server(self) -> bool:
+        """Something of it is on its server (an uploaded input, a job): it can only go on
+        there. A task without any can be sent to another server just as well."""
+        return any(
+            (
+                self.input_upload_id,
+                self.input_object_id,
+                self.payload_upload_id,
+                self.payload_object_id,
+                self.job_id,
+            )
+        )
+
 
 _COLUMNS: Final = tuple(f.name for f in dataclasses.fields(Task))
+_ADDED_COLUMNS: Final = {"trace_id": "TEXT"}
+"""Columns added since version 1, added to an older file as it is opened."""
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a file made by an older version up to this schema (the rows stay; a newer
+    client's extra columns are left alone)."""
+    have = {row["name"] for row in conn.execute("PRAGMA table_info(tasks)")}
+    for name, kind in _ADDED_COLUMNS.items():
+        if name in have:
+            continue
+        try:
+            conn.execute(f"ALTER TABLE tasks ADD COLUMN {name} {kind}")
+        except sqlite3.OperationalError as e:  # another client added it just now
+            if "duplicate column" not in str(e):
+                raise
 
 
 def _row_task(row: sqlite3.Row) -> Task:
@@ -198,7 +233,13 @@ class TaskStore:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_tasks_path()
-        self._db = SqliteFile(self.path, _SCHEMA, user_version=SCHEMA_VERSION, file_mode=_FILE_MODE)
+        self._db = SqliteFile(
+            self.path,
+            _SCHEMA,
+            user_version=SCHEMA_VERSION,
+            file_mode=_FILE_MODE,
+            on_first_use=_migrate,
+        )
         self._connect = self._db.connect
 
     def add(self, task: Task) -> Task:
@@ -262,6 +303,32 @@ class TaskStore:
                 finished,
             ).fetchall()
         return [_row_task(r) for r in rows]
+
+    def follow_server(
+        self, server: str, *, exclude: set[str] | frozenset[str] = frozenset()
+    ) -> list[Task]:
+        """Move the unfinished tasks that have not reached their server yet (no upload, no
+        job) to ``server``; returns them as now stored. Tasks in ``exclude`` (running now) are
+        left alone: a run may yet reach its server."""
+        finished = tuple(s.value for s in TaskStatus if s.finished)
+        moved = [
+            t.id
+            for t in self.unfinished()
+            if t.server != server and not t.reached_server and t.id not in exclude
+        ]
+        if not moved:
+            return []
+        marks = ", ".join("?" for _ in moved)
+        with self._connect() as conn:
+            conn.execute(
+                f"UPDATE tasks SET server = ?, updated_at = ? WHERE id IN ({marks}) "  # noqa: S608
+                "AND status NOT IN (?, ?, ?) AND input_upload_id IS NULL "
+                "AND input_object_id IS NULL AND payload_upload_id IS NULL "
+                "AND payload_object_id IS NULL AND job_id IS NULL",
+                (server, time.time(), *moved, *finished),
+            )
+        tasks = (self.get(task_id) for task_id in moved)
+        return [t for t in tasks if t is not None and t.server == server]
 
     def remove(self, task_id: str) -> None:
         with self._connect() as conn:

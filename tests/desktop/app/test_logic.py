@@ -259,3 +259,118 @@ def test_task_store_round_trip_and_queue_order(tmp_path: Path):
     store.remove("task_2")
     assert store.get("task_2") is None
     assert TaskStatus.PAUSED.label == "Paused" and not TaskStatus.PAUSED.resumes_by_itself
+
+
+# Upload speed: the app sends exactly as the CLI does (issue 14, item 11) ----------------
+
+
+def test_the_apps_uploader_is_the_clis_for_the_same_settings(tmp_path):
+    from desktop.app.context import AppContext
+    from desktop.cli import CliEnv
+    from desktop.core.api import ApiClient
+    from desktop.core.parts import HttpPartTransport
+
+    settings = ClientSettings(
+        server_url="http://127.0.0.1:8600",
+        token="tok",
+        parallel_parts=6,
+        part_size_bytes=8 * 1024 * 1024,
+        sessions_path=str(tmp_path / "uploads.sqlite3"),
+    )
+    ctx = AppContext(data_dir=tmp_path / "data", state_dir=tmp_path / "state", keyring=None)
+    with ApiClient(settings.server_url, settings.token) as client:
+        app = ctx.uploader(client, settings)
+        cli = CliEnv(settings=settings).uploader(client, settings)
+        try:
+            for uploader in (app, cli):
+                assert isinstance(uploader._transport, HttpPartTransport)
+            assert app._parallel == cli._parallel == 6  # parts in flight at once
+            assert app._part_size == cli._part_size == 8 * 1024 * 1024
+            assert app._retry == cli._retry
+            assert app.sessions_path == cli.sessions_path
+        finally:
+            app.close()
+            cli.close()
+
+
+def test_upload_progress_reaches_the_window_a_few_times_a_second_not_per_event():
+    """Progress goes to the GUI thread as queued signals: one per event would flood it (and
+    the GIL) on a fast upload. The last event always arrives."""
+    from desktop.app.tasks import _progress_reporter
+
+    reports: list[tuple[float, str]] = []
+    on_event = _progress_reporter(lambda fraction, text: reports.append((fraction, text)))
+    total = 100 * 1024 * 1024
+    for done in range(0, total + 1, 64 * 1024):  # 1,601 events in well under 0.1 s
+        on_event(ProgressEvent(Stage.UPLOAD, done, total))
+    assert 1 <= len(reports) <= 5
+    assert reports[-1][0] == 1.0
+
+
+# Start-up on Linux without the xcb plugin's libraries (issue 14, item 10) ----------------
+
+
+def _missing(*sonames: str):
+    def load(soname: str) -> None:
+        if soname in sonames:
+            raise OSError(f"{soname}: cannot open shared object file: No such file or directory")
+
+    return load
+
+
+def test_missing_xcb_libraries_are_named_with_their_packages():
+    from desktop.app.platform_check import check_platform_libraries
+
+    found = check_platform_libraries(
+        {"DISPLAY": ":0"},
+        platform="linux",
+        load=_missing("libxcb-cursor.so.0", "libxcb-icccm.so.4"),
+    )
+    assert found is not None
+    assert found.libraries == ("libxcb-cursor.so.0", "libxcb-icccm.so.4")
+    assert "sudo apt-get install libxcb-cursor0 libxcb-icccm4" in found.message
+    assert "libxcb-cursor.so.0, libxcb-icccm.so.4" in found.message
+    assert check_platform_libraries({"DISPLAY": ":0"}, platform="linux", load=_missing()) is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "platform"),
+    [
+        ({"QT_QPA_PLATFORM": "offscreen"}, "linux"),
+        ({"WAYLAND_DISPLAY": "wayland-0"}, "linux"),
+        ({"QT_QPA_PLATFORM": "wayland;xcb"}, "linux"),
+        ({}, "darwin"),
+        ({}, "win32"),
+    ],
+)
+def test_no_xcb_check_where_qt_uses_another_plugin(environ, platform):
+    from desktop.app.platform_check import XCB_LIBRARIES, check_platform_libraries
+
+    everything_missing = _missing(*XCB_LIBRARIES)
+    assert check_platform_libraries(environ, platform=platform, load=everything_missing) is None
+
+
+def test_the_app_says_what_is_missing_instead_of_letting_qt_abort(monkeypatch, capsys):
+    import desktop.app
+    from desktop.app import platform_check
+
+    monkeypatch.setattr(platform_check, "_load", _missing("libxkbcommon-x11.so.0"))
+    monkeypatch.setattr(platform_check.sys, "platform", "linux")
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    monkeypatch.setattr(desktop.app, "run", lambda *a: pytest.fail("Qt must not be started"))
+    assert desktop.app.main([]) == platform_check.MISSING_LIBRARIES
+    err = capsys.readouterr().err
+    assert "libxkbcommon-x11.so.0" in err
+    assert "sudo apt-get install libxkbcommon-x11-0" in err
+
+
+def test_the_setup_script_installs_every_library_of_the_xcb_plugin():
+    import re
+
+    from desktop.app.platform_check import XCB_LIBRARIES
+
+    script = (Path(__file__).resolve().parents[2] / "scripts" / "setup.sh").read_text()
+    block = re.search(r"^APT_PACKAGES=\((.*?)\)$", script, re.S | re.M)
+    assert block is not None
+    words = {w for line in block.group(1).splitlines() for w in line.split("#")[0].split()}
+    assert set(XCB_LIBRARIES.values()) <= words

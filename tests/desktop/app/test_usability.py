@@ -182,8 +182,8 @@ def test_history_actions_are_on_the_row(
     history.select(history.tasks[0].id)  # the failed decode: only Remove applies
     buttons = history.actions.buttons
     assert [k for k, b in buttons.items() if b.isVisible()] == ["remove"]
-    menu = history.actions.menu(history)
-    assert [a.text() for a in menu.actions()] == ["Remove"]
+    menu = history.actions.menu(history)  # and its job's trace id, for an operator
+    assert [a.text() for a in menu.actions()] == ["Remove", "Copy trace id"]
 
     history.select(encoded.follower.task.id)
     history._context_menu(QPoint(10, 10))

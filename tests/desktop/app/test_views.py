@@ -15,6 +15,7 @@ import threading
 import tomllib
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import soundfile as sf
@@ -636,7 +637,80 @@ def test_offline_the_encode_is_queued_and_sent_when_the_server_is_back(
     assert recovered.output.read_bytes() == SECRET
 
 
-def test_tasks_for_another_server_wait_apart(
+TYPO = "http://api.tset"
+
+
+class TypoBoard(Switchboard):
+    """The fake server; the mistyped ``TYPO`` refuses the connection."""
+
+    def handle(self, request):
+        if request.url.host == httpx.URL(TYPO).host:
+            raise httpx.ConnectError("Connection refused", request=request)
+        return super().handle(request)
+
+
+def test_a_queued_encode_follows_the_server_url_fixed_in_settings(
+    qtbot, open_window, tmp_path, desktop_dialogs, cover, secret_file
+):
+    board = TypoBoard(FakeServer(part_size=64 * 1024))
+    ctx = make_context(tmp_path / "app", board, server_url=TYPO)
+    window = open_window(ctx)
+    assert window.connection.status is ConnectionStatus.OFFLINE
+    view = encode(qtbot, window, desktop_dialogs, cover, secret_file)
+    qtbot.waitUntil(lambda: view.follower.task is not None, timeout=WAIT_MS)
+    task_id = view.task_id
+    assert view.follower.task.status is TaskStatus.QUEUED
+    assert window.store.require(task_id).server == TYPO
+
+    window.show_screen("settings")
+    type_into(qtbot, window, "settings.url", API)
+    click(qtbot, window, "settings.save")
+    # Nothing of it reached the mistyped server: it goes to the one set now, and runs.
+    assert window.store.require(task_id).server == API
+    assert [t.id for t in window.manager.waiting()] == [task_id] or window.manager.is_running(
+        task_id
+    )
+    window.show_screen("history")
+    assert window.history_view.table.item(0, 2).text() != "For another server"
+    qtbot.waitUntil(lambda: finished(view), timeout=WAIT_MS)
+    assert view.follower.task.status is TaskStatus.SUCCEEDED
+    recovered = decode(qtbot, window, desktop_dialogs, view.follower.task.output).follower.task
+    assert recovered.output.read_bytes() == SECRET
+
+
+def test_an_encode_sending_when_the_url_changes_follows_if_nothing_reached_the_server(
+    qtbot, open_window, tmp_path, desktop_dialogs, secret_file
+):
+    board = TypoBoard(FakeServer(part_size=256))
+    parts = SwitchedParts(board)
+    ctx = make_context(tmp_path / "app", board, parts=parts, parallel_parts=1)
+    cover = write_wav(tmp_path / "long.wav", 8000 * 12)  # its plane: 47 parts
+    window = open_window(ctx)
+    reached, tick = threading.Event(), threading.Event()
+
+    def hold_part_3(number: int) -> None:
+        if number == 3 and not reached.is_set():
+            reached.set()
+            while not window.manager.is_stopping(window.encode_view.task_id):
+                tick.wait(0.01)
+
+    parts.before_put = hold_part_3
+    view = encode(qtbot, window, desktop_dialogs, cover, secret_file)
+    qtbot.waitUntil(reached.is_set, timeout=WAIT_MS)
+    task_id = view.task_id
+    board.offline = True  # as if the URL had been wrong all along
+    window.show_screen("settings")
+    type_into(qtbot, window, "settings.url", TYPO)
+    click(qtbot, window, "settings.save")
+    # Stopped mid-upload with no input stored: it follows the new server once stopped.
+    qtbot.waitUntil(lambda: not window.manager.is_running(task_id), timeout=WAIT_MS)
+    task = window.store.require(task_id)
+    assert task.server == TYPO and not task.reached_server
+    assert not window.manager.for_other_server(task)
+    assert [t.id for t in window.manager.waiting()] == [task_id]
+
+
+def test_tasks_that_reached_another_server_wait_apart(
     qtbot, open_window, desktop_ctx, desktop_board, desktop_dialogs, cover, secret_file
 ):
     desktop_board.offline = True
@@ -645,6 +719,8 @@ def test_tasks_for_another_server_wait_apart(
     qtbot.waitUntil(lambda: view.follower.task is not None, timeout=WAIT_MS)
     task_id = view.task_id
     assert label(window, "status.queue") == "1 task waiting for the server"
+    # Its cover reached the server before it went away: it can only go on there.
+    window.store.update(task_id, input_upload_id="upl_on_the_first_server")
 
     window.show_screen("settings")
     type_into(qtbot, window, "settings.url", "http://elsewhere.test:8600")
@@ -812,6 +888,32 @@ def test_a_new_server_url_is_used_at_once(qtbot, window, desktop_board):
     assert window.manager.server == "http://elsewhere.test:8600"
     qtbot.waitUntil(lambda: window.connection.status is ConnectionStatus.OFFLINE)
     assert "http://elsewhere.test:8600" in label(window, "status.connection")
+
+
+def test_history_shows_the_jobs_trace_id_for_an_operator(
+    qtbot, window, desktop_board, desktop_dialogs, cover, secret_file
+):
+    from PySide6.QtGui import QGuiApplication
+
+    view = encode(qtbot, window, desktop_dialogs, cover, secret_file)
+    qtbot.waitUntil(lambda: finished(view), timeout=WAIT_MS)
+    task = view.follower.task
+    (job,) = desktop_board.server.jobs.values()
+    assert job.trace_id and task.trace_id == job.trace_id == window.runtime.client.trace_id
+    window.show_screen("history")
+    history = window.history_view
+    history.select(task.id)
+    assert history.trace.isVisible()
+    assert f"Trace id: {task.trace_id}." in label(window, "history.trace_id")
+    assert f"Trace id: {task.trace_id}" in history.table.item(0, 2).toolTip()
+    assert "history.copy_trace" not in [b.objectName() for b in history.actions.buttons.values()]
+    history._context_menu(history.table.visualItemRect(history.table.item(0, 0)).center())
+    assert history.menu is not None
+    (copy,) = [a for a in history.menu.actions() if a.text() == "Copy trace id"]
+    history.menu.close()
+    copy.trigger()
+    assert QGuiApplication.clipboard().text() == task.trace_id
+    assert f"Copied the trace id {task.trace_id}" in label(window, "history.message")
 
 
 def test_history_lists_jobs_with_sizes_dates_and_outputs(

@@ -13,14 +13,13 @@ import pytest
 from server.standalone.supervisor import marked_processes
 from subtone.protocol import JobState
 from tests.e2e.faults.support import (
-    download,
-    expected_stego,
+    download_result,
     finished,
     job,
-    make_cover,
-    submit_embed,
+    submit_plane,
     wait_until,
 )
+from tests.planes import expected_patch, random_plane
 from tests.stack import rabbit_vhost, running_stack
 
 pytestmark = pytest.mark.integration
@@ -53,15 +52,16 @@ def test_each_process_killed_comes_back_ready_and_a_job_in_flight_succeeds(tmp_p
             os.killpg(old, signal.SIGKILL)  # the test restarts nothing itself
             _back_and_ready(stack, name, old)
 
-        submitted = submit_embed(stack, make_cover(tmp_path / "cover.wav", 120))
-        wait_until(lambda: 0 < job(stack, submitted.job_id).progress < 0.8, "the job to run")
+        # A plane of 150 MB (a 2.4 GB cover): a job long enough to kill its worker mid-way.
+        submitted = submit_plane(stack, random_plane(tmp_path / "cover.plane", 1_200_000_000))
+        wait_until(lambda: job(stack, submitted.job_id).state is JobState.RUNNING, "the job to run")
         old = stack.supervisor.pids()["worker"]
         os.killpg(old, signal.SIGKILL)
         _back_and_ready(stack, "worker", old)
         done = finished(stack, submitted.job_id)
         assert done.state is JobState.SUCCEEDED, done
-        got = download(stack, done, tmp_path / "got.wav").read_bytes()
-        assert got == expected_stego(submitted, tmp_path / "expected.wav")
+        got = download_result(stack, done, tmp_path / "got.patch").read_bytes()
+        assert got == expected_patch(submitted.plane, submitted.k_pos, submitted.payload)
 
 
 def test_up_twice_changes_nothing_and_down_leaves_no_process(tmp_path):

@@ -22,7 +22,7 @@ from server.jobs.heartbeat import AliveFile, NotAlive
 from server.settings import Settings
 from server.worker import STOP_TIMEOUT_SECONDS
 from subtone.protocol import JobState
-from tests.server.worker.support import PAYLOAD, World, cover_bytes, extract, stored
+from tests.server.worker.support import PAYLOAD, World, cover_bytes, extract
 
 pytestmark = pytest.mark.integration
 
@@ -163,7 +163,7 @@ def test_a_worker_stopped_mid_job_costs_at_most_the_stated_work(
         second.stop()
     record = world.record(job_id)
     assert record.state is JobState.SUCCEEDED, second.out.read_text()
-    assert extract(stored(world, job_id), world.k_pos) == PAYLOAD
+    assert extract(world.stego(job_id), world.k_pos) == PAYLOAD
     done_after = windows(second.log)
 
     redone = done_before.keys() & done_after.keys()

@@ -8,13 +8,14 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 import server.worker
-from subtone.stego.engine import EmbedWindow, ExtractWindow, InProcessEngine
+from subtone.stego.engine import EmbedTask, ExtractTask, InProcessEngine
 
 ENGINE = InProcessEngine()
 
@@ -26,7 +27,7 @@ class WindowLog:
     delay: float
     lock = threading.Lock()
 
-    def __init__(self, url: str, *, timeout_seconds: float) -> None:
+    def __init__(self, url: str, *, timeout_seconds: float, **_: object) -> None:
         pass
 
     def ready(self) -> None:
@@ -39,19 +40,23 @@ class WindowLog:
         with self.lock, self.log.open("a") as out:
             out.write(f"{key.hex()} {time.monotonic() - started:.3f}\n")
 
-    def embed(self, window: EmbedWindow) -> npt.NDArray[np.int32]:
-        started = time.monotonic()
-        time.sleep(self.delay)
-        result = ENGINE.embed(window)
-        self._done(window.key, started)
-        return result
+    def embed(self, tasks: Sequence[EmbedTask]) -> list[npt.NDArray[np.int32]]:
+        results = []
+        for task in tasks:  # one window at a time, each logged when done
+            started = time.monotonic()
+            time.sleep(self.delay)
+            results += ENGINE.embed([task])
+            self._done(task.key, started)
+        return results
 
-    def extract(self, window: ExtractWindow) -> npt.NDArray[np.uint8]:
-        started = time.monotonic()
-        time.sleep(self.delay)
-        result = ENGINE.extract(window)
-        self._done(window.key, started)
-        return result
+    def extract(self, tasks: Sequence[ExtractTask]) -> list[npt.NDArray[np.uint8]]:
+        results = []
+        for task in tasks:
+            started = time.monotonic()
+            time.sleep(self.delay)
+            results += ENGINE.extract([task])
+            self._done(task.key, started)
+        return results
 
 
 if __name__ == "__main__":

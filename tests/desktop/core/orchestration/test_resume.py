@@ -349,3 +349,71 @@ def test_a_sqlite_file_is_made_private_and_prepared_once(tmp_path):
     assert runs == [1]
     assert stat.S_IMODE(db.path.stat().st_mode) == 0o600
     assert stat.S_IMODE(db.path.parent.stat().st_mode) == 0o700
+
+
+def test_only_tasks_that_reached_no_server_follow_a_new_one(tmp_path):
+    from desktop.core.orchestration import Task
+
+    store = TaskStore(tmp_path / "tasks.sqlite3")
+
+    def add(task_id: str, status: TaskStatus = TaskStatus.QUEUED, **fields) -> None:
+        store.add(
+            Task(
+                id=task_id,
+                kind=TaskKind.ENCODE,
+                status=status,
+                server="http://typo.test",
+                input_path="/c.wav",
+                input_bytes=1,
+                k_pos="00",
+                job_nonce="n",
+                **fields,
+            )
+        )
+
+    add("fresh")
+    add("paused", TaskStatus.PAUSED)
+    add("running")
+    add("uploaded", input_object_id="obj_1")
+    add("partly", payload_upload_id="up_2")
+    add("with_job", TaskStatus.PROCESSING, job_id="job_1")
+    add("done", TaskStatus.SUCCEEDED)
+    moved = store.follow_server("http://right.test", exclude={"running"})
+    assert sorted(t.id for t in moved) == ["fresh", "paused"]
+    servers = {t.id: t.server for t in store.all()}
+    assert servers == {
+        "fresh": "http://right.test",
+        "paused": "http://right.test",
+        "running": "http://typo.test",
+        "uploaded": "http://typo.test",
+        "partly": "http://typo.test",
+        "with_job": "http://typo.test",
+        "done": "http://typo.test",
+    }
+    assert store.follow_server("http://right.test", exclude={"running"}) == []
+
+
+def test_a_version_1_task_file_gains_the_trace_id_and_keeps_its_rows(tmp_path):
+    from desktop.core.orchestration.store import _SCHEMA
+
+    path = tmp_path / "tasks.sqlite3"
+    start = _SCHEMA.index(",\n    trace_id")
+    old_schema = _SCHEMA[:start] + _SCHEMA[_SCHEMA.index("\n);", start) :]
+    assert "trace_id" not in old_schema
+    conn = sqlite3.connect(path)
+    conn.executescript(old_schema)
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute(
+        "INSERT INTO tasks (id, kind, status, server, created_at, updated_at, input_path, "
+        "input_bytes, k_pos, job_nonce) VALUES ('t1', 'encode', 'queued', 'http://a', 1, 1, "
+        "'/c.wav', 1, '00', 'n')"
+    )
+    conn.commit()
+    conn.close()
+    store = TaskStore(path)
+    task = store.require("t1")
+    assert task.trace_id is None and task.status is TaskStatus.QUEUED
+    assert store.update("t1", trace_id="ab" * 16).trace_id == "ab" * 16
+    assert TaskStore(path).require("t1").trace_id == "ab" * 16  # a second opening: no error
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
