@@ -369,7 +369,7 @@ def test_the_setup_script_installs_every_library_of_the_xcb_plugin():
 
     from desktop.app.platform_check import XCB_LIBRARIES
 
-    script = (Path(__file__).resolve().parents[2] / "scripts" / "setup.sh").read_text()
+    script = (Path(__file__).resolve().parents[3] / "scripts" / "setup.sh").read_text()
     block = re.search(r"^APT_PACKAGES=\((.*?)\)$", script, re.S | re.M)
     assert block is not None
     words = {w for line in block.group(1).splitlines() for w in line.split("#")[0].split()}
