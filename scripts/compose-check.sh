@@ -31,12 +31,14 @@
 #                          /var/tmp/subtone-compose-cache; delete it for a cold run
 #   SUBTONE_CLI            the CLI command (default: .venv/bin/subtone, else `subtone`)
 #   SUBTONE_COVER_MB       the cover's size for the round trip (100)
+#   SUBTONE_KILL_COVER_MB  the cover's size for the killed-worker jobs (3000)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HERE=$ROOT/scripts/compose-check
 CACHE=${SUBTONE_COMPOSE_CACHE:-/var/tmp/subtone-compose-cache}
 COVER_MB=${SUBTONE_COVER_MB:-100}
+KILL_COVER_MB=${SUBTONE_KILL_COVER_MB:-3000}
 if [ -n "${SUBTONE_CLI:-}" ]; then
   read -r -a CLI <<<"$SUBTONE_CLI"
 elif [ -x "$ROOT/.venv/bin/subtone" ]; then
@@ -364,7 +366,7 @@ kill_during_job() {
   restarts=$(docker inspect -f '{{.RestartCount}}' "$c")
   running_before=$(jobs_in running)
   retried_before=$(compose logs --no-color worker | grep -c 'started, attempt [2-9]' || true)
-  cli encode "$DATA/cover.wav" "$DATA/secret.bin" -o "$DATA/killed$n.wav" >"$WORK/killed$n.log" 2>&1 &
+  cli encode "$DATA/long.wav" "$DATA/secret.bin" -o "$DATA/killed$n.wav" >"$WORK/killed$n.log" 2>&1 &
   encode_pid=$!
   job_running() { [ "$(jobs_in running)" -gt "$running_before" ]; }
   wait_for 180 "a job running" job_running || { cat "$WORK/killed$n.log" >&2; fail "no job started running" worker; }
@@ -394,10 +396,15 @@ kill_during_job() {
   cli decode "$DATA/killed$n.wav" -o "$DATA/out/killed$n.bin" >"$WORK/decode-killed$n.log" 2>&1 \
     || { cat "$WORK/decode-killed$n.log" >&2; fail "decode after the killed worker" worker; }
   cmp "$DATA/secret.bin" "$DATA/out/killed$n.bin" >&2 || fail "the secret differs after the killed worker"
+  rm -f "$DATA/killed$n.wav"
   ok "the job running when the worker was killed ($how) succeeded once it was back: secret bytes identical"
 }
+# The server reads only the cover's LSB plane (1/16 of it), so a job takes seconds: a long
+# cover (SUBTONE_KILL_COVER_MB, 3000 MB: a 190 MB plane) gives a job that can be caught running.
+make_wav "$DATA/long.wav" "$KILL_COVER_MB"
 kill_during_job docker 1
 kill_during_job process 2
+rm -f "$DATA/long.wav"
 
 # ------------------------------------------------------------------------------------------------
 stage "broker and store restart"
