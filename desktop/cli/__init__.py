@@ -294,7 +294,8 @@ def encode_command(
         passphrase = _read_passphrase(env, passphrase_file, confirm=True)
         with env.client() as (settings, client), env.uploader(client, settings) as uploader:
             view = ProgressView(_err)
-            view.label(Stage.UPLOAD, f"Uploading {cover.name}")
+            view.label(Stage.PLANE, f"Reading {cover.name}")
+            view.label(Stage.UPLOAD, "Sending its LSB plane")
             with view:
                 summary = encode(
                     client,
@@ -355,7 +356,8 @@ def decode_command(
                 target.mkdir(parents=True, exist_ok=True)
             view = ProgressView(_err)
             view.label(Stage.PREPARE, "Deriving the key")
-            view.label(Stage.UPLOAD, f"Uploading {stego.name}")
+            view.label(Stage.PLANE, f"Reading {stego.name}")
+            view.label(Stage.UPLOAD, "Sending its LSB plane")
             with view:
                 summary = decode(
                     client,
