@@ -39,18 +39,29 @@ def _signs(sign_key: np.uint64, where: Int32Array) -> Int32Array:
 
 
 @jit
+def _moved(v: np.int64, p: np.int64, sign_key: np.uint64, lo: int, hi: int) -> np.int64:
+    """Sample value ``v`` at window index ``p`` after its flip: inwards at full scale, else by
+    the keyed sign."""
+    if v >= hi:
+        return v - 1
+    if v <= lo:
+        return v + 1
+    return v + np.int64(mix(np.uint64(p) ^ sign_key) & _ONE) * 2 - 1
+
+
+@jit
 def _apply_int32(
     samples: Int32Array, sign_key: np.uint64, where: Int32Array, lo: int, hi: int
 ) -> None:
     for i in range(where.size):
         p = where[i]
-        v = samples[p]
-        if v >= hi:
-            samples[p] = v - 1
-        elif v <= lo:
-            samples[p] = v + 1
-        else:
-            samples[p] = v + np.int32(mix(np.uint64(p) ^ sign_key) & _ONE) * 2 - 1
+        samples[p] = _moved(np.int64(samples[p]), np.int64(p), sign_key, lo, hi)
+
+
+@jit
+def _apply_at(values: Int32Array, sign_key: np.uint64, where: Int32Array, lo: int, hi: int) -> None:
+    for i in range(where.size):
+        values[i] = _moved(np.int64(values[i]), np.int64(where[i]), sign_key, lo, hi)
 
 
 @jit
@@ -64,13 +75,7 @@ def _apply_pcm(
         for b in range(width):
             u |= np.int64(data[at + b]) << (8 * b)
         top = 1 << (8 * width - 1)
-        v = u - 2 * top if u >= top else u
-        if v >= hi:
-            v -= 1
-        elif v <= lo:
-            v += 1
-        else:
-            v += np.int64(mix(np.uint64(p) ^ sign_key) & _ONE) * 2 - 1
+        v = _moved(u - 2 * top if u >= top else u, np.int64(p), sign_key, lo, hi)
         for b in range(width):
             data[at + b] = np.uint8((v >> (8 * b)) & 0xFF)
 
@@ -152,6 +157,17 @@ def apply_flips(
         raise ValueError("samples must be a contiguous one-dimensional int32 array")
     lo, hi = sample_range(bits_per_sample)
     _apply_int32(samples, sign_key(key), _where(where, samples.size), lo, hi)
+
+
+def apply_flips_at(
+    values: Int32Array, key: bytes, where: npt.NDArray[np.integer[Any]], bits_per_sample: int
+) -> None:
+    """:func:`apply_flips` on gathered samples: ``values[i]`` is the window's sample at index
+    ``where[i]`` (what a client reads when it changes a few samples of a large file)."""
+    if values.dtype != np.int32 or values.shape != np.shape(where):
+        raise ValueError("values must be int32, one for each index in where")
+    lo, hi = sample_range(bits_per_sample)
+    _apply_at(values, sign_key(key), _where(where, WINDOW_SAMPLES), lo, hi)
 
 
 def apply_flips_pcm(

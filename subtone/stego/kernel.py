@@ -53,6 +53,7 @@ from subtone.stego._kernel_core import (
 )
 from subtone.stego._kernel_pcm import (
     apply_flips,
+    apply_flips_at,
     apply_flips_pcm,
     copy_bits,
     pack_lsb,
@@ -67,6 +68,7 @@ __all__ = [
     "WINDOW_BYTES",
     "WINDOW_SAMPLES",
     "apply_flips",
+    "apply_flips_at",
     "apply_flips_pcm",
     "block_size",
     "copy_bits",

@@ -32,7 +32,7 @@ import numpy.typing as npt
 from subtone.errors import SubtoneError
 from subtone.files import atomic_output
 from subtone.stego import codec, layout, wav
-from subtone.stego.kernel import WINDOW_SAMPLES, sample_range, signs
+from subtone.stego.kernel import WINDOW_SAMPLES, apply_flips_at
 
 __all__ = [
     "HEADER",
@@ -170,11 +170,8 @@ class _Samples:
         offsets = [self._offset(window, i) for i in where.tolist()]
         raw = b"".join(os.pread(self._fd, width, offset) for offset in offsets)
         values = wav.decode_samples(raw, info.bits_per_sample)
-        delta = signs(key, where)
-        lo, hi = sample_range(info.bits_per_sample)
-        delta[values >= hi] = -1
-        delta[values <= lo] = 1
-        moved = wav.encode_samples(values + delta, info.bits_per_sample)
+        apply_flips_at(values, key, where, info.bits_per_sample)
+        moved = wav.encode_samples(values, info.bits_per_sample)
         for i, offset in enumerate(offsets):
             os.pwrite(self._fd, moved[i * width : (i + 1) * width], offset)
 
