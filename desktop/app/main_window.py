@@ -150,7 +150,6 @@ class MainWindow(QMainWindow):
             self.connection,
             self.runtime,
             server=self.settings.server_url,
-            kdf=self.ctx.kdf,
             position_kdf=self.ctx.position_kdf,
             requeue_delay_ms=self.ctx.requeue_delay_ms,
             parent=self,

@@ -145,7 +145,6 @@ def make_context(
         transport=board.transport(),
         part_transport=parts if parts is not None else SwitchedParts(board),
         audio=audio if audio is not None else FakeBackend(),
-        kdf=CHEAP,
         position_kdf=CHEAP,
         api_retry=NO_WAIT,
         part_retry=NO_WAIT,

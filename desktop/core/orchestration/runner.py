@@ -27,7 +27,6 @@ from typing import Final
 
 from desktop.core.api import ApiClient, ServerUnreachable
 from desktop.core.envelope import (
-    DEFAULT_KDF,
     POSITION_KDF,
     KdfParams,
     PreparedSecret,
@@ -136,7 +135,6 @@ def prepare_encode(
     prepared: PreparedSecret | None = None,
     compress_audio: bool = True,
     secret_is_recording: bool = False,
-    kdf: KdfParams = DEFAULT_KDF,
     position_kdf: KdfParams = POSITION_KDF,
     progress: Progress | None = None,
 ) -> Task:
@@ -155,7 +153,6 @@ def prepare_encode(
         passphrase,
         prepared=prepared,
         compress_audio=compress_audio,
-        kdf=kdf,
         position_kdf=position_kdf,
     )
     sealed_path = folder(work_dir / SEALED_FOLDER) / f"{task_id}.sealed"

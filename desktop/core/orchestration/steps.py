@@ -18,7 +18,6 @@ from pathlib import Path
 
 from desktop.core.api import ApiClient, ApiError
 from desktop.core.envelope import (
-    DEFAULT_KDF,
     MAX_SECRET_BYTES,
     OPUS_MEDIA_TYPE,
     POSITION_KDF,
@@ -104,7 +103,6 @@ def seal_secret(
     *,
     prepared: PreparedSecret | None = None,
     compress_audio: bool = True,
-    kdf: KdfParams = DEFAULT_KDF,
     position_kdf: KdfParams = POSITION_KDF,
 ) -> SealedSecret:
     """Check the cover's capacity, prepare the secret (audio to Opus unless
@@ -124,7 +122,6 @@ def seal_secret(
         name=prepared.name,
         media_type=prepared.media_type,
         passphrase=passphrase,
-        kdf=kdf,
         position_kdf=position_kdf,
     )
     return SealedSecret(prepared, sealed, capacity_bytes, k)

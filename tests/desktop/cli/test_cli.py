@@ -54,7 +54,6 @@ def env_for(server: FakeServer, tmp_path: Path, **kwargs) -> CliEnv:
         part_transport=FakePartTransport(server),
         sessions=SessionStore(tmp_path / "sessions.sqlite3"),
         interactive=lambda: False,
-        kdf=CHEAP,
         position_kdf=CHEAP,
         **kwargs,
     )

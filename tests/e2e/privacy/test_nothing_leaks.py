@@ -93,7 +93,7 @@ def test_the_server_never_sees_the_secret_its_name_or_the_passphrase(
     ):
         summary = encode(
             client, cover, secret, stego, passphrase, uploader=uploader,
-            compress_audio=False, kdf=FAST_KDF, position_kdf=FAST_KDF,
+            compress_audio=False, position_kdf=FAST_KDF,
         )  # fmt: skip
         recovered = decode(
             client, stego, client_side / "out", passphrase, uploader=uploader,

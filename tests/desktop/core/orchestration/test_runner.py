@@ -86,7 +86,6 @@ def queue_encode(runtime: Runtime, cover: Path, secret: Path, passphrase="correc
         cover=cover,
         secret=secret,
         passphrase=passphrase,
-        kdf=CHEAP,
         position_kdf=CHEAP,
         **kw,
     )
