@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from desktop.core.api import ApiClient, ServerUnreachable
+from desktop.core.api import ApiClient
+from desktop.core.api_errors import ServerUnreachable
 from desktop.core.envelope import (
     POSITION_KDF,
     KdfParams,

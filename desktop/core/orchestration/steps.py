@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from desktop.core.api import ApiClient, ApiError
+from desktop.core.api import ApiClient
+from desktop.core.api_errors import ApiError
 from desktop.core.envelope import (
     MAX_SECRET_BYTES,
     OPUS_MEDIA_TYPE,

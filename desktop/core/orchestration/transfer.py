@@ -22,7 +22,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final, Protocol
 
-from desktop.core.api import ApiClient, ApiError
+from desktop.core.api import ApiClient
+from desktop.core.api_errors import ApiError
 from desktop.core.orchestration.progress import Progress, Stage, notify
 from desktop.core.orchestration.store import TaskKind
 from desktop.core.uploader import Uploader, UploadResult

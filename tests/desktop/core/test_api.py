@@ -12,7 +12,8 @@ import time
 import httpx
 import pytest
 
-from desktop.core.api import ApiClient, ApiError, ServerUnreachable
+from desktop.core.api import ApiClient
+from desktop.core.api_errors import ApiError, ServerUnreachable
 from desktop.core.retry import Backoff
 from desktop.core.stop import StopSignal
 from subtone.errors import SubtoneError

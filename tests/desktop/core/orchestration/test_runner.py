@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from desktop.core.api import ApiClient, ServerUnreachable
+from desktop.core.api import ApiClient
+from desktop.core.api_errors import ServerUnreachable
 from desktop.core.orchestration import (
     Runtime,
     Stage,
