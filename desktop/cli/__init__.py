@@ -417,8 +417,7 @@ def capacity_command(
 ) -> None:
     """What COVER can hold, from its header alone (no server needed)."""
     from desktop.core.orchestration import max_secret_bytes
-    from subtone.stego.codec import read_capacity
-    from subtone.stego.layout import choose_k
+    from subtone.stego.layout import choose_k, read_capacity
 
     with _reporting():
         try:

@@ -2,7 +2,7 @@
 
 The server computes *which* samples change from the LSB plane alone; only the client, which
 holds the cover, changes them: each flipped sample moves by ±1 with the keyed sign, and a
-sample at full scale moves inwards (:func:`subtone.stego.kernel.apply_flips` semantics). The
+sample at full scale moves inwards (:func:`subtone.stego.pcm.apply_flips` semantics). The
 stego file is byte-identical to an in-process embed of the same inputs.
 
 Object format (version 1), little-endian::
@@ -31,8 +31,9 @@ import numpy.typing as npt
 
 from subtone.errors import SubtoneError
 from subtone.files import atomic_output
-from subtone.stego import codec, layout, wav
-from subtone.stego.kernel import WINDOW_SAMPLES, apply_flips_at
+from subtone.stego import layout, wav
+from subtone.stego.pcm import apply_flips_at, apply_flips_pcm
+from subtone.stego.window import WINDOW_SAMPLES
 
 __all__ = [
     "HEADER",
@@ -61,6 +62,20 @@ bytes are read, changed and written back whole."""
 COPY_BUFFER_BYTES: Final = 8 << 20
 
 IndexArray = npt.NDArray[np.int32]
+
+
+def apply_window_flips(
+    data: bytearray | npt.NDArray[np.uint8],
+    *,
+    k_pos: bytes,
+    index: int,
+    flips: npt.ArrayLike,
+    bits_per_sample: int,
+) -> None:
+    """Apply window ``index``'s flips to its PCM bytes in place (±1, keyed sign, full-scale
+    samples inwards): what a client does while it copies its cover to the stego file."""
+    where = np.asarray(flips, dtype=np.int32)
+    apply_flips_pcm(data, layout.window_key(k_pos, index), where, bits_per_sample)
 
 
 class PatchError(SubtoneError):
@@ -160,7 +175,7 @@ class _Samples:
         if where.size > FEW_FLIPS:
             length = layout.window_length(info.samples, window)
             data = bytearray(os.pread(self._fd, length * width, self._offset(window)))
-            codec.apply_window_flips(
+            apply_window_flips(
                 data, k_pos=self._k_pos, index=window, flips=where,
                 bits_per_sample=info.bits_per_sample,
             )  # fmt: skip

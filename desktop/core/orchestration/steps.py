@@ -33,9 +33,8 @@ from desktop.core.envelope import (
 from desktop.core.orchestration.progress import Progress, Stage, notify
 from subtone.errors import SubtoneError
 from subtone.protocol import Job, JobCreate, JobKind, JobParams, JobState
-from subtone.stego import codec, wav
-from subtone.stego.codec import read_capacity
-from subtone.stego.layout import choose_k
+from subtone.stego import plane, wav
+from subtone.stego.layout import choose_k, read_capacity
 from subtone.stego.wav import WavInfo
 
 __all__ = [
@@ -91,10 +90,10 @@ def check_hidden_header(path: Path, k_pos: bytes) -> None:
     try:
         with path.open("rb") as f:
             info, _ = wav.read_header(f)
-            window0 = next(codec.lsb_plane(f, info))
+            window0 = next(plane.lsb_plane(f, info))
     except OSError as e:
         raise SubtoneError(f"Cannot read {path.name}: {e.strerror}.", code="unreadable_file") from e
-    codec.header_from_plane(window0, info.samples, k_pos)
+    plane.header_from_plane(window0, info.samples, k_pos)
 
 
 def seal_secret(
