@@ -225,9 +225,7 @@ def _stretch(secret: bytes, salt: bytes, kdf: KdfParams) -> bytes:
 
 
 def _expand(stretched: bytes, info: bytes, salt: bytes | None = None) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=salt, info=info).derive(
-        stretched
-    )
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=salt, info=info).derive(stretched)
 
 
 _STRETCHES: OrderedDict[tuple[bytes, KdfParams], Future[bytes]] = OrderedDict()
