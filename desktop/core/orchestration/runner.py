@@ -53,6 +53,7 @@ from desktop.core.orchestration.transfer import (
     InputSlot,
     fetch_sealed_result,
     finish_encode,
+    start_stego,
     upload_inputs,
 )
 from desktop.core.orchestration.workdir import (
@@ -67,6 +68,7 @@ from desktop.core.uploader import UploadCancelled, Uploader, UploadResult
 from subtone.errors import SubtoneError
 from subtone.files import atomic_output
 from subtone.protocol import Job, JobKind, JobState
+from subtone.stego.patch import StegoDraft
 
 __all__ = [
     "OnUploaded",
@@ -339,8 +341,10 @@ def _send_and_run(
     progress: Progress | None,
     stop: StopToken,
     on_uploaded: OnUploaded | None,
+    on_sent: Callable[[], None] | None = None,
 ) -> Job:
-    """Upload the task's inputs (what is not yet there), then create and follow its job."""
+    """Upload the task's inputs (what is not yet there), then (after ``on_sent``) create and
+    follow its job."""
     if task.job_id is None:
         rt.store.update(task.id, status=TaskStatus.UPLOADING, error_code=None, error_message=None)
     inputs = upload_inputs(
@@ -365,6 +369,8 @@ def _send_and_run(
             trace_id=job.trace_id or rt.client.trace_id,
         )
 
+    if on_sent is not None:
+        on_sent()
     key = job_idempotency_key(kind, inputs, bytes.fromhex(task.k_pos), nonce=task.job_nonce)
     job = run_job(
         rt.client,
@@ -387,18 +393,28 @@ def _run_encode(
     stop: StopToken,
     on_uploaded: OnUploaded | None,
 ) -> Task:
-    job = _send_and_run(rt, task, JobKind.EMBED, progress, stop, on_uploaded)
     target = rt.plan.stego(task)
-    rt.store.update(task.id, status=TaskStatus.DOWNLOADING)
-    written = finish_encode(
-        rt.client,
-        job,
-        Path(task.input_path),
-        target,
-        k_pos=bytes.fromhex(task.k_pos),
-        progress=progress,
-        stop=stop.event,
-    )
+    drafts: list[StegoDraft] = []  # the cover's copy, made while the server computes
+
+    def start_copy() -> None:
+        drafts.append(start_stego(Path(task.input_path), target))
+
+    try:
+        job = _send_and_run(rt, task, JobKind.EMBED, progress, stop, on_uploaded, start_copy)
+        rt.store.update(task.id, status=TaskStatus.DOWNLOADING)
+        written = finish_encode(
+            rt.client,
+            job,
+            Path(task.input_path),
+            target,
+            k_pos=bytes.fromhex(task.k_pos),
+            progress=progress,
+            stop=stop.event,
+            draft=drafts[0] if drafts else None,
+        )
+    finally:
+        for draft in drafts:
+            draft.discard()
     done = rt.store.update(
         task.id,
         status=TaskStatus.SUCCEEDED,

@@ -41,6 +41,7 @@ __all__ = [
     "download_result",
     "fetch_sealed_result",
     "finish_encode",
+    "start_stego",
     "upload_inputs",
     "write_lsb_plane",
 ]
@@ -144,6 +145,17 @@ def write_lsb_plane(source: Path, target: Path, *, progress: Progress | None) ->
     return done
 
 
+def start_stego(cover: Path, target: Path) -> patch.StegoDraft:
+    """Start copying ``cover`` next to ``target`` (see :class:`~subtone.stego.patch.StegoDraft`):
+    called as soon as the inputs are sent, so that the copy runs while the server computes."""
+    try:
+        return patch.StegoDraft(cover, target, mode=STEGO_FILE_MODE)
+    except OSError as e:
+        raise SubtoneError(
+            f"Cannot read {cover.name}: {e.strerror}.", code="unreadable_file"
+        ) from e
+
+
 def finish_encode(
     client: ApiClient,
     job: Job,
@@ -153,22 +165,26 @@ def finish_encode(
     k_pos: bytes,
     progress: Progress | None,
     stop: threading.Event,
+    draft: patch.StegoDraft | None = None,
 ) -> int:
     """Write the stego file to ``target`` from a succeeded embed job; returns its size.
 
     The job's result is a patch: it is downloaded next to ``target`` and applied to a copy of
-    ``cover`` (the samples it names move by ±1 with the keyed sign, never clipping); the stego
-    file appears under ``target`` only when complete.
+    ``cover`` (``draft``, if :func:`start_stego` started it; else made now): the samples it
+    names move by ±1 with the keyed sign, never clipping. The stego file appears under
+    ``target`` only when complete.
     """
     patch_file = target.with_name(f".{target.name}{PATCH_SUFFIX}")
+    draft = draft or start_stego(cover, target)
     try:
         download_result(client, job, patch_file, SEALED_FILE_MODE, progress=progress, stop=stop)
         report = notify(progress, Stage.APPLY)
         report(0, 1)
         with patch_file.open("rb") as f:
-            patch.apply_patch_file(cover, f, target, k_pos=k_pos, mode=STEGO_FILE_MODE)
+            draft.apply(f, k_pos)
         report(1, 1)
     finally:
+        draft.discard()
         patch_file.unlink(missing_ok=True)
     return target.stat().st_size
 
