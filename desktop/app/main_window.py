@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Final
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -32,8 +32,13 @@ from desktop.app.shortcuts import install_shortcuts
 from desktop.app.state import ConnectionState, ConnectionStatus, Selection
 from desktop.app.tasks import TaskManager
 from desktop.app.widgets.file_field import dropped_paths
-from desktop.app.widgets.layout import scrollable
-from desktop.app.window_state import DEFAULT_SIZE, WINDOW_STATE_FILE, WindowGeometry
+from desktop.app.widgets.layout import MAX_PAGE_WIDTH, scrollable
+from desktop.app.window_state import (
+    DEFAULT_SIZE,
+    MINIMUM_SIZE,
+    WINDOW_STATE_FILE,
+    WindowGeometry,
+)
 from desktop.app.workers import WorkerPool
 from desktop.audio.backend import SoundDeviceBackend
 from desktop.audio.player import Player
@@ -61,11 +66,15 @@ _STATUS_COLOURS: Final = {
     ConnectionStatus.OFFLINE: "#c0392b",
     ConnectionStatus.ERROR: "#c0392b",
 }
-_NAV_STYLE: Final = """
-QListWidget#main\\.nav { border: none; background: #23272e; color: #d8dde3; font-size: 14px;
-    padding-top: 12px; outline: 0; }
-QListWidget#main\\.nav::item { padding: 10px 18px; }
-QListWidget#main\\.nav::item:selected { background: #3b6ea5; color: white; }
+NAV_FONT_PX: Final = 14
+NAV_PADDING_PX: Final = 18
+NAV_AIR_PX: Final = 24
+"""Room in the sidebar beyond its widest title and the items' padding."""
+_NAV_STYLE: Final = f"""
+QListWidget#main\\.nav {{ border: none; background: #23272e; color: #d8dde3;
+    font-size: {NAV_FONT_PX}px; padding-top: 12px; outline: 0; }}
+QListWidget#main\\.nav::item {{ padding: 10px {NAV_PADDING_PX}px; }}
+QListWidget#main\\.nav::item:selected {{ background: #3b6ea5; color: white; }}
 """
 
 
@@ -80,6 +89,7 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.setObjectName("main")
         self.setWindowTitle("Subtone")
+        self.setMinimumSize(*MINIMUM_SIZE)
         self.resize(*DEFAULT_SIZE)
         self.setAcceptDrops(True)
         self.ctx = ctx or AppContext.default()
@@ -193,7 +203,10 @@ class MainWindow(QMainWindow):
     def _build_body(self) -> QWidget:
         self.nav = QListWidget(self)
         self.nav.setObjectName("main.nav")
-        self.nav.setFixedWidth(170)
+        font = QFont(self.nav.font())
+        font.setPixelSize(NAV_FONT_PX)
+        widest = max(QFontMetrics(font).horizontalAdvance(t) for t in _TITLES.values())
+        self.nav.setFixedWidth(widest + 2 * NAV_PADDING_PX + NAV_AIR_PX)
         self.nav.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.nav.setStyleSheet(_NAV_STYLE)
         self.stack = QStackedWidget(self)
@@ -201,7 +214,10 @@ class MainWindow(QMainWindow):
         for n, name in enumerate(SCREENS, start=1):
             self.nav.addItem(_TITLES[name])
             self.nav.item(n - 1).setToolTip(f"{_TITLES[name]} (Ctrl+{n})")
-            self.stack.addWidget(scrollable(self.views[name]))
+            wide = name == "history"  # its table uses the whole width
+            self.stack.addWidget(
+                scrollable(self.views[name], max_width=None if wide else MAX_PAGE_WIDTH)
+            )
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
         central = QWidget(self)
         body = QHBoxLayout(central)
