@@ -23,6 +23,7 @@ from desktop.app.stages import ENCODE_STEPS
 from desktop.app.state import ConnectionState, Selection
 from desktop.app.task_view import TaskPage
 from desktop.app.tasks import TaskManager
+from desktop.app.theme import Tone, set_tone
 from desktop.app.widgets import (
     FileField,
     MessageLabel,
@@ -36,9 +37,6 @@ from desktop.core.orchestration import Task, TaskKind, TaskStatus
 from subtone.errors import SubtoneError
 
 __all__ = ["EncodeView"]
-
-_ERROR_STYLE = "color: #c0392b;"
-_OK_STYLE = "color: #2e7d4f;"
 
 
 class EncodeView(TaskPage):
@@ -122,14 +120,14 @@ class EncodeView(TaskPage):
     def _cover_changed(self, path: Path | None) -> None:
         self.cover.set_path(path)
         self.cover_info = None
-        self.cover_info_label.setStyleSheet("")
+        set_tone(self.cover_info_label, None)
         if path is None:
             self.cover_info_label.clear()
         else:
             try:
                 self.cover_info = describe_cover(path)
             except SubtoneError as e:
-                self.cover_info_label.setStyleSheet(_ERROR_STYLE)
+                set_tone(self.cover_info_label, Tone.ERROR)
                 self.cover_info_label.setText(describe_error(e.code, e.message))
             else:
                 self.cover_info_label.setText(self.cover_info.summary)
@@ -142,7 +140,7 @@ class EncodeView(TaskPage):
         self._secret_unusable = False
         self._measuring += 1
         generation = self._measuring
-        self.secret_info_label.setStyleSheet("")
+        set_tone(self.secret_info_label, None)
         if path is None:
             self.secret_info_label.clear()
             self._update()
@@ -173,7 +171,7 @@ class EncodeView(TaskPage):
         if generation != self._measuring:
             return
         self._secret_unusable = True
-        self.secret_info_label.setStyleSheet(_ERROR_STYLE)
+        set_tone(self.secret_info_label, Tone.ERROR)
         self.secret_info_label.setText(describe_error(code, message))
         self._update()
 
@@ -205,7 +203,7 @@ class EncodeView(TaskPage):
         if self.cover_info is not None and self.secret_info is not None:
             fit = check_fit(self.cover_info, self.secret_info)
             self.fit_label.setText(fit.message)
-            self.fit_label.setStyleSheet(_OK_STYLE if fit.fits else _ERROR_STYLE)
+            set_tone(self.fit_label, Tone.OK if fit.fits else Tone.ERROR)
         problem = self._problem()
         self.start_button.setEnabled(problem is None)
         self.start_button.setText("Encode" if self.connection.online else "Queue encode")

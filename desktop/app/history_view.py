@@ -6,8 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from PySide6.QtCore import QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QGuiApplication, QKeyEvent, QResizeEvent, QShowEvent
+from PySide6.QtCore import QEvent, QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication, QKeyEvent, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -26,6 +26,7 @@ from desktop.app.saving import suggested_path
 from desktop.app.stages import DECODE_STEPS, ENCODE_STEPS, stage_of
 from desktop.app.task_view import Saver
 from desktop.app.tasks import TaskManager
+from desktop.app.theme import Tone, tone_colour
 from desktop.app.widgets import ActionBar, page, title, wrapped_label
 from desktop.app.workers import Report, WorkerPool
 from desktop.audio.backend import AudioError
@@ -68,12 +69,12 @@ MIN_FLEXIBLE_WIDTH: Final = 110
 MIN_SECTION_WIDTH: Final = 40
 FIT_ROWS: Final = 200
 """Columns are sized to the text of this many rows at most (the newest)."""
-_STATE_COLOURS: Final = {
-    TaskStatus.SUCCEEDED: "#2e7d4f",
-    TaskStatus.FAILED: "#c0392b",
-    TaskStatus.CANCELLED: "#7f8c8d",
-    TaskStatus.PAUSED: "#b9770e",
-    TaskStatus.NEEDS_PASSPHRASE: "#b9770e",
+_STATE_TONES: Final = {
+    TaskStatus.SUCCEEDED: Tone.OK,
+    TaskStatus.FAILED: Tone.ERROR,
+    TaskStatus.CANCELLED: Tone.MUTED,
+    TaskStatus.PAUSED: Tone.WARNING,
+    TaskStatus.NEEDS_PASSPHRASE: Tone.WARNING,
 }
 
 
@@ -316,9 +317,6 @@ class HistoryView(QWidget):
                 if c == 1:
                     item.setToolTip(task.input_path)
                 if c == STATE_COLUMN:
-                    colour = _STATE_COLOURS.get(task.status)
-                    if colour:
-                        item.setForeground(QColor(colour))
                     tip = [task.status.label if other else value]
                     if task.error_message:
                         tip.append(task.error_message)
@@ -336,10 +334,25 @@ class HistoryView(QWidget):
                 self.table.setItem(r, c, item)
             if selected is not None and task.id == selected.id:
                 self.table.selectRow(r)
+        self._colour_states()
         self.empty.setVisible(not self.tasks)
         self.table.fit_columns()
         self._refresh_uploads()
         self._update_buttons()
+
+    def _colour_states(self) -> None:
+        """Each State cell in its tone's colour in the current theme."""
+        palette = self.table.palette()
+        for r, task in enumerate(self.tasks):
+            item = self.table.item(r, STATE_COLUMN)
+            tone = _STATE_TONES.get(task.status)
+            if item is not None and tone is not None:
+                item.setForeground(tone_colour(tone, palette))
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        if event.type() is QEvent.Type.PaletteChange:  # the theme changed
+            self._colour_states()
 
     def _output_name(self, task: Task) -> str:
         """An encode's result is offered as ``<cover>-stego.wav``: show that name."""

@@ -31,6 +31,7 @@ from desktop.app.settings_view import SettingsView
 from desktop.app.shortcuts import install_shortcuts
 from desktop.app.state import ConnectionState, ConnectionStatus, Selection
 from desktop.app.tasks import TaskManager
+from desktop.app.theme import NAV_FONT_PX, NAV_PADDING_PX, ThemeFollower, Tone, tone_colour
 from desktop.app.widgets.file_field import dropped_paths
 from desktop.app.widgets.layout import MAX_PAGE_WIDTH, scrollable
 from desktop.app.window_state import (
@@ -59,23 +60,15 @@ _TITLES: Final = {
     "history": "History",
     "settings": "Settings",
 }
-_STATUS_COLOURS: Final = {
-    ConnectionStatus.UNKNOWN: "#7f8c8d",
-    ConnectionStatus.ONLINE: "#2e7d4f",
-    ConnectionStatus.NOT_READY: "#b9770e",
-    ConnectionStatus.OFFLINE: "#c0392b",
-    ConnectionStatus.ERROR: "#c0392b",
+_STATUS_TONES: Final = {
+    ConnectionStatus.UNKNOWN: Tone.MUTED,
+    ConnectionStatus.ONLINE: Tone.OK,
+    ConnectionStatus.NOT_READY: Tone.WARNING,
+    ConnectionStatus.OFFLINE: Tone.ERROR,
+    ConnectionStatus.ERROR: Tone.ERROR,
 }
-NAV_FONT_PX: Final = 14
-NAV_PADDING_PX: Final = 18
 NAV_AIR_PX: Final = 24
 """Room in the sidebar beyond its widest title and the items' padding."""
-_NAV_STYLE: Final = f"""
-QListWidget#main\\.nav {{ border: none; background: #23272e; color: #d8dde3;
-    font-size: {NAV_FONT_PX}px; padding-top: 12px; outline: 0; }}
-QListWidget#main\\.nav::item {{ padding: 10px {NAV_PADDING_PX}px; }}
-QListWidget#main\\.nav::item:selected {{ background: #3b6ea5; color: white; }}
-"""
 
 
 class MainWindow(QMainWindow):
@@ -93,6 +86,8 @@ class MainWindow(QMainWindow):
         self.resize(*DEFAULT_SIZE)
         self.setAcceptDrops(True)
         self.ctx = ctx or AppContext.default()
+        self.theme = ThemeFollower(parent=self)
+        """The light or dark theme, as the system's colour scheme is (and becomes)."""
         self.dialogs = dialogs or Dialogs()
         self._closed = False
 
@@ -136,6 +131,7 @@ class MainWindow(QMainWindow):
         self.manager.task_changed.connect(self._task_changed)
         self.record_view.use_recording.connect(self._use_recording)
         self.settings_view.saved.connect(self._settings_saved)
+        self.theme.changed.connect(lambda _theme: self._show_connection())
 
     def _load_settings(self) -> SubtoneError | None:
         """Read the settings; the problem when they cannot be read (the defaults are used)."""
@@ -208,7 +204,6 @@ class MainWindow(QMainWindow):
         widest = max(QFontMetrics(font).horizontalAdvance(t) for t in _TITLES.values())
         self.nav.setFixedWidth(widest + 2 * NAV_PADDING_PX + NAV_AIR_PX)
         self.nav.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.nav.setStyleSheet(_NAV_STYLE)
         self.stack = QStackedWidget(self)
         self.stack.setObjectName("main.stack")
         for n, name in enumerate(SCREENS, start=1):
@@ -314,7 +309,7 @@ class MainWindow(QMainWindow):
             self.manager.resume_pending()
 
     def _show_connection(self) -> None:
-        colour = _STATUS_COLOURS[self.connection.status]
+        colour = tone_colour(_STATUS_TONES[self.connection.status], self.palette()).name()
         self.status_label.setText(
             f'<span style="color:{colour}">●</span> {self.connection.message}'
         )

@@ -1,4 +1,5 @@
-"""Every screen of the main window as a real X server shows it, at two window sizes.
+"""Every screen of the main window as a real X server shows it, at two window sizes, in the
+light theme and in the dark one.
 
 Not collected by itself (the rest of the suite renders offscreen, and a process has one Qt
 platform): ``test_screenshots.py`` starts Xvfb and runs this file in a pytest of its own with
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QCoreApplication, QEvent, QPoint, QRect, QSize
+from PySide6.QtCore import QCoreApplication, QEvent, QPoint, QRect, QSize, Qt
 from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import QWidget
 
@@ -139,6 +140,14 @@ def test_every_screen_on_a_real_display(
     decode(qtbot, window, desktop_dialogs, encoding.follower.task.output)
     album.take("decode", "done")
     album.take("history", "two-tasks")
+
+    hints = QGuiApplication.styleHints()
+    hints.colorSchemeChanged.emit(Qt.ColorScheme.Dark)  # as the desktop says when it turns dark
+    try:
+        for screen in SCREENS:
+            album.take(screen, "dark")
+    finally:
+        hints.colorSchemeChanged.emit(hints.colorScheme())
     assert not album.problems, "\n".join(album.problems)
 
 
