@@ -13,7 +13,7 @@ from desktop.app.formatting import format_size
 from desktop.app.media import describe_cover
 from desktop.app.messages import describe_error
 from desktop.app.stages import DECODE_STEPS
-from desktop.app.state import ConnectionState
+from desktop.app.state import ConnectionState, ConnectionStatus
 from desktop.app.task_view import TaskPage
 from desktop.app.tasks import TaskManager
 from desktop.app.theme import Tone, set_tone
@@ -141,7 +141,11 @@ class DecodeView(TaskPage):
         elif self.connection.online:
             self.hint.setText("The secret is decrypted on this computer only.")
         else:
-            self.hint.setText("The server is offline: the decode will start when it is back.")
+            self.hint.setText(
+                "This server speaks another protocol version (see above): the decode waits."
+                if self.connection.status is ConnectionStatus.INCOMPATIBLE
+                else "The server is offline: the decode will start when it is back."
+            )
 
     def start(self) -> None:
         path = self.stego.path

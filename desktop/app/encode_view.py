@@ -20,7 +20,7 @@ from desktop.app.media import (
 from desktop.app.messages import describe_error
 from desktop.app.saving import suggested_path
 from desktop.app.stages import ENCODE_STEPS
-from desktop.app.state import ConnectionState, Selection
+from desktop.app.state import ConnectionState, ConnectionStatus, Selection
 from desktop.app.task_view import TaskPage
 from desktop.app.tasks import TaskManager
 from desktop.app.theme import Tone, set_tone
@@ -213,6 +213,11 @@ class EncodeView(TaskPage):
             self.hint.setText(problem)
         elif self.connection.online:
             self.hint.setText("Ready. Only the encrypted secret and the cover are sent.")
+        elif self.connection.status is ConnectionStatus.INCOMPATIBLE:
+            self.hint.setText(
+                "This server speaks another protocol version (see above): the encode will "
+                "wait in the queue."
+            )
         else:
             self.hint.setText("The server is offline: the encode will be queued and sent later.")
 

@@ -13,11 +13,13 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QMainWindow,
+    QPushButton,
     QSizePolicy,
     QStackedWidget,
     QWidget,
 )
 
+from desktop.app.about import AboutDialog
 from desktop.app.connection import ConnectionMonitor
 from desktop.app.context import AppContext, close_runtime
 from desktop.app.decode_view import DecodeView
@@ -33,7 +35,8 @@ from desktop.app.state import ConnectionState, ConnectionStatus, Selection
 from desktop.app.tasks import TaskManager
 from desktop.app.theme import NAV_FONT_PX, NAV_PADDING_PX, ThemeFollower, Tone, tone_colour
 from desktop.app.widgets.file_field import dropped_paths
-from desktop.app.widgets.layout import MAX_PAGE_WIDTH, scrollable
+from desktop.app.widgets.layout import MAX_PAGE_WIDTH, page, scrollable
+from desktop.app.widgets.message_label import MessageLabel
 from desktop.app.window_state import (
     DEFAULT_SIZE,
     MINIMUM_SIZE,
@@ -66,6 +69,7 @@ _STATUS_TONES: Final = {
     ConnectionStatus.NOT_READY: Tone.WARNING,
     ConnectionStatus.OFFLINE: Tone.ERROR,
     ConnectionStatus.ERROR: Tone.ERROR,
+    ConnectionStatus.INCOMPATIBLE: Tone.ERROR,
 }
 NAV_AIR_PX: Final = 24
 """Room in the sidebar beyond its widest title and the items' padding."""
@@ -90,6 +94,7 @@ class MainWindow(QMainWindow):
         """The light or dark theme, as the system's colour scheme is (and becomes)."""
         self.dialogs = dialogs or Dialogs()
         self._closed = False
+        self.about: AboutDialog | None = None
 
         settings_problem = self._load_settings()
         self._build_services()
@@ -122,6 +127,7 @@ class MainWindow(QMainWindow):
             self.workers,
             lambda: self.runtime.client.readiness(),
             lambda: self.settings.server_url,
+            version=lambda: self.runtime.client.server_version(),
             interval_ms=self.ctx.check_interval_ms,
             offline_interval_ms=self.ctx.offline_check_interval_ms,
             parent=self,
@@ -202,8 +208,17 @@ class MainWindow(QMainWindow):
         font = QFont(self.nav.font())
         font.setPixelSize(NAV_FONT_PX)
         widest = max(QFontMetrics(font).horizontalAdvance(t) for t in _TITLES.values())
-        self.nav.setFixedWidth(widest + 2 * NAV_PADDING_PX + NAV_AIR_PX)
         self.nav.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.about_button = QPushButton("About", self)
+        self.about_button.setObjectName("main.about")
+        self.about_button.setToolTip("Versions of this app and of the server (F1)")
+        self.about_button.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.about_button.clicked.connect(self.show_about)
+        sidebar = QWidget(self)
+        sidebar.setObjectName("main.sidebar")
+        sidebar.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        sidebar.setFixedWidth(widest + 2 * NAV_PADDING_PX + NAV_AIR_PX)
+        page(sidebar, (self.nav, 1), self.about_button, margins=False).setSpacing(0)
         self.stack = QStackedWidget(self)
         self.stack.setObjectName("main.stack")
         for n, name in enumerate(SCREENS, start=1):
@@ -214,12 +229,21 @@ class MainWindow(QMainWindow):
                 scrollable(self.views[name], max_width=None if wide else MAX_PAGE_WIDTH)
             )
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.banner = MessageLabel("main.banner", "error", self)
+        """Why no work goes to this server (it speaks another protocol version)."""
+        self.banner_area = QWidget(self)
+        self.banner_area.setObjectName("main.banner_area")
+        page(self.banner_area, self.banner).setContentsMargins(9, 9, 9, 0)
+        self.banner_area.setVisible(False)
+        right = QWidget(self)
+        right.setObjectName("main.right")
+        page(right, self.banner_area, (self.stack, 1), margins=False).setSpacing(0)
         central = QWidget(self)
         body = QHBoxLayout(central)
         body.setContentsMargins(0, 0, 0, 0)
         body.setSpacing(0)
-        body.addWidget(self.nav)
-        body.addWidget(self.stack, 1)
+        body.addWidget(sidebar)
+        body.addWidget(right, 1)
         return central
 
     def _build_status_bar(self) -> None:
@@ -309,10 +333,34 @@ class MainWindow(QMainWindow):
             self.manager.resume_pending()
 
     def _show_connection(self) -> None:
-        colour = tone_colour(_STATUS_TONES[self.connection.status], self.palette()).name()
-        self.status_label.setText(
-            f'<span style="color:{colour}">●</span> {self.connection.message}'
+        status, message = self.connection.status, self.connection.message
+        colour = tone_colour(_STATUS_TONES[status], self.palette()).name()
+        incompatible = status is ConnectionStatus.INCOMPATIBLE
+        shown = (
+            f"The server at {self.settings.server_url} speaks another protocol version"
+            if incompatible
+            else message
         )
+        self.status_label.setText(f'<span style="color:{colour}">●</span> {shown}')
+        self.status_label.setToolTip(message)
+        self.banner.setText(message if incompatible else "")
+        self.banner_area.setVisible(incompatible)
+
+    def show_about(self) -> AboutDialog:
+        """The About box (versions of this app and of the server), shown."""
+        if self.about is None:
+            self.about = AboutDialog(
+                self.settings.server_url,
+                lambda: self.runtime.client.server_version(),
+                self.workers,
+                self,
+            )
+        else:
+            self.about.url_line.setText(self.settings.server_url)
+            self.about.refresh()
+        self.about.show()
+        self.about.raise_()
+        return self.about
 
     def _show_queue(self) -> None:
         waiting = self.manager.waiting()  # the current server's only

@@ -18,7 +18,7 @@ from desktop.app.theme import Tone, set_tone
 from desktop.app.widgets import FileField, action_button, page, row, title, wrapped_label
 from desktop.app.widgets.layout import STRETCH, FormSection
 from desktop.app.workers import Report, WorkerPool
-from desktop.core.api import ApiClient
+from desktop.core.api import ApiClient, protocol_problem
 from desktop.core.config import ClientSettings
 from desktop.core.uploader import MAX_PARALLEL_PARTS, MAX_PART_SIZE, MIN_PART_SIZE
 from subtone.errors import SubtoneError
@@ -36,6 +36,9 @@ def check_connection(client: ApiClient, has_token: bool) -> str:
     if not readiness.ready:
         failing = ", ".join(sorted(k for k, v in readiness.checks.items() if v != "ok"))
         return f"The server answers but is not ready: {failing or 'unknown'}."
+    problem = protocol_problem(client.server_version())
+    if problem is not None:
+        raise SubtoneError(problem, code="protocol_mismatch")
     if not has_token:
         return "Connected: the server is ready. No token is set: most servers need one."
     try:

@@ -120,6 +120,11 @@ class Theme:
 
     def stylesheet(self) -> str:
         rules = [
+            f"QWidget#main\\.sidebar {{ background: {self.nav_background}; }}",
+            f"QPushButton#main\\.about {{ border: none; background: transparent;"
+            f" color: {self.nav_text}; text-align: left; padding: 10px {NAV_PADDING_PX}px;"
+            f" font-size: {NAV_FONT_PX}px; }}",
+            "QPushButton#main\\.about:hover { text-decoration: underline; }",
             f"QListWidget#main\\.nav {{ border: none; background: {self.nav_background};"
             f" color: {self.nav_text}; font-size: {NAV_FONT_PX}px; padding-top: 12px;"
             " outline: 0; }",

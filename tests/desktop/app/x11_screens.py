@@ -21,7 +21,9 @@ from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import QWidget
 
 from desktop.app.main_window import SCREENS
+from desktop.app.state import ConnectionStatus
 from desktop.app.window_state import MINIMUM_SIZE
+from subtone.protocol import PROTOCOL_VERSION
 from tests.desktop.app.test_views import (
     SECRET,
     WAIT_MS,
@@ -107,10 +109,27 @@ class Album:
             self.problems.append(f"{where}the screen is blank")
         self.problems += [where + p for p in layout_problems(window)]
 
+    def take_dialog(self, dialog: QWidget, name: str) -> None:
+        settle(self.qtbot)
+        image = capture(self.qtbot, dialog)
+        path = self.folder / f"{name}-{self.size[0]}x{self.size[1]}.png"
+        assert image.save(str(path)), path
+        self.saved.append(path)
+        if blank(image):
+            self.problems.append(f"{path.name}: the dialog is blank")
+        self.problems += [f"{path.name}: {p}" for p in layout_problems(dialog)]
+
 
 @pytest.mark.parametrize("size_name", SIZES)
 def test_every_screen_on_a_real_display(
-    qtbot, window, desktop_dialogs, desktop_audio, screenshots_dir, tmp_path_factory, size_name
+    qtbot,
+    window,
+    desktop_dialogs,
+    desktop_audio,
+    desktop_board,
+    screenshots_dir,
+    tmp_path_factory,
+    size_name,
 ):
     size = SIZES[size_name]
     assert QGuiApplication.platformName() == "xcb"
@@ -148,6 +167,19 @@ def test_every_screen_on_a_real_display(
             album.take(screen, "dark")
     finally:
         hints.colorSchemeChanged.emit(hints.colorScheme())
+
+    about = window.show_about()
+    qtbot.waitUntil(lambda: about.server_version is not None, timeout=WAIT_MS)
+    album.take_dialog(about, "about")
+    about.close()
+
+    desktop_board.version = {"server": "0.9.0", "protocol": PROTOCOL_VERSION + 1}
+    window.monitor.versions.clear()  # as after the server was upgraded
+    window.monitor.check_now()
+    qtbot.waitUntil(
+        lambda: window.connection.status is ConnectionStatus.INCOMPATIBLE, timeout=WAIT_MS
+    )
+    album.take("encode", "incompatible-server")
     assert not album.problems, "\n".join(album.problems)
 
 
