@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Final
 
 from PySide6.QtWidgets import QWidget
 
@@ -29,14 +31,22 @@ from desktop.app.widgets import (
     MessageLabel,
     PassphraseField,
     ProgressPanel,
+    WaveformView,
     action_button,
 )
 from desktop.app.widgets.layout import STRETCH, Section, page, row, title, wrapped_label
 from desktop.app.workers import Report, WorkerPool
+from desktop.audio.waveform import Overview, overview_of_file
 from desktop.core.orchestration import Task, TaskKind, TaskStatus
 from subtone.errors import SubtoneError
 
 __all__ = ["EncodeView"]
+
+log = logging.getLogger(__name__)
+
+COVER_WAVE_HEIGHT: Final = 72
+MIN_OVERVIEW_COLUMNS: Final = 200
+MAX_OVERVIEW_COLUMNS: Final = 2400
 
 
 class EncodeView(TaskPage):
@@ -72,6 +82,12 @@ class EncodeView(TaskPage):
             self,
         )
         self.cover_info_label = wrapped_label("encode.cover_info", self)
+        self.cover_wave = WaveformView(self)
+        self.cover_wave.setObjectName("encode.cover_waveform")
+        self.cover_wave.setFixedHeight(COVER_WAVE_HEIGHT)
+        self.cover_wave.setVisible(False)
+        self._drawing = 0
+        """Generation of the cover overview in flight (older answers are ignored)."""
         self.secret = FileField(
             "encode.secret",
             "The recording, or any file (drop it here)",
@@ -92,7 +108,7 @@ class EncodeView(TaskPage):
         page(
             self,
             title("Hide a secret in a cover", self),
-            Section("1. Cover", self.cover, self.cover_info_label, parent=self),
+            Section("1. Cover", self.cover, self.cover_wave, self.cover_info_label, parent=self),
             Section("2. Secret", self.secret, self.secret_info_label, self.fit_label, parent=self),
             Section("3. Passphrase", self.passphrase, parent=self),
             row((self.hint, 1), self.start_button),
@@ -131,7 +147,49 @@ class EncodeView(TaskPage):
                 self.cover_info_label.setText(describe_error(e.code, e.message))
             else:
                 self.cover_info_label.setText(self.cover_info.summary)
+        self._draw_cover(path if self.cover_info is not None else None)
         self._update()
+
+    def _draw_cover(self, path: Path | None) -> None:
+        """The cover's waveform, one (min, max) column per pixel, read off the GUI thread (a
+        long cover is sampled, never read whole: :func:`overview_of_file`)."""
+        self._drawing += 1
+        generation = self._drawing
+        self.cover_wave.clear()
+        self.cover_wave.setToolTip("")
+        self.cover_wave.setVisible(path is not None)
+        if path is None:
+            return
+        self.cover_wave.placeholder = "Drawing the cover's waveform…"
+        pixels = round(max(self.cover.width(), 600) * self.devicePixelRatioF())
+        columns = min(max(pixels, MIN_OVERVIEW_COLUMNS), MAX_OVERVIEW_COLUMNS)
+
+        def draw(report: Report) -> Overview:
+            return overview_of_file(path, columns)
+
+        self.workers.start(
+            draw,
+            name="cover waveform",
+            on_finished=lambda overview: self._cover_drawn(generation, overview),
+            on_failed=lambda code, message: self._cover_not_drawn(generation, message),
+        )
+
+    def _cover_drawn(self, generation: int, overview: Overview) -> None:
+        if generation != self._drawing:
+            return
+        self.cover_wave.set_columns(overview.columns, len(overview.columns))
+        how = "every sample" if overview.exact else "samples taken along it"
+        self.cover_wave.setToolTip(f"The whole cover, from start to end ({how}).")
+
+    def _cover_not_drawn(self, generation: int, message: str) -> None:
+        if generation != self._drawing:
+            return
+        log.warning("cannot draw the cover: %s", message)
+        self.cover_wave.setVisible(False)
+
+    @property
+    def cover_drawn(self) -> bool:
+        return self.cover_wave.column_count > 0
 
     def _secret_changed(self, path: Path | None) -> None:
         recording = path is not None and self.selection.secret_is_recording

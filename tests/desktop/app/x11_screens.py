@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 from PySide6.QtCore import QCoreApplication, QEvent, QPoint, QRect, QSize, Qt
 from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import QWidget
@@ -33,7 +34,6 @@ from tests.desktop.app.test_views import (
     finished,
     voice_like,
 )
-from tests.desktop.app_support import write_wav
 from tests.desktop.layout_checks import blank, layout_problems
 
 pytestmark = pytest.mark.skipif(
@@ -47,6 +47,17 @@ SETTLE_MS = 40
 MAX_DIFFERENT = 0.01
 """What the display shows may differ from the widget's own rendering by this part of its
 pixels (a text cursor that blinks), no more."""
+
+
+def music_like(path: Path, seconds: float, rate: int) -> Path:
+    """A cover that looks like music in its waveform: chords that swell and fade, with a
+    little noise (so every sample has a low bit to carry)."""
+    t = np.arange(round(seconds * rate)) / rate
+    chord = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)) / 3
+    swell = 0.25 + 0.6 * np.abs(np.sin(np.pi * t / 7.5)) * (0.6 + 0.4 * np.sin(2 * np.pi * t))
+    noise = np.random.default_rng(3).normal(0, 0.01, t.size)
+    sf.write(path, (chord * swell + noise).clip(-1, 1).astype(np.float32), rate, "PCM_16")
+    return path
 
 
 def settle(qtbot) -> None:
@@ -96,6 +107,7 @@ class Album:
     def take(self, screen: str, state: str) -> None:
         window = self.window
         window.show_screen(screen)
+        window.stack.currentWidget().verticalScrollBar().setValue(0)  # from the top
         settle(self.qtbot)
         image = capture(self.qtbot, window)
         path = self.folder / f"{screen}-{state}-{self.size[0]}x{self.size[1]}.png"
@@ -150,7 +162,7 @@ def test_every_screen_on_a_real_display(
 
     music = tmp_path_factory.getbasetemp() / "Music"  # a short path, as a person's would be
     music.mkdir(exist_ok=True)
-    cover = write_wav(music / "holiday-at-the-seaside.wav", 8000 * 30)
+    cover = music_like(music / "holiday-at-the-seaside.wav", 30.0, 8000)
     secret = music / "meeting-plans.txt"
     secret.write_bytes(SECRET)
     encoding = encode(qtbot, window, desktop_dialogs, cover, secret)
