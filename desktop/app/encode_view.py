@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
+import soundfile as sf
 from PySide6.QtWidgets import QWidget
 
 from desktop.app.dialogs import ANY_FILTER, WAV_FILTER, Dialogs
@@ -36,17 +37,44 @@ from desktop.app.widgets import (
 )
 from desktop.app.widgets.layout import STRETCH, Section, page, row, title, wrapped_label
 from desktop.app.workers import Report, WorkerPool
+from desktop.audio.compare import Difference, compare_files
 from desktop.audio.waveform import Overview, overview_of_file
 from desktop.core.orchestration import Task, TaskKind, TaskStatus
 from subtone.errors import SubtoneError
 
-__all__ = ["EncodeView"]
+__all__ = ["EncodeView", "describe_difference"]
 
 log = logging.getLogger(__name__)
 
 COVER_WAVE_HEIGHT: Final = 72
 MIN_OVERVIEW_COLUMNS: Final = 200
 MAX_OVERVIEW_COLUMNS: Final = 2400
+DIFFERENCE_COLOUR: Final = "#f0a35f"
+INAUDIBLE_SNR_DB: Final = 60.0
+"""A difference this far below the cover is far too quiet to hear (it is also below the
+noise floor of most recordings)."""
+
+
+def _db(value: float) -> str:
+    return f"{value:.0f}".replace("-", "−")
+
+
+def describe_difference(diff: Difference) -> str:
+    """What an encode changed, for a person: how many samples, by how much, how loud."""
+    if diff.changed == 0:
+        return "The stego file is identical to the cover."
+    step = "one step" if diff.max_step == 1 else f"{diff.max_step} steps"
+    verdict = (
+        "far too quiet to hear."
+        if diff.snr_db >= INAUDIBLE_SNR_DB
+        else "quiet, but not far below the cover: a very quiet cover shows it most."
+    )
+    return (
+        f"{diff.changed:,} of {diff.samples:,} samples changed ({diff.changed_fraction:.1%}), "
+        f"none by more than {step} of the lowest bit. The difference lies at "
+        f"{_db(diff.difference_dbfs)}\u00a0dBFS, {_db(diff.snr_db)}\u00a0dB below the cover "
+        f"({_db(diff.cover_dbfs)}\u00a0dBFS): {verdict}"
+    )
 
 
 class EncodeView(TaskPage):
@@ -102,6 +130,17 @@ class EncodeView(TaskPage):
         self.progress = ProgressPanel("encode.progress", ENCODE_STEPS, self)
         self.result = MessageLabel("encode.result", "ok", self)
         self.save_button = action_button("encode.save", "Save stego file…", self, shown=False)
+        self.diff_wave = WaveformView(self, colour=DIFFERENCE_COLOUR)
+        self.diff_wave.setObjectName("encode.difference_waveform")
+        self.diff_wave.setFixedHeight(COVER_WAVE_HEIGHT)
+        self.diff_wave.setToolTip(
+            "The stego file minus the cover along the file, magnified: full height is the "
+            "largest change (one step of the lowest bit)."
+        )
+        self.diff_label = wrapped_label("encode.difference", self)
+        self.difference: Difference | None = None
+        self._compared: str | None = None
+        """The task whose output was set against its cover (or is being)."""
         self.saved = MessageLabel("encode.saved", "info", self)
         self.error = MessageLabel("encode.error", "error", self)
         self.queue_label = MessageLabel("encode.queue", "info", self)
@@ -115,6 +154,7 @@ class EncodeView(TaskPage):
             self.progress,
             self.queue_label,
             row((self.result, 1), self.save_button),
+            self._difference_section(),
             self.saved,
             self.error,
             STRETCH,
@@ -165,7 +205,10 @@ class EncodeView(TaskPage):
         columns = min(max(pixels, MIN_OVERVIEW_COLUMNS), MAX_OVERVIEW_COLUMNS)
 
         def draw(report: Report) -> Overview:
-            return overview_of_file(path, columns)
+            try:
+                return overview_of_file(path, columns)
+            except (OSError, RuntimeError, sf.SoundFileError) as e:
+                raise SubtoneError(f"{path.name} cannot be drawn: {e}", code="not_wav") from e
 
         self.workers.start(
             draw,
@@ -309,11 +352,61 @@ class EncodeView(TaskPage):
         self.saved.clear()
         self.follower.follow(task_id)
 
+    def _difference_section(self) -> Section:
+        self.diff_section = Section(
+            "What changed (stego file − cover)", self.diff_wave, self.diff_label, parent=self
+        )
+        self.diff_section.setObjectName("encode.difference_section")
+        self.diff_section.setVisible(False)
+        return self.diff_section
+
     def _task_changed(self, task: Task | None) -> None:
         done = task is not None and task.status is TaskStatus.SUCCEEDED
         self.save_button.setEnabled(done)
         self.save_button.setVisible(done)
+        if task is None or not done:
+            self._compared = None
+            self.difference = None
+            self.diff_section.setVisible(False)
+        elif task.id != self._compared and task.output is not None:
+            self._compare(task.id, Path(task.input_path), task.output)
         self.update_queue()
+
+    def _compare(self, task_id: str, cover: Path, stego: Path) -> None:
+        """Set the stego file against its cover, off the GUI thread (both are read a block
+        at a time)."""
+        self._compared = task_id
+        self.difference = None
+        self.diff_wave.clear()
+        self.diff_wave.placeholder = "Setting the stego file against the cover…"
+        self.diff_label.setText("")
+        self.diff_section.setVisible(True)
+        pixels = round(max(self.cover.width(), 600) * self.devicePixelRatioF())
+        columns = min(max(pixels, MIN_OVERVIEW_COLUMNS), MAX_OVERVIEW_COLUMNS)
+
+        def compare(report: Report) -> Difference:
+            return compare_files(cover, stego, columns)
+
+        self.workers.start(
+            compare,
+            name="compare stego file",
+            on_finished=lambda diff: self._compared_now(task_id, diff),
+            on_failed=lambda code, message: self._not_compared(task_id, message),
+        )
+
+    def _compared_now(self, task_id: str, diff: Difference) -> None:
+        if task_id != self._compared:
+            return
+        self.difference = diff
+        scale = float(max(diff.max_step, 1))
+        self.diff_wave.set_columns(diff.columns / scale, len(diff.columns))
+        self.diff_label.setText(describe_difference(diff))
+
+    def _not_compared(self, task_id: str, message: str) -> None:
+        if task_id != self._compared:
+            return
+        log.warning("cannot set the stego file against its cover: %s", message)
+        self.diff_section.setVisible(False)
 
     def _done_text(self, task: Task) -> str:
         # The app keeps the result under the cover's own name in its work folder: name the

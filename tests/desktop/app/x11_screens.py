@@ -104,10 +104,12 @@ class Album:
         self.problems: list[str] = []
         self.saved: list[Path] = []
 
-    def take(self, screen: str, state: str) -> None:
+    def take(self, screen: str, state: str, *, bottom: bool = False) -> None:
         window = self.window
         window.show_screen(screen)
-        window.stack.currentWidget().verticalScrollBar().setValue(0)  # from the top
+        settle(self.qtbot)
+        scroll = window.stack.currentWidget().verticalScrollBar()
+        scroll.setValue(scroll.maximum() if bottom else 0)  # from the top, or its end
         settle(self.qtbot)
         image = capture(self.qtbot, window)
         path = self.folder / f"{screen}-{state}-{self.size[0]}x{self.size[1]}.png"
@@ -168,6 +170,8 @@ def test_every_screen_on_a_real_display(
     encoding = encode(qtbot, window, desktop_dialogs, cover, secret)
     qtbot.waitUntil(lambda: finished(encoding), timeout=WAIT_MS)
     album.take("encode", "done")
+    qtbot.waitUntil(lambda: window.encode_view.difference is not None, timeout=WAIT_MS)
+    album.take("encode", "what-changed", bottom=True)
     decode(qtbot, window, desktop_dialogs, encoding.follower.task.output)
     album.take("decode", "done")
     album.take("history", "two-tasks")
