@@ -13,7 +13,6 @@ from desktop.core.sessions import UploadSession
 
 __all__ = [
     "OTHER_SERVER_TEXT",
-    "STATE_COLOURS",
     "playable",
     "session_text",
     "size_text",
@@ -22,14 +21,6 @@ __all__ = [
 ]
 
 OTHER_SERVER_TEXT: Final = "For another server"
-STATE_COLOURS: Final = {
-    TaskStatus.SUCCEEDED: "#2e7d4f",
-    TaskStatus.FAILED: "#c0392b",
-    TaskStatus.CANCELLED: "#7f8c8d",
-    TaskStatus.PAUSED: "#b9770e",
-    TaskStatus.NEEDS_PASSPHRASE: "#b9770e",
-}
-"""The colour of the State column's text, by the task's status."""
 
 
 def size_text(task: Task) -> str:

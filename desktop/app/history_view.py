@@ -6,25 +6,31 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from PySide6.QtCore import QPoint, Qt, QTimer
-from PySide6.QtGui import QColor, QGuiApplication
+from PySide6.QtCore import QEvent, QPoint, Qt, QTimer
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QTableWidgetItem, QWidget
 
 from desktop.app.dialogs import ANY_FILTER, Dialogs
 from desktop.app.formatting import format_timestamp
 from desktop.app.history_rows import (
-    STATE_COLOURS,
     playable,
     session_text,
     size_text,
     state_text,
     step_name,
 )
-from desktop.app.history_table import HISTORY_COLUMNS, STATE_COLUMN, HistoryTable
+from desktop.app.history_table import (
+    FILE_COLUMN,
+    HISTORY_COLUMNS,
+    OUTPUT_COLUMN,
+    STATE_COLUMN,
+    HistoryTable,
+)
 from desktop.app.messages import describe_error
 from desktop.app.saving import suggested_path
 from desktop.app.task_view import Saver
 from desktop.app.tasks import TaskManager
+from desktop.app.theme import Tone, tone_colour
 from desktop.app.widgets import ActionBar, page, title, wrapped_label
 from desktop.app.workers import Report, WorkerPool
 from desktop.audio.backend import AudioError
@@ -45,6 +51,15 @@ REMOVE_TIP: Final = (
 )
 DEFAULT_ACTIONS: Final = ("passphrase", "play", "save", "resume")
 """A double-click on a row: the first of these that can be done."""
+
+_STATE_TONES: Final = {
+    TaskStatus.SUCCEEDED: Tone.OK,
+    TaskStatus.FAILED: Tone.ERROR,
+    TaskStatus.CANCELLED: Tone.MUTED,
+    TaskStatus.PAUSED: Tone.WARNING,
+    TaskStatus.NEEDS_PASSPHRASE: Tone.WARNING,
+}
+"""The tone (a colour of the current theme) of the State column's text, by status."""
 
 
 class HistoryView(QWidget):
@@ -162,12 +177,9 @@ class HistoryView(QWidget):
             for c, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 item.setData(Qt.ItemDataRole.UserRole, task.id)
-                if c == 1:
+                if c == FILE_COLUMN:
                     item.setToolTip(task.input_path)
                 if c == STATE_COLUMN:
-                    colour = STATE_COLOURS.get(task.status)
-                    if colour:
-                        item.setForeground(QColor(colour))
                     tip = [task.status.label if other else value]
                     if task.error_message:
                         tip.append(task.error_message)
@@ -180,15 +192,30 @@ class HistoryView(QWidget):
                     item.setToolTip(
                         "Cover + sealed secret → stego file" if encoding else "Stego file → secret"
                     )
-                if c == 6 and task.output_path:
+                if c == OUTPUT_COLUMN and task.output_path:
                     item.setToolTip(task.output_path)
                 self.table.setItem(r, c, item)
             if selected is not None and task.id == selected.id:
                 self.table.selectRow(r)
+        self._colour_states()
         self.empty.setVisible(not self.tasks)
         self.table.fit_columns()
         self._refresh_uploads()
         self._update_buttons()
+
+    def _colour_states(self) -> None:
+        """Each State cell in its tone's colour in the current theme."""
+        palette = self.table.palette()
+        for r, task in enumerate(self.tasks):
+            item = self.table.item(r, STATE_COLUMN)
+            tone = _STATE_TONES.get(task.status)
+            if item is not None and tone is not None:
+                item.setForeground(tone_colour(tone, palette))
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        if event.type() is QEvent.Type.PaletteChange:  # the theme changed
+            self._colour_states()
 
     def _output_name(self, task: Task) -> str:
         """An encode's result is offered as ``<cover>-stego.wav``: show that name."""

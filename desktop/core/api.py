@@ -34,6 +34,7 @@ from desktop.core.retry import Backoff
 from desktop.core.stop import StopSignal
 from subtone.errors import SubtoneError
 from subtone.protocol import (
+    PROTOCOL_VERSION,
     CompletePart,
     CompleteRequest,
     Job,
@@ -43,11 +44,13 @@ from subtone.protocol import (
     PartsRequest,
     PresignedParts,
     Readiness,
+    ServerVersion,
     UploadCreate,
     UploadCreated,
     UploadStatus,
 )
 from subtone.tracing import TRACEPARENT_HEADER, TraceParent, new_trace_id
+from subtone.version import __version__
 
 __all__ = [
     "API_PREFIX",
@@ -55,9 +58,11 @@ __all__ = [
     "DEFAULT_POLL",
     "DEFAULT_TIMEOUT_SECONDS",
     "IDEMPOTENCY_HEADER",
+    "UNKNOWN_SERVER_VERSION",
     "ApiClient",
     "ByteProgress",
     "JobUpdate",
+    "protocol_problem",
 ]
 
 log = logging.getLogger(__name__)
@@ -76,9 +81,25 @@ DEFAULT_POLL: Final = Backoff(max_attempts=1, base_seconds=0.5, max_seconds=5.0,
 EVENT_STREAM: Final = "text/event-stream"
 JOB_EVENT: Final = "job"
 
+UNKNOWN_SERVER_VERSION: Final = "unknown"
+"""What :meth:`ApiClient.server_version` says of a server older than ``/version``."""
+
 JobUpdate = Callable[[Job], None]
 ByteProgress = Callable[[int, int], None]
 """``(bytes done, bytes in all)``."""
+
+
+def protocol_problem(server: ServerVersion) -> str | None:
+    """What to tell a person when the server speaks another protocol than this client (whose
+    requests it would then refuse or misread); ``None`` when they match."""
+    if server.protocol == PROTOCOL_VERSION:
+        return None
+    which = "Subtone on this computer" if server.protocol > PROTOCOL_VERSION else "the server"
+    return (
+        f"The server speaks protocol {server.protocol} (Subtone {server.server}); Subtone "
+        f"{__version__} on this computer speaks protocol {PROTOCOL_VERSION}. Update {which}: "
+        "until then nothing is sent to it."
+    )
 
 
 def _shut(response: httpx.Response) -> None:
@@ -212,6 +233,26 @@ class ApiClient:
             except ValidationError:
                 pass
         raise ApiError.from_response(response)
+
+    def server_version(self) -> ServerVersion:
+        """``GET /version``: the server's version and the protocol it speaks. A server older
+        than that endpoint is asked its OpenAPI document, whose version is its protocol's."""
+        try:
+            return parse(ServerVersion, self._send("GET", "/version", retry=True))
+        except ApiError as e:
+            if e.status != httpx.codes.NOT_FOUND:
+                raise
+        response = self._send("GET", "/openapi.json", retry=True)
+        try:
+            protocol = int(response.json()["info"]["version"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise ApiError(
+                f"The server at {self.base_url} does not say which protocol it speaks; "
+                "is it a Subtone server?",
+                code="bad_response",
+                status=response.status_code,
+            ) from e
+        return ServerVersion(server=UNKNOWN_SERVER_VERSION, protocol=protocol)
 
     # Uploads ---------------------------------------------------------------------------
 
