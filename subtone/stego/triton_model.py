@@ -17,13 +17,14 @@ KEY        UINT8   [32]      the window key
 K          INT32   [1]       Hamming parameter (1..16)
 SKIP       INT32   [1]       leading keyed positions left alone
 NBLOCKS    INT32   [1]       blocks of ``2**K - 1`` samples to embed in / read
-BITS       UINT8   [32768]   (embed) the bits to carry, packed MSB first (np.packbits);
-                             the first NBLOCKS * K are used
+BITS       UINT8   [-1]      (embed) the bits to carry, packed MSB first (np.packbits);
+                             the first NBLOCKS * K are used (a request's rows are as wide
+                             as its widest row needs: a short secret sends a few bytes)
 FLIPS      INT32   [-1]      (embed, out) the samples to flip, ascending, padded with -1
                              to the longest row of the request
 COUNT      INT32   [1]       (embed, out) how many of the row's FLIPS are real
-BITS_OUT   UINT8   [32768]   (extract, out) the NBLOCKS * K bits read, packed MSB first,
-                             zero-padded
+BITS_OUT   UINT8   [-1]      (extract, out) the NBLOCKS * K bits read, packed MSB first,
+                             zero-padded to the widest row of the batch
 BATCH_SIZE INT32   [1]       (out) windows the ``execute()`` call served
 ========== ======= ========= ===========================================================
 
@@ -157,9 +158,9 @@ class StegoModel:
             raise ValueError(f"{IN_KEY} must have {KEY_BYTES} bytes, config says {key_dims}")
         if self.kind == "embed":
             bits_dims = pb.get_input_config_by_name(config, IN_BITS)["dims"]
-            if int(bits_dims[-1]) != WINDOW_BYTES:
+            if int(bits_dims[-1]) not in (-1, WINDOW_BYTES):
                 raise ValueError(
-                    f"{IN_BITS} must have {WINDOW_BYTES} bytes, config says {bits_dims}"
+                    f"{IN_BITS} must have -1 (any) or {WINDOW_BYTES} bytes, config says {bits_dims}"
                 )
         out = OUT_FLIPS if self.kind == "embed" else OUT_BITS
         self.out_dtype = pb.triton_string_to_numpy(
@@ -297,23 +298,34 @@ class StegoModel:
         sizes = np.cumsum([len(rows) for rows in batch])[:-1]
         spans = row_spans(n, self.threads)
         if self.kind == "extract":
-            out = np.zeros((n, WINDOW_BYTES), dtype=np.uint8)
+            ks, nblocks = columns[2], columns[4]
+            width = max(1, int(((nblocks * ks + 7) // 8).max()))
+            out = np.zeros((n, width), dtype=np.uint8)
+            out_starts = np.arange(n, dtype=np.int64) * width * 8
 
             def extract(a: int, b: int) -> None:
                 local = offsets[: b - a]
                 keys, lengths, ks, skips, nblocks = (c[a:b] for c in columns)
                 extract_bits_batch(planes[a:b].reshape(-1), local, keys, lengths, ks, skips,
-                                   nblocks, out[a:b].reshape(-1), local * 8)  # fmt: skip
+                                   nblocks, out[a:b].reshape(-1), out_starts[: b - a])  # fmt: skip
 
             self._each(extract, spans)
             return [[(OUT_BITS, part.astype(self.out_dtype))] for part in np.split(out, sizes)]
-        bits = np.concatenate([rows.bits for rows in batch if rows.bits is not None])
+        widest = max(rows.bits.shape[1] for rows in batch if rows.bits is not None)
+        bits = np.zeros((n, max(1, widest)), dtype=np.uint8)
+        at = 0
+        for rows in batch:
+            if rows.bits is not None:
+                bits[at : at + len(rows), : rows.bits.shape[1]] = rows.bits
+            at += len(rows)
+        bit_starts = np.arange(n, dtype=np.int64) * bits.shape[1] * 8
 
         def embed(a: int, b: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]:
             local = offsets[: b - a]
             keys, lengths, ks, skips, nblocks = (c[a:b] for c in columns)
+            row_bits = bits[a:b].reshape(-1)
             return embed_flips_batch(planes[a:b].reshape(-1), local, keys, lengths, ks, skips,
-                                     nblocks, bits[a:b].reshape(-1), local * 8)  # fmt: skip
+                                     nblocks, row_bits, bit_starts[: b - a])  # fmt: skip
 
         parts = self._each(embed, spans)
         flips = np.concatenate([f for f, _ in parts])
