@@ -4,8 +4,9 @@
 #
 #   scripts/compose-check.sh        # as root, on Debian 12 (CI: .ci/run, after scripts/test.sh)
 #
-# On the 2-core development machine: about 11 min cold (Docker from apt, the base and project
-# images built), 5 min with the cache below (images built already); docs/deploy.md has the times.
+# On the 2-core development machine: about 13 min cold (Docker from apt, the base and project
+# images built), 5 to 9 min with the cache below (images built; a quiet or a busy machine);
+# docs/deploy.md has the stage times.
 #
 # What it does, one line per check, and how long each stage took:
 #  - installs Docker (docker.io, docker-compose 1.29) and mmdebstrap from apt if missing;
