@@ -19,6 +19,7 @@ from pathlib import Path
 import redis
 
 from server.settings import Settings
+from server.standalone import tritonserver
 from server.standalone.stack import Ports
 from server.standalone.supervisor import Supervisor
 
@@ -120,8 +121,11 @@ def private_stack(
         QUEUE_NAME=f"{key_prefix}-jobs",
         **overrides,  # type: ignore[arg-type]
     )
-    models = {"model_repository": model_repository} if model_repository is not None else {}
-    supervisor = Supervisor(settings, ports or distinct_ports(), **models)
+    supervisor = Supervisor(
+        settings,
+        ports or distinct_ports(),
+        model_repository=model_repository or tritonserver.MODEL_REPOSITORY,
+    )
     client = redis.Redis.from_url(redis_url)
     try:
         supervisor.up(report=report)
