@@ -367,6 +367,7 @@ def _server_jobs(api_url: str, known: dict[str, set[str]]) -> dict:
     for each token (its latest), and those its client saw (``known``)."""
     unfinished, codeless, jobs_seen = [], [], 0
     states: collections.Counter[str] = collections.Counter()
+    failed_codes: collections.Counter[str] = collections.Counter()
     settle = time.monotonic() + FINAL_SETTLE_SECONDS
     for token, job_ids in known.items():
         with ApiClient(api_url, token) as api:
@@ -378,6 +379,8 @@ def _server_jobs(api_url: str, known: dict[str, set[str]]) -> dict:
                     time.sleep(1.0)
                     job = api.get_job(job.id)
                 states[job.state.value] += 1
+                if job.state.value == "failed" and job.error is not None and job.error.code:
+                    failed_codes[job.error.code] += 1
                 if not job.state.finished:
                     unfinished.append(f"{job.id} {job.state.value} {job.progress:.2f}")
                 elif job.state.value == "failed" and (job.error is None or not job.error.code):
@@ -385,6 +388,7 @@ def _server_jobs(api_url: str, known: dict[str, set[str]]) -> dict:
     return {
         "server_jobs": jobs_seen,
         "server_jobs_by_state": dict(states),
+        "server_jobs_failed_by_code": dict(failed_codes),
         "server_jobs_unfinished": unfinished,
         "server_jobs_failed_without_code": codeless,
     }
@@ -434,8 +438,8 @@ def print_report(r: dict, report=print) -> None:
         f"(exact {r['decoded_exact']}, wrong {r['decoded_wrong']})\n"
         f"  failed with a code: {r['failed_with_code'] or 'none'}\n"
         f"  lost {len(r['lost'])}, stuck {len(r['stuck'])}; server jobs {r['server_jobs']} "
-        f"{r['server_jobs_by_state']} (unfinished {len(r['server_jobs_unfinished'])}, "
-        "failed without a code "
+        f"{r['server_jobs_by_state']} (failed: {r['server_jobs_failed_by_code'] or 'none'}; "
+        f"unfinished {len(r['server_jobs_unfinished'])}, failed without a code "
         f"{len(r['server_jobs_failed_without_code'])})\n"
         f"  kills {r['kills_by_program'] or 'none'}; back within "
         f"{max(backs) if backs else 0:.1f} s at worst; not back {len(r['kills_not_back'])}\n"
