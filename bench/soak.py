@@ -1,13 +1,14 @@
 """Soak: mixed encodes and decodes from several clients while a chaos loop kills the stack.
 
     .venv/bin/python bench/soak.py [--minutes 60] [--clients 8] [--seed N]
-                                   [--own-rabbitmq | --no-rabbitmq-chaos] [--no-chaos]
+                                   [--machine-rabbitmq | --no-rabbitmq-chaos] [--no-chaos]
 
 Starts the standalone stack with its supervisor on free ports, with its own data folder, its
 own Redis (a ``redis-server`` with AOF that the supervisor runs, on a free port), its own Redis
-key prefix and, by default, a vhost of its own on the machine's RabbitMQ; with
-``--own-rabbitmq`` a RabbitMQ node of its own under the supervisor too (its own node name,
-ports and data folder). ``--clients`` threads each run, until the time is up, encodes of short
+key prefix and its own RabbitMQ node (:class:`server.standalone.rabbitnode.RabbitNode`, with
+its epmd, under the supervisor too: its own node name, ports, cookie and data folder); with
+``--machine-rabbitmq``, a vhost of its own on the machine's RabbitMQ instead (which it never
+kills). ``--clients`` threads each run, until the time is up, encodes of short
 covers (a few seconds) with small random secrets and decodes of their own results, through the
 public client core (``desktop.core.orchestration.encode``/``decode``). Meanwhile a chaos loop
 SIGKILLs one program's process group at a time (the worker, Triton, Redis, and RabbitMQ when
@@ -36,7 +37,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -51,6 +51,8 @@ from desktop.core.uploader import Uploader  # noqa: E402
 from server.auth.service import TokenService  # noqa: E402
 from server.settings import Settings  # noqa: E402
 from server.standalone.private import free_ports, rabbit_vhost, unique_name  # noqa: E402
+from server.standalone.processes import marked_processes  # noqa: E402
+from server.standalone.rabbitnode import RabbitNode  # noqa: E402
 from server.standalone.stack import Ports  # noqa: E402
 from server.standalone.supervisor import Supervisor  # noqa: E402
 from subtone.errors import SubtoneError  # noqa: E402
@@ -80,40 +82,6 @@ STACK_SETTINGS: dict[str, object] = {
     "CONSUMER_TIMEOUT_SECONDS": 900,
     "RATE_LIMIT_PER_MINUTE": 0,
 }
-
-
-@contextlib.contextmanager
-def _own_rabbitmq(home: Path) -> Iterator[str]:
-    """The environment that makes the supervisor's ``rabbitmq-server`` (and ``rabbitmqctl``)
-    a node of this soak's own: its name, ports, data, no plugins. Yields its AMQP URL."""
-    amqp, dist = free_ports(2)
-    for folder in (home / "mnesia", home / "log"):
-        folder.mkdir(parents=True, exist_ok=True)
-    plugins = home / "enabled_plugins"
-    plugins.write_text("[].\n")
-    config = home / "rabbitmq.conf"
-    config.write_text(f"listeners.tcp.default = 127.0.0.1:{amqp}\nloopback_users = none\n")
-    node = f"soak{amqp}@localhost"
-    env = {
-        "RABBITMQ_NODENAME": node,
-        "RABBITMQ_NODE_PORT": str(amqp),
-        "RABBITMQ_DIST_PORT": str(dist),
-        "RABBITMQ_MNESIA_BASE": str(home / "mnesia"),
-        "RABBITMQ_LOG_BASE": str(home / "log"),
-        "RABBITMQ_ENABLED_PLUGINS_FILE": str(plugins),
-        "RABBITMQ_CONFIG_FILE": str(config.with_suffix("")),
-        "RABBITMQ_PID_FILE": str(home / "rabbit.pid"),
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield f"amqp://guest:guest@127.0.0.1:{amqp}/%2F"
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 # --- the clients ------------------------------------------------------------------------------
@@ -278,7 +246,7 @@ class Chaos(threading.Thread):
 # --- the run ------------------------------------------------------------------------------------
 
 
-def soak(minutes: float, clients: int, *, chaos: bool = True, own_rabbitmq: bool = False,
+def soak(minutes: float, clients: int, *, chaos: bool = True, own_rabbitmq: bool = True,
          rabbitmq_chaos: bool = True, op_timeout: float = 300.0, seed: int | None = None,
          out: Path | None = OUT, report=print) -> dict:  # fmt: skip
     """Run the soak; returns the report (also written to ``out`` unless None)."""
@@ -286,29 +254,46 @@ def soak(minutes: float, clients: int, *, chaos: bool = True, own_rabbitmq: bool
     rng = random.Random(seed)
     work = Path(tempfile.mkdtemp(prefix="subtone-soak-"))
     prefix = unique_name("subtone-soak")
-    redis_port, api, grpc, store, http, metrics = free_ports(6)
+    redis_port, api, grpc, store, http, metrics, amqp, dist, epmd = free_ports(9)
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     ports = Ports(api=api, triton_grpc=grpc, localstore=store, triton_http=http,
                   triton_metrics=metrics)  # fmt: skip
-    broker_cm = _own_rabbitmq(work / "rabbitmq") if own_rabbitmq else rabbit_vhost("subtone-soak")
+    node = RabbitNode(work / "rabbitmq", amqp, dist, epmd) if own_rabbitmq else None
+    broker_cm = (
+        contextlib.nullcontext(node.url) if node is not None else rabbit_vhost("subtone-soak")
+    )
     try:
         with broker_cm as broker_url:
             settings = Settings(DATA_DIR=work / "data", REDIS_URL=redis_url, REDIS_PREFIX=prefix,
                                 BROKER_URL=broker_url, QUEUE_NAME=f"{prefix}-jobs",
                                 **STACK_SETTINGS)  # type: ignore[arg-type]  # fmt: skip
-            supervisor = Supervisor(settings, ports)
+            supervisor = Supervisor(settings, ports, rabbitmq=node)
             try:
-                return _run(supervisor, settings, minutes, clients, chaos, own_rabbitmq,
-                            rabbitmq_chaos, op_timeout, seed, rng, work, out, report)  # fmt: skip
+                result = _run(supervisor, settings, minutes, clients, chaos, rabbitmq_chaos,
+                              op_timeout, seed, rng, work, report)  # fmt: skip
             finally:
+                t0 = time.monotonic()
                 supervisor.down(report=lambda _: None)
+                report(f"stack down in {time.monotonic() - t0:.1f} s")
+            result["left_running"] = _left_running(supervisor)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    result["ok"] = not (
+        result["lost"] or result["stuck"] or result["decoded_wrong"]
+        or result["server_jobs_unfinished"] or result["server_jobs_failed_without_code"]
+        or result["programs_down"] or not result["api_ready"] or result["kills_not_back"]
+        or result["left_running"]
+    )  # fmt: skip
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+    print_report(result, report)
+    return result
 
 
 def _run(supervisor: Supervisor, settings: Settings, minutes: float, clients: int, chaos: bool,
-         own_rabbitmq: bool, rabbitmq_chaos: bool, op_timeout: float, seed: int,
-         rng: random.Random, work: Path, out: Path | None, report) -> dict:  # fmt: skip
+         rabbitmq_chaos: bool, op_timeout: float, seed: int,
+         rng: random.Random, work: Path, report) -> dict:  # fmt: skip
     t0 = time.monotonic()
     state = supervisor.up(report=lambda _: None)
     report(f"stack up in {time.monotonic() - t0:.1f} s; runs itself: {state.system}")
@@ -325,7 +310,7 @@ def _run(supervisor: Supervisor, settings: Settings, minutes: float, clients: in
     chaos_thread = Chaos(supervisor, targets, threading.Event(), started, rng.randrange(1 << 30))
     hung = _drive(threads, chaos_thread if chaos else None, deadline, op_timeout)
     elapsed = time.monotonic() - started
-    jobs = _server_jobs(supervisor.api_url, list(issued.values()))
+    jobs = _server_jobs(supervisor.api_url, {t.token: t.counts.job_ids for t in threads})
     result = {
         "seed": seed,
         "minutes": minutes,
@@ -336,16 +321,18 @@ def _run(supervisor: Supervisor, settings: Settings, minutes: float, clients: in
         **_stack_health(supervisor, chaos_thread.kills),
         "chaos_targets": targets if chaos else [],
     }
-    result["ok"] = not (
-        result["lost"] or result["stuck"] or result["decoded_wrong"]
-        or jobs["server_jobs_unfinished"] or jobs["server_jobs_failed_without_code"]
-        or result["programs_down"] or not result["api_ready"] or result["kills_not_back"]
-    )  # fmt: skip
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2))
-    print_report(result, report)
     return result
+
+
+def _left_running(supervisor: Supervisor) -> list[str]:
+    """The processes of the stack still running after ``down`` (its epmd, RabbitMQ, Redis
+    included): none, or what they are."""
+    left = []
+    for pid in marked_processes(supervisor.home):
+        with contextlib.suppress(OSError):
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            left.append(f"{pid} {b' '.join(argv).decode(errors='replace')[:120]}")
+    return left
 
 
 def _tokens(settings: Settings, names: list[str]) -> dict[str, str]:
@@ -375,23 +362,33 @@ def _drive(threads: list[SoakClient], chaos: Chaos | None, deadline: float,
     return [t.name for t in threads if t.is_alive()]
 
 
-def _server_jobs(api_url: str, tokens: list[str]) -> dict:
-    """Every job the server recorded is finished (failed ones with a code)."""
+def _server_jobs(api_url: str, known: dict[str, set[str]]) -> dict:
+    """Every job the server recorded is finished (failed ones with a code): those it lists
+    for each token (its latest), and those its client saw (``known``)."""
     unfinished, codeless, jobs_seen = [], [], 0
+    states: collections.Counter[str] = collections.Counter()
+    failed_codes: collections.Counter[str] = collections.Counter()
     settle = time.monotonic() + FINAL_SETTLE_SECONDS
-    for token in tokens:
+    for token, job_ids in known.items():
         with ApiClient(api_url, token) as api:
-            for job in api.list_jobs().jobs:
+            listed = {job.id: job for job in api.list_jobs().jobs}
+            for job_id in sorted(job_ids | listed.keys()):
+                job = listed[job_id] if job_id in listed else api.get_job(job_id)
                 jobs_seen += 1
                 while not job.state.finished and time.monotonic() < settle:
                     time.sleep(1.0)
                     job = api.get_job(job.id)
+                states[job.state.value] += 1
+                if job.state.value == "failed" and job.error is not None and job.error.code:
+                    failed_codes[job.error.code] += 1
                 if not job.state.finished:
                     unfinished.append(f"{job.id} {job.state.value} {job.progress:.2f}")
                 elif job.state.value == "failed" and (job.error is None or not job.error.code):
                     codeless.append(job.id)
     return {
         "server_jobs": jobs_seen,
+        "server_jobs_by_state": dict(states),
+        "server_jobs_failed_by_code": dict(failed_codes),
         "server_jobs_unfinished": unfinished,
         "server_jobs_failed_without_code": codeless,
     }
@@ -441,13 +438,15 @@ def print_report(r: dict, report=print) -> None:
         f"(exact {r['decoded_exact']}, wrong {r['decoded_wrong']})\n"
         f"  failed with a code: {r['failed_with_code'] or 'none'}\n"
         f"  lost {len(r['lost'])}, stuck {len(r['stuck'])}; server jobs {r['server_jobs']} "
-        f"(unfinished {len(r['server_jobs_unfinished'])}, failed without a code "
+        f"{r['server_jobs_by_state']} (failed: {r['server_jobs_failed_by_code'] or 'none'}; "
+        f"unfinished {len(r['server_jobs_unfinished'])}, failed without a code "
         f"{len(r['server_jobs_failed_without_code'])})\n"
         f"  kills {r['kills_by_program'] or 'none'}; back within "
         f"{max(backs) if backs else 0:.1f} s at worst; not back {len(r['kills_not_back'])}\n"
-        f"  programs down at the end: {r['programs_down'] or 'none'}; API ready: {r['api_ready']}"
+        f"  programs down at the end: {r['programs_down'] or 'none'}; API ready: "
+        f"{r['api_ready']}; processes left after down: {len(r['left_running'])}"
     )
-    for line in (r["lost"] + r["stuck"] + r["server_jobs_unfinished"])[:20]:
+    for line in (r["lost"] + r["stuck"] + r["server_jobs_unfinished"] + r["left_running"])[:20]:
         report(f"  ! {line}")
     report("OK" if r["ok"] else "NOT OK")
 
@@ -460,13 +459,14 @@ def main() -> None:
     parser.add_argument("--op-timeout", type=float, default=300.0,
                         help="an encode or decode still running after this is stuck")  # fmt: skip
     parser.add_argument("--no-chaos", action="store_true")
-    parser.add_argument("--own-rabbitmq", action="store_true",
-                        help="run a RabbitMQ node of the soak's own under the supervisor "
-                        "(and kill it too)")  # fmt: skip
-    parser.add_argument("--no-rabbitmq-chaos", action="store_true")
+    parser.add_argument("--machine-rabbitmq", action="store_true",
+                        help="a vhost on the machine's RabbitMQ (never killed) instead of a "
+                        "node of the soak's own")  # fmt: skip
+    parser.add_argument("--no-rabbitmq-chaos", action="store_true",
+                        help="do not kill the soak's own RabbitMQ")  # fmt: skip
     args = parser.parse_args()
     result = soak(args.minutes, args.clients, chaos=not args.no_chaos,
-                  own_rabbitmq=args.own_rabbitmq, rabbitmq_chaos=not args.no_rabbitmq_chaos,
+                  own_rabbitmq=not args.machine_rabbitmq, rabbitmq_chaos=not args.no_rabbitmq_chaos,
                   op_timeout=args.op_timeout, seed=args.seed)  # fmt: skip
     sys.exit(0 if result["ok"] else 1)
 

@@ -16,6 +16,7 @@ from server.integrations.consumer_timeout import (
 )
 from server.settings import Settings
 from server.standalone.processes import run_or_explain
+from server.standalone.rabbitnode import RabbitNode
 
 __all__ = ["ensure_consumer_timeout", "rabbitmq_consumer_timeout_ms"]
 
@@ -29,10 +30,19 @@ def rabbitmq_consumer_timeout_ms() -> int | None:
 
 
 def ensure_consumer_timeout(
-    settings: Settings, report: Callable[[str], None], *, owned: bool
+    settings: Settings,
+    report: Callable[[str], None],
+    *,
+    owned: bool,
+    node: RabbitNode | None = None,
 ) -> None:
     """On a RabbitMQ the stack runs (``owned``), wait for it to start and raise its
-    ``consumer_timeout`` to the settings'; on the machine's own, say when it is too short."""
+    ``consumer_timeout`` to the settings'; on the machine's own, say when it is too short.
+    A ``node`` of the stack's own is only waited for: its configuration has the settings'
+    ``consumer_timeout``."""
+    if node is not None:
+        node.await_startup(RABBITMQ_START_TIMEOUT_SECONDS)
+        return
     wanted = settings.CONSUMER_TIMEOUT_SECONDS * 1000
     if owned:
         ctl = shutil.which("rabbitmqctl") or "rabbitmqctl"

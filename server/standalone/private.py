@@ -8,6 +8,7 @@ the supervisor it drives, where both can import it (``bench/`` is scripts, not a
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 import uuid
@@ -15,10 +16,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import redis
 
 from server.settings import Settings
+from server.standalone import tritonserver
 from server.standalone.stack import Ports
 from server.standalone.supervisor import Supervisor
 
@@ -26,6 +29,7 @@ __all__ = [
     "LOCAL_REDIS_URL",
     "PrivateStack",
     "distinct_ports",
+    "ephemeral_port_range",
     "free_ports",
     "private_stack",
     "rabbit_vhost",
@@ -34,6 +38,12 @@ __all__ = [
 
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
 LOCAL_AMQP = "amqp://guest:guest@127.0.0.1:5672"
+EPHEMERAL_RANGE_FILE: Final = "/proc/sys/net/ipv4/ip_local_port_range"
+DEFAULT_EPHEMERAL_RANGE: Final = (32768, 60999)
+SERVICE_PORT_FLOOR: Final = 20000
+"""Private stacks' ports are drawn from here up to the ephemeral range (well-known services
+sit lower)."""
+MIN_SERVICE_PORTS: Final = 1000
 
 
 def unique_name(prefix: str, length: int = 10) -> str:
@@ -41,16 +51,39 @@ def unique_name(prefix: str, length: int = 10) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:length]}"
 
 
+def ephemeral_port_range() -> tuple[int, int]:
+    """The ports the kernel picks from for the local end of an outgoing connection."""
+    try:
+        low, high = (int(p) for p in Path(EPHEMERAL_RANGE_FILE).read_text().split())
+    except (OSError, ValueError):
+        return DEFAULT_EPHEMERAL_RANGE
+    return low, high
+
+
 def free_ports(count: int) -> list[int]:
     """``count`` distinct TCP ports free on 127.0.0.1 now, ascending (all bound at once, so
-    none repeats)."""
+    none repeats), chosen at random below the ephemeral range: a server killed and restarted
+    on one finds it free, since no outgoing connection (a client reconnecting to it
+    meanwhile included) is given it as its own end. Where that range leaves too few ports
+    below it, the kernel chooses."""
+    low, high = SERVICE_PORT_FLOOR, ephemeral_port_range()[0] - 1
+    if high - low < MIN_SERVICE_PORTS:
+        candidates = [0] * count
+    else:
+        candidates = random.SystemRandom().sample(range(low, high + 1), high - low + 1)
     sockets: list[socket.socket] = []
     try:
-        for _ in range(count):
+        for port in candidates:
             s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:  # in use
+                s.close()
+                continue
             sockets.append(s)
-            s.bind(("127.0.0.1", 0))
-        return sorted(int(s.getsockname()[1]) for s in sockets)
+            if len(sockets) == count:
+                return sorted(int(s.getsockname()[1]) for s in sockets)
+        raise OSError(f"fewer than {count} free ports on 127.0.0.1")
     finally:
         for s in sockets:
             s.close()
@@ -120,8 +153,11 @@ def private_stack(
         QUEUE_NAME=f"{key_prefix}-jobs",
         **overrides,  # type: ignore[arg-type]
     )
-    models = {"model_repository": model_repository} if model_repository is not None else {}
-    supervisor = Supervisor(settings, ports or distinct_ports(), **models)
+    supervisor = Supervisor(
+        settings,
+        ports or distinct_ports(),
+        model_repository=model_repository or tritonserver.MODEL_REPOSITORY,
+    )
     client = redis.Redis.from_url(redis_url)
     try:
         supervisor.up(report=report)

@@ -157,15 +157,17 @@ def stack_programs(
     *,
     model_repository: Path,
     system: list[str],
+    rabbitmq: list[Program] | None = None,
 ) -> list[Program]:
     """Every program of the stack, in start order (``system``: the system services it
-    runs itself); Triton serves ``model_repository``."""
+    runs itself; ``rabbitmq``: the programs of its RabbitMQ when it runs one, instead of the
+    machine's ``rabbitmq-server``); Triton serves ``model_repository``."""
     py = sys.executable
     found: list[Program] = []
     if "redis" in system:
         found.append(redis_program(settings, layout))
     if "rabbitmq" in system:
-        found.append(rabbitmq_program(settings))
+        found += rabbitmq if rabbitmq is not None else [rabbitmq_program(settings)]
     if settings.STORAGE_BACKEND is StorageBackend.LOCAL:
         store = [
             py, "-m", "server.localstore",

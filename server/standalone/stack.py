@@ -43,7 +43,8 @@ PID_FILE: Final = "supervisord.pid"
 POLL_SECONDS: Final = 0.2
 """How often supervision looks again at what it waits for."""
 
-SYSTEM_SERVICES: Final = ("redis", "rabbitmq")
+SYSTEM_SERVICES: Final = ("redis", "epmd", "rabbitmq")
+"""The services a stack may run itself (``epmd``: beside a RabbitMQ node of its own)."""
 OUR_SERVICES: Final = ("localstore", "triton", "worker", "api")
 
 
@@ -149,3 +150,5 @@ class Program:
     stop_seconds: int = 10
     health: Callable[[], bool] | None = None
     """Answers when the program serves; ``None``: the API's ``/readyz`` covers it."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Set for this program only, on top of the stack's environment."""

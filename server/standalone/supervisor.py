@@ -24,6 +24,7 @@ from server.settings import Settings
 from server.standalone import programs, tritonserver
 from server.standalone.broker import ensure_consumer_timeout
 from server.standalone.processes import stop_marked, tail
+from server.standalone.rabbitnode import RabbitNode
 from server.standalone.stack import (
     OUR_SERVICES,
     POLL_SECONDS,
@@ -76,9 +77,19 @@ class Supervisor:
         ports: Ports | None = None,
         *,
         model_repository: Path = tritonserver.MODEL_REPOSITORY,
+        rabbitmq: RabbitNode | None = None,
     ) -> None:
         """``ports`` default to those of the stack ``up`` last started here, else to the
-        settings' (:meth:`Ports.from_settings`); Triton serves ``model_repository``."""
+        settings' (:meth:`Ports.from_settings`); Triton serves ``model_repository``;
+        ``rabbitmq``: a RabbitMQ node of the stack's own (``settings.BROKER_URL`` names it),
+        run with its epmd under supervisord instead of the machine's ``rabbitmq-server``."""
+        if rabbitmq is not None and rabbitmq.url != settings.BROKER_URL:
+            raise StandaloneError(
+                f"SUBTONE_BROKER_URL is {settings.BROKER_URL}, not the stack's own RabbitMQ "
+                f"node ({rabbitmq.url}).",
+                code="invalid_settings",
+            )
+        self.rabbitmq = rabbitmq
         self.settings = settings
         self.model_repository = Path(model_repository).resolve()
         self.layout = Layout(settings.DATA_DIR.resolve() / "standalone")
@@ -119,6 +130,14 @@ class Supervisor:
                 if not ok(self.settings)
             ]
             (self.home / "redis").mkdir(exist_ok=True)
+            if self.rabbitmq is not None:
+                if "rabbitmq" not in state.system:
+                    raise StandaloneError(
+                        f"Port {self.rabbitmq.amqp_port} of the stack's own RabbitMQ node is "
+                        "taken.",
+                        code="port_taken",
+                    )
+                self.rabbitmq.prepare(self.settings)
         elif state.ports and state.ports != asdict(self.ports):
             raise StandaloneError(
                 f"The stack already runs here on other ports ({state.ports}): "
@@ -131,6 +150,7 @@ class Supervisor:
             self.layout,
             model_repository=self.model_repository,
             system=state.system,
+            rabbitmq=self.rabbitmq.programs() if self.rabbitmq is not None else None,
         )
         if rpc is None:
             self.supervisord.write_config(stack)
@@ -143,7 +163,9 @@ class Supervisor:
             self._start(rpc, program, report)
             if program.name in SYSTEM_SERVICES:
                 self._wait_ready(rpc, program)
-        ensure_consumer_timeout(self.settings, report, owned="rabbitmq" in state.system)
+        owned = "rabbitmq" in state.system
+        node = self.rabbitmq if owned else None
+        ensure_consumer_timeout(self.settings, report, owned=owned, node=node)
         for program in stack:
             self._wait_ready(rpc, program)
         api = next(p for p in stack if p.name == "api")

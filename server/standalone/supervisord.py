@@ -61,6 +61,15 @@ def _conf_value(text: str) -> str:
     return text.replace("%", "%%")
 
 
+def _environment(env: dict[str, str]) -> str:
+    """``env`` as a program's ``environment=`` value, each value in double quotes (which keep
+    its commas and spaces; supervisord has no escape for a quote in a value)."""
+    for key, value in env.items():
+        if '"' in value or "'" in value:
+            raise ValueError(f"{key}: supervisord cannot pass a value with a quote in it")
+    return ",".join(f'{key}="{value}"' for key, value in env.items())
+
+
 def config_text(layout: Layout, programs: list[Program]) -> str:
     """The supervisord configuration running ``programs`` for the stack at ``layout``."""
     lines = [
@@ -99,8 +108,10 @@ def config_text(layout: Layout, programs: list[Program]) -> str:
             f"stdout_logfile={_conf_value(str(layout.logs / (program.name + '.log')))}",
             f"stdout_logfile_maxbytes={LOG_BYTES}",
             f"stdout_logfile_backups={LOG_BACKUPS}",
-            "",
         ]
+        if program.env:
+            lines.append(f"environment={_conf_value(_environment(program.env))}")
+        lines.append("")
     return "\n".join(lines)
 
 

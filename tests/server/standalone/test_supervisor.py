@@ -4,15 +4,19 @@ start it for real)."""
 from __future__ import annotations
 
 import shutil
+from configparser import ConfigParser
 
 import pytest
+from supervisor.datatypes import dict_of_key_value_pairs
 
 from server.settings import Settings
 from server.standalone.broker import ensure_consumer_timeout, rabbitmq_consumer_timeout_ms
 from server.standalone.processes import run_or_explain
 from server.standalone.programs import redis_program
-from server.standalone.stack import Ports, StandaloneError, State
+from server.standalone.rabbitnode import RabbitNode
+from server.standalone.stack import Layout, Ports, Program, StandaloneError, State
 from server.standalone.supervisor import Supervisor
+from server.standalone.supervisord import config_text
 
 
 def test_ports_come_from_the_settings_then_the_options(tmp_path):
@@ -73,3 +77,27 @@ def test_a_consumer_timeout_below_the_job_limit_is_reported(tmp_path):
     quiet: list[str] = []
     ensure_consumer_timeout(covered, quiet.append, owned=False)
     assert quiet == []
+
+
+def test_a_programs_own_environment_reaches_supervisord_as_given(tmp_path):
+    env = {
+        "ARGS": "-start_epmd false -kernel inet_dist_use_interface {127,0,0,1}",
+        "PATH_WITH_SPACE": "/tmp/a b/c",
+        "PERCENT": "amqp://h/%2F",
+    }
+    programs = [Program("epmd", ["epmd"], env=env), Program("api", ["api"])]
+    parser = ConfigParser(interpolation=None)
+    parser.read_string(config_text(Layout(tmp_path), programs))
+    given = parser["program:epmd"]["environment"].replace("%%", "%")  # supervisord's expansion
+    assert dict_of_key_value_pairs(given) == env
+    assert "environment" not in parser["program:api"]
+    with pytest.raises(ValueError, match="quote"):
+        config_text(Layout(tmp_path), [Program("x", ["x"], env={"QUOTED": 'say "hi"'})])
+
+
+def test_a_rabbitmq_node_of_the_stacks_own_must_be_its_broker(tmp_path):
+    node = RabbitNode(tmp_path / "rabbitmq", amqp_port=9400, dist_port=9401, epmd_port=9402)
+    with pytest.raises(StandaloneError) as e:
+        Supervisor(Settings(DATA_DIR=tmp_path), rabbitmq=node)
+    assert e.value.code == "invalid_settings"
+    assert Supervisor(Settings(DATA_DIR=tmp_path, BROKER_URL=node.url), rabbitmq=node).rabbitmq
