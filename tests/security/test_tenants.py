@@ -192,6 +192,7 @@ SCENARIOS: dict[tuple[str, str], Callable[[Api, World], None]] = {
     ("GET", "/healthz"): public("/healthz"),
     ("GET", "/readyz"): public("/readyz"),
     ("GET", "/metrics"): public("/metrics"),
+    ("GET", "/version"): public("/version"),
 }
 
 
