@@ -35,8 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from reedsolo import ReedSolomonError, RSCodec
 
+from subtone import errors
 from subtone.errors import SubtoneError
 from subtone.robust._dsp import (
     FRAME,
@@ -55,12 +55,22 @@ __all__ = [
     "DELTA_DB",
     "GUARD_SECONDS",
     "KEY_BYTES",
+    "MIX_FULL_SCALE",
+    "CapacityExceeded",
     "ChannelDamaged",
     "NoPayload",
+    "Residual",
     "RobustError",
+    "apply_residual",
     "capacity",
+    "capacity_frames",
     "embed",
+    "embed_mix",
     "extract",
+    "extract_mix",
+    "mix_capacity",
+    "working_length",
+    "working_mix",
 ]
 
 KEY_BYTES = 32
@@ -128,16 +138,16 @@ class RobustError(SubtoneError):
     status = 422
 
 
-class NoPayload(RobustError):
+class NoPayload(RobustError, errors.NoPayload):
     """No payload under this key: a wrong passphrase, or a file that was never marked."""
 
-    code = "no_payload"
 
-
-class ChannelDamaged(RobustError):
+class ChannelDamaged(RobustError, errors.ChannelDamaged):
     """A payload under this key is there, but the channel damaged it beyond correction."""
 
-    code = "channel_damaged"
+
+class CapacityExceeded(RobustError, errors.CapacityExceeded):
+    """The payload does not fit the cover in robust mode."""
 
 
 # ----------------------------------------------------------------------------- keying
@@ -202,18 +212,41 @@ def _coded_bytes_for(payload_bytes: int) -> int:
     return full * RS_N + (rest + RS_PARITY if rest else 0)
 
 
-def _working_length(samples: int, rate: int) -> int:
-    return math.ceil(samples * RATE / rate)
+def working_length(frames: int, rate: int) -> int:
+    """Samples of the working mix of ``frames`` samples at ``rate`` (what
+    :func:`working_mix` returns)."""
+    return math.ceil(frames * RATE / rate)
+
+
+def mix_capacity(mix_samples: int) -> int:
+    """Payload bytes a working mix of ``mix_samples`` samples carries."""
+    cells = _data_cells(_columns(mix_samples))
+    coded = max(0, (cells - HEADER_CELLS) // RATE_INV - TAIL) // 8
+    return _payload_bytes_for(coded)
+
+
+def capacity_frames(frames: int, rate: int) -> int:
+    """Payload bytes a cover of ``frames`` samples (per channel) at ``rate`` carries in robust
+    mode: known from the file's header alone."""
+    if frames <= 0 or rate <= 0:
+        return 0
+    return mix_capacity(working_length(frames, rate))
 
 
 def capacity(duration_seconds: float, sample_rate: int) -> int:
     """Payload bytes a cover of this duration carries in robust mode (from the header alone)."""
     if duration_seconds <= 0 or sample_rate <= 0:
         return 0
-    samples = int(duration_seconds * sample_rate)
-    cells = _data_cells(_columns(_working_length(samples, sample_rate)))
-    coded = max(0, (cells - HEADER_CELLS) // RATE_INV - TAIL) // 8
-    return _payload_bytes_for(coded)
+    return capacity_frames(int(duration_seconds * sample_rate), sample_rate)
+
+
+def _refuse_if_too_large(payload: bytes, room: int) -> None:
+    if len(payload) > room:
+        raise CapacityExceeded(
+            f"The sealed secret has {len(payload):,} bytes; in robust mode this cover holds "
+            f"{room:,} (about 100 bits per second of cover, less its first and last second): "
+            "use a longer cover or a shorter secret."
+        )
 
 
 def _permutation(k_pos: bytes, label: bytes, n: int) -> npt.NDArray[np.int64]:
@@ -255,6 +288,8 @@ def _bits(data: bytes) -> npt.NDArray[np.int64]:
 def _outer_encode(payload: bytes) -> bytes:
     if RS_PARITY == 0:
         return payload
+    from reedsolo import RSCodec  # only with the outer code on (the ``robust`` extra)
+
     rs = RSCodec(RS_PARITY)
     return b"".join(bytes(rs.encode(payload[i : i + RS_K])) for i in range(0, len(payload), RS_K))
 
@@ -273,30 +308,98 @@ def _coded_stream(k_pos: bytes, payload: bytes) -> npt.NDArray[np.int64]:
 # ----------------------------------------------------------------------------- embedding
 
 
-def _as_float(samples: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], np.dtype[np.generic]]:
+def _as_float(
+    samples: npt.ArrayLike, scale: float | None = None
+) -> tuple[npt.NDArray[np.float64], np.dtype[np.generic]]:
+    """Samples in [-1, 1) and their dtype; integers are divided by ``scale`` (else by their
+    dtype's full scale)."""
     a = np.asarray(samples)
     dtype = a.dtype
     if np.issubdtype(dtype, np.integer):
-        scale = float(2 ** (8 * dtype.itemsize - 1))
-        return a.astype(np.float64) / scale, dtype
+        full = scale if scale is not None else float(2 ** (8 * dtype.itemsize - 1))
+        return a.astype(np.float64) / full, dtype
     if np.issubdtype(dtype, np.floating):
         return np.asarray(a, dtype=np.float64), dtype
     raise TypeError(f"samples must be integer or float, got {dtype}")
 
 
-def _from_float(x: npt.NDArray[np.float64], dtype: np.dtype[np.generic]) -> npt.NDArray[np.generic]:
+def _from_float(
+    x: npt.NDArray[np.float64], dtype: np.dtype[np.generic], scale: float | None = None
+) -> npt.NDArray[np.generic]:
     if np.issubdtype(dtype, np.integer):
-        scale = float(2 ** (8 * dtype.itemsize - 1))
-        out = np.clip(np.round(x * scale), -scale, scale - 1)
+        full = scale if scale is not None else float(2 ** (8 * dtype.itemsize - 1))
+        out = np.clip(np.round(x * full), -full, full - 1)
     else:
         out = x if dtype == np.float64 else np.clip(x, -1.0, 1.0)
     return np.asarray(out, dtype=dtype)
 
 
 def _mono(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """The channels' mean, sample by sample (the same value whatever block a sample is read
+    in: the client computes it block by block)."""
     if x.ndim == 1:
         return x
-    return np.asarray(x @ np.full(x.shape[1], 1.0 / x.shape[1]), dtype=np.float64)
+    acc = x[:, 0].copy()
+    for c in range(1, x.shape[1]):
+        acc += x[:, c]
+    acc *= 1.0 / x.shape[1]
+    return acc
+
+
+MIX_FULL_SCALE = 32768.0
+"""The working mix travels as 16-bit PCM: ``int16 / MIX_FULL_SCALE`` is its value."""
+
+
+def mono_mix(samples: npt.ArrayLike, *, scale: float | None = None) -> npt.NDArray[np.float64]:
+    """The mono mix (channels' mean, in [-1, 1)) of ``samples``: int or float PCM, ``(n,)``
+    or ``(n, channels)``; integers are divided by ``scale`` (else their dtype's full scale:
+    give it for 24-bit samples held in int32)."""
+    x, _ = _as_float(samples, scale)
+    return _mono(x)
+
+
+def working_mix(samples: npt.ArrayLike, rate: int) -> npt.NDArray[np.int16]:
+    """What the marking works on: the mono mix at :data:`RATE` (16 kHz), as 16-bit PCM. The
+    robust mode's only view of the cover's audio: what the client sends the server."""
+    return quantise_mix(resample(mono_mix(samples), rate, RATE))
+
+
+def quantise_mix(m16: npt.NDArray[np.float64]) -> npt.NDArray[np.int16]:
+    """A working-rate signal as 16-bit PCM (rounded, clipped at full scale)."""
+    q = np.clip(np.round(m16 * MIX_FULL_SCALE), -MIX_FULL_SCALE, MIX_FULL_SCALE - 1)
+    return np.asarray(q, dtype=np.int16)
+
+
+@dataclass(frozen=True, eq=False)
+class Residual:
+    """What marking adds to the working mix: ``samples`` from working-rate sample ``start``
+    on (zero elsewhere), in a mix of ``length`` samples. Half precision: its rounding error
+    is ~66 dB under the residual, itself ~30 dB under the cover."""
+
+    start: int
+    samples: npt.NDArray[np.float16]
+    length: int
+
+    def at_rate(self, rate: int, frames: int) -> npt.NDArray[np.float64]:
+        """The residual resampled to the cover's ``rate``, ``frames`` long (what is added to
+        every channel)."""
+        full = np.zeros(self.length)
+        full[self.start : self.start + len(self.samples)] = self.samples
+        delta = resample(full, RATE, rate)
+        if len(delta) < frames:
+            delta = np.pad(delta, (0, frames - len(delta)))
+        return delta[:frames]
+
+
+def add_residual(
+    block: npt.NDArray[np.generic], delta: npt.NDArray[np.float64], *, scale: float | None = None
+) -> npt.NDArray[np.generic]:
+    """``block`` (int or float PCM, ``(n,)`` or ``(n, channels)``) with ``delta`` (``(n,)``,
+    full scale 1) added to every channel, in its own dtype (rounded and clipped at ``scale``,
+    else the dtype's full scale, for PCM)."""
+    x, dtype = _as_float(block, scale)
+    out = x + (delta if x.ndim == 1 else delta[:, None])
+    return _from_float(out, dtype, scale)
 
 
 def _tile_energies(
@@ -339,18 +442,36 @@ def embed(
     samples: npt.ArrayLike, rate: int, k_pos: bytes, payload: bytes
 ) -> npt.NDArray[np.generic]:
     """The cover with ``payload`` marked into it: same shape and dtype (int or float PCM,
-    mono ``(n,)`` or ``(n, channels)``). Raises :class:`RobustError` (``cover_too_small``)
-    when the payload does not fit (see :func:`capacity`)."""
-    x, dtype = _as_float(samples)
-    if x.ndim not in (1, 2) or x.shape[0] == 0:
+    mono ``(n,)`` or ``(n, channels)``). Raises :class:`CapacityExceeded`
+    (``capacity_exceeded``) when the payload does not fit (see :func:`capacity`).
+
+    The three steps the client and the server split between them: :func:`working_mix` (the
+    client), :func:`embed_mix` (the server, on that mix alone), :func:`apply_residual` (the
+    client, on its own cover)."""
+    a = np.asarray(samples)
+    if a.ndim not in (1, 2) or a.shape[0] == 0:
         raise RobustError("the cover has no samples", code="bad_cover")
-    room = capacity(x.shape[0] / rate, rate)
-    if len(payload) > room:
-        raise RobustError(
-            f"the payload has {len(payload)} bytes; this cover carries {room} in robust mode",
-            code="cover_too_small",
-        )
-    m16 = resample(_mono(x), rate, RATE)
+    _refuse_if_too_large(payload, capacity_frames(a.shape[0], rate))
+    residual = embed_mix(working_mix(a, rate), k_pos, payload)
+    return apply_residual(a, rate, residual)
+
+
+def apply_residual(
+    samples: npt.ArrayLike, rate: int, residual: Residual
+) -> npt.NDArray[np.generic]:
+    """The cover with the residual of :func:`embed_mix` added: same shape and dtype."""
+    a = np.asarray(samples)
+    return add_residual(a, residual.at_rate(rate, a.shape[0]))
+
+
+def embed_mix(mix: npt.NDArray[np.int16], k_pos: bytes, payload: bytes) -> Residual:
+    """Mark ``payload`` into the working mix (:func:`working_mix`); returns what to add to it.
+    Raises :class:`CapacityExceeded` when it does not fit (:func:`mix_capacity`)."""
+    mix = np.asarray(mix)
+    if mix.dtype != np.int16 or mix.ndim != 1:
+        raise RobustError("the working mix is 16-bit mono PCM", code="bad_mix")
+    _refuse_if_too_large(payload, mix_capacity(len(mix)))
+    m16 = mix.astype(np.float64) / MIX_FULL_SCALE
     columns = _columns(len(m16))
     keys = _keys(k_pos, columns)
     stream = _coded_stream(k_pos, payload)
@@ -395,13 +516,10 @@ def embed(
         diff = np.zeros_like(spec)
         diff[rows, lo:hi] = spec[rows, lo:hi] * _band_gains(g)
         y16 += istft(diff, len(y16))
-    delta = resample(y16 - m16, RATE, rate)
-    n = x.shape[0]
-    if len(delta) < n:
-        delta = np.pad(delta, (0, n - len(delta)))
-    delta = delta[:n]
-    out = x + (delta if x.ndim == 1 else delta[:, None])
-    return _from_float(out, dtype)
+    start = GUARD_FRAMES * HOP
+    end = min(len(m16), (GUARD_FRAMES + columns * TILE_FRAMES + 1) * HOP)
+    change = (y16 - m16)[start:end] if columns else np.zeros(0)
+    return Residual(start, change.astype(np.float16), len(m16))
 
 
 # ----------------------------------------------------------------------------- extraction
@@ -512,6 +630,8 @@ def _bytes(bits: npt.NDArray[np.int64]) -> bytes:
 def _outer_decode(coded: bytes, length: int) -> bytes | None:
     if RS_PARITY == 0:
         return coded[:length]
+    from reedsolo import ReedSolomonError, RSCodec  # only with the outer code on
+
     rs = RSCodec(RS_PARITY)
     out = bytearray()
     for i in range(0, len(coded), RS_N):
@@ -526,14 +646,29 @@ def _outer_decode(coded: bytes, length: int) -> bytes | None:
 def extract(samples: npt.ArrayLike, rate: int, k_pos: bytes) -> bytes:
     """The payload marked under ``k_pos``. Raises :class:`NoPayload` when there is none under
     this key, :class:`ChannelDamaged` when there is one the channel destroyed."""
-    x, _ = _as_float(samples)
-    if x.ndim not in (1, 2) or x.shape[0] == 0:
-        raise NoPayload("the file has no samples")
-    m16 = resample(_mono(x), rate, RATE)
+    a = np.asarray(samples)
+    if a.ndim not in (1, 2) or a.shape[0] == 0:
+        raise NoPayload(f"{errors.MESSAGES[errors.NO_PAYLOAD]} (the file has no samples)")
+    return extract_mix(working_mix(a, rate), k_pos)
+
+
+def _say(code: str, detail: str) -> str:
+    """The shared message of ``code`` (:data:`subtone.errors.MESSAGES`), with a detail."""
+    return f"{errors.MESSAGES[code][:-1]} ({detail})."
+
+
+def extract_mix(mix: npt.NDArray[np.int16], k_pos: bytes) -> bytes:
+    """:func:`extract` on the working mix (:func:`working_mix`) of the file."""
+    mix = np.asarray(mix)
+    if mix.dtype != np.int16 or mix.ndim != 1:
+        raise RobustError("the working mix is 16-bit mono PCM", code="bad_mix")
+    m16 = mix.astype(np.float64) / MIX_FULL_SCALE
     sync, data = _synchronise(m16, k_pos)
     present = sync.z >= PRESENT_Z or sync.z_unsearched >= PRESENT_Z_UNSEARCHED
     if len(data) < HEADER_CELLS:
-        raise (ChannelDamaged if present else NoPayload)("too short to hold a robust payload")
+        if present:
+            raise ChannelDamaged(_say(errors.CHANNEL_DAMAGED, "the file is cut too short"))
+        raise NoPayload(_say(errors.NO_PAYLOAD, "the file is too short to hold one"))
     hsoft = _deinterleave(k_pos, b"perm-header", data[:HEADER_CELLS])
     hsoft = hsoft.reshape(HEADER_COPIES, -1).sum(axis=0)
     sealed = _bytes(conv_decode(hsoft))
@@ -541,20 +676,22 @@ def extract(samples: npt.ArrayLike, rate: int, k_pos: bytes) -> bytes:
     if opened is None:
         if present:
             raise ChannelDamaged(
-                f"a payload under this key is there (pilot z = {sync.z:.1f}) but its header "
-                "did not survive the channel"
+                _say(
+                    errors.CHANNEL_DAMAGED,
+                    f"its marks are there, pilot z = {sync.z:.1f}, its header is not",
+                )
             )
-        raise NoPayload("no payload under this passphrase (or the file was never marked)")
+        raise NoPayload(_say(errors.NO_PAYLOAD, f"pilot z = {sync.z:.1f}"))
     length, payload_tag = opened
     coded = _coded_bytes_for(length)
     n = coded_length(coded * 8)
     body = data[HEADER_CELLS : HEADER_CELLS + n]
     if len(body) < n:
-        raise ChannelDamaged("the file was cut short: the payload's end is missing")
+        raise ChannelDamaged(_say(errors.CHANNEL_DAMAGED, "the message's end is cut off"))
     word = _bytes(conv_decode(_deinterleave(k_pos, b"perm-payload", body)))
     out = _outer_decode(word, length)
     if out is None or not hmac.compare_digest(_payload_tag(k_pos, out), payload_tag):
         raise ChannelDamaged(
-            "the payload is there but the channel left more errors than the code corrects"
+            _say(errors.CHANNEL_DAMAGED, "more errors than the error correction repairs")
         )
     return out

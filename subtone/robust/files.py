@@ -1,18 +1,164 @@
-"""Robust mode on files: read any format soundfile reads, write the cover's own format."""
+"""Robust mode on files: the steps the client runs on its own files, and the whole embed and
+extract in one process, made of the same steps.
+
+* :func:`cover_mix` reads a PCM WAV cover once and returns its working mix (what is sent);
+  :func:`file_mix` does the same for a file to decode, in any format soundfile reads (WAV,
+  FLAC, OGG/Opus, MP3: what a channel may have turned the stego file into).
+* :func:`apply_residual_file` writes the stego file: the cover with the residual added to every
+  channel, in one streaming copy to a temporary name renamed when complete. Everything but the
+  samples (the header, its chunks, what follows the data) is copied byte for byte.
+
+:func:`embed_file` and :func:`extract_file` run the server's part in this process; the pipeline
+(client + server) gives byte-identical files.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 import soundfile as sf
 
 from subtone.files import atomic_output
-from subtone.robust.core import RobustError, embed, extract
+from subtone.robust._dsp import RATE, resample
+from subtone.robust.core import (
+    Residual,
+    RobustError,
+    add_residual,
+    capacity_frames,
+    embed_mix,
+    extract_mix,
+    mono_mix,
+    quantise_mix,
+    working_length,
+)
+from subtone.stego import wav
+from subtone.stego.wav import WavInfo
 
-__all__ = ["embed_file", "extract_file"]
+__all__ = [
+    "BLOCK_FRAMES",
+    "apply_residual_file",
+    "cover_capacity",
+    "cover_mix",
+    "embed_file",
+    "extract_file",
+    "file_mix",
+]
 
-_DTYPES = {"PCM_16": "int16", "PCM_32": "int32", "PCM_24": "int32", "PCM_U8": "int16"}
+BLOCK_FRAMES: Final = 1 << 16
+"""Frames read at a time."""
+
+Progress = Callable[[int, int], None]
+
+
+def _scale(info: WavInfo) -> float:
+    return float(1 << (info.bits_per_sample - 1))
+
+
+def _cannot_read(path: Path, e: OSError) -> RobustError:
+    return RobustError(f"Cannot read {path.name}: {e.strerror}.", code="unreadable_file")
+
+
+def cover_capacity(cover: str | os.PathLike[str]) -> tuple[WavInfo, int]:
+    """The cover's format, and the payload bytes it carries in robust mode (header only)."""
+    path = Path(cover)
+    try:
+        with path.open("rb") as f:
+            info, _ = wav.read_header(f)
+    except OSError as e:
+        raise _cannot_read(path, e) from e
+    return info, capacity_frames(info.frames, info.sample_rate)
+
+
+def cover_mix(
+    cover: str | os.PathLike[str], *, progress: Progress | None = None
+) -> tuple[WavInfo, npt.NDArray[np.int16]]:
+    """Read the PCM WAV ``cover`` once: its format and its working mix (16 kHz mono PCM)."""
+    path = Path(cover)
+    try:
+        with path.open("rb") as f:
+            info, _ = wav.read_header(f)
+            wav.check_file_size(info, os.fstat(f.fileno()).st_size)
+            scale, parts, done = _scale(info), [], 0
+            for block in wav.read_windows(f, info, BLOCK_FRAMES * info.channels):
+                frames = block.reshape(-1, info.channels)
+                parts.append(mono_mix(frames, scale=scale))
+                done += len(frames)
+                if progress is not None:
+                    progress(done, info.frames)
+    except OSError as e:
+        raise _cannot_read(path, e) from e
+    mono = np.concatenate(parts) if parts else np.zeros(0)
+    return info, quantise_mix(resample(mono, info.sample_rate, RATE))
+
+
+def file_mix(
+    path: str | os.PathLike[str], *, progress: Progress | None = None
+) -> npt.NDArray[np.int16]:
+    """The working mix of a file to decode, in any format soundfile reads."""
+    source = Path(path)
+    try:
+        with sf.SoundFile(str(source)) as f:
+            rate, frames, parts, done = f.samplerate, f.frames, [], 0
+            for block in f.blocks(BLOCK_FRAMES, dtype="float64", always_2d=True):
+                parts.append(mono_mix(block))
+                done += len(block)
+                if progress is not None:
+                    progress(done, max(done, frames))
+    except sf.LibsndfileError as e:
+        raise RobustError(
+            f"{source.name} is not an audio file this client reads ({e}).", code="not_audio"
+        ) from e
+    except OSError as e:
+        raise _cannot_read(source, e) from e
+    mono = np.concatenate(parts) if parts else np.zeros(0)
+    return quantise_mix(resample(mono, rate, RATE))
+
+
+def apply_residual_file(
+    cover: str | os.PathLike[str],
+    residual: Residual,
+    out: str | os.PathLike[str],
+    *,
+    mode: int | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """Write ``out``: the PCM WAV ``cover`` with ``residual`` added to every channel (complete,
+    or not at all; permissions ``mode``). Returns the bytes written."""
+    path = Path(cover)
+    try:
+        src = path.open("rb")
+    except OSError as e:
+        raise _cannot_read(path, e) from e
+    with src:
+        info, prefix = wav.read_header(src)
+        wav.check_file_size(info, os.fstat(src.fileno()).st_size)
+        if residual.length != _mix_length(info):
+            raise RobustError(
+                "The residual is for another cover (its length does not match).",
+                code="residual_mismatch",
+            )
+        delta = residual.at_rate(info.sample_rate, info.frames)
+        scale, at = _scale(info), 0
+        with atomic_output(out, mode=mode) as dst:
+            dst.write(prefix)
+            for block in wav.read_windows(src, info, BLOCK_FRAMES * info.channels):
+                frames = block.reshape(-1, info.channels)
+                marked = add_residual(frames, delta[at : at + len(frames)], scale=scale)
+                dst.write(wav.encode_samples(marked.astype(np.int32), info.bits_per_sample))
+                at += len(frames)
+                if progress is not None:
+                    progress(at, info.frames)
+            wav.copy_rest(src, dst)
+            return dst.tell()
+
+
+def _mix_length(info: WavInfo) -> int:
+    return working_length(info.frames, info.sample_rate)
 
 
 def embed_file(
@@ -21,22 +167,12 @@ def embed_file(
     k_pos: bytes,
     payload: bytes,
 ) -> None:
-    """Mark ``cover`` into ``out`` (same container, subtype and rate), written atomically."""
-    try:
-        info = sf.info(str(cover))
-    except (sf.LibsndfileError, RuntimeError) as e:
-        raise RobustError(f"cannot read the cover: {e}", code="bad_cover") from e
-    dtype = _DTYPES.get(info.subtype, "float64")
-    data, rate = sf.read(str(cover), dtype=dtype, always_2d=False)
-    marked = embed(data, rate, k_pos, payload)
-    with atomic_output(out) as f:
-        sf.write(f, np.asarray(marked), rate, subtype=info.subtype, format=info.format)
+    """Mark the PCM WAV ``cover`` into ``out`` (the same format, header and length), written
+    atomically: the client's and the server's steps in one process."""
+    _, mix = cover_mix(cover)
+    apply_residual_file(cover, embed_mix(mix, k_pos, payload), out)
 
 
 def extract_file(path: str | os.PathLike[str], k_pos: bytes) -> bytes:
     """The payload of a marked file (WAV, FLAC, OGG/Opus, MP3: whatever soundfile reads)."""
-    try:
-        data, rate = sf.read(str(path), dtype="float64", always_2d=False)
-    except (sf.LibsndfileError, RuntimeError) as e:
-        raise RobustError(f"cannot read the file: {e}", code="bad_file") from e
-    return extract(data, rate, k_pos)
+    return extract_mix(file_mix(path), k_pos)
