@@ -56,6 +56,7 @@ __all__ = [
     "GUARD_SECONDS",
     "KEY_BYTES",
     "MIX_FULL_SCALE",
+    "RATE",
     "CapacityExceeded",
     "ChannelDamaged",
     "NoPayload",
