@@ -38,8 +38,8 @@ CHANNEL_DAMAGED: Final = "channel_damaged"
 MESSAGES: Final = {
     CAPACITY_EXCEEDED: "The secret does not fit in this cover.",
     NO_PAYLOAD: (
-        "No hidden message was found with this passphrase: the passphrase is wrong, or the "
-        "file holds no Subtone message."
+        "No hidden message was found: the passphrase is wrong, or this file holds no "
+        "Subtone message."
     ),
     CHANNEL_DAMAGED: (
         "A hidden message is there, but the file was changed too much since it was hidden "

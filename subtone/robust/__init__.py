@@ -27,6 +27,7 @@ from subtone.robust.files import (
     embed_file,
     extract_file,
     file_mix,
+    file_probe,
 )
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "extract_file",
     "extract_mix",
     "file_mix",
+    "file_probe",
     "mix_capacity",
     "working_mix",
 ]

@@ -56,6 +56,8 @@ __all__ = [
     "GUARD_SECONDS",
     "KEY_BYTES",
     "MIX_FULL_SCALE",
+    "PROBE_SECONDS",
+    "PROBE_Z",
     "RATE",
     "CapacityExceeded",
     "ChannelDamaged",
@@ -70,6 +72,7 @@ __all__ = [
     "extract",
     "extract_mix",
     "mix_capacity",
+    "probe",
     "working_length",
     "working_mix",
 ]
@@ -587,9 +590,9 @@ def _pilot_z(
     return float((w * signed).sum() / math.sqrt(0.5 * (w * w).sum()))
 
 
-def _synchronise(
-    m16: npt.NDArray[np.float64], k_pos: bytes
-) -> tuple[_Sync, npt.NDArray[np.float64]]:
+def _search(m16: npt.NDArray[np.float64], k_pos: bytes) -> _Sync:
+    """The alignment (sub-hop offset, first frame) whose pilots in the first
+    :data:`SYNC_COLUMNS` columns correlate best with ``k_pos``'s, and their z-score."""
     max_start = GUARD_FRAMES + 8
     window = m16[: (max_start + SYNC_COLUMNS * TILE_FRAMES + 2) * HOP + FRAME]
     keys = _keys(k_pos, SYNC_COLUMNS)
@@ -605,6 +608,34 @@ def _synchronise(
             z = _pilot_z(soft, tiles, keys, cols * CELLS)
             if z > best.z:
                 best = _Sync(off, start, z)
+    return best
+
+
+PROBE_SECONDS = ((GUARD_FRAMES + 8 + SYNC_COLUMNS * TILE_FRAMES + 2) * HOP + FRAME) / RATE
+"""The working-rate seconds :func:`probe` reads (what the alignment search looks at)."""
+PROBE_Z = 4.0
+"""A :func:`probe` at or above this says "a mark under this key may be there". Its only use
+is to spare an upload when the passphrase is wrong, so it errs on the side of "there": a
+wrong key's best z over the search's 624 alignments exceeds it about 2 % of the time (the
+server then answers ``no_payload``); a marked file that lost its payload to the channel still
+shows z ≥ 6 (docs/robust.md)."""
+
+
+def probe(mix: npt.NDArray[np.int16], k_pos: bytes) -> float:
+    """How strongly the start of a file's working mix (:data:`PROBE_SECONDS` of it is
+    enough) shows pilots under ``k_pos``: the z-score at the best alignment. Cheap (no
+    decoding); see :data:`PROBE_Z`."""
+    mix = np.asarray(mix)
+    if mix.dtype != np.int16 or mix.ndim != 1:
+        raise RobustError("the working mix is 16-bit mono PCM", code="bad_mix")
+    z = _search(mix.astype(np.float64) / MIX_FULL_SCALE, k_pos).z
+    return 0.0 if not math.isfinite(z) else z
+
+
+def _synchronise(
+    m16: npt.NDArray[np.float64], k_pos: bytes
+) -> tuple[_Sync, npt.NDArray[np.float64]]:
+    best = _search(m16, k_pos)
     e = frame_energies(stft(m16[best.offset :]), _EDGES)
     cols = max(0, (e.shape[0] - best.start) // TILE_FRAMES)
     keys = _keys(k_pos, cols)

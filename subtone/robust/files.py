@@ -14,6 +14,7 @@ extract in one process, made of the same steps.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ import soundfile as sf
 from subtone.files import atomic_output
 from subtone.robust._dsp import RATE, resample
 from subtone.robust.core import (
+    PROBE_SECONDS,
     Residual,
     RobustError,
     add_residual,
@@ -33,6 +35,7 @@ from subtone.robust.core import (
     embed_mix,
     extract_mix,
     mono_mix,
+    probe,
     quantise_mix,
     working_length,
 )
@@ -47,10 +50,13 @@ __all__ = [
     "embed_file",
     "extract_file",
     "file_mix",
+    "file_probe",
 ]
 
 BLOCK_FRAMES: Final = 1 << 16
 """Frames read at a time."""
+PROBE_MARGIN_SECONDS: Final = 0.5
+"""Read past what :func:`~subtone.robust.core.probe` looks at: the resampler's edge."""
 
 Progress = Callable[[int, int], None]
 
@@ -97,18 +103,23 @@ def cover_mix(
 
 
 def file_mix(
-    path: str | os.PathLike[str], *, progress: Progress | None = None
+    path: str | os.PathLike[str],
+    *,
+    progress: Progress | None = None,
+    seconds: float | None = None,
 ) -> npt.NDArray[np.int16]:
-    """The working mix of a file to decode, in any format soundfile reads."""
+    """The working mix of a file to decode, in any format soundfile reads (its first
+    ``seconds`` only, if given)."""
     source = Path(path)
     try:
         with sf.SoundFile(str(source)) as f:
             rate, frames, parts, done = f.samplerate, f.frames, [], 0
-            for block in f.blocks(BLOCK_FRAMES, dtype="float64", always_2d=True):
+            limit = frames if seconds is None else min(frames, math.ceil(seconds * rate))
+            for block in f.blocks(BLOCK_FRAMES, dtype="float64", always_2d=True, frames=limit):
                 parts.append(mono_mix(block))
                 done += len(block)
                 if progress is not None:
-                    progress(done, max(done, frames))
+                    progress(done, max(done, limit))
     except sf.LibsndfileError as e:
         raise RobustError(
             f"{source.name} is not an audio file this client reads ({e}).", code="not_audio"
@@ -117,6 +128,12 @@ def file_mix(
         raise _cannot_read(source, e) from e
     mono = np.concatenate(parts) if parts else np.zeros(0)
     return quantise_mix(resample(mono, rate, RATE))
+
+
+def file_probe(path: str | os.PathLike[str], k_pos: bytes) -> float:
+    """:func:`~subtone.robust.core.probe` of a file to decode: reads its first dozen seconds
+    only, so a wrong passphrase is told before anything is sent."""
+    return probe(file_mix(path, seconds=PROBE_SECONDS + PROBE_MARGIN_SECONDS), k_pos)
 
 
 def apply_residual_file(

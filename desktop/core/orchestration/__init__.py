@@ -26,7 +26,14 @@ from desktop.core.orchestration.steps import (
     max_secret_bytes,
     succeeded,
 )
-from desktop.core.orchestration.store import Task, TaskKind, TaskStatus, TaskStore, new_task_id
+from desktop.core.orchestration.store import (
+    Task,
+    TaskKind,
+    TaskMode,
+    TaskStatus,
+    TaskStore,
+    new_task_id,
+)
 from desktop.core.orchestration.transfer import (
     COVER_MEDIA_TYPE,
     PAYLOAD_MEDIA_TYPE,
@@ -52,6 +59,7 @@ __all__ = [
     "StopToken",
     "Task",
     "TaskKind",
+    "TaskMode",
     "TaskStatus",
     "TaskStore",
     "decode",
