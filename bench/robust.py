@@ -23,7 +23,6 @@ import numpy as np
 import soundfile as sf
 
 from subtone.robust import capacity, core, embed, extract
-from subtone.robust._dsp import RATE as WORK_RATE
 from subtone.robust._dsp import resample
 from subtone.robust.core import RobustError
 
@@ -203,7 +202,8 @@ def cell_errors(y: np.ndarray, rate: int, k_pos: bytes, payload: bytes) -> str:
     """Diagnostic: the share of data cells read wrong (hard decision), at the alignment the
     extractor found: the quantity the code has to correct."""
     stream = core._coded_stream(k_pos, payload)
-    _, data = core._synchronise(resample(core._mono(np.asarray(y)), rate, WORK_RATE), k_pos)
+    mix = core.working_mix(np.asarray(y), rate).astype(np.float64)
+    _, data = core._synchronise(mix, k_pos)
     n = min(len(stream), len(data))
     return f"{np.mean(data[:n] * (1 - 2 * stream[:n]) <= 0) * 100:.1f}"
 

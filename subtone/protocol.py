@@ -156,7 +156,7 @@ class JobKind(StrEnum):
     sealed secret."""
     ROBUST_EMBED = "robust.embed"
     """Robust mode (survives re-encoding). inputs: ``mix`` (the cover's working mix: its
-    channels' mean at 16 kHz, 16-bit PCM, :mod:`subtone.robust.wire`) and ``payload`` (the
+    channels' mean at 16 kHz, :mod:`subtone.robust.wire`) and ``payload`` (the
     sealed secret); params: ``k_pos``. The result is a residual the client adds to its
     cover."""
     ROBUST_EXTRACT = "robust.extract"

@@ -9,7 +9,7 @@ several batches at once from a thread pool, and Triton's dynamic batcher puts th
 concurrent calls (from this job and others) into one ``execute()``.
 
 A robust-mode call (:meth:`TritonEngine.robust_embed`, :meth:`TritonEngine.robust_extract`)
-sends one cover's working mix (16 kHz mono PCM) to ``stego_robust_embed`` or
+sends one cover's working mix (16 kHz mono) to ``stego_robust_embed`` or
 ``stego_robust_extract`` (:mod:`subtone.robust.triton_model`) as one request, under its own
 deadline (``robust_timeout_seconds``): the unit of robust work is a whole cover.
 
@@ -38,9 +38,9 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from server.kit import logs
-from subtone.errors import ChannelDamaged, NoPayload, SubtoneError
+from subtone.errors import CapacityExceeded, ChannelDamaged, NoPayload, SubtoneError
 from subtone.robust import triton_model as robust_model
-from subtone.robust.core import Residual
+from subtone.robust.core import UNSUITABLE_COVER, Mix, Residual, UnsuitableCover
 from subtone.stego.engine import EmbedTask, ExtractTask, plane_bytes
 from subtone.stego.kernel import KEY_BYTES, WINDOW_BYTES
 from subtone.stego.triton_model import (
@@ -88,8 +88,14 @@ MAX_ROWS = 64
 
 TRITON_INT32 = "INT32"
 TRITON_UINT8 = "UINT8"
-TRITON_INT16 = "INT16"
-_ROBUST_ERRORS: Final = {NoPayload.code: NoPayload, ChannelDamaged.code: ChannelDamaged}
+TRITON_FP32 = "FP32"
+_ROBUST_ERRORS: Final[dict[str, type[SubtoneError]]] = {
+    NoPayload.code: NoPayload,
+    ChannelDamaged.code: ChannelDamaged,
+    CapacityExceeded.code: CapacityExceeded,
+    UNSUITABLE_COVER: UnsuitableCover,
+}
+"""The stable codes a robust model answers with, as the errors they are."""
 
 _STUB_DEAD = "is not healthy"
 """How Triton's python backend reports a model whose stub process died."""
@@ -205,11 +211,11 @@ def _inputs(tasks: Sequence[ExtractTask]) -> list[grpcclient.InferInput]:
     ]
 
 
-def _robust_inputs(mix: npt.NDArray[np.int16], k_pos: bytes) -> list[grpcclient.InferInput]:
+def _robust_inputs(mix: Mix, k_pos: bytes) -> list[grpcclient.InferInput]:
     if len(k_pos) != KEY_BYTES:
         raise ValueError(f"k_pos has {KEY_BYTES} bytes, got {len(k_pos)}")
     return [
-        _tensor(robust_model.IN_MIX, np.ascontiguousarray(mix, dtype=np.int16), TRITON_INT16),
+        _tensor(robust_model.IN_MIX, np.ascontiguousarray(mix, dtype=np.float32), TRITON_FP32),
         _tensor(robust_model.IN_KEY, np.frombuffer(k_pos, dtype=np.uint8), TRITON_UINT8),
     ]
 
@@ -428,14 +434,19 @@ class TritonEngine:
 
     # -- RobustEngine ----------------------------------------------------------------------
 
-    def robust_embed(self, mix: npt.NDArray[np.int16], k_pos: bytes, payload: bytes) -> Residual:
+    def robust_embed(self, mix: Mix, k_pos: bytes, payload: bytes) -> Residual:
         """What marking ``payload`` under ``k_pos`` adds to the working mix ``mix`` (one
         request: the whole cover)."""
         inputs = [
             *_robust_inputs(mix, k_pos),
             _tensor(robust_model.IN_PAYLOAD, np.frombuffer(payload, dtype=np.uint8), TRITON_UINT8),
         ]
-        outputs = (robust_model.OUT_RESIDUAL, robust_model.OUT_START)
+        outputs = (
+            robust_model.OUT_RESIDUAL,
+            robust_model.OUT_START,
+            robust_model.OUT_CODE,
+            robust_model.OUT_MESSAGE,
+        )
         what = f"mark {len(payload)} bytes into a {len(mix) / 16_000:.0f} s cover"
         model = self.robust_embed_model
         result, start = self._infer(
@@ -446,10 +457,11 @@ class TritonEngine:
         if samples is None or first is None:
             raise TritonRequestError(f"Triton at {self.url} answered without a residual")
         self._observe(model, start, 1)
+        self._raise_status(result)
         residual = np.array(samples.reshape(-1), dtype=np.float16, copy=True)
         return Residual(int(first.reshape(-1)[0]), residual, len(mix))
 
-    def robust_extract(self, mix: npt.NDArray[np.int16], k_pos: bytes) -> bytes:
+    def robust_extract(self, mix: Mix, k_pos: bytes) -> bytes:
         """The payload marked under ``k_pos`` in the working mix ``mix``; raises
         :class:`~subtone.errors.NoPayload` or :class:`~subtone.errors.ChannelDamaged` as the
         model found."""
@@ -464,18 +476,25 @@ class TritonEngine:
             timeout_seconds=self.robust_timeout_seconds,
         )
         payload = result.as_numpy(robust_model.OUT_PAYLOAD)
-        code = result.as_numpy(robust_model.OUT_CODE)
-        message = result.as_numpy(robust_model.OUT_MESSAGE)
-        if payload is None or code is None or message is None:
+        if payload is None:
             raise TritonRequestError(f"Triton at {self.url} answered without a payload")
         self._observe(model, start, 1)
-        found = _text(code)
-        if found:
-            error = _ROBUST_ERRORS.get(found)
-            if error is None:
-                raise TritonRequestError(f"Triton at {self.url} answered {found!r}")
-            raise error(_text(message) or error().message)
+        self._raise_status(result)
         return bytes(payload.reshape(-1).astype(np.uint8).tobytes())
+
+    def _raise_status(self, result: grpcclient.InferResult) -> None:
+        """Raise the error a robust model's CODE and MESSAGE name, if any."""
+        code = result.as_numpy(robust_model.OUT_CODE)
+        message = result.as_numpy(robust_model.OUT_MESSAGE)
+        if code is None or message is None:
+            raise TritonRequestError(f"Triton at {self.url} answered without a status")
+        found = _text(code)
+        if not found:
+            return
+        error = _ROBUST_ERRORS.get(found)
+        if error is None:
+            raise TritonRequestError(f"Triton at {self.url} answered {found!r}")
+        raise error(_text(message) or f"[{found}]", code=found)
 
     def ready(self) -> None:
         """Return if the server and every model is ready; raise :class:`TritonUnavailable`."""

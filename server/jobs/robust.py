@@ -1,6 +1,6 @@
 """The robust-mode jobs' work: read the working mix, check it, ask the engine (Triton).
 
-Robust marking reads the cover's *audio*: the client sends its working mix (16 kHz mono PCM,
+Robust marking reads the cover's *audio*: the client sends its working mix (16 kHz mono,
 :mod:`subtone.robust.wire`), the worker reads it whole (one cover is one Triton request; at
 most ``MAX_ROBUST_SECONDS`` of cover, so memory stays bounded), checks its size, its format and
 the capacity before the engine sees it, and hands the engine's answer back to the runner, which

@@ -39,8 +39,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import BinaryIO, Final, cast
 
-import numpy as np
-import numpy.typing as npt
 import redis
 
 from server.integrations.storage import ObjectStore, StorageUnavailable
@@ -65,13 +63,11 @@ from server.uploads.repository import ObjectRecord, UploadRepository
 from subtone.errors import SubtoneError
 from subtone.protocol import JobKind
 from subtone.robust import wire
-from subtone.robust.core import Residual
+from subtone.robust.core import Mix, Residual
 from subtone.robust.engine import RobustEngine
 from subtone.stego import codec, layout, patch
 from subtone.stego.engine import EmbedTask, ExtractTask, Int32Array, UInt8Array, WindowEngine
 from subtone.stego.kernel import KEY_BYTES
-
-Int16Array = npt.NDArray[np.int16]
 
 __all__ = [
     "INTERNAL_ERROR",
@@ -282,11 +278,11 @@ class _BoundRobustEngine:
         self._engine = engine
         self._context = context
 
-    def robust_embed(self, mix: Int16Array, k_pos: bytes, payload: bytes) -> Residual:
+    def robust_embed(self, mix: Mix, k_pos: bytes, payload: bytes) -> Residual:
         with logs.bound(**asdict(self._context)):
             return self._engine.robust_embed(mix, k_pos, payload)
 
-    def robust_extract(self, mix: Int16Array, k_pos: bytes) -> bytes:
+    def robust_extract(self, mix: Mix, k_pos: bytes) -> bytes:
         with logs.bound(**asdict(self._context)):
             return self._engine.robust_extract(mix, k_pos)
 

@@ -55,16 +55,18 @@ __all__ = [
     "DELTA_DB",
     "GUARD_SECONDS",
     "KEY_BYTES",
-    "MIX_FULL_SCALE",
     "PROBE_SECONDS",
     "PROBE_Z",
     "RATE",
     "CapacityExceeded",
     "ChannelDamaged",
+    "Mix",
     "NoPayload",
     "Residual",
     "RobustError",
+    "UnsuitableCover",
     "apply_residual",
+    "as_mix",
     "capacity",
     "capacity_frames",
     "embed",
@@ -136,6 +138,9 @@ _HEADER = struct.Struct(">BBI4s")  # version, flags, length, payload tag
 _TAG = 4
 
 
+UNSUITABLE_COVER = "unsuitable_cover"
+
+
 class RobustError(SubtoneError):
     """A cover or marked file that cannot be used as asked (robust mode)."""
 
@@ -152,6 +157,12 @@ class ChannelDamaged(RobustError, errors.ChannelDamaged):
 
 class CapacityExceeded(RobustError, errors.CapacityExceeded):
     """The payload does not fit the cover in robust mode."""
+
+
+class UnsuitableCover(RobustError):
+    """The cover's sound does not hold the marks: even unchanged, it would not read back."""
+
+    code = UNSUITABLE_COVER
 
 
 # ----------------------------------------------------------------------------- keying
@@ -350,8 +361,10 @@ def _mono(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return acc
 
 
-MIX_FULL_SCALE = 32768.0
-"""The working mix travels as 16-bit PCM: ``int16 / MIX_FULL_SCALE`` is its value."""
+Mix = npt.NDArray[np.float32]
+"""A working mix: mono, :data:`RATE`, full scale 1, single precision. Single, not 16-bit PCM:
+the ratios of quiet bands (80-100 dB under a tonal cover's partials) survive float32 and not
+a 16-bit floor, and only this precision reaches the STFT anyway."""
 
 
 def mono_mix(samples: npt.ArrayLike, *, scale: float | None = None) -> npt.NDArray[np.float64]:
@@ -362,16 +375,26 @@ def mono_mix(samples: npt.ArrayLike, *, scale: float | None = None) -> npt.NDArr
     return _mono(x)
 
 
-def working_mix(samples: npt.ArrayLike, rate: int) -> npt.NDArray[np.int16]:
-    """What the marking works on: the mono mix at :data:`RATE` (16 kHz), as 16-bit PCM. The
-    robust mode's only view of the cover's audio: what the client sends the server."""
-    return quantise_mix(resample(mono_mix(samples), rate, RATE))
+def working_mix(samples: npt.ArrayLike, rate: int) -> Mix:
+    """What the marking works on: the mono mix at :data:`RATE` (16 kHz), in single
+    precision. The robust mode's only view of the cover's audio: what the client sends the
+    server."""
+    return as_mix(resample(mono_mix(samples), rate, RATE))
 
 
-def quantise_mix(m16: npt.NDArray[np.float64]) -> npt.NDArray[np.int16]:
-    """A working-rate signal as 16-bit PCM (rounded, clipped at full scale)."""
-    q = np.clip(np.round(m16 * MIX_FULL_SCALE), -MIX_FULL_SCALE, MIX_FULL_SCALE - 1)
-    return np.asarray(q, dtype=np.int16)
+def as_mix(m16: npt.NDArray[np.float64]) -> Mix:
+    """A working-rate signal as a :data:`Mix` (rounded to single precision)."""
+    return np.asarray(m16, dtype=np.float32)
+
+
+def _mix_values(mix: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """A mix's samples in double precision, checked."""
+    a = np.asarray(mix)
+    if a.dtype != np.float32 or a.ndim != 1:
+        raise RobustError("the working mix is mono single-precision float", code="bad_mix")
+    if not np.all(np.isfinite(a)):
+        raise RobustError("the working mix holds values that are not numbers", code="bad_mix")
+    return a.astype(np.float64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -468,14 +491,13 @@ def apply_residual(
     return add_residual(a, residual.at_rate(rate, a.shape[0]))
 
 
-def embed_mix(mix: npt.NDArray[np.int16], k_pos: bytes, payload: bytes) -> Residual:
+def embed_mix(mix: Mix, k_pos: bytes, payload: bytes, *, verify: bool = True) -> Residual:
     """Mark ``payload`` into the working mix (:func:`working_mix`); returns what to add to it.
-    Raises :class:`CapacityExceeded` when it does not fit (:func:`mix_capacity`)."""
-    mix = np.asarray(mix)
-    if mix.dtype != np.int16 or mix.ndim != 1:
-        raise RobustError("the working mix is 16-bit mono PCM", code="bad_mix")
-    _refuse_if_too_large(payload, mix_capacity(len(mix)))
-    m16 = mix.astype(np.float64) / MIX_FULL_SCALE
+    Raises :class:`CapacityExceeded` when it does not fit (:func:`mix_capacity`), and (with
+    ``verify``) :class:`UnsuitableCover` when the marked mix does not read back, before any
+    channel: a cover whose sound cannot hold that much (broadband noise, near silence)."""
+    m16 = _mix_values(mix)
+    _refuse_if_too_large(payload, mix_capacity(len(m16)))
     columns = _columns(len(m16))
     keys = _keys(k_pos, columns)
     stream = _coded_stream(k_pos, payload)
@@ -523,7 +545,28 @@ def embed_mix(mix: npt.NDArray[np.int16], k_pos: bytes, payload: bytes) -> Resid
     start = GUARD_FRAMES * HOP
     end = min(len(m16), (GUARD_FRAMES + columns * TILE_FRAMES + 1) * HOP)
     change = (y16 - m16)[start:end] if columns else np.zeros(0)
-    return Residual(start, change.astype(np.float16), len(m16))
+    residual = Residual(start, change.astype(np.float16), len(m16))
+    if verify:
+        _verify(m16, residual, k_pos, payload)
+    return residual
+
+
+def _verify(m16: npt.NDArray[np.float64], residual: Residual, k_pos: bytes, payload: bytes) -> None:
+    """Read the marked mix back (what a decode of the untouched stego file reads, but for the
+    resampling): a mark that does not survive even that is refused, not written."""
+    marked = m16.copy()
+    end = residual.start + len(residual.samples)
+    marked[residual.start : end] += residual.samples
+    try:
+        found = extract_mix(as_mix(marked), k_pos)
+    except (NoPayload, ChannelDamaged):
+        found = None
+    if found != payload:
+        raise UnsuitableCover(
+            f"This cover cannot carry {len(payload):,} bytes in robust mode: its sound does "
+            "not hold the marks (broadband noise or near silence do not; speech and music "
+            "do). Use another cover, a longer one, or a shorter secret."
+        )
 
 
 # ----------------------------------------------------------------------------- extraction
@@ -621,14 +664,11 @@ server then answers ``no_payload``); a marked file that lost its payload to the 
 shows z ≥ 6 (docs/robust.md)."""
 
 
-def probe(mix: npt.NDArray[np.int16], k_pos: bytes) -> float:
+def probe(mix: Mix, k_pos: bytes) -> float:
     """How strongly the start of a file's working mix (:data:`PROBE_SECONDS` of it is
     enough) shows pilots under ``k_pos``: the z-score at the best alignment. Cheap (no
     decoding); see :data:`PROBE_Z`."""
-    mix = np.asarray(mix)
-    if mix.dtype != np.int16 or mix.ndim != 1:
-        raise RobustError("the working mix is 16-bit mono PCM", code="bad_mix")
-    z = _search(mix.astype(np.float64) / MIX_FULL_SCALE, k_pos).z
+    z = _search(_mix_values(mix), k_pos).z
     return 0.0 if not math.isfinite(z) else z
 
 
@@ -689,12 +729,9 @@ def _say(code: str, detail: str) -> str:
     return f"{errors.MESSAGES[code][:-1]} ({detail})."
 
 
-def extract_mix(mix: npt.NDArray[np.int16], k_pos: bytes) -> bytes:
+def extract_mix(mix: Mix, k_pos: bytes) -> bytes:
     """:func:`extract` on the working mix (:func:`working_mix`) of the file."""
-    mix = np.asarray(mix)
-    if mix.dtype != np.int16 or mix.ndim != 1:
-        raise RobustError("the working mix is 16-bit mono PCM", code="bad_mix")
-    m16 = mix.astype(np.float64) / MIX_FULL_SCALE
+    m16 = _mix_values(mix)
     sync, data = _synchronise(m16, k_pos)
     present = sync.z >= PRESENT_Z or sync.z_unsearched >= PRESENT_Z_UNSEARCHED
     if len(data) < HEADER_CELLS:

@@ -21,22 +21,22 @@ from pathlib import Path
 from typing import Final
 
 import numpy as np
-import numpy.typing as npt
 import soundfile as sf
 
 from subtone.files import atomic_output
 from subtone.robust._dsp import RATE, resample
 from subtone.robust.core import (
     PROBE_SECONDS,
+    Mix,
     Residual,
     RobustError,
     add_residual,
+    as_mix,
     capacity_frames,
     embed_mix,
     extract_mix,
     mono_mix,
     probe,
-    quantise_mix,
     working_length,
 )
 from subtone.stego import wav
@@ -82,7 +82,7 @@ def cover_capacity(cover: str | os.PathLike[str]) -> tuple[WavInfo, int]:
 
 def cover_mix(
     cover: str | os.PathLike[str], *, progress: Progress | None = None
-) -> tuple[WavInfo, npt.NDArray[np.int16]]:
+) -> tuple[WavInfo, Mix]:
     """Read the PCM WAV ``cover`` once: its format and its working mix (16 kHz mono PCM)."""
     path = Path(cover)
     try:
@@ -99,7 +99,7 @@ def cover_mix(
     except OSError as e:
         raise _cannot_read(path, e) from e
     mono = np.concatenate(parts) if parts else np.zeros(0)
-    return info, quantise_mix(resample(mono, info.sample_rate, RATE))
+    return info, as_mix(resample(mono, info.sample_rate, RATE))
 
 
 def file_mix(
@@ -107,7 +107,7 @@ def file_mix(
     *,
     progress: Progress | None = None,
     seconds: float | None = None,
-) -> npt.NDArray[np.int16]:
+) -> Mix:
     """The working mix of a file to decode, in any format soundfile reads (its first
     ``seconds`` only, if given)."""
     source = Path(path)
@@ -127,7 +127,7 @@ def file_mix(
     except OSError as e:
         raise _cannot_read(source, e) from e
     mono = np.concatenate(parts) if parts else np.zeros(0)
-    return quantise_mix(resample(mono, rate, RATE))
+    return as_mix(resample(mono, rate, RATE))
 
 
 def file_probe(path: str | os.PathLike[str], k_pos: bytes) -> float:

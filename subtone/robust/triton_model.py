@@ -13,20 +13,24 @@ windowed version would need):
 ============ ======= ====== =============================================================
 name         type    dims   meaning
 ============ ======= ====== =============================================================
-MIX          INT16   [-1]   the cover's working mix (16 kHz mono PCM,
+MIX          FP32    [-1]   the cover's working mix (16 kHz mono,
                             :func:`subtone.robust.core.working_mix`)
 KEY          UINT8   [32]   ``k_pos``
 PAYLOAD      UINT8   [-1]   (embed) the sealed payload to mark; (extract, out) the payload
                             found, one zero byte when none was
 RESIDUAL     FP16    [-1]   (embed, out) what marking adds to the mix, from START on
+                            (one zero when CODE is set)
 START        INT64   [1]    (embed, out) the mix sample RESIDUAL starts at
-CODE         BYTES   [1]    (extract, out) empty when PAYLOAD was found, else the stable
-                            error code (``no_payload``, ``channel_damaged``)
-MESSAGE      BYTES   [1]    (extract, out) the human message of CODE
+CODE         BYTES   [1]    (out) empty on success, else the stable error code: embed
+                            ``capacity_exceeded``, ``unsuitable_cover``; extract
+                            ``no_payload``, ``channel_damaged``
+MESSAGE      BYTES   [1]    (out) the human message of CODE
 ============ ======= ====== =============================================================
 
-A payload that does not fit, a mix that is not 16-bit mono or a key of the wrong length is
-answered ``INVALID_ARG`` for that request alone; the worker checks capacity before it asks.
+What a person can cause (a payload that does not fit, a cover that does not hold the marks, a
+wrong key, a destroyed mark) is an answer with CODE set; a mix that is not float32 (or holds
+NaN) or a
+key of the wrong length is ``INVALID_ARG`` for that request alone.
 Requests are served one after the other in one ``execute()``; each gets exactly one response.
 
 On a ``KIND_GPU`` instance the same numpy/scipy code runs on the host CPU: there is no GPU
@@ -49,6 +53,7 @@ from subtone.robust.core import (
     ChannelDamaged,
     NoPayload,
     RobustError,
+    UnsuitableCover,
     embed_mix,
     extract_mix,
 )
@@ -136,8 +141,8 @@ class RobustModel:
         """The output tensors for one request (:class:`BadRequestError` for a bad one)."""
         mix = self._get(request, IN_MIX).reshape(-1)
         key = self._get(request, IN_KEY).reshape(-1)
-        if mix.dtype != np.int16:
-            raise BadRequestError(f"{IN_MIX} must be INT16, got {mix.dtype}")
+        if mix.dtype != np.float32:
+            raise BadRequestError(f"{IN_MIX} must be FP32, got {mix.dtype}")
         if key.size != KEY_BYTES:
             raise BadRequestError(f"{IN_KEY} must have {KEY_BYTES} bytes, got {key.size}")
         k_pos = key.astype(np.uint8).tobytes()
@@ -145,29 +150,34 @@ class RobustModel:
             payload = self._get(request, IN_PAYLOAD).reshape(-1).astype(np.uint8).tobytes()
             try:
                 residual = embed_mix(np.ascontiguousarray(mix), k_pos, payload)
-            except (CapacityExceeded, RobustError) as e:
+            except (CapacityExceeded, UnsuitableCover) as e:
+                return [
+                    (OUT_RESIDUAL, np.zeros(1, dtype=np.float16)),
+                    (OUT_START, np.zeros(1, dtype=np.int64)),
+                    *self._status(e),
+                ]
+            except RobustError as e:
                 raise BadRequestError(str(e)) from None
             samples = residual.samples if residual.samples.size else np.zeros(1, np.float16)
             return [
                 (OUT_RESIDUAL, samples.astype(np.float16)),
                 (OUT_START, np.array([residual.start], dtype=np.int64)),
+                *self._status(None),
             ]
         try:
             found = extract_mix(np.ascontiguousarray(mix), k_pos)
         except (NoPayload, ChannelDamaged) as e:
-            return self._outcome(np.zeros(1, dtype=np.uint8), e)
+            return [(OUT_PAYLOAD, np.zeros(1, dtype=np.uint8)), *self._status(e)]
         except RobustError as e:
             raise BadRequestError(str(e)) from None
-        return self._outcome(np.frombuffer(found, dtype=np.uint8).copy(), None)
+        payload_out = np.frombuffer(found, dtype=np.uint8).copy()
+        return [(OUT_PAYLOAD, payload_out), *self._status(None)]
 
     @staticmethod
-    def _outcome(
-        payload: npt.NDArray[np.uint8], error: SubtoneError | None
-    ) -> list[tuple[str, npt.NDArray[Any]]]:
+    def _status(error: SubtoneError | None) -> list[tuple[str, npt.NDArray[Any]]]:
         code = error.code if error is not None else ""
         message = error.message if error is not None else ""
         return [
-            (OUT_PAYLOAD, payload),
             (OUT_CODE, np.array([code.encode()], dtype=np.object_)),
             (OUT_MESSAGE, np.array([message.encode()], dtype=np.object_)),
         ]

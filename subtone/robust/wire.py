@@ -2,8 +2,10 @@
 
 Robust marking reads the cover's *audio*, not its LSB plane, so the client sends the least it
 can: the **working mix** (:func:`subtone.robust.core.working_mix`): the channels' mean,
-resampled to 16 kHz (nothing above 8 kHz), as 16-bit PCM: 32 kB per second of cover, 1/5.5 of
-a 44.1 kHz stereo 16-bit file, whatever the cover's own format. The server sees that mix: a
+resampled to 16 kHz (nothing above 8 kHz), as 32-bit floats: 64 kB per second of cover, 1/2.8
+of a 44.1 kHz stereo 16-bit file (1/4.1 of a 24-bit one), whatever the cover's own format.
+Floats, not 16-bit PCM: a 16-bit floor drowns the quiet bands between a tonal cover's partials
+and costs cells (docs/robust.md). The server sees that mix: a
 mono, band-limited copy of the cover's audio (docs/robust.md, "What travels"). The secret
 stays sealed (AEAD) as in the LSB mode.
 
@@ -16,7 +18,7 @@ apply_residual_file`); the stego file is byte-identical to an in-process
 Object formats (version 1), little-endian::
 
     mix:       magic "SRMX" | version u8 | reserved 3 bytes (0) | samples u64
-               then samples × int16
+               then samples × float32
     residual:  magic "SRRS" | version u8 | reserved 3 bytes (0) | length u64 | start u64 |
                count u64, then count × float16 (mix samples start .. start + count - 1)
 """
@@ -27,10 +29,9 @@ import struct
 from typing import BinaryIO, Final
 
 import numpy as np
-import numpy.typing as npt
 
 from subtone.errors import SubtoneError
-from subtone.robust.core import Residual
+from subtone.robust.core import Mix, Residual
 
 __all__ = [
     "MALFORMED_MIX",
@@ -58,7 +59,7 @@ MIX_MEDIA_TYPE: Final = "application/vnd.subtone.robust-mix"
 RESIDUAL_MEDIA_TYPE: Final = "application/vnd.subtone.robust-residual"
 MALFORMED_MIX: Final = "malformed_mix"
 MALFORMED_RESIDUAL: Final = "malformed_residual"
-_PCM: Final = np.dtype("<i2")
+_FLOAT: Final = np.dtype("<f4")
 _HALF: Final = np.dtype("<f2")
 
 
@@ -70,7 +71,7 @@ class WireError(SubtoneError):
 
 def mix_bytes(samples: int) -> int:
     """Bytes of a mix object of ``samples`` samples, header included."""
-    return MIX_HEADER.size + samples * _PCM.itemsize
+    return MIX_HEADER.size + samples * _FLOAT.itemsize
 
 
 def residual_bytes(count: int) -> int:
@@ -78,9 +79,9 @@ def residual_bytes(count: int) -> int:
     return RESIDUAL_HEADER.size + count * _HALF.itemsize
 
 
-def write_mix(dst: BinaryIO, mix: npt.NDArray[np.int16]) -> int:
+def write_mix(dst: BinaryIO, mix: Mix) -> int:
     """Write ``mix`` as a mix object; returns the bytes written."""
-    data = np.ascontiguousarray(mix, dtype=_PCM).tobytes()
+    data = np.ascontiguousarray(mix, dtype=_FLOAT).tobytes()
     dst.write(MIX_HEADER.pack(MIX_MAGIC, VERSION, bytes(3), len(mix)))
     dst.write(data)
     return MIX_HEADER.size + len(data)
@@ -109,11 +110,14 @@ def read_mix_header(src: BinaryIO, size: int | None = None) -> int:
     return int(samples)
 
 
-def read_mix(src: BinaryIO, size: int | None = None) -> npt.NDArray[np.int16]:
+def read_mix(src: BinaryIO, size: int | None = None) -> Mix:
     """A whole mix object."""
     samples = read_mix_header(src, size)
-    data = _exact(src, samples * _PCM.itemsize, "mix", MALFORMED_MIX)
-    return np.frombuffer(data, dtype=_PCM).astype(np.int16)
+    data = _exact(src, samples * _FLOAT.itemsize, "mix", MALFORMED_MIX)
+    mix = np.frombuffer(data, dtype=_FLOAT).astype(np.float32)
+    if not np.all(np.isfinite(mix)):
+        raise WireError("The mix holds values that are not numbers.", code=MALFORMED_MIX)
+    return mix
 
 
 def write_residual(dst: BinaryIO, residual: Residual) -> int:

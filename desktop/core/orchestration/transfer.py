@@ -7,7 +7,7 @@ Two functions are the protocol's swap points, called by the runner and by nothin
   file) is read once, here, into what the job reads, and that and the sealed payload are
   uploaded, each resumably. In the LSB mode that is its LSB plane (:mod:`subtone.stego.plane`,
   1/16 of a 16-bit file): the audio never leaves this machine. In the robust mode it is its
-  working mix (:mod:`subtone.robust.wire`: the channels' mean at 16 kHz, 16-bit PCM): the
+  working mix (:mod:`subtone.robust.wire`: the channels' mean at 16 kHz, as floats): the
   server sees a mono copy of the audio below 8 kHz (docs/robust.md, "What travels").
 - :func:`finish_encode`: an embed job's result is downloaded and applied to a copy of the
   local cover, which becomes the stego file: a patch (:mod:`subtone.stego.patch`, the samples

@@ -101,7 +101,7 @@ def test_the_server_sees_the_working_mix_and_nothing_else_in_robust_mode(
     # The audio the server holds is exactly the documented working mix, nothing more.
     assert stored("cover.mix") == _mix_bytes(cover_mix(cover)[1])
     assert stored("stego.mix") == _mix_bytes(file_mix(stego))
-    assert len(stored("cover.mix")) < cover.stat().st_size / 5
+    assert len(stored("cover.mix")) < cover.stat().st_size / 2.7  # 64 kB a second
     payload = stored(PAYLOAD_NAME)
     salt = payload[struct.calcsize(">BBBB") : AAD_BYTES]
     k_enc = _derive(passphrase.encode(), salt, FAST_KDF, K_ENC_INFO)

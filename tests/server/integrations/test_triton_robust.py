@@ -3,17 +3,19 @@
 A cover's working mix sent through ``stego_robust_embed`` must come back with the residual the
 in-process engine computes, bit for bit; ``stego_robust_extract`` must find the payload, and
 tell a wrong key (``no_payload``) from a destroyed payload (``channel_damaged``); a payload that
-does not fit is INVALID_ARG for its request.
+does not fit, or a cover that does not hold the marks, is answered with its own code; a mix the
+wire format cannot be (not float32) is INVALID_ARG for its request alone.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 
-from server.integrations.triton import TritonEngine, TritonRequestError
-from subtone.errors import ChannelDamaged, NoPayload
-from subtone.robust import mix_capacity, working_mix
+from server.integrations.triton import TritonEngine
+from subtone.errors import CapacityExceeded, ChannelDamaged, NoPayload
+from subtone.robust import UnsuitableCover, mix_capacity, working_mix
 from subtone.robust.engine import InProcessRobustEngine
 from tests.subtone.robust.test_robust import _cover
 
@@ -45,8 +47,8 @@ def test_embed_through_triton_is_the_in_process_residual(triton_engine, mix, pay
 
 def _marked(mix: np.ndarray, residual) -> np.ndarray:
     y = mix.astype(np.float64)
-    y[residual.start : residual.start + len(residual.samples)] += residual.samples * 32768.0
-    return np.clip(np.round(y), -32768, 32767).astype(np.int16)
+    y[residual.start : residual.start + len(residual.samples)] += residual.samples
+    return y.astype(np.float32)
 
 
 def test_extract_through_triton_finds_the_payload_or_says_why_not(
@@ -61,21 +63,43 @@ def test_extract_through_triton_finds_the_payload_or_says_why_not(
         triton_engine.robust_extract(mix, KEY)  # never marked
     damaged = marked.copy()
     n = len(damaged)
-    noise = np.random.default_rng(9).standard_normal(int(0.8 * n) - int(0.35 * n)) * 3000
-    damaged[int(0.35 * n) : int(0.8 * n)] = noise.astype(np.int16)
+    noise = np.random.default_rng(9).standard_normal(int(0.8 * n) - int(0.35 * n)) * 0.1
+    damaged[int(0.35 * n) : int(0.8 * n)] = noise
     with pytest.raises(ChannelDamaged) as broken:
         triton_engine.robust_extract(damaged, KEY)
     assert broken.value.code == "channel_damaged"
 
 
-def test_a_payload_that_does_not_fit_is_refused_for_its_request(triton_engine, mix):
+def test_a_payload_that_does_not_fit_is_capacity_exceeded(triton_engine, mix):
     room = mix_capacity(len(mix))
-    with pytest.raises(TritonRequestError) as caught:
+    with pytest.raises(CapacityExceeded) as caught:
         triton_engine.robust_embed(mix, KEY, bytes(room + 1))
-    assert caught.value.grpc_status == "StatusCode.INVALID_ARGUMENT"
-    assert f"holds {room:,}" in str(caught.value)
+    assert caught.value.code == "capacity_exceeded"
+    assert f"holds {room:,}" in caught.value.message
     # The model serves the next request as before.
     assert triton_engine.robust_embed(mix, KEY, bytes(room)).length == len(mix)
+
+
+def test_a_cover_that_does_not_hold_the_marks_is_unsuitable_cover(triton_engine):
+    noise = np.random.default_rng(1).uniform(-0.1, 0.1, 16_000 * 30).astype(np.float32)
+    with pytest.raises(UnsuitableCover) as caught:
+        triton_engine.robust_embed(noise, KEY, bytes(300))  # broadband noise: too much for it
+    assert caught.value.code == "unsuitable_cover"
+    assert "speech and music" in caught.value.message
+
+
+def test_a_mix_that_is_not_float32_is_invalid_for_its_request_alone(triton_engine, mix):
+    client = grpcclient.InferenceServerClient(triton_engine.url)
+    wrong = grpcclient.InferInput("MIX", [1000], "INT16")
+    wrong.set_data_from_numpy(np.zeros(1000, dtype=np.int16))
+    key = grpcclient.InferInput("KEY", [32], "UINT8")
+    key.set_data_from_numpy(np.frombuffer(KEY, dtype=np.uint8))
+    with pytest.raises(Exception) as caught:
+        client.infer("stego_robust_extract", [wrong, key])
+    assert "INT16" in str(caught.value) or "INVALID" in str(caught.value)
+    client.close()
+    with pytest.raises(NoPayload):  # and the model answers the next request as before
+        triton_engine.robust_extract(mix, KEY)
 
 
 def test_the_engine_is_ready_only_with_the_robust_models(triton_engine):
