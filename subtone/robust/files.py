@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 import soundfile as sf
 
 from subtone.files import atomic_output
-from subtone.robust._dsp import RATE, resample
+from subtone.robust._dsp import RATE
+from subtone.robust._stream import Resampler
 from subtone.robust.core import (
     PROBE_SECONDS,
     Mix,
@@ -80,26 +82,42 @@ def cover_capacity(cover: str | os.PathLike[str]) -> tuple[WavInfo, int]:
     return info, capacity_frames(info.frames, info.sample_rate)
 
 
+class _MixBuilder:
+    """The working mix of a signal fed block by block (its mono mix), in bounded memory:
+    only the mix itself (4 bytes a sample at 16 kHz) is kept."""
+
+    def __init__(self, rate: int, frames: int) -> None:
+        self._resampler = Resampler(rate, RATE, frames)
+        self._parts: list[Mix] = []
+
+    def feed(self, mono: npt.NDArray[np.float64]) -> None:
+        self._parts.append(as_mix(self._resampler.feed(mono)))
+
+    def finish(self) -> Mix:
+        self._parts.append(as_mix(self._resampler.finish()))
+        return np.concatenate(self._parts).astype(np.float32, copy=False)
+
+
 def cover_mix(
     cover: str | os.PathLike[str], *, progress: Progress | None = None
 ) -> tuple[WavInfo, Mix]:
-    """Read the PCM WAV ``cover`` once: its format and its working mix (16 kHz mono PCM)."""
+    """Read the PCM WAV ``cover`` once: its format and its working mix (16 kHz mono)."""
     path = Path(cover)
     try:
         with path.open("rb") as f:
             info, _ = wav.read_header(f)
             wav.check_file_size(info, os.fstat(f.fileno()).st_size)
-            scale, parts, done = _scale(info), [], 0
+            scale, done = _scale(info), 0
+            mix = _MixBuilder(info.sample_rate, info.frames)
             for block in wav.read_windows(f, info, BLOCK_FRAMES * info.channels):
                 frames = block.reshape(-1, info.channels)
-                parts.append(mono_mix(frames, scale=scale))
+                mix.feed(mono_mix(frames, scale=scale))
                 done += len(frames)
                 if progress is not None:
                     progress(done, info.frames)
     except OSError as e:
         raise _cannot_read(path, e) from e
-    mono = np.concatenate(parts) if parts else np.zeros(0)
-    return info, as_mix(resample(mono, info.sample_rate, RATE))
+    return info, mix.finish()
 
 
 def file_mix(
@@ -113,21 +131,44 @@ def file_mix(
     source = Path(path)
     try:
         with sf.SoundFile(str(source)) as f:
-            rate, frames, parts, done = f.samplerate, f.frames, [], 0
+            rate, frames = f.samplerate, f.frames
             limit = frames if seconds is None else min(frames, math.ceil(seconds * rate))
-            for block in f.blocks(BLOCK_FRAMES, dtype="float64", always_2d=True, frames=limit):
-                parts.append(mono_mix(block))
-                done += len(block)
-                if progress is not None:
-                    progress(done, max(done, limit))
+            monos = (
+                mono_mix(block)
+                for block in f.blocks(BLOCK_FRAMES, dtype="float64", always_2d=True, frames=limit)
+            )
+            try:
+                return _stream_mix(monos, rate, limit, progress)
+            except _LengthMismatch:  # a compressed file whose header miscounts its frames
+                f.seek(0)
+                whole = mono_mix(f.read(limit, dtype="float64", always_2d=True))
+                return _stream_mix(iter([whole]), rate, len(whole), progress)
     except sf.LibsndfileError as e:
         raise RobustError(
             f"{source.name} is not an audio file this client reads ({e}).", code="not_audio"
         ) from e
     except OSError as e:
         raise _cannot_read(source, e) from e
-    mono = np.concatenate(parts) if parts else np.zeros(0)
-    return as_mix(resample(mono, rate, RATE))
+
+
+class _LengthMismatch(Exception):
+    pass
+
+
+def _stream_mix(
+    monos: Iterator[npt.NDArray[np.float64]], rate: int, frames: int, progress: Progress | None
+) -> Mix:
+    mix, done = _MixBuilder(rate, frames), 0
+    for mono in monos:
+        if done + len(mono) > frames:
+            raise _LengthMismatch()
+        mix.feed(mono)
+        done += len(mono)
+        if progress is not None:
+            progress(done, frames)
+    if done != frames:
+        raise _LengthMismatch()
+    return mix.finish()
 
 
 def file_probe(path: str | os.PathLike[str], k_pos: bytes) -> float:
@@ -159,19 +200,57 @@ def apply_residual_file(
                 "The residual is for another cover (its length does not match).",
                 code="residual_mismatch",
             )
-        delta = residual.at_rate(info.sample_rate, info.frames)
+        delta = _Delta(residual, info.sample_rate, info.frames)
         scale, at = _scale(info), 0
         with atomic_output(out, mode=mode) as dst:
             dst.write(prefix)
             for block in wav.read_windows(src, info, BLOCK_FRAMES * info.channels):
                 frames = block.reshape(-1, info.channels)
-                marked = add_residual(frames, delta[at : at + len(frames)], scale=scale)
+                marked = add_residual(frames, delta.take(len(frames)), scale=scale)
                 dst.write(wav.encode_samples(marked.astype(np.int32), info.bits_per_sample))
                 at += len(frames)
                 if progress is not None:
                     progress(at, info.frames)
             wav.copy_rest(src, dst)
             return dst.tell()
+
+
+class _Delta:
+    """:meth:`Residual.at_rate`, block by block: the residual resampled to the cover's rate,
+    ``frames`` long, the same values, in memory bounded by a block."""
+
+    def __init__(self, residual: Residual, rate: int, frames: int) -> None:
+        self._residual = residual
+        self._resampler = Resampler(RATE, rate, residual.length)
+        self._left = frames
+        self._fed = 0
+        self._ready = np.zeros(0)
+        self._done = False
+
+    def _more(self) -> None:
+        if self._done:
+            self._ready = np.concatenate([self._ready, np.zeros(BLOCK_FRAMES)])
+            return
+        r = self._residual
+        n = min(BLOCK_FRAMES, r.length - self._fed)
+        if n == 0:
+            self._ready = np.concatenate([self._ready, self._resampler.finish()])
+            self._done = True
+            return
+        piece = np.zeros(n)
+        lo, hi = max(self._fed, r.start), min(self._fed + n, r.start + len(r.samples))
+        if lo < hi:
+            piece[lo - self._fed : hi - self._fed] = r.samples[lo - r.start : hi - r.start]
+        self._fed += n
+        self._ready = np.concatenate([self._ready, self._resampler.feed(piece)])
+
+    def take(self, n: int) -> npt.NDArray[np.float64]:
+        n = min(n, self._left)
+        while len(self._ready) < n:
+            self._more()
+        out, self._ready = self._ready[:n], self._ready[n:]
+        self._left -= n
+        return out
 
 
 def _mix_length(info: WavInfo) -> int:
