@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import re
 import shutil
 import subprocess
 import tempfile
@@ -354,8 +355,12 @@ def through_the_stack() -> None:
                             "--passphrase-file", str(passfile)]),
             ):  # fmt: skip
                 reset_peaks(pids)
-                row = run_measured(command, env, 900)
+                # /usr/bin/time reports the client's own peak: wait4's would include this
+                # process's memory at fork (Linux keeps the high-water mark across exec).
+                row = run_measured(["/usr/bin/time", "-f", "PEAK_KB=%M", *command], env, 900)
                 assert row["rc"] == 0, row["output"]
+                peak = re.search(r"PEAK_KB=(\d+)", str(row["output"]))
+                row["rss_mb"] = int(peak.group(1)) / 1024 if peak else float("nan")
                 row["worker_mb"] = peak_mb(pids["worker"])
                 row["triton_mb"] = peak_mb(pids["triton"])
                 rows[name] = row

@@ -29,6 +29,8 @@ from subtone.robust.files import (
     extract_file,
     file_mix,
     file_probe,
+    write_cover_mix,
+    write_file_mix,
 )
 
 __all__ = [
@@ -54,4 +56,6 @@ __all__ = [
     "file_probe",
     "mix_capacity",
     "working_mix",
+    "write_cover_mix",
+    "write_file_mix",
 ]

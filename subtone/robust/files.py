@@ -18,13 +18,14 @@ import math
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 import numpy as np
 import numpy.typing as npt
 import soundfile as sf
 
 from subtone.files import atomic_output
+from subtone.robust import wire
 from subtone.robust._dsp import RATE
 from subtone.robust._stream import Resampler
 from subtone.robust.core import (
@@ -53,6 +54,8 @@ __all__ = [
     "extract_file",
     "file_mix",
     "file_probe",
+    "write_cover_mix",
+    "write_file_mix",
 ]
 
 BLOCK_FRAMES: Final = 1 << 16
@@ -82,42 +85,81 @@ def cover_capacity(cover: str | os.PathLike[str]) -> tuple[WavInfo, int]:
     return info, capacity_frames(info.frames, info.sample_rate)
 
 
-class _MixBuilder:
-    """The working mix of a signal fed block by block (its mono mix), in bounded memory:
-    only the mix itself (4 bytes a sample at 16 kHz) is kept."""
+MixSink = Callable[[Mix], None]
+"""Takes the working mix piece by piece, in order."""
 
-    def __init__(self, rate: int, frames: int) -> None:
+
+class _MixBuilder:
+    """The working mix of a signal fed block by block (its mono mix), handed to ``sink``
+    piece by piece: memory bounded by a block, whatever the signal's length."""
+
+    def __init__(self, rate: int, frames: int, sink: MixSink) -> None:
         self._resampler = Resampler(rate, RATE, frames)
-        self._parts: list[Mix] = []
+        self._sink = sink
 
     def feed(self, mono: npt.NDArray[np.float64]) -> None:
-        self._parts.append(as_mix(self._resampler.feed(mono)))
+        self._sink(as_mix(self._resampler.feed(mono)))
 
-    def finish(self) -> Mix:
-        self._parts.append(as_mix(self._resampler.finish()))
-        return np.concatenate(self._parts).astype(np.float32, copy=False)
+    def finish(self) -> None:
+        self._sink(as_mix(self._resampler.finish()))
 
 
-def cover_mix(
-    cover: str | os.PathLike[str], *, progress: Progress | None = None
-) -> tuple[WavInfo, Mix]:
-    """Read the PCM WAV ``cover`` once: its format and its working mix (16 kHz mono)."""
+def _collect() -> tuple[list[Mix], MixSink]:
+    parts: list[Mix] = []
+    return parts, parts.append
+
+
+def _joined(parts: list[Mix]) -> Mix:
+    return np.concatenate(parts).astype(np.float32, copy=False) if parts else np.zeros(0, "f4")
+
+
+def _feed_cover(
+    cover: str | os.PathLike[str], sink: MixSink | None, progress: Progress | None
+) -> WavInfo:
+    """Read the PCM WAV ``cover`` once, its working mix going to ``sink`` (made once the
+    header says how long the mix is: ``sink`` is then ``make_sink(info)``)."""
     path = Path(cover)
     try:
         with path.open("rb") as f:
             info, _ = wav.read_header(f)
             wav.check_file_size(info, os.fstat(f.fileno()).st_size)
+            if sink is None:
+                return info
             scale, done = _scale(info), 0
-            mix = _MixBuilder(info.sample_rate, info.frames)
+            mix = _MixBuilder(info.sample_rate, info.frames, sink)
             for block in wav.read_windows(f, info, BLOCK_FRAMES * info.channels):
                 frames = block.reshape(-1, info.channels)
                 mix.feed(mono_mix(frames, scale=scale))
                 done += len(frames)
                 if progress is not None:
                     progress(done, info.frames)
+            mix.finish()
     except OSError as e:
         raise _cannot_read(path, e) from e
-    return info, mix.finish()
+    return info
+
+
+def cover_mix(
+    cover: str | os.PathLike[str], *, progress: Progress | None = None
+) -> tuple[WavInfo, Mix]:
+    """Read the PCM WAV ``cover`` once: its format and its working mix (16 kHz mono)."""
+    parts, sink = _collect()
+    info = _feed_cover(cover, sink, progress)
+    return info, _joined(parts)
+
+
+def write_cover_mix(
+    cover: str | os.PathLike[str], dst: BinaryIO, *, progress: Progress | None = None
+) -> WavInfo:
+    """:func:`cover_mix` written to ``dst`` as a mix object as it is made (the client's
+    upload: the mix is never whole in memory)."""
+    info = _feed_cover(cover, None, None)
+    wire.write_mix_header(dst, working_length(info.frames, info.sample_rate))
+    return _feed_cover(cover, lambda piece: _write(dst, piece), progress)
+
+
+def _write(dst: BinaryIO, piece: Mix) -> None:
+    wire.write_mix_samples(dst, piece)
 
 
 def file_mix(
@@ -128,6 +170,34 @@ def file_mix(
 ) -> Mix:
     """The working mix of a file to decode, in any format soundfile reads (its first
     ``seconds`` only, if given)."""
+    parts, sink = _collect()
+    _feed_file(path, lambda samples: sink, progress, seconds)
+    return _joined(parts)
+
+
+def write_file_mix(
+    path: str | os.PathLike[str], dst: BinaryIO, *, progress: Progress | None = None
+) -> None:
+    """:func:`file_mix` written to ``dst`` (at its start, seekable) as a mix object as it is
+    made."""
+
+    def sink_for(samples: int) -> MixSink:
+        dst.seek(0)
+        dst.truncate()
+        wire.write_mix_header(dst, samples)
+        return lambda piece: _write(dst, piece)
+
+    _feed_file(path, sink_for, progress, None)
+
+
+def _feed_file(
+    path: str | os.PathLike[str],
+    sink_for: Callable[[int], MixSink],
+    progress: Progress | None,
+    seconds: float | None,
+) -> None:
+    """Read a file to decode once (twice if its header miscounts its frames, as compressed
+    files may), its working mix going to ``sink_for(samples)``."""
     source = Path(path)
     try:
         with sf.SoundFile(str(source)) as f:
@@ -138,11 +208,11 @@ def file_mix(
                 for block in f.blocks(BLOCK_FRAMES, dtype="float64", always_2d=True, frames=limit)
             )
             try:
-                return _stream_mix(monos, rate, limit, progress)
-            except _LengthMismatch:  # a compressed file whose header miscounts its frames
+                _stream_mix(monos, rate, limit, sink_for, progress)
+            except _LengthMismatch:
                 f.seek(0)
                 whole = mono_mix(f.read(limit, dtype="float64", always_2d=True))
-                return _stream_mix(iter([whole]), rate, len(whole), progress)
+                _stream_mix(iter([whole]), rate, len(whole), sink_for, progress)
     except sf.LibsndfileError as e:
         raise RobustError(
             f"{source.name} is not an audio file this client reads ({e}).", code="not_audio"
@@ -156,19 +226,35 @@ class _LengthMismatch(Exception):
 
 
 def _stream_mix(
-    monos: Iterator[npt.NDArray[np.float64]], rate: int, frames: int, progress: Progress | None
-) -> Mix:
-    mix, done = _MixBuilder(rate, frames), 0
+    monos: Iterator[npt.NDArray[np.float64]],
+    rate: int,
+    frames: int,
+    sink_for: Callable[[int], MixSink],
+    progress: Progress | None,
+) -> None:
+    """Feed ``frames`` samples at ``rate`` to a mix; raises :class:`_LengthMismatch` when
+    ``monos`` holds another number of them."""
+    parts, collect = _collect()
+    mix, done = _MixBuilder(rate, frames, collect), 0
+    sink: MixSink | None = None
     for mono in monos:
         if done + len(mono) > frames:
             raise _LengthMismatch()
         mix.feed(mono)
         done += len(mono)
+        if sink is None:  # the first block read is the check that the length holds
+            sink = sink_for(working_length(frames, rate))
+        while parts:
+            sink(parts.pop(0))
         if progress is not None:
             progress(done, frames)
     if done != frames:
         raise _LengthMismatch()
-    return mix.finish()
+    mix.finish()
+    if sink is None:
+        sink = sink_for(working_length(frames, rate))
+    for piece in parts:
+        sink(piece)
 
 
 def file_probe(path: str | os.PathLike[str], k_pos: bytes) -> float:

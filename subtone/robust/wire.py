@@ -47,6 +47,8 @@ __all__ = [
     "read_residual",
     "residual_bytes",
     "write_mix",
+    "write_mix_header",
+    "write_mix_samples",
     "write_residual",
 ]
 
@@ -81,10 +83,21 @@ def residual_bytes(count: int) -> int:
 
 def write_mix(dst: BinaryIO, mix: Mix) -> int:
     """Write ``mix`` as a mix object; returns the bytes written."""
-    data = np.ascontiguousarray(mix, dtype=_FLOAT).tobytes()
-    dst.write(MIX_HEADER.pack(MIX_MAGIC, VERSION, bytes(3), len(mix)))
+    write_mix_header(dst, len(mix))
+    return MIX_HEADER.size + write_mix_samples(dst, mix)
+
+
+def write_mix_header(dst: BinaryIO, samples: int) -> None:
+    """A mix object's header, for ``samples`` samples that :func:`write_mix_samples` writes
+    next (a mix written as it is made)."""
+    dst.write(MIX_HEADER.pack(MIX_MAGIC, VERSION, bytes(3), samples))
+
+
+def write_mix_samples(dst: BinaryIO, piece: Mix) -> int:
+    """Write the next samples of a mix object; returns the bytes written."""
+    data = np.ascontiguousarray(piece, dtype=_FLOAT).tobytes()
     dst.write(data)
-    return MIX_HEADER.size + len(data)
+    return len(data)
 
 
 def _exact(src: BinaryIO, size: int, what: str, code: str) -> bytes:

@@ -145,12 +145,12 @@ def write_mix(source: Path, target: Path, *, cover: bool, progress: Progress | N
     owner-only); returns its size. A ``cover`` is a PCM WAV (the stego file keeps its format);
     a file to decode may be in any format soundfile reads."""
     report = notify(progress, Stage.PLANE)
-    if cover:
-        _, mix = robust.cover_mix(source, progress=report)
-    else:
-        mix = robust.file_mix(source, progress=report)
     with atomic_output(target, mode=SEALED_FILE_MODE) as dst:
-        return wire.write_mix(dst, mix)
+        if cover:
+            robust.write_cover_mix(source, dst, progress=report)
+        else:
+            robust.write_file_mix(source, dst, progress=report)
+        return dst.tell()
 
 
 def write_lsb_plane(source: Path, target: Path, *, progress: Progress | None) -> int:

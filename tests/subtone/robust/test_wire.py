@@ -22,6 +22,8 @@ from subtone.robust import (
     extract_file,
     file_mix,
     working_mix,
+    write_cover_mix,
+    write_file_mix,
 )
 from subtone.robust.core import Residual, capacity_frames
 from subtone.robust.wire import (
@@ -169,3 +171,19 @@ def test_a_compressed_copy_decodes(tmp_path):
     with pytest.raises(Exception) as e:
         file_mix(not_audio)
     assert getattr(e.value, "code", "") == "not_audio"
+
+
+def test_the_mix_written_as_it_is_made_is_the_mix(tmp_path):
+    cover = _wav(tmp_path / "cover.wav", seconds=7.0)
+    written = io.BytesIO()
+    write_cover_mix(cover, written)
+    data = written.getvalue()
+    np.testing.assert_array_equal(read_mix(io.BytesIO(data), len(data)), cover_mix(cover)[1])
+    flac = tmp_path / "cover.flac"
+    sf.write(flac, sf.read(cover)[0], RATE, subtype="PCM_16")
+    with (tmp_path / "mix").open("w+b") as f:
+        f.write(b"left over from an earlier try")
+        write_file_mix(flac, f)
+        f.seek(0)
+        data = f.read()
+    np.testing.assert_array_equal(read_mix(io.BytesIO(data), len(data)), file_mix(flac))
