@@ -237,7 +237,7 @@ class Load:
         try:
             encode(
                 api, self.covers[index], secret, out, PASSPHRASE, uploader=uploader,
-                compress_audio=False, kdf=FAST_KDF, position_kdf=FAST_KDF,
+                compress_audio=False, position_kdf=FAST_KDF,
             )  # fmt: skip
         except Exception as e:  # every failure counts; the run goes on
             with self.lock:

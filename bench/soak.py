@@ -51,7 +51,8 @@ from desktop.core.uploader import Uploader  # noqa: E402
 from server.auth.service import TokenService  # noqa: E402
 from server.settings import Settings  # noqa: E402
 from server.standalone.private import free_ports, rabbit_vhost, unique_name  # noqa: E402
-from server.standalone.supervisor import Ports, Supervisor  # noqa: E402
+from server.standalone.stack import Ports  # noqa: E402
+from server.standalone.supervisor import Supervisor  # noqa: E402
 from subtone.errors import SubtoneError  # noqa: E402
 from subtone.stego import wav  # noqa: E402
 

@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 # System packages: PortAudio for sounddevice, PulseAudio for the virtual microphone in tests,
 # steghide for the benchmark's peer, espeak-ng/sox to make a spoken demo secret, RabbitMQ and
 # Redis for the stack, docker-compose to validate the compose files offline, binutils (objdump,
-# for PyInstaller) and desktop-file-utils to build and check the desktop bundle.
+# for PyInstaller) and desktop-file-utils to build and check the desktop bundle; Xvfb, the real
+# X server the desktop tests render every screen on (tests/desktop/xserver.py).
 APT_PACKAGES=(python3-venv libportaudio2 pulseaudio pulseaudio-utils steghide sox espeak-ng
   rabbitmq-server redis-server docker-compose libegl1 libgl1 libxkbcommon0 libfontconfig1
-  libdbus-1-3 binutils desktop-file-utils prometheus
+  libdbus-1-3 binutils desktop-file-utils prometheus xvfb
   # what Qt's xcb platform plugin links against; desktop/app/platform_check.py checks for them
   libxcb1 libx11-6 libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
   libxcb-randr0 libxcb-render0 libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1

@@ -1,4 +1,5 @@
-"""Endpoints for operators and orchestrators: ``/healthz``, ``/readyz``, ``/metrics``."""
+"""Endpoints for operators, orchestrators and clients: ``/healthz``, ``/readyz``, ``/metrics``,
+``/version``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from fastapi import APIRouter, Depends, Response, status
 
 from server.metrics import CONTENT_TYPE_LATEST
 from server.services import Services, get_services
-from subtone.protocol import Readiness
+from subtone.protocol import PROTOCOL_VERSION, Readiness, ServerVersion
+from subtone.version import __version__
 
 __all__ = ["router"]
 
@@ -39,3 +41,10 @@ def readyz(services: ServicesDep, response: Response) -> Readiness:
 def metrics(services: ServicesDep) -> Response:
     """Prometheus metrics: request latency, jobs by state, queue depth."""
     return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/version")
+def version() -> ServerVersion:
+    """This server's Subtone version and the protocol version it speaks (no token needed:
+    a client compares it with its own before sending anything)."""
+    return ServerVersion(server=__version__, protocol=PROTOCOL_VERSION)

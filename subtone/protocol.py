@@ -29,6 +29,7 @@ __all__ = [
     "PresignedPart",
     "PresignedParts",
     "Readiness",
+    "ServerVersion",
     "StoredPart",
     "UploadCreate",
     "UploadCreated",
@@ -218,3 +219,13 @@ class JobList(_Model):
 class Readiness(_Model):
     ready: bool
     checks: dict[str, str]
+
+
+class ServerVersion(BaseModel):
+    """``GET /version``: the server's Subtone version and the protocol it speaks. Unlike the
+    other bodies it takes unknown fields: every client, of any version, must read it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    server: str
+    protocol: int

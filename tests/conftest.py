@@ -11,3 +11,12 @@ settings.register_profile(
     "subtone", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=50
 )
 settings.load_profile("subtone")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--screenshots",
+        metavar="DIR",
+        default=None,
+        help="where the desktop tests save their screenshots (default: pytest's tmp folder)",
+    )

@@ -21,7 +21,8 @@ from server.standalone.private import (
     private_stack,
     rabbit_vhost,
 )
-from server.standalone.supervisor import Ports, Supervisor
+from server.standalone.stack import Ports
+from server.standalone.supervisor import Supervisor
 
 __all__ = ["REDIS_URL", "Stack", "distinct_ports", "free_port", "rabbit_vhost", "running_stack"]
 

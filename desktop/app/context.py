@@ -20,7 +20,7 @@ from desktop.app.settings import KeyringLike, SettingsStore, system_keyring
 from desktop.audio.backend import AudioBackend
 from desktop.core.api import DEFAULT_API_RETRY, DEFAULT_POLL, ApiClient
 from desktop.core.config import ClientSettings
-from desktop.core.envelope import DEFAULT_KDF, POSITION_KDF, KdfParams
+from desktop.core.envelope import POSITION_KDF, KdfParams
 from desktop.core.orchestration import Runtime, TaskStore
 from desktop.core.orchestration.store import TASKS_FILE_NAME
 from desktop.core.retry import Backoff
@@ -53,7 +53,6 @@ class AppContext:
     """Where part PUTs go; ``None``: real HTTP."""
     audio: AudioBackend | None = None
     """``None``: PortAudio through sounddevice."""
-    kdf: KdfParams = DEFAULT_KDF
     position_kdf: KdfParams = POSITION_KDF
     """Tests only: files made with other parameters cannot be decoded by a standard client."""
     api_retry: Backoff = DEFAULT_API_RETRY

@@ -13,9 +13,10 @@ from desktop.app.formatting import format_size
 from desktop.app.media import describe_cover
 from desktop.app.messages import describe_error
 from desktop.app.stages import DECODE_STEPS
-from desktop.app.state import ConnectionState
+from desktop.app.state import ConnectionState, ConnectionStatus
 from desktop.app.task_view import TaskPage
 from desktop.app.tasks import TaskManager
+from desktop.app.theme import Tone, set_tone
 from desktop.app.widgets import (
     FileField,
     MessageLabel,
@@ -37,7 +38,6 @@ from subtone.errors import SubtoneError
 
 __all__ = ["DecodeView"]
 
-_ERROR_STYLE = "color: #c0392b;"
 PLAY_POLL_MS = 100
 
 
@@ -112,14 +112,14 @@ class DecodeView(TaskPage):
 
     def _stego_changed(self, path: Path | None) -> None:
         self.stego_ok = False
-        self.stego_info.setStyleSheet("")
+        set_tone(self.stego_info, None)
         if path is None:
             self.stego_info.clear()
         else:
             try:
                 info = describe_cover(path)
             except SubtoneError as e:
-                self.stego_info.setStyleSheet(_ERROR_STYLE)
+                set_tone(self.stego_info, Tone.ERROR)
                 self.stego_info.setText(describe_error(e.code, e.message))
             else:
                 self.stego_ok = True
@@ -141,7 +141,11 @@ class DecodeView(TaskPage):
         elif self.connection.online:
             self.hint.setText("The secret is decrypted on this computer only.")
         else:
-            self.hint.setText("The server is offline: the decode will start when it is back.")
+            self.hint.setText(
+                "This server speaks another protocol version (see above): the decode waits."
+                if self.connection.status is ConnectionStatus.INCOMPATIBLE
+                else "The server is offline: the decode will start when it is back."
+            )
 
     def start(self) -> None:
         path = self.stego.path

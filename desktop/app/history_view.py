@@ -6,42 +6,42 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from PySide6.QtCore import QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QGuiApplication, QKeyEvent, QResizeEvent
-from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QHeaderView,
-    QLabel,
-    QListWidget,
-    QListWidgetItem,
-    QTableWidget,
-    QTableWidgetItem,
-    QWidget,
-)
+from PySide6.QtCore import QEvent, QPoint, Qt, QTimer
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QTableWidgetItem, QWidget
 
 from desktop.app.dialogs import ANY_FILTER, Dialogs
-from desktop.app.formatting import format_size, format_timestamp
-from desktop.app.messages import describe_error, title_for
+from desktop.app.formatting import format_timestamp
+from desktop.app.history_rows import (
+    playable,
+    session_text,
+    size_text,
+    state_text,
+    step_name,
+)
+from desktop.app.history_table import (
+    FILE_COLUMN,
+    HISTORY_COLUMNS,
+    OUTPUT_COLUMN,
+    STATE_COLUMN,
+    HistoryTable,
+)
+from desktop.app.messages import describe_error
 from desktop.app.saving import suggested_path
-from desktop.app.stages import DECODE_STEPS, ENCODE_STEPS, stage_of
 from desktop.app.task_view import Saver
 from desktop.app.tasks import TaskManager
+from desktop.app.theme import Tone, tone_colour
 from desktop.app.widgets import ActionBar, page, title, wrapped_label
 from desktop.app.workers import Report, WorkerPool
 from desktop.audio.backend import AudioError
 from desktop.audio.player import Player, Sound
 from desktop.core.orchestration import Task, TaskKind, TaskStatus
-from desktop.core.sessions import SessionStore, UploadSession
+from desktop.core.sessions import SessionStore
 
-__all__ = ["HISTORY_COLUMNS", "HistoryView", "size_text"]
+__all__ = ["HistoryView"]
 
-HISTORY_COLUMNS: Final = ("What", "File", "State", "Sizes", "Created", "Updated", "Output")
 HISTORY_LIMIT: Final = 500
 PLAY_POLL_MS: Final = 100
-STATE_COLUMN = 2
-STATE_COLUMN_SAMPLE: Final = "Needs the passphrase"
-"""The State column is wide enough for this; longer texts are elided (the tooltip has all)."""
-OTHER_SERVER_TEXT: Final = "For another server"
 TRACE_TIP: Final = "The id the server's operator finds this job by in the server's logs."
 TRACE_HINT: Final = "If something went wrong on the server, give this id to its operator."
 ROW_HINT: Final = "Double-click a row, or right-click it, for what can be done with it."
@@ -51,121 +51,15 @@ REMOVE_TIP: Final = (
 )
 DEFAULT_ACTIONS: Final = ("passphrase", "play", "save", "resume")
 """A double-click on a row: the first of these that can be done."""
-FILE_COLUMN: Final = 1
-FLEXIBLE_COLUMNS: Final = (FILE_COLUMN, 3, 6)
-"""File, Sizes and Output share what width is left (their text is elided in the middle)."""
-SHARES: Final = {FILE_COLUMN: 0.4, 3: 0.25, 6: 0.35}
-"""At most this part of it for Sizes and Output, as much as their text needs; File takes
-the rest (its tooltip has the whole path)."""
-UPDATED_COLUMN: Final = 5
-"""Left out when the window is too narrow for every column (Created stays)."""
-MIN_FLEXIBLE_WIDTH: Final = 44
-MIN_SECTION_WIDTH: Final = 40
-_STATE_COLOURS: Final = {
-    TaskStatus.SUCCEEDED: "#2e7d4f",
-    TaskStatus.FAILED: "#c0392b",
-    TaskStatus.CANCELLED: "#7f8c8d",
-    TaskStatus.PAUSED: "#b9770e",
-    TaskStatus.NEEDS_PASSPHRASE: "#b9770e",
+
+_STATE_TONES: Final = {
+    TaskStatus.SUCCEEDED: Tone.OK,
+    TaskStatus.FAILED: Tone.ERROR,
+    TaskStatus.CANCELLED: Tone.MUTED,
+    TaskStatus.PAUSED: Tone.WARNING,
+    TaskStatus.NEEDS_PASSPHRASE: Tone.WARNING,
 }
-
-
-def size_text(task: Task) -> str:
-    """``12 MB + 40 KB → 12 MB`` (cover + sealed secret → stego file) for an encode;
-    ``12 MB → 40 KB`` for a decode."""
-    if task.kind is TaskKind.ENCODE:
-        text = f"{format_size(task.input_bytes)} + {format_size(task.payload_bytes or 0)}"
-    else:
-        text = format_size(task.input_bytes)
-    if task.output_bytes is not None:
-        text += f" → {format_size(task.output_bytes)}"
-    return text
-
-
-def _state_text(task: Task, *, other_server: bool = False) -> str:
-    if task.status is TaskStatus.FAILED and task.error_code:
-        return f"Failed: {title_for(task.error_code)}"  # the code itself means nothing here
-    if other_server:
-        return OTHER_SERVER_TEXT
-    if task.status is TaskStatus.PROCESSING:
-        return f"Processing {task.progress:.0%}"
-    return task.status.label
-
-
-def step_name(kind: TaskKind, text: str) -> str:
-    """The running step, named for the kind of task ("Uploading the stego file")."""
-    stage = stage_of(text)
-    steps = ENCODE_STEPS if kind is TaskKind.ENCODE else DECODE_STEPS
-    return next((s.doing for s in steps if s.stage is stage), text.split(":")[0].rstrip("…"))
-
-
-def playable(task: Task) -> bool:
-    """A decoded voice message (or other audio secret) whose file is still there. Stego
-    files are not offered: they are as large as their cover, and sound just like it."""
-    output = task.output
-    return (
-        task.kind is TaskKind.DECODE
-        and task.status is TaskStatus.SUCCEEDED
-        and (task.output_media_type or "").startswith("audio/")
-        and output is not None
-        and output.is_file()
-    )
-
-
-class HistoryTable(QTableWidget):
-    """The tasks, one per row, fitting the width (no column behind a scrollbar)."""
-
-    activated_row = Signal()
-    """Enter pressed on a row."""
-
-    def __init__(self, columns: int, parent: QWidget | None = None) -> None:
-        super().__init__(0, columns, parent)
-        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.verticalHeader().setVisible(False)
-        self.setAlternatingRowColors(True)
-        self.setWordWrap(False)
-        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        header = self.horizontalHeader()
-        header.setMinimumSectionSize(MIN_SECTION_WIDTH)
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        header.setStretchLastSection(False)
-
-    def fit_columns(self) -> None:
-        """Every column within the width: the fixed ones as wide as their text, the flexible
-        ones sharing the rest; Updated is left out where even that cannot fit."""
-        header, width = self.horizontalHeader(), self.viewport().width()
-        want = [
-            max(self.sizeHintForColumn(c), header.sectionSizeHint(c))
-            for c in range(self.columnCount())
-        ]
-        want[STATE_COLUMN] = self.fontMetrics().horizontalAdvance(STATE_COLUMN_SAMPLE) + 16
-        fixed = [c for c in range(self.columnCount()) if c not in FLEXIBLE_COLUMNS]
-        narrow = sum(want) > width
-        self.setColumnHidden(UPDATED_COLUMN, narrow)
-        if narrow:
-            fixed.remove(UPDATED_COLUMN)
-        for c in fixed:
-            header.resizeSection(c, want[c])
-        room = max(0, width - sum(want[c] for c in fixed))
-        floor = min(MIN_FLEXIBLE_WIDTH, room // len(FLEXIBLE_COLUMNS))
-        sizes = {c: max(floor, min(want[c], int(room * share))) for c, share in SHARES.items()}
-        others = sum(v for c, v in sizes.items() if c != FILE_COLUMN)
-        sizes[FILE_COLUMN] = max(MIN_SECTION_WIDTH, room - others)
-        for c, size in sizes.items():
-            header.resizeSection(c, size)
-
-    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
-        super().resizeEvent(event)
-        self.fit_columns()
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
-        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.currentRow() >= 0:
-            self.activated_row.emit()
-            return
-        super().keyPressEvent(event)
+"""The tone (a colour of the current theme) of the State column's text, by status."""
 
 
 class HistoryView(QWidget):
@@ -274,7 +168,7 @@ class HistoryView(QWidget):
             values = (
                 "Encode" if encoding else "Decode",
                 f"{task.secret_name} in {task.input_name}" if encoding else task.input_name,
-                _state_text(task, other_server=other),
+                state_text(task, other_server=other),
                 size_text(task),
                 format_timestamp(task.created_at),
                 format_timestamp(task.updated_at),
@@ -283,12 +177,9 @@ class HistoryView(QWidget):
             for c, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 item.setData(Qt.ItemDataRole.UserRole, task.id)
-                if c == 1:
+                if c == FILE_COLUMN:
                     item.setToolTip(task.input_path)
                 if c == STATE_COLUMN:
-                    colour = _STATE_COLOURS.get(task.status)
-                    if colour:
-                        item.setForeground(QColor(colour))
                     tip = [task.status.label if other else value]
                     if task.error_message:
                         tip.append(task.error_message)
@@ -301,15 +192,30 @@ class HistoryView(QWidget):
                     item.setToolTip(
                         "Cover + sealed secret → stego file" if encoding else "Stego file → secret"
                     )
-                if c == 6 and task.output_path:
+                if c == OUTPUT_COLUMN and task.output_path:
                     item.setToolTip(task.output_path)
                 self.table.setItem(r, c, item)
             if selected is not None and task.id == selected.id:
                 self.table.selectRow(r)
+        self._colour_states()
         self.empty.setVisible(not self.tasks)
         self.table.fit_columns()
         self._refresh_uploads()
         self._update_buttons()
+
+    def _colour_states(self) -> None:
+        """Each State cell in its tone's colour in the current theme."""
+        palette = self.table.palette()
+        for r, task in enumerate(self.tasks):
+            item = self.table.item(r, STATE_COLUMN)
+            tone = _STATE_TONES.get(task.status)
+            if item is not None and tone is not None:
+                item.setForeground(tone_colour(tone, palette))
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        if event.type() is QEvent.Type.PaletteChange:  # the theme changed
+            self._colour_states()
 
     def _output_name(self, task: Task) -> str:
         """An encode's result is offered as ``<cover>-stego.wav``: show that name."""
@@ -327,7 +233,7 @@ class HistoryView(QWidget):
             self.uploads.addItem(f"The upload list cannot be read: {e}")
             return
         for session in sessions:
-            self.uploads.addItem(QListWidgetItem(_session_text(session)))
+            self.uploads.addItem(QListWidgetItem(session_text(session)))
         if not sessions:
             self.uploads.addItem("None: every upload finished or was resumed.")
 
@@ -490,12 +396,3 @@ class HistoryView(QWidget):
         if task is not None and task.status.finished:
             self.manager.remove(task.id)
             self.refresh()
-
-
-def _session_text(session: UploadSession) -> str:
-    stored = len(session.etags)
-    name = Path(session.file.path).name
-    return (
-        f"{name}: {stored} of {session.part_count} parts stored "
-        f"({format_size(session.file.size)}), last sent {format_timestamp(session.updated_at)}"
-    )

@@ -7,17 +7,19 @@ from pathlib import Path
 from typing import Final
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListWidget,
     QMainWindow,
+    QPushButton,
     QSizePolicy,
     QStackedWidget,
     QWidget,
 )
 
+from desktop.app.about import AboutDialog
 from desktop.app.connection import ConnectionMonitor
 from desktop.app.context import AppContext, close_runtime
 from desktop.app.decode_view import DecodeView
@@ -31,9 +33,16 @@ from desktop.app.settings_view import SettingsView
 from desktop.app.shortcuts import install_shortcuts
 from desktop.app.state import ConnectionState, ConnectionStatus, Selection
 from desktop.app.tasks import TaskManager
+from desktop.app.theme import NAV_FONT_PX, NAV_PADDING_PX, ThemeFollower, Tone, tone_colour
 from desktop.app.widgets.file_field import dropped_paths
-from desktop.app.widgets.layout import scrollable
-from desktop.app.window_state import DEFAULT_SIZE, WINDOW_STATE_FILE, WindowGeometry
+from desktop.app.widgets.layout import MAX_PAGE_WIDTH, page, scrollable
+from desktop.app.widgets.message_label import MessageLabel
+from desktop.app.window_state import (
+    DEFAULT_SIZE,
+    MINIMUM_SIZE,
+    WINDOW_STATE_FILE,
+    WindowGeometry,
+)
 from desktop.app.workers import WorkerPool
 from desktop.audio.backend import SoundDeviceBackend
 from desktop.audio.player import Player
@@ -54,19 +63,16 @@ _TITLES: Final = {
     "history": "History",
     "settings": "Settings",
 }
-_STATUS_COLOURS: Final = {
-    ConnectionStatus.UNKNOWN: "#7f8c8d",
-    ConnectionStatus.ONLINE: "#2e7d4f",
-    ConnectionStatus.NOT_READY: "#b9770e",
-    ConnectionStatus.OFFLINE: "#c0392b",
-    ConnectionStatus.ERROR: "#c0392b",
+_STATUS_TONES: Final = {
+    ConnectionStatus.UNKNOWN: Tone.MUTED,
+    ConnectionStatus.ONLINE: Tone.OK,
+    ConnectionStatus.NOT_READY: Tone.WARNING,
+    ConnectionStatus.OFFLINE: Tone.ERROR,
+    ConnectionStatus.ERROR: Tone.ERROR,
+    ConnectionStatus.INCOMPATIBLE: Tone.ERROR,
 }
-_NAV_STYLE: Final = """
-QListWidget#main\\.nav { border: none; background: #23272e; color: #d8dde3; font-size: 14px;
-    padding-top: 12px; outline: 0; }
-QListWidget#main\\.nav::item { padding: 10px 18px; }
-QListWidget#main\\.nav::item:selected { background: #3b6ea5; color: white; }
-"""
+NAV_AIR_PX: Final = 24
+"""Room in the sidebar beyond its widest title and the items' padding."""
 
 
 class MainWindow(QMainWindow):
@@ -80,11 +86,15 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.setObjectName("main")
         self.setWindowTitle("Subtone")
+        self.setMinimumSize(*MINIMUM_SIZE)
         self.resize(*DEFAULT_SIZE)
         self.setAcceptDrops(True)
         self.ctx = ctx or AppContext.default()
+        self.theme = ThemeFollower(parent=self)
+        """The light or dark theme, as the system's colour scheme is (and becomes)."""
         self.dialogs = dialogs or Dialogs()
         self._closed = False
+        self.about: AboutDialog | None = None
 
         settings_problem = self._load_settings()
         self._build_services()
@@ -117,6 +127,7 @@ class MainWindow(QMainWindow):
             self.workers,
             lambda: self.runtime.client.readiness(),
             lambda: self.settings.server_url,
+            version=lambda: self.runtime.client.server_version(),
             interval_ms=self.ctx.check_interval_ms,
             offline_interval_ms=self.ctx.offline_check_interval_ms,
             parent=self,
@@ -126,6 +137,7 @@ class MainWindow(QMainWindow):
         self.manager.task_changed.connect(self._task_changed)
         self.record_view.use_recording.connect(self._use_recording)
         self.settings_view.saved.connect(self._settings_saved)
+        self.theme.changed.connect(lambda _theme: self._show_connection())
 
     def _load_settings(self) -> SubtoneError | None:
         """Read the settings; the problem when they cannot be read (the defaults are used)."""
@@ -150,7 +162,6 @@ class MainWindow(QMainWindow):
             self.connection,
             self.runtime,
             server=self.settings.server_url,
-            kdf=self.ctx.kdf,
             position_kdf=self.ctx.position_kdf,
             requeue_delay_ms=self.ctx.requeue_delay_ms,
             parent=self,
@@ -193,22 +204,45 @@ class MainWindow(QMainWindow):
     def _build_body(self) -> QWidget:
         self.nav = QListWidget(self)
         self.nav.setObjectName("main.nav")
-        self.nav.setFixedWidth(170)
+        font = QFont(self.nav.font())
+        font.setPixelSize(NAV_FONT_PX)
+        widest = max(QFontMetrics(font).horizontalAdvance(t) for t in _TITLES.values())
         self.nav.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.nav.setStyleSheet(_NAV_STYLE)
+        self.about_button = QPushButton("About", self)
+        self.about_button.setObjectName("main.about")
+        self.about_button.setToolTip("Versions of this app and of the server (F1)")
+        self.about_button.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.about_button.clicked.connect(self.show_about)
+        sidebar = QWidget(self)
+        sidebar.setObjectName("main.sidebar")
+        sidebar.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        sidebar.setFixedWidth(widest + 2 * NAV_PADDING_PX + NAV_AIR_PX)
+        page(sidebar, (self.nav, 1), self.about_button, margins=False).setSpacing(0)
         self.stack = QStackedWidget(self)
         self.stack.setObjectName("main.stack")
         for n, name in enumerate(SCREENS, start=1):
             self.nav.addItem(_TITLES[name])
             self.nav.item(n - 1).setToolTip(f"{_TITLES[name]} (Ctrl+{n})")
-            self.stack.addWidget(scrollable(self.views[name]))
+            wide = name == "history"  # its table uses the whole width
+            self.stack.addWidget(
+                scrollable(self.views[name], max_width=None if wide else MAX_PAGE_WIDTH)
+            )
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.banner = MessageLabel("main.banner", "error", self)
+        """Why no work goes to this server (it speaks another protocol version)."""
+        self.banner_area = QWidget(self)
+        self.banner_area.setObjectName("main.banner_area")
+        page(self.banner_area, self.banner).setContentsMargins(9, 9, 9, 0)
+        self.banner_area.setVisible(False)
+        right = QWidget(self)
+        right.setObjectName("main.right")
+        page(right, self.banner_area, (self.stack, 1), margins=False).setSpacing(0)
         central = QWidget(self)
         body = QHBoxLayout(central)
         body.setContentsMargins(0, 0, 0, 0)
         body.setSpacing(0)
-        body.addWidget(self.nav)
-        body.addWidget(self.stack, 1)
+        body.addWidget(sidebar)
+        body.addWidget(right, 1)
         return central
 
     def _build_status_bar(self) -> None:
@@ -298,10 +332,34 @@ class MainWindow(QMainWindow):
             self.manager.resume_pending()
 
     def _show_connection(self) -> None:
-        colour = _STATUS_COLOURS[self.connection.status]
-        self.status_label.setText(
-            f'<span style="color:{colour}">●</span> {self.connection.message}'
+        status, message = self.connection.status, self.connection.message
+        colour = tone_colour(_STATUS_TONES[status], self.palette()).name()
+        incompatible = status is ConnectionStatus.INCOMPATIBLE
+        shown = (
+            f"The server at {self.settings.server_url} speaks another protocol version"
+            if incompatible
+            else message
         )
+        self.status_label.setText(f'<span style="color:{colour}">●</span> {shown}')
+        self.status_label.setToolTip(message)
+        self.banner.setText(message if incompatible else "")
+        self.banner_area.setVisible(incompatible)
+
+    def show_about(self) -> AboutDialog:
+        """The About box (versions of this app and of the server), shown."""
+        if self.about is None:
+            self.about = AboutDialog(
+                self.settings.server_url,
+                lambda: self.runtime.client.server_version(),
+                self.workers,
+                self,
+            )
+        else:
+            self.about.url_line.setText(self.settings.server_url)
+            self.about.refresh()
+        self.about.show()
+        self.about.raise_()
+        return self.about
 
     def _show_queue(self) -> None:
         waiting = self.manager.waiting()  # the current server's only

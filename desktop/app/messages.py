@@ -51,6 +51,7 @@ _PLAIN: Final = {
     "no_output_device": ("", ""),
     "rate_limited": ("The server is busy", "Try again in a moment."),
     "internal_error": ("Something went wrong", ""),
+    "protocol_mismatch": ("The server speaks another protocol version", ""),
 }
 
 

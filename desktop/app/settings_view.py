@@ -14,10 +14,11 @@ from PySide6.QtWidgets import QCheckBox, QGroupBox, QLabel, QLineEdit, QSpinBox,
 from desktop.app.dialogs import Dialogs
 from desktop.app.messages import describe_error
 from desktop.app.settings import SettingsStore
+from desktop.app.theme import Tone, set_tone
 from desktop.app.widgets import FileField, action_button, page, row, title, wrapped_label
 from desktop.app.widgets.layout import STRETCH, FormSection
 from desktop.app.workers import Report, WorkerPool
-from desktop.core.api import ApiClient
+from desktop.core.api import ApiClient, protocol_problem
 from desktop.core.config import ClientSettings
 from desktop.core.uploader import MAX_PARALLEL_PARTS, MAX_PART_SIZE, MIN_PART_SIZE
 from subtone.errors import SubtoneError
@@ -28,9 +29,6 @@ MiB = 1024 * 1024
 DEFAULT_PART_SIZE_MIB = 16
 """What the part-size box offers once ticked (the standard server's own default)."""
 
-_ERROR_STYLE = "color: #c0392b;"
-_OK_STYLE = "color: #2e7d4f;"
-
 
 def check_connection(client: ApiClient, has_token: bool) -> str:
     """Ask ``/readyz`` (and, with a token, list jobs to check it); a line for the person."""
@@ -38,6 +36,9 @@ def check_connection(client: ApiClient, has_token: bool) -> str:
     if not readiness.ready:
         failing = ", ".join(sorted(k for k, v in readiness.checks.items() if v != "ok"))
         return f"The server answers but is not ready: {failing or 'unknown'}."
+    problem = protocol_problem(client.server_version())
+    if problem is not None:
+        raise SubtoneError(problem, code="protocol_mismatch")
     if not has_token:
         return "Connected: the server is ready. No token is set: most servers need one."
     try:
@@ -219,7 +220,7 @@ class SettingsView(QWidget):
             self._say(self.test_result, describe_error(e.code, e.message), ok=False)
             return
         self.test_button.setEnabled(False)
-        self.test_result.setStyleSheet("")
+        set_tone(self.test_result, None)
         self.test_result.setText(f"Asking {settings.server_url}/readyz…")
         make_client = self.make_client
 
@@ -244,5 +245,5 @@ class SettingsView(QWidget):
 
     @staticmethod
     def _say(label: QLabel, text: str, *, ok: bool) -> None:
-        label.setStyleSheet(_OK_STYLE if ok else _ERROR_STYLE)
+        set_tone(label, Tone.OK if ok else Tone.ERROR)
         label.setText(text)

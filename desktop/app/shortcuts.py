@@ -2,7 +2,7 @@
 
 Ctrl+1…5 switch screens; Ctrl+R records (or stops); Ctrl+P plays (or stops); Ctrl+O chooses
 the screen's file; Ctrl+Return starts the screen's action (Encode, Decode, Save settings);
-Ctrl+S saves the result; F5 refreshes History or the microphone list.
+Ctrl+S saves the result; F5 refreshes History or the microphone list; F1 shows About.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ SHORTCUTS: Final = {
     "start": "Ctrl+Return",
     "save": "Ctrl+S",
     "refresh": "F5",
+    "about": "F1",
 }
 
 
@@ -99,6 +100,7 @@ _ACTIONS: Final[dict[str, Callable[[MainWindow], None]]] = {
     "start": _start,
     "save": _save,
     "refresh": _refresh,
+    "about": lambda window: window.show_about(),
 }
 
 

@@ -16,6 +16,8 @@ class ConnectionStatus(StrEnum):
     NOT_READY = "not_ready"
     OFFLINE = "offline"
     ERROR = "error"
+    INCOMPATIBLE = "incompatible"
+    """The server speaks another protocol version: nothing is sent to it."""
 
 
 class ConnectionState(QObject):

@@ -138,6 +138,11 @@ class TaskFollower:
             self.panel.set_state(PanelState.IDLE)
         elif running:
             self.panel.set_state(PanelState.RUNNING)
+        elif self.connection.status is ConnectionStatus.INCOMPATIBLE:
+            self.panel.set_state(
+                PanelState.WAITING,
+                "Waiting: this server speaks another protocol version (see above).",
+            )
         elif self.connection.status is ConnectionStatus.UNKNOWN:
             self.panel.set_state(PanelState.WAITING, "Sent as soon as the server answers…")
         elif not self.connection.online:

@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from desktop.app.progress import ProgressText, Throttle
 from desktop.app.state import ConnectionState
 from desktop.app.workers import Report, WorkerPool
-from desktop.core.envelope import DEFAULT_KDF, POSITION_KDF, KdfParams, PreparedSecret
+from desktop.core.envelope import POSITION_KDF, KdfParams, PreparedSecret
 from desktop.core.orchestration import (
     ProgressEvent,
     Runtime,
@@ -80,7 +80,6 @@ class TaskManager(QObject):
         runtime: Runtime,
         *,
         server: str,
-        kdf: KdfParams = DEFAULT_KDF,
         position_kdf: KdfParams = POSITION_KDF,
         requeue_delay_ms: int = DEFAULT_REQUEUE_DELAY_MS,
         parent: QObject | None = None,
@@ -91,7 +90,6 @@ class TaskManager(QObject):
         self.connection = connection
         self.runtime = runtime
         self.server = server
-        self.kdf = kdf
         self.position_kdf = position_kdf
         self._running: dict[str, StopToken] = {}
         self._preparing: set[str] = set()
@@ -178,7 +176,6 @@ class TaskManager(QObject):
                 task_id=task_id,
                 prepared=prepared,
                 secret_is_recording=secret_is_recording,
-                kdf=self.kdf,
                 position_kdf=self.position_kdf,
                 progress=_progress_reporter(report),
                 mode=mode,

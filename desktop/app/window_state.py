@@ -9,9 +9,12 @@ from typing import Final
 from PySide6.QtCore import QByteArray, QSettings
 from PySide6.QtWidgets import QWidget
 
-__all__ = ["DEFAULT_SIZE", "WINDOW_STATE_FILE", "WindowGeometry"]
+__all__ = ["DEFAULT_SIZE", "MINIMUM_SIZE", "WINDOW_STATE_FILE", "WindowGeometry"]
 
 DEFAULT_SIZE: Final = (1040, 760)
+MINIMUM_SIZE: Final = (640, 480)
+"""The smallest the window can be made (half a small laptop's screen): every screen is laid
+out to fit it, scrolling down where it must, never sideways."""
 WINDOW_STATE_FILE: Final = "window.ini"
 _GEOMETRY_KEY: Final = "main/geometry"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -12,9 +13,12 @@ from numpy.typing import ArrayLike, NDArray
 __all__ = [
     "DEFAULT_COLUMNS",
     "DEFAULT_SECONDS",
+    "OVERVIEW_EXACT_FRAMES",
     "Columns",
+    "Overview",
     "ScrollingWaveform",
     "min_max_columns",
+    "overview_of_file",
     "to_mono",
     "waveform_of_file",
 ]
@@ -24,8 +28,24 @@ DEFAULT_SECONDS: Final = 6.0
 FILE_BLOCK_FRAMES: Final = 65_536
 """Frames read at once by :func:`waveform_of_file` (memory stays at one block)."""
 
+OVERVIEW_EXACT_FRAMES: Final = 8_000_000
+"""Up to this many frames (three minutes of 44.1 kHz) an overview reads every sample; a
+longer file is sampled (see :func:`overview_of_file`)."""
+OVERVIEW_WINDOW_FRAMES: Final = 4096
+"""Frames an overview of a long file reads for each column (about 0.1 s at 44.1 kHz)."""
+
 Columns = NDArray[np.float32]
 """Shape ``(n, 2)``: each row is the ``(min, max)`` of the samples one column covers."""
+
+
+@dataclass(frozen=True)
+class Overview:
+    """A sound file drawn as ``columns``; ``exact``: from every sample (else sampled)."""
+
+    columns: Columns
+    exact: bool
+    frames: int
+    samplerate: int
 
 
 def to_mono(block: ArrayLike) -> NDArray[np.float32]:
@@ -91,6 +111,49 @@ def waveform_of_file(
             offset = end
     if offset < frames:  # the header promised more than the file holds: what was there
         result = result[np.isfinite(result).all(axis=1)]
+    return result
+
+
+def overview_of_file(
+    path: str | os.PathLike[str],
+    columns: int,
+    *,
+    exact_up_to: int = OVERVIEW_EXACT_FRAMES,
+    window_frames: int = OVERVIEW_WINDOW_FRAMES,
+) -> Overview:
+    """A file's waveform in ``columns`` (min, max) pairs, at a cost bounded by ``columns``.
+
+    A file of up to ``exact_up_to`` frames is read whole, a block at a time
+    (:func:`waveform_of_file`). A longer one (a cover can be gigabytes) is never read whole:
+    each column is the min and max of ``window_frames`` frames read from its middle, so the
+    cost is ``columns × window_frames`` frames whatever the file's length. Memory stays at one
+    block or one window. Raises what :mod:`soundfile` raises for a file it cannot read.
+    """
+    if columns < 1 or window_frames < 1:
+        raise ValueError("columns and window_frames must be at least 1")
+    with sf.SoundFile(str(path)) as f:
+        frames, rate = int(f.frames), int(f.samplerate)
+        if frames <= max(exact_up_to, columns * window_frames):
+            exact = True
+        else:
+            exact = False
+            sampled = _sampled_columns(f, frames, columns, window_frames)
+    if exact:
+        return Overview(waveform_of_file(path, columns), True, frames, rate)
+    return Overview(sampled, False, frames, rate)
+
+
+def _sampled_columns(f: sf.SoundFile, frames: int, columns: int, window: int) -> Columns:
+    edges = np.linspace(0, frames, columns + 1).astype(np.int64)
+    result = np.zeros((columns, 2), dtype=np.float32)
+    for i in range(columns):
+        span = int(edges[i + 1] - edges[i])
+        take = min(window, span)
+        f.seek(int(edges[i]) + (span - take) // 2)
+        mono = to_mono(f.read(take, dtype="float32", always_2d=True))
+        if mono.size == 0:  # the header promised more than the file holds: what was there
+            return result[:i].copy()
+        result[i] = (mono.min(), mono.max())
     return result
 
 

@@ -37,21 +37,19 @@ from desktop.cli._console import ProgressView, format_duration, format_size, par
 from desktop.core.api import ApiClient
 from desktop.core.config import ClientSettings, load_settings
 from desktop.core.envelope import (
-    DEFAULT_KDF,
     OPUS_MEDIA_TYPE,
     POSITION_KDF,
     KdfParams,
+    prefetch_position_key,
     sealed_length,
 )
-from desktop.core.orchestration import Stage, TaskMode, decode, encode, max_secret_bytes
+from desktop.core.orchestration.progress import Stage
+from desktop.core.orchestration.store import TaskMode
 from desktop.core.sessions import SessionStore
 from desktop.core.traffic import CountingTransport, Traffic
 from desktop.core.uploader import HttpPartTransport, PartTransport, UploadCancelled, Uploader
 from subtone.errors import SubtoneError
 from subtone.protocol import JobState
-from subtone.robust import capacity_frames
-from subtone.stego.codec import read_capacity
-from subtone.stego.layout import choose_k
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -99,7 +97,6 @@ class CliEnv:
     sessions: SessionStore | None = None
     """``None``: the store named by the settings, else the default one."""
     interactive: Callable[[], bool] = _stdin_is_tty
-    kdf: KdfParams = DEFAULT_KDF
     position_kdf: KdfParams = POSITION_KDF
     """Tests only: files made with other parameters cannot be decoded by a standard client."""
     config_path: Path | None = None
@@ -320,6 +317,9 @@ def encode_command(
     task_mode = TaskMode(mode.value)
     with _reporting(env):
         passphrase = _read_passphrase(env, passphrase_file, confirm=True)
+        prefetch_position_key(passphrase, position_kdf=env.position_kdf)
+        from desktop.core.orchestration import encode  # the codec: while scrypt runs
+
         with env.client() as (settings, client), env.uploader(client, settings) as uploader:
             view = ProgressView(_err)
             view.label(Stage.PLANE, f"Reading {cover.name}")
@@ -335,7 +335,6 @@ def encode_command(
                     progress=view,
                     compress_audio=not no_compress,
                     overwrite=force,
-                    kdf=env.kdf,
                     position_kdf=env.position_kdf,
                     mode=task_mode,
                 )
@@ -395,6 +394,9 @@ def decode_command(
     task_mode = TaskMode(mode.value)
     with _reporting(env):
         passphrase = _read_passphrase(env, passphrase_file, confirm=False)
+        prefetch_position_key(passphrase, position_kdf=env.position_kdf)
+        from desktop.core.orchestration import decode  # the codec: while scrypt runs
+
         with env.client() as (settings, client), env.uploader(client, settings) as uploader:
             target = output
             if target is None:
@@ -470,6 +472,9 @@ def capacity_command(
     ] = None,
 ) -> None:
     """What COVER can hold, from its header alone (no server needed)."""
+    from desktop.core.orchestration import max_secret_bytes
+    from subtone.stego.layout import choose_k, read_capacity
+
     with _reporting():
         try:
             info, capacity = read_capacity(cover)
@@ -494,6 +499,8 @@ def capacity_command(
             capacity.max_payload_bytes, name=VOICE_NAME, media_type=OPUS_MEDIA_TYPE
         )
         table.add_row("Max secret", f"{format_size(largest)} ({largest:,} bytes)")
+        from subtone.robust import capacity_frames  # scipy: only here
+
         robust = capacity_frames(info.frames, info.sample_rate)
         robust_secret = max_secret_bytes(robust, name=VOICE_NAME, media_type=OPUS_MEDIA_TYPE)
         table.add_row(
@@ -556,7 +563,23 @@ def add_plugin_groups(
     return added
 
 
+def plugins_for(
+    argv: list[str], entry_points: Iterable[importlib.metadata.EntryPoint]
+) -> list[importlib.metadata.EntryPoint]:
+    """The entry points a command line needs: those it names, none when it names a built-in
+    command and no plug-in, all otherwise (``--help``, an unknown command), so that
+    ``subtone encode`` does not import the server's command groups (and FastAPI, Redis...)."""
+    entries = list(entry_points)
+    words = set(argv)
+    named = [e for e in entries if e.name in words]
+    if named:
+        return named
+    builtins = {c.name for c in app.registered_commands if c.name}
+    return [] if words & builtins else entries
+
+
 def main() -> None:
     """The ``subtone`` console script."""
-    add_plugin_groups(app)
+    found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    add_plugin_groups(app, plugins_for(sys.argv[1:], found))
     app(prog_name="subtone")

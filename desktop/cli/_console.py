@@ -18,7 +18,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from desktop.core.orchestration import ProgressEvent, Stage
+from desktop.core.orchestration.progress import ProgressEvent, Stage
 from subtone.errors import SubtoneError
 
 __all__ = [

@@ -6,9 +6,11 @@ carries its own authority, and S3 refuses a request that has both). Both take th
 injectable transport, so tests drive the whole client with ``httpx.MockTransport``.
 
 Every request and response body is a model of :mod:`subtone.protocol`. A non-2xx answer
-becomes :class:`ApiError` with the server's ``code`` and ``message``; a server that cannot be
-reached becomes :class:`ServerUnreachable`. Reads and idempotent writes are retried (by
-tenacity) on transient failures (connection errors, 408, 429, 502-504) with jittered backoff.
+becomes an :class:`~desktop.core.api_errors.ApiError` with the server's ``code`` and
+``message``; a server that cannot be reached becomes a
+:class:`~desktop.core.api_errors.ServerUnreachable`. Reads and idempotent writes are retried
+(by tenacity) on transient failures (connection errors, 408, 429, 502-504) with jittered
+backoff.
 """
 
 from __future__ import annotations
@@ -20,20 +22,21 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import BinaryIO, Final, TypeVar
+from typing import BinaryIO, Final
 
 import httpx
 from httpx_sse import EventSource
 from pydantic import BaseModel, ValidationError
 from tenacity import RetryCallState
 
+from desktop.core.api_errors import ApiError, parse, transient, unreachable, validate
 from desktop.core.retry import Backoff
 from desktop.core.stop import StopSignal
 from subtone.errors import SubtoneError
 from subtone.protocol import (
+    PROTOCOL_VERSION,
     CompletePart,
     CompleteRequest,
-    ErrorBody,
     Job,
     JobCreate,
     JobList,
@@ -41,11 +44,13 @@ from subtone.protocol import (
     PartsRequest,
     PresignedParts,
     Readiness,
+    ServerVersion,
     UploadCreate,
     UploadCreated,
     UploadStatus,
 )
-from subtone.tracing import REQUEST_ID_HEADER, TRACEPARENT_HEADER, TraceParent, new_trace_id
+from subtone.tracing import TRACEPARENT_HEADER, TraceParent, new_trace_id
+from subtone.version import __version__
 
 __all__ = [
     "API_PREFIX",
@@ -53,11 +58,11 @@ __all__ = [
     "DEFAULT_POLL",
     "DEFAULT_TIMEOUT_SECONDS",
     "IDEMPOTENCY_HEADER",
+    "UNKNOWN_SERVER_VERSION",
     "ApiClient",
-    "ApiError",
     "ByteProgress",
     "JobUpdate",
-    "ServerUnreachable",
+    "protocol_problem",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,129 +75,31 @@ CONNECT_TIMEOUT_SECONDS: Final = 10.0
 SSE_READ_TIMEOUT_SECONDS: Final = 60.0
 """The event stream may be quiet this long (the server pings well within it)."""
 DOWNLOAD_CHUNK_BYTES: Final = 1 << 20
-RETRYABLE_STATUSES: Final = frozenset({408, 429, 502, 503, 504})
-MAX_RETRY_AFTER_SECONDS: Final = 30.0
 DEFAULT_API_RETRY: Final = Backoff(max_attempts=4, base_seconds=0.5, max_seconds=8.0)
 DEFAULT_POLL: Final = Backoff(max_attempts=1, base_seconds=0.5, max_seconds=5.0, multiplier=1.5)
 """Polling: start at ``base_seconds``, grow while nothing changes, back to the start on news."""
 EVENT_STREAM: Final = "text/event-stream"
 JOB_EVENT: Final = "job"
-_ERROR_BODY_PREVIEW: Final = 200
 
-_FALLBACK_CODES: Final = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    409: "conflict",
-    413: "too_large",
-    422: "invalid_request",
-    429: "rate_limited",
-}
+UNKNOWN_SERVER_VERSION: Final = "unknown"
+"""What :meth:`ApiClient.server_version` says of a server older than ``/version``."""
 
 JobUpdate = Callable[[Job], None]
 ByteProgress = Callable[[int, int], None]
 """``(bytes done, bytes in all)``."""
 
-M = TypeVar("M", bound=BaseModel)
 
-
-class ApiError(SubtoneError):
-    """The server (or storage) answered with an error: its code, message and HTTP status."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str,
-        status: int,
-        retry_after: float | None = None,
-        trace_id: str | None = None,
-    ) -> None:
-        super().__init__(message, code=code, status=status)
-        self.retry_after = retry_after
-        """Seconds the server asked to wait before trying again (``Retry-After``), if any."""
-        self.trace_id = trace_id
-        """The trace id the server answered (``X-Request-Id``): the operators find the
-        request, and its job, in their logs by it."""
-
-    @classmethod
-    def from_response(cls, response: httpx.Response) -> ApiError:
-        """The error a response carries; a body that is not Subtone's JSON gets a generic one."""
-        status = response.status_code
-        wait = _retry_after(response)
-        trace_id = response.headers.get(REQUEST_ID_HEADER)
-        try:
-            body = ErrorBody.model_validate_json(response.content)
-        except ValidationError:
-            code = _FALLBACK_CODES.get(status, "server_error" if status >= 500 else "http_error")
-            text = response.text.strip().replace("\n", " ")[:_ERROR_BODY_PREVIEW]
-            detail = f": {text}" if text else "."
-            return cls(
-                f"The server answered {status} {response.reason_phrase}{detail}",
-                code=code,
-                status=status,
-                retry_after=wait,
-                trace_id=trace_id,
-            )
-        return cls(
-            body.error.message,
-            code=body.error.code,
-            status=status,
-            retry_after=wait,
-            trace_id=trace_id,
-        )
-
-
-class ServerUnreachable(SubtoneError):
-    """No answer: the server is down, the address is wrong, or the network failed."""
-
-    code = "server_unreachable"
-    status = 503
-
-
-def _transient(error: BaseException) -> bool:
-    """Worth another try: no answer, or a status that says "later"."""
-    if isinstance(error, ApiError):
-        return error.status in RETRYABLE_STATUSES
-    return isinstance(error, ServerUnreachable)
-
-
-def _unreachable(where: str, error: httpx.TransportError) -> ServerUnreachable:
-    if isinstance(error, httpx.TimeoutException):
-        reason = "it did not answer in time"
-    elif isinstance(error, httpx.ConnectError):
-        reason = "the connection failed"
-    else:
-        reason = "the connection broke"
-    return ServerUnreachable(f"Cannot reach {where}: {reason} ({error or type(error).__name__}).")
-
-
-def _validate(model: type[M], content: bytes | str, what: str, status: int) -> M:
-    try:
-        return model.model_validate_json(content)
-    except ValidationError as e:
-        raise ApiError(
-            f"The server's answer to {what} is not what this client expects; "
-            "is the server a matching Subtone version?",
-            code="bad_response",
-            status=status,
-        ) from e
-
-
-def _parse(model: type[M], response: httpx.Response) -> M:
-    request = response.request
-    what = f"{request.method} {request.url.path}"
-    return _validate(model, response.content, what, response.status_code)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    try:
-        seconds = float(value)
-    except ValueError:
+def protocol_problem(server: ServerVersion) -> str | None:
+    """What to tell a person when the server speaks another protocol than this client (whose
+    requests it would then refuse or misread); ``None`` when they match."""
+    if server.protocol == PROTOCOL_VERSION:
         return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+    which = "Subtone on this computer" if server.protocol > PROTOCOL_VERSION else "the server"
+    return (
+        f"The server speaks protocol {server.protocol} (Subtone {server.server}); Subtone "
+        f"{__version__} on this computer speaks protocol {PROTOCOL_VERSION}. Update {which}: "
+        "until then nothing is sent to it."
+    )
 
 
 def _shut(response: httpx.Response) -> None:
@@ -292,14 +199,14 @@ class ApiClient:
             try:
                 response = self._http.request(method, path, content=content, headers=send_headers)
             except httpx.TransportError as e:
-                raise _unreachable(f"the Subtone server at {self.base_url}", e) from e
+                raise unreachable(f"the Subtone server at {self.base_url}", e) from e
             if not response.is_success:
                 raise ApiError.from_response(response)
             return response
 
         if not retry:
             return once()
-        return self._retry.retrying(retry=_transient, sleep=self._sleep, wait=self._wait)(once)
+        return self._retry.retrying(retry=transient, sleep=self._sleep, wait=self._wait)(once)
 
     def _wait(self, state: RetryCallState) -> float:
         """The server's ``Retry-After`` when it gave one, else the backoff's own wait."""
@@ -319,7 +226,7 @@ class ApiClient:
         try:
             response = self._http.get("/readyz")
         except httpx.TransportError as e:
-            raise _unreachable(f"the Subtone server at {self.base_url}", e) from e
+            raise unreachable(f"the Subtone server at {self.base_url}", e) from e
         if response.is_success or response.status_code == httpx.codes.SERVICE_UNAVAILABLE:
             try:
                 return Readiness.model_validate_json(response.content)
@@ -327,11 +234,31 @@ class ApiClient:
                 pass
         raise ApiError.from_response(response)
 
+    def server_version(self) -> ServerVersion:
+        """``GET /version``: the server's version and the protocol it speaks. A server older
+        than that endpoint is asked its OpenAPI document, whose version is its protocol's."""
+        try:
+            return parse(ServerVersion, self._send("GET", "/version", retry=True))
+        except ApiError as e:
+            if e.status != httpx.codes.NOT_FOUND:
+                raise
+        response = self._send("GET", "/openapi.json", retry=True)
+        try:
+            protocol = int(response.json()["info"]["version"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise ApiError(
+                f"The server at {self.base_url} does not say which protocol it speaks; "
+                "is it a Subtone server?",
+                code="bad_response",
+                status=response.status_code,
+            ) from e
+        return ServerVersion(server=UNKNOWN_SERVER_VERSION, protocol=protocol)
+
     # Uploads ---------------------------------------------------------------------------
 
     def create_upload(self, request: UploadCreate) -> UploadCreated:
         """``POST /v1/uploads``: start a multipart upload."""
-        return _parse(UploadCreated, self._send("POST", f"{API_PREFIX}/uploads", body=request))
+        return parse(UploadCreated, self._send("POST", f"{API_PREFIX}/uploads", body=request))
 
     def presign_parts(self, upload_id: str, part_numbers: Sequence[int]) -> PresignedParts:
         """``POST /v1/uploads/{id}/parts``: short-lived PUT URLs for these parts."""
@@ -341,12 +268,12 @@ class ApiClient:
             body=PartsRequest(part_numbers=list(part_numbers)),
             retry=True,
         )
-        return _parse(PresignedParts, response)
+        return parse(PresignedParts, response)
 
     def upload_status(self, upload_id: str) -> UploadStatus:
         """``GET /v1/uploads/{id}``: the upload, with the parts storage already holds."""
         response = self._send("GET", f"{API_PREFIX}/uploads/{upload_id}", retry=True)
-        return _parse(UploadStatus, response)
+        return parse(UploadStatus, response)
 
     def complete_upload(self, upload_id: str, parts: Sequence[CompletePart]) -> ObjectRef:
         """``POST /v1/uploads/{id}/complete``: assemble the parts into an object."""
@@ -355,7 +282,7 @@ class ApiClient:
             f"{API_PREFIX}/uploads/{upload_id}/complete",
             body=CompleteRequest(parts=list(parts)),
         )
-        return _parse(ObjectRef, response)
+        return parse(ObjectRef, response)
 
     def abort_upload(self, upload_id: str) -> None:
         """``DELETE /v1/uploads/{id}``: drop the upload and the parts sent so far."""
@@ -372,15 +299,15 @@ class ApiClient:
             headers={IDEMPOTENCY_HEADER: idempotency_key},
             retry=True,
         )
-        return _parse(Job, response)
+        return parse(Job, response)
 
     def get_job(self, job_id: str) -> Job:
         """``GET /v1/jobs/{id}``."""
-        return _parse(Job, self._send("GET", f"{API_PREFIX}/jobs/{job_id}", retry=True))
+        return parse(Job, self._send("GET", f"{API_PREFIX}/jobs/{job_id}", retry=True))
 
     def list_jobs(self) -> JobList:
         """``GET /v1/jobs``: this tenant's recent jobs, newest first."""
-        return _parse(JobList, self._send("GET", f"{API_PREFIX}/jobs", retry=True))
+        return parse(JobList, self._send("GET", f"{API_PREFIX}/jobs", retry=True))
 
     def cancel_job(self, job_id: str) -> Job:
         """``POST /v1/jobs/{id}/cancel``; returns the job as it stands afterwards."""
@@ -421,11 +348,11 @@ class ApiClient:
                         if stop is not None and stop.is_set():
                             return
                         if event.event == JOB_EVENT:
-                            yield _validate(Job, event.data, f"GET {path}", response.status_code)
+                            yield validate(Job, event.data, f"GET {path}", response.status_code)
         except httpx.TransportError as e:
             if stop is not None and stop.is_set():
                 return  # the connection was shut because of the stop
-            raise _unreachable(f"the Subtone server at {self.base_url}", e) from e
+            raise unreachable(f"the Subtone server at {self.base_url}", e) from e
 
     def follow_job(
         self,
@@ -518,7 +445,7 @@ class ApiClient:
                     if progress is not None:
                         progress(done, max(total, done))
         except httpx.TransportError as e:
-            raise _unreachable("the storage server", e) from e
+            raise unreachable("the storage server", e) from e
         if expected_size is not None and done != expected_size:
             raise SubtoneError(
                 f"The download stopped at {done:,} of {expected_size:,} bytes.",

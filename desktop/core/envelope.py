@@ -4,15 +4,26 @@ The server only ever sees the *sealed payload* (opaque bytes) and the *position 
 ``k_pos``, which decides where bits go in the cover. The encryption key ``k_enc`` never
 leaves the client. Both keys come from the passphrase:
 
-* ``k_pos = HKDF-SHA256(scrypt(pw, salt=SHA256("subtone/v1/positions"), N=2**16, r=8, p=1),
-  info="subtone/v1/k_pos")``. Extraction only has the stego file and the passphrase, so this
-  salt is fixed and its cost parameters (:data:`POSITION_KDF`) are part of the format.
-* ``k_enc = HKDF-SHA256(scrypt(pw, salt=random 16 bytes, N, r, p), info="subtone/v1/k_enc")``
-  with ``N, r, p`` (default :data:`DEFAULT_KDF`) and the salt stored in clear in the payload.
+* ``S = scrypt(pw, salt=SHA256("subtone/v1/positions"), N=2**16, r=8, p=1)``: the one
+  expensive step. Extraction only has the stego file and the passphrase, so this salt is fixed
+  and its cost parameters (:data:`POSITION_KDF`) are part of the format.
+* ``k_pos = HKDF-SHA256(S, info="subtone/v1/k_pos")``.
+* ``k_enc = HKDF-SHA256(S, salt=random 16 bytes, info="subtone/v2/k_enc")``, the salt stored
+  in clear in the payload (format version 2).
+
+Why one scrypt and not two: anyone who can attack ``k_enc`` (the server, or whoever holds the
+stego file) can test a passphrase guess against ``k_pos`` instead (it opens the header of
+window 0), at the cost of the position scrypt alone. A second, costlier scrypt for ``k_enc``
+(format version 1: ``scrypt(pw, salt, N=2**17)``) therefore added no resistance to guessing;
+it cost every encode and decode about a second and 128 MiB. ``k_enc`` and ``k_pos`` are
+independent outputs of HKDF, so the server's ``k_pos`` tells it nothing about ``k_enc``.
+Version 1 payloads are still opened, with their own scrypt.
 
 Sealed payload layout (all integers big-endian)::
 
-    version(1)=1 | kdf_log2_n(1) | kdf_r(1) | kdf_p(1) | salt(16) | nonce(12) | ciphertext+tag(16)
+    version(1)=2 | kdf_log2_n(1) | kdf_r(1) | kdf_p(1) | salt(16) | nonce(12) | ciphertext+tag(16)
+
+``kdf_*`` are the cost parameters of ``S`` (version 1: of ``k_enc``'s own scrypt).
 
 The first 20 bytes (version..salt) are the AEAD associated data, so any change to them fails
 the tag. The ChaCha20-Poly1305 plaintext is a frame::
@@ -28,10 +39,14 @@ which keeps only the top ``O(log log L)`` bits of the length: the overhead is at
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import tempfile
+import threading
 import unicodedata
+from collections import OrderedDict
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -54,7 +69,6 @@ from desktop.core.secret_names import (
 from subtone.errors import SubtoneError
 
 __all__ = [
-    "DEFAULT_KDF",
     "MAX_SECRET_BYTES",
     "OPUS_MEDIA_TYPE",
     "POSITION_KDF",
@@ -65,6 +79,7 @@ __all__ = [
     "Secret",
     "derive_position_key",
     "open_sealed",
+    "prefetch_position_key",
     "prepare_audio_secret",
     "prepare_file_secret",
     "safe_name",
@@ -74,7 +89,9 @@ __all__ = [
 
 MiB = 1024 * 1024
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+LEGACY_FORMAT_VERSION = 1
+"""``k_enc`` from a scrypt of its own, with a random salt (still opened, never written)."""
 FRAME_VERSION = 1
 KEY_BYTES = 32
 SALT_BYTES = 16
@@ -87,14 +104,15 @@ _FRAME_HEADER = struct.Struct(">BBBI")
 
 POSITION_SALT = b"subtone/v1/positions"
 K_POS_INFO = b"subtone/v1/k_pos"
-K_ENC_INFO = b"subtone/v1/k_enc"
+K_ENC_INFO = b"subtone/v2/k_enc"
+LEGACY_K_ENC_INFO = b"subtone/v1/k_enc"
 
 #: Largest secret accepted: a 4 GiB 16-bit WAV holds at most ~256 MiB at one bit per sample.
 MAX_SECRET_BYTES = 256 * MiB
 PAD_BLOCK_BYTES = 256
 
 #: Bounds on KDF parameters read from a payload: a hostile stego file must not make the
-#: client spend more than twice the default's memory (128 MiB) on the key.
+#: client spend more than 256 MiB on the key (version 1 payloads were written with 128 MiB).
 MAX_KDF_LOG2_N = 20
 MAX_KDF_R = 32
 MAX_KDF_P = 4
@@ -159,9 +177,8 @@ def _kdf_in_bounds(log2_n: int, r: int, p: int) -> bool:
     )
 
 
-#: Cost of ``k_enc`` for new payloads (stored in each payload, so it can change later).
-DEFAULT_KDF = KdfParams(log2_n=17, r=8, p=1)
-#: Cost of ``k_pos``; fixed by the format, since extraction has no payload to read it from.
+#: Cost of the passphrase's scrypt (``S``, which gives ``k_pos`` and ``k_enc``); fixed by the
+#: format, since extraction has no payload to read it from before it has ``k_pos``.
 POSITION_KDF = KdfParams(log2_n=16, r=8, p=1)
 
 
@@ -203,9 +220,67 @@ def _passphrase_bytes(passphrase: str) -> bytes:
     return normalised.encode("utf-8", errors="surrogatepass")
 
 
-def _derive(secret: bytes, salt: bytes, kdf: KdfParams, info: bytes) -> bytes:
-    stretched = Scrypt(salt=salt, length=KEY_BYTES, n=kdf.n, r=kdf.r, p=kdf.p).derive(secret)
-    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=info).derive(stretched)
+def _stretch(secret: bytes, salt: bytes, kdf: KdfParams) -> bytes:
+    return Scrypt(salt=salt, length=KEY_BYTES, n=kdf.n, r=kdf.r, p=kdf.p).derive(secret)
+
+
+def _expand(stretched: bytes, info: bytes, salt: bytes | None = None) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=salt, info=info).derive(stretched)
+
+
+_STRETCHES: OrderedDict[tuple[bytes, KdfParams], Future[bytes]] = OrderedDict()
+_STRETCHES_KEPT = 4
+_STRETCHES_LOCK = threading.Lock()
+
+
+def _position_stretch(secret: bytes, kdf: KdfParams) -> bytes:
+    """``S`` for a passphrase, computed once per process: kept for the last few passphrases
+    (32 bytes each, in the memory of the process that holds the passphrase anyway), so that a
+    decode reuses ``k_pos``'s scrypt for ``k_enc``, and a caller that asks while
+    :func:`prefetch_position_key` computes it waits for that result instead of starting over."""
+    key = (secret, kdf)
+    with _STRETCHES_LOCK:
+        pending = _STRETCHES.get(key)
+        mine = pending is None
+        if pending is None:
+            pending = _STRETCHES[key] = Future()
+            while len(_STRETCHES) > _STRETCHES_KEPT:
+                _STRETCHES.popitem(last=False)
+        _STRETCHES.move_to_end(key)
+    if mine:
+        salt = hashes.Hash(hashes.SHA256())
+        salt.update(POSITION_SALT)
+        try:
+            pending.set_result(_stretch(secret, salt.finalize(), kdf))
+        except BaseException as e:
+            with _STRETCHES_LOCK:
+                _STRETCHES.pop(key, None)
+            pending.set_exception(e)
+            raise
+    return pending.result()
+
+
+def _forget_stretches() -> None:
+    """Drop the kept stretches (tests)."""
+    with _STRETCHES_LOCK:
+        _STRETCHES.clear()
+
+
+def prefetch_position_key(passphrase: str, *, position_kdf: KdfParams = POSITION_KDF) -> None:
+    """Start the passphrase's scrypt on a background thread (it releases the GIL), so that it
+    runs while the caller reads the cover or imports what it needs; :func:`seal`,
+    :func:`derive_position_key` and :func:`open_sealed` then take its result. An empty
+    passphrase is left for those to refuse."""
+    try:
+        secret = _passphrase_bytes(passphrase)
+    except EnvelopeError:
+        return
+
+    def stretch() -> None:
+        with contextlib.suppress(Exception):  # the caller meets the error when it asks
+            _position_stretch(secret, position_kdf)
+
+    threading.Thread(target=stretch, name="subtone-kdf", daemon=True).start()
 
 
 def derive_position_key(passphrase: str, *, position_kdf: KdfParams = POSITION_KDF) -> bytes:
@@ -214,9 +289,7 @@ def derive_position_key(passphrase: str, *, position_kdf: KdfParams = POSITION_K
     ``position_kdf`` exists so tests can run fast: a stego file made with anything but
     :data:`POSITION_KDF` cannot be found by a standard extraction.
     """
-    salt = hashes.Hash(hashes.SHA256())
-    salt.update(POSITION_SALT)
-    return _derive(_passphrase_bytes(passphrase), salt.finalize(), position_kdf, K_POS_INFO)
+    return _expand(_position_stretch(_passphrase_bytes(passphrase), position_kdf), K_POS_INFO)
 
 
 # --- framing --------------------------------------------------------------------------------
@@ -294,10 +367,16 @@ def sealed_length(secret_bytes: int, *, name: str, media_type: str) -> int:
 # --- sealing ----------------------------------------------------------------------------------
 
 
+def _k_enc(secret: bytes, version: int, kdf: KdfParams, salt: bytes) -> bytes:
+    if version == LEGACY_FORMAT_VERSION:
+        return _expand(_stretch(secret, salt, kdf), LEGACY_K_ENC_INFO)
+    return _expand(_position_stretch(secret, kdf), K_ENC_INFO, salt=salt)
+
+
 def _encrypt(plaintext: bytes, passphrase: str, kdf: KdfParams) -> bytes:
     salt = os.urandom(SALT_BYTES)
     aad = _HEADER.pack(FORMAT_VERSION, kdf.log2_n, kdf.r, kdf.p) + salt
-    k_enc = _derive(_passphrase_bytes(passphrase), salt, kdf, K_ENC_INFO)
+    k_enc = _k_enc(_passphrase_bytes(passphrase), FORMAT_VERSION, kdf, salt)
     nonce = os.urandom(NONCE_BYTES)
     return aad + nonce + ChaCha20Poly1305(k_enc).encrypt(nonce, plaintext, aad)
 
@@ -308,18 +387,17 @@ def seal(
     name: str,
     media_type: str,
     passphrase: str,
-    kdf: KdfParams = DEFAULT_KDF,
     position_kdf: KdfParams = POSITION_KDF,
 ) -> Sealed:
     """Frame, pad and encrypt ``secret``; also derive the position key for the server.
 
-    ``name`` is stored through :func:`safe_name`. ``kdf`` sets the cost of ``k_enc`` and is
-    stored in the payload; ``position_kdf`` is for tests only (see
-    :func:`derive_position_key`).
+    ``name`` is stored through :func:`safe_name`. One scrypt (``position_kdf``, for tests
+    only: see :func:`derive_position_key`) gives both keys; its parameters are stored in the
+    payload.
     """
     _passphrase_bytes(passphrase)  # fail fast, before any framing or key stretching
     plaintext = _plaintext_for(secret, name, media_type)
-    payload = _encrypt(plaintext, passphrase, kdf)
+    payload = _encrypt(plaintext, passphrase, position_kdf)
     return Sealed(payload=payload, k_pos=derive_position_key(passphrase, position_kdf=position_kdf))
 
 
@@ -334,12 +412,12 @@ def open_sealed(payload: bytes, passphrase: str) -> Secret:
     if len(payload) < PREFIX_BYTES + TAG_BYTES:
         raise _corrupt("too short")
     version, log2_n, r, p = _HEADER.unpack_from(payload)
-    if version != FORMAT_VERSION:
+    if version not in (FORMAT_VERSION, LEGACY_FORMAT_VERSION):
         raise _corrupt(f"unknown format version {version}")
     if not _kdf_in_bounds(log2_n, r, p):
         raise _corrupt("impossible key-derivation parameters")
     aad = payload[:AAD_BYTES]
-    k_enc = _derive(secret, aad[_HEADER.size :], KdfParams(log2_n, r, p), K_ENC_INFO)
+    k_enc = _k_enc(secret, version, KdfParams(log2_n, r, p), aad[_HEADER.size :])
     nonce = payload[AAD_BYTES:PREFIX_BYTES]
     try:
         frame = ChaCha20Poly1305(k_enc).decrypt(nonce, payload[PREFIX_BYTES:], aad)

@@ -11,7 +11,8 @@ from typing import Final, Protocol
 
 import httpx
 
-from desktop.core.api import ApiClient, ApiError
+from desktop.core.api import ApiClient
+from desktop.core.api_errors import ApiError
 from subtone.errors import SubtoneError
 from subtone.protocol import PresignedPart
 

@@ -28,7 +28,8 @@ from typing import Final
 
 import tenacity
 
-from desktop.core.api import ApiClient, ApiError, ServerUnreachable
+from desktop.core.api import ApiClient
+from desktop.core.api_errors import ApiError, ServerUnreachable
 from desktop.core.parts import (
     PRESIGN_BATCH_SIZE,
     HttpPartTransport,

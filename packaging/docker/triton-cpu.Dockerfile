@@ -48,6 +48,14 @@ RUN groupadd --system --gid 10001 subtone \
           /opt/tritonserver/backends/python/
 COPY --from=wheel /wheels /tmp/wheels
 RUN pip install --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels
+# The models compile the numba kernel when they load (subtone.stego.kernel.warm_up): about a
+# minute on two busy cores, at every start of a new container. Compiled once here instead, into
+# NUMBA_CACHE_DIR, which the models load in a second or two. numba keys its cache by CPU: on
+# a machine of another CPU the models compile it at start, into the same folder (the server's
+# user may write there).
+ENV NUMBA_CACHE_DIR=/var/cache/subtone-numba
+RUN python3 -c "from subtone.stego.kernel import warm_up; warm_up()" \
+    && chown -R 10001:10001 "$NUMBA_CACHE_DIR"
 COPY packaging/docker/healthcheck.py /usr/local/bin/subtone-healthcheck
 COPY model_repository /models
 COPY model_repository /models-gpu

@@ -168,6 +168,10 @@ class Reply:
     batch_size: int
 
 
+MIN_BITS_BYTES: Final = 64
+"""The narrowest BITS tensor an embed request sends (see :func:`_rows`)."""
+
+
 def _tensor(name: str, array: npt.NDArray[Any], datatype: str) -> grpcclient.InferInput:
     tensor = grpcclient.InferInput(name, list(array.shape), datatype)
     tensor.set_data_from_numpy(array)
@@ -178,17 +182,25 @@ def _column(name: str, values: Sequence[int]) -> grpcclient.InferInput:
     return _tensor(name, np.array(values, dtype=np.int32).reshape(-1, 1), TRITON_INT32)
 
 
-def _rows(arrays: Sequence[npt.NDArray[Any] | bytes], what: str) -> npt.NDArray[np.uint8]:
-    """Byte arrays as the rows of a (n, WINDOW_BYTES) tensor, zero-padded."""
-    out = np.zeros((len(arrays), WINDOW_BYTES), dtype=np.uint8)
-    for i, array in enumerate(arrays):
-        row = (
-            np.frombuffer(bytes(array), dtype=np.uint8)
-            if isinstance(array, bytes)
-            else (np.asarray(array, dtype=np.uint8).reshape(-1))
-        )
-        if row.size > WINDOW_BYTES:
-            raise ValueError(f"a window's {what} has at most {WINDOW_BYTES} bytes, got {row.size}")
+def _rows(
+    arrays: Sequence[npt.NDArray[Any] | bytes], what: str, *, fit: bool = False
+) -> npt.NDArray[np.uint8]:
+    """Byte arrays as the rows of a (n, WINDOW_BYTES) tensor, zero-padded; with ``fit``, only
+    as wide as the power of two (64 bytes at least) that holds the longest: a short secret's
+    bits are a few bytes a window, not 32 KiB, and requests of similar secrets (concurrent
+    jobs) still have one shape, which Triton's dynamic batcher needs to merge them."""
+    rows = [
+        np.frombuffer(bytes(array), dtype=np.uint8)
+        if isinstance(array, bytes)
+        else np.asarray(array, dtype=np.uint8).reshape(-1)
+        for array in arrays
+    ]
+    longest = max((row.size for row in rows), default=0)
+    if longest > WINDOW_BYTES:
+        raise ValueError(f"a window's {what} has at most {WINDOW_BYTES} bytes, got {longest}")
+    width = min(WINDOW_BYTES, max(MIN_BITS_BYTES, 1 << (longest - 1).bit_length()))
+    out = np.zeros((len(rows), width if fit else WINDOW_BYTES), dtype=np.uint8)
+    for i, row in enumerate(rows):
         out[i, : row.size] = row
     return out
 
@@ -383,7 +395,8 @@ class TritonEngine:
         """:meth:`embed` as ONE request (at most :data:`MAX_ROWS` tasks), with the batch size
         the model reports."""
         inputs = _inputs(tasks)
-        inputs.append(_tensor(IN_BITS, _rows([t.bits for t in tasks], "bits"), TRITON_UINT8))
+        bits = _rows([t.bits for t in tasks], "bits", fit=True)
+        inputs.append(_tensor(IN_BITS, bits, TRITON_UINT8))
         what = f"embed in {len(tasks)} window(s)"
         outputs = (OUT_FLIPS, OUT_COUNT, OUT_BATCH_SIZE)
         result, start = self._infer(self.embed_model, inputs, outputs, what)

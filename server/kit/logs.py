@@ -87,6 +87,15 @@ def bind(**fields: str | None) -> None:
         slot.context = replace(slot.context, **fields)
 
 
+class _AlreadyClosed(logging.Filter):
+    """Drops pika's ERROR "BlockingConnection.close(...) called on closed connection": the
+    broker closes every connection at shutdown, some of which the stopping worker closed
+    already. Nothing is wrong, and an operator must not be told otherwise on every stop."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "called on closed connection" not in record.getMessage()
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, in the schema of this module's docstring."""
 
@@ -132,3 +141,6 @@ def configure_logging(process: str, level: str, *, stream: TextIO | None = None)
     root.setLevel(level.upper())
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    pika_closing = logging.getLogger("pika.adapters.blocking_connection")
+    if not any(isinstance(f, _AlreadyClosed) for f in pika_closing.filters):
+        pika_closing.addFilter(_AlreadyClosed())

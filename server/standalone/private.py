@@ -19,7 +19,8 @@ from pathlib import Path
 import redis
 
 from server.settings import Settings
-from server.standalone.supervisor import Ports, Supervisor
+from server.standalone.stack import Ports
+from server.standalone.supervisor import Supervisor
 
 __all__ = [
     "LOCAL_REDIS_URL",

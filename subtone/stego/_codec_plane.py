@@ -15,8 +15,9 @@ import numpy.typing as npt
 from subtone.stego import layout
 from subtone.stego._windows import batches, per_call, plane_windows, scheduled
 from subtone.stego.engine import EmbedTask, ExtractTask, WindowEngine, plane_bytes
-from subtone.stego.kernel import copy_bits, extract_bits_batch
+from subtone.stego.kernel import copy_bits
 from subtone.stego.layout import HEADER_BITS, StegoError
+from subtone.stego.plane import header_from_plane
 
 DEFAULT_CONCURRENCY = 4
 """Batches in flight at once: enough for Triton to batch them, little memory."""
@@ -40,11 +41,6 @@ class EmbedResult:
     @property
     def change_rate(self) -> float:
         return self.samples_changed / self.samples
-
-
-def plane_size(samples: int) -> int:
-    """Bytes of the packed LSB plane of a cover with ``samples`` samples."""
-    return plane_bytes(samples)
 
 
 def _window_bits(packed: UInt8Array, start: int, stop: int) -> UInt8Array:
@@ -180,22 +176,6 @@ def embed_plane(
     return EmbedResult(
         k=plan_k, payload_bytes=len(payload), samples=samples, samples_changed=changed
     )
-
-
-def header_from_plane(
-    window0_plane: UInt8Array | bytes, samples: int, k_pos: bytes
-) -> layout.Header:
-    """The payload header read from window 0's LSB plane: refuses a wrong ``k_pos`` (or a
-    file without a payload) locally, before any upload."""
-    _too_short(samples)
-    length = layout.window_length(samples, 0)
-    plane = np.frombuffer(bytes(window0_plane), dtype=np.uint8)
-    if plane.size < plane_bytes(length):
-        raise ValueError(f"window 0's plane has {plane_bytes(length)} bytes, got {plane.size}")
-    sealed = extract_bits_batch(
-        plane, [0], [layout.window_key(k_pos, 0)], [length], [1], [0], [HEADER_BITS]
-    )
-    return layout.open_header(k_pos, sealed.tobytes(), samples)
 
 
 @dataclass(frozen=True)

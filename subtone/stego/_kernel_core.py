@@ -11,15 +11,15 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-WINDOW_BITS = 18
-WINDOW_SAMPLES = 1 << WINDOW_BITS
-"""Samples in a full window (256 Ki samples: 512 KiB of 16-bit audio)."""
-WINDOW_BYTES = WINDOW_SAMPLES // 8
-"""Bytes of a full window's packed LSB plane (32 KiB)."""
-
-KEY_BYTES = 32
-MAX_K = 16
-"""Largest Hamming parameter: blocks of 65,535 samples carrying 16 bits."""
+from subtone.stego.window import (
+    MAX_K,
+    WINDOW_BITS,
+    WINDOW_SAMPLES,
+    Int32Array,
+    Int64Array,
+    UInt8Array,
+    UInt32Array,
+)
 
 _HALF_BITS = WINDOW_BITS // 2
 _HALF = 1 << _HALF_BITS
@@ -39,17 +39,7 @@ _U512 = np.uint32(_HALF)
 _U1024 = np.uint32(2 * _HALF)
 _U1536 = np.uint32(3 * _HALF)
 
-Int32Array = npt.NDArray[np.int32]
-Int64Array = npt.NDArray[np.int64]
-UInt8Array = npt.NDArray[np.uint8]
-UInt32Array = npt.NDArray[np.uint32]
-
 jit = numba.njit(cache=True, nogil=True, boundscheck=False)
-
-
-def block_size(k: int) -> int:
-    """Samples per Hamming block for parameter ``k``."""
-    return (1 << k) - 1
 
 
 @jit
@@ -377,9 +367,3 @@ def extract_batch(
     no_mark = np.zeros(0, dtype=np.uint64)
     for i in range(windows.shape[0]):
         _walk(planes, keys, windows, i, out, scratch, no_mark, False)
-
-
-def key_array(key: bytes) -> UInt8Array:
-    if len(key) != KEY_BYTES:
-        raise ValueError(f"a window key has {KEY_BYTES} bytes, got {len(key)}")
-    return np.frombuffer(bytes(key), dtype=np.uint8)

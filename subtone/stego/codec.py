@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -40,11 +40,13 @@ from subtone.stego._codec_plane import (
     embed_plane_flips,
     extract_plane,
     extract_planes,
-    header_from_plane,
-    plane_size,
 )
 from subtone.stego.engine import WindowEngine
-from subtone.stego.kernel import WINDOW_SAMPLES, apply_flips_pcm, pack_lsb
+from subtone.stego.layout import read_capacity
+from subtone.stego.patch import apply_window_flips
+from subtone.stego.pcm import pack_lsb
+from subtone.stego.plane import header_from_plane, lsb_plane, plane_size
+from subtone.stego.window import WINDOW_SAMPLES
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -70,35 +72,6 @@ COPY_CHUNK_BYTES = 1 << 20
 
 Int32Array = npt.NDArray[np.int32]
 UInt8Array = npt.NDArray[np.uint8]
-
-
-def read_capacity(path: str | os.PathLike[str]) -> tuple[wav.WavInfo, layout.Capacity]:
-    """A cover's format and capacity from its header alone."""
-    with Path(path).open("rb") as f:
-        info, _ = wav.read_header(f)
-    wav.check_file_size(info, Path(path).stat().st_size)
-    return info, layout.capacity(info.samples)
-
-
-def lsb_plane(stream: BinaryIO, info: wav.WavInfo) -> Iterator[UInt8Array]:
-    """The packed LSB plane of the data chunk at ``stream``'s position, one window at a time
-    (:data:`WINDOW_BYTES` bytes, the last window fewer). Reads exactly the data chunk."""
-    for data in wav.read_raw_windows(stream, info, WINDOW_SAMPLES):
-        yield pack_lsb(data, info.bits_per_sample)
-
-
-def apply_window_flips(
-    data: bytearray | UInt8Array,
-    *,
-    k_pos: bytes,
-    index: int,
-    flips: Sequence[int] | Int32Array,
-    bits_per_sample: int,
-) -> None:
-    """Apply window ``index``'s flips to its PCM bytes in place (±1, keyed sign, full-scale
-    samples inwards): what a client does while it copies its cover to the stego file."""
-    where = np.asarray(flips, dtype=np.int32)
-    apply_flips_pcm(data, layout.window_key(k_pos, index), where, bits_per_sample)
 
 
 def embed_stream(

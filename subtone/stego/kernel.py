@@ -15,7 +15,8 @@ WINDOW_BYTES)``). Everything else a window needs is passed in: its length, a 32-
 key (:func:`subtone.stego.layout.window_key`), the Hamming parameter ``k``, how many leading
 keyed positions to ``skip`` (the payload header's, in window 0) and the bits. Embedding
 answers *which samples must change* (:func:`embed_flips`); whoever holds the audio changes
-them by ±1 (:func:`apply_flips`, :func:`apply_flips_pcm`).
+them by ±1 (:func:`apply_flips`, :func:`apply_flips_pcm`: numpy only, from
+:mod:`subtone.stego.pcm`, which the client uses without this module).
 
 Format v1, fixed forever once released (a stego file must extract with any later version):
 
@@ -37,7 +38,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from subtone.stego._kernel_core import (
+from subtone.stego._kernel_core import embed_batch, extract_batch, keyed_positions
+from subtone.stego._kernel_pcm import copy_bits
+from subtone.stego.pcm import (
+    apply_flips,
+    apply_flips_at,
+    apply_flips_pcm,
+    pack_lsb,
+    sample_range,
+    sign_key,
+    signs,
+)
+from subtone.stego.window import (
     KEY_BYTES,
     MAX_K,
     WINDOW_BYTES,
@@ -46,20 +58,7 @@ from subtone.stego._kernel_core import (
     Int64Array,
     UInt8Array,
     block_size,
-    embed_batch,
-    extract_batch,
     key_array,
-    keyed_positions,
-)
-from subtone.stego._kernel_pcm import (
-    apply_flips,
-    apply_flips_at,
-    apply_flips_pcm,
-    copy_bits,
-    pack_lsb,
-    sample_range,
-    sign_key,
-    signs,
 )
 
 __all__ = [
@@ -293,11 +292,7 @@ def warm_up() -> None:
     """Compile (or load from the cache) every compiled function, so no call pays for it."""
     key = bytes(KEY_BYTES)
     plane = np.zeros(2, dtype=np.uint8)
-    flips = embed_flips(plane, key, length=16, k=2, skip=1, bits=np.ones(4, np.uint8))
+    embed_flips(plane, key, length=16, k=2, skip=1, bits=np.ones(4, np.uint8))
     extract_bits(plane, key, length=16, k=2, skip=1, nblocks=2)
     positions(key, 16)
-    signs(key, flips)
-    apply_flips(np.zeros(16, np.int32), key, flips, 16)
-    apply_flips_pcm(bytearray(32), key, flips, 16)
-    pack_lsb(bytes(32), 16)
     copy_bits(np.zeros(2, np.uint8), 3, np.ones(2, np.uint8), 1, 9)

@@ -22,12 +22,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import os
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 
 from subtone import errors
 from subtone.errors import SubtoneError
-from subtone.stego.kernel import KEY_BYTES, MAX_K, WINDOW_SAMPLES, block_size
+from subtone.stego import wav
+from subtone.stego.window import KEY_BYTES, MAX_K, WINDOW_SAMPLES, block_size
 
 __all__ = [
     "FORMAT_VERSION",
@@ -40,6 +43,7 @@ __all__ = [
     "choose_k",
     "open_header",
     "plan",
+    "read_capacity",
     "seal_header",
     "window_key",
 ]
@@ -110,6 +114,14 @@ def capacity(samples: int) -> Capacity:
         return Capacity(samples=samples, max_payload_bytes=0)
     total = sum(_blocks_per_window(samples, 1))
     return Capacity(samples=samples, max_payload_bytes=min(MAX_PAYLOAD_BYTES, total // 8))
+
+
+def read_capacity(path: str | os.PathLike[str]) -> tuple[wav.WavInfo, Capacity]:
+    """A cover's format and capacity from its header alone."""
+    with Path(path).open("rb") as f:
+        info, _ = wav.read_header(f)
+    wav.check_file_size(info, Path(path).stat().st_size)
+    return info, capacity(info.samples)
 
 
 def choose_k(samples: int, payload_bytes: int) -> int:

@@ -2,7 +2,7 @@
 
 The server computes *which* samples change from the LSB plane alone; only the client, which
 holds the cover, changes them: each flipped sample moves by ±1 with the keyed sign, and a
-sample at full scale moves inwards (:func:`subtone.stego.kernel.apply_flips` semantics). The
+sample at full scale moves inwards (:func:`subtone.stego.pcm.apply_flips` semantics). The
 stego file is byte-identical to an in-process embed of the same inputs.
 
 Object format (version 1), little-endian::
@@ -18,10 +18,14 @@ a secret that fills the cover never costs more than its plane.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import struct
+import tempfile
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -30,9 +34,9 @@ import numpy as np
 import numpy.typing as npt
 
 from subtone.errors import SubtoneError
-from subtone.files import atomic_output
-from subtone.stego import codec, layout, wav
-from subtone.stego.kernel import WINDOW_SAMPLES, apply_flips_at
+from subtone.stego import layout, wav
+from subtone.stego.pcm import apply_flips_at, apply_flips_pcm
+from subtone.stego.window import WINDOW_SAMPLES
 
 __all__ = [
     "HEADER",
@@ -41,6 +45,7 @@ __all__ = [
     "MEDIA_TYPE",
     "PatchError",
     "PatchWriter",
+    "StegoDraft",
     "apply_patch",
     "apply_patch_file",
     "read_patch",
@@ -61,6 +66,20 @@ bytes are read, changed and written back whole."""
 COPY_BUFFER_BYTES: Final = 8 << 20
 
 IndexArray = npt.NDArray[np.int32]
+
+
+def apply_window_flips(
+    data: bytearray | npt.NDArray[np.uint8],
+    *,
+    k_pos: bytes,
+    index: int,
+    flips: npt.ArrayLike,
+    bits_per_sample: int,
+) -> None:
+    """Apply window ``index``'s flips to its PCM bytes in place (±1, keyed sign, full-scale
+    samples inwards): what a client does while it copies its cover to the stego file."""
+    where = np.asarray(flips, dtype=np.int32)
+    apply_flips_pcm(data, layout.window_key(k_pos, index), where, bits_per_sample)
 
 
 class PatchError(SubtoneError):
@@ -160,7 +179,7 @@ class _Samples:
         if where.size > FEW_FLIPS:
             length = layout.window_length(info.samples, window)
             data = bytearray(os.pread(self._fd, length * width, self._offset(window)))
-            codec.apply_window_flips(
+            apply_window_flips(
                 data, k_pos=self._k_pos, index=window, flips=where,
                 bits_per_sample=info.bits_per_sample,
             )  # fmt: skip
@@ -208,6 +227,76 @@ def _copy(src: BinaryIO, dst: BinaryIO, size: int) -> None:
         dst.flush()
 
 
+class StegoDraft:
+    """The stego file in the making: a copy of ``cover`` next to ``out`` under a temporary
+    name, started at once on a thread of its own (so that a client copies its cover while the
+    server computes the patch), patched by :meth:`apply` and renamed to ``out`` only when
+    complete and on disk. Leaving the ``with`` block without :meth:`apply` removes it.
+
+    The cover is checked (a WAV whose size matches its header) before the copy starts."""
+
+    def __init__(
+        self, cover: str | os.PathLike[str], out: str | os.PathLike[str], *, mode: int | None = None
+    ) -> None:
+        self._out = Path(out)
+        self._mode = mode
+        with Path(cover).open("rb") as src:
+            self.info, _ = wav.read_header(src)
+            wav.check_file_size(self.info, os.fstat(src.fileno()).st_size)
+        fd, tmp = tempfile.mkstemp(
+            dir=self._out.parent, prefix=f".{self._out.name}.", suffix=".part"
+        )
+        self._dst = os.fdopen(fd, "r+b")
+        self._tmp = Path(tmp)
+        self._copied: Future[None] = Future()
+        self._done = False
+        threading.Thread(
+            target=self._copy_from, args=(Path(cover),), name="subtone-copy", daemon=True
+        ).start()
+
+    def _copy_from(self, cover: Path) -> None:
+        try:
+            with cover.open("rb") as src:
+                _copy(src, self._dst, os.fstat(src.fileno()).st_size)
+                self._dst.flush()
+                os.fsync(self._dst.fileno())  # most of the writing, done before the patch comes
+            self._copied.set_result(None)
+        except BaseException as e:
+            self._copied.set_exception(e)
+
+    def apply(self, patch: BinaryIO, k_pos: bytes) -> int:
+        """Wait for the copy, apply ``patch`` and put the file under ``out``; the samples
+        changed. An error (the copy's included) leaves nothing under ``out``."""
+        try:
+            self._copied.result()
+            changed = apply_patch(self._dst, self.info, patch, k_pos)
+            self._dst.flush()
+            os.fsync(self._dst.fileno())
+            self._dst.close()
+            if self._mode is not None:
+                self._tmp.chmod(self._mode)
+            self._tmp.replace(self._out)
+            self._done = True
+            return changed
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Unless applied: wait for the copy to end, then remove the draft."""
+        if self._done:
+            return
+        with contextlib.suppress(BaseException):
+            self._copied.result()
+        self._dst.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> StegoDraft:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.discard()
+
+
 def apply_patch_file(
     cover: str | os.PathLike[str],
     patch: BinaryIO,
@@ -217,9 +306,5 @@ def apply_patch_file(
     mode: int | None = None,
 ) -> int:
     """Write ``out``: ``cover`` with ``patch`` applied (complete, or not at all)."""
-    with Path(cover).open("rb") as src:
-        info, _ = wav.read_header(src)
-        wav.check_file_size(info, os.fstat(src.fileno()).st_size)
-        with atomic_output(out, mode=mode) as dst:
-            _copy(src, dst, os.fstat(src.fileno()).st_size)
-            return apply_patch(dst, info, patch, k_pos)
+    with StegoDraft(cover, out, mode=mode) as draft:
+        return draft.apply(patch, k_pos)

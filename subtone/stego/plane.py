@@ -15,8 +15,10 @@ Samples are the data chunk's, all channels interleaved as in the file. A window 
 :data:`~subtone.stego.kernel.WINDOW_SAMPLES` samples is exactly
 :data:`~subtone.stego.kernel.WINDOW_BYTES` bytes of the plane, so window ``w`` starts at byte
 ``HEADER.size + w * WINDOW_BYTES``: the header window (window 0) comes first. The bits are
-made by :func:`subtone.stego.codec.lsb_plane` and read by :func:`~subtone.stego.codec.extract_plane`
-and :func:`~subtone.stego.codec.embed_plane`.
+made by :func:`lsb_plane` and read by :func:`~subtone.stego.codec.extract_plane` and
+:func:`~subtone.stego.codec.embed_plane`; :func:`header_from_plane` reads the payload header
+from window 0 alone. This module (like :mod:`~subtone.stego.pcm` and
+:mod:`~subtone.stego.patch`) needs numpy only: the client never loads the compiled kernel.
 """
 
 from __future__ import annotations
@@ -26,8 +28,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Final
 
+import numpy as np
+
 from subtone.errors import SubtoneError
-from subtone.stego import codec, wav
+from subtone.stego import layout, wav
+from subtone.stego.pcm import first_positions, pack_lsb
+from subtone.stego.window import WINDOW_SAMPLES, UInt8Array
+from subtone.stego.window import plane_bytes as packed_bytes
 
 __all__ = [
     "HEADER",
@@ -36,8 +43,11 @@ __all__ = [
     "MEDIA_TYPE",
     "PlaneError",
     "PlaneHeader",
+    "header_from_plane",
     "iter_plane",
+    "lsb_plane",
     "plane_bytes",
+    "plane_size",
     "read_plane_header",
     "write_plane",
 ]
@@ -56,9 +66,41 @@ class PlaneError(SubtoneError):
     status = 422
 
 
+def plane_size(samples: int) -> int:
+    """Bytes of the packed LSB plane of a file of ``samples`` samples (no header)."""
+    return packed_bytes(samples)
+
+
 def plane_bytes(samples: int) -> int:
     """Bytes of a plane object for a file of ``samples`` samples, header included."""
-    return HEADER.size + codec.plane_size(samples)
+    return HEADER.size + packed_bytes(samples)
+
+
+def lsb_plane(stream: BinaryIO, info: wav.WavInfo) -> Iterator[UInt8Array]:
+    """The packed LSB plane of the data chunk at ``stream``'s position, one window at a time
+    (:data:`~subtone.stego.window.WINDOW_BYTES` bytes, the last window fewer). Reads exactly
+    the data chunk."""
+    for data in wav.read_raw_windows(stream, info, WINDOW_SAMPLES):
+        yield pack_lsb(data, info.bits_per_sample)
+
+
+def header_from_plane(
+    window0_plane: UInt8Array | bytes, samples: int, k_pos: bytes
+) -> layout.Header:
+    """The payload header read from window 0's LSB plane: refuses a wrong ``k_pos`` (or a
+    file without a payload) locally, before any upload. The header's bits are the LSBs at
+    window 0's first :data:`~subtone.stego.layout.HEADER_BITS` keyed positions (k = 1)."""
+    if samples <= layout.HEADER_BITS:
+        raise layout.StegoError(
+            "This file is too short to hold a Subtone message.", code="no_payload"
+        )
+    length = layout.window_length(samples, 0)
+    plane = np.frombuffer(bytes(window0_plane), dtype=np.uint8)
+    if plane.size < packed_bytes(length):
+        raise ValueError(f"window 0's plane has {packed_bytes(length)} bytes, got {plane.size}")
+    where = first_positions(layout.window_key(k_pos, 0), length, layout.HEADER_BITS)
+    bits = (plane[where >> 3] >> (where & 7).astype(np.uint8)) & 1
+    return layout.open_header(k_pos, np.packbits(bits).tobytes(), samples)
 
 
 @dataclass(frozen=True)
@@ -99,7 +141,7 @@ def iter_plane(src: BinaryIO, info: wav.WavInfo) -> Iterator[bytes]:
     """The plane's bytes (header first, then window by window) of the WAV in ``src``,
     positioned at its samples; reads exactly the data chunk, once."""
     yield PlaneHeader(samples=info.samples, bits_per_sample=info.bits_per_sample).pack()
-    for window in codec.lsb_plane(src, info):
+    for window in lsb_plane(src, info):
         yield window.tobytes()
 
 

@@ -17,13 +17,14 @@ KEY        UINT8   [32]      the window key
 K          INT32   [1]       Hamming parameter (1..16)
 SKIP       INT32   [1]       leading keyed positions left alone
 NBLOCKS    INT32   [1]       blocks of ``2**K - 1`` samples to embed in / read
-BITS       UINT8   [32768]   (embed) the bits to carry, packed MSB first (np.packbits);
-                             the first NBLOCKS * K are used
+BITS       UINT8   [-1]      (embed) the bits to carry, packed MSB first (np.packbits);
+                             the first NBLOCKS * K are used (a request's rows are as wide
+                             as its widest row needs: a short secret sends a few bytes)
 FLIPS      INT32   [-1]      (embed, out) the samples to flip, ascending, padded with -1
                              to the longest row of the request
 COUNT      INT32   [1]       (embed, out) how many of the row's FLIPS are real
-BITS_OUT   UINT8   [32768]   (extract, out) the NBLOCKS * K bits read, packed MSB first,
-                             zero-padded
+BITS_OUT   UINT8   [-1]      (extract, out) the NBLOCKS * K bits read, packed MSB first,
+                             zero-padded to the widest row of the batch
 BATCH_SIZE INT32   [1]       (out) windows the ``execute()`` call served
 ========== ======= ========= ===========================================================
 
@@ -37,17 +38,25 @@ Each request may carry the worker's trace id and job id as request parameters
 model logs one INFO line in Triton's log the first time it serves a trace (the last
 :data:`TRACES_REMEMBERED` are remembered), so an operator finds a job's requests by its trace id.
 
+The kernel releases the GIL, so an instance splits a batch's rows over a thread per core it
+may use (``os.sched_getaffinity``; the model parameter ``threads`` caps it): one job's windows
+are worked on by every core, with one Python stub process and one copy of the model in memory.
+
 On a ``KIND_GPU`` instance the same numba kernel runs on the host CPU: there is no GPU
 implementation (yet); the instance logs that once at start.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -99,6 +108,7 @@ TRACES_REMEMBERED = 1024
 _ID_CHARS = 64
 
 Kind = Literal["embed", "extract"]
+R = TypeVar("R")
 _SCALARS = (IN_LENGTH, IN_K, IN_SKIP, IN_NBLOCKS)
 
 
@@ -132,6 +142,8 @@ class StegoModel:
         self.kind = kind
         self.name = f"stego_{kind}"
         self._traces: OrderedDict[str, None] = OrderedDict()
+        self.threads = usable_cores()
+        self._pool: ThreadPoolExecutor | None = None
 
     # -- Triton's interface ----------------------------------------------------------------
 
@@ -146,9 +158,9 @@ class StegoModel:
             raise ValueError(f"{IN_KEY} must have {KEY_BYTES} bytes, config says {key_dims}")
         if self.kind == "embed":
             bits_dims = pb.get_input_config_by_name(config, IN_BITS)["dims"]
-            if int(bits_dims[-1]) != WINDOW_BYTES:
+            if int(bits_dims[-1]) not in (-1, WINDOW_BYTES):
                 raise ValueError(
-                    f"{IN_BITS} must have {WINDOW_BYTES} bytes, config says {bits_dims}"
+                    f"{IN_BITS} must have -1 (any) or {WINDOW_BYTES} bytes, config says {bits_dims}"
                 )
         out = OUT_FLIPS if self.kind == "embed" else OUT_BITS
         self.out_dtype = pb.triton_string_to_numpy(
@@ -157,6 +169,11 @@ class StegoModel:
         self.batch_size_dtype = pb.triton_string_to_numpy(
             pb.get_output_config_by_name(config, OUT_BATCH_SIZE)["data_type"]
         )
+        cap = config.get("parameters", {}).get("threads", {}).get("string_value", "")
+        if cap.strip().isdigit() and int(cap) > 0:
+            self.threads = min(self.threads, int(cap))
+        if self.threads > 1:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix=self.name)
         if args.get("model_instance_kind") == "GPU":
             pb.Logger.log_warn(
                 f"{config.get('name', 'stego')}: no GPU kernel; this KIND_GPU instance runs "
@@ -198,7 +215,9 @@ class StegoModel:
         return responses
 
     def finalize(self) -> None:
-        """Nothing to release: the model holds no state."""
+        """The model holds no state: only its threads stop."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
     # -- requests --------------------------------------------------------------------------
 
@@ -277,14 +296,40 @@ class StegoModel:
             np.concatenate([rows.nblocks for rows in batch]),
         )
         sizes = np.cumsum([len(rows) for rows in batch])[:-1]
+        spans = row_spans(n, self.threads)
         if self.kind == "extract":
-            out = np.zeros((n, WINDOW_BYTES), dtype=np.uint8)
-            extract_bits_batch(planes.reshape(-1), offsets, *columns, out.reshape(-1), offsets * 8)
+            ks, nblocks = columns[2], columns[4]
+            width = max(1, int(((nblocks * ks + 7) // 8).max()))
+            out = np.zeros((n, width), dtype=np.uint8)
+            out_starts = np.arange(n, dtype=np.int64) * width * 8
+
+            def extract(a: int, b: int) -> None:
+                local = offsets[: b - a]
+                keys, lengths, ks, skips, nblocks = (c[a:b] for c in columns)
+                extract_bits_batch(planes[a:b].reshape(-1), local, keys, lengths, ks, skips,
+                                   nblocks, out[a:b].reshape(-1), out_starts[: b - a])  # fmt: skip
+
+            self._each(extract, spans)
             return [[(OUT_BITS, part.astype(self.out_dtype))] for part in np.split(out, sizes)]
-        bits = np.concatenate([rows.bits for rows in batch if rows.bits is not None])
-        flips, counts = embed_flips_batch(
-            planes.reshape(-1), offsets, *columns, bits.reshape(-1), offsets * 8
-        )
+        widest = max(rows.bits.shape[1] for rows in batch if rows.bits is not None)
+        bits = np.zeros((n, max(1, widest)), dtype=np.uint8)
+        at = 0
+        for rows in batch:
+            if rows.bits is not None:
+                bits[at : at + len(rows), : rows.bits.shape[1]] = rows.bits
+            at += len(rows)
+        bit_starts = np.arange(n, dtype=np.int64) * bits.shape[1] * 8
+
+        def embed(a: int, b: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]:
+            local = offsets[: b - a]
+            keys, lengths, ks, skips, nblocks = (c[a:b] for c in columns)
+            row_bits = bits[a:b].reshape(-1)
+            return embed_flips_batch(planes[a:b].reshape(-1), local, keys, lengths, ks, skips,
+                                     nblocks, row_bits, bit_starts[: b - a])  # fmt: skip
+
+        parts = self._each(embed, spans)
+        flips = np.concatenate([f for f, _ in parts])
+        counts = np.concatenate([c for _, c in parts])
         ends = np.cumsum(counts)
         starts = ends - counts
         results: list[list[tuple[str, npt.NDArray[Any]]]] = []
@@ -300,6 +345,27 @@ class StegoModel:
             count_column = row_counts.astype(np.int32).reshape(-1, 1)
             results.append([(OUT_FLIPS, out), (OUT_COUNT, count_column)])
         return results
+
+    def _each(self, work: Callable[[int, int], R], spans: Sequence[tuple[int, int]]) -> list[R]:
+        """``work`` over each span of rows, on the pool when there is more than one."""
+        if self._pool is None or len(spans) < 2:
+            return [work(a, b) for a, b in spans]
+        return list(self._pool.map(lambda span: work(*span), spans))
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def row_spans(rows: int, parts: int) -> list[tuple[int, int]]:
+    """``rows`` cut into at most ``parts`` contiguous spans of nearly equal size."""
+    parts = max(1, min(parts, rows))
+    edges = [rows * i // parts for i in range(parts + 1)]
+    return [(a, b) for a, b in itertools.pairwise(edges) if b > a]
 
 
 def model_class(pb_utils: ModuleType, kind: Kind) -> type[StegoModel]:

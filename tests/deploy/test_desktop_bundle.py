@@ -34,7 +34,7 @@ NAME = "subtone-desktop"
 WINDOW_TITLE = "Subtone"
 BUILD_TIMEOUT_SECONDS = 900
 RUN_TIMEOUT_SECONDS = 120
-MAX_BUNDLE_MB = 450
+MAX_BUNDLE_MB = 300
 """Above today's ~395 MB (numba and LLVM are ~180 MB of it): a dependency that drags in a
 framework shows up here."""
 SIZE_TOLERANCE = 0.10

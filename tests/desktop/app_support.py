@@ -17,7 +17,9 @@ from desktop.audio.fake import FakeBackend
 from desktop.core.envelope import KdfParams
 from desktop.core.retry import Backoff
 from desktop.core.uploader import PartRejected
+from subtone.protocol import PROTOCOL_VERSION
 from subtone.stego.plane import plane_bytes
+from subtone.version import __version__
 from tests.desktop.fake_server import API, TOKEN, FakePartTransport, FakeServer
 
 CHEAP = KdfParams(log2_n=4, r=1, p=1)
@@ -34,6 +36,11 @@ class Switchboard:
         self.offline = False
         self.ready = True
         self.readyz_calls = 0
+        self.version: dict[str, object] | None = {
+            "server": __version__,
+            "protocol": PROTOCOL_VERSION,
+        }
+        """What ``/version`` answers; ``None``: 404, as a server older than it does."""
         self.lock = threading.Lock()
 
     def handle(self, request: httpx.Request) -> httpx.Response:
@@ -45,6 +52,20 @@ class Switchboard:
             checks = {"redis": "ok", "storage": "ok" if self.ready else "down"}
             return httpx.Response(
                 200 if self.ready else 503, json={"ready": self.ready, "checks": checks}
+            )
+        if request.url.path == "/version":
+            if self.version is None:
+                return httpx.Response(
+                    404, json={"error": {"code": "not_found", "message": "Not Found"}}
+                )
+            return httpx.Response(200, json=self.version)
+        if request.url.path == "/openapi.json":
+            return httpx.Response(
+                200,
+                json={
+                    "openapi": "3.1.0",
+                    "info": {"title": "Subtone", "version": str(PROTOCOL_VERSION)},
+                },
             )
         return self.server.handle(request)
 
@@ -145,7 +166,6 @@ def make_context(
         transport=board.transport(),
         part_transport=parts if parts is not None else SwitchedParts(board),
         audio=audio if audio is not None else FakeBackend(),
-        kdf=CHEAP,
         position_kdf=CHEAP,
         api_retry=NO_WAIT,
         part_retry=NO_WAIT,

@@ -1,4 +1,5 @@
-"""Fixtures for the desktop app's Qt tests (pytest-qt, offscreen): a window wired to fakes."""
+"""Fixtures for the desktop app's Qt tests (pytest-qt, offscreen): a window wired to fakes;
+a real X server (Xvfb) for the tests that render the window as a display shows it."""
 
 from __future__ import annotations
 
@@ -9,8 +10,27 @@ import pytest
 from desktop.audio.fake import FakeBackend
 from tests.desktop.app_support import ScriptedDialogs, Switchboard, make_context
 from tests.desktop.fake_server import FakeServer
+from tests.desktop.xserver import XServer
 
 APP_PART_SIZE = 64 * 1024
+
+
+@pytest.fixture
+def x_display():
+    """A real X server (Xvfb) of its own for the test: its ``DISPLAY`` (``":N"``)."""
+    with XServer() as display:
+        yield display
+
+
+@pytest.fixture(scope="session")
+def screenshots_dir(request, tmp_path_factory) -> Path:
+    """``--screenshots DIR``, or a folder under pytest's tmp folder for this run."""
+    chosen = request.config.getoption("--screenshots")
+    if chosen is None:
+        return tmp_path_factory.mktemp("screenshots")
+    folder = Path(chosen).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture

@@ -57,3 +57,39 @@ def any_stack(request: pytest.FixtureRequest) -> Stack:
     name = "stack" if request.param == "local" else "s3_stack"
     found: Stack = request.getfixturevalue(name)
     return found
+
+
+# The desktop app's window (tests/e2e/app_driver.py drives it) ------------------------------
+
+
+@pytest.fixture
+def dialogs():
+    """File dialogs that answer from a script (:class:`ScriptedDialogs`)."""
+    from tests.desktop.app_support import ScriptedDialogs
+
+    return ScriptedDialogs()
+
+
+@pytest.fixture
+def open_window(qtbot, dialogs):
+    """Opens a MainWindow on a context; every window opened is shut down after the test."""
+    from desktop.app.main_window import MainWindow
+    from desktop.app.state import ConnectionStatus
+
+    windows: list[MainWindow] = []
+
+    def open_(ctx, *, wait_for_server: bool = True) -> MainWindow:
+        window = MainWindow(ctx, dialogs=dialogs)
+        qtbot.addWidget(window)
+        window.show()
+        windows.append(window)
+        if wait_for_server:
+            qtbot.waitUntil(
+                lambda: window.connection.status is not ConnectionStatus.UNKNOWN, timeout=30_000
+            )
+        return window
+
+    yield open_
+    for window in windows:
+        window.shutdown()
+        window.close()

@@ -37,7 +37,7 @@ def test_fifty_encodes_of_one_new_cover_at_once_all_succeed_and_decode(stack, tm
             Uploader(client, store=SessionStore(sessions)) as up,
         ):
             encode(client, source, secret, out, f"pass {n}", uploader=up,
-                   kdf=FAST_KDF, position_kdf=FAST_KDF)  # fmt: skip
+                   position_kdf=FAST_KDF)  # fmt: skip
             got = decode(client, out, tmp_path / f"out-{n}", f"pass {n}", uploader=up,
                          position_kdf=FAST_KDF)  # fmt: skip
         return secret.read_bytes(), got.output.read_bytes()

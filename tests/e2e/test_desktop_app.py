@@ -7,147 +7,35 @@ fake (the machine has none), and one test watches the part PUTs on their way to 
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 from pathlib import Path
 
 import httpx
 import pytest
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QLineEdit, QPushButton
+from PySide6.QtWidgets import QLabel, QPushButton
 
-from desktop.app.context import AppContext
-from desktop.app.main_window import MainWindow
 from desktop.app.state import ConnectionStatus
-from desktop.audio.fake import FakeBackend
 from desktop.core.orchestration import TaskStatus
-from desktop.core.retry import Backoff
 from desktop.core.uploader import HttpPartTransport
 from subtone.errors import SubtoneError
-from subtone.stego import wav
-from tests.desktop.app_support import ScriptedDialogs, screenshot
+from tests.desktop.app_support import screenshot
+from tests.e2e.app_driver import (
+    JOB_MS,
+    MiB,
+    child,
+    click,
+    decode_through_the_window,
+    fill_encode,
+    finished,
+    label,
+    make_cover,
+    make_secret,
+    stack_context,
+)
 
 pytestmark = pytest.mark.integration
 
-PASSPHRASE = "orbit velvet tundra pickle saddle"
-JOB_MS = 240_000
-"""An encode or decode on CPU Triton, on a machine shared with other work."""
-MiB = 1024 * 1024
-
-
 # Helpers ---------------------------------------------------------------------------------
-
-
-def stack_context(root: Path, stack, **config) -> AppContext:
-    """An AppContext on the real stack: real HTTP everywhere, a fake sound card only."""
-    part_transport = config.pop("part_transport", None)
-    config_path = root / "config" / "client.json"
-    config_path.parent.mkdir(parents=True)
-    body = {"server_url": stack.url, "token": stack.token, "download_dir": str(root)} | config
-    config_path.write_text(json.dumps(body))
-    return AppContext(
-        data_dir=root / "data",
-        state_dir=root / "state",
-        config_path=config_path,
-        environ={},
-        keyring=None,
-        part_transport=part_transport,
-        audio=FakeBackend(),
-        poll=Backoff(max_attempts=1, base_seconds=0.2, max_seconds=1.0),
-        check_interval_ms=60_000,
-        offline_check_interval_ms=200,
-        requeue_delay_ms=200,
-    )
-
-
-@pytest.fixture
-def dialogs() -> ScriptedDialogs:
-    return ScriptedDialogs()
-
-
-@pytest.fixture
-def open_window(qtbot, dialogs):
-    windows: list[MainWindow] = []
-
-    def open_(ctx: AppContext, *, wait_for_server: bool = True) -> MainWindow:
-        window = MainWindow(ctx, dialogs=dialogs)
-        qtbot.addWidget(window)
-        window.show()
-        windows.append(window)
-        if wait_for_server:
-            qtbot.waitUntil(
-                lambda: window.connection.status is not ConnectionStatus.UNKNOWN, timeout=30_000
-            )
-        return window
-
-    yield open_
-    for window in windows:
-        window.shutdown()
-        window.close()
-
-
-def child(window, cls, name):
-    widget = window.findChild(cls, name)
-    assert widget is not None, f"no {cls.__name__} named {name}"
-    return widget
-
-
-def click(qtbot, window, name: str) -> None:
-    button = child(window, QPushButton, name)
-    assert button.isVisible() and button.isEnabled(), f"{name} cannot be clicked"
-    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
-
-
-def type_into(qtbot, window, name: str, text: str) -> None:
-    edit = child(window, QLineEdit, name)
-    edit.clear()
-    qtbot.keyClicks(edit, text)
-
-
-def label(window, name: str) -> str:
-    return child(window, QLabel, name).text()
-
-
-def fill_encode(qtbot, window, dialogs, cover: Path, secret: Path) -> None:
-    window.show_screen("encode")
-    dialogs.open_answers.append(cover)
-    click(qtbot, window, "encode.cover.browse")
-    dialogs.open_answers.append(secret)
-    click(qtbot, window, "encode.secret.browse")
-    type_into(qtbot, window, "encode.passphrase.first", PASSPHRASE)
-    type_into(qtbot, window, "encode.passphrase.confirm", PASSPHRASE)
-    qtbot.waitUntil(child(window, QPushButton, "encode.start").isEnabled, timeout=60_000)
-
-
-def finished(view) -> bool:
-    task = view.follower.task
-    return task is not None and task.status.finished
-
-
-def decode_through_the_window(qtbot, window, dialogs, stego: Path) -> Path:
-    """Decode ``stego`` on the Decode screen; returns the recovered file."""
-    window.show_screen("decode")
-    dialogs.open_answers.append(stego)
-    click(qtbot, window, "decode.stego.browse")
-    type_into(qtbot, window, "decode.passphrase.first", PASSPHRASE)
-    click(qtbot, window, "decode.start")
-    view = window.decode_view
-    qtbot.waitUntil(lambda: finished(view) or bool(label(window, "decode.error")), timeout=JOB_MS)
-    task = view.follower.task
-    assert task is not None and task.status is TaskStatus.SUCCEEDED, label(window, "decode.error")
-    assert task.output is not None
-    return task.output
-
-
-def make_cover(path: Path, seconds: float) -> Path:
-    wav.generate_cover(path, seconds, rate=44_100, channels=2, bits=16, seed=5)
-    return path
-
-
-def make_secret(path: Path, size: int = 30_000) -> Path:
-    path.write_bytes(os.urandom(size))
-    return path
 
 
 def part_files(root: Path, storage_upload: str) -> dict[int, tuple[int, int]]:

@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from desktop.core.api import ApiClient, ApiError
+from desktop.core.api import ApiClient
+from desktop.core.api_errors import ApiError
 from desktop.core.orchestration import decode, encode
 from desktop.core.sessions import SessionStore
 from desktop.core.uploader import Uploader

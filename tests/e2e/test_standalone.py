@@ -13,7 +13,8 @@ import httpx
 import pytest
 import redis
 
-from server.standalone.supervisor import State, marked_processes
+from server.standalone.processes import marked_processes
+from server.standalone.stack import State
 from tests.plugins import ROOT, metadata_dir
 from tests.stack import REDIS_URL, distinct_ports
 

@@ -129,11 +129,11 @@ def frame(data: bytes) -> str:
 
 
 def _seal_frame(plaintext: bytes) -> bytes:
-    """``plaintext`` encrypted as a v1 payload under :data:`PASSPHRASE` and :data:`FAST_KDF`."""
+    """``plaintext`` encrypted as a payload under :data:`PASSPHRASE` and :data:`FAST_KDF`."""
     salt = bytes(envelope.SALT_BYTES)
     kdf = FAST_KDF
     aad = struct.pack(">BBBB", envelope.FORMAT_VERSION, kdf.log2_n, kdf.r, kdf.p) + salt
-    k_enc = envelope._derive(PASSPHRASE.encode(), salt, kdf, envelope.K_ENC_INFO)
+    k_enc = envelope._k_enc(PASSPHRASE.encode(), envelope.FORMAT_VERSION, kdf, salt)
     nonce = bytes(envelope.NONCE_BYTES)
     return aad + nonce + ChaCha20Poly1305(k_enc).encrypt(nonce, plaintext, aad)
 

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 __all__ = [
+    "MAX_PAGE_WIDTH",
     "STRETCH",
     "FormSection",
     "Item",
@@ -30,6 +31,10 @@ __all__ = [
     "title",
     "wrapped_label",
 ]
+
+MAX_PAGE_WIDTH = 980
+"""A screen's content grows no wider than this in a large window (long lines are hard to read,
+and fields that span a wide screen look empty)."""
 
 STRETCH = None
 """In :func:`row` and :func:`page`: the free space goes here."""
@@ -115,12 +120,16 @@ class FormSection(QGroupBox):
                 form.addRow(field)
 
 
-def scrollable(widget: QWidget) -> QScrollArea:
-    """``widget`` in a frameless scroll area: a small window scrolls rather than squeezes."""
+def scrollable(widget: QWidget, *, max_width: int | None = MAX_PAGE_WIDTH) -> QScrollArea:
+    """``widget`` in a frameless scroll area: a small window scrolls (down, never sideways)
+    rather than squeezes; a large one leaves room on the right beyond ``max_width``."""
     area = QScrollArea(widget.parentWidget())
     area.setObjectName(f"{widget.objectName()}.scroll")
     area.setFrameShape(QFrame.Shape.NoFrame)
     area.setWidgetResizable(True)
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    if max_width is not None:
+        widget.setMaximumWidth(max_width)
+        area.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
     area.setWidget(widget)
     return area

@@ -7,15 +7,12 @@ from typing import Final
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QWidget
 
+from desktop.app.theme import set_box
+
 __all__ = ["MessageLabel"]
 
-_STYLES: Final = {
-    "error": "QLabel { color: #8e2b22; background: #fdecea; border: 1px solid #f1b9b2;"
-    " border-radius: 4px; padding: 6px 8px; }",
-    "ok": "QLabel { color: #1e5e3a; background: #e8f5ec; border: 1px solid #b5dcc2;"
-    " border-radius: 4px; padding: 6px 8px; }",
-    "info": "",
-}
+KINDS: Final = ("error", "ok", "info")
+"""An error or a success is shown in a coloured box (the theme's); info as plain text."""
 
 
 class MessageLabel(QLabel):
@@ -28,7 +25,8 @@ class MessageLabel(QLabel):
         self.setVisible(False)
 
     def set_kind(self, kind: str) -> None:
-        self.setStyleSheet(_STYLES[kind])
+        assert kind in KINDS, kind
+        set_box(self, "" if kind == "info" else kind)
 
     def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
         super().setText(text)

@@ -7,17 +7,14 @@ from typing import Final
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from desktop.app.stages import Step, StepProgress
+from desktop.app.theme import Tone, set_tone
 
 __all__ = ["StageList"]
 
 DONE_MARK: Final = "✓"
 RUNNING_MARK: Final = "▸"
 TODO_MARK: Final = "○"
-_STYLES: Final = {
-    DONE_MARK: "color: #2e7d4f;",
-    RUNNING_MARK: "font-weight: bold;",
-    TODO_MARK: "color: #7f8c8d;",
-}
+_TONES: Final = {DONE_MARK: Tone.OK, RUNNING_MARK: None, TODO_MARK: Tone.MUTED}
 
 
 class StageList(QWidget):
@@ -45,7 +42,11 @@ class StageList(QWidget):
         for i, (line, step) in enumerate(zip(self.lines, self.progress.steps, strict=True)):
             mark = self.mark(i)
             line.setText(f"{mark}  {step.name}")
-            line.setStyleSheet(_STYLES[mark])
+            set_tone(line, _TONES[mark])
+            font = line.font()
+            if font.bold() != (mark == RUNNING_MARK):
+                font.setBold(mark == RUNNING_MARK)
+                line.setFont(font)
 
     @property
     def ticked(self) -> list[bool]:

@@ -11,9 +11,13 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 __all__ = ["WaveformView"]
 
 
+WAVE_COLOUR = "#5fb3f0"
+
+
 class WaveformView(QWidget):
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, colour: str = WAVE_COLOUR) -> None:
         super().__init__(parent)
+        self.colour = colour
         self._columns: NDArray[np.float32] = np.zeros((0, 2), dtype=np.float32)
         self._capacity = 600
         self.placeholder = "Press Record to start"
@@ -52,7 +56,7 @@ class WaveformView(QWidget):
             tops = middle - np.clip(self._columns[:, 1], -1, 1) * half
             bottoms = middle - np.clip(self._columns[:, 0], -1, 1) * half
             bottoms = np.maximum(bottoms, tops + 1)  # silence still shows as a thin line
-            painter.setPen(QPen(QColor("#5fb3f0"), max(1.0, step * 0.8), Qt.PenStyle.SolidLine))
+            painter.setPen(QPen(QColor(self.colour), max(1.0, step * 0.8), Qt.PenStyle.SolidLine))
             painter.drawLines(
                 [QLineF(x, t, x, b) for x, t, b in zip(xs, tops, bottoms, strict=True)]
             )

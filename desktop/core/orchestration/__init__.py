@@ -8,41 +8,96 @@
 - :mod:`.runner`: the steps in order over the store: resume, pause and cancel.
 - :mod:`.workdir`: the work folder: where outputs go, and its clean-up.
 - :mod:`.oneshot`: one call to a file the caller names (the CLI).
+
+The names below are loaded when first used (:pep:`562`): a caller that needs only
+:class:`Stage` (the CLI's console) does not import the codec, numpy's kernels or HTTP.
 """
 
-from desktop.core.orchestration.oneshot import DecodeSummary, EncodeSummary, decode, encode
-from desktop.core.orchestration.progress import Progress, ProgressEvent, Stage
-from desktop.core.orchestration.runner import (
-    Runtime,
-    is_transient,
-    open_result,
-    prepare_decode,
-    prepare_encode,
-    run_task,
-)
-from desktop.core.orchestration.steps import (
-    JobFailed,
-    job_idempotency_key,
-    max_secret_bytes,
-    succeeded,
-)
-from desktop.core.orchestration.store import (
-    Task,
-    TaskKind,
-    TaskMode,
-    TaskStatus,
-    TaskStore,
-    new_task_id,
-)
-from desktop.core.orchestration.transfer import (
-    COVER_MEDIA_TYPE,
-    PAYLOAD_MEDIA_TYPE,
-    PAYLOAD_NAME,
-    finish_encode,
-    upload_inputs,
-)
-from desktop.core.orchestration.workdir import discard_work, remove_task_files, sweep_work_dir
-from desktop.core.stop import StopReason, StopToken
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from desktop.core.orchestration.oneshot import DecodeSummary, EncodeSummary, decode, encode
+    from desktop.core.orchestration.progress import Progress, ProgressEvent, Stage
+    from desktop.core.orchestration.runner import (
+        Runtime,
+        is_transient,
+        open_result,
+        prepare_decode,
+        prepare_encode,
+        run_task,
+    )
+    from desktop.core.orchestration.steps import (
+        JobFailed,
+        job_idempotency_key,
+        max_secret_bytes,
+        succeeded,
+    )
+    from desktop.core.orchestration.store import (
+        Task,
+        TaskKind,
+        TaskMode,
+        TaskStatus,
+        TaskStore,
+        new_task_id,
+    )
+    from desktop.core.orchestration.transfer import (
+        COVER_MEDIA_TYPE,
+        PAYLOAD_MEDIA_TYPE,
+        PAYLOAD_NAME,
+        finish_encode,
+        upload_inputs,
+    )
+    from desktop.core.orchestration.workdir import discard_work, remove_task_files, sweep_work_dir
+    from desktop.core.stop import StopReason, StopToken
+
+_HOMES = {
+    "COVER_MEDIA_TYPE": "desktop.core.orchestration.transfer",
+    "DecodeSummary": "desktop.core.orchestration.oneshot",
+    "EncodeSummary": "desktop.core.orchestration.oneshot",
+    "JobFailed": "desktop.core.orchestration.steps",
+    "PAYLOAD_MEDIA_TYPE": "desktop.core.orchestration.transfer",
+    "PAYLOAD_NAME": "desktop.core.orchestration.transfer",
+    "Progress": "desktop.core.orchestration.progress",
+    "ProgressEvent": "desktop.core.orchestration.progress",
+    "Runtime": "desktop.core.orchestration.runner",
+    "Stage": "desktop.core.orchestration.progress",
+    "StopReason": "desktop.core.stop",
+    "StopToken": "desktop.core.stop",
+    "Task": "desktop.core.orchestration.store",
+    "TaskKind": "desktop.core.orchestration.store",
+    "TaskMode": "desktop.core.orchestration.store",
+    "TaskStatus": "desktop.core.orchestration.store",
+    "TaskStore": "desktop.core.orchestration.store",
+    "decode": "desktop.core.orchestration.oneshot",
+    "discard_work": "desktop.core.orchestration.workdir",
+    "encode": "desktop.core.orchestration.oneshot",
+    "finish_encode": "desktop.core.orchestration.transfer",
+    "is_transient": "desktop.core.orchestration.runner",
+    "job_idempotency_key": "desktop.core.orchestration.steps",
+    "max_secret_bytes": "desktop.core.orchestration.steps",
+    "new_task_id": "desktop.core.orchestration.store",
+    "open_result": "desktop.core.orchestration.runner",
+    "prepare_decode": "desktop.core.orchestration.runner",
+    "prepare_encode": "desktop.core.orchestration.runner",
+    "remove_task_files": "desktop.core.orchestration.workdir",
+    "run_task": "desktop.core.orchestration.runner",
+    "succeeded": "desktop.core.orchestration.steps",
+    "sweep_work_dir": "desktop.core.orchestration.workdir",
+    "upload_inputs": "desktop.core.orchestration.transfer",
+}
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "COVER_MEDIA_TYPE",

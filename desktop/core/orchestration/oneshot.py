@@ -21,7 +21,7 @@ from typing import Final
 from filelock import FileLock, Timeout
 
 from desktop.core.api import ApiClient
-from desktop.core.envelope import DEFAULT_KDF, POSITION_KDF, KdfParams
+from desktop.core.envelope import POSITION_KDF, KdfParams
 from desktop.core.orchestration.progress import Progress
 from desktop.core.orchestration.runner import Runtime, prepare_decode, prepare_encode, run_task
 from desktop.core.orchestration.steps import read_cover
@@ -206,7 +206,6 @@ def encode(
     cancel: threading.Event | None = None,
     compress_audio: bool = True,
     overwrite: bool = False,
-    kdf: KdfParams = DEFAULT_KDF,
     position_kdf: KdfParams = POSITION_KDF,
     mode: TaskMode = TaskMode.LSB,
 ) -> EncodeSummary:
@@ -231,7 +230,6 @@ def encode(
             secret=secret,
             passphrase=passphrase,
             compress_audio=compress_audio,
-            kdf=kdf,
             position_kdf=position_kdf,
             progress=progress,
             mode=mode,

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from desktop.core.api import ApiClient, ServerUnreachable
+from desktop.core.api import ApiClient
+from desktop.core.api_errors import ServerUnreachable
 from desktop.core.envelope import (
-    DEFAULT_KDF,
     POSITION_KDF,
     KdfParams,
     PreparedSecret,
@@ -60,6 +60,7 @@ from desktop.core.orchestration.transfer import (
     InputSlot,
     fetch_sealed_result,
     finish_encode,
+    start_stego,
     upload_inputs,
 )
 from desktop.core.orchestration.workdir import (
@@ -74,6 +75,7 @@ from desktop.core.uploader import UploadCancelled, Uploader, UploadResult
 from subtone.errors import SubtoneError
 from subtone.files import atomic_output
 from subtone.protocol import Job, JobKind, JobState
+from subtone.stego.patch import StegoDraft
 
 __all__ = [
     "OnUploaded",
@@ -149,7 +151,6 @@ def prepare_encode(
     prepared: PreparedSecret | None = None,
     compress_audio: bool = True,
     secret_is_recording: bool = False,
-    kdf: KdfParams = DEFAULT_KDF,
     position_kdf: KdfParams = POSITION_KDF,
     progress: Progress | None = None,
     mode: TaskMode = TaskMode.LSB,
@@ -173,7 +174,6 @@ def prepare_encode(
         passphrase,
         prepared=prepared,
         compress_audio=compress_audio,
-        kdf=kdf,
         position_kdf=position_kdf,
         mode=mode,
     )
@@ -366,8 +366,10 @@ def _send_and_run(
     progress: Progress | None,
     stop: StopToken,
     on_uploaded: OnUploaded | None,
+    on_sent: Callable[[], None] | None = None,
 ) -> Job:
-    """Upload the task's inputs (what is not yet there), then create and follow its job."""
+    """Upload the task's inputs (what is not yet there), then (after ``on_sent``) create and
+    follow its job."""
     if task.job_id is None:
         rt.store.update(task.id, status=TaskStatus.UPLOADING, error_code=None, error_message=None)
     inputs = upload_inputs(
@@ -393,6 +395,8 @@ def _send_and_run(
             trace_id=job.trace_id or rt.client.trace_id,
         )
 
+    if on_sent is not None:
+        on_sent()
     key = job_idempotency_key(kind, inputs, bytes.fromhex(task.k_pos), nonce=task.job_nonce)
     job = run_job(
         rt.client,
@@ -415,20 +419,33 @@ def _run_encode(
     stop: StopToken,
     on_uploaded: OnUploaded | None,
 ) -> Task:
-    kind = JobKind.ROBUST_EMBED if task.mode is TaskMode.ROBUST else JobKind.EMBED
-    job = _send_and_run(rt, task, kind, progress, stop, on_uploaded)
     target = rt.plan.stego(task)
-    rt.store.update(task.id, status=TaskStatus.DOWNLOADING)
-    written = finish_encode(
-        rt.client,
-        job,
-        Path(task.input_path),
-        target,
-        k_pos=bytes.fromhex(task.k_pos),
-        progress=progress,
-        stop=stop.event,
-        mode=task.mode,
-    )
+    robust_mode = task.mode is TaskMode.ROBUST
+    kind = JobKind.ROBUST_EMBED if robust_mode else JobKind.EMBED
+    drafts: list[StegoDraft] = []  # the cover's copy, made while the server computes
+
+    def start_copy() -> None:
+        drafts.append(start_stego(Path(task.input_path), target))
+
+    try:
+        # Robust mode writes the stego file in one pass from the residual: no copy ahead.
+        on_sent = None if robust_mode else start_copy
+        job = _send_and_run(rt, task, kind, progress, stop, on_uploaded, on_sent)
+        rt.store.update(task.id, status=TaskStatus.DOWNLOADING)
+        written = finish_encode(
+            rt.client,
+            job,
+            Path(task.input_path),
+            target,
+            k_pos=bytes.fromhex(task.k_pos),
+            progress=progress,
+            stop=stop.event,
+            draft=drafts[0] if drafts else None,
+            mode=task.mode,
+        )
+    finally:
+        for draft in drafts:
+            draft.discard()
     done = rt.store.update(
         task.id,
         status=TaskStatus.SUCCEEDED,

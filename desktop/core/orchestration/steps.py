@@ -19,9 +19,9 @@ from pathlib import Path
 
 import soundfile as sf
 
-from desktop.core.api import ApiClient, ApiError
+from desktop.core.api import ApiClient
+from desktop.core.api_errors import ApiError
 from desktop.core.envelope import (
-    DEFAULT_KDF,
     MAX_SECRET_BYTES,
     OPUS_MEDIA_TYPE,
     POSITION_KDF,
@@ -39,9 +39,8 @@ from subtone import robust
 from subtone.errors import CapacityExceeded, NoPayload, SubtoneError
 from subtone.protocol import Job, JobCreate, JobKind, JobParams, JobState
 from subtone.robust.core import PROBE_Z
-from subtone.stego import codec, wav
-from subtone.stego.codec import read_capacity
-from subtone.stego.layout import choose_k
+from subtone.stego import plane, wav
+from subtone.stego.layout import choose_k, read_capacity
 from subtone.stego.wav import WavError, WavInfo
 
 __all__ = [
@@ -137,10 +136,10 @@ def check_hidden_header(path: Path, k_pos: bytes) -> None:
     try:
         with path.open("rb") as f:
             info, _ = wav.read_header(f)
-            window0 = next(codec.lsb_plane(f, info))
+            window0 = next(plane.lsb_plane(f, info))
     except OSError as e:
         raise SubtoneError(f"Cannot read {path.name}: {e.strerror}.", code="unreadable_file") from e
-    codec.header_from_plane(window0, info.samples, k_pos)
+    plane.header_from_plane(window0, info.samples, k_pos)
 
 
 def seal_secret(
@@ -150,7 +149,6 @@ def seal_secret(
     *,
     prepared: PreparedSecret | None = None,
     compress_audio: bool = True,
-    kdf: KdfParams = DEFAULT_KDF,
     position_kdf: KdfParams = POSITION_KDF,
     mode: TaskMode = TaskMode.LSB,
 ) -> SealedSecret:
@@ -180,7 +178,6 @@ def seal_secret(
         name=prepared.name,
         media_type=prepared.media_type,
         passphrase=passphrase,
-        kdf=kdf,
         position_kdf=position_kdf,
     )
     return SealedSecret(prepared, sealed, capacity_bytes, k)

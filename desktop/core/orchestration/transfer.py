@@ -25,7 +25,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final, Protocol
 
-from desktop.core.api import ApiClient, ApiError
+from desktop.core.api import ApiClient
+from desktop.core.api_errors import ApiError
 from desktop.core.orchestration.progress import Progress, Stage, notify
 from desktop.core.orchestration.store import TaskKind, TaskMode
 from desktop.core.uploader import Uploader, UploadResult
@@ -45,6 +46,7 @@ __all__ = [
     "download_result",
     "fetch_sealed_result",
     "finish_encode",
+    "start_stego",
     "upload_inputs",
     "write_lsb_plane",
     "write_mix",
@@ -172,6 +174,17 @@ def write_lsb_plane(source: Path, target: Path, *, progress: Progress | None) ->
     return done
 
 
+def start_stego(cover: Path, target: Path) -> patch.StegoDraft:
+    """Start copying ``cover`` next to ``target`` (see :class:`~subtone.stego.patch.StegoDraft`):
+    called as soon as the inputs are sent, so that the copy runs while the server computes."""
+    try:
+        return patch.StegoDraft(cover, target, mode=STEGO_FILE_MODE)
+    except OSError as e:
+        raise SubtoneError(
+            f"Cannot read {cover.name}: {e.strerror}.", code="unreadable_file"
+        ) from e
+
+
 def finish_encode(
     client: ApiClient,
     job: Job,
@@ -181,18 +194,22 @@ def finish_encode(
     k_pos: bytes,
     progress: Progress | None,
     stop: threading.Event,
+    draft: patch.StegoDraft | None = None,
     mode: TaskMode = TaskMode.LSB,
 ) -> int:
     """Write the stego file to ``target`` from a succeeded embed job; returns its size.
 
-    The job's result is downloaded next to ``target`` and applied to a copy of ``cover``: a
-    patch (the samples it names move by ±1 with the keyed sign, never clipping) or, in robust
-    ``mode``, a residual (added to every channel); the stego file appears under ``target``
-    only when complete.
+    The job's result is downloaded next to ``target`` and applied to a copy of ``cover``. In
+    the LSB mode it is a patch, applied to ``draft`` (if :func:`start_stego` started it; else
+    made now): the samples it names move by ±1 with the keyed sign, never clipping. In robust
+    ``mode`` it is a residual, added to every channel in one streaming copy of the cover
+    (``draft`` is not used). The stego file appears under ``target`` only when complete.
     """
     robust_mode = mode is TaskMode.ROBUST
     suffix = RESIDUAL_SUFFIX if robust_mode else PATCH_SUFFIX
     result_file = target.with_name(f".{target.name}{suffix}")
+    if not robust_mode:
+        draft = draft or start_stego(cover, target)
     try:
         download_result(client, job, result_file, SEALED_FILE_MODE, progress=progress, stop=stop)
         report = notify(progress, Stage.APPLY)
@@ -201,10 +218,12 @@ def finish_encode(
             if robust_mode:
                 residual = wire.read_residual(f, result_file.stat().st_size)
                 robust.apply_residual_file(cover, residual, target, mode=STEGO_FILE_MODE)
-            else:
-                patch.apply_patch_file(cover, f, target, k_pos=k_pos, mode=STEGO_FILE_MODE)
+            elif draft is not None:
+                draft.apply(f, k_pos)
         report(1, 1)
     finally:
+        if draft is not None:
+            draft.discard()
         result_file.unlink(missing_ok=True)
     return target.stat().st_size
 

@@ -1,55 +1,51 @@
-"""Every screen rendered at two window sizes, after a real encode and decode (offscreen).
+"""Every screen rendered by a real X server (Xvfb) at two window sizes, and saved.
 
-The pictures go to ``$SUBTONE_SCREENSHOTS`` (default: tests/artifacts/screens/) to be looked
-at; the test itself checks that no button is narrower than its text.
+This process renders offscreen (tests/conftest.py), and Qt picks its platform once per process:
+the screens are rendered by ``x11_screens.py``, run here in a pytest of its own on an Xvfb
+started for the test. The screenshots go to ``--screenshots DIR`` (default: this run's tmp
+folder); ``pytest tests/desktop/app/test_screenshots.py --screenshots docs/screenshots``
+refreshes the README's.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
-import pytest
-from PySide6.QtCore import QCoreApplication, QEvent
-from PySide6.QtWidgets import QPushButton
+from PySide6.QtGui import QImage
 
 from desktop.app.main_window import SCREENS
-from tests.desktop.app.test_views import SECRET, WAIT_MS, decode, encode, finished
-from tests.desktop.app_support import ARTIFACTS, write_wav
+from tests.desktop.app.x11_screens import SIZES
+from tests.desktop.layout_checks import blank
 
-SIZES = ((1040, 760), (720, 560))
-
-
-def shots_dir() -> Path:
-    folder = Path(os.environ.get("SUBTONE_SCREENSHOTS", ARTIFACTS / "screens"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+ROOT = Path(__file__).resolve().parents[3]
+RENDERER = Path(__file__).with_name("x11_screens.py")
+RUN_TIMEOUT_S = 240
 
 
-def clipped_buttons(screen) -> list[str]:
-    return [
-        f"{b.objectName()} ({b.width()} < {b.sizeHint().width()})"
-        for b in screen.findChildren(QPushButton)
-        if b.isVisible() and b.width() < b.sizeHint().width()
-    ]
+def run_renderer(display: str, folder: Path) -> subprocess.CompletedProcess[str]:
+    """``x11_screens.py`` in a pytest of its own on ``display``, saving into ``folder``."""
+    env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb"}
+    env.pop("WAYLAND_DISPLAY", None)
+    command = [sys.executable, "-m", "pytest", str(RENDERER), "-q", "-p", "no:cacheprovider"]
+    # A short base folder: the screens show the paths of the files chosen in it.
+    with tempfile.TemporaryDirectory(prefix="subtone-") as base:
+        command += [f"--screenshots={folder}", f"--basetemp={base}"]
+        return subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+        )
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_every_screen_renders(qtbot, window, desktop_dialogs, tmp_path, size):
-    cover = write_wav(tmp_path / "holiday-at-the-seaside.wav", 8000 * 30)
-    secret = tmp_path / "meeting-plans.txt"
-    secret.write_bytes(SECRET)
-    view = encode(qtbot, window, desktop_dialogs, cover, secret)
-    qtbot.waitUntil(lambda: finished(view), timeout=WAIT_MS)
-    decode(qtbot, window, desktop_dialogs, view.follower.task.output)
-    window.resize(*size)
-    folder = shots_dir()
-    problems = []
-    for name in SCREENS:
-        window.show_screen(name)
-        qtbot.wait(30)
-        QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
-        path = folder / f"{name}-{size[0]}x{size[1]}.png"
-        assert window.grab().save(str(path)), path
-        problems += clipped_buttons(window.views[name])
-    assert not problems, problems
+def test_every_screen_renders_on_a_real_x_server(x_display, screenshots_dir):
+    result = run_renderer(x_display, screenshots_dir)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert " skipped" not in result.stdout, result.stdout[-2000:]
+    for width, height in SIZES.values():
+        for screen in SCREENS:
+            path = screenshots_dir / f"{screen}-first-run-{width}x{height}.png"
+            image = QImage(str(path))
+            assert (image.width(), image.height()) == (width, height), path
+            assert not blank(image), path

@@ -267,7 +267,7 @@ def test_files_can_be_dropped_on_every_field(qtbot, window, cover, secret_file, 
 
 
 def test_history_names_a_decodes_steps_as_a_decodes():
-    from desktop.app.history_view import step_name
+    from desktop.app.history_rows import step_name
     from desktop.core.orchestration import TaskKind
 
     sending = "Uploading: 1 MB of 2 MB"

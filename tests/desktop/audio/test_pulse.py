@@ -9,11 +9,6 @@ where PulseAudio is missing or cannot start; the daemon is always stopped afterw
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import signal
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -26,13 +21,13 @@ import soundfile as sf
 
 from desktop.audio.backend import SoundDeviceBackend
 from desktop.audio.recorder import Recorder
+from tests.desktop.pulse import PulseAudio, PulseUnavailable, portaudio_on
 
 TONE_HZ = 1000.0
 TONE_AMPLITUDE = 0.25
 FIFO_RATE = 16_000
 CHUNK_SECONDS = 0.05
 RECORD_SECONDS = 1.5
-START_TIMEOUT_SECONDS = 15.0
 
 
 @dataclass
@@ -40,30 +35,6 @@ class VirtualMicrophone:
     fifo: Path
     server: str
     stop: threading.Event
-
-
-def _alive(pid: int) -> bool:
-    """Running (a zombie left for init to reap counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
-def _stop_daemon(pid: int) -> None:
-    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not _alive(pid):
-                return
-            time.sleep(0.05)
-
-
-def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=20, check=False)
 
 
 def _feed(fifo: Path, stop: threading.Event) -> None:
@@ -84,77 +55,38 @@ def _feed(fifo: Path, stop: threading.Event) -> None:
 
 @pytest.fixture
 def virtual_microphone(monkeypatch: pytest.MonkeyPatch) -> Iterator[VirtualMicrophone]:
-    if shutil.which("pulseaudio") is None or shutil.which("pactl") is None:
-        pytest.skip("PulseAudio is not installed (apt-get install pulseaudio pulseaudio-utils)")
     sd = pytest.importorskip("sounddevice", reason="sounddevice needs PortAudio (libportaudio2)")
-    runtime = Path(tempfile.mkdtemp(prefix="subtone-pa-"))  # short: a socket path has a limit
-    runtime.chmod(0o700)
-    env = os.environ | {"XDG_RUNTIME_DIR": str(runtime), "HOME": str(runtime)}
-    env.pop("PULSE_SERVER", None)
-    pid: int | None = None
+    pulse = PulseAudio()
     stop = threading.Event()
     feeder: threading.Thread | None = None
-    switched = False
     try:
-        started = _run(
-            [
-                "pulseaudio",
-                "-D",
-                "--exit-idle-time=-1",
-                "-n",
-                "--load=module-native-protocol-unix",
-                f"--log-target=file:{runtime / 'pulse.log'}",
-            ],
-            env,
+        try:
+            pulse.start()
+        except PulseUnavailable as e:
+            pytest.skip(str(e))
+        assert pulse.runtime is not None
+        fifo = pulse.runtime / "mic.fifo"  # the module creates it
+        pulse.pactl("load-module", "module-null-sink", "sink_name=vsink")
+        pulse.pactl(
+            "load-module",
+            "module-pipe-source",
+            "source_name=filemic",
+            f"file={fifo}",
+            "format=s16le",
+            f"rate={FIFO_RATE}",
+            "channels=1",
         )
-        pid_file = runtime / "pulse" / "pid"
-        if pid_file.exists():
-            pid = int(pid_file.read_text().split()[0])
-        if started.returncode != 0 or pid is None:
-            pytest.skip(f"PulseAudio could not start: {started.stderr.strip() or started.stdout}")
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while _run(["pactl", "info"], env).returncode != 0:
-            if time.monotonic() > deadline:
-                pytest.skip("PulseAudio started but does not answer pactl")
-            time.sleep(0.1)
-        fifo = runtime / "mic.fifo"  # the module creates it
-        for args in (
-            ["load-module", "module-null-sink", "sink_name=vsink"],
-            [
-                "load-module",
-                "module-pipe-source",
-                "source_name=filemic",
-                f"file={fifo}",
-                "format=s16le",
-                f"rate={FIFO_RATE}",
-                "channels=1",
-            ],
-            ["set-default-source", "filemic"],
-        ):
-            done = _run(["pactl", *args], env)
-            if done.returncode != 0:
-                pytest.skip(f"pactl {' '.join(args[:2])} failed: {done.stderr.strip()}")
+        pulse.pactl("set-default-source", "filemic")
         feeder = threading.Thread(target=_feed, args=(fifo, stop), daemon=True)
         feeder.start()
-        server = f"unix:{runtime / 'pulse' / 'native'}"
-        monkeypatch.setenv("PULSE_SERVER", server)
-        switched = True
-        sd._terminate()
-        sd._initialize()  # PortAudio scans devices again, now seeing the daemon
-        yield VirtualMicrophone(fifo, server, stop)
+        with portaudio_on(pulse, sd, monkeypatch):
+            yield VirtualMicrophone(fifo, pulse.server, stop)
     finally:
         stop.set()
-        if pid is not None:
-            _stop_daemon(pid)
+        pulse.stop()
         if feeder is not None:
             feeder.join(timeout=5)
-        if switched:  # forget the daemon's devices; PULSE_SERVER still names the dead socket,
-            with contextlib.suppress(Exception):  # so libpulse cannot autospawn another
-                sd._terminate()
-                sd._initialize()
-        monkeypatch.delenv("PULSE_SERVER", raising=False)
-        shutil.rmtree(runtime, ignore_errors=True)
-    assert pid is None or not _alive(pid), "pulseaudio is still running"
+    assert pulse.stopped, "pulseaudio is still running"
 
 
 def _dominant_frequency(samples: np.ndarray, rate: int) -> float:

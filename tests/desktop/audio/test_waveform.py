@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 import soundfile as sf
 
-from desktop.audio.waveform import ScrollingWaveform, min_max_columns, to_mono, waveform_of_file
+from desktop.audio.waveform import (
+    ScrollingWaveform,
+    min_max_columns,
+    overview_of_file,
+    to_mono,
+    waveform_of_file,
+)
 
 
 def test_min_max_columns_cover_every_sample():
@@ -68,3 +76,61 @@ def test_waveform_of_an_empty_file(tmp_path):
     path = tmp_path / "empty.wav"
     sf.write(path, np.zeros((0, 1), dtype=np.float32), 16_000)
     assert waveform_of_file(path, 600).shape == (0, 2)
+
+
+def ramp_file(path, frames: int, rate: int = 8000):
+    """A 1 kHz tone whose amplitude grows linearly from 0 to 0.9 over the file."""
+    t = np.arange(frames) / rate
+    data = (np.sin(2 * np.pi * 1000 * t) * 0.9 * np.arange(frames) / frames).astype(np.float32)
+    sf.write(path, data, rate, subtype="PCM_16")
+    return data
+
+
+def test_the_overview_of_a_short_file_reads_every_sample(tmp_path):
+    path = tmp_path / "short.wav"
+    ramp_file(path, 40_000)
+    overview = overview_of_file(path, 100, exact_up_to=40_000)
+    assert overview.exact and (overview.frames, overview.samplerate) == (40_000, 8000)
+    np.testing.assert_array_equal(overview.columns, waveform_of_file(path, 100))
+
+
+def test_the_overview_of_a_long_file_is_sampled_and_keeps_its_shape(tmp_path):
+    path = tmp_path / "long.wav"
+    data = ramp_file(path, 400_000)
+    overview = overview_of_file(path, 80, exact_up_to=100_000, window_frames=256)
+    assert not overview.exact
+    assert overview.columns.shape == (80, 2)
+    exact = min_max_columns(data, 80)
+    # Each column is the peak of a slice of its span: at most what the whole span holds, and
+    # close to it (the tone repeats every 8 samples; the ramp barely moves within a column).
+    assert (overview.columns[:, 1] <= exact[:, 1] + 1e-4).all()
+    np.testing.assert_allclose(overview.columns[:, 1], exact[:, 1], atol=0.02)
+    np.testing.assert_allclose(overview.columns[:, 0], exact[:, 0], atol=0.02)
+
+
+def test_the_overview_of_a_large_file_never_holds_it_whole(tmp_path):
+    path = tmp_path / "large.wav"
+    frames = 12_000_000  # 24 MB on disk, 48 MB as float32 samples: past the exact limit
+    with sf.SoundFile(path, "w", 8000, 1, subtype="PCM_16") as f:
+        block = (np.sin(np.arange(400_000) / 7) * 0.5).astype(np.float32)
+        for _ in range(frames // block.size):
+            f.write(block)
+    tracemalloc.start()
+    try:
+        overview = overview_of_file(path, 1000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert not overview.exact and overview.columns.shape == (1000, 2)
+    assert peak < 2_000_000, peak
+    assert overview.columns[:, 1].max() == pytest.approx(0.5, abs=0.01)
+
+
+def test_the_overview_of_a_file_cut_short_draws_what_is_there(tmp_path):
+    path = tmp_path / "cut.wav"
+    ramp_file(path, 200_000)
+    with path.open("r+b") as f:
+        f.truncate(44 + 2 * 100_000)  # half the samples are gone; the header still says all
+    overview = overview_of_file(path, 50, exact_up_to=1000, window_frames=100)
+    assert overview.frames == 100_000 and len(overview.columns) == 50
+    assert overview.columns[-1, 1] == pytest.approx(0.45, abs=0.01)  # half way up the ramp

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 import desktop.cli
 import desktop.core.api
+import desktop.core.api_errors
 import desktop.core.config
 import desktop.core.orchestration
 import desktop.core.orchestration.oneshot
@@ -54,7 +55,6 @@ def env_for(server: FakeServer, tmp_path: Path, **kwargs) -> CliEnv:
         part_transport=FakePartTransport(server),
         sessions=SessionStore(tmp_path / "sessions.sqlite3"),
         interactive=lambda: False,
-        kdf=CHEAP,
         position_kdf=CHEAP,
         **kwargs,
     )
@@ -265,6 +265,7 @@ def test_the_client_commands_are_built_in():
     [
         desktop.cli,
         desktop.core.api,
+        desktop.core.api_errors,
         desktop.core.config,
         desktop.core.retry,
         desktop.core.parts,

@@ -98,3 +98,31 @@ def test_subtone_token_help_through_the_installed_entry_points(tmp_path):
         env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )  # fmt: skip
     assert "standalone" in help_all.stdout and "token" in help_all.stdout
+
+
+def test_a_built_in_command_loads_no_plugin_and_a_named_plugin_loads_alone() -> None:
+    from desktop.cli import plugins_for
+
+    entries = [_entry("token", "server.admin.tokens:app"), _entry("extra", f"{__name__}:extra")]
+    assert plugins_for(["--stats", "encode", "a.wav", "b.txt", "-o", "c.wav"], entries) == []
+    assert [e.name for e in plugins_for(["extra", "hello"], entries)] == ["extra"]
+    assert [e.name for e in plugins_for(["--help"], entries)] == ["token", "extra"]
+    assert [e.name for e in plugins_for([], entries)] == ["token", "extra"]
+
+
+def test_subtone_encode_imports_neither_the_server_nor_the_codec_before_its_passphrase() -> None:
+    """``subtone encode`` starts its scrypt before it imports the codec, and never imports the
+    server's command groups (FastAPI, Redis): checked in a fresh interpreter."""
+    probe = (
+        "import sys\n"
+        "from desktop.cli import app, plugins_for, ENTRY_POINT_GROUP\n"
+        "import importlib.metadata as m\n"
+        "plugins_for(['encode'], m.entry_points(group=ENTRY_POINT_GROUP))\n"
+        "bad = [n for n in ('fastapi', 'redis', 'server', 'numba', 'subtone.stego.codec')"
+        " if n in sys.modules]\n"
+        "print(bad)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"

@@ -12,12 +12,22 @@ import time
 import httpx
 import pytest
 
-from desktop.core.api import ApiClient, ApiError, ServerUnreachable
+from desktop.core.api import UNKNOWN_SERVER_VERSION, ApiClient, protocol_problem
+from desktop.core.api_errors import ApiError, ServerUnreachable
 from desktop.core.retry import Backoff
 from desktop.core.stop import StopSignal
 from subtone.errors import SubtoneError
-from subtone.protocol import JobCreate, JobKind, JobParams, JobState, UploadCreate
+from subtone.protocol import (
+    PROTOCOL_VERSION,
+    JobCreate,
+    JobKind,
+    JobParams,
+    JobState,
+    ServerVersion,
+    UploadCreate,
+)
 from subtone.stego import plane
+from subtone.version import __version__
 from tests.desktop.fake_server import API, TOKEN, FakeServer, error, random_plane
 
 NO_WAIT = Backoff(max_attempts=3, base_seconds=0.0, max_seconds=0.0)
@@ -40,6 +50,47 @@ def embed_request(server: FakeServer | None = None) -> JobCreate:
         inputs={"plane": ids[0], "payload": ids[1]},
         params=JobParams(k_pos=K_POS),
     )
+
+
+def test_the_server_says_its_version_and_protocol():
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/version"
+        return httpx.Response(200, json={"server": "0.3.1", "protocol": 7, "build": "later"})
+
+    assert client_for(answer).server_version() == ServerVersion(server="0.3.1", protocol=7)
+
+
+def test_a_server_without_the_version_endpoint_gives_its_protocol_through_openapi():
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/version":
+            return error(404, "not_found", "Not Found")
+        return httpx.Response(200, json={"info": {"title": "Subtone", "version": "2"}})
+
+    version = client_for(answer).server_version()
+    assert version == ServerVersion(server=UNKNOWN_SERVER_VERSION, protocol=2)
+
+
+def test_a_server_that_says_no_protocol_is_a_bad_response():
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/version":
+            return httpx.Response(404, text="no")
+        return httpx.Response(200, json={"info": {"version": "0.1.0-beta"}})
+
+    with pytest.raises(ApiError) as caught:
+        client_for(answer).server_version()
+    assert caught.value.code == "bad_response"
+
+
+def test_another_protocol_is_named_with_what_to_update():
+    assert protocol_problem(ServerVersion(server=__version__, protocol=PROTOCOL_VERSION)) is None
+    newer = protocol_problem(ServerVersion(server="9.0.0", protocol=PROTOCOL_VERSION + 1))
+    assert newer is not None and newer.startswith(
+        f"The server speaks protocol {PROTOCOL_VERSION + 1} (Subtone 9.0.0); Subtone "
+        f"{__version__} on this computer speaks protocol {PROTOCOL_VERSION}."
+    )
+    assert "Update Subtone on this computer" in newer
+    older = protocol_problem(ServerVersion(server="0.0.1", protocol=PROTOCOL_VERSION - 1))
+    assert older is not None and "Update the server" in older
 
 
 def test_an_error_body_becomes_api_error_with_the_servers_code():

@@ -10,13 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from desktop.core import envelope
 from desktop.core.envelope import (
-    DEFAULT_KDF,
     OPUS_MEDIA_TYPE,
+    POSITION_KDF,
     EnvelopeError,
     KdfParams,
     derive_position_key,
@@ -39,14 +43,12 @@ def cheap_seal(secret: bytes, passphrase: str = PASSPHRASE, **kw: str) -> envelo
         name=kw.get("name", "note.txt"),
         media_type=kw.get("media_type", "text/plain"),
         passphrase=passphrase,
-        kdf=CHEAP,
         position_kdf=CHEAP,
     )
 
 
 def test_public_names() -> None:
     assert set(envelope.__all__) == {
-        "DEFAULT_KDF",
         "MAX_SECRET_BYTES",
         "OPUS_MEDIA_TYPE",
         "POSITION_KDF",
@@ -57,6 +59,7 @@ def test_public_names() -> None:
         "Secret",
         "derive_position_key",
         "open_sealed",
+        "prefetch_position_key",
         "prepare_audio_secret",
         "prepare_file_secret",
         "safe_name",
@@ -101,7 +104,7 @@ def test_passphrase_is_nfc_normalised() -> None:
 def test_payload_layout() -> None:
     sealed = cheap_seal(b"hello")
     payload = sealed.payload
-    assert struct.unpack_from(">BBBB", payload) == (1, CHEAP.log2_n, CHEAP.r, CHEAP.p)
+    assert struct.unpack_from(">BBBB", payload) == (2, CHEAP.log2_n, CHEAP.r, CHEAP.p)
     ciphertext = len(payload) - 20 - 12 - 16
     assert ciphertext % 256 == 0
     assert b"hello" not in payload and b"note.txt" not in payload
@@ -111,13 +114,52 @@ def test_padding_hides_small_size_differences() -> None:
     assert len(cheap_seal(b"a").payload) == len(cheap_seal(b"a" * 200).payload)
 
 
-def test_default_kdf_is_stored() -> None:
+def test_one_scrypt_gives_both_keys_and_its_cost_is_stored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    envelope._forget_stretches()
+    stretches: list[envelope.KdfParams] = []
+    stretch = envelope._stretch
+
+    def counted(secret: bytes, salt: bytes, kdf: envelope.KdfParams) -> bytes:
+        stretches.append(kdf)
+        return stretch(secret, salt, kdf)
+
+    monkeypatch.setattr(envelope, "_stretch", counted)
     sealed = seal(
         b"secret", name="s.bin", media_type="application/octet-stream", passphrase=PASSPHRASE
     )
-    assert (DEFAULT_KDF.log2_n, DEFAULT_KDF.r, DEFAULT_KDF.p) == (17, 8, 1)
-    assert struct.unpack_from(">BBBB", sealed.payload) == (1, 17, 8, 1)
+    assert (POSITION_KDF.log2_n, POSITION_KDF.r, POSITION_KDF.p) == (16, 8, 1)
+    assert struct.unpack_from(">BBBB", sealed.payload) == (2, 16, 8, 1)
     assert open_sealed(sealed.payload, PASSPHRASE).data == b"secret"
+    assert sealed.k_pos == derive_position_key(PASSPHRASE)
+    assert stretches == [POSITION_KDF]  # one scrypt for k_pos, k_enc, the decode and k_pos again
+
+
+def test_k_enc_is_not_k_pos_and_depends_on_the_salt() -> None:
+    secret = PASSPHRASE.encode()
+    one = envelope._k_enc(secret, envelope.FORMAT_VERSION, CHEAP, bytes(16))
+    two = envelope._k_enc(secret, envelope.FORMAT_VERSION, CHEAP, bytes(15) + b"\x01")
+    assert one != two
+    assert derive_position_key(PASSPHRASE, position_kdf=CHEAP) not in (one, two)
+
+
+def test_a_version_1_payload_still_opens() -> None:
+    """Written by round 1: ``k_enc`` from its own scrypt with the payload's salt and cost."""
+    salt, nonce = bytes(range(16)), bytes(12)
+    aad = struct.pack(">BBBB", 1, CHEAP.log2_n, CHEAP.r, CHEAP.p) + salt
+    stretched = Scrypt(salt=salt, length=32, n=CHEAP.n, r=CHEAP.r, p=CHEAP.p).derive(
+        PASSPHRASE.encode()
+    )
+    k_enc = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"subtone/v1/k_enc").derive(
+        stretched
+    )
+    frame = envelope._frame(b"from round 1", "old.txt", "text/plain")
+    payload = aad + nonce + ChaCha20Poly1305(k_enc).encrypt(nonce, frame, aad)
+    assert open_sealed(payload, PASSPHRASE).data == b"from round 1"
+    with pytest.raises(EnvelopeError) as caught:
+        open_sealed(payload, PASSPHRASE + "!")
+    assert caught.value.code == "wrong_passphrase"
 
 
 def test_wrong_passphrase() -> None:
@@ -150,7 +192,7 @@ def test_truncated_payload_is_refused() -> None:
 
 def test_unknown_version_is_corrupt() -> None:
     payload = bytearray(cheap_seal(b"secret").payload)
-    payload[0] = 2
+    payload[0] = 3
     with pytest.raises(EnvelopeError) as caught:
         open_sealed(bytes(payload), PASSPHRASE)
     assert caught.value.code == "corrupt_payload"
@@ -171,13 +213,12 @@ def test_a_kdf_over_twice_the_defaults_memory_is_refused_unrun(
     """A hostile stego file cannot make the client spend 512 MiB or more on scrypt."""
     payload = bytearray(cheap_seal(b"secret").payload)
     payload[1], payload[2] = log2_n, r
-    monkeypatch.setattr(envelope, "_derive", lambda *a: pytest.fail("scrypt was run"))
+    monkeypatch.setattr(envelope, "_stretch", lambda *a: pytest.fail("scrypt was run"))
+    monkeypatch.setattr(envelope, "_position_stretch", lambda *a: pytest.fail("scrypt was run"))
     with pytest.raises(EnvelopeError) as caught:
         open_sealed(bytes(payload), PASSPHRASE)
     assert caught.value.code == "corrupt_payload"
-    assert (
-        128 * envelope.DEFAULT_KDF.r * envelope.DEFAULT_KDF.n * 2 == envelope.MAX_KDF_MEMORY_BYTES
-    )
+    assert envelope.MAX_KDF_MEMORY_BYTES == 128 * 8 * 2**17 * 2  # twice version 1's default
 
 
 def test_malformed_frame_after_decryption_is_corrupt() -> None:
@@ -372,3 +413,30 @@ def test_resampler_preserves_a_tone(rate: int) -> None:
     assert len(out) == target
     expected = np.sin(2 * np.pi * 300 * np.arange(target) / target)
     assert np.max(np.abs(out[100:-100] - expected[100:-100])) < 1e-3
+
+
+def test_a_prefetched_key_is_the_derived_one_and_is_derived_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    envelope._forget_stretches()
+    stretches: list[bytes] = []
+    stretch = envelope._stretch
+
+    def counted(secret: bytes, salt: bytes, kdf: envelope.KdfParams) -> bytes:
+        stretches.append(secret)
+        return stretch(secret, salt, kdf)
+
+    monkeypatch.setattr(envelope, "_stretch", counted)
+    envelope.prefetch_position_key("prefetched", position_kdf=POSITION_KDF)
+    key = derive_position_key("prefetched")  # waits for the thread's scrypt, or is it
+    envelope._forget_stretches()
+    monkeypatch.setattr(envelope, "_stretch", stretch)
+    assert key == derive_position_key("prefetched")
+    assert stretches == [b"prefetched"]
+
+
+def test_prefetching_an_empty_passphrase_leaves_the_refusal_to_the_caller() -> None:
+    envelope.prefetch_position_key("")
+    with pytest.raises(EnvelopeError) as caught:
+        derive_position_key("")
+    assert caught.value.code == "empty_passphrase"

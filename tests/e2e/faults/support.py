@@ -62,7 +62,6 @@ def submit_plane(
         name="secret.bin",
         media_type="application/octet-stream",
         passphrase=secrets.token_hex(8),
-        kdf=FAST_KDF,
         position_kdf=FAST_KDF,
     )
     with ApiClient(stack.url, stack.token) as client, Uploader(client) as uploader:

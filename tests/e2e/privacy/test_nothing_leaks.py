@@ -24,9 +24,8 @@ import pytest
 from desktop.core.api import ApiClient
 from desktop.core.envelope import (
     AAD_BYTES,
-    K_ENC_INFO,
     KdfParams,
-    _derive,
+    _k_enc,
     derive_position_key,
 )
 from desktop.core.orchestration import PAYLOAD_NAME, decode, encode
@@ -93,7 +92,7 @@ def test_the_server_never_sees_the_secret_its_name_or_the_passphrase(
     ):
         summary = encode(
             client, cover, secret, stego, passphrase, uploader=uploader,
-            compress_audio=False, kdf=FAST_KDF, position_kdf=FAST_KDF,
+            compress_audio=False, position_kdf=FAST_KDF,
         )  # fmt: skip
         recovered = decode(
             client, stego, client_side / "out", passphrase, uploader=uploader,
@@ -113,9 +112,9 @@ def test_the_server_never_sees_the_secret_its_name_or_the_passphrase(
     )
     store_root = stack.settings.localstore_root
     payload = store_root.joinpath(*payload_key.split("/")).read_bytes()
-    assert payload[0] == 1 and tuple(payload[1:4]) == (FAST_KDF.log2_n, FAST_KDF.r, FAST_KDF.p)
+    assert payload[0] == 2 and tuple(payload[1:4]) == (FAST_KDF.log2_n, FAST_KDF.r, FAST_KDF.p)
     salt = payload[struct.calcsize(">BBBB") : AAD_BYTES]
-    k_enc = _derive(passphrase.encode(), salt, FAST_KDF, K_ENC_INFO)
+    k_enc = _k_enc(passphrase.encode(), 2, FAST_KDF, salt)
 
     # The cover's audio never reaches the server, only its LSB plane: runs of its sample
     # bytes (from the start, the middle and the end of the data chunk) are searched too.

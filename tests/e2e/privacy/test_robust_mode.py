@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from desktop.core.api import ApiClient
-from desktop.core.envelope import AAD_BYTES, K_ENC_INFO, _derive, derive_position_key
+from desktop.core.envelope import AAD_BYTES, _k_enc, derive_position_key
 from desktop.core.orchestration import PAYLOAD_NAME, TaskMode, decode, encode
 from desktop.core.sessions import SessionStore
 from desktop.core.uploader import Uploader
@@ -80,7 +80,7 @@ def test_the_server_sees_the_working_mix_and_nothing_else_in_robust_mode(
     ):
         summary = encode(
             client, cover, secret, stego, passphrase, uploader=uploader,
-            compress_audio=False, kdf=FAST_KDF, position_kdf=FAST_KDF, mode=TaskMode.ROBUST,
+            compress_audio=False, position_kdf=FAST_KDF, mode=TaskMode.ROBUST,
         )  # fmt: skip
         recovered = decode(
             client, stego, client_side / "out", passphrase, uploader=uploader,
@@ -104,7 +104,7 @@ def test_the_server_sees_the_working_mix_and_nothing_else_in_robust_mode(
     assert len(stored("cover.mix")) < cover.stat().st_size / 2.7  # 64 kB a second
     payload = stored(PAYLOAD_NAME)
     salt = payload[struct.calcsize(">BBBB") : AAD_BYTES]
-    k_enc = _derive(passphrase.encode(), salt, FAST_KDF, K_ENC_INFO)
+    k_enc = _k_enc(passphrase.encode(), payload[0], FAST_KDF, salt)
 
     with cover.open("rb") as f:
         info, _ = wav.read_header(f)

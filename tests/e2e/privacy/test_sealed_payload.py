@@ -17,7 +17,7 @@ SECRET = b"%PDF-1.7 the board decided to close the Leeds office" * 20
 
 def _sealed(data: bytes = SECRET, name: str = NAME, media_type: str = MEDIA_TYPE) -> bytes:
     return seal(
-        data, name=name, media_type=media_type, passphrase=PASSPHRASE, kdf=FAST,
+        data, name=name, media_type=media_type, passphrase=PASSPHRASE,
         position_kdf=FAST,
     ).payload  # fmt: skip
 

@@ -17,6 +17,8 @@ from server.integrations.s3 import S3Store
 from server.jobs.heartbeat import WorkerHeartbeats
 from server.middleware import INTERNAL_ERROR_MESSAGE
 from server.settings import Settings
+from subtone.protocol import PROTOCOL_VERSION
+from subtone.version import __version__
 
 from .conftest import Api, ApiFactory, ServerThread, auth, embed_body, error_code, upload
 
@@ -25,6 +27,12 @@ def test_healthz(api: Api) -> None:
     response = api.client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+def test_version_says_the_servers_version_and_protocol_without_a_token(api: Api) -> None:
+    response = api.client.get("/version")
+    assert response.status_code == 200
+    assert response.json() == {"server": __version__, "protocol": PROTOCOL_VERSION}
 
 
 def test_readyz_when_everything_answers(api: Api) -> None:

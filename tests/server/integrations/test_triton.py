@@ -301,7 +301,8 @@ def test_the_wire_format(triton_server: TritonProcess) -> None:
         plane = np.packbits(stego & 1, bitorder="little")
         arrays["PLANE"][i, : plane.size] = plane
     bits = _infer(triton_server.grpc_url, EXTRACT_MODEL, arrays).as_numpy("BITS_OUT")
-    assert bits.shape == (2, WINDOW_BYTES)
+    # As wide as the widest row needs (the bits a window carries, not its whole plane).
+    assert bits.shape == (2, max((w.bits.size + 7) // 8 for w in windows))
     for row, window in zip(bits, windows, strict=True):
         unpacked = np.unpackbits(row)
         np.testing.assert_array_equal(unpacked[: window.bits.size], window.bits)
@@ -433,3 +434,15 @@ def test_the_first_call_after_triton_returns_succeeds(tmp_path) -> None:
     finally:
         engine.close()
         first.stop()
+
+
+@pytest.mark.parametrize(
+    ("longest", "width"), [(0, 64), (1, 64), (64, 64), (65, 128), (5000, 8192), (32768, 32768)]
+)
+def test_an_embeds_bits_are_sent_in_a_power_of_two_wide_enough(longest: int, width: int) -> None:
+    """Few bytes for a short secret, one shape for similar ones (so Triton batches them)."""
+    from server.integrations.triton import _rows
+
+    rows = _rows([bytes(longest), bytes(1)], "bits", fit=True)
+    assert rows.shape == (2, width)
+    assert _rows([bytes(longest)], "bits").shape == (1, WINDOW_BYTES)

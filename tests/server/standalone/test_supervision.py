@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from server.standalone.supervisor import marked_processes
+from server.standalone.processes import marked_processes
 from subtone.protocol import JobState
 from tests.e2e.faults.support import (
     download_result,

@@ -8,14 +8,11 @@ import shutil
 import pytest
 
 from server.settings import Settings
-from server.standalone.supervisor import (
-    Ports,
-    StandaloneError,
-    State,
-    Supervisor,
-    _run_or_explain,
-    rabbitmq_consumer_timeout_ms,
-)
+from server.standalone.broker import ensure_consumer_timeout, rabbitmq_consumer_timeout_ms
+from server.standalone.processes import run_or_explain
+from server.standalone.programs import redis_program
+from server.standalone.stack import Ports, StandaloneError, State
+from server.standalone.supervisor import Supervisor
 
 
 def test_ports_come_from_the_settings_then_the_options(tmp_path):
@@ -42,7 +39,7 @@ def test_down_and_status_find_the_ports_up_used(tmp_path):
 
 def test_a_failing_system_command_is_explained_not_raised(tmp_path):
     with pytest.raises(StandaloneError) as e:
-        _run_or_explain(["sh", "-c", "echo 'no permission to bind' >&2; exit 3"], "start Redis")
+        run_or_explain(["sh", "-c", "echo 'no permission to bind' >&2; exit 3"], "start Redis")
     assert e.value.code == "service_start_failed"
     assert "Could not start Redis" in e.value.message
     assert "exited with 3" in e.value.message
@@ -53,7 +50,7 @@ def test_a_missing_redis_says_how_to_get_one(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no redis-server anywhere
     settings = Settings(DATA_DIR=tmp_path, REDIS_URL="redis://127.0.0.1:1/0")
     with pytest.raises(StandaloneError) as e:
-        Supervisor(settings).redis_program()
+        redis_program(settings, Supervisor(settings).layout)
     assert e.value.code == "redis_missing"
     assert "apt-get install redis-server" in e.value.message
 
@@ -67,12 +64,12 @@ def test_a_consumer_timeout_below_the_job_limit_is_reported(tmp_path):
         DATA_DIR=tmp_path, JOB_TIME_LIMIT_SECONDS=limit, CONSUMER_TIMEOUT_SECONDS=limit + 60
     )
     said: list[str] = []
-    Supervisor(settings)._check_consumer_timeout(said.append, owned=False)
+    ensure_consumer_timeout(settings, said.append, owned=False)
     assert len(said) == 1 and "consumer_timeout" in said[0] and "rabbitmq.conf" in said[0]
 
     covered = Settings(
         DATA_DIR=tmp_path, JOB_TIME_LIMIT_SECONDS=60, CONSUMER_TIMEOUT_SECONDS=current // 1000
     )
     quiet: list[str] = []
-    Supervisor(covered)._check_consumer_timeout(quiet.append, owned=False)
+    ensure_consumer_timeout(covered, quiet.append, owned=False)
     assert quiet == []

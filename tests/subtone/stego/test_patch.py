@@ -131,3 +131,31 @@ def test_windows_come_in_order_and_all_of_them():
     with pytest.raises(ValueError, match="1 of 3"):
         writer.close()
     assert layout.window_count(3 * WINDOW_SAMPLES) == 3
+
+
+def test_a_draft_is_a_whole_copy_and_leaves_nothing_unless_applied(tmp_path):
+    cover = tmp_path / "cover.wav"
+    wav.generate_cover(cover, 30.0, channels=2, seed=3)  # ~5 MB: the copy takes a moment
+    out = tmp_path / "stego.wav"
+    with patch.StegoDraft(cover, out, mode=0o644) as draft:
+        assert draft.info.samples == samples_of(cover).size
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cover.wav"]  # discarded
+
+    buffer = io.BytesIO()
+    writer = patch.PatchWriter(buffer, draft.info.samples)
+    for index in range(writer.windows):
+        writer.window(index, np.array([], dtype=np.int32))
+    writer.close()
+    buffer.seek(0)
+    with patch.StegoDraft(cover, out, mode=0o644) as draft:
+        assert draft.apply(buffer, K_POS) == 0
+    assert out.read_bytes() == cover.read_bytes() and out.stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cover.wav", "stego.wav"]
+
+
+def test_a_draft_of_a_file_that_is_not_a_wav_is_refused_before_any_copy(tmp_path):
+    cover = tmp_path / "cover.wav"
+    cover.write_bytes(b"not a wav at all" * 100)
+    with pytest.raises(wav.WavError):
+        patch.StegoDraft(cover, tmp_path / "out.wav")
+    assert [p.name for p in tmp_path.iterdir()] == ["cover.wav"]

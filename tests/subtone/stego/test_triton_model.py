@@ -70,9 +70,11 @@ def config(kind: str) -> dict[str, Any]:
     }
 
 
-def model(kind: str, instance_kind: str = "CPU") -> triton_model.StegoModel:
+def model(kind: str, instance_kind: str = "CPU", threads: int = 0) -> triton_model.StegoModel:
     m = triton_model.model_class(pb, kind)()  # type: ignore[arg-type]
-    m.initialize({"model_config": json.dumps(config(kind)), "model_instance_kind": instance_kind})
+    m.threads = max(m.threads, 3)  # split even on a small machine
+    cfg = config(kind) | {"parameters": {"threads": {"string_value": str(threads)}}}
+    m.initialize({"model_config": json.dumps(cfg), "model_instance_kind": instance_kind})
     return m
 
 
@@ -106,10 +108,14 @@ def request(tasks: list[EmbedTask], embed: bool = True) -> dict[str, Tensor]:
     return {name: Tensor(name, a) for name, a in arrays.items()}
 
 
-def test_requests_of_a_batch_run_together_and_match_the_engine():
+@pytest.mark.parametrize("threads", [0, 1])
+def test_requests_of_a_batch_run_together_and_match_the_engine(threads):
+    """Split over three threads (``threads=0``: every core, at least 3 here) or run on one."""
     tasks = [task(i, WINDOW_SAMPLES - 5000 * i, 1 + i) for i in range(5)]
     requests = [request(tasks[:2]), request(tasks[2:3]), request(tasks[3:])]
-    responses = model("embed").execute(requests)
+    embedder = model("embed", threads=threads)
+    assert embedder.threads == (1 if threads else 3)
+    responses = embedder.execute(requests)
     want = InProcessEngine().embed(tasks)
     got = []
     for response, size in zip(responses, (2, 1, 2), strict=True):
@@ -122,7 +128,7 @@ def test_requests_of_a_batch_run_together_and_match_the_engine():
     for a, b in zip(got, want, strict=True):
         np.testing.assert_array_equal(a, b)
 
-    out = model("extract", "GPU").execute([request(tasks, embed=False)])
+    out = model("extract", "GPU", threads=threads).execute([request(tasks, embed=False)])
     (response,) = out
     bits = response.tensors["BITS_OUT"]
     assert bits.shape == (5, WINDOW_BYTES)
@@ -158,3 +164,11 @@ def test_the_config_must_match_the_window():
     m = triton_model.model_class(pb, "embed")()  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="PLANE must have 32768 bytes"):
         m.initialize({"model_config": json.dumps(wrong)})
+
+
+@pytest.mark.parametrize(("rows", "parts"), [(0, 2), (1, 4), (5, 3), (64, 2), (7, 7), (3, 1)])
+def test_rows_are_cut_into_contiguous_spans_that_cover_them_once(rows, parts):
+    spans = triton_model.row_spans(rows, parts)
+    assert [i for a, b in spans for i in range(a, b)] == list(range(rows))
+    assert len(spans) == min(max(parts, 1), rows)
+    assert all(b > a for a, b in spans)

@@ -82,7 +82,6 @@ def run_encode(client, uploader, cover, secret, out, passphrase="correct horse",
         out,
         passphrase,
         uploader=uploader,
-        kdf=CHEAP,
         position_kdf=CHEAP,
         **kwargs,
     )

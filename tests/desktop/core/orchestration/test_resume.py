@@ -75,7 +75,6 @@ def task_id(runtime: Runtime, tmp_path: Path) -> str:
         cover=cover,
         secret=secret,
         passphrase="correct horse",
-        kdf=CHEAP,
         position_kdf=CHEAP,
     )
     return task.id
@@ -220,7 +219,6 @@ def test_the_clis_cancel_event_cancels_the_server_job_and_writes_nothing(board, 
                 "pw",
                 uploader=uploader,
                 cancel=cancel,
-                kdf=CHEAP,
                 position_kdf=CHEAP,
             )
     assert not out.exists()

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from desktop.core.api import ApiClient, ServerUnreachable
+from desktop.core.api import ApiClient
+from desktop.core.api_errors import ServerUnreachable
 from desktop.core.orchestration import (
     Runtime,
     Stage,
@@ -86,7 +87,6 @@ def queue_encode(runtime: Runtime, cover: Path, secret: Path, passphrase="correc
         cover=cover,
         secret=secret,
         passphrase=passphrase,
-        kdf=CHEAP,
         position_kdf=CHEAP,
         **kw,
     )
