@@ -16,7 +16,7 @@ import soundfile as sf
 from desktop.app.formatting import format_clock, format_size
 from desktop.core.envelope import PreparedSecret, prepare_audio_secret, sealed_length
 from subtone.errors import SubtoneError
-from subtone.robust import capacity_frames
+from subtone.robust.layout import capacity_frames
 from subtone.stego.layout import read_capacity
 
 __all__ = [

@@ -499,7 +499,7 @@ def capacity_command(
             capacity.max_payload_bytes, name=VOICE_NAME, media_type=OPUS_MEDIA_TYPE
         )
         table.add_row("Max secret", f"{format_size(largest)} ({largest:,} bytes)")
-        from subtone.robust import capacity_frames  # scipy: only here
+        from subtone.robust.layout import capacity_frames
 
         robust = capacity_frames(info.frames, info.sample_rate)
         robust_secret = max_secret_bytes(robust, name=VOICE_NAME, media_type=OPUS_MEDIA_TYPE)

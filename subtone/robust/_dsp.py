@@ -10,6 +10,8 @@ import numpy.typing as npt
 from scipy import fft
 from scipy.signal import resample_poly
 
+from subtone.robust.layout import FRAME, HOP, RATE
+
 __all__ = [
     "FRAME",
     "HOP",
@@ -25,10 +27,6 @@ __all__ = [
 Array = npt.NDArray[np.float64]
 CArray = npt.NDArray[np.complex64]
 
-RATE = 16_000
-"""The working rate: every cover is analysed (and marked) below 8 kHz at 16 kHz."""
-FRAME = 512
-HOP = FRAME // 2
 # sqrt-Hann at 50 %: w² sums to 1. Transforms run in single precision (scipy.fft): only the
 # embedder's *difference* goes back into the cover, so float32 round-off stays far below it.
 _WINDOW = np.sqrt(np.hanning(FRAME + 1)[:FRAME]).astype(np.float32)

@@ -48,7 +48,27 @@ from subtone.robust._dsp import (
     resample,
     stft,
 )
-from subtone.robust._fec import RATE_INV, TAIL, coded_length, conv_decode, conv_encode
+from subtone.robust._fec import coded_length, conv_decode, conv_encode
+from subtone.robust.layout import (
+    BANDS,
+    CELLS,
+    GUARD_FRAMES,
+    GUARD_SECONDS,
+    HEADER_BYTES,
+    HEADER_CELLS,
+    HEADER_COPIES,
+    PILOT_EVERY,
+    RS_K,
+    RS_N,
+    RS_PARITY,
+    TILE_FRAMES,
+    _coded_bytes_for,
+    _columns,
+    capacity,
+    capacity_frames,
+    mix_capacity,
+    working_length,
+)
 
 __all__ = [
     "BANDS",
@@ -81,20 +101,7 @@ __all__ = [
 
 KEY_BYTES = 32
 VERSION = 2
-BANDS = 16
-CELLS = BANDS // 2  # cells per column
-TILE_FRAMES = 1
-COLUMN = HOP * TILE_FRAMES  # working-rate samples per column (16 ms)
 DELTA_DB = 7.0
-PILOT_EVERY = 16
-GUARD_SECONDS = 1.1
-GUARD_FRAMES = math.ceil(GUARD_SECONDS * RATE / HOP)
-HEADER_BYTES = 14
-HEADER_COPIES = 2
-HEADER_CELLS = coded_length(HEADER_BYTES * 8) * HEADER_COPIES
-RS_N = 255
-RS_PARITY = 0  # outer Reed–Solomon parity bytes per codeword (0: the convolutional code alone)
-RS_K = RS_N - RS_PARITY
 ITERATIONS = 6
 GAIN_CAP_DB = 6.0
 SNR_DB = 32.3  # the embedder's distortion budget: stego/cover SNR of the working-rate mix
@@ -196,63 +203,6 @@ def _keys(k_pos: bytes, columns: int) -> _Keys:
     pilot[np.arange(groups) * PILOT_EVERY + choice] = True
     bits = _stream(k_pos, b"pilot-bits", n).astype(np.int64) & 1
     return _Keys(dither, pilot[:n], bits)
-
-
-# ----------------------------------------------------------------------------- layout
-
-
-def _columns(samples_at_rate: int) -> int:
-    """Marked columns in a cover of ``samples_at_rate`` working-rate samples."""
-    usable = samples_at_rate - 2 * GUARD_FRAMES * HOP - (FRAME - HOP)
-    return max(0, usable // COLUMN)
-
-
-def _data_cells(columns: int) -> int:
-    n = columns * CELLS
-    full, rest = divmod(n, PILOT_EVERY)
-    return full * (PILOT_EVERY - 1) + max(0, rest - 1)
-
-
-def _payload_bytes_for(coded_bytes: int) -> int:
-    if RS_PARITY == 0:
-        return coded_bytes
-    full, rest = divmod(coded_bytes, RS_N)
-    return full * RS_K + max(0, rest - RS_PARITY)
-
-
-def _coded_bytes_for(payload_bytes: int) -> int:
-    if RS_PARITY == 0:
-        return payload_bytes
-    full, rest = divmod(payload_bytes, RS_K)
-    return full * RS_N + (rest + RS_PARITY if rest else 0)
-
-
-def working_length(frames: int, rate: int) -> int:
-    """Samples of the working mix of ``frames`` samples at ``rate`` (what
-    :func:`working_mix` returns)."""
-    return math.ceil(frames * RATE / rate)
-
-
-def mix_capacity(mix_samples: int) -> int:
-    """Payload bytes a working mix of ``mix_samples`` samples carries."""
-    cells = _data_cells(_columns(mix_samples))
-    coded = max(0, (cells - HEADER_CELLS) // RATE_INV - TAIL) // 8
-    return _payload_bytes_for(coded)
-
-
-def capacity_frames(frames: int, rate: int) -> int:
-    """Payload bytes a cover of ``frames`` samples (per channel) at ``rate`` carries in robust
-    mode: known from the file's header alone."""
-    if frames <= 0 or rate <= 0:
-        return 0
-    return mix_capacity(working_length(frames, rate))
-
-
-def capacity(duration_seconds: float, sample_rate: int) -> int:
-    """Payload bytes a cover of this duration carries in robust mode (from the header alone)."""
-    if duration_seconds <= 0 or sample_rate <= 0:
-        return 0
-    return capacity_frames(int(duration_seconds * sample_rate), sample_rate)
 
 
 def _refuse_if_too_large(payload: bytes, room: int) -> None:
