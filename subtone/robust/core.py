@@ -69,6 +69,7 @@ from subtone.robust.layout import (
     mix_capacity,
     working_length,
 )
+from subtone.robust.wire import Mix, Residual
 
 __all__ = [
     "BANDS",
@@ -311,12 +312,6 @@ def _mono(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return acc
 
 
-Mix = npt.NDArray[np.float32]
-"""A working mix: mono, :data:`RATE`, full scale 1, single precision. Single, not 16-bit PCM:
-the ratios of quiet bands (80-100 dB under a tonal cover's partials) survive float32 and not
-a 16-bit floor, and only this precision reaches the STFT anyway."""
-
-
 def mono_mix(samples: npt.ArrayLike, *, scale: float | None = None) -> npt.NDArray[np.float64]:
     """The mono mix (channels' mean, in [-1, 1)) of ``samples``: int or float PCM, ``(n,)``
     or ``(n, channels)``; integers are divided by ``scale`` (else their dtype's full scale:
@@ -345,27 +340,6 @@ def _mix_values(mix: npt.ArrayLike) -> npt.NDArray[np.float64]:
     if not np.all(np.isfinite(a)):
         raise RobustError("the working mix holds values that are not numbers", code="bad_mix")
     return a.astype(np.float64)
-
-
-@dataclass(frozen=True, eq=False)
-class Residual:
-    """What marking adds to the working mix: ``samples`` from working-rate sample ``start``
-    on (zero elsewhere), in a mix of ``length`` samples. Half precision: its rounding error
-    is ~66 dB under the residual, itself ~30 dB under the cover."""
-
-    start: int
-    samples: npt.NDArray[np.float16]
-    length: int
-
-    def at_rate(self, rate: int, frames: int) -> npt.NDArray[np.float64]:
-        """The residual resampled to the cover's ``rate``, ``frames`` long (what is added to
-        every channel)."""
-        full = np.zeros(self.length)
-        full[self.start : self.start + len(self.samples)] = self.samples
-        delta = resample(full, RATE, rate)
-        if len(delta) < frames:
-            delta = np.pad(delta, (0, frames - len(delta)))
-        return delta[:frames]
 
 
 def add_residual(

@@ -38,7 +38,6 @@ from desktop.core.orchestration.store import TaskMode
 from subtone import robust
 from subtone.errors import CapacityExceeded, NoPayload, SubtoneError
 from subtone.protocol import Job, JobCreate, JobKind, JobParams, JobState
-from subtone.robust.core import PROBE_Z
 from subtone.stego import plane, wav
 from subtone.stego.layout import choose_k, read_capacity
 from subtone.stego.wav import WavError, WavInfo
@@ -122,6 +121,8 @@ def decode_mode(path: Path, k_pos: bytes, mode: TaskMode = TaskMode.AUTO) -> tup
                 raise
         else:
             return TaskMode.LSB, capacity_bytes
+    from subtone.robust.core import PROBE_Z  # scipy: only for a robust decode
+
     if robust.file_probe(path, k_pos) < PROBE_Z:
         raise NoPayload()
     frames, rate = _audio_length(path)
