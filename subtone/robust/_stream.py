@@ -16,7 +16,6 @@ from math import gcd
 
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import firwin, upfirdn
 
 __all__ = ["Resampler", "resample_blocks"]
 
@@ -46,6 +45,8 @@ class Resampler:
             self._h = np.ones(1)
             self._next = self._end = 0
             return
+        from scipy.signal import firwin  # scipy.signal loads in seconds: only when used
+
         half_len = 10 * max(self.up, self.down)
         h = firwin(2 * half_len + 1, 1.0 / max(self.up, self.down), window=("kaiser", KAISER_BETA))
         h = np.asarray(h, dtype=np.float64) * self.up
@@ -95,6 +96,8 @@ class Resampler:
         if first > self._start:
             self._buffer = self._buffer[first - self._start :]
             self._start = first
+        from scipy.signal import upfirdn
+
         shift = self._start * self.up // self.down
         y = upfirdn(self._h, self._buffer, self.up, self.down)
         out = np.asarray(y[self._next - shift : stop - shift], dtype=np.float64)

@@ -26,7 +26,7 @@ import soundfile as sf
 
 from subtone.files import atomic_output
 from subtone.robust import wire
-from subtone.robust._dsp import RATE
+from subtone.robust._dsp import RATE, resample_quick
 from subtone.robust._stream import Resampler
 from subtone.robust.core import (
     PROBE_SECONDS,
@@ -259,8 +259,22 @@ def _stream_mix(
 
 def file_probe(path: str | os.PathLike[str], k_pos: bytes) -> float:
     """:func:`~subtone.robust.core.probe` of a file to decode: reads its first dozen seconds
-    only, so a wrong passphrase is told before anything is sent."""
-    return probe(file_mix(path, seconds=PROBE_SECONDS + PROBE_MARGIN_SECONDS), k_pos)
+    only, resampled in numpy alone (:func:`~subtone.robust._dsp.resample_quick`: no
+    ``scipy.signal`` to load), so a wrong passphrase is told quickly, before anything is
+    sent."""
+    source = Path(path)
+    try:
+        with sf.SoundFile(str(source)) as f:
+            rate = f.samplerate
+            frames = min(f.frames, math.ceil((PROBE_SECONDS + PROBE_MARGIN_SECONDS) * rate))
+            mono = mono_mix(f.read(frames, dtype="float64", always_2d=True))
+    except sf.LibsndfileError as e:
+        raise RobustError(
+            f"{source.name} is not an audio file this client reads ({e}).", code="not_audio"
+        ) from e
+    except OSError as e:
+        raise _cannot_read(source, e) from e
+    return probe(as_mix(resample_quick(mono, rate, RATE)), k_pos)
 
 
 def apply_residual_file(

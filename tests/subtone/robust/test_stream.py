@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy.signal import resample_poly
 
+from subtone.robust._dsp import resample_quick
 from subtone.robust._stream import Resampler, resample_blocks
 
 PAIRS = [(44_100, 16_000), (48_000, 16_000), (16_000, 44_100), (16_000, 48_000),
@@ -47,3 +48,31 @@ def test_feeding_more_or_less_than_announced_is_an_error():
     r.feed(np.zeros(5))
     with pytest.raises(ValueError):
         r.finish()
+
+
+@pytest.mark.parametrize(("rate_from", "rate_to"), PAIRS)
+def test_the_quick_resampler_is_resample_poly_up_to_rounding(rate_from, rate_to):
+    x = np.random.default_rng(rate_to).standard_normal(rate_from // 4 + 5)
+    got = resample_quick(x, rate_from, rate_to)
+    want = reference(x, rate_from, rate_to)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_a_probe_loads_no_scipy_signal(tmp_path):
+    """A wrong passphrase is told from a file's first seconds without loading scipy.signal
+    (which takes seconds on a busy machine)."""
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    path = tmp_path / "x.wav"
+    sf.write(path, np.random.default_rng(1).standard_normal((44_100 * 14, 2)) * 0.1, 44_100)
+    code = (
+        "import sys; from subtone.robust import file_probe; "
+        f"file_probe({str(path)!r}, bytes(32)); "
+        "print('scipy.signal' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
