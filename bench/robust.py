@@ -1,6 +1,8 @@
 """Robust mode through real channels: embed, re-encode/resample/gain/crop, extract, tabulate.
 
-    python bench/robust.py [--seconds 30]
+    python bench/robust.py [--seconds 30] [--minutes10]
+
+``--minutes10`` also times a 10-minute cover through the client's and the server's steps.
 
 Covers: speech (espeak-ng when installed, else formant-like synthetic speech) with a -55 dBFS
 room-noise floor, and music (generated chords + kick + hi-hat). Both 44.1 kHz mono, peak -8 dBFS
@@ -13,17 +15,18 @@ from __future__ import annotations
 
 import argparse
 import io
+import re
 import shutil
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from subtone.robust import capacity, core, embed, extract
-from subtone.robust._dsp import RATE as WORK_RATE
 from subtone.robust._dsp import resample
 from subtone.robust.core import RobustError
 
@@ -203,7 +206,8 @@ def cell_errors(y: np.ndarray, rate: int, k_pos: bytes, payload: bytes) -> str:
     """Diagnostic: the share of data cells read wrong (hard decision), at the alignment the
     extractor found: the quantity the code has to correct."""
     stream = core._coded_stream(k_pos, payload)
-    _, data = core._synchronise(resample(core._mono(np.asarray(y)), rate, WORK_RATE), k_pos)
+    mix = core.working_mix(np.asarray(y), rate).astype(np.float64)
+    _, data = core._synchronise(mix, k_pos)
     n = min(len(stream), len(data))
     return f"{np.mean(data[:n] * (1 - 2 * stream[:n]) <= 0) * 100:.1f}"
 
@@ -212,7 +216,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--minutes10", action="store_true", help="also time a 10-minute encode")
+    ap.add_argument(
+        "--stack",
+        action="store_true",
+        help="only time a 10-minute cover through the CLI and a standalone stack of its own",
+    )
     args = ap.parse_args()
+    if args.stack:
+        through_the_stack()
+        return
     k_pos = bytes(range(32))
     wrong = bytes(range(1, 33))
     rows = []
@@ -263,14 +275,105 @@ def main() -> None:
     for row in rows:
         print("| " + " | ".join(row) + " |")
     if args.minutes10:
-        big = np.tile(music_cover(60.0), 10)
-        big2 = np.stack([big, big], axis=1)
-        t0, c0 = time.perf_counter(), time.process_time()
-        embed(big2, RATE, k_pos, b"\x00" * 2000)
-        print(
-            f"\n10-minute stereo 44.1 kHz cover, 2000-byte payload: embed "
-            f"{time.perf_counter() - t0:.1f} s wall, {time.process_time() - c0:.1f} s CPU"
-        )
+        minutes10()
+
+
+def minutes10() -> None:
+    """A 10-minute stereo 16-bit 44.1 kHz cover through the steps the client and the server
+    run (files on disk, the objects that travel serialised), each timed: the client's mix,
+    the server's embed (its read-back check included), the client's apply; then a decode's
+    server step."""
+    import resource
+
+    from subtone.robust import apply_residual_file, cover_mix, embed_mix, extract_mix, wire
+
+    k_pos = bytes(range(32))
+    payload = np.random.default_rng(12).integers(0, 256, 2000, dtype=np.uint8).tobytes()
+    big = np.tile(music_cover(60.0), 10)
+    pcm = np.round(np.stack([big, big * 0.9], axis=1) * 32767).astype(np.int16)
+    with tempfile.TemporaryDirectory() as d:
+        cover, stego = f"{d}/cover.wav", f"{d}/stego.wav"
+        sf.write(cover, pcm, RATE, subtype="PCM_16")
+        steps = []
+
+        def timed(name, call):
+            t0, c0 = time.perf_counter(), time.process_time()
+            out = call()
+            steps.append((name, time.perf_counter() - t0, time.process_time() - c0))
+            return out
+
+        _, mix = timed("client: read the cover, working mix", lambda: cover_mix(cover))
+        up = io.BytesIO()
+        wire.write_mix(up, mix)
+        residual = timed("server: embed_mix (read-back check included)",
+                         lambda: embed_mix(mix, k_pos, payload))  # fmt: skip
+        down = io.BytesIO()
+        wire.write_residual(down, residual)
+        timed("client: apply the residual, write the stego file",
+              lambda: apply_residual_file(cover, residual, stego))  # fmt: skip
+        _, stego_mix = cover_mix(stego)
+        found = timed("server: extract_mix (a decode)", lambda: extract_mix(stego_mix, k_pos))
+        assert found == payload
+        size = len(pcm) * 4
+    print(f"\n10-minute stereo 16-bit 44.1 kHz cover ({size / 1e6:.0f} MB), 2000-byte payload:")
+    print("| step | wall s | CPU s |\n|---|---|---|")
+    for name, wall, cpu in steps:
+        print(f"| {name} | {wall:.1f} | {cpu:.1f} |")
+    encode = steps[:3]
+    print(f"| **encode, all three steps** | **{sum(w for _, w, _ in encode):.1f}** | "
+          f"**{sum(c for _, _, c in encode):.1f}** |")  # fmt: skip
+    print(f"\nSent: mix {len(up.getvalue()) / 1e6:.1f} MB; received: residual "
+          f"{len(down.getvalue()) / 1e6:.1f} MB; peak RSS of this process "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")  # fmt: skip
+
+
+def through_the_stack() -> None:
+    """``subtone --stats encode --mode robust`` and ``decode`` of a 10-minute cover against a
+    standalone stack of its own (bench/e2e.py's), timed, with the bytes the client sent and
+    received and every process's peak RSS."""
+    from e2e import SUBTONE, peak_mb, reset_peaks, run_measured, server_pids, stack
+
+    big = np.tile(music_cover(60.0), 10)
+    pcm = np.round(np.stack([big, big * 0.9], axis=1) * 32767).astype(np.int16)
+    with tempfile.TemporaryDirectory() as d:
+        work = Path(d)
+        cover, stego, out = work / "cover.wav", work / "stego.wav", work / "out"
+        sf.write(cover, pcm, RATE, subtype="PCM_16")
+        out.mkdir()
+        secret = work / "note.txt"
+        secret.write_bytes(TEXT.encode() * 6)
+        secret_bytes = secret.stat().st_size
+        passfile = work / "pass.txt"
+        passfile.write_text("benchmarks are not secrets\n")
+        with stack(work) as env:
+            pids = server_pids(env)
+            rows = {}
+            for name, command in (
+                ("encode", [SUBTONE, "--stats", "encode", str(cover), str(secret), "-o",
+                            str(stego), "--mode", "robust", "--passphrase-file", str(passfile)]),
+                ("decode", [SUBTONE, "--stats", "decode", str(stego), "-o", str(out),
+                            "--passphrase-file", str(passfile)]),
+            ):  # fmt: skip
+                reset_peaks(pids)
+                # /usr/bin/time reports the client's own peak: wait4's would include this
+                # process's memory at fork (Linux keeps the high-water mark across exec).
+                row = run_measured(["/usr/bin/time", "-f", "PEAK_KB=%M", *command], env, 900)
+                assert row["rc"] == 0, row["output"]
+                peak = re.search(r"PEAK_KB=(\d+)", str(row["output"]))
+                row["rss_mb"] = int(peak.group(1)) / 1024 if peak else float("nan")
+                row["worker_mb"] = peak_mb(pids["worker"])
+                row["triton_mb"] = peak_mb(pids["triton"])
+                rows[name] = row
+        assert (out / "note.txt").read_bytes() == secret.read_bytes()
+        size = cover.stat().st_size
+    print(f"10-minute stereo 16-bit 44.1 kHz cover ({size / 1e6:.0f} MB) through the CLI and the "
+          f"standalone stack, {secret_bytes}-byte secret:")  # fmt: skip
+    print("| step | wall s | client sent MB | client received MB | client RSS MB | "
+          "worker RSS MB | Triton RSS MB |\n|---|---|---|---|---|---|---|")  # fmt: skip
+    for name, row in rows.items():
+        print(f"| {name} | {row['seconds']:.1f} | {row['sent_bytes'] / 1e6:.1f} | "
+              f"{row['received_bytes'] / 1e6:.1f} | {row['rss_mb']:.0f} | "
+              f"{row['worker_mb']:.0f} | {row['triton_mb']:.0f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

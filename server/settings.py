@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     TRITON_URL: str = "127.0.0.1:8601"
     """gRPC address of Triton."""
     TRITON_TIMEOUT_SECONDS: float = 60.0
+    TRITON_ROBUST_TIMEOUT_SECONDS: float = 300.0
+    """Deadline of one robust-mode call: a whole cover, about a second of CPU per minute of
+    cover (docs/robust.md), with room for a busy server."""
     READYZ_CHECKS_TRITON: bool = True
     """Whether the API's ``/readyz`` asks Triton. Turn it off where Triton scales to zero
     with the queue (Kubernetes with KEDA) or where only the workers may reach it: the API
@@ -168,6 +171,10 @@ class Settings(BaseSettings):
     """How long a job's record is kept: at most ``UPLOAD_TTL_SECONDS``, so that no job points at
     a result object that storage has already expired (both go together by default)."""
     MAX_SECRET_BYTES: int = 256 * MiB
+    MAX_ROBUST_SECONDS: float = Field(default=1800.0, gt=0)
+    """Longest cover a robust-mode job takes: one cover is one Triton request, whose memory
+    grows with the cover (about 1 GB for 30 minutes); robust mode carries about 100 bits per
+    second, so a few minutes hold a short message."""
 
     @cached_property
     def localstore_root(self) -> Path:

@@ -54,6 +54,7 @@ from server.jobs.tasks import register
 from server.kit.logs import configure_logging
 from server.settings import BrokerTimeoutCheck, Settings
 from server.uploads.repository import UploadRepository
+from subtone.robust.engine import RobustEngine
 from subtone.stego.engine import WindowEngine
 
 __all__ = [
@@ -87,8 +88,10 @@ def build_runner_deps(
     engine: WindowEngine,
     stopping: threading.Event,
     metrics: WorkerMetrics | None = None,
+    robust: RobustEngine | None = None,
 ) -> RunnerDeps:
-    """The runner's repositories over ``client``, with the other clients handed in."""
+    """The runner's repositories over ``client``, with the other clients handed in
+    (``robust``: the robust mode's engine, usually the same Triton client as ``engine``)."""
     prefix = settings.REDIS_PREFIX
     return RunnerDeps(
         jobs=JobRepository(client, prefix=prefix, ttl_seconds=settings.JOB_TTL_SECONDS),
@@ -96,6 +99,7 @@ def build_runner_deps(
         uploads=UploadRepository(client, prefix=prefix, ttl_seconds=settings.UPLOAD_TTL_SECONDS),
         store=store,
         engine=engine,
+        robust=robust,
         settings=settings,
         stopping=stopping,
         metrics=metrics or WorkerMetrics(),
@@ -161,6 +165,7 @@ class WorkerProcess:
         engine = TritonEngine(
             settings.TRITON_URL,
             timeout_seconds=settings.TRITON_TIMEOUT_SECONDS,
+            robust_timeout_seconds=settings.TRITON_ROBUST_TIMEOUT_SECONDS,
             on_request=metrics.triton_request,
         )
         broker = build_broker(settings)
@@ -176,7 +181,9 @@ class WorkerProcess:
             if not broker_timeout_allows_jobs(settings):
                 return EXIT_CONFIG
             serve_metrics(settings, metrics)
-            deps = build_runner_deps(settings, client, store, engine, self.stopping, metrics)
+            deps = build_runner_deps(
+                settings, client, store, engine, self.stopping, metrics, robust=engine
+            )
             worker = build_worker(broker, settings, deps)
             worker.start()
             log.info("worker consuming %s", settings.QUEUE_NAME)

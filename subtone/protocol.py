@@ -37,8 +37,9 @@ __all__ = [
     "UploadStatus",
 ]
 
-PROTOCOL_VERSION = 2
-"""2: jobs take LSB planes and an embed returns a patch (1: whole WAV files)."""
+PROTOCOL_VERSION = 3
+"""3: the robust-mode job kinds (a working mix in, a residual or the payload out); 2: jobs take
+LSB planes and an embed returns a patch (1: whole WAV files)."""
 MAX_NAME_LENGTH = 255
 MAX_PARTS = 10_000
 
@@ -154,6 +155,20 @@ class JobKind(StrEnum):
     EXTRACT = "stego.extract"
     """inputs: ``plane`` (the stego file's LSB plane); params: ``k_pos``. The result is the
     sealed secret."""
+    ROBUST_EMBED = "robust.embed"
+    """Robust mode (survives re-encoding). inputs: ``mix`` (the cover's working mix: its
+    channels' mean at 16 kHz, :mod:`subtone.robust.wire`) and ``payload`` (the
+    sealed secret); params: ``k_pos``. The result is a residual the client adds to its
+    cover."""
+    ROBUST_EXTRACT = "robust.extract"
+    """Robust mode. inputs: ``mix`` (the working mix of the file to read, in whatever format
+    it arrived); params: ``k_pos``. The result is the sealed secret; a failure is
+    ``no_payload`` (nothing under this key) or ``channel_damaged`` (there, but destroyed)."""
+
+    @property
+    def robust(self) -> bool:
+        """A robust-mode kind (the server sees the cover's working mix, not its LSB plane)."""
+        return self in (JobKind.ROBUST_EMBED, JobKind.ROBUST_EXTRACT)
 
 
 class JobState(StrEnum):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Final
 
 import soundfile as sf
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QCheckBox, QWidget
 
 from desktop.app.dialogs import ANY_FILTER, WAV_FILTER, Dialogs
 from desktop.app.formatting import format_size
@@ -39,7 +39,7 @@ from desktop.app.widgets.layout import STRETCH, Section, page, row, title, wrapp
 from desktop.app.workers import Report, WorkerPool
 from desktop.audio.compare import Difference, compare_files
 from desktop.audio.waveform import Overview, overview_of_file
-from desktop.core.orchestration import Task, TaskKind, TaskStatus
+from desktop.core.orchestration import Task, TaskKind, TaskMode, TaskStatus
 from subtone.errors import SubtoneError
 
 __all__ = ["EncodeView", "describe_difference"]
@@ -116,6 +116,13 @@ class EncodeView(TaskPage):
         self.cover_wave.setVisible(False)
         self._drawing = 0
         """Generation of the cover overview in flight (older answers are ignored)."""
+        self.robust = QCheckBox("Survives re-encoding", self)
+        self.robust.setObjectName("encode.robust")
+        self.robust.setToolTip(
+            "Hide the secret so that it survives being sent through a messaging app or "
+            "re-encoded (Opus, MP3, resampling): about 100 bits per second of cover."
+        )
+        self.robust_info_label = wrapped_label("encode.robust_info", self)
         self.secret = FileField(
             "encode.secret",
             "The recording, or any file (drop it here)",
@@ -147,7 +154,15 @@ class EncodeView(TaskPage):
         page(
             self,
             title("Hide a secret in a cover", self),
-            Section("1. Cover", self.cover, self.cover_wave, self.cover_info_label, parent=self),
+            Section(
+                "1. Cover",
+                self.cover,
+                self.cover_wave,
+                self.cover_info_label,
+                self.robust,
+                self.robust_info_label,
+                parent=self,
+            ),
             Section("2. Secret", self.secret, self.secret_info_label, self.fit_label, parent=self),
             Section("3. Passphrase", self.passphrase, parent=self),
             row((self.hint, 1), self.start_button),
@@ -166,6 +181,7 @@ class EncodeView(TaskPage):
         self.selection.cover_changed.connect(self._cover_changed)
         self.selection.secret_changed.connect(self._secret_changed)
         self.passphrase.changed.connect(self._update)
+        self.robust.toggled.connect(lambda _on: self._update())
         self.start_button.clicked.connect(self.start)
         self.save_button.clicked.connect(self.save)
         self.connection.changed.connect(lambda *_: self._update())
@@ -295,14 +311,19 @@ class EncodeView(TaskPage):
             return "Record a message or choose a file as the secret."
         if self.secret_info is None:
             return "Measuring the secret…" if self.measuring else "The secret cannot be used."
-        if not check_fit(self.cover_info, self.secret_info).fits:
+        if not check_fit(self.cover_info, self.secret_info, robust=self.robust.isChecked()).fits:
             return "The secret does not fit in this cover."
         return self.passphrase.problem()
 
     def _update(self) -> None:
         self.fit_label.clear()
+        robust = self.robust.isChecked()
+        if self.cover_info is not None and robust:
+            self.robust_info_label.setText(self.cover_info.robust_summary)
+        else:
+            self.robust_info_label.clear()
         if self.cover_info is not None and self.secret_info is not None:
-            fit = check_fit(self.cover_info, self.secret_info)
+            fit = check_fit(self.cover_info, self.secret_info, robust=robust)
             self.fit_label.setText(fit.message)
             set_tone(self.fit_label, Tone.OK if fit.fits else Tone.ERROR)
         problem = self._problem()
@@ -313,7 +334,8 @@ class EncodeView(TaskPage):
         elif problem is not None:
             self.hint.setText(problem)
         elif self.connection.online:
-            self.hint.setText("Ready. Only the encrypted secret and the cover are sent.")
+            sent = "a 16 kHz mono copy of the cover" if robust else "the cover"
+            self.hint.setText(f"Ready. Only the encrypted secret and {sent} are sent.")
         elif self.connection.status is ConnectionStatus.INCOMPATIBLE:
             self.hint.setText(
                 "This server speaks another protocol version (see above): the encode will "
@@ -347,6 +369,7 @@ class EncodeView(TaskPage):
             self.passphrase.passphrase,
             prepared=prepared,
             secret_is_recording=self.selection.secret_is_recording,
+            mode=TaskMode.ROBUST if self.robust.isChecked() else TaskMode.LSB,
         )
         self.passphrase.clear()
         self.saved.clear()

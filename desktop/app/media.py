@@ -16,6 +16,7 @@ import soundfile as sf
 from desktop.app.formatting import format_clock, format_size
 from desktop.core.envelope import PreparedSecret, prepare_audio_secret, sealed_length
 from subtone.errors import SubtoneError
+from subtone.robust.layout import capacity_frames
 from subtone.stego.layout import read_capacity
 
 __all__ = [
@@ -41,6 +42,19 @@ class CoverInfo:
     frames: int
     samples: int
     capacity_bytes: int
+    robust_capacity_bytes: int = 0
+    """What it holds in robust mode (survives re-encoding; about 100 bits per second)."""
+
+    def holds(self, robust: bool) -> int:
+        return self.robust_capacity_bytes if robust else self.capacity_bytes
+
+    @property
+    def robust_summary(self) -> str:
+        return (
+            f"Survives re-encoding (Opus, MP3, resampling, volume, trimming): holds up to "
+            f"{format_size(self.robust_capacity_bytes)}. The server then sees a 16 kHz mono "
+            "copy of the cover."
+        )
 
     @property
     def duration_seconds(self) -> float:
@@ -76,6 +90,7 @@ def describe_cover(path: str | os.PathLike[str]) -> CoverInfo:
         frames=info.frames,
         samples=info.samples,
         capacity_bytes=capacity.max_payload_bytes,
+        robust_capacity_bytes=capacity_frames(info.frames, info.sample_rate),
     )
 
 
@@ -128,8 +143,8 @@ class Fit:
     """The part of the cover's capacity the secret uses."""
 
 
-def check_fit(cover: CoverInfo, secret: SecretInfo) -> Fit:
-    capacity = cover.capacity_bytes
+def check_fit(cover: CoverInfo, secret: SecretInfo, *, robust: bool = False) -> Fit:
+    capacity = cover.holds(robust)
     need = secret.payload_bytes
     share = need / capacity if capacity else float("inf")
     if need <= capacity:

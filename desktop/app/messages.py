@@ -23,6 +23,16 @@ _PLAIN: Final = {
         "was changed after the message was hidden.",
     ),
     "capacity_exceeded": ("The secret does not fit", ""),
+    "channel_damaged": (
+        "The message was damaged on the way",
+        "A hidden message is there, but the file was changed too much since it was hidden "
+        "(re-encoded at too low a quality, or cut inside the message). Ask for a copy at a "
+        "higher quality.",
+    ),
+    "cover_too_long": ("The cover is too long for this server", ""),
+    "unsuitable_cover": ("This cover cannot carry the secret so that it survives", ""),
+    "not_audio": ("Not an audio file", ""),
+    "mode_unavailable": ("The server cannot do this", "Ask its operator to update it."),
     "server_unreachable": (
         "The server cannot be reached",
         "Your work is kept and will be sent when the server is back.",

@@ -28,6 +28,7 @@ from desktop.core.orchestration import (
     StopReason,
     StopToken,
     Task,
+    TaskMode,
     TaskStatus,
     TaskStore,
     discard_work,
@@ -157,8 +158,10 @@ class TaskManager(QObject):
         *,
         prepared: PreparedSecret | None = None,
         secret_is_recording: bool = False,
+        mode: TaskMode = TaskMode.LSB,
     ) -> str:
-        """Seal the secret (in the background) and queue the encode; returns its task id."""
+        """Seal the secret (in the background) and queue the encode (hidden in ``mode``);
+        returns its task id."""
         task_id = new_task_id()
         work_dir, store, server = self.runtime.work_dir, self.store, self.server
 
@@ -175,6 +178,7 @@ class TaskManager(QObject):
                 secret_is_recording=secret_is_recording,
                 position_kdf=self.position_kdf,
                 progress=_progress_reporter(report),
+                mode=mode,
             )
 
         self._prepare(task_id, job)

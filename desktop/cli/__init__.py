@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Final
 
@@ -43,6 +44,7 @@ from desktop.core.envelope import (
     sealed_length,
 )
 from desktop.core.orchestration.progress import Stage
+from desktop.core.orchestration.store import TaskMode
 from desktop.core.sessions import SessionStore
 from desktop.core.traffic import CountingTransport, Traffic
 from desktop.core.uploader import HttpPartTransport, PartTransport, UploadCancelled, Uploader
@@ -231,6 +233,20 @@ PassphraseFile = Annotated[
 Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")]
 
 
+class EncodeMode(StrEnum):
+    LSB = "lsb"
+    ROBUST = "robust"
+
+
+class DecodeMode(StrEnum):
+    AUTO = "auto"
+    LSB = "lsb"
+    ROBUST = "robust"
+
+
+ROBUST_WORDS: Final = "robust mode (survives re-encoding)"
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
@@ -284,9 +300,21 @@ def encode_command(
         bool, typer.Option("--no-compress", help="Hide audio as it is, not as Opus.")
     ] = False,
     force: Force = False,
+    mode: Annotated[
+        EncodeMode,
+        typer.Option(
+            "--mode",
+            help="lsb: in the least significant bits (large, exact; lost on any re-encoding; "
+            "the server sees only the LSB plane). robust: survives re-encoding (Opus 64k, "
+            "MP3 128k, resampling, gain, cropping up to 1 s), about 100 bits per second of "
+            "cover; the server sees a 16 kHz mono copy of the cover's audio.",
+            case_sensitive=False,
+        ),
+    ] = EncodeMode.LSB,
 ) -> None:
     """Hide SECRET in COVER; the secret is encrypted here, never sent in the clear."""
     env = _env(ctx)
+    task_mode = TaskMode(mode.value)
     with _reporting(env):
         passphrase = _read_passphrase(env, passphrase_file, confirm=True)
         prefetch_position_key(passphrase, position_kdf=env.position_kdf)
@@ -295,7 +323,7 @@ def encode_command(
         with env.client() as (settings, client), env.uploader(client, settings) as uploader:
             view = ProgressView(_err)
             view.label(Stage.PLANE, f"Reading {cover.name}")
-            view.label(Stage.UPLOAD, "Sending its LSB plane")
+            view.label(Stage.UPLOAD, _sending(task_mode))
             with view:
                 summary = encode(
                     client,
@@ -308,6 +336,7 @@ def encode_command(
                     compress_audio=not no_compress,
                     overwrite=force,
                     position_kdf=env.position_kdf,
+                    mode=task_mode,
                 )
         used = summary.payload_bytes / summary.capacity_bytes
         if summary.cover_reused:
@@ -321,7 +350,7 @@ def encode_command(
             f"Wrote {summary.output} ({format_size(summary.output_bytes)}): "
             f"{summary.secret_name} ({format_size(summary.secret_bytes)}) sealed into "
             f"{format_size(summary.payload_bytes)}, {used:.1%} of the cover's capacity, "
-            f"k = {summary.k}.",
+            + (ROBUST_WORDS + "." if summary.k is None else f"k = {summary.k}."),
             markup=False,
             highlight=False,
             soft_wrap=True,
@@ -331,7 +360,14 @@ def encode_command(
 @app.command("decode")
 def decode_command(
     ctx: typer.Context,
-    stego: Annotated[Path, typer.Argument(help="A WAV written by encode.", dir_okay=False)],
+    stego: Annotated[
+        Path,
+        typer.Argument(
+            help="A WAV written by encode (robust mode: also a re-encoded copy of it, in any "
+            "format: OGG/Opus, MP3, FLAC...).",
+            dir_okay=False,
+        ),
+    ],
     output: Annotated[
         Path | None,
         typer.Option(
@@ -343,9 +379,19 @@ def decode_command(
     ] = None,
     passphrase_file: PassphraseFile = None,
     force: Force = False,
+    mode: Annotated[
+        DecodeMode,
+        typer.Option(
+            "--mode",
+            help="auto: whichever the file holds under the passphrase; lsb or robust: that "
+            "one only.",
+            case_sensitive=False,
+        ),
+    ] = DecodeMode.AUTO,
 ) -> None:
     """Recover the secret hidden in STEGO."""
     env = _env(ctx)
+    task_mode = TaskMode(mode.value)
     with _reporting(env):
         passphrase = _read_passphrase(env, passphrase_file, confirm=False)
         prefetch_position_key(passphrase, position_kdf=env.position_kdf)
@@ -359,7 +405,7 @@ def decode_command(
             view = ProgressView(_err)
             view.label(Stage.PREPARE, "Deriving the key")
             view.label(Stage.PLANE, f"Reading {stego.name}")
-            view.label(Stage.UPLOAD, "Sending its LSB plane")
+            view.label(Stage.UPLOAD, _sending(task_mode))
             with view:
                 summary = decode(
                     client,
@@ -370,13 +416,23 @@ def decode_command(
                     progress=view,
                     overwrite=force,
                     position_kdf=env.position_kdf,
+                    mode=task_mode,
                 )
+        found = f", {ROBUST_WORDS}" if summary.mode is TaskMode.ROBUST else ""
         _out.print(
-            f"Wrote {summary.output} ({format_size(summary.size)}, {summary.media_type}).",
+            f"Wrote {summary.output} ({format_size(summary.size)}, {summary.media_type}{found}).",
             markup=False,
             highlight=False,
             soft_wrap=True,
         )
+
+
+def _sending(mode: TaskMode) -> str:
+    return {
+        TaskMode.LSB: "Sending its LSB plane",
+        TaskMode.ROBUST: "Sending its 16 kHz mono mix",
+        TaskMode.AUTO: "Sending what the server reads",
+    }[mode]
 
 
 @app.command("jobs")
@@ -443,6 +499,15 @@ def capacity_command(
             capacity.max_payload_bytes, name=VOICE_NAME, media_type=OPUS_MEDIA_TYPE
         )
         table.add_row("Max secret", f"{format_size(largest)} ({largest:,} bytes)")
+        from subtone.robust.layout import capacity_frames
+
+        robust = capacity_frames(info.frames, info.sample_rate)
+        robust_secret = max_secret_bytes(robust, name=VOICE_NAME, media_type=OPUS_MEDIA_TYPE)
+        table.add_row(
+            "Robust mode",
+            f"{format_size(robust)} ({robust:,} bytes; a secret of {robust_secret:,} bytes) "
+            "survives re-encoding",
+        )
         refusal: SubtoneError | None = None
         if size is not None:
             wanted = parse_size(size)

@@ -29,12 +29,13 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 # The wheel's server, its python backend and the stub for this Python under /opt/tritonserver
 # (where NVIDIA's image has them), and numpy as pinned for the server images (the python backend
-# needs numpy<2), and numba for the kernel. Nothing else of pytriton's dependencies: only its server binary is used.
+# needs numpy<2), numba for the kernel and scipy for the robust mode. Nothing else of pytriton's
+# dependencies: only its server binary is used.
 RUN groupadd --system --gid 10001 subtone \
     && useradd --system --uid 10001 --gid subtone --create-home --home-dir /home/subtone \
        --shell /usr/sbin/nologin subtone \
     && pip install --no-deps --only-binary=:all: "nvidia-pytriton==0.7.0" "numpy==1.26.4" \
-       "numba==0.68.1" "llvmlite==0.50.0" \
+       "numba==0.68.1" "llvmlite==0.50.0" "scipy==1.17.1" \
     && site=$(python3 -c 'import importlib.util as u, os; print(os.path.dirname(u.find_spec("pytriton").origin).rsplit("/", 1)[0])') \
     && version=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
     && server="$site/pytriton/tritonserver" \

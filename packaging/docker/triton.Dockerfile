@@ -31,10 +31,11 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_BREAK_SYSTEM_PACKAGES=1 \
     PYTHONDONTWRITEBYTECODE=1
 # An unprivileged user, and the dependencies before our code: numpy as pinned for the server
-# images (requirements.txt; the python backend needs numpy<2), from its cp312 wheel.
+# images (requirements.txt; the python backend needs numpy<2), from its cp312 wheel; numba for
+# the kernel, scipy for the robust mode.
 RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/subtone \
        --shell /usr/sbin/nologin subtone \
-    && python3 -m pip install --only-binary=:all: "numpy==1.26.4" "numba==0.68.1"
+    && python3 -m pip install --only-binary=:all: "numpy==1.26.4" "numba==0.68.1" "scipy==1.17.1"
 COPY --from=wheel /wheels /tmp/wheels
 RUN python3 -m pip install --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels
 COPY packaging/docker/healthcheck.py /usr/local/bin/subtone-healthcheck

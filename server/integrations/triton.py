@@ -1,4 +1,5 @@
-"""A :class:`~subtone.stego.engine.WindowEngine` that runs windows on a Triton server.
+"""A :class:`~subtone.stego.engine.WindowEngine` (and a :class:`~subtone.robust.engine.
+RobustEngine`) that runs on a Triton server.
 
 Each call sends a batch of windows' tasks (LSB planes, keys, parameters; never audio) to the
 ``stego_embed`` or ``stego_extract`` model over gRPC, as one request of up to
@@ -6,6 +7,11 @@ Each call sends a batch of windows' tasks (LSB planes, keys, parameters; never a
 :mod:`subtone.stego.triton_model` the model). The client is thread-safe: the codec runs
 several batches at once from a thread pool, and Triton's dynamic batcher puts the rows of
 concurrent calls (from this job and others) into one ``execute()``.
+
+A robust-mode call (:meth:`TritonEngine.robust_embed`, :meth:`TritonEngine.robust_extract`)
+sends one cover's working mix (16 kHz mono) to ``stego_robust_embed`` or
+``stego_robust_extract`` (:mod:`subtone.robust.triton_model`) as one request, under its own
+deadline (``robust_timeout_seconds``): the unit of robust work is a whole cover.
 
 Errors are the project's: :class:`TritonUnavailable` (503, transient: the server is down or
 unreachable, the call ran past its deadline, the model is not loaded or not ready; the worker
@@ -32,7 +38,9 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from server.kit import logs
-from subtone.errors import SubtoneError
+from subtone.errors import CapacityExceeded, ChannelDamaged, NoPayload, SubtoneError
+from subtone.robust import triton_model as robust_model
+from subtone.robust.core import UNSUITABLE_COVER, Mix, Residual, UnsuitableCover
 from subtone.stego.engine import EmbedTask, ExtractTask, plane_bytes
 from subtone.stego.kernel import KEY_BYTES, WINDOW_BYTES
 from subtone.stego.triton_model import (
@@ -55,6 +63,8 @@ __all__ = [
     "EMBED_MODEL",
     "EXTRACT_MODEL",
     "MAX_ROWS",
+    "ROBUST_EMBED_MODEL",
+    "ROBUST_EXTRACT_MODEL",
     "Reply",
     "RequestObserver",
     "TritonEngine",
@@ -67,13 +77,25 @@ log = logging.getLogger(__name__)
 
 EMBED_MODEL = "stego_embed"
 EXTRACT_MODEL = "stego_extract"
+ROBUST_EMBED_MODEL = "stego_robust_embed"
+ROBUST_EXTRACT_MODEL = "stego_robust_extract"
 DEFAULT_TIMEOUT_SECONDS = 30.0
+DEFAULT_ROBUST_TIMEOUT_SECONDS = 300.0
+"""A robust call is one whole cover (seconds per minute of cover), not one window."""
 
 MAX_ROWS = 64
 """Windows per request at most: the models' ``max_batch_size``."""
 
 TRITON_INT32 = "INT32"
 TRITON_UINT8 = "UINT8"
+TRITON_FP32 = "FP32"
+_ROBUST_ERRORS: Final[dict[str, type[SubtoneError]]] = {
+    NoPayload.code: NoPayload,
+    ChannelDamaged.code: ChannelDamaged,
+    CapacityExceeded.code: CapacityExceeded,
+    UNSUITABLE_COVER: UnsuitableCover,
+}
+"""The stable codes a robust model answers with, as the errors they are."""
 
 _STUB_DEAD = "is not healthy"
 """How Triton's python backend reports a model whose stub process died."""
@@ -201,6 +223,21 @@ def _inputs(tasks: Sequence[ExtractTask]) -> list[grpcclient.InferInput]:
     ]
 
 
+def _robust_inputs(mix: Mix, k_pos: bytes) -> list[grpcclient.InferInput]:
+    if len(k_pos) != KEY_BYTES:
+        raise ValueError(f"k_pos has {KEY_BYTES} bytes, got {len(k_pos)}")
+    return [
+        _tensor(robust_model.IN_MIX, np.ascontiguousarray(mix, dtype=np.float32), TRITON_FP32),
+        _tensor(robust_model.IN_KEY, np.frombuffer(k_pos, dtype=np.uint8), TRITON_UINT8),
+    ]
+
+
+def _text(values: npt.NDArray[Any]) -> str:
+    """The first element of a BYTES output, as text."""
+    first = values.reshape(-1)[0] if values.size else b""
+    return first.decode() if isinstance(first, bytes) else str(first)
+
+
 class TritonEngine:
     """Embeds and extracts one window per call on a Triton server (gRPC); thread-safe."""
 
@@ -214,9 +251,13 @@ class TritonEngine:
         model_version: str = "",
         max_rows: int = MAX_ROWS,
         on_request: RequestObserver | None = None,
+        robust_timeout_seconds: float = DEFAULT_ROBUST_TIMEOUT_SECONDS,
+        robust_embed_model: str = ROBUST_EMBED_MODEL,
+        robust_extract_model: str = ROBUST_EXTRACT_MODEL,
     ) -> None:
         """``url`` is gRPC's ``host:port``; ``timeout_seconds`` bounds every call end to end;
         ``max_rows`` windows go in one request at most (the models' ``max_batch_size``);
+        ``robust_timeout_seconds`` bounds a robust call (one whole cover);
         ``on_request(model, seconds, batch_windows)`` is told of every inference request
         (``batch_windows`` ``None`` when it failed).
 
@@ -233,6 +274,9 @@ class TritonEngine:
         self.embed_model = embed_model
         self.extract_model = extract_model
         self.model_version = model_version
+        self.robust_timeout_seconds = robust_timeout_seconds
+        self.robust_embed_model = robust_embed_model
+        self.robust_extract_model = robust_extract_model
         self._on_request = on_request
         self._closed = False
         self._reload_lock = threading.Lock()
@@ -284,7 +328,13 @@ class TritonEngine:
         )
 
     def _infer(
-        self, model: str, inputs: list[grpcclient.InferInput], outputs: tuple[str, ...], what: str
+        self,
+        model: str,
+        inputs: list[grpcclient.InferInput],
+        outputs: tuple[str, ...],
+        what: str,
+        *,
+        timeout_seconds: float | None = None,
     ) -> tuple[grpcclient.InferResult, float]:
         """The model's answer, and when the request was sent (``time.perf_counter()``)."""
         if self._closed:
@@ -306,7 +356,7 @@ class TritonEngine:
                 inputs,
                 model_version=self.model_version,
                 outputs=[grpcclient.InferRequestedOutput(name) for name in outputs],
-                client_timeout=self.timeout_seconds,
+                client_timeout=timeout_seconds or self.timeout_seconds,
                 request_id=context.trace_id or "",
                 parameters=parameters or None,
             )
@@ -395,13 +445,83 @@ class TritonEngine:
             out += self.extract_reply(tasks[at : at + self.max_rows]).data
         return out
 
+    # -- RobustEngine ----------------------------------------------------------------------
+
+    def robust_embed(self, mix: Mix, k_pos: bytes, payload: bytes) -> Residual:
+        """What marking ``payload`` under ``k_pos`` adds to the working mix ``mix`` (one
+        request: the whole cover)."""
+        inputs = [
+            *_robust_inputs(mix, k_pos),
+            _tensor(robust_model.IN_PAYLOAD, np.frombuffer(payload, dtype=np.uint8), TRITON_UINT8),
+        ]
+        outputs = (
+            robust_model.OUT_RESIDUAL,
+            robust_model.OUT_START,
+            robust_model.OUT_CODE,
+            robust_model.OUT_MESSAGE,
+        )
+        what = f"mark {len(payload)} bytes into a {len(mix) / 16_000:.0f} s cover"
+        model = self.robust_embed_model
+        result, start = self._infer(
+            model, inputs, outputs, what, timeout_seconds=self.robust_timeout_seconds
+        )
+        samples = result.as_numpy(robust_model.OUT_RESIDUAL)
+        first = result.as_numpy(robust_model.OUT_START)
+        if samples is None or first is None:
+            raise TritonRequestError(f"Triton at {self.url} answered without a residual")
+        self._observe(model, start, 1)
+        self._raise_status(result)
+        residual = np.array(samples.reshape(-1), dtype=np.float16, copy=True)
+        return Residual(int(first.reshape(-1)[0]), residual, len(mix))
+
+    def robust_extract(self, mix: Mix, k_pos: bytes) -> bytes:
+        """The payload marked under ``k_pos`` in the working mix ``mix``; raises
+        :class:`~subtone.errors.NoPayload` or :class:`~subtone.errors.ChannelDamaged` as the
+        model found."""
+        outputs = (robust_model.OUT_PAYLOAD, robust_model.OUT_CODE, robust_model.OUT_MESSAGE)
+        what = f"read a {len(mix) / 16_000:.0f} s file"
+        model = self.robust_extract_model
+        result, start = self._infer(
+            model,
+            _robust_inputs(mix, k_pos),
+            outputs,
+            what,
+            timeout_seconds=self.robust_timeout_seconds,
+        )
+        payload = result.as_numpy(robust_model.OUT_PAYLOAD)
+        if payload is None:
+            raise TritonRequestError(f"Triton at {self.url} answered without a payload")
+        self._observe(model, start, 1)
+        self._raise_status(result)
+        return bytes(payload.reshape(-1).astype(np.uint8).tobytes())
+
+    def _raise_status(self, result: grpcclient.InferResult) -> None:
+        """Raise the error a robust model's CODE and MESSAGE name, if any."""
+        code = result.as_numpy(robust_model.OUT_CODE)
+        message = result.as_numpy(robust_model.OUT_MESSAGE)
+        if code is None or message is None:
+            raise TritonRequestError(f"Triton at {self.url} answered without a status")
+        found = _text(code)
+        if not found:
+            return
+        error = _ROBUST_ERRORS.get(found)
+        if error is None:
+            raise TritonRequestError(f"Triton at {self.url} answered {found!r}")
+        raise error(_text(message) or f"[{found}]", code=found)
+
     def ready(self) -> None:
-        """Return if the server and both models are ready; raise :class:`TritonUnavailable`."""
+        """Return if the server and every model is ready; raise :class:`TritonUnavailable`."""
         generation, client = self._current()
         try:
             if not client.is_server_ready(client_timeout=self.timeout_seconds):
                 raise TritonUnavailable(f"Triton at {self.url} is not ready")
-            for model in (self.embed_model, self.extract_model):
+            models = (
+                self.embed_model,
+                self.extract_model,
+                self.robust_embed_model,
+                self.robust_extract_model,
+            )
+            for model in models:
                 if not client.is_model_ready(
                     model, self.model_version, client_timeout=self.timeout_seconds
                 ):

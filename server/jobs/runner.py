@@ -3,9 +3,11 @@
 :func:`run` reloads the job, checks its inputs (existence, tenant, size, the LSB plane's
 header, capacity), streams the plane from storage through the codec and the window engine
 (Triton), streams the result back to storage (an embed's patch: the samples to flip; an
-extract's payload), records it and marks the job succeeded. The server never receives audio:
-the client sends the LSB plane of its cover (:mod:`subtone.stego.plane`) and applies the
-patch to its own copy (:mod:`subtone.stego.patch`).
+extract's payload), records it and marks the job succeeded. In the LSB mode the server never
+receives audio: the client sends the LSB plane of its cover (:mod:`subtone.stego.plane`) and
+applies the patch to its own copy (:mod:`subtone.stego.patch`). The robust mode's jobs
+(:mod:`server.jobs.robust`) read the cover's working mix (16 kHz mono) instead, and give back
+a residual the client adds to its cover.
 
 It is safe to run twice: one run at a time holds the job's lease, a finished or cancelled
 job is left alone, the result key and the result's object id are derived from the job id (a
@@ -53,12 +55,16 @@ from server.jobs.progress import (
     JobProgress,
 )
 from server.jobs.repository import JobRecord, JobRepository
+from server.jobs.robust import RobustOutput, robust_embed, robust_extract
 from server.kit import logs
 from server.kit.clock import utcnow
 from server.settings import Settings
 from server.uploads.repository import ObjectRecord, UploadRepository
 from subtone.errors import SubtoneError
 from subtone.protocol import JobKind
+from subtone.robust import wire
+from subtone.robust.core import Mix, Residual
+from subtone.robust.engine import RobustEngine
 from subtone.stego import codec, layout, patch
 from subtone.stego.engine import EmbedTask, ExtractTask, Int32Array, UInt8Array, WindowEngine
 from subtone.stego.kernel import KEY_BYTES
@@ -67,6 +73,7 @@ __all__ = [
     "INTERNAL_ERROR",
     "INTERNAL_ERROR_MESSAGE",
     "INVALID_PARAMS",
+    "MODE_UNAVAILABLE",
     "TRANSIENT_ERRORS",
     "JobCancelled",
     "JobInterrupted",
@@ -82,14 +89,27 @@ log = logging.getLogger(__name__)
 INTERNAL_ERROR: Final = "internal_error"
 INTERNAL_ERROR_MESSAGE: Final = "The job failed unexpectedly; the operators have the details."
 INVALID_PARAMS: Final = "invalid_params"
+MODE_UNAVAILABLE: Final = "mode_unavailable"
 
 PLANE: Final = "plane"
 PAYLOAD: Final = "payload"
-RESULT_FILE: Final = {JobKind.EMBED: "patch.bin", JobKind.EXTRACT: "payload.bin"}
-RESULT_SUFFIX: Final = {JobKind.EMBED: "-patch.bin", JobKind.EXTRACT: "-payload.bin"}
+RESULT_FILE: Final = {
+    JobKind.EMBED: "patch.bin",
+    JobKind.EXTRACT: "payload.bin",
+    JobKind.ROBUST_EMBED: "residual.bin",
+    JobKind.ROBUST_EXTRACT: "payload.bin",
+}
+RESULT_SUFFIX: Final = {
+    JobKind.EMBED: "-patch.bin",
+    JobKind.EXTRACT: "-payload.bin",
+    JobKind.ROBUST_EMBED: "-residual.bin",
+    JobKind.ROBUST_EXTRACT: "-payload.bin",
+}
 RESULT_MEDIA_TYPE: Final = {
     JobKind.EMBED: patch.MEDIA_TYPE,
     JobKind.EXTRACT: "application/octet-stream",
+    JobKind.ROBUST_EMBED: wire.RESIDUAL_MEDIA_TYPE,
+    JobKind.ROBUST_EXTRACT: "application/octet-stream",
 }
 RESULT_ID_PREFIX: Final = "obj"
 RESULT_ID_HEX_CHARS: Final = 32
@@ -124,6 +144,9 @@ class RunnerDeps:
     store: ObjectStore
     engine: WindowEngine
     settings: Settings
+    robust: RobustEngine | None = None
+    """The robust mode's engine (Triton's, like ``engine``); ``None``: robust jobs fail
+    ``mode_unavailable``."""
     stopping: threading.Event = field(default_factory=threading.Event)
     """Set when the worker is shutting down: the running job is handed back."""
     progress_interval_seconds: float = DEFAULT_INTERVAL_SECONDS
@@ -247,6 +270,23 @@ class _BoundEngine:
         """The worker's engine outlives the job: closing it is the worker's business."""
 
 
+class _BoundRobustEngine:
+    """``engine`` with each call made in the job's log context (the Triton client reads the
+    trace id from it)."""
+
+    def __init__(self, engine: RobustEngine, context: logs.LogContext) -> None:
+        self._engine = engine
+        self._context = context
+
+    def robust_embed(self, mix: Mix, k_pos: bytes, payload: bytes) -> Residual:
+        with logs.bound(**asdict(self._context)):
+            return self._engine.robust_embed(mix, k_pos, payload)
+
+    def robust_extract(self, mix: Mix, k_pos: bytes) -> bytes:
+        with logs.bound(**asdict(self._context)):
+            return self._engine.robust_extract(mix, k_pos)
+
+
 def _execute(record: JobRecord, deps: RunnerDeps) -> tuple[ObjectRecord, int]:
     """The job's result, and the bytes of input read."""
     k_pos = _position_key(record)
@@ -259,6 +299,8 @@ def _execute(record: JobRecord, deps: RunnerDeps) -> tuple[ObjectRecord, int]:
         heartbeat_seconds=deps.heartbeat_seconds,
     )
     with progress:
+        if record.kind.robust:
+            return _robust(record, k_pos, deps, progress)
         if record.kind is JobKind.EMBED:
             return _embed(record, k_pos, deps, progress)
         return _extract(record, k_pos, deps, progress)
@@ -330,6 +372,32 @@ def _extract(
     deps.store.put_bytes(key, payload, RESULT_MEDIA_TYPE[record.kind])
     digest = hashlib.sha256(payload).hexdigest()
     return _result(record, lsb, key, size=len(payload), sha256=digest), lsb.size
+
+
+def _robust(
+    record: JobRecord, k_pos: bytes, deps: RunnerDeps, progress: JobProgress
+) -> tuple[ObjectRecord, int]:
+    if deps.robust is None:
+        raise SubtoneError(
+            "This server does not run the robust mode (its worker has no robust engine).",
+            code=MODE_UNAVAILABLE,
+            status=501,
+        )
+    run = robust_embed if record.kind is JobKind.ROBUST_EMBED else robust_extract
+    out: RobustOutput = run(
+        record,
+        k_pos,
+        engine=_BoundRobustEngine(deps.robust, logs.current()),
+        uploads=deps.uploads,
+        store=deps.store,
+        settings=deps.settings,
+        progress=progress,
+    )
+    progress.check_now()
+    key = result_key(record)
+    deps.store.put_bytes(key, out.data, out.media_type)
+    digest = hashlib.sha256(out.data).hexdigest()
+    return _result(record, out.source, key, size=len(out.data), sha256=digest), out.read
 
 
 def _abort_leftovers(store: ObjectStore, key: str) -> None:

@@ -41,6 +41,8 @@ EVENTS_MAX_SECONDS = 3600.0
 REQUIRED_INPUTS: Mapping[JobKind, frozenset[str]] = {
     JobKind.EMBED: frozenset({"plane", "payload"}),
     JobKind.EXTRACT: frozenset({"plane"}),
+    JobKind.ROBUST_EMBED: frozenset({"mix", "payload"}),
+    JobKind.ROBUST_EXTRACT: frozenset({"mix"}),
 }
 
 

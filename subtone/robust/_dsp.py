@@ -8,7 +8,8 @@ from math import gcd
 import numpy as np
 import numpy.typing as npt
 from scipy import fft
-from scipy.signal import resample_poly
+
+from subtone.robust.layout import FRAME, HOP, RATE
 
 __all__ = [
     "FRAME",
@@ -19,16 +20,13 @@ __all__ = [
     "frame_energies",
     "istft",
     "resample",
+    "resample_quick",
     "stft",
 ]
 
 Array = npt.NDArray[np.float64]
 CArray = npt.NDArray[np.complex64]
 
-RATE = 16_000
-"""The working rate: every cover is analysed (and marked) below 8 kHz at 16 kHz."""
-FRAME = 512
-HOP = FRAME // 2
 # sqrt-Hann at 50 %: w² sums to 1. Transforms run in single precision (scipy.fft): only the
 # embedder's *difference* goes back into the cover, so float32 round-off stays far below it.
 _WINDOW = np.sqrt(np.hanning(FRAME + 1)[:FRAME]).astype(np.float32)
@@ -38,8 +36,45 @@ def resample(x: Array, rate_from: int, rate_to: int) -> Array:
     """Polyphase resampling (the same filter on both sides of the channel)."""
     if rate_from == rate_to:
         return np.asarray(x, dtype=np.float64)
+    from scipy.signal import resample_poly  # scipy.signal loads in seconds: only when used
+
     g = gcd(rate_from, rate_to)
     return np.asarray(resample_poly(x, rate_to // g, rate_from // g), dtype=np.float64)
+
+
+KAISER_BETA = 5.0
+"""``resample_poly``'s default window."""
+
+
+def resample_quick(x: Array, rate_from: int, rate_to: int) -> Array:
+    """:func:`resample` in numpy alone (no ``scipy.signal`` to load): the same Kaiser-windowed
+    filter, delay and length, equal to it up to rounding, gathered tap by tap (memory grows as
+    the signal times the taps per phase: for seconds of audio, as :func:`~subtone.robust.
+    core.probe` reads, not for files)."""
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    if rate_from == rate_to:
+        return x.copy()
+    g = gcd(rate_from, rate_to)
+    up, down = rate_to // g, rate_from // g
+    half = 10 * max(up, down)
+    m = np.arange(2 * half + 1) - half
+    cutoff = 1.0 / max(up, down)
+    h = cutoff * np.sinc(cutoff * m) * np.kaiser(2 * half + 1, KAISER_BETA)
+    h *= up / h.sum()
+    n_out = -(-len(x) * up // down)
+    j = np.arange(n_out)
+    # Output j sits at upsampled position j*down; tap k of the centred filter reads the
+    # upsampled sample j*down + half - k, which is x[i] when it is i*up.
+    first = j * down + half
+    k0 = first % up  # the first tap that lands on a real sample
+    taps = -(-(2 * half + 1) // up)
+    y = np.zeros(n_out)
+    for t in range(taps):
+        k = k0 + t * up
+        i = (first - k) // up
+        ok = (k < len(h)) & (i >= 0) & (i < len(x))
+        y[ok] += h[k[ok]] * x[i[ok]]
+    return y
 
 
 def stft(x: Array) -> CArray:

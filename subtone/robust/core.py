@@ -35,8 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from reedsolo import ReedSolomonError, RSCodec
 
+from subtone import errors
 from subtone.errors import SubtoneError
 from subtone.robust._dsp import (
     FRAME,
@@ -48,37 +48,61 @@ from subtone.robust._dsp import (
     resample,
     stft,
 )
-from subtone.robust._fec import RATE_INV, TAIL, coded_length, conv_decode, conv_encode
+from subtone.robust._fec import coded_length, conv_decode, conv_encode
+from subtone.robust.layout import (
+    BANDS,
+    CELLS,
+    GUARD_FRAMES,
+    GUARD_SECONDS,
+    HEADER_BYTES,
+    HEADER_CELLS,
+    HEADER_COPIES,
+    PILOT_EVERY,
+    RS_K,
+    RS_N,
+    RS_PARITY,
+    TILE_FRAMES,
+    _coded_bytes_for,
+    _columns,
+    capacity,
+    capacity_frames,
+    mix_capacity,
+    working_length,
+)
+from subtone.robust.wire import Mix, Residual
 
 __all__ = [
     "BANDS",
     "DELTA_DB",
     "GUARD_SECONDS",
     "KEY_BYTES",
+    "PROBE_SECONDS",
+    "PROBE_Z",
+    "RATE",
+    "CapacityExceeded",
     "ChannelDamaged",
+    "Mix",
     "NoPayload",
+    "Residual",
     "RobustError",
+    "UnsuitableCover",
+    "apply_residual",
+    "as_mix",
     "capacity",
+    "capacity_frames",
     "embed",
+    "embed_mix",
     "extract",
+    "extract_mix",
+    "mix_capacity",
+    "probe",
+    "working_length",
+    "working_mix",
 ]
 
 KEY_BYTES = 32
 VERSION = 2
-BANDS = 16
-CELLS = BANDS // 2  # cells per column
-TILE_FRAMES = 1
-COLUMN = HOP * TILE_FRAMES  # working-rate samples per column (16 ms)
 DELTA_DB = 7.0
-PILOT_EVERY = 16
-GUARD_SECONDS = 1.1
-GUARD_FRAMES = math.ceil(GUARD_SECONDS * RATE / HOP)
-HEADER_BYTES = 14
-HEADER_COPIES = 2
-HEADER_CELLS = coded_length(HEADER_BYTES * 8) * HEADER_COPIES
-RS_N = 255
-RS_PARITY = 0  # outer Reed–Solomon parity bytes per codeword (0: the convolutional code alone)
-RS_K = RS_N - RS_PARITY
 ITERATIONS = 6
 GAIN_CAP_DB = 6.0
 SNR_DB = 32.3  # the embedder's distortion budget: stego/cover SNR of the working-rate mix
@@ -122,22 +146,31 @@ _HEADER = struct.Struct(">BBI4s")  # version, flags, length, payload tag
 _TAG = 4
 
 
+UNSUITABLE_COVER = "unsuitable_cover"
+
+
 class RobustError(SubtoneError):
     """A cover or marked file that cannot be used as asked (robust mode)."""
 
     status = 422
 
 
-class NoPayload(RobustError):
+class NoPayload(RobustError, errors.NoPayload):
     """No payload under this key: a wrong passphrase, or a file that was never marked."""
 
-    code = "no_payload"
 
-
-class ChannelDamaged(RobustError):
+class ChannelDamaged(RobustError, errors.ChannelDamaged):
     """A payload under this key is there, but the channel damaged it beyond correction."""
 
-    code = "channel_damaged"
+
+class CapacityExceeded(RobustError, errors.CapacityExceeded):
+    """The payload does not fit the cover in robust mode."""
+
+
+class UnsuitableCover(RobustError):
+    """The cover's sound does not hold the marks: even unchanged, it would not read back."""
+
+    code = UNSUITABLE_COVER
 
 
 # ----------------------------------------------------------------------------- keying
@@ -173,47 +206,13 @@ def _keys(k_pos: bytes, columns: int) -> _Keys:
     return _Keys(dither, pilot[:n], bits)
 
 
-# ----------------------------------------------------------------------------- layout
-
-
-def _columns(samples_at_rate: int) -> int:
-    """Marked columns in a cover of ``samples_at_rate`` working-rate samples."""
-    usable = samples_at_rate - 2 * GUARD_FRAMES * HOP - (FRAME - HOP)
-    return max(0, usable // COLUMN)
-
-
-def _data_cells(columns: int) -> int:
-    n = columns * CELLS
-    full, rest = divmod(n, PILOT_EVERY)
-    return full * (PILOT_EVERY - 1) + max(0, rest - 1)
-
-
-def _payload_bytes_for(coded_bytes: int) -> int:
-    if RS_PARITY == 0:
-        return coded_bytes
-    full, rest = divmod(coded_bytes, RS_N)
-    return full * RS_K + max(0, rest - RS_PARITY)
-
-
-def _coded_bytes_for(payload_bytes: int) -> int:
-    if RS_PARITY == 0:
-        return payload_bytes
-    full, rest = divmod(payload_bytes, RS_K)
-    return full * RS_N + (rest + RS_PARITY if rest else 0)
-
-
-def _working_length(samples: int, rate: int) -> int:
-    return math.ceil(samples * RATE / rate)
-
-
-def capacity(duration_seconds: float, sample_rate: int) -> int:
-    """Payload bytes a cover of this duration carries in robust mode (from the header alone)."""
-    if duration_seconds <= 0 or sample_rate <= 0:
-        return 0
-    samples = int(duration_seconds * sample_rate)
-    cells = _data_cells(_columns(_working_length(samples, sample_rate)))
-    coded = max(0, (cells - HEADER_CELLS) // RATE_INV - TAIL) // 8
-    return _payload_bytes_for(coded)
+def _refuse_if_too_large(payload: bytes, room: int) -> None:
+    if len(payload) > room:
+        raise CapacityExceeded(
+            f"The sealed secret has {len(payload):,} bytes; in robust mode this cover holds "
+            f"{room:,} (about 100 bits per second of cover, less its first and last second): "
+            "use a longer cover or a shorter secret."
+        )
 
 
 def _permutation(k_pos: bytes, label: bytes, n: int) -> npt.NDArray[np.int64]:
@@ -255,6 +254,8 @@ def _bits(data: bytes) -> npt.NDArray[np.int64]:
 def _outer_encode(payload: bytes) -> bytes:
     if RS_PARITY == 0:
         return payload
+    from reedsolo import RSCodec  # only with the outer code on (the ``robust`` extra)
+
     rs = RSCodec(RS_PARITY)
     return b"".join(bytes(rs.encode(payload[i : i + RS_K])) for i in range(0, len(payload), RS_K))
 
@@ -273,30 +274,83 @@ def _coded_stream(k_pos: bytes, payload: bytes) -> npt.NDArray[np.int64]:
 # ----------------------------------------------------------------------------- embedding
 
 
-def _as_float(samples: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], np.dtype[np.generic]]:
+def _as_float(
+    samples: npt.ArrayLike, scale: float | None = None
+) -> tuple[npt.NDArray[np.float64], np.dtype[np.generic]]:
+    """Samples in [-1, 1) and their dtype; integers are divided by ``scale`` (else by their
+    dtype's full scale)."""
     a = np.asarray(samples)
     dtype = a.dtype
     if np.issubdtype(dtype, np.integer):
-        scale = float(2 ** (8 * dtype.itemsize - 1))
-        return a.astype(np.float64) / scale, dtype
+        full = scale if scale is not None else float(2 ** (8 * dtype.itemsize - 1))
+        return a.astype(np.float64) / full, dtype
     if np.issubdtype(dtype, np.floating):
         return np.asarray(a, dtype=np.float64), dtype
     raise TypeError(f"samples must be integer or float, got {dtype}")
 
 
-def _from_float(x: npt.NDArray[np.float64], dtype: np.dtype[np.generic]) -> npt.NDArray[np.generic]:
+def _from_float(
+    x: npt.NDArray[np.float64], dtype: np.dtype[np.generic], scale: float | None = None
+) -> npt.NDArray[np.generic]:
     if np.issubdtype(dtype, np.integer):
-        scale = float(2 ** (8 * dtype.itemsize - 1))
-        out = np.clip(np.round(x * scale), -scale, scale - 1)
+        full = scale if scale is not None else float(2 ** (8 * dtype.itemsize - 1))
+        out = np.clip(np.round(x * full), -full, full - 1)
     else:
         out = x if dtype == np.float64 else np.clip(x, -1.0, 1.0)
     return np.asarray(out, dtype=dtype)
 
 
 def _mono(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """The channels' mean, sample by sample (the same value whatever block a sample is read
+    in: the client computes it block by block)."""
     if x.ndim == 1:
         return x
-    return np.asarray(x @ np.full(x.shape[1], 1.0 / x.shape[1]), dtype=np.float64)
+    acc = x[:, 0].copy()
+    for c in range(1, x.shape[1]):
+        acc += x[:, c]
+    acc *= 1.0 / x.shape[1]
+    return acc
+
+
+def mono_mix(samples: npt.ArrayLike, *, scale: float | None = None) -> npt.NDArray[np.float64]:
+    """The mono mix (channels' mean, in [-1, 1)) of ``samples``: int or float PCM, ``(n,)``
+    or ``(n, channels)``; integers are divided by ``scale`` (else their dtype's full scale:
+    give it for 24-bit samples held in int32)."""
+    x, _ = _as_float(samples, scale)
+    return _mono(x)
+
+
+def working_mix(samples: npt.ArrayLike, rate: int) -> Mix:
+    """What the marking works on: the mono mix at :data:`RATE` (16 kHz), in single
+    precision. The robust mode's only view of the cover's audio: what the client sends the
+    server."""
+    return as_mix(resample(mono_mix(samples), rate, RATE))
+
+
+def as_mix(m16: npt.NDArray[np.float64]) -> Mix:
+    """A working-rate signal as a :data:`Mix` (rounded to single precision)."""
+    return np.asarray(m16, dtype=np.float32)
+
+
+def _mix_values(mix: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """A mix's samples in double precision, checked."""
+    a = np.asarray(mix)
+    if a.dtype != np.float32 or a.ndim != 1:
+        raise RobustError("the working mix is mono single-precision float", code="bad_mix")
+    if not np.all(np.isfinite(a)):
+        raise RobustError("the working mix holds values that are not numbers", code="bad_mix")
+    return a.astype(np.float64)
+
+
+def add_residual(
+    block: npt.NDArray[np.generic], delta: npt.NDArray[np.float64], *, scale: float | None = None
+) -> npt.NDArray[np.generic]:
+    """``block`` (int or float PCM, ``(n,)`` or ``(n, channels)``) with ``delta`` (``(n,)``,
+    full scale 1) added to every channel, in its own dtype (rounded and clipped at ``scale``,
+    else the dtype's full scale, for PCM)."""
+    x, dtype = _as_float(block, scale)
+    out = x + (delta if x.ndim == 1 else delta[:, None])
+    return _from_float(out, dtype, scale)
 
 
 def _tile_energies(
@@ -339,18 +393,35 @@ def embed(
     samples: npt.ArrayLike, rate: int, k_pos: bytes, payload: bytes
 ) -> npt.NDArray[np.generic]:
     """The cover with ``payload`` marked into it: same shape and dtype (int or float PCM,
-    mono ``(n,)`` or ``(n, channels)``). Raises :class:`RobustError` (``cover_too_small``)
-    when the payload does not fit (see :func:`capacity`)."""
-    x, dtype = _as_float(samples)
-    if x.ndim not in (1, 2) or x.shape[0] == 0:
+    mono ``(n,)`` or ``(n, channels)``). Raises :class:`CapacityExceeded`
+    (``capacity_exceeded``) when the payload does not fit (see :func:`capacity`).
+
+    The three steps the client and the server split between them: :func:`working_mix` (the
+    client), :func:`embed_mix` (the server, on that mix alone), :func:`apply_residual` (the
+    client, on its own cover)."""
+    a = np.asarray(samples)
+    if a.ndim not in (1, 2) or a.shape[0] == 0:
         raise RobustError("the cover has no samples", code="bad_cover")
-    room = capacity(x.shape[0] / rate, rate)
-    if len(payload) > room:
-        raise RobustError(
-            f"the payload has {len(payload)} bytes; this cover carries {room} in robust mode",
-            code="cover_too_small",
-        )
-    m16 = resample(_mono(x), rate, RATE)
+    _refuse_if_too_large(payload, capacity_frames(a.shape[0], rate))
+    residual = embed_mix(working_mix(a, rate), k_pos, payload)
+    return apply_residual(a, rate, residual)
+
+
+def apply_residual(
+    samples: npt.ArrayLike, rate: int, residual: Residual
+) -> npt.NDArray[np.generic]:
+    """The cover with the residual of :func:`embed_mix` added: same shape and dtype."""
+    a = np.asarray(samples)
+    return add_residual(a, residual.at_rate(rate, a.shape[0]))
+
+
+def embed_mix(mix: Mix, k_pos: bytes, payload: bytes, *, verify: bool = True) -> Residual:
+    """Mark ``payload`` into the working mix (:func:`working_mix`); returns what to add to it.
+    Raises :class:`CapacityExceeded` when it does not fit (:func:`mix_capacity`), and (with
+    ``verify``) :class:`UnsuitableCover` when the marked mix does not read back, before any
+    channel: a cover whose sound cannot hold that much (broadband noise, near silence)."""
+    m16 = _mix_values(mix)
+    _refuse_if_too_large(payload, mix_capacity(len(m16)))
     columns = _columns(len(m16))
     keys = _keys(k_pos, columns)
     stream = _coded_stream(k_pos, payload)
@@ -395,13 +466,31 @@ def embed(
         diff = np.zeros_like(spec)
         diff[rows, lo:hi] = spec[rows, lo:hi] * _band_gains(g)
         y16 += istft(diff, len(y16))
-    delta = resample(y16 - m16, RATE, rate)
-    n = x.shape[0]
-    if len(delta) < n:
-        delta = np.pad(delta, (0, n - len(delta)))
-    delta = delta[:n]
-    out = x + (delta if x.ndim == 1 else delta[:, None])
-    return _from_float(out, dtype)
+    start = GUARD_FRAMES * HOP
+    end = min(len(m16), (GUARD_FRAMES + columns * TILE_FRAMES + 1) * HOP)
+    change = (y16 - m16)[start:end] if columns else np.zeros(0)
+    residual = Residual(start, change.astype(np.float16), len(m16))
+    if verify:
+        _verify(m16, residual, k_pos, payload)
+    return residual
+
+
+def _verify(m16: npt.NDArray[np.float64], residual: Residual, k_pos: bytes, payload: bytes) -> None:
+    """Read the marked mix back (what a decode of the untouched stego file reads, but for the
+    resampling): a mark that does not survive even that is refused, not written."""
+    marked = m16.copy()
+    end = residual.start + len(residual.samples)
+    marked[residual.start : end] += residual.samples
+    try:
+        found = extract_mix(as_mix(marked), k_pos)
+    except (NoPayload, ChannelDamaged):
+        found = None
+    if found != payload:
+        raise UnsuitableCover(
+            f"This cover cannot carry {len(payload):,} bytes in robust mode: its sound does "
+            "not hold the marks (broadband noise or near silence do not; speech and music "
+            "do). Use another cover, a longer one, or a shorter secret."
+        )
 
 
 # ----------------------------------------------------------------------------- extraction
@@ -468,9 +557,9 @@ def _pilot_z(
     return float((w * signed).sum() / math.sqrt(0.5 * (w * w).sum()))
 
 
-def _synchronise(
-    m16: npt.NDArray[np.float64], k_pos: bytes
-) -> tuple[_Sync, npt.NDArray[np.float64]]:
+def _search(m16: npt.NDArray[np.float64], k_pos: bytes) -> _Sync:
+    """The alignment (sub-hop offset, first frame) whose pilots in the first
+    :data:`SYNC_COLUMNS` columns correlate best with ``k_pos``'s, and their z-score."""
     max_start = GUARD_FRAMES + 8
     window = m16[: (max_start + SYNC_COLUMNS * TILE_FRAMES + 2) * HOP + FRAME]
     keys = _keys(k_pos, SYNC_COLUMNS)
@@ -486,6 +575,31 @@ def _synchronise(
             z = _pilot_z(soft, tiles, keys, cols * CELLS)
             if z > best.z:
                 best = _Sync(off, start, z)
+    return best
+
+
+PROBE_SECONDS = ((GUARD_FRAMES + 8 + SYNC_COLUMNS * TILE_FRAMES + 2) * HOP + FRAME) / RATE
+"""The working-rate seconds :func:`probe` reads (what the alignment search looks at)."""
+PROBE_Z = 4.0
+"""A :func:`probe` at or above this says "a mark under this key may be there". Its only use
+is to spare an upload when the passphrase is wrong, so it errs on the side of "there": a
+wrong key's best z over the search's 624 alignments exceeds it about 2 % of the time (the
+server then answers ``no_payload``); a marked file that lost its payload to the channel still
+shows z ≥ 6 (docs/robust.md)."""
+
+
+def probe(mix: Mix, k_pos: bytes) -> float:
+    """How strongly the start of a file's working mix (:data:`PROBE_SECONDS` of it is
+    enough) shows pilots under ``k_pos``: the z-score at the best alignment. Cheap (no
+    decoding); see :data:`PROBE_Z`."""
+    z = _search(_mix_values(mix), k_pos).z
+    return 0.0 if not math.isfinite(z) else z
+
+
+def _synchronise(
+    m16: npt.NDArray[np.float64], k_pos: bytes
+) -> tuple[_Sync, npt.NDArray[np.float64]]:
+    best = _search(m16, k_pos)
     e = frame_energies(stft(m16[best.offset :]), _EDGES)
     cols = max(0, (e.shape[0] - best.start) // TILE_FRAMES)
     keys = _keys(k_pos, cols)
@@ -512,6 +626,8 @@ def _bytes(bits: npt.NDArray[np.int64]) -> bytes:
 def _outer_decode(coded: bytes, length: int) -> bytes | None:
     if RS_PARITY == 0:
         return coded[:length]
+    from reedsolo import ReedSolomonError, RSCodec  # only with the outer code on
+
     rs = RSCodec(RS_PARITY)
     out = bytearray()
     for i in range(0, len(coded), RS_N):
@@ -526,14 +642,26 @@ def _outer_decode(coded: bytes, length: int) -> bytes | None:
 def extract(samples: npt.ArrayLike, rate: int, k_pos: bytes) -> bytes:
     """The payload marked under ``k_pos``. Raises :class:`NoPayload` when there is none under
     this key, :class:`ChannelDamaged` when there is one the channel destroyed."""
-    x, _ = _as_float(samples)
-    if x.ndim not in (1, 2) or x.shape[0] == 0:
-        raise NoPayload("the file has no samples")
-    m16 = resample(_mono(x), rate, RATE)
+    a = np.asarray(samples)
+    if a.ndim not in (1, 2) or a.shape[0] == 0:
+        raise NoPayload(f"{errors.MESSAGES[errors.NO_PAYLOAD]} (the file has no samples)")
+    return extract_mix(working_mix(a, rate), k_pos)
+
+
+def _say(code: str, detail: str) -> str:
+    """The shared message of ``code`` (:data:`subtone.errors.MESSAGES`), with a detail."""
+    return f"{errors.MESSAGES[code][:-1]} ({detail})."
+
+
+def extract_mix(mix: Mix, k_pos: bytes) -> bytes:
+    """:func:`extract` on the working mix (:func:`working_mix`) of the file."""
+    m16 = _mix_values(mix)
     sync, data = _synchronise(m16, k_pos)
     present = sync.z >= PRESENT_Z or sync.z_unsearched >= PRESENT_Z_UNSEARCHED
     if len(data) < HEADER_CELLS:
-        raise (ChannelDamaged if present else NoPayload)("too short to hold a robust payload")
+        if present:
+            raise ChannelDamaged(_say(errors.CHANNEL_DAMAGED, "the file is cut too short"))
+        raise NoPayload(_say(errors.NO_PAYLOAD, "the file is too short to hold one"))
     hsoft = _deinterleave(k_pos, b"perm-header", data[:HEADER_CELLS])
     hsoft = hsoft.reshape(HEADER_COPIES, -1).sum(axis=0)
     sealed = _bytes(conv_decode(hsoft))
@@ -541,20 +669,22 @@ def extract(samples: npt.ArrayLike, rate: int, k_pos: bytes) -> bytes:
     if opened is None:
         if present:
             raise ChannelDamaged(
-                f"a payload under this key is there (pilot z = {sync.z:.1f}) but its header "
-                "did not survive the channel"
+                _say(
+                    errors.CHANNEL_DAMAGED,
+                    f"its marks are there, pilot z = {sync.z:.1f}, its header is not",
+                )
             )
-        raise NoPayload("no payload under this passphrase (or the file was never marked)")
+        raise NoPayload(_say(errors.NO_PAYLOAD, f"pilot z = {sync.z:.1f}"))
     length, payload_tag = opened
     coded = _coded_bytes_for(length)
     n = coded_length(coded * 8)
     body = data[HEADER_CELLS : HEADER_CELLS + n]
     if len(body) < n:
-        raise ChannelDamaged("the file was cut short: the payload's end is missing")
+        raise ChannelDamaged(_say(errors.CHANNEL_DAMAGED, "the message's end is cut off"))
     word = _bytes(conv_decode(_deinterleave(k_pos, b"perm-payload", body)))
     out = _outer_decode(word, length)
     if out is None or not hmac.compare_digest(_payload_tag(k_pos, out), payload_tag):
         raise ChannelDamaged(
-            "the payload is there but the channel left more errors than the code corrects"
+            _say(errors.CHANNEL_DAMAGED, "more errors than the error correction repairs")
         )
     return out

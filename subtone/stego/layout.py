@@ -27,6 +27,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from subtone import errors
 from subtone.errors import SubtoneError
 from subtone.stego import wav
 from subtone.stego.window import KEY_BYTES, MAX_K, WINDOW_SAMPLES, block_size
@@ -210,11 +211,7 @@ def open_header(k_pos: bytes, sealed: bytes, samples: int) -> Header:
     body, tag = plain[: _HEADER_STRUCT.size], plain[_HEADER_STRUCT.size :]
     want = hmac.new(_derive(k_pos, b"header-tag"), body, hashlib.sha256).digest()[:_TAG_BYTES]
     if not hmac.compare_digest(tag, want):
-        raise StegoError(
-            "No hidden message was found: the passphrase is wrong, or this file holds no "
-            "Subtone message.",
-            code="no_payload",
-        )
+        raise StegoError(errors.MESSAGES[errors.NO_PAYLOAD], code=errors.NO_PAYLOAD)
     version, k, _flags, payload_bytes = _HEADER_STRUCT.unpack(body)
     if version != FORMAT_VERSION:
         raise StegoError(

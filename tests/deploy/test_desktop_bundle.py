@@ -34,9 +34,9 @@ NAME = "subtone-desktop"
 WINDOW_TITLE = "Subtone"
 BUILD_TIMEOUT_SECONDS = 900
 RUN_TIMEOUT_SECONDS = 120
-MAX_BUNDLE_MB = 300
-"""Above today's ~395 MB (numba and LLVM are ~180 MB of it): a dependency that drags in a
-framework shows up here."""
+MAX_BUNDLE_MB = 340
+"""Above today's ~298 MB (SciPy, for the robust mode, is ~73 MB of it; numba and LLVM are not
+in it): a dependency that drags in a framework shows up here."""
 SIZE_TOLERANCE = 0.10
 """How far the measured size may be from what the spec and docs/deploy.md say."""
 DEPLOY_DOC = ROOT / "docs" / "deploy.md"

@@ -40,6 +40,7 @@ from subtone.protocol import (
     UploadState,
     UploadStatus,
 )
+from subtone.robust import embed_mix, extract_mix, wire
 from subtone.stego import codec, patch, plane
 from subtone.stego.engine import InProcessEngine
 from subtone.tracing import TRACEPARENT_HEADER, parse_traceparent
@@ -364,6 +365,8 @@ class FakeServer:
         if self.fail_job is not None:
             code, message = self.fail_job
             return {"state": JobState.FAILED, "error": ErrorInfo(code=code, message=message)}
+        if job.kind.robust:
+            return self._finish_robust(job, bytes.fromhex(k_pos))
         lsb = self.objects[job.inputs["plane"]]
         try:
             if job.kind is JobKind.EMBED:
@@ -372,6 +375,25 @@ class FakeServer:
                 ref = self.add_object(data, "cover-patch.bin", patch.MEDIA_TYPE)
             else:
                 found = extract_payload(lsb.data, bytes.fromhex(k_pos))
+                ref = self.add_object(found, "payload.bin", "application/octet-stream")
+        except SubtoneError as e:
+            return {"state": JobState.FAILED, "error": ErrorInfo(code=e.code, message=e.message)}
+        return {"result": ref, "download_url": f"{STORE}/object/{ref.id}?sig=x"}
+
+    def _finish_robust(self, job: Job, k_pos: bytes) -> dict[str, object]:
+        """What the real worker returns for a robust job, made by the real robust core."""
+        data = self.objects[job.inputs["mix"]].data
+        mix = wire.read_mix(io.BytesIO(data), len(data))
+        try:
+            if job.kind is JobKind.ROBUST_EMBED:
+                payload = self.objects[job.inputs["payload"]].data
+                out = io.BytesIO()
+                wire.write_residual(out, embed_mix(mix, k_pos, payload))
+                ref = self.add_object(
+                    out.getvalue(), "cover-residual.bin", wire.RESIDUAL_MEDIA_TYPE
+                )
+            else:
+                found = extract_mix(mix, k_pos)
                 ref = self.add_object(found, "payload.bin", "application/octet-stream")
         except SubtoneError as e:
             return {"state": JobState.FAILED, "error": ErrorInfo(code=e.code, message=e.message)}

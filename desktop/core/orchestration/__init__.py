@@ -35,7 +35,14 @@ if TYPE_CHECKING:
         max_secret_bytes,
         succeeded,
     )
-    from desktop.core.orchestration.store import Task, TaskKind, TaskStatus, TaskStore, new_task_id
+    from desktop.core.orchestration.store import (
+        Task,
+        TaskKind,
+        TaskMode,
+        TaskStatus,
+        TaskStore,
+        new_task_id,
+    )
     from desktop.core.orchestration.transfer import (
         COVER_MEDIA_TYPE,
         PAYLOAD_MEDIA_TYPE,
@@ -61,6 +68,7 @@ _HOMES = {
     "StopToken": "desktop.core.stop",
     "Task": "desktop.core.orchestration.store",
     "TaskKind": "desktop.core.orchestration.store",
+    "TaskMode": "desktop.core.orchestration.store",
     "TaskStatus": "desktop.core.orchestration.store",
     "TaskStore": "desktop.core.orchestration.store",
     "decode": "desktop.core.orchestration.oneshot",
@@ -106,6 +114,7 @@ __all__ = [
     "StopToken",
     "Task",
     "TaskKind",
+    "TaskMode",
     "TaskStatus",
     "TaskStore",
     "decode",

@@ -25,8 +25,8 @@ from desktop.core.envelope import POSITION_KDF, KdfParams
 from desktop.core.orchestration.progress import Progress
 from desktop.core.orchestration.runner import Runtime, prepare_decode, prepare_encode, run_task
 from desktop.core.orchestration.steps import read_cover
-from desktop.core.orchestration.store import Task, TaskStatus, TaskStore
-from desktop.core.orchestration.transfer import PLANE_SUFFIX, InputSlot
+from desktop.core.orchestration.store import Task, TaskMode, TaskStatus, TaskStore
+from desktop.core.orchestration.transfer import MIX_SUFFIX, PLANE_SUFFIX, InputSlot
 from desktop.core.orchestration.workdir import folder
 from desktop.core.stop import StopReason, StopToken
 from desktop.core.uploader import UploadCancelled, Uploader, UploadResult
@@ -57,9 +57,11 @@ class EncodeSummary:
     secret_bytes: int
     payload_bytes: int
     capacity_bytes: int
-    k: int
-    """Hamming parameter: ``k`` payload bits per ``2**k - 1`` cover samples."""
+    k: int | None
+    """Hamming parameter: ``k`` payload bits per ``2**k - 1`` cover samples (``None`` in
+    robust mode)."""
     job_id: str
+    mode: TaskMode = TaskMode.LSB
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class DecodeSummary:
     media_type: str
     size: int
     job_id: str
+    mode: TaskMode = TaskMode.LSB
 
 
 def check_output(path: Path, overwrite: bool, *, sources: tuple[Path, ...] = ()) -> Path:
@@ -123,7 +126,7 @@ class _CallerOutputs:
 
 
 def _plane_key(source: Path) -> str:
-    """Names the plane of ``source`` as it is now (path, size, modification time)."""
+    """Names the plane (or mix) of ``source`` as it is now (path, size, modification time)."""
     stat = source.stat()
     identity = f"{source.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}"
     return hashlib.sha256(identity.encode()).hexdigest()[:32]
@@ -132,16 +135,17 @@ def _plane_key(source: Path) -> str:
 def _forget_old_planes(planes: Path) -> None:
     """Planes of runs given up long ago (their uploads have expired on the server too)."""
     too_old = time.time() - PLANE_MAX_AGE_SECONDS
-    for path in planes.glob(f"*{PLANE_SUFFIX}"):
+    for path in (*planes.glob(f"*{PLANE_SUFFIX}"), *planes.glob(f"*{MIX_SUFFIX}")):
         with contextlib.suppress(OSError):
             if path.stat().st_mtime < too_old:
                 path.unlink()
 
 
 @contextlib.contextmanager
-def _plane_file(uploader: Uploader, source: Path) -> Iterator[Path | None]:
-    """Where this run keeps ``source``'s LSB plane: beside the upload sessions, named after
-    the file, so that a run killed mid-upload is resumed by the next run on the same file.
+def _plane_file(uploader: Uploader, source: Path, suffix: str) -> Iterator[Path | None]:
+    """Where this run keeps ``source``'s LSB plane (``suffix`` ``.plane``) or working mix
+    (``.mix``): beside the upload sessions, named after the file, so that a run killed
+    mid-upload is resumed by the next run on the same file.
     Two runs on one file at once never share it: the first holds its lock, the others
     (``None``) keep a plane of their own and upload it separately."""
     sessions = uploader.sessions_path
@@ -151,27 +155,37 @@ def _plane_file(uploader: Uploader, source: Path) -> Iterator[Path | None]:
     planes = folder(sessions.parent / PLANES_FOLDER)
     _forget_old_planes(planes)
     key = _plane_key(source)
-    lock = FileLock(planes / f"{key}.lock")
+    lock = FileLock(planes / f"{key}{suffix}.lock")
     try:
         lock.acquire(timeout=0)
     except Timeout:
         yield None
         return
     try:
-        yield planes / f"{key}{PLANE_SUFFIX}"
+        yield planes / f"{key}{suffix}"
     finally:
         lock.release()
 
 
 @contextlib.contextmanager
 def _runtime(
-    client: ApiClient, uploader: Uploader | None, outputs: _CallerOutputs
+    client: ApiClient,
+    uploader: Uploader | None,
+    outputs: _CallerOutputs,
+    mode: TaskMode = TaskMode.LSB,
 ) -> Iterator[Runtime]:
+    """The run's runtime; ``mode`` says what may be derived from the input (the LSB plane,
+    the robust working mix, or for ``AUTO`` either)."""
     with contextlib.ExitStack() as stack:
         up = uploader if uploader is not None else stack.enter_context(Uploader(client))
         work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="subtone-")))
-        plane_file = stack.enter_context(_plane_file(up, outputs.source))
-        yield Runtime(client, up, TaskStore(work_dir / _STORE_NAME), work_dir, outputs, plane_file)
+        plane_file = mix_file = None
+        if mode is not TaskMode.ROBUST:
+            plane_file = stack.enter_context(_plane_file(up, outputs.source, PLANE_SUFFIX))
+        if mode is not TaskMode.LSB:
+            mix_file = stack.enter_context(_plane_file(up, outputs.source, MIX_SUFFIX))
+        store = TaskStore(work_dir / _STORE_NAME)
+        yield Runtime(client, up, store, work_dir, outputs, plane_file, mix_file)
 
 
 def _finished(task: Task) -> Task:
@@ -193,18 +207,21 @@ def encode(
     compress_audio: bool = True,
     overwrite: bool = False,
     position_kdf: KdfParams = POSITION_KDF,
+    mode: TaskMode = TaskMode.LSB,
 ) -> EncodeSummary:
     """Hide the secret file in the cover WAV and write the result to ``out_path``.
 
-    Audio secrets are compressed to Opus unless ``compress_audio`` is false. Refuses early,
-    before any upload, when the sealed secret cannot fit (``capacity_exceeded``). ``uploader``
+    ``mode``: the LSB mode, or the robust mode (survives re-encoding; about 100 bits per
+    second of cover). Audio secrets are compressed to Opus unless ``compress_audio`` is false.
+    Refuses early, before any upload, when the sealed secret cannot fit in that mode
+    (``capacity_exceeded``). ``uploader``
     should carry a :class:`~desktop.core.sessions.SessionStore` to resume across runs;
     without one, a private uploader without sessions is used.
     """
     cover, secret = Path(cover_path), Path(secret_path)
     target = check_output(Path(out_path), overwrite, sources=(cover, secret))
     uploads: dict[InputSlot, UploadResult] = {}
-    with _runtime(client, uploader, _CallerOutputs(target, overwrite, cover)) as rt:
+    with _runtime(client, uploader, _CallerOutputs(target, overwrite, cover), mode) as rt:
         task = prepare_encode(
             rt.store,
             rt.work_dir,
@@ -215,6 +232,7 @@ def encode(
             compress_audio=compress_audio,
             position_kdf=position_kdf,
             progress=progress,
+            mode=mode,
         )
         stop = StopToken(cancel, unset_reason=StopReason.CANCEL)
         done = _finished(
@@ -224,7 +242,6 @@ def encode(
 
 
 def _encode_summary(done: Task, cover_up: UploadResult, cover: Path) -> EncodeSummary:
-    info, _ = read_cover(cover)
     assert done.output is not None and done.output_bytes is not None
     assert done.payload_bytes is not None and done.capacity_bytes is not None
     assert done.job_id is not None
@@ -241,9 +258,15 @@ def _encode_summary(done: Task, cover_up: UploadResult, cover: Path) -> EncodeSu
         secret_bytes=done.secret_bytes or 0,
         payload_bytes=done.payload_bytes,
         capacity_bytes=done.capacity_bytes,
-        k=choose_k(info.samples, done.payload_bytes),
+        k=None if done.mode is TaskMode.ROBUST else _lsb_k(cover, done.payload_bytes),
         job_id=done.job_id,
+        mode=done.mode,
     )
+
+
+def _lsb_k(cover: Path, payload_bytes: int) -> int:
+    info, _ = read_cover(cover)
+    return choose_k(info.samples, payload_bytes)
 
 
 def decode(
@@ -257,16 +280,19 @@ def decode(
     cancel: threading.Event | None = None,
     overwrite: bool = False,
     position_kdf: KdfParams = POSITION_KDF,
+    mode: TaskMode = TaskMode.AUTO,
 ) -> DecodeSummary:
     """Recover the secret hidden in ``stego_path``.
 
     ``out`` is a folder (the secret is written there under its own safe name, made unique)
-    or a file path. Fails with the server's code (``no_payload``...) or ``wrong_passphrase``.
+    or a file path. ``mode``: ``AUTO`` finds whether an LSB or a robust message is there
+    (a robust one also in a re-encoded copy: OGG/Opus, MP3, FLAC...). Fails with the
+    server's code (``no_payload``, ``channel_damaged``...) or ``wrong_passphrase``.
     """
     stego, out = Path(stego_path), Path(out).expanduser()
     if not out.is_dir():
         check_output(out, overwrite, sources=(stego,))
-    with _runtime(client, uploader, _CallerOutputs(out, overwrite, stego)) as rt:
+    with _runtime(client, uploader, _CallerOutputs(out, overwrite, stego), mode) as rt:
         task = prepare_decode(
             rt.store,
             server=client.base_url,
@@ -274,6 +300,7 @@ def decode(
             passphrase=passphrase,
             position_kdf=position_kdf,
             progress=progress,
+            mode=mode,
         )
         stop = StopToken(cancel, unset_reason=StopReason.CANCEL)
         done = _finished(run_task(rt, task.id, passphrase=passphrase, progress=progress, stop=stop))
@@ -284,4 +311,5 @@ def decode(
         media_type=done.secret_media_type or "",
         size=done.secret_bytes or 0,
         job_id=done.job_id,
+        mode=done.mode,
     )

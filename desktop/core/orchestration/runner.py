@@ -38,17 +38,24 @@ from desktop.core.envelope import (
 from desktop.core.orchestration.progress import Progress, Stage, notify
 from desktop.core.orchestration.steps import (
     cancel_quietly,
-    check_hidden_header,
+    decode_mode,
     job_idempotency_key,
     job_request,
-    read_cover,
     run_job,
     seal_secret,
     succeeded,
 )
-from desktop.core.orchestration.store import Task, TaskKind, TaskStatus, TaskStore, new_task_id
+from desktop.core.orchestration.store import (
+    Task,
+    TaskKind,
+    TaskMode,
+    TaskStatus,
+    TaskStore,
+    new_task_id,
+)
 from desktop.core.orchestration.transfer import (
     COVER_MEDIA_TYPE,
+    MIX_SUFFIX,
     PLANE_SUFFIX,
     InputSlot,
     fetch_sealed_result,
@@ -105,15 +112,21 @@ class Runtime:
     plane_file: Path | None = None
     """Where the LSB plane of the task's input goes; ``None``: beside its sealed payload in
     ``work_dir`` (the app's tasks, which live as long as the work folder)."""
+    mix_file: Path | None = None
+    """The same for a robust-mode task's working mix."""
 
     @property
     def plan(self) -> OutputPlan:
         return self.outputs or WorkDirOutputs(self.work_dir)
 
     def plane_path(self, task: Task) -> Path:
-        if self.plane_file is not None:
-            return self.plane_file
-        return folder(self.work_dir / SEALED_FOLDER) / f"{task.id}{PLANE_SUFFIX}"
+        """Where what is derived from the task's input (plane or mix) is kept until sent."""
+        robust_mode = task.mode is TaskMode.ROBUST
+        chosen = self.mix_file if robust_mode else self.plane_file
+        if chosen is not None:
+            return chosen
+        suffix = MIX_SUFFIX if robust_mode else PLANE_SUFFIX
+        return folder(self.work_dir / SEALED_FOLDER) / f"{task.id}{suffix}"
 
 
 def _input_size(path: Path) -> int:
@@ -140,13 +153,18 @@ def prepare_encode(
     secret_is_recording: bool = False,
     position_kdf: KdfParams = POSITION_KDF,
     progress: Progress | None = None,
+    mode: TaskMode = TaskMode.LSB,
 ) -> Task:
     """Check, compress and seal the secret here; queue the encode. Nothing is sent yet.
 
-    Refuses a secret that cannot fit (``capacity_exceeded``) before anything else happens.
+    ``mode`` is how the secret is hidden: in the LSB (large, exact) or robust (survives
+    re-encoding, about 100 bits per second of cover) mode. Refuses a secret that cannot fit
+    in that mode (``capacity_exceeded``) before anything else happens.
     ``prepared`` is the secret as :func:`~desktop.core.envelope.prepare_audio_secret` gave it
     (the Encode screen measures it that way), so it is not compressed twice.
     """
+    if mode is TaskMode.AUTO:
+        raise ValueError("an encode is in the LSB or the robust mode")
     report = notify(progress, Stage.PREPARE)
     report(0, 1)
     task_id = task_id or new_task_id()
@@ -157,6 +175,7 @@ def prepare_encode(
         prepared=prepared,
         compress_audio=compress_audio,
         position_kdf=position_kdf,
+        mode=mode,
     )
     sealed_path = folder(work_dir / SEALED_FOLDER) / f"{task_id}.sealed"
     with atomic_output(sealed_path, mode=PRIVATE_FILE_MODE) as f:
@@ -179,6 +198,7 @@ def prepare_encode(
             sealed_path=str(sealed_path),
             payload_bytes=len(s.sealed.payload),
             capacity_bytes=s.capacity_bytes,
+            mode=mode,
         )
     )
     report(1, 1)
@@ -194,14 +214,18 @@ def prepare_decode(
     task_id: str | None = None,
     position_kdf: KdfParams = POSITION_KDF,
     progress: Progress | None = None,
+    mode: TaskMode = TaskMode.AUTO,
 ) -> Task:
-    """Derive ``k_pos`` and queue the extraction. A file that is not a WAV, a wrong
-    passphrase or a file with nothing hidden is refused here, before anything is sent."""
+    """Derive ``k_pos`` and queue the extraction. A file that cannot be read, a wrong
+    passphrase or a file with nothing hidden is refused here, before anything is sent.
+
+    ``mode``: ``AUTO`` finds whether the file holds an LSB or a robust message under the
+    passphrase (:func:`~desktop.core.orchestration.steps.decode_mode`); ``LSB`` or
+    ``ROBUST`` looks for that one only."""
     report = notify(progress, Stage.PREPARE)
     report(0, 1)
     k_pos = derive_position_key(passphrase, position_kdf=position_kdf)
-    _, capacity_bytes = read_cover(stego)
-    check_hidden_header(stego, k_pos)
+    found, capacity_bytes = decode_mode(stego, k_pos, mode)
     task = store.add(
         Task(
             id=task_id or new_task_id(),
@@ -213,6 +237,7 @@ def prepare_decode(
             k_pos=k_pos.hex(),
             job_nonce=uuid.uuid4().hex,
             capacity_bytes=capacity_bytes,
+            mode=found,
         )
     )
     report(1, 1)
@@ -356,6 +381,7 @@ def _send_and_run(
         checkpoint=_TaskCheckpoint(rt.store, task.id, on_uploaded),
         progress=progress,
         cancel=stop.event,
+        mode=task.mode,
     )
 
     def update(job: Job) -> None:
@@ -394,13 +420,17 @@ def _run_encode(
     on_uploaded: OnUploaded | None,
 ) -> Task:
     target = rt.plan.stego(task)
+    robust_mode = task.mode is TaskMode.ROBUST
+    kind = JobKind.ROBUST_EMBED if robust_mode else JobKind.EMBED
     drafts: list[StegoDraft] = []  # the cover's copy, made while the server computes
 
     def start_copy() -> None:
         drafts.append(start_stego(Path(task.input_path), target))
 
     try:
-        job = _send_and_run(rt, task, JobKind.EMBED, progress, stop, on_uploaded, start_copy)
+        # Robust mode writes the stego file in one pass from the residual: no copy ahead.
+        on_sent = None if robust_mode else start_copy
+        job = _send_and_run(rt, task, kind, progress, stop, on_uploaded, on_sent)
         rt.store.update(task.id, status=TaskStatus.DOWNLOADING)
         written = finish_encode(
             rt.client,
@@ -411,6 +441,7 @@ def _run_encode(
             progress=progress,
             stop=stop.event,
             draft=drafts[0] if drafts else None,
+            mode=task.mode,
         )
     finally:
         for draft in drafts:
@@ -446,7 +477,8 @@ def _run_decode(
     on_uploaded: OnUploaded | None,
 ) -> Task:
     if task.sealed_path is None or not Path(task.sealed_path).is_file():
-        job = _send_and_run(rt, task, JobKind.EXTRACT, progress, stop, on_uploaded)
+        kind = JobKind.ROBUST_EXTRACT if task.mode is TaskMode.ROBUST else JobKind.EXTRACT
+        job = _send_and_run(rt, task, kind, progress, stop, on_uploaded)
         assert job.result is not None
         target = folder(rt.work_dir / SEALED_FOLDER) / f"{task.id}.result"
         rt.store.update(task.id, status=TaskStatus.DOWNLOADING)

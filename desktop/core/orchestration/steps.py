@@ -11,10 +11,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+import soundfile as sf
 
 from desktop.core.api import ApiClient
 from desktop.core.api_errors import ApiError
@@ -31,16 +34,20 @@ from desktop.core.envelope import (
     sealed_length,
 )
 from desktop.core.orchestration.progress import Progress, Stage, notify
-from subtone.errors import SubtoneError
+from desktop.core.orchestration.store import TaskMode
+from subtone import robust
+from subtone.errors import CapacityExceeded, NoPayload, SubtoneError
 from subtone.protocol import Job, JobCreate, JobKind, JobParams, JobState
 from subtone.stego import plane, wav
 from subtone.stego.layout import choose_k, read_capacity
-from subtone.stego.wav import WavInfo
+from subtone.stego.wav import WavError, WavInfo
 
 __all__ = [
     "JobFailed",
     "SealedSecret",
     "cancel_quietly",
+    "cover_capacity",
+    "decode_mode",
     "job_idempotency_key",
     "job_request",
     "max_secret_bytes",
@@ -70,8 +77,9 @@ class SealedSecret:
     secret: PreparedSecret
     sealed: Sealed
     capacity_bytes: int
-    k: int
-    """Hamming parameter: ``k`` payload bits per ``2**k - 1`` cover samples."""
+    k: int | None
+    """Hamming parameter: ``k`` payload bits per ``2**k - 1`` cover samples (``None`` in
+    robust mode)."""
 
 
 def read_cover(path: Path) -> tuple[WavInfo, int]:
@@ -81,6 +89,45 @@ def read_cover(path: Path) -> tuple[WavInfo, int]:
     except OSError as e:
         raise SubtoneError(f"Cannot read {path.name}: {e.strerror}.", code="unreadable_file") from e
     return info, capacity.max_payload_bytes
+
+
+def cover_capacity(path: Path, mode: TaskMode = TaskMode.LSB) -> tuple[WavInfo, int]:
+    """The cover WAV's format and how many payload bytes it holds in ``mode`` (header only)."""
+    if mode is TaskMode.ROBUST:
+        return robust.cover_capacity(path)
+    return read_cover(path)
+
+
+ROBUST_CROP_SECONDS = 2.2
+"""What a channel may have cut off a robust file (up to a second at either end, guards
+included): the most a decoded file may hold is what a file this much longer holds."""
+
+
+def decode_mode(path: Path, k_pos: bytes, mode: TaskMode = TaskMode.AUTO) -> tuple[TaskMode, int]:
+    """How to decode ``path`` under ``k_pos``, and the most its message may hold. Decided here,
+    before anything is sent, from the file's start: a wrong passphrase (or nothing hidden) is
+    ``no_payload`` after reading half a megabyte (LSB) or a dozen seconds of audio (robust).
+
+    ``AUTO`` takes the LSB mode when the file is a PCM WAV with an LSB message under this
+    passphrase, else the robust mode when its start shows robust pilots under it (a file in
+    any format soundfile reads: the robust mode survives re-encoding)."""
+    if mode is not TaskMode.ROBUST:
+        try:
+            _, capacity_bytes = read_cover(path)
+            check_hidden_header(path, k_pos)
+        except SubtoneError as e:
+            lsb_absent = isinstance(e, WavError) or e.code == NoPayload.code
+            if mode is TaskMode.LSB or not lsb_absent:
+                raise
+        else:
+            return TaskMode.LSB, capacity_bytes
+    from subtone.robust.core import PROBE_Z  # scipy: only for a robust decode
+
+    if robust.file_probe(path, k_pos) < PROBE_Z:
+        raise NoPayload()
+    frames, rate = _audio_length(path)
+    grace = math.ceil(ROBUST_CROP_SECONDS * rate)
+    return TaskMode.ROBUST, robust.capacity_frames(frames + grace, rate)
 
 
 def check_hidden_header(path: Path, k_pos: bytes) -> None:
@@ -104,19 +151,29 @@ def seal_secret(
     prepared: PreparedSecret | None = None,
     compress_audio: bool = True,
     position_kdf: KdfParams = POSITION_KDF,
+    mode: TaskMode = TaskMode.LSB,
 ) -> SealedSecret:
-    """Check the cover's capacity, prepare the secret (audio to Opus unless
+    """Check the cover's capacity (in ``mode``), prepare the secret (audio to Opus unless
     ``compress_audio`` is false, or ``prepared`` as given) and seal it here.
 
     Refuses a secret that cannot fit (``capacity_exceeded``) before sealing anything.
     """
-    info, capacity_bytes = read_cover(cover)
+    info, capacity_bytes = cover_capacity(cover, mode)
     if prepared is None:
         prepared = prepare_audio_secret(secret) if compress_audio else prepare_file_secret(secret)
     payload_bytes = sealed_length(
         len(prepared.data), name=prepared.name, media_type=prepared.media_type
     )
-    k = choose_k(info.samples, payload_bytes)  # capacity_exceeded, before any work
+    k: int | None = None
+    if mode is TaskMode.ROBUST:
+        if payload_bytes > capacity_bytes:  # before any work
+            raise CapacityExceeded(
+                f"Sealed, the secret takes {payload_bytes:,} bytes; in robust mode (survives "
+                f"re-encoding, about 100 bits per second of cover) this cover holds "
+                f"{capacity_bytes:,}. Use a longer cover or a shorter secret."
+            )
+    else:
+        k = choose_k(info.samples, payload_bytes)  # capacity_exceeded, before any work
     sealed = seal(
         prepared.data,
         name=prepared.name,
@@ -218,6 +275,17 @@ def cancel_quietly(client: ApiClient, job_id: str) -> None:
     """Ask the server to cancel a job; a failure is not the caller's problem (best effort)."""
     with contextlib.suppress(SubtoneError):
         client.cancel_job(job_id)
+
+
+def _audio_length(path: Path) -> tuple[int, int]:
+    """Frames and sample rate of a file to decode (any format soundfile reads)."""
+    try:
+        info = sf.info(str(path))
+    except sf.LibsndfileError as e:
+        raise SubtoneError(
+            f"{path.name} is not an audio file this client reads.", code="not_audio"
+        ) from e
+    return int(info.frames), int(info.samplerate)
 
 
 def job_request(kind: JobKind, inputs: Mapping[str, str], k_pos: str) -> JobCreate:

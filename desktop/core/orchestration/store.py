@@ -31,6 +31,7 @@ __all__ = [
     "TASKS_FILE_NAME",
     "Task",
     "TaskKind",
+    "TaskMode",
     "TaskStatus",
     "TaskStore",
     "default_tasks_path",
@@ -39,8 +40,8 @@ __all__ = [
 
 APP_NAME: Final = "subtone"
 TASKS_FILE_NAME: Final = "desktop.sqlite3"
-SCHEMA_VERSION: Final = 2
-"""2: ``trace_id`` (added to a version-1 file on first use)."""
+SCHEMA_VERSION: Final = 3
+"""3: ``mode``; 2: ``trace_id`` (each added to an older file on first use)."""
 _FILE_MODE: Final = 0o600
 
 _SCHEMA: Final = """
@@ -75,7 +76,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     output_media_type TEXT,
     error_code        TEXT,
     error_message     TEXT,
-    trace_id          TEXT                      -- the job's trace id, for the operators
+    trace_id          TEXT,                     -- the job's trace id, for the operators
+    mode              TEXT NOT NULL DEFAULT 'lsb' -- lsb | robust (survives re-encoding)
 );
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, created_at);
 """
@@ -84,6 +86,19 @@ CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status, created_at);
 class TaskKind(StrEnum):
     ENCODE = "encode"
     DECODE = "decode"
+
+
+class TaskMode(StrEnum):
+    """How the message is hidden."""
+
+    LSB = "lsb"
+    """In the least significant bits: large capacity, exact, lost on any re-encoding."""
+    ROBUST = "robust"
+    """In band-energy ratios (docs/robust.md): about 100 bits per second, survives Opus,
+    MP3, resampling, gain and cropping; the server sees the cover's working mix."""
+    AUTO = "auto"
+    """Decode only: the LSB mode if the file holds an LSB message under the passphrase,
+    else the robust mode."""
 
 
 class TaskStatus(StrEnum):
@@ -176,6 +191,7 @@ class Task:
     trace_id: str | None = None
     """The trace id of the job's creation (``Job.trace_id``): what an operator finds the
     job by in the server's logs."""
+    mode: TaskMode = TaskMode.LSB
 
     @property
     def input_name(self) -> str:
@@ -201,7 +217,7 @@ class Task:
 
 
 _COLUMNS: Final = tuple(f.name for f in dataclasses.fields(Task))
-_ADDED_COLUMNS: Final = {"trace_id": "TEXT"}
+_ADDED_COLUMNS: Final = {"trace_id": "TEXT", "mode": "TEXT NOT NULL DEFAULT 'lsb'"}
 """Columns added since version 1, added to an older file as it is opened."""
 
 
@@ -223,6 +239,7 @@ def _row_task(row: sqlite3.Row) -> Task:
     values: dict[str, Any] = {name: row[name] for name in _COLUMNS}
     values["kind"] = TaskKind(values["kind"])
     values["status"] = TaskStatus(values["status"])
+    values["mode"] = TaskMode(values["mode"])
     values["secret_is_recording"] = bool(values["secret_is_recording"])
     return Task(**values)
 
@@ -248,6 +265,7 @@ class TaskStore:
         values = dataclasses.asdict(task)
         values["kind"] = task.kind.value
         values["status"] = task.status.value
+        values["mode"] = task.mode.value
         values["secret_is_recording"] = int(task.secret_is_recording)
         names = ", ".join(_COLUMNS)
         marks = ", ".join(f":{n}" for n in _COLUMNS)

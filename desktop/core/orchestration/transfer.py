@@ -3,13 +3,16 @@ files become which job inputs, and how a job's result becomes the output.
 
 Two functions are the protocol's swap points, called by the runner and by nothing else:
 
-- :func:`upload_inputs`: local files → the job's input objects. The audio never leaves this
-  machine: the cover (or the stego file) is read once, here, into its LSB plane
-  (:mod:`subtone.stego.plane`, 1/16 of a 16-bit file), and the plane and the sealed payload
-  are uploaded, each resumably.
-- :func:`finish_encode`: an embed job's result, a patch (:mod:`subtone.stego.patch`, the
-  samples to flip), is downloaded and applied to a copy of the local cover, which becomes
-  the stego file.
+- :func:`upload_inputs`: local files → the job's input objects. The cover (or the stego
+  file) is read once, here, into what the job reads, and that and the sealed payload are
+  uploaded, each resumably. In the LSB mode that is its LSB plane (:mod:`subtone.stego.plane`,
+  1/16 of a 16-bit file): the audio never leaves this machine. In the robust mode it is its
+  working mix (:mod:`subtone.robust.wire`: the channels' mean at 16 kHz, as floats): the
+  server sees a mono copy of the audio below 8 kHz (docs/robust.md, "What travels").
+- :func:`finish_encode`: an embed job's result is downloaded and applied to a copy of the
+  local cover, which becomes the stego file: a patch (:mod:`subtone.stego.patch`, the samples
+  to flip) in the LSB mode, a residual (what marking adds, resampled to the cover's rate and
+  added to every channel) in the robust mode.
 
 A decode's result (the sealed payload) is fetched by :func:`fetch_sealed_result`; opening it
 needs the passphrase and is the runner's last step.
@@ -25,11 +28,13 @@ from typing import Final, Protocol
 from desktop.core.api import ApiClient
 from desktop.core.api_errors import ApiError
 from desktop.core.orchestration.progress import Progress, Stage, notify
-from desktop.core.orchestration.store import TaskKind
+from desktop.core.orchestration.store import TaskKind, TaskMode
 from desktop.core.uploader import Uploader, UploadResult
+from subtone import robust
 from subtone.errors import SubtoneError
 from subtone.files import atomic_output
 from subtone.protocol import Job
+from subtone.robust import wire
 from subtone.stego import patch, plane, wav
 
 __all__ = [
@@ -44,6 +49,7 @@ __all__ = [
     "start_stego",
     "upload_inputs",
     "write_lsb_plane",
+    "write_mix",
 ]
 
 PAYLOAD_NAME: Final = "payload.bin"
@@ -51,7 +57,9 @@ PAYLOAD_NAME: Final = "payload.bin"
 PAYLOAD_MEDIA_TYPE: Final = "application/octet-stream"
 COVER_MEDIA_TYPE: Final = "audio/wav"
 PLANE_SUFFIX: Final = ".plane"
+MIX_SUFFIX: Final = ".mix"
 PATCH_SUFFIX: Final = ".patch"
+RESIDUAL_SUFFIX: Final = ".residual"
 STEGO_FILE_MODE: Final = 0o644
 SEALED_FILE_MODE: Final = 0o600
 DOWNLOAD_ATTEMPTS: Final = 2
@@ -88,13 +96,15 @@ def upload_inputs(
     checkpoint: InputCheckpoint,
     progress: Progress | None,
     cancel: threading.Event,
+    mode: TaskMode = TaskMode.LSB,
 ) -> dict[str, str]:
     """Put what the job reads on the server; returns the job's inputs (name → object id).
 
-    ``source`` is the cover (encode) or the stego file (decode): its LSB plane is written to
-    ``lsb_plane`` (kept until sent, so a restart resumes the same upload) and uploaded in its
-    place. ``sealed`` is the sealed payload (encode only). What ``checkpoint`` already holds is
-    not sent again; an interrupted upload resumes with the parts storage lacks.
+    ``source`` is the cover (encode) or the stego file (decode): what the job reads of it (its
+    LSB plane; in robust ``mode`` its working mix) is written to ``lsb_plane`` (kept until
+    sent, so a restart resumes the same upload) and uploaded in its place. ``sealed`` is the
+    sealed payload (encode only). What ``checkpoint`` already holds is not sent again; an
+    interrupted upload resumes with the parts storage lacks.
     """
 
     def send(slot: InputSlot, path: Path, name: str, media_type: str, stage: Stage) -> str:
@@ -109,21 +119,40 @@ def upload_inputs(
         checkpoint.record(slot, result)
         return result.object.id
 
+    source_input = "mix" if mode is TaskMode.ROBUST else "plane"
     source_id = checkpoint.uploaded(InputSlot.SOURCE)
     if source_id is None:
-        if not lsb_plane.is_file():
-            write_lsb_plane(source, lsb_plane, progress=progress)
-        name = source.stem + PLANE_SUFFIX
-        source_id = send(InputSlot.SOURCE, lsb_plane, name, plane.MEDIA_TYPE, Stage.UPLOAD)
+        if mode is TaskMode.ROBUST:
+            if not lsb_plane.is_file():
+                write_mix(source, lsb_plane, cover=kind is TaskKind.ENCODE, progress=progress)
+            name, media_type = source.stem + MIX_SUFFIX, wire.MIX_MEDIA_TYPE
+        else:
+            if not lsb_plane.is_file():
+                write_lsb_plane(source, lsb_plane, progress=progress)
+            name, media_type = source.stem + PLANE_SUFFIX, plane.MEDIA_TYPE
+        source_id = send(InputSlot.SOURCE, lsb_plane, name, media_type, Stage.UPLOAD)
     lsb_plane.unlink(missing_ok=True)
     if kind is TaskKind.DECODE:
-        return {"plane": source_id}
+        return {source_input: source_id}
     if sealed is None:
         raise ValueError("an encode needs its sealed payload")
     payload_id = checkpoint.uploaded(InputSlot.PAYLOAD) or send(
         InputSlot.PAYLOAD, sealed, PAYLOAD_NAME, PAYLOAD_MEDIA_TYPE, Stage.UPLOAD_PAYLOAD
     )
-    return {"plane": source_id, "payload": payload_id}
+    return {source_input: source_id, "payload": payload_id}
+
+
+def write_mix(source: Path, target: Path, *, cover: bool, progress: Progress | None) -> int:
+    """Read ``source`` once and write its working mix to ``target`` (whole or not at all,
+    owner-only); returns its size. A ``cover`` is a PCM WAV (the stego file keeps its format);
+    a file to decode may be in any format soundfile reads."""
+    report = notify(progress, Stage.PLANE)
+    with atomic_output(target, mode=SEALED_FILE_MODE) as dst:
+        if cover:
+            robust.write_cover_mix(source, dst, progress=report)
+        else:
+            robust.write_file_mix(source, dst, progress=report)
+        return dst.tell()
 
 
 def write_lsb_plane(source: Path, target: Path, *, progress: Progress | None) -> int:
@@ -166,26 +195,36 @@ def finish_encode(
     progress: Progress | None,
     stop: threading.Event,
     draft: patch.StegoDraft | None = None,
+    mode: TaskMode = TaskMode.LSB,
 ) -> int:
     """Write the stego file to ``target`` from a succeeded embed job; returns its size.
 
-    The job's result is a patch: it is downloaded next to ``target`` and applied to a copy of
-    ``cover`` (``draft``, if :func:`start_stego` started it; else made now): the samples it
-    names move by ±1 with the keyed sign, never clipping. The stego file appears under
-    ``target`` only when complete.
+    The job's result is downloaded next to ``target`` and applied to a copy of ``cover``. In
+    the LSB mode it is a patch, applied to ``draft`` (if :func:`start_stego` started it; else
+    made now): the samples it names move by ±1 with the keyed sign, never clipping. In robust
+    ``mode`` it is a residual, added to every channel in one streaming copy of the cover
+    (``draft`` is not used). The stego file appears under ``target`` only when complete.
     """
-    patch_file = target.with_name(f".{target.name}{PATCH_SUFFIX}")
-    draft = draft or start_stego(cover, target)
+    robust_mode = mode is TaskMode.ROBUST
+    suffix = RESIDUAL_SUFFIX if robust_mode else PATCH_SUFFIX
+    result_file = target.with_name(f".{target.name}{suffix}")
+    if not robust_mode:
+        draft = draft or start_stego(cover, target)
     try:
-        download_result(client, job, patch_file, SEALED_FILE_MODE, progress=progress, stop=stop)
+        download_result(client, job, result_file, SEALED_FILE_MODE, progress=progress, stop=stop)
         report = notify(progress, Stage.APPLY)
         report(0, 1)
-        with patch_file.open("rb") as f:
-            draft.apply(f, k_pos)
+        with result_file.open("rb") as f:
+            if robust_mode:
+                residual = wire.read_residual(f, result_file.stat().st_size)
+                robust.apply_residual_file(cover, residual, target, mode=STEGO_FILE_MODE)
+            elif draft is not None:
+                draft.apply(f, k_pos)
         report(1, 1)
     finally:
-        draft.discard()
-        patch_file.unlink(missing_ok=True)
+        if draft is not None:
+            draft.discard()
+        result_file.unlink(missing_ok=True)
     return target.stat().st_size
 
 

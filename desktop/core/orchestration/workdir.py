@@ -62,16 +62,18 @@ def folder(path: Path) -> Path:
 
 def discard_work(task: Task, work_dir: Path | None = None) -> None:
     """A task that failed or was cancelled cannot go on: drop what only its run needed (the
-    sealed payload of an encode, the downloaded sealed result of a decode, the LSB plane not
-    yet sent: a decode's is found only with ``work_dir``, it has no sealed file yet). Its
-    inputs (the cover, the secret, a recording not sent) stay."""
+    sealed payload of an encode, the downloaded sealed result of a decode, the LSB plane or
+    robust working mix not yet sent: a decode's is found only with ``work_dir``, it has no
+    sealed file yet). Its inputs (the cover, the secret, a recording not sent) stay."""
     if task.status not in (TaskStatus.FAILED, TaskStatus.CANCELLED):
         return
     if task.sealed_path:
         Path(task.sealed_path).unlink(missing_ok=True)
         Path(task.sealed_path).with_suffix(".plane").unlink(missing_ok=True)
+        Path(task.sealed_path).with_suffix(".mix").unlink(missing_ok=True)
     if work_dir is not None:
         (work_dir / SEALED_FOLDER / f"{task.id}.plane").unlink(missing_ok=True)
+        (work_dir / SEALED_FOLDER / f"{task.id}.mix").unlink(missing_ok=True)
 
 
 def _task_folders(work_dir: Path, task_id: str) -> list[Path]:
@@ -103,7 +105,7 @@ def sweep_work_dir(store: TaskStore, work_dir: Path) -> list[Path]:
             removed.append(leftover)
     if sealed.is_dir():
         for path in sealed.iterdir():
-            own = path.suffix in (".sealed", ".result", ".plane")
+            own = path.suffix in (".sealed", ".result", ".plane", ".mix")
             task = store.get(path.stem) if own else None
             if path.is_file() and (task is None or task.status.finished):
                 path.unlink(missing_ok=True)

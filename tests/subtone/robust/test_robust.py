@@ -23,6 +23,7 @@ from subtone.robust import (
     extract_file,
 )
 from subtone.robust._dsp import resample
+from subtone.stego import wav
 
 RATE = 44100
 KEY = bytes(range(32))
@@ -172,7 +173,7 @@ def test_capacity():
     embed(cover, RATE, KEY, b"x" * room)
     with pytest.raises(RobustError) as e:
         embed(cover, RATE, KEY, b"x" * (room + 1))
-    assert e.value.code == "cover_too_small"
+    assert e.value.code == "capacity_exceeded"
 
 
 def test_int16_stereo_file_round_trip_atomic(tmp_path: Path, monkeypatch):
@@ -195,7 +196,7 @@ def test_int16_stereo_file_round_trip_atomic(tmp_path: Path, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(sf, "write", boom)
+    monkeypatch.setattr(wav, "encode_samples", boom)
     with pytest.raises(OSError):
         embed_file(src, dst2, KEY, b"x")
     assert not dst2.exists()

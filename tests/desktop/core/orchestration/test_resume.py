@@ -391,13 +391,13 @@ def test_only_tasks_that_reached_no_server_follow_a_new_one(tmp_path):
     assert store.follow_server("http://right.test", exclude={"running"}) == []
 
 
-def test_a_version_1_task_file_gains_the_trace_id_and_keeps_its_rows(tmp_path):
-    from desktop.core.orchestration.store import _SCHEMA
+def test_a_version_1_task_file_gains_the_trace_id_and_mode_and_keeps_its_rows(tmp_path):
+    from desktop.core.orchestration.store import _SCHEMA, SCHEMA_VERSION, TaskMode
 
     path = tmp_path / "tasks.sqlite3"
     start = _SCHEMA.index(",\n    trace_id")
     old_schema = _SCHEMA[:start] + _SCHEMA[_SCHEMA.index("\n);", start) :]
-    assert "trace_id" not in old_schema
+    assert "trace_id" not in old_schema and "mode" not in old_schema
     conn = sqlite3.connect(path)
     conn.executescript(old_schema)
     conn.execute("PRAGMA user_version = 1")
@@ -411,7 +411,8 @@ def test_a_version_1_task_file_gains_the_trace_id_and_keeps_its_rows(tmp_path):
     store = TaskStore(path)
     task = store.require("t1")
     assert task.trace_id is None and task.status is TaskStatus.QUEUED
+    assert task.mode is TaskMode.LSB  # a task written before the robust mode
     assert store.update("t1", trace_id="ab" * 16).trace_id == "ab" * 16
     assert TaskStore(path).require("t1").trace_id == "ab" * 16  # a second opening: no error
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
