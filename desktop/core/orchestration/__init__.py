@@ -5,6 +5,7 @@
 - :mod:`.steps`: the steps that move no file (capacity, sealing, the job).
 - :mod:`.transfer`: the steps that move files (:func:`upload_inputs`, :func:`finish_encode`):
   the protocol's swap points.
+- :mod:`.prepare`: the local half of a task (check, seal, queue; needs the passphrase).
 - :mod:`.runner`: the steps in order over the store: resume, pause and cancel.
 - :mod:`.workdir`: the work folder: where outputs go, and its clean-up.
 - :mod:`.oneshot`: one call to a file the caller names (the CLI).
@@ -20,13 +21,12 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from desktop.core.orchestration.oneshot import DecodeSummary, EncodeSummary, decode, encode
+    from desktop.core.orchestration.prepare import prepare_decode, prepare_encode
     from desktop.core.orchestration.progress import Progress, ProgressEvent, Stage
     from desktop.core.orchestration.runner import (
         Runtime,
         is_transient,
         open_result,
-        prepare_decode,
-        prepare_encode,
         run_task,
     )
     from desktop.core.orchestration.steps import (
@@ -80,8 +80,8 @@ _HOMES = {
     "max_secret_bytes": "desktop.core.orchestration.steps",
     "new_task_id": "desktop.core.orchestration.store",
     "open_result": "desktop.core.orchestration.runner",
-    "prepare_decode": "desktop.core.orchestration.runner",
-    "prepare_encode": "desktop.core.orchestration.runner",
+    "prepare_decode": "desktop.core.orchestration.prepare",
+    "prepare_encode": "desktop.core.orchestration.prepare",
     "remove_task_files": "desktop.core.orchestration.workdir",
     "run_task": "desktop.core.orchestration.runner",
     "succeeded": "desktop.core.orchestration.steps",

@@ -22,8 +22,9 @@ from filelock import FileLock, Timeout
 
 from desktop.core.api import ApiClient
 from desktop.core.envelope import POSITION_KDF, KdfParams
+from desktop.core.orchestration.prepare import prepare_decode, prepare_encode
 from desktop.core.orchestration.progress import Progress
-from desktop.core.orchestration.runner import Runtime, prepare_decode, prepare_encode, run_task
+from desktop.core.orchestration.runner import Runtime, run_task
 from desktop.core.orchestration.steps import read_cover
 from desktop.core.orchestration.store import Task, TaskMode, TaskStatus, TaskStore
 from desktop.core.orchestration.transfer import MIX_SUFFIX, PLANE_SUFFIX, InputSlot

@@ -2,9 +2,10 @@
 
 What both the desktop app and the CLI run. A task is made in two parts:
 
-1. :func:`prepare_encode` / :func:`prepare_decode` (local, need the passphrase): check the
-   cover's capacity, seal the secret into a file (encode) or derive ``k_pos`` (decode), and
-   add a ``queued`` task. The passphrase is never written down.
+1. :func:`~desktop.core.orchestration.prepare.prepare_encode` /
+   :func:`~desktop.core.orchestration.prepare.prepare_decode` (local, need the passphrase):
+   check the cover's capacity, seal the secret into a file (encode) or derive ``k_pos``
+   (decode), and add a ``queued`` task. The passphrase is never written down.
 2. :func:`run_task` (needs the server, not the passphrase until a decode's last step): carries
    the task on from its last checkpoint: upload the inputs
    (:func:`~desktop.core.orchestration.transfer.upload_inputs`), create the job once
@@ -19,30 +20,22 @@ every step already done stays done, and the next :func:`run_task` continues from
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
 
 from desktop.core.api import ApiClient
 from desktop.core.api_errors import ServerUnreachable
 from desktop.core.envelope import (
-    POSITION_KDF,
-    KdfParams,
-    PreparedSecret,
-    derive_position_key,
     open_sealed,
     safe_name,
 )
-from desktop.core.orchestration.progress import Progress, Stage, notify
+from desktop.core.orchestration.progress import Progress
 from desktop.core.orchestration.steps import (
     cancel_quietly,
-    decode_mode,
     job_idempotency_key,
     job_request,
     run_job,
-    seal_secret,
     succeeded,
 )
 from desktop.core.orchestration.store import (
@@ -51,7 +44,6 @@ from desktop.core.orchestration.store import (
     TaskMode,
     TaskStatus,
     TaskStore,
-    new_task_id,
 )
 from desktop.core.orchestration.transfer import (
     COVER_MEDIA_TYPE,
@@ -64,6 +56,7 @@ from desktop.core.orchestration.transfer import (
     upload_inputs,
 )
 from desktop.core.orchestration.workdir import (
+    PRIVATE_FILE_MODE,
     SEALED_FOLDER,
     OutputPlan,
     WorkDirOutputs,
@@ -82,14 +75,10 @@ __all__ = [
     "Runtime",
     "is_transient",
     "open_result",
-    "prepare_decode",
-    "prepare_encode",
     "run_task",
 ]
 
 log = logging.getLogger(__name__)
-
-PRIVATE_FILE_MODE: Final = 0o600
 
 OnUploaded = Callable[[InputSlot, UploadResult], None]
 """Hears each input as soon as it is uploaded (the CLI reports whether it was resumed)."""
@@ -127,121 +116,6 @@ class Runtime:
             return chosen
         suffix = MIX_SUFFIX if robust_mode else PLANE_SUFFIX
         return folder(self.work_dir / SEALED_FOLDER) / f"{task.id}{suffix}"
-
-
-def _input_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError as e:
-        raise SubtoneError(f"Cannot read {path.name}: {e.strerror}.", code="unreadable_file") from e
-
-
-# --- preparing (local) ----------------------------------------------------------------------
-
-
-def prepare_encode(
-    store: TaskStore,
-    work_dir: Path,
-    *,
-    server: str,
-    cover: Path,
-    secret: Path,
-    passphrase: str,
-    task_id: str | None = None,
-    prepared: PreparedSecret | None = None,
-    compress_audio: bool = True,
-    secret_is_recording: bool = False,
-    position_kdf: KdfParams = POSITION_KDF,
-    progress: Progress | None = None,
-    mode: TaskMode = TaskMode.LSB,
-) -> Task:
-    """Check, compress and seal the secret here; queue the encode. Nothing is sent yet.
-
-    ``mode`` is how the secret is hidden: in the LSB (large, exact) or robust (survives
-    re-encoding, about 100 bits per second of cover) mode. Refuses a secret that cannot fit
-    in that mode (``capacity_exceeded``) before anything else happens.
-    ``prepared`` is the secret as :func:`~desktop.core.envelope.prepare_audio_secret` gave it
-    (the Encode screen measures it that way), so it is not compressed twice.
-    """
-    if mode is TaskMode.AUTO:
-        raise ValueError("an encode is in the LSB or the robust mode")
-    report = notify(progress, Stage.PREPARE)
-    report(0, 1)
-    task_id = task_id or new_task_id()
-    s = seal_secret(
-        cover,
-        secret,
-        passphrase,
-        prepared=prepared,
-        compress_audio=compress_audio,
-        position_kdf=position_kdf,
-        mode=mode,
-    )
-    sealed_path = folder(work_dir / SEALED_FOLDER) / f"{task_id}.sealed"
-    with atomic_output(sealed_path, mode=PRIVATE_FILE_MODE) as f:
-        f.write(s.sealed.payload)
-    task = store.add(
-        Task(
-            id=task_id,
-            kind=TaskKind.ENCODE,
-            status=TaskStatus.QUEUED,
-            server=server,
-            input_path=str(cover.resolve()),
-            input_bytes=_input_size(cover),
-            k_pos=s.sealed.k_pos.hex(),
-            job_nonce=uuid.uuid4().hex,
-            secret_path=str(secret.resolve()),
-            secret_name=s.secret.name,
-            secret_media_type=s.secret.media_type,
-            secret_bytes=len(s.secret.data),
-            secret_is_recording=secret_is_recording,
-            sealed_path=str(sealed_path),
-            payload_bytes=len(s.sealed.payload),
-            capacity_bytes=s.capacity_bytes,
-            mode=mode,
-        )
-    )
-    report(1, 1)
-    return task
-
-
-def prepare_decode(
-    store: TaskStore,
-    *,
-    server: str,
-    stego: Path,
-    passphrase: str,
-    task_id: str | None = None,
-    position_kdf: KdfParams = POSITION_KDF,
-    progress: Progress | None = None,
-    mode: TaskMode = TaskMode.AUTO,
-) -> Task:
-    """Derive ``k_pos`` and queue the extraction. A file that cannot be read, a wrong
-    passphrase or a file with nothing hidden is refused here, before anything is sent.
-
-    ``mode``: ``AUTO`` finds whether the file holds an LSB or a robust message under the
-    passphrase (:func:`~desktop.core.orchestration.steps.decode_mode`); ``LSB`` or
-    ``ROBUST`` looks for that one only."""
-    report = notify(progress, Stage.PREPARE)
-    report(0, 1)
-    k_pos = derive_position_key(passphrase, position_kdf=position_kdf)
-    found, capacity_bytes = decode_mode(stego, k_pos, mode)
-    task = store.add(
-        Task(
-            id=task_id or new_task_id(),
-            kind=TaskKind.DECODE,
-            status=TaskStatus.QUEUED,
-            server=server,
-            input_path=str(stego.resolve()),
-            input_bytes=_input_size(stego),
-            k_pos=k_pos.hex(),
-            job_nonce=uuid.uuid4().hex,
-            capacity_bytes=capacity_bytes,
-            mode=found,
-        )
-    )
-    report(1, 1)
-    return task
 
 
 # --- running (needs the server) -------------------------------------------------------------

@@ -11,6 +11,7 @@ from desktop.core.envelope import safe_name
 from desktop.core.orchestration.store import Task, TaskStatus, TaskStore
 
 __all__ = [
+    "PRIVATE_FILE_MODE",
     "RECOVERED_FOLDER",
     "RESULTS_FOLDER",
     "SEALED_FOLDER",
@@ -26,6 +27,8 @@ SEALED_FOLDER: Final = "sealed"
 RESULTS_FOLDER: Final = "results"
 RECOVERED_FOLDER: Final = "recovered"
 DIR_MODE: Final = 0o700
+PRIVATE_FILE_MODE: Final = 0o600
+"""A sealed payload or a recovered secret: the owner's only."""
 
 
 class OutputPlan(Protocol):

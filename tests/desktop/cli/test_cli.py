@@ -17,6 +17,7 @@ import desktop.core.api_errors
 import desktop.core.config
 import desktop.core.orchestration
 import desktop.core.orchestration.oneshot
+import desktop.core.orchestration.prepare
 import desktop.core.orchestration.progress
 import desktop.core.orchestration.runner
 import desktop.core.orchestration.steps
@@ -276,6 +277,7 @@ def test_the_client_commands_are_built_in():
         desktop.core.uploader,
         desktop.core.orchestration,
         desktop.core.orchestration.oneshot,
+        desktop.core.orchestration.prepare,
         desktop.core.orchestration.progress,
         desktop.core.orchestration.runner,
         desktop.core.orchestration.steps,
