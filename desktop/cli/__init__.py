@@ -17,16 +17,13 @@ import contextlib
 import importlib.metadata
 import json
 import logging
-import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Final
+from typing import TYPE_CHECKING, Annotated, Final
 
-import httpx
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
@@ -34,22 +31,18 @@ from rich.table import Table
 from rich.text import Text
 
 from desktop.cli._console import ProgressView, format_duration, format_size, parse_size, print_error
-from desktop.core.api import ApiClient
-from desktop.core.config import ClientSettings, load_settings
-from desktop.core.envelope import (
-    OPUS_MEDIA_TYPE,
-    POSITION_KDF,
-    KdfParams,
-    prefetch_position_key,
-    sealed_length,
-)
+from desktop.cli._env import CliEnv
+from desktop.cli._passphrase import ENV_PASSPHRASE, PassphraseFile, read_passphrase
+from desktop.cli._plugins import ENTRY_POINT_GROUP, add_plugin_groups
+from desktop.core.envelope import OPUS_MEDIA_TYPE, prefetch_position_key, sealed_length
 from desktop.core.orchestration.progress import Stage
 from desktop.core.orchestration.store import TaskMode
-from desktop.core.sessions import SessionStore
-from desktop.core.traffic import CountingTransport, Traffic
-from desktop.core.uploader import HttpPartTransport, PartTransport, UploadCancelled, Uploader
+from desktop.core.uploader import UploadCancelled
 from subtone.errors import SubtoneError
 from subtone.protocol import JobState
+
+if TYPE_CHECKING:
+    from desktop.core.orchestration.oneshot import DecodeSummary, EncodeSummary
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -62,12 +55,8 @@ __all__ = [
     "main",
 ]
 
-ENTRY_POINT_GROUP: Final = "subtone.cli"
-"""Entry points of this group name a :class:`typer.Typer` added as ``subtone NAME …``."""
-ENV_PASSPHRASE: Final = "SUBTONE_PASSPHRASE"  # noqa: S105 - the variable's name
 EXIT_ERROR: Final = 1
 EXIT_INTERRUPTED: Final = 130
-STDIN_PATH: Final = "-"
 VOICE_NAME: Final = "secret.opus"
 """The name capacity figures assume (a recorded voice message)."""
 
@@ -78,71 +67,6 @@ _STATE_STYLES: Final = {
     JobState.FAILED: "red",
     JobState.CANCELLED: "dim",
 }
-
-
-def _stdin_is_tty() -> bool:
-    return sys.stdin.isatty()
-
-
-@dataclass
-class CliEnv:
-    """What the commands depend on; the defaults are the real ones."""
-
-    settings: ClientSettings | None = None
-    """Used as given; ``None`` loads the settings file and the environment."""
-    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
-    transport: httpx.BaseTransport | None = None
-    """The API's HTTP transport (and downloads')."""
-    part_transport: PartTransport | None = None
-    sessions: SessionStore | None = None
-    """``None``: the store named by the settings, else the default one."""
-    interactive: Callable[[], bool] = _stdin_is_tty
-    position_kdf: KdfParams = POSITION_KDF
-    """Tests only: files made with other parameters cannot be decoded by a standard client."""
-    config_path: Path | None = None
-    url: str | None = None
-    trace_id: str | None = None
-    """The trace id of this run's calls to the server, once a client was made."""
-    traffic: Traffic | None = None
-    """Set by ``--stats``: every byte the client sends and receives is counted here."""
-
-    def count_traffic(self) -> Traffic:
-        """Count this run's HTTP bytes (API, uploads, downloads) from now on."""
-        self.traffic = Traffic()
-        self.transport = counting = CountingTransport(self.traffic, self.transport)
-        if self.part_transport is None:
-            self.part_transport = HttpPartTransport(transport=counting)
-        return self.traffic
-
-    def load(self) -> ClientSettings:
-        settings = self.settings or load_settings(self.config_path, environ=self.environ)
-        if self.url:
-            settings = ClientSettings.model_validate(
-                settings.model_dump() | {"server_url": self.url}
-            )
-        return settings
-
-    @contextlib.contextmanager
-    def client(self) -> Iterator[tuple[ClientSettings, ApiClient]]:
-        settings = self.load()
-        with ApiClient(
-            settings.server_url,
-            settings.token,
-            transport=self.transport,
-            timeout=settings.timeout_seconds,
-        ) as client:
-            self.trace_id = client.trace_id
-            yield settings, client
-
-    def uploader(self, client: ApiClient, settings: ClientSettings) -> Uploader:
-        store = self.sessions or SessionStore(settings.sessions_path)
-        return Uploader(
-            client,
-            store=store,
-            transport=self.part_transport,
-            parallel_parts=settings.parallel_parts,
-            part_size=settings.part_size_bytes,
-        )
 
 
 app = typer.Typer(
@@ -191,45 +115,6 @@ def _print_trace(env: CliEnv | None, error: SubtoneError) -> None:
         _err.print(f"trace id: {trace_id}", markup=False, highlight=False)
 
 
-def _read_passphrase(env: CliEnv, passphrase_file: Path | None, *, confirm: bool) -> str:
-    """From ``--passphrase-file`` (its first line; ``-`` is stdin), ``SUBTONE_PASSPHRASE``,
-    or a hidden prompt; never from the command line itself."""
-    if passphrase_file is not None:
-        try:
-            if str(passphrase_file) == STDIN_PATH:
-                text = sys.stdin.readline()
-            else:
-                text = passphrase_file.read_text(encoding="utf-8")
-        except OSError as e:
-            raise SubtoneError(
-                f"Cannot read the passphrase file: {e.strerror}.", code="unreadable_file"
-            ) from e
-        lines = text.splitlines()
-        passphrase = lines[0] if lines else ""
-        if not passphrase:
-            raise SubtoneError("The passphrase file is empty.", code="empty_passphrase")
-        return passphrase
-    from_env = env.environ.get(ENV_PASSPHRASE)
-    if from_env:
-        return from_env
-    if env.interactive():
-        answer: str = typer.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm)
-        return answer
-    raise SubtoneError(
-        f"No passphrase: use --passphrase-file, set {ENV_PASSPHRASE}, or run in a terminal.",
-        code="passphrase_required",
-    )
-
-
-PassphraseFile = Annotated[
-    Path | None,
-    typer.Option(
-        "--passphrase-file",
-        help=f"Read the passphrase from the first line of this file ('-': stdin). "
-        f"Else {ENV_PASSPHRASE}, else a prompt.",
-        dir_okay=False,
-    ),
-]
 Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")]
 
 
@@ -316,45 +201,49 @@ def encode_command(
     env = _env(ctx)
     task_mode = TaskMode(mode.value)
     with _reporting(env):
-        passphrase = _read_passphrase(env, passphrase_file, confirm=True)
+        passphrase = read_passphrase(env, passphrase_file, confirm=True)
         prefetch_position_key(passphrase, position_kdf=env.position_kdf)
         from desktop.core.orchestration import encode  # the codec: while scrypt runs
 
-        with env.client() as (settings, client), env.uploader(client, settings) as uploader:
-            view = ProgressView(_err)
-            view.label(Stage.PLANE, f"Reading {cover.name}")
-            view.label(Stage.UPLOAD, _sending(task_mode))
-            with view:
-                summary = encode(
-                    client,
-                    cover,
-                    secret,
-                    output,
-                    passphrase,
-                    uploader=uploader,
-                    progress=view,
-                    compress_audio=not no_compress,
-                    overwrite=force,
-                    position_kdf=env.position_kdf,
-                    mode=task_mode,
-                )
-        used = summary.payload_bytes / summary.capacity_bytes
-        if summary.cover_reused:
-            _out.print("Cover: already on the server, nothing uploaded.")
-        elif summary.cover_resumed:
-            _out.print(
-                f"Cover: resumed an interrupted upload, sent {summary.cover_parts_sent} of "
-                f"{summary.cover_parts_total} parts."
+        with (
+            env.client() as (settings, client),
+            env.uploader(client, settings) as uploader,
+            _progress_view(cover, task_mode) as view,
+        ):
+            summary = encode(
+                client,
+                cover,
+                secret,
+                output,
+                passphrase,
+                uploader=uploader,
+                progress=view,
+                compress_audio=not no_compress,
+                overwrite=force,
+                position_kdf=env.position_kdf,
+                mode=task_mode,
             )
+        _report_encode(summary)
+
+
+def _report_encode(summary: EncodeSummary) -> None:
+    used = summary.payload_bytes / summary.capacity_bytes
+    if summary.cover_reused:
+        _out.print("Cover: already on the server, nothing uploaded.")
+    elif summary.cover_resumed:
         _out.print(
-            f"Wrote {summary.output} ({format_size(summary.output_bytes)}): "
-            f"{summary.secret_name} ({format_size(summary.secret_bytes)}) sealed into "
-            f"{format_size(summary.payload_bytes)}, {used:.1%} of the cover's capacity, "
-            + (ROBUST_WORDS + "." if summary.k is None else f"k = {summary.k}."),
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
+            f"Cover: resumed an interrupted upload, sent {summary.cover_parts_sent} of "
+            f"{summary.cover_parts_total} parts."
         )
+    _out.print(
+        f"Wrote {summary.output} ({format_size(summary.output_bytes)}): "
+        f"{summary.secret_name} ({format_size(summary.secret_bytes)}) sealed into "
+        f"{format_size(summary.payload_bytes)}, {used:.1%} of the cover's capacity, "
+        + (ROBUST_WORDS + "." if summary.k is None else f"k = {summary.k}."),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("decode")
@@ -393,7 +282,7 @@ def decode_command(
     env = _env(ctx)
     task_mode = TaskMode(mode.value)
     with _reporting(env):
-        passphrase = _read_passphrase(env, passphrase_file, confirm=False)
+        passphrase = read_passphrase(env, passphrase_file, confirm=False)
         prefetch_position_key(passphrase, position_kdf=env.position_kdf)
         from desktop.core.orchestration import decode  # the codec: while scrypt runs
 
@@ -402,11 +291,7 @@ def decode_command(
             if target is None:
                 target = settings.effective_download_dir
                 target.mkdir(parents=True, exist_ok=True)
-            view = ProgressView(_err)
-            view.label(Stage.PREPARE, "Deriving the key")
-            view.label(Stage.PLANE, f"Reading {stego.name}")
-            view.label(Stage.UPLOAD, _sending(task_mode))
-            with view:
+            with _progress_view(stego, task_mode, deriving=True) as view:
                 summary = decode(
                     client,
                     stego,
@@ -418,13 +303,27 @@ def decode_command(
                     position_kdf=env.position_kdf,
                     mode=task_mode,
                 )
-        found = f", {ROBUST_WORDS}" if summary.mode is TaskMode.ROBUST else ""
-        _out.print(
-            f"Wrote {summary.output} ({format_size(summary.size)}, {summary.media_type}{found}).",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
+        _report_decode(summary)
+
+
+def _report_decode(summary: DecodeSummary) -> None:
+    found = f", {ROBUST_WORDS}" if summary.mode is TaskMode.ROBUST else ""
+    _out.print(
+        f"Wrote {summary.output} ({format_size(summary.size)}, {summary.media_type}{found}).",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _progress_view(source: Path, mode: TaskMode, *, deriving: bool = False) -> ProgressView:
+    """The stages' labels of an encode (``deriving``: a decode) of ``source``."""
+    view = ProgressView(_err)
+    if deriving:
+        view.label(Stage.PREPARE, "Deriving the key")
+    view.label(Stage.PLANE, f"Reading {source.name}")
+    view.label(Stage.UPLOAD, _sending(mode))
+    return view
 
 
 def _sending(mode: TaskMode) -> str:
@@ -523,44 +422,6 @@ def capacity_command(
         _out.print(table)
         if refusal is not None:
             raise refusal
-
-
-log = logging.getLogger(__name__)
-
-
-def add_plugin_groups(
-    target: typer.Typer, entry_points: Iterable[importlib.metadata.EntryPoint] | None = None
-) -> list[str]:
-    """Add the command groups that installed packages declare under :data:`ENTRY_POINT_GROUP`
-    (``entry_points``: those, else the installed ones) to ``target``; returns their names.
-
-    A group whose module cannot be imported (its package's extras are missing) is left out
-    with a debug log; a name already taken (a built-in command, or an earlier entry point)
-    keeps its first owner.
-    """
-    found = (
-        importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-        if entry_points is None
-        else entry_points
-    )
-    taken = {c.name for c in target.registered_commands if c.name}
-    taken |= {g.name for g in target.registered_groups if g.name}
-    added: list[str] = []
-    for entry in found:
-        if entry.name in taken:
-            continue
-        try:
-            group = entry.load()
-        except Exception as e:
-            log.debug("leaving out `subtone %s`: %s cannot be loaded: %s", entry.name, entry, e)
-            continue
-        if not isinstance(group, typer.Typer):
-            log.debug("leaving out `subtone %s`: %s is not a typer.Typer", entry.name, entry.value)
-            continue
-        target.add_typer(group, name=entry.name)
-        taken.add(entry.name)
-        added.append(entry.name)
-    return added
 
 
 def plugins_for(
