@@ -37,20 +37,21 @@ import numpy.typing as npt
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
+from server.integrations.triton_wire import (
+    TRITON_UINT8,
+    byte_rows,
+    first_text,
+    robust_inputs,
+    tensor,
+    window_inputs,
+)
 from server.kit import logs
 from subtone.errors import CapacityExceeded, ChannelDamaged, NoPayload, SubtoneError
 from subtone.robust import triton_model as robust_model
 from subtone.robust.core import UNSUITABLE_COVER, Mix, Residual, UnsuitableCover
 from subtone.stego.engine import EmbedTask, ExtractTask, plane_bytes
-from subtone.stego.kernel import KEY_BYTES, WINDOW_BYTES
 from subtone.stego.triton_model import (
     IN_BITS,
-    IN_K,
-    IN_KEY,
-    IN_LENGTH,
-    IN_NBLOCKS,
-    IN_PLANE,
-    IN_SKIP,
     OUT_BATCH_SIZE,
     OUT_BITS,
     OUT_COUNT,
@@ -86,9 +87,6 @@ DEFAULT_ROBUST_TIMEOUT_SECONDS = 300.0
 MAX_ROWS = 64
 """Windows per request at most: the models' ``max_batch_size``."""
 
-TRITON_INT32 = "INT32"
-TRITON_UINT8 = "UINT8"
-TRITON_FP32 = "FP32"
 _ROBUST_ERRORS: Final[dict[str, type[SubtoneError]]] = {
     NoPayload.code: NoPayload,
     ChannelDamaged.code: ChannelDamaged,
@@ -166,76 +164,6 @@ class Reply:
 
     data: list[npt.NDArray[Any]]
     batch_size: int
-
-
-MIN_BITS_BYTES: Final = 64
-"""The narrowest BITS tensor an embed request sends (see :func:`_rows`)."""
-
-
-def _tensor(name: str, array: npt.NDArray[Any], datatype: str) -> grpcclient.InferInput:
-    tensor = grpcclient.InferInput(name, list(array.shape), datatype)
-    tensor.set_data_from_numpy(array)
-    return tensor
-
-
-def _column(name: str, values: Sequence[int]) -> grpcclient.InferInput:
-    return _tensor(name, np.array(values, dtype=np.int32).reshape(-1, 1), TRITON_INT32)
-
-
-def _rows(
-    arrays: Sequence[npt.NDArray[Any] | bytes], what: str, *, fit: bool = False
-) -> npt.NDArray[np.uint8]:
-    """Byte arrays as the rows of a (n, WINDOW_BYTES) tensor, zero-padded; with ``fit``, only
-    as wide as the power of two (64 bytes at least) that holds the longest: a short secret's
-    bits are a few bytes a window, not 32 KiB, and requests of similar secrets (concurrent
-    jobs) still have one shape, which Triton's dynamic batcher needs to merge them."""
-    rows = [
-        np.frombuffer(bytes(array), dtype=np.uint8)
-        if isinstance(array, bytes)
-        else np.asarray(array, dtype=np.uint8).reshape(-1)
-        for array in arrays
-    ]
-    longest = max((row.size for row in rows), default=0)
-    if longest > WINDOW_BYTES:
-        raise ValueError(f"a window's {what} has at most {WINDOW_BYTES} bytes, got {longest}")
-    width = min(WINDOW_BYTES, max(MIN_BITS_BYTES, 1 << (longest - 1).bit_length()))
-    out = np.zeros((len(rows), width if fit else WINDOW_BYTES), dtype=np.uint8)
-    for i, row in enumerate(rows):
-        out[i, : row.size] = row
-    return out
-
-
-def _inputs(tasks: Sequence[ExtractTask]) -> list[grpcclient.InferInput]:
-    keys = np.zeros((len(tasks), KEY_BYTES), dtype=np.uint8)
-    for i, task in enumerate(tasks):
-        key = np.frombuffer(bytes(task.key), dtype=np.uint8)
-        if key.size != KEY_BYTES:
-            # Triton refuses the shape; say it in the model's words instead.
-            raise ValueError(f"a window key has {KEY_BYTES} bytes, got {key.size}")
-        keys[i] = key
-    return [
-        _tensor(IN_PLANE, _rows([t.plane for t in tasks], "plane"), TRITON_UINT8),
-        _column(IN_LENGTH, [t.length for t in tasks]),
-        _tensor(IN_KEY, keys, TRITON_UINT8),
-        _column(IN_K, [t.k for t in tasks]),
-        _column(IN_SKIP, [t.skip for t in tasks]),
-        _column(IN_NBLOCKS, [t.nblocks for t in tasks]),
-    ]
-
-
-def _robust_inputs(mix: Mix, k_pos: bytes) -> list[grpcclient.InferInput]:
-    if len(k_pos) != KEY_BYTES:
-        raise ValueError(f"k_pos has {KEY_BYTES} bytes, got {len(k_pos)}")
-    return [
-        _tensor(robust_model.IN_MIX, np.ascontiguousarray(mix, dtype=np.float32), TRITON_FP32),
-        _tensor(robust_model.IN_KEY, np.frombuffer(k_pos, dtype=np.uint8), TRITON_UINT8),
-    ]
-
-
-def _text(values: npt.NDArray[Any]) -> str:
-    """The first element of a BYTES output, as text."""
-    first = values.reshape(-1)[0] if values.size else b""
-    return first.decode() if isinstance(first, bytes) else str(first)
 
 
 class TritonEngine:
@@ -394,9 +322,9 @@ class TritonEngine:
     def embed_reply(self, tasks: Sequence[EmbedTask]) -> Reply:
         """:meth:`embed` as ONE request (at most :data:`MAX_ROWS` tasks), with the batch size
         the model reports."""
-        inputs = _inputs(tasks)
-        bits = _rows([t.bits for t in tasks], "bits", fit=True)
-        inputs.append(_tensor(IN_BITS, bits, TRITON_UINT8))
+        inputs = window_inputs(tasks)
+        bits = byte_rows([t.bits for t in tasks], "bits", fit=True)
+        inputs.append(tensor(IN_BITS, bits, TRITON_UINT8))
         what = f"embed in {len(tasks)} window(s)"
         outputs = (OUT_FLIPS, OUT_COUNT, OUT_BATCH_SIZE)
         result, start = self._infer(self.embed_model, inputs, outputs, what)
@@ -418,7 +346,7 @@ class TritonEngine:
         size the model reports."""
         what = f"extract from {len(tasks)} window(s)"
         outputs = (OUT_BITS, OUT_BATCH_SIZE)
-        result, start = self._infer(self.extract_model, _inputs(tasks), outputs, what)
+        result, start = self._infer(self.extract_model, window_inputs(tasks), outputs, what)
         packed = result.as_numpy(OUT_BITS)
         batch = result.as_numpy(OUT_BATCH_SIZE)
         if packed is None or batch is None:
@@ -451,8 +379,8 @@ class TritonEngine:
         """What marking ``payload`` under ``k_pos`` adds to the working mix ``mix`` (one
         request: the whole cover)."""
         inputs = [
-            *_robust_inputs(mix, k_pos),
-            _tensor(robust_model.IN_PAYLOAD, np.frombuffer(payload, dtype=np.uint8), TRITON_UINT8),
+            *robust_inputs(mix, k_pos),
+            tensor(robust_model.IN_PAYLOAD, np.frombuffer(payload, dtype=np.uint8), TRITON_UINT8),
         ]
         outputs = (
             robust_model.OUT_RESIDUAL,
@@ -483,7 +411,7 @@ class TritonEngine:
         model = self.robust_extract_model
         result, start = self._infer(
             model,
-            _robust_inputs(mix, k_pos),
+            robust_inputs(mix, k_pos),
             outputs,
             what,
             timeout_seconds=self.robust_timeout_seconds,
@@ -501,13 +429,13 @@ class TritonEngine:
         message = result.as_numpy(robust_model.OUT_MESSAGE)
         if code is None or message is None:
             raise TritonRequestError(f"Triton at {self.url} answered without a status")
-        found = _text(code)
+        found = first_text(code)
         if not found:
             return
         error = _ROBUST_ERRORS.get(found)
         if error is None:
             raise TritonRequestError(f"Triton at {self.url} answered {found!r}")
-        raise error(_text(message) or f"[{found}]", code=found)
+        raise error(first_text(message) or f"[{found}]", code=found)
 
     def ready(self) -> None:
         """Return if the server and every model is ready; raise :class:`TritonUnavailable`."""

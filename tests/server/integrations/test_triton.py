@@ -441,8 +441,8 @@ def test_the_first_call_after_triton_returns_succeeds(tmp_path) -> None:
 )
 def test_an_embeds_bits_are_sent_in_a_power_of_two_wide_enough(longest: int, width: int) -> None:
     """Few bytes for a short secret, one shape for similar ones (so Triton batches them)."""
-    from server.integrations.triton import _rows
+    from server.integrations.triton_wire import byte_rows
 
-    rows = _rows([bytes(longest), bytes(1)], "bits", fit=True)
+    rows = byte_rows([bytes(longest), bytes(1)], "bits", fit=True)
     assert rows.shape == (2, width)
-    assert _rows([bytes(longest)], "bits").shape == (1, WINDOW_BYTES)
+    assert byte_rows([bytes(longest)], "bits").shape == (1, WINDOW_BYTES)
