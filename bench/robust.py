@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from subtone.robust import capacity, core, embed, extract
+from subtone.robust import capacity, core, embed, embedding, extract, sync
 from subtone.robust._dsp import resample
 from subtone.robust.core import RobustError
 
@@ -205,9 +205,9 @@ def pesq_wb(cover: np.ndarray, stego: np.ndarray, rate: int) -> float | None:
 def cell_errors(y: np.ndarray, rate: int, k_pos: bytes, payload: bytes) -> str:
     """Diagnostic: the share of data cells read wrong (hard decision), at the alignment the
     extractor found: the quantity the code has to correct."""
-    stream = core._coded_stream(k_pos, payload)
+    stream = embedding._coded_stream(k_pos, payload)
     mix = core.working_mix(np.asarray(y), rate).astype(np.float64)
-    _, data = core._synchronise(mix, k_pos)
+    _, data = sync._synchronise(mix, k_pos)
     n = min(len(stream), len(data))
     return f"{np.mean(data[:n] * (1 - 2 * stream[:n]) <= 0) * 100:.1f}"
 

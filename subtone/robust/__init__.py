@@ -1,6 +1,8 @@
 """Robust mode: a payload that survives re-encoding (Opus, MP3), resampling, gain and cropping.
 
-Numpy and scipy; see :mod:`subtone.robust.core` (the algorithm), :mod:`subtone.robust.layout`
+Numpy and scipy; see :mod:`subtone.robust.core` (the format: keys, header, working mix),
+:mod:`subtone.robust.embedding`, :mod:`subtone.robust.sync` and
+:mod:`subtone.robust.extraction` (the algorithm's stages), :mod:`subtone.robust.layout`
 (capacities, no scipy), :mod:`subtone.robust.wire` (what travels), :mod:`subtone.robust.files`
 (the client's steps on files) and ``docs/robust.md``.
 
@@ -21,13 +23,10 @@ if TYPE_CHECKING:
         Residual,
         RobustError,
         UnsuitableCover,
-        apply_residual,
-        embed,
-        embed_mix,
-        extract,
-        extract_mix,
         working_mix,
     )
+    from subtone.robust.embedding import apply_residual, embed, embed_mix
+    from subtone.robust.extraction import extract, extract_mix
     from subtone.robust.files import (
         apply_residual_file,
         cover_capacity,
@@ -52,18 +51,18 @@ _HOMES = {
     "Residual": "subtone.robust.core",
     "RobustError": "subtone.robust.core",
     "UnsuitableCover": "subtone.robust.core",
-    "apply_residual": "subtone.robust.core",
+    "apply_residual": "subtone.robust.embedding",
     "apply_residual_file": "subtone.robust.files",
     "capacity": "subtone.robust.layout",
     "capacity_frames": "subtone.robust.layout",
     "cover_capacity": "subtone.robust.files",
     "cover_mix": "subtone.robust.files",
-    "embed": "subtone.robust.core",
+    "embed": "subtone.robust.embedding",
     "embed_file": "subtone.robust.files",
-    "embed_mix": "subtone.robust.core",
-    "extract": "subtone.robust.core",
+    "embed_mix": "subtone.robust.embedding",
+    "extract": "subtone.robust.extraction",
     "extract_file": "subtone.robust.files",
-    "extract_mix": "subtone.robust.core",
+    "extract_mix": "subtone.robust.extraction",
     "file_mix": "subtone.robust.files",
     "file_probe": "subtone.robust.files",
     "mix_capacity": "subtone.robust.layout",

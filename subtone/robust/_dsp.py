@@ -50,7 +50,7 @@ def resample_quick(x: Array, rate_from: int, rate_to: int) -> Array:
     """:func:`resample` in numpy alone (no ``scipy.signal`` to load): the same Kaiser-windowed
     filter, delay and length, equal to it up to rounding, gathered tap by tap (memory grows as
     the signal times the taps per phase: for seconds of audio, as :func:`~subtone.robust.
-    core.probe` reads, not for files)."""
+    sync.probe` reads, not for files)."""
     x = np.asarray(x, dtype=np.float64).reshape(-1)
     if rate_from == rate_to:
         return x.copy()

@@ -11,7 +11,8 @@ Format r2 (the algorithm, its measurements and its security argument are in
   of one column form a **cell**; a cell carries one coded bit by dithered quantisation (QIM) of
   the log-energy ratio of its two tiles with step :data:`DELTA_DB` — a ratio, so gain does not
   move it, and whole-band energies are what perceptual codecs keep. Cells whose full move would
-  cost more than the SNR budget (:data:`SNR_DB`) allows go part of the way (water filling).
+  cost more than the SNR budget (:data:`~subtone.robust.embedding.SNR_DB`) allows go part of
+  the way (water filling).
 * The first and last :data:`GUARD_SECONDS` of the cover are not marked, so cropping up to a
   second at either end loses nothing; the extractor finds where the marked columns start by
   correlating keyed **pilot** cells (one in every :data:`PILOT_EVERY`) over every frame shift
@@ -23,6 +24,10 @@ Format r2 (the algorithm, its measurements and its security argument are in
 * Every cell's dither, which cells are pilots, the pilot bits and the interleavers come from
   SHAKE-256 keyed by ``HMAC(k_pos, label)``: without ``k_pos`` a cell's bit is unreadable and
   the pilots are noise.
+
+This module holds what the stages share (the format's constants and errors, the keying, the
+header, the working mix); the stages are :mod:`subtone.robust.embedding`,
+:mod:`subtone.robust.sync` and :mod:`subtone.robust.extraction`.
 """
 
 from __future__ import annotations
@@ -39,31 +44,17 @@ import numpy.typing as npt
 from subtone import errors
 from subtone.errors import SubtoneError
 from subtone.robust._dsp import (
-    FRAME,
-    HOP,
     RATE,
     band_edges_hz,
-    frame_energies,
-    istft,
     resample,
-    stft,
 )
-from subtone.robust._fec import coded_length, conv_decode, conv_encode
 from subtone.robust.layout import (
     BANDS,
     CELLS,
-    GUARD_FRAMES,
     GUARD_SECONDS,
     HEADER_BYTES,
-    HEADER_CELLS,
-    HEADER_COPIES,
     PILOT_EVERY,
-    RS_K,
-    RS_N,
-    RS_PARITY,
     TILE_FRAMES,
-    _coded_bytes_for,
-    _columns,
     capacity,
     capacity_frames,
     mix_capacity,
@@ -76,8 +67,6 @@ __all__ = [
     "DELTA_DB",
     "GUARD_SECONDS",
     "KEY_BYTES",
-    "PROBE_SECONDS",
-    "PROBE_Z",
     "RATE",
     "CapacityExceeded",
     "ChannelDamaged",
@@ -86,16 +75,10 @@ __all__ = [
     "Residual",
     "RobustError",
     "UnsuitableCover",
-    "apply_residual",
     "as_mix",
     "capacity",
     "capacity_frames",
-    "embed",
-    "embed_mix",
-    "extract",
-    "extract_mix",
     "mix_capacity",
-    "probe",
     "working_length",
     "working_mix",
 ]
@@ -103,21 +86,6 @@ __all__ = [
 KEY_BYTES = 32
 VERSION = 2
 DELTA_DB = 7.0
-ITERATIONS = 6
-GAIN_CAP_DB = 6.0
-SNR_DB = 32.3  # the embedder's distortion budget: stego/cover SNR of the working-rate mix
-SYNC_COLUMNS = 600  # columns (about 9.6 s) the offset search looks at
-SYNC_OFFSETS = tuple(range(0, HOP, HOP // 8))
-PRESENT_Z = 6.0  # pilot z-score above which a mark under this key is taken as present
-# ... or the z-score of the pilots after the columns the search looked at: no maximum was taken
-# over those, so a wrong key leaves them N(0, 1) and a lower bar is as safe (p = 3e-5).
-PRESENT_Z_UNSEARCHED = 4.0
-QUIET_STEP_DB = (
-    10.0  # cells are weighted in groups by their quieter tile's level below the column's
-)
-QUIET_GROUPS = 6  # loudest: 0-10 dB, 10-20 dB, ... 50 dB and more
-PRIOR_PILOTS = 20.0
-PILOT_QUIET_DB = 30.0  # pilots weigh 1 down to 20 dB under their column's loudest, 0 from 30
 
 # Opus's (CELT's) own band edges from 200 Hz: it codes each band's energy explicitly, so ratios
 # of whole CELT bands survive it; ratios inside one band depend on its coarse shape coding.
@@ -251,27 +219,7 @@ def _bits(data: bytes) -> npt.NDArray[np.int64]:
     return np.unpackbits(np.frombuffer(data, dtype=np.uint8)).astype(np.int64)
 
 
-def _outer_encode(payload: bytes) -> bytes:
-    if RS_PARITY == 0:
-        return payload
-    from reedsolo import RSCodec  # only with the outer code on (the ``robust`` extra)
-
-    rs = RSCodec(RS_PARITY)
-    return b"".join(bytes(rs.encode(payload[i : i + RS_K])) for i in range(0, len(payload), RS_K))
-
-
-def _coded_stream(k_pos: bytes, payload: bytes) -> npt.NDArray[np.int64]:
-    """The data cells' bits: the header's copies, then the payload, each interleaved."""
-    header = np.tile(conv_encode(_bits(_seal_header(k_pos, payload))), HEADER_COPIES)
-    body = conv_encode(_bits(_outer_encode(payload)))
-    h = np.empty_like(header)
-    h[_permutation(k_pos, b"perm-header", len(header))] = header
-    b = np.empty_like(body)
-    b[_permutation(k_pos, b"perm-payload", len(body))] = body
-    return np.concatenate([h, b])
-
-
-# ----------------------------------------------------------------------------- embedding
+# ----------------------------------------------------------------------------- the working mix
 
 
 def _as_float(
@@ -366,325 +314,3 @@ def _tile_energies(
 def _ratios(tiles: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     db = 10.0 * np.log10(tiles)
     return np.asarray((db[:, 0::2] - db[:, 1::2]).ravel(), dtype=np.float64)
-
-
-def _strengths(cost: npt.NDArray[np.float64], budget: float) -> npt.NDArray[np.float64]:
-    """Per-cell fraction of the way to the lattice point: the energy each cell may change is
-    capped at one level ``T`` chosen so that the total is ``budget`` (water filling)."""
-    total = float(cost.sum())
-    if total <= budget:
-        return np.ones_like(cost)
-    c = np.sort(cost)
-    below = np.concatenate([[0.0], np.cumsum(c)])[:-1]  # sum of the cells under each level
-    above = (len(c) - np.arange(len(c))) * c  # the rest capped at that level
-    k = int(np.searchsorted(below + above, budget))  # first level whose total exceeds budget
-    level = (budget - below[k]) / (len(c) - k) if k < len(c) else c[-1]
-    return np.asarray(np.sqrt(np.minimum(1.0, level / np.maximum(cost, 1e-30))), dtype=np.float64)
-
-
-def _band_gains(g: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
-    """``gain - 1`` on the marked bins (``_EDGES[0]:_EDGES[-1]``) of every marked frame."""
-    widths = np.diff(_EDGES)
-    gf = np.repeat((g - 1.0).astype(np.float32), TILE_FRAMES, axis=0)
-    return np.repeat(gf, widths, axis=1)
-
-
-def embed(
-    samples: npt.ArrayLike, rate: int, k_pos: bytes, payload: bytes
-) -> npt.NDArray[np.generic]:
-    """The cover with ``payload`` marked into it: same shape and dtype (int or float PCM,
-    mono ``(n,)`` or ``(n, channels)``). Raises :class:`CapacityExceeded`
-    (``capacity_exceeded``) when the payload does not fit (see :func:`capacity`).
-
-    The three steps the client and the server split between them: :func:`working_mix` (the
-    client), :func:`embed_mix` (the server, on that mix alone), :func:`apply_residual` (the
-    client, on its own cover)."""
-    a = np.asarray(samples)
-    if a.ndim not in (1, 2) or a.shape[0] == 0:
-        raise RobustError("the cover has no samples", code="bad_cover")
-    _refuse_if_too_large(payload, capacity_frames(a.shape[0], rate))
-    residual = embed_mix(working_mix(a, rate), k_pos, payload)
-    return apply_residual(a, rate, residual)
-
-
-def apply_residual(
-    samples: npt.ArrayLike, rate: int, residual: Residual
-) -> npt.NDArray[np.generic]:
-    """The cover with the residual of :func:`embed_mix` added: same shape and dtype."""
-    a = np.asarray(samples)
-    return add_residual(a, residual.at_rate(rate, a.shape[0]))
-
-
-def embed_mix(mix: Mix, k_pos: bytes, payload: bytes, *, verify: bool = True) -> Residual:
-    """Mark ``payload`` into the working mix (:func:`working_mix`); returns what to add to it.
-    Raises :class:`CapacityExceeded` when it does not fit (:func:`mix_capacity`), and (with
-    ``verify``) :class:`UnsuitableCover` when the marked mix does not read back, before any
-    channel: a cover whose sound cannot hold that much (broadband noise, near silence)."""
-    m16 = _mix_values(mix)
-    _refuse_if_too_large(payload, mix_capacity(len(m16)))
-    columns = _columns(len(m16))
-    keys = _keys(k_pos, columns)
-    stream = _coded_stream(k_pos, payload)
-    # Cell targets: pilots everywhere, the coded stream in the data cells, the rest untouched.
-    target = np.full(columns * CELLS, -1, dtype=np.int64)
-    target[keys.pilot] = keys.pilot_bit[keys.pilot]
-    data_idx = np.flatnonzero(~keys.pilot)[: len(stream)]
-    target[data_idx] = stream
-    used = target >= 0
-    lattice = keys.dither + target * (DELTA_DB / 2)
-
-    lo, hi = int(_EDGES[0]), int(_EDGES[-1])
-    rows = slice(GUARD_FRAMES, GUARD_FRAMES + columns * TILE_FRAMES)
-    y16 = m16.copy()
-    want = np.zeros(0)
-    total_db = np.zeros((columns, BANDS))
-    for it in range(ITERATIONS):
-        spec = stft(y16)
-        tiles = _tile_energies(frame_energies(spec, _EDGES), GUARD_FRAMES, columns)
-        d = _ratios(tiles)
-        ea, eb = tiles[:, 0::2].ravel(), tiles[:, 1::2].ravel()
-        fa = eb / (ea + eb)  # move the quieter tile more: least energy changed for the shift
-        if it == 0:
-            # Where each cell should end: its lattice point, or part of the way there where
-            # getting there would cost more than the SNR budget allows (the decoder's soft
-            # values and the code absorb the difference).
-            full = np.where(used, np.round((d - lattice) / DELTA_DB) * DELTA_DB + lattice - d, 0)
-            ga, gb = 10.0 ** (full * fa / 20.0), 10.0 ** (-full * (1.0 - fa) / 20.0)
-            cost = ea * (ga - 1.0) ** 2 + eb * (gb - 1.0) ** 2
-            budget = float(np.sum(np.abs(spec) ** 2, dtype=np.float64)) * 10.0 ** (-SNR_DB / 10.0)
-            want = d + full * _strengths(cost, budget)
-        shift = np.where(used, want - d, 0.0).reshape(columns, CELLS)
-        fa2 = fa.reshape(columns, CELLS)
-        g_db = np.empty((columns, BANDS))
-        g_db[:, 0::2] = shift * fa2
-        g_db[:, 1::2] = -shift * (1.0 - fa2)
-        # A tile that does not follow its gain (a band holding only its neighbours' leakage)
-        # must not be pushed without end: the total gain of a tile stays within GAIN_CAP_DB.
-        g_db = np.clip(total_db + g_db, -GAIN_CAP_DB, GAIN_CAP_DB) - total_db
-        total_db += g_db
-        g = 10.0 ** (g_db / 20.0)
-        diff = np.zeros_like(spec)
-        diff[rows, lo:hi] = spec[rows, lo:hi] * _band_gains(g)
-        y16 += istft(diff, len(y16))
-    start = GUARD_FRAMES * HOP
-    end = min(len(m16), (GUARD_FRAMES + columns * TILE_FRAMES + 1) * HOP)
-    change = (y16 - m16)[start:end] if columns else np.zeros(0)
-    residual = Residual(start, change.astype(np.float16), len(m16))
-    if verify:
-        _verify(m16, residual, k_pos, payload)
-    return residual
-
-
-def _verify(m16: npt.NDArray[np.float64], residual: Residual, k_pos: bytes, payload: bytes) -> None:
-    """Read the marked mix back (what a decode of the untouched stego file reads, but for the
-    resampling): a mark that does not survive even that is refused, not written."""
-    marked = m16.copy()
-    end = residual.start + len(residual.samples)
-    marked[residual.start : end] += residual.samples
-    try:
-        found = extract_mix(as_mix(marked), k_pos)
-    except (NoPayload, ChannelDamaged):
-        found = None
-    if found != payload:
-        raise UnsuitableCover(
-            f"This cover cannot carry {len(payload):,} bytes in robust mode: its sound does "
-            "not hold the marks (broadband noise or near silence do not; speech and music "
-            "do). Use another cover, a longer one, or a shorter secret."
-        )
-
-
-# ----------------------------------------------------------------------------- extraction
-
-
-@dataclass(frozen=True)
-class _Sync:
-    offset: int  # working-rate samples dropped before the STFT
-    start: int  # frame where column 0 begins
-    z: float
-    z_unsearched: float = 0.0  # z of the pilots after the first SYNC_COLUMNS columns
-
-
-def _soft(
-    tiles: npt.NDArray[np.float64], dither: npt.NDArray[np.float64]
-) -> npt.NDArray[np.float64]:
-    """+1 for a clean 0, -1 for a clean 1, near 0 where unsure."""
-    return np.asarray(np.cos(2 * np.pi * (_ratios(tiles) - dither) / DELTA_DB), dtype=np.float64)
-
-
-def _reliability(
-    tiles: npt.NDArray[np.float64], soft: npt.NDArray[np.float64], keys: _Keys
-) -> npt.NDArray[np.float64]:
-    """Per-cell weight from the channel as the pilots saw it. Cells are grouped by how far
-    their quieter tile lies below the column's loudest (codecs rewrite quiet bands first); in
-    each group the mean signed pilot value ``c`` is the channel's reliability there, and a
-    cell's weight is ``atanh(c)`` (the log-likelihood ratio of a hard bit of that quality)."""
-    quiet = _quiet_db(tiles)
-    group = np.clip((-quiet / QUIET_STEP_DB).astype(np.int64), 0, QUIET_GROUPS - 1)
-    p = keys.pilot[: len(soft)]
-    signed = soft[p] * (1 - 2 * keys.pilot_bit[: len(soft)][p])
-    total = np.bincount(group[p], weights=signed, minlength=QUIET_GROUPS)
-    count = np.bincount(group[p], minlength=QUIET_GROUPS)
-    # A few pilots say little: shrink each group's estimate toward the overall mean.
-    overall = signed.mean() if signed.size else 0.0
-    c = (total + PRIOR_PILOTS * overall) / (count + PRIOR_PILOTS)
-    w = np.arctanh(np.clip(c, 0.0, 0.95))
-    return np.asarray(w[group], dtype=np.float64)
-
-
-def _quiet_db(tiles: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Per cell: its quieter tile's level below the column's loudest tile, in dB (<= 0)."""
-    db = 10.0 * np.log10(tiles)
-    top = db.max(axis=1, keepdims=True)
-    return np.asarray((np.minimum(db[:, 0::2], db[:, 1::2]) - top).ravel(), dtype=np.float64)
-
-
-def _pilot_z(
-    soft: npt.NDArray[np.float64],
-    tiles: npt.NDArray[np.float64],
-    keys: _Keys,
-    n: int,
-    first: int = 0,
-) -> float:
-    """z-score of the signed pilot values, each weighted by a fixed function of its level
-    (loud cells count fully, cells 30 dB under their column's loudest not at all), so a
-    wrong key gives N(0, 1) before any maximum is taken."""
-    p = keys.pilot[:n].copy()
-    p[:first] = False
-    w = np.clip((_quiet_db(tiles)[:n][p] + PILOT_QUIET_DB) / 10.0, 0.0, 1.0)
-    if not p.any() or not w.any():
-        return 0.0
-    signed = soft[:n][p] * (1 - 2 * keys.pilot_bit[:n][p])
-    return float((w * signed).sum() / math.sqrt(0.5 * (w * w).sum()))
-
-
-def _search(m16: npt.NDArray[np.float64], k_pos: bytes) -> _Sync:
-    """The alignment (sub-hop offset, first frame) whose pilots in the first
-    :data:`SYNC_COLUMNS` columns correlate best with ``k_pos``'s, and their z-score."""
-    max_start = GUARD_FRAMES + 8
-    window = m16[: (max_start + SYNC_COLUMNS * TILE_FRAMES + 2) * HOP + FRAME]
-    keys = _keys(k_pos, SYNC_COLUMNS)
-    best = _Sync(0, 0, -math.inf)
-    for off in SYNC_OFFSETS:
-        e = frame_energies(stft(window[off:]), _EDGES)
-        for start in range(0, max_start + 1):
-            cols = min(SYNC_COLUMNS, (e.shape[0] - start) // TILE_FRAMES)
-            if cols < 8:
-                break
-            tiles = _tile_energies(e, start, cols)
-            soft = _soft(tiles, keys.dither[: cols * CELLS])
-            z = _pilot_z(soft, tiles, keys, cols * CELLS)
-            if z > best.z:
-                best = _Sync(off, start, z)
-    return best
-
-
-PROBE_SECONDS = ((GUARD_FRAMES + 8 + SYNC_COLUMNS * TILE_FRAMES + 2) * HOP + FRAME) / RATE
-"""The working-rate seconds :func:`probe` reads (what the alignment search looks at)."""
-PROBE_Z = 4.0
-"""A :func:`probe` at or above this says "a mark under this key may be there". Its only use
-is to spare an upload when the passphrase is wrong, so it errs on the side of "there": a
-wrong key's best z over the search's 624 alignments exceeds it about 2 % of the time (the
-server then answers ``no_payload``); a marked file that lost its payload to the channel still
-shows z ≥ 6 (docs/robust.md)."""
-
-
-def probe(mix: Mix, k_pos: bytes) -> float:
-    """How strongly the start of a file's working mix (:data:`PROBE_SECONDS` of it is
-    enough) shows pilots under ``k_pos``: the z-score at the best alignment. Cheap (no
-    decoding); see :data:`PROBE_Z`."""
-    z = _search(_mix_values(mix), k_pos).z
-    return 0.0 if not math.isfinite(z) else z
-
-
-def _synchronise(
-    m16: npt.NDArray[np.float64], k_pos: bytes
-) -> tuple[_Sync, npt.NDArray[np.float64]]:
-    best = _search(m16, k_pos)
-    e = frame_energies(stft(m16[best.offset :]), _EDGES)
-    cols = max(0, (e.shape[0] - best.start) // TILE_FRAMES)
-    keys = _keys(k_pos, cols)
-    if not cols:
-        return _Sync(best.offset, best.start, 0.0), np.zeros(0)
-    tiles = _tile_energies(e, best.start, cols)
-    soft = _soft(tiles, keys.dither)
-    z = _pilot_z(soft, tiles, keys, cols * CELLS)
-    z_out = _pilot_z(soft, tiles, keys, cols * CELLS, first=SYNC_COLUMNS * CELLS)
-    data = (soft * _reliability(tiles, soft, keys))[~keys.pilot]
-    return _Sync(best.offset, best.start, z, z_out), data
-
-
-def _deinterleave(
-    k_pos: bytes, label: bytes, soft: npt.NDArray[np.float64]
-) -> npt.NDArray[np.float64]:
-    return np.asarray(soft[_permutation(k_pos, label, len(soft))], dtype=np.float64)
-
-
-def _bytes(bits: npt.NDArray[np.int64]) -> bytes:
-    return np.packbits(bits.astype(np.uint8)).tobytes()
-
-
-def _outer_decode(coded: bytes, length: int) -> bytes | None:
-    if RS_PARITY == 0:
-        return coded[:length]
-    from reedsolo import ReedSolomonError, RSCodec  # only with the outer code on
-
-    rs = RSCodec(RS_PARITY)
-    out = bytearray()
-    for i in range(0, len(coded), RS_N):
-        try:
-            msg, _, _ = rs.decode(bytearray(coded[i : i + RS_N]))
-        except ReedSolomonError:
-            return None
-        out += msg
-    return bytes(out)
-
-
-def extract(samples: npt.ArrayLike, rate: int, k_pos: bytes) -> bytes:
-    """The payload marked under ``k_pos``. Raises :class:`NoPayload` when there is none under
-    this key, :class:`ChannelDamaged` when there is one the channel destroyed."""
-    a = np.asarray(samples)
-    if a.ndim not in (1, 2) or a.shape[0] == 0:
-        raise NoPayload(f"{errors.MESSAGES[errors.NO_PAYLOAD]} (the file has no samples)")
-    return extract_mix(working_mix(a, rate), k_pos)
-
-
-def _say(code: str, detail: str) -> str:
-    """The shared message of ``code`` (:data:`subtone.errors.MESSAGES`), with a detail."""
-    return f"{errors.MESSAGES[code][:-1]} ({detail})."
-
-
-def extract_mix(mix: Mix, k_pos: bytes) -> bytes:
-    """:func:`extract` on the working mix (:func:`working_mix`) of the file."""
-    m16 = _mix_values(mix)
-    sync, data = _synchronise(m16, k_pos)
-    present = sync.z >= PRESENT_Z or sync.z_unsearched >= PRESENT_Z_UNSEARCHED
-    if len(data) < HEADER_CELLS:
-        if present:
-            raise ChannelDamaged(_say(errors.CHANNEL_DAMAGED, "the file is cut too short"))
-        raise NoPayload(_say(errors.NO_PAYLOAD, "the file is too short to hold one"))
-    hsoft = _deinterleave(k_pos, b"perm-header", data[:HEADER_CELLS])
-    hsoft = hsoft.reshape(HEADER_COPIES, -1).sum(axis=0)
-    sealed = _bytes(conv_decode(hsoft))
-    opened = _open_header(k_pos, sealed)
-    if opened is None:
-        if present:
-            raise ChannelDamaged(
-                _say(
-                    errors.CHANNEL_DAMAGED,
-                    f"its marks are there, pilot z = {sync.z:.1f}, its header is not",
-                )
-            )
-        raise NoPayload(_say(errors.NO_PAYLOAD, f"pilot z = {sync.z:.1f}"))
-    length, payload_tag = opened
-    coded = _coded_bytes_for(length)
-    n = coded_length(coded * 8)
-    body = data[HEADER_CELLS : HEADER_CELLS + n]
-    if len(body) < n:
-        raise ChannelDamaged(_say(errors.CHANNEL_DAMAGED, "the message's end is cut off"))
-    word = _bytes(conv_decode(_deinterleave(k_pos, b"perm-payload", body)))
-    out = _outer_decode(word, length)
-    if out is None or not hmac.compare_digest(_payload_tag(k_pos, out), payload_tag):
-        raise ChannelDamaged(
-            _say(errors.CHANNEL_DAMAGED, "more errors than the error correction repairs")
-        )
-    return out

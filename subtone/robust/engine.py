@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from subtone.robust.core import Mix, Residual, embed_mix, extract_mix
+from subtone.robust.core import Mix, Residual
+from subtone.robust.embedding import embed_mix
+from subtone.robust.extraction import extract_mix
 
 __all__ = ["InProcessRobustEngine", "RobustEngine"]
 

@@ -29,19 +29,18 @@ from subtone.robust import wire
 from subtone.robust._dsp import RATE, resample_quick
 from subtone.robust._stream import Resampler
 from subtone.robust.core import (
-    PROBE_SECONDS,
     Mix,
     Residual,
     RobustError,
     add_residual,
     as_mix,
     capacity_frames,
-    embed_mix,
-    extract_mix,
     mono_mix,
-    probe,
     working_length,
 )
+from subtone.robust.embedding import embed_mix
+from subtone.robust.extraction import extract_mix
+from subtone.robust.sync import PROBE_SECONDS, probe
 from subtone.stego import wav
 from subtone.stego.wav import WavInfo
 
@@ -61,7 +60,7 @@ __all__ = [
 BLOCK_FRAMES: Final = 1 << 16
 """Frames read at a time."""
 PROBE_MARGIN_SECONDS: Final = 0.5
-"""Read past what :func:`~subtone.robust.core.probe` looks at: the resampler's edge."""
+"""Read past what :func:`~subtone.robust.sync.probe` looks at: the resampler's edge."""
 
 Progress = Callable[[int, int], None]
 
@@ -258,7 +257,7 @@ def _stream_mix(
 
 
 def file_probe(path: str | os.PathLike[str], k_pos: bytes) -> float:
-    """:func:`~subtone.robust.core.probe` of a file to decode: reads its first dozen seconds
+    """:func:`~subtone.robust.sync.probe` of a file to decode: reads its first dozen seconds
     only, resampled in numpy alone (:func:`~subtone.robust._dsp.resample_quick`: no
     ``scipy.signal`` to load), so a wrong passphrase is told quickly, before anything is
     sent."""

@@ -54,9 +54,9 @@ from subtone.robust.core import (
     NoPayload,
     RobustError,
     UnsuitableCover,
-    embed_mix,
-    extract_mix,
 )
+from subtone.robust.embedding import embed_mix
+from subtone.robust.extraction import extract_mix
 
 __all__ = [
     "IN_KEY",

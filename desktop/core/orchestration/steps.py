@@ -121,7 +121,7 @@ def decode_mode(path: Path, k_pos: bytes, mode: TaskMode = TaskMode.AUTO) -> tup
                 raise
         else:
             return TaskMode.LSB, capacity_bytes
-    from subtone.robust.core import PROBE_Z  # scipy: only for a robust decode
+    from subtone.robust.sync import PROBE_Z  # scipy: only for a robust decode
 
     if robust.file_probe(path, k_pos) < PROBE_Z:
         raise NoPayload()

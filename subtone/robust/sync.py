@@ -1,0 +1,162 @@
+"""The robust mode's synchronisation (format r2, see :mod:`subtone.robust.core`): where the
+marked columns start, found from the keyed pilots, and the soft value and the reliability of
+every data cell there."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from subtone.robust._dsp import (
+    FRAME,
+    HOP,
+    RATE,
+    frame_energies,
+    stft,
+)
+from subtone.robust.core import (
+    _EDGES,
+    DELTA_DB,
+    Mix,
+    _Keys,
+    _keys,
+    _mix_values,
+    _ratios,
+    _tile_energies,
+)
+from subtone.robust.layout import (
+    CELLS,
+    GUARD_FRAMES,
+    TILE_FRAMES,
+)
+
+__all__ = ["PROBE_SECONDS", "PROBE_Z", "probe"]
+
+SYNC_COLUMNS = 600  # columns (about 9.6 s) the offset search looks at
+SYNC_OFFSETS = tuple(range(0, HOP, HOP // 8))
+QUIET_STEP_DB = (
+    10.0  # cells are weighted in groups by their quieter tile's level below the column's
+)
+QUIET_GROUPS = 6  # loudest: 0-10 dB, 10-20 dB, ... 50 dB and more
+PRIOR_PILOTS = 20.0
+PILOT_QUIET_DB = 30.0  # pilots weigh 1 down to 20 dB under their column's loudest, 0 from 30
+
+
+@dataclass(frozen=True)
+class _Sync:
+    offset: int  # working-rate samples dropped before the STFT
+    start: int  # frame where column 0 begins
+    z: float
+    z_unsearched: float = 0.0  # z of the pilots after the first SYNC_COLUMNS columns
+
+
+def _soft(
+    tiles: npt.NDArray[np.float64], dither: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """+1 for a clean 0, -1 for a clean 1, near 0 where unsure."""
+    return np.asarray(np.cos(2 * np.pi * (_ratios(tiles) - dither) / DELTA_DB), dtype=np.float64)
+
+
+def _reliability(
+    tiles: npt.NDArray[np.float64], soft: npt.NDArray[np.float64], keys: _Keys
+) -> npt.NDArray[np.float64]:
+    """Per-cell weight from the channel as the pilots saw it. Cells are grouped by how far
+    their quieter tile lies below the column's loudest (codecs rewrite quiet bands first); in
+    each group the mean signed pilot value ``c`` is the channel's reliability there, and a
+    cell's weight is ``atanh(c)`` (the log-likelihood ratio of a hard bit of that quality)."""
+    quiet = _quiet_db(tiles)
+    group = np.clip((-quiet / QUIET_STEP_DB).astype(np.int64), 0, QUIET_GROUPS - 1)
+    p = keys.pilot[: len(soft)]
+    signed = soft[p] * (1 - 2 * keys.pilot_bit[: len(soft)][p])
+    total = np.bincount(group[p], weights=signed, minlength=QUIET_GROUPS)
+    count = np.bincount(group[p], minlength=QUIET_GROUPS)
+    # A few pilots say little: shrink each group's estimate toward the overall mean.
+    overall = signed.mean() if signed.size else 0.0
+    c = (total + PRIOR_PILOTS * overall) / (count + PRIOR_PILOTS)
+    w = np.arctanh(np.clip(c, 0.0, 0.95))
+    return np.asarray(w[group], dtype=np.float64)
+
+
+def _quiet_db(tiles: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Per cell: its quieter tile's level below the column's loudest tile, in dB (<= 0)."""
+    db = 10.0 * np.log10(tiles)
+    top = db.max(axis=1, keepdims=True)
+    return np.asarray((np.minimum(db[:, 0::2], db[:, 1::2]) - top).ravel(), dtype=np.float64)
+
+
+def _pilot_z(
+    soft: npt.NDArray[np.float64],
+    tiles: npt.NDArray[np.float64],
+    keys: _Keys,
+    n: int,
+    first: int = 0,
+) -> float:
+    """z-score of the signed pilot values, each weighted by a fixed function of its level
+    (loud cells count fully, cells 30 dB under their column's loudest not at all), so a
+    wrong key gives N(0, 1) before any maximum is taken."""
+    p = keys.pilot[:n].copy()
+    p[:first] = False
+    w = np.clip((_quiet_db(tiles)[:n][p] + PILOT_QUIET_DB) / 10.0, 0.0, 1.0)
+    if not p.any() or not w.any():
+        return 0.0
+    signed = soft[:n][p] * (1 - 2 * keys.pilot_bit[:n][p])
+    return float((w * signed).sum() / math.sqrt(0.5 * (w * w).sum()))
+
+
+def _search(m16: npt.NDArray[np.float64], k_pos: bytes) -> _Sync:
+    """The alignment (sub-hop offset, first frame) whose pilots in the first
+    :data:`SYNC_COLUMNS` columns correlate best with ``k_pos``'s, and their z-score."""
+    max_start = GUARD_FRAMES + 8
+    window = m16[: (max_start + SYNC_COLUMNS * TILE_FRAMES + 2) * HOP + FRAME]
+    keys = _keys(k_pos, SYNC_COLUMNS)
+    best = _Sync(0, 0, -math.inf)
+    for off in SYNC_OFFSETS:
+        e = frame_energies(stft(window[off:]), _EDGES)
+        for start in range(0, max_start + 1):
+            cols = min(SYNC_COLUMNS, (e.shape[0] - start) // TILE_FRAMES)
+            if cols < 8:
+                break
+            tiles = _tile_energies(e, start, cols)
+            soft = _soft(tiles, keys.dither[: cols * CELLS])
+            z = _pilot_z(soft, tiles, keys, cols * CELLS)
+            if z > best.z:
+                best = _Sync(off, start, z)
+    return best
+
+
+PROBE_SECONDS = ((GUARD_FRAMES + 8 + SYNC_COLUMNS * TILE_FRAMES + 2) * HOP + FRAME) / RATE
+"""The working-rate seconds :func:`probe` reads (what the alignment search looks at)."""
+PROBE_Z = 4.0
+"""A :func:`probe` at or above this says "a mark under this key may be there". Its only use
+is to spare an upload when the passphrase is wrong, so it errs on the side of "there": a
+wrong key's best z over the search's 624 alignments exceeds it about 2 % of the time (the
+server then answers ``no_payload``); a marked file that lost its payload to the channel still
+shows z ≥ 6 (docs/robust.md)."""
+
+
+def probe(mix: Mix, k_pos: bytes) -> float:
+    """How strongly the start of a file's working mix (:data:`PROBE_SECONDS` of it is
+    enough) shows pilots under ``k_pos``: the z-score at the best alignment. Cheap (no
+    decoding); see :data:`PROBE_Z`."""
+    z = _search(_mix_values(mix), k_pos).z
+    return 0.0 if not math.isfinite(z) else z
+
+
+def _synchronise(
+    m16: npt.NDArray[np.float64], k_pos: bytes
+) -> tuple[_Sync, npt.NDArray[np.float64]]:
+    best = _search(m16, k_pos)
+    e = frame_energies(stft(m16[best.offset :]), _EDGES)
+    cols = max(0, (e.shape[0] - best.start) // TILE_FRAMES)
+    keys = _keys(k_pos, cols)
+    if not cols:
+        return _Sync(best.offset, best.start, 0.0), np.zeros(0)
+    tiles = _tile_energies(e, best.start, cols)
+    soft = _soft(tiles, keys.dither)
+    z = _pilot_z(soft, tiles, keys, cols * CELLS)
+    z_out = _pilot_z(soft, tiles, keys, cols * CELLS, first=SYNC_COLUMNS * CELLS)
+    data = (soft * _reliability(tiles, soft, keys))[~keys.pilot]
+    return _Sync(best.offset, best.start, z, z_out), data
