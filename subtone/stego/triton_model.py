@@ -311,13 +311,7 @@ class StegoModel:
 
             self._each(extract, spans)
             return [[(OUT_BITS, part.astype(self.out_dtype))] for part in np.split(out, sizes)]
-        widest = max(rows.bits.shape[1] for rows in batch if rows.bits is not None)
-        bits = np.zeros((n, max(1, widest)), dtype=np.uint8)
-        at = 0
-        for rows in batch:
-            if rows.bits is not None:
-                bits[at : at + len(rows), : rows.bits.shape[1]] = rows.bits
-            at += len(rows)
+        bits = _merged_bits(batch, n)
         bit_starts = np.arange(n, dtype=np.int64) * bits.shape[1] * 8
 
         def embed(a: int, b: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]:
@@ -330,6 +324,16 @@ class StegoModel:
         parts = self._each(embed, spans)
         flips = np.concatenate([f for f, _ in parts])
         counts = np.concatenate([c for _, c in parts])
+        return self._flip_outputs(flips, counts, sizes)
+
+    def _flip_outputs(
+        self,
+        flips: npt.NDArray[np.int32],
+        counts: npt.NDArray[np.int64],
+        sizes: npt.NDArray[Any],
+    ) -> list[list[tuple[str, npt.NDArray[Any]]]]:
+        """Each request's FLIPS (padded with :data:`FLIP_PAD`) and COUNT tensors, cut from
+        the whole batch's ``flips`` (``counts`` per row, requests split at ``sizes``)."""
         ends = np.cumsum(counts)
         starts = ends - counts
         results: list[list[tuple[str, npt.NDArray[Any]]]] = []
@@ -359,6 +363,18 @@ def usable_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def _merged_bits(batch: Sequence[Rows], n: int) -> npt.NDArray[np.uint8]:
+    """The embed requests' BITS rows in one ``(n, widest)`` array, zero-padded."""
+    widest = max(rows.bits.shape[1] for rows in batch if rows.bits is not None)
+    bits = np.zeros((n, max(1, widest)), dtype=np.uint8)
+    at = 0
+    for rows in batch:
+        if rows.bits is not None:
+            bits[at : at + len(rows), : rows.bits.shape[1]] = rows.bits
+        at += len(rows)
+    return bits
 
 
 def row_spans(rows: int, parts: int) -> list[tuple[int, int]]:
