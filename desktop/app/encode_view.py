@@ -103,26 +103,7 @@ class EncodeView(TaskPage):
         self.update_queue()
 
     def _build(self) -> None:
-        self.cover = FileField(
-            "encode.cover",
-            "A WAV file to hide the secret in (drop it here)",
-            lambda: self.dialogs.open_file(self, "Choose a cover", self.download_dir(), WAV_FILTER),
-            self,
-        )
-        self.cover_info_label = wrapped_label("encode.cover_info", self)
-        self.cover_wave = WaveformView(self)
-        self.cover_wave.setObjectName("encode.cover_waveform")
-        self.cover_wave.setFixedHeight(COVER_WAVE_HEIGHT)
-        self.cover_wave.setVisible(False)
-        self._drawing = 0
-        """Generation of the cover overview in flight (older answers are ignored)."""
-        self.robust = QCheckBox("Survives re-encoding", self)
-        self.robust.setObjectName("encode.robust")
-        self.robust.setToolTip(
-            "Hide the secret so that it survives being sent through a messaging app or "
-            "re-encoded (Opus, MP3, resampling): about 100 bits per second of cover."
-        )
-        self.robust_info_label = wrapped_label("encode.robust_info", self)
+        self._build_cover()
         self.secret = FileField(
             "encode.secret",
             "The recording, or any file (drop it here)",
@@ -135,22 +116,7 @@ class EncodeView(TaskPage):
         self.hint = wrapped_label("encode.hint", self)
         self.start_button = action_button("encode.start", "Encode", self, default=True)
         self.progress = ProgressPanel("encode.progress", ENCODE_STEPS, self)
-        self.result = MessageLabel("encode.result", "ok", self)
-        self.save_button = action_button("encode.save", "Save stego file…", self, shown=False)
-        self.diff_wave = WaveformView(self, colour=DIFFERENCE_COLOUR)
-        self.diff_wave.setObjectName("encode.difference_waveform")
-        self.diff_wave.setFixedHeight(COVER_WAVE_HEIGHT)
-        self.diff_wave.setToolTip(
-            "The stego file minus the cover along the file, magnified: full height is the "
-            "largest change (one step of the lowest bit)."
-        )
-        self.diff_label = wrapped_label("encode.difference", self)
-        self.difference: Difference | None = None
-        self._compared: str | None = None
-        """The task whose output was set against its cover (or is being)."""
-        self.saved = MessageLabel("encode.saved", "info", self)
-        self.error = MessageLabel("encode.error", "error", self)
-        self.queue_label = MessageLabel("encode.queue", "info", self)
+        self._build_result()
         page(
             self,
             title("Hide a secret in a cover", self),
@@ -174,6 +140,48 @@ class EncodeView(TaskPage):
             self.error,
             STRETCH,
         )
+
+    def _build_cover(self) -> None:
+        """The cover's field, its overview and the robust-mode choice."""
+        self.cover = FileField(
+            "encode.cover",
+            "A WAV file to hide the secret in (drop it here)",
+            lambda: self.dialogs.open_file(self, "Choose a cover", self.download_dir(), WAV_FILTER),
+            self,
+        )
+        self.cover_info_label = wrapped_label("encode.cover_info", self)
+        self.cover_wave = WaveformView(self)
+        self.cover_wave.setObjectName("encode.cover_waveform")
+        self.cover_wave.setFixedHeight(COVER_WAVE_HEIGHT)
+        self.cover_wave.setVisible(False)
+        self._drawing = 0
+        """Generation of the cover overview in flight (older answers are ignored)."""
+        self.robust = QCheckBox("Survives re-encoding", self)
+        self.robust.setObjectName("encode.robust")
+        self.robust.setToolTip(
+            "Hide the secret so that it survives being sent through a messaging app or "
+            "re-encoded (Opus, MP3, resampling): about 100 bits per second of cover."
+        )
+        self.robust_info_label = wrapped_label("encode.robust_info", self)
+
+    def _build_result(self) -> None:
+        """What a finished encode shows: its result, the difference and the messages."""
+        self.result = MessageLabel("encode.result", "ok", self)
+        self.save_button = action_button("encode.save", "Save stego file…", self, shown=False)
+        self.diff_wave = WaveformView(self, colour=DIFFERENCE_COLOUR)
+        self.diff_wave.setObjectName("encode.difference_waveform")
+        self.diff_wave.setFixedHeight(COVER_WAVE_HEIGHT)
+        self.diff_wave.setToolTip(
+            "The stego file minus the cover along the file, magnified: full height is the "
+            "largest change (one step of the lowest bit)."
+        )
+        self.diff_label = wrapped_label("encode.difference", self)
+        self.difference: Difference | None = None
+        self._compared: str | None = None
+        """The task whose output was set against its cover (or is being)."""
+        self.saved = MessageLabel("encode.saved", "info", self)
+        self.error = MessageLabel("encode.error", "error", self)
+        self.queue_label = MessageLabel("encode.queue", "info", self)
 
     def _connect(self) -> None:
         self.cover.path_changed.connect(self.selection.set_cover)
