@@ -12,8 +12,9 @@ app and the CLI read to show a capacity) imports no scipy.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from subtone.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from subtone.robust.core import (
@@ -72,13 +73,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _HOMES)
 
 
 __all__ = [

@@ -16,8 +16,9 @@ The names below are loaded when first used (:pep:`562`): a caller that needs onl
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from subtone.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from desktop.core.orchestration.oneshot import DecodeSummary, EncodeSummary, decode, encode
@@ -90,13 +91,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> object:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _HOMES)
 
 
 __all__ = [
