@@ -20,6 +20,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -35,6 +36,9 @@ DEBIAN_SCRIPTS: Final = Path("/usr/lib/rabbitmq/bin")
 HOST: Final = "127.0.0.1"
 STOP_SECONDS: Final = 60
 CTL_TIMEOUT_SECONDS: Final = 120.0
+NOT_REGISTERED: Final = "not running at all"
+"""What ``rabbitmqctl`` says (from epmd) of a node that has not registered yet."""
+REGISTER_POLL_SECONDS: Final = 0.5
 
 
 def rabbitmq_scripts() -> Path | None:
@@ -153,11 +157,22 @@ class RabbitNode:
 
     def await_startup(self, timeout: float = CTL_TIMEOUT_SECONDS) -> None:
         """Return once the node has booted (its AMQP port answering is not enough: the
-        application starts after); raise when it has not within ``timeout`` seconds."""
-        done = self.ctl("await_startup", "--timeout", str(int(timeout)), timeout=timeout + 30)
-        if done.returncode != 0:
-            said = (done.stderr or done.stdout).strip()[-1500:]
-            raise StandaloneError(
-                f"RabbitMQ node {self.name} did not start within {timeout:.0f} s:\n{said}",
-                code="service_start_failed",
-            )
+        application starts after); raise when it has not within ``timeout`` seconds.
+
+        ``rabbitmqctl await_startup`` waits for a node that epmd knows; a node spawned a moment
+        ago (supervisord restarting it) has not registered yet, and is asked again until it
+        has or ``timeout`` has passed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = max(1, int(deadline - time.monotonic()))
+            done = self.ctl("await_startup", "--timeout", str(left), timeout=left + 30)
+            if done.returncode == 0:
+                return
+            said = (done.stderr or done.stdout).strip()
+            if NOT_REGISTERED not in said or time.monotonic() >= deadline:
+                raise StandaloneError(
+                    f"RabbitMQ node {self.name} did not start within {timeout:.0f} s:\n"
+                    f"{said[-1500:]}",
+                    code="service_start_failed",
+                )
+            time.sleep(REGISTER_POLL_SECONDS)

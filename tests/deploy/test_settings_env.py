@@ -46,7 +46,9 @@ PRODUCTION = {
     "SUBTONE_SIGNING_SECRET",
 }
 DOCS = (ROOT / "README.md", ROOT / "docs" / "deploy.md", K8S_DIR / "README.md")
-CLIENT = {ENV_URL, ENV_TOKEN, ENV_CONFIG, SMOKE_ENV, OPTIONAL_TOOLS_ENV}
+COMPOSE_CHECK_ENV = "SUBTONE_KILL_COVER_MB"
+"""scripts/compose-check.sh's own knob (the killed-worker jobs' cover size)."""
+CLIENT = {ENV_URL, ENV_TOKEN, ENV_CONFIG, SMOKE_ENV, OPTIONAL_TOOLS_ENV, COMPOSE_CHECK_ENV}
 """The desktop app's, the CLI's and the checks' own variables, which the docs may name too."""
 
 

@@ -3,6 +3,11 @@ or fails with a code; it never stays "running"."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+from collections.abc import Iterator
+
 import pytest
 
 from server.jobs.tasks import RETRIES_EXHAUSTED
@@ -14,6 +19,7 @@ from tests.e2e.faults.support import (
     kill,
     make_cover,
     open_uploads,
+    pid_of,
     record,
     stop,
     submit_embed,
@@ -21,7 +27,7 @@ from tests.e2e.faults.support import (
     wait_until,
 )
 from tests.planes import expected_patch, random_plane
-from tests.stack import rabbit_vhost, running_stack
+from tests.stack import Stack, rabbit_vhost, running_stack
 
 pytestmark = pytest.mark.integration
 
@@ -29,16 +35,32 @@ LONG_JOB_SAMPLES = 1_200_000_000
 """A cover of 2.4 GB of 16-bit audio: its plane (150 MB) makes a job of a few seconds."""
 
 
+@contextlib.contextmanager
+def triton_paused(stack: Stack) -> Iterator[int]:
+    """Triton stopped (SIGSTOP) until the block ends: a job started meanwhile waits on it, so
+    it is surely mid-flight when the test kills something, however fast the kernel is."""
+    pid = pid_of(stack, "triton")
+    os.killpg(pid, signal.SIGSTOP)
+    try:
+        yield pid
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGCONT)
+
+
 def test_a_worker_killed_mid_encode_is_redelivered_and_the_job_completes_once(tmp_path):
     with (
         rabbit_vhost() as broker,
         running_stack(tmp_path / "stack", broker, JOB_LEASE_SECONDS=2.0) as stack,
     ):
-        submitted = submit_plane(stack, random_plane(tmp_path / "cover.plane", LONG_JOB_SAMPLES))
-        wait_until(lambda: job(stack, submitted.job_id).state is JobState.RUNNING, "the job to run")
-
-        kill(stack, "worker")  # supervisord starts a new one, with no command typed
-        assert job(stack, submitted.job_id).state is JobState.RUNNING  # as the dead one left it
+        with triton_paused(stack):
+            plane = random_plane(tmp_path / "cover.plane", LONG_JOB_SAMPLES)
+            submitted = submit_plane(stack, plane)
+            wait_until(
+                lambda: job(stack, submitted.job_id).state is JobState.RUNNING, "the job to run"
+            )
+            kill(stack, "worker")  # supervisord starts a new one, with no command typed
+            assert job(stack, submitted.job_id).state is JobState.RUNNING  # as the dead one left it
         # The new worker gets the unacknowledged message from RabbitMQ.
         done = finished(stack, submitted.job_id)
 
@@ -59,10 +81,13 @@ def test_triton_stopped_mid_job_is_retried_until_it_is_back(tmp_path):
         rabbit_vhost() as broker,
         running_stack(tmp_path / "stack", broker, **settings) as stack,
     ):
-        submitted = submit_plane(stack, random_plane(tmp_path / "cover.plane", LONG_JOB_SAMPLES))
-        wait_until(lambda: job(stack, submitted.job_id).state is JobState.RUNNING, "the job to run")
-
-        kill(stack, "triton")  # supervisord starts it again
+        with triton_paused(stack):
+            plane = random_plane(tmp_path / "cover.plane", LONG_JOB_SAMPLES)
+            submitted = submit_plane(stack, plane)
+            wait_until(
+                lambda: job(stack, submitted.job_id).state is JobState.RUNNING, "the job to run"
+            )
+            kill(stack, "triton")  # mid-job, surely; supervisord starts it again
         wait_until(lambda: record(stack, submitted.job_id).attempts >= 2, "a retry")
         done = finished(stack, submitted.job_id)
 
