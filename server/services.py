@@ -85,8 +85,9 @@ def _readiness_checks(settings: Settings, deps: Dependencies) -> dict[str, Calla
     return checks
 
 
-def get_services(request: Request) -> Services:
-    """The app's services (a FastAPI dependency)."""
+async def get_services(request: Request) -> Services:
+    """The app's services (a FastAPI dependency; ``async`` so that FastAPI calls it on the event
+    loop instead of sending it to the thread pool)."""
     services = request.app.state.services
     if not isinstance(services, Services):
         raise RuntimeError("the app's services are built by its lifespan; start the app first")

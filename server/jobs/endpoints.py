@@ -23,11 +23,11 @@ KEEPALIVE_SECONDS = 15
 """A comment line this often keeps an idle event stream (and proxies) open."""
 
 
-def _jobs(services: Annotated[Services, Depends(get_services)]) -> JobService:
+async def _jobs(services: Annotated[Services, Depends(get_services)]) -> JobService:
     return services.jobs
 
 
-def _trace_id(request: Request) -> str | None:
+async def _trace_id(request: Request) -> str | None:
     trace_id = getattr(request.state, TRACE_ID_STATE, None)
     return trace_id if isinstance(trace_id, str) else None
 

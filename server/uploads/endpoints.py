@@ -25,7 +25,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
 
 
-def _uploads(services: Annotated[Services, Depends(get_services)]) -> UploadService:
+async def _uploads(services: Annotated[Services, Depends(get_services)]) -> UploadService:
     return services.uploads
 
 
