@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/pipeline.py [--cover-mb 100] [--rss-mb 50 500]
                                        [--clients 50] [--requests-per-client 20]
+                                       [--load-client raw|httpx] [--jobs-only]
 
 Starts the stack with the standalone supervisor on free ports, on the machine's Redis (a key
 prefix of its own) and RabbitMQ (a vhost of its own), and measures:
@@ -14,7 +15,12 @@ prefix of its own) and RabbitMQ (a vhost of its own), and measures:
 * the worker's and Triton's peak RSS during the encode of a cover of each ``--rss-mb`` size
   (the kernel's high-water mark, reset before each encode through ``/proc/PID/clear_refs``);
 * ``POST /v1/jobs`` latency p50/p99 with ``--clients`` concurrent clients (one tenant each,
-  ``--requests-per-client`` requests each).
+  ``--requests-per-client`` requests each, one after another on a keep-alive connection), and
+  the CPU each request cost the API processes, the worker (which runs the jobs meanwhile) and
+  the load generator itself. The default generator (``raw``: asyncio streams) costs a few tens
+  of microseconds a request; ``httpx`` (what this bench used first) about 3 ms, which on 2
+  shared cores made the clients a large part of what was measured. ``--jobs-only`` measures
+  only this.
 
 Everything it starts it stops. Prints a Markdown table; writes ``bench/out/pipeline.json``.
 """
@@ -35,12 +41,16 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("PYTHONPATH", str(ROOT))
+"""The stack's processes run this tree's code (not wherever the environment's ``subtone`` is
+installed from); set ``PYTHONPATH`` to measure another tree's."""
 
 from desktop.core.api import ApiClient  # noqa: E402
 from desktop.core.orchestration import encode  # noqa: E402
@@ -176,22 +186,96 @@ def supervisor_pid(supervisor: Supervisor, name: str) -> int:
     return supervisor.pids()[name]
 
 
-async def _post_jobs(url: str, tokens: list[str], stegos: list[str], per_client: int) -> dict:
+class RawClient:
+    """One keep-alive HTTP/1.1 connection that POSTs JSON and reads the status: a few tens of
+    microseconds of CPU a request (httpx's client costs about 3 ms here), so that on 2 shared
+    cores the load generator is not what is measured. Bodies over ``Content-Length`` only
+    (what the API answers); no redirects, no TLS."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        parts = urlsplit(url)
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
+        fixed = {"Host": f"{self._host}:{self._port}", "Content-Type": "application/json"}
+        self._headers = "".join(f"{k}: {v}\r\n" for k, v in (fixed | headers).items())
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def __aenter__(self) -> RawClient:
+        self._reader, self._writer = await asyncio.open_connection(self._host, self._port)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> int:
+        assert self._reader is not None and self._writer is not None
+        extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        head = f"POST {path} HTTP/1.1\r\n{self._headers}{extra}Content-Length: {len(body)}\r\n\r\n"
+        self._writer.write(head.encode() + body)
+        answer = await self._reader.readuntil(b"\r\n\r\n")
+        status = int(answer[9:12])
+        length = 0
+        for line in answer.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        await self._reader.readexactly(length)
+        return status
+
+
+class HttpxClient:
+    """The same calls through httpx (what the bench used before: about 3 ms of client CPU a
+    request), to compare the load generators."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        self._client = httpx.AsyncClient(base_url=url, headers=headers, timeout=60)
+
+    async def __aenter__(self) -> HttpxClient:
+        await self._client.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._client.__aexit__(*exc)
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> int:
+        response = await self._client.post(
+            path, content=body, headers={"Content-Type": "application/json", **headers}
+        )
+        return response.status_code
+
+
+LOAD_CLIENTS = {"raw": RawClient, "httpx": HttpxClient}
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by ``pids`` (those still alive)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+async def _post_jobs(
+    url: str, tokens: list[str], stegos: list[str], per_client: int, load_client: str
+) -> dict:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    client_type = LOAD_CLIENTS[load_client]
 
     async def one_client(token: str, stego: str) -> None:
-        headers = {"Authorization": f"Bearer {token}"}
-        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
+        async with client_type(url, {"Authorization": f"Bearer {token}"}) as client:
             for _ in range(per_client):
-                body = {"kind": "stego.extract", "inputs": {"plane": stego},
-                        "params": {"k_pos": os.urandom(32).hex()}}  # fmt: skip
+                body = json.dumps({"kind": "stego.extract", "inputs": {"plane": stego},
+                                   "params": {"k_pos": os.urandom(32).hex()}}).encode()  # fmt: skip
                 start = time.perf_counter()
-                response = await client.post(
-                    "/v1/jobs", json=body, headers={"Idempotency-Key": uuid.uuid4().hex}
-                )
+                status = await client.post("/v1/jobs", body, {"Idempotency-Key": uuid.uuid4().hex})
                 latencies.append(time.perf_counter() - start)
-                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                statuses[status] = statuses.get(status, 0) + 1
 
     start = time.perf_counter()
     await asyncio.gather(*(one_client(t, s) for t, s in zip(tokens, stegos, strict=True)))
@@ -204,10 +288,13 @@ async def _post_jobs(url: str, tokens: list[str], stegos: list[str], per_client:
         "p50_ms": 1000 * statistics.median(ordered),
         "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
         "requests_per_s": len(latencies) / elapsed,
+        "seconds": elapsed,
     }
 
 
-def measure_job_latency(supervisor: Supervisor, clients: int, per_client: int, work: Path) -> dict:
+def measure_job_latency(
+    supervisor: Supervisor, clients: int, per_client: int, work: Path, load_client: str
+) -> dict:
     tokens_service = TokenService(
         redis.Redis.from_url(REDIS_URL), prefix=supervisor.settings.REDIS_PREFIX
     )
@@ -219,7 +306,21 @@ def measure_job_latency(supervisor: Supervisor, clients: int, per_client: int, w
         with ApiClient(supervisor.api_url, token) as client, Uploader(client) as uploader:
             stegos.append(uploader.upload_file(tiny).object.id)
         tokens.append(token)
-    return asyncio.run(_post_jobs(supervisor.api_url, tokens, stegos, per_client))
+    pids = supervisor.pids()
+    api, worker = process_tree(pids["api"]), process_tree(pids["worker"])
+    before = cpu_seconds(api), cpu_seconds(worker), time.process_time()
+    result = asyncio.run(_post_jobs(supervisor.api_url, tokens, stegos, per_client, load_client))
+    used = cpu_seconds(api) - before[0], cpu_seconds(worker) - before[1]
+    client = time.process_time() - before[2]
+    count = result["requests"]
+    return result | {
+        "load_client": load_client,
+        "api_processes": len(api),
+        "api_cpu_ms_per_request": 1000 * used[0] / count,
+        "worker_cpu_ms_per_request": 1000 * used[1] / count,
+        "client_cpu_ms_per_request": 1000 * client / count,
+        "load_average_1min": os.getloadavg()[0],
+    }
 
 
 def main() -> None:
@@ -228,6 +329,11 @@ def main() -> None:
     parser.add_argument("--rss-mb", type=float, nargs="*", default=[50.0, 500.0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests-per-client", type=int, default=20)
+    parser.add_argument("--jobs-only", action="store_true", help="only the POST /v1/jobs load")
+    parser.add_argument(
+        "--load-client", choices=sorted(LOAD_CLIENTS), default="raw",
+        help="the POST /v1/jobs load generator: raw asyncio HTTP/1.1 (light) or httpx",
+    )  # fmt: skip
     args = parser.parse_args()
     if shutil.which("curl") is None:
         raise SystemExit("curl is needed for the baseline: apt-get install curl")
@@ -243,28 +349,53 @@ def main() -> None:
         token, _ = TokenService(
             redis.Redis.from_url(REDIS_URL), prefix=supervisor.settings.REDIS_PREFIX
         ).create("bench")
-        print(f"generating a {args.cover_mb:g} MB cover", file=sys.stderr)
-        cover = make_cover(work / "cover.wav", args.cover_mb, seed=1)
-        print("upload: client core vs curl -T", file=sys.stderr)
-        report["upload"] = measure_upload(supervisor, token, cover, work)
-        cover.unlink()
-        report["encode"] = []
-        for n, size in enumerate([args.cover_mb, *args.rss_mb]):
-            print(f"encode of a fresh {size:g} MB cover", file=sys.stderr)
-            fresh = make_cover(work / f"cover-{n}.wav", size, seed=100 + n)
-            report["encode"].append(measure_encode(supervisor, token, fresh, work))
-            fresh.unlink()
+        if not args.jobs_only:
+            measure_pipeline(supervisor, token, work, args, report)
         report["jobs_post"] = []
         for clients in sorted({1, args.clients}):
             print(f"POST /v1/jobs with {clients} concurrent client(s)", file=sys.stderr)
             report["jobs_post"].append(
-                measure_job_latency(supervisor, clients, args.requests_per_client, work)
+                measure_job_latency(
+                    supervisor, clients, args.requests_per_client, work, args.load_client
+                )
             )
     (OUT / "pipeline.json").write_text(json.dumps(report, indent=2))
     print_report(report)
 
 
+def measure_pipeline(
+    supervisor: Supervisor, token: str, work: Path, args: argparse.Namespace, report: dict
+) -> None:
+    """The upload and the encodes (everything but the ``POST /v1/jobs`` load)."""
+    print(f"generating a {args.cover_mb:g} MB cover", file=sys.stderr)
+    cover = make_cover(work / "cover.wav", args.cover_mb, seed=1)
+    print("upload: client core vs curl -T", file=sys.stderr)
+    report["upload"] = measure_upload(supervisor, token, cover, work)
+    cover.unlink()
+    report["encode"] = []
+    for n, size in enumerate([args.cover_mb, *args.rss_mb]):
+        print(f"encode of a fresh {size:g} MB cover", file=sys.stderr)
+        fresh = make_cover(work / f"cover-{n}.wav", size, seed=100 + n)
+        report["encode"].append(measure_encode(supervisor, token, fresh, work))
+        fresh.unlink()
+
+
 def print_report(report: dict) -> None:
+    if "upload" in report:
+        print_pipeline(report)
+    print("\n### POST /v1/jobs (a tenant per client, requests one after another per client)\n")
+    print("| clients | requests | p50 ms | p99 ms | requests/s | statuses | CPU ms a request: "
+          "API / worker / load client | load average |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for jp in report["jobs_post"]:
+        print(f"| {jp['clients']} | {jp['requests']} | {jp['p50_ms']:.1f} | {jp['p99_ms']:.1f} "
+              f"| {jp['requests_per_s']:.0f} | {jp['statuses']} "
+              f"| {jp['api_cpu_ms_per_request']:.2f} / {jp['worker_cpu_ms_per_request']:.2f} "
+              f"/ {jp['client_cpu_ms_per_request']:.2f} ({jp['load_client']}) "
+              f"| {jp['load_average_1min']:.1f} |")  # fmt: skip
+
+
+def print_pipeline(report: dict) -> None:
     up = report["upload"]
     print(f"\n### Upload of a {up['cover_mb']:.0f} MB cover to the local store\n")
     print("| client | seconds | MB/s |\n|---|---|---|")
@@ -281,12 +412,6 @@ def print_report(report: dict) -> None:
               f"| {e['job_s']:.1f} | {e['job_mb_s']:.1f} "
               f"| {e['worker_rss_before_mb']:.0f} → {e['worker_peak_rss_mb']:.0f} "
               f"| {e['triton_rss_before_mb']:.0f} → {e['triton_peak_rss_mb']:.0f} |")  # fmt: skip
-    print("\n### POST /v1/jobs (a tenant per client, requests one after another per client)\n")
-    print("| clients | requests | p50 ms | p99 ms | requests/s | statuses |")
-    print("|---|---|---|---|---|---|")
-    for jp in report["jobs_post"]:
-        print(f"| {jp['clients']} | {jp['requests']} | {jp['p50_ms']:.1f} | {jp['p99_ms']:.1f} "
-              f"| {jp['requests_per_s']:.0f} | {jp['statuses']} |")  # fmt: skip
 
 
 if __name__ == "__main__":
