@@ -2,7 +2,9 @@
 
 The app's ``lifespan`` builds the clients (Redis, storage, the broker, Triton's readiness
 probe) once, unless a test hands prebuilt ones in as ``deps``, and puts the services on
-``app.state``. Handlers only authenticate, call one service function and return a schema.
+``app.state``; when the app stops it drops the connections its event loop opened (whoever
+built the clients) and closes the clients it built. Handlers only authenticate, call one
+service function and return a schema.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def create_app(settings: Settings, *, deps: Dependencies | None = None) -> FastA
             yield
         finally:
             metrics.unwatch()
+            await clients.disconnect()
             if deps is None:
                 clients.close()
 

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from server.auth.ratelimit import FailedAuthLimiter, RateLimiter
-from server.auth.service import TokenService
+from server.auth.admission import Admission
 from server.deps import Dependencies
 from server.health import ReadinessService
 from server.jobs.heartbeat import WorkerHeartbeats
@@ -25,9 +24,7 @@ __all__ = ["Services", "build_services", "get_services"]
 
 @dataclass(frozen=True)
 class Services:
-    tokens: TokenService
-    limiter: RateLimiter
-    auth_failures: FailedAuthLimiter
+    admission: Admission
     uploads: UploadService
     jobs: JobService
     readiness: ReadinessService
@@ -37,17 +34,21 @@ class Services:
 def build_services(settings: Settings, deps: Dependencies, metrics: ApiMetrics) -> Services:
     prefix = settings.REDIS_PREFIX
     uploads = UploadRepository(deps.redis, prefix=prefix, ttl_seconds=settings.UPLOAD_TTL_SECONDS)
-    jobs = JobRepository(deps.redis, prefix=prefix, ttl_seconds=settings.JOB_TTL_SECONDS)
+    jobs = JobRepository(
+        deps.redis, prefix=prefix, ttl_seconds=settings.JOB_TTL_SECONDS, aclient=deps.aredis
+    )
     heartbeats = WorkerHeartbeats(
         deps.redis, prefix=prefix, ttl_seconds=settings.WORKER_HEARTBEAT_SECONDS
     )
     queue_name = settings.QUEUE_NAME
     metrics.watch(jobs, deps.queue, queue_name, workers=lambda: heartbeats.count(queue_name))
     return Services(
-        tokens=TokenService(deps.redis, prefix=prefix, cache_seconds=settings.TOKEN_CACHE_SECONDS),
-        limiter=RateLimiter(deps.redis, prefix=prefix, per_minute=settings.RATE_LIMIT_PER_MINUTE),
-        auth_failures=FailedAuthLimiter(
-            deps.redis, prefix=prefix, per_minute=settings.AUTH_FAILURES_PER_MINUTE
+        admission=Admission(
+            deps.aredis,
+            prefix=prefix,
+            requests_per_minute=settings.RATE_LIMIT_PER_MINUTE,
+            failures_per_minute=settings.AUTH_FAILURES_PER_MINUTE,
+            cache_seconds=settings.TOKEN_CACHE_SECONDS,
         ),
         uploads=UploadService(deps.store, uploads, settings),
         jobs=JobService(

@@ -63,13 +63,10 @@ class Settings(BaseSettings):
     METRICS_DIR: Path | None = None
     """Where the API processes keep their metrics (default: DATA_DIR/metrics); emptied when
     the API starts."""
-    TOKEN_CACHE_SECONDS: float = Field(default=0.0, ge=0.0)
-    """How long an API process trusts a token it looked up without asking Redis again. A
-    revoked token keeps working this much longer in each process, so the default (0) looks
-    every token up on every request: revocation is immediate."""
-    BROKER_PUBLISHERS: int = Field(default=4, ge=1)
-    """Connections (each on its own thread) one API process publishes jobs on, each waiting
-    for RabbitMQ's confirm on its own."""
+    TOKEN_CACHE_SECONDS: float = Field(default=60.0, ge=0.0)
+    """How long an API process remembers which tenant a token belongs to (0: it reads the
+    token's record on every request). Revocation is immediate whatever this is: that the token
+    still exists is checked on every request, in the round trip that counts its rate limit."""
     MAX_REQUEST_BODY_BYTES: int = 1 * MiB
     RATE_LIMIT_PER_MINUTE: int = 600
     """Requests one token may make per minute before it gets 429."""

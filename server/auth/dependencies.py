@@ -2,7 +2,8 @@
 
 An address that has failed to authenticate too often this minute is refused (429) before its
 token is looked up; each refused token counts one failure for the address it came from (the
-peer address, or the one a trusted proxy gives: uvicorn's ``--forwarded-allow-ips``).
+peer address, or the one a trusted proxy gives: uvicorn's ``--forwarded-allow-ips``). All of
+it is one Redis round trip on the event loop (:mod:`server.auth.admission`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Annotated, Final
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from server.auth.service import Tenant, Unauthorized
+from server.auth.service import Tenant
 from server.kit import logs
 from server.services import Services, get_services
 
@@ -32,22 +33,14 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client is not None else UNKNOWN_ADDRESS
 
 
-def current_tenant(
+async def current_tenant(
     request: Request,
     services: Annotated[Services, Depends(get_services)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Tenant:
-    address = client_address(request)
-    services.auth_failures.check(address)
-    try:
-        if credentials is None:
-            raise Unauthorized("A valid API token is required: Authorization: Bearer st_…")
-        tenant = services.tokens.authenticate(credentials.credentials)
-    except Unauthorized:
-        services.auth_failures.failed(address)
-        raise
+    token = credentials.credentials if credentials is not None else None
+    tenant = await services.admission.admit(token, client_address(request))
     logs.bind(tenant_id=tenant.id)
-    services.limiter.hit(tenant.id)
     return tenant
 
 

@@ -15,8 +15,6 @@ import hashlib
 import hmac
 import re
 import secrets
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -36,6 +34,8 @@ __all__ = [
     "TokenNotFound",
     "TokenService",
     "Unauthorized",
+    "token_digest",
+    "token_key",
 ]
 
 TOKEN_PREFIX = "st_"  # noqa: S105 - the visible prefix of every token, not a secret
@@ -43,8 +43,6 @@ TOKEN_BYTES = 32
 MAX_TOKEN_LENGTH = 128
 """Longer Authorization values are refused before hashing."""
 TENANT_ID_PREFIX = "tn"
-MAX_CACHED_TOKENS = 10_000
-"""Tokens one API process remembers at most (the cache is emptied when full)."""
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 _AUTH_SCHEME = "Bearer"
 
@@ -90,29 +88,25 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def token_key(prefix: str, digest: str) -> str:
+    """Where the record of the token with this digest is kept."""
+    return f"{prefix}:token:{digest}"
+
+
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class TokenService:
-    def __init__(
-        self,
-        client: redis.Redis,
-        *,
-        prefix: str,
-        cache_seconds: float = 0.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        """``cache_seconds``: how long a token found valid is trusted without asking Redis
-        again (so a revoked token works at most this much longer); 0 asks every time."""
+    """Making, listing and revoking tokens (the admin commands); what a request's token is
+    worth is :class:`server.auth.admission.Admission`'s to say."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str) -> None:
         self._redis = client
         self._prefix = prefix
-        self._cache_seconds = cache_seconds
-        self._clock = clock
-        self._cache: dict[str, tuple[float, Tenant]] = {}
 
     def _token_key(self, digest: str) -> str:
-        return f"{self._prefix}:token:{digest}"
+        return token_key(self._prefix, digest)
 
     @property
     def _names(self) -> str:
@@ -164,18 +158,8 @@ class TokenService:
         if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
             raise Unauthorized("The API token is not valid.")
         digest = token_digest(token)
-        now = self._clock()
-        cached = self._cache.get(digest)
-        if cached is not None and cached[0] > now:
-            return cached[1]
         raw = self._redis.get(self._token_key(digest))
         info = TokenInfo.model_validate_json(raw) if raw else None
         if info is None or not hmac.compare_digest(info.digest, digest):
-            self._cache.pop(digest, None)
             raise Unauthorized("The API token is not valid (mistyped, or revoked).")
-        tenant = Tenant(id=info.tenant, name=info.name)
-        if self._cache_seconds > 0:
-            if len(self._cache) >= MAX_CACHED_TOKENS:
-                self._cache.clear()
-            self._cache[digest] = (now + self._cache_seconds, tenant)
-        return tenant
+        return Tenant(id=info.tenant, name=info.name)

@@ -7,22 +7,25 @@ queue with the same arguments. The API never imports the actor: it sends a messa
 
 :class:`BrokerQueue` runs broker calls on a few threads of its own (``publishers``): pika's
 blocking connection is not thread-safe, and Dramatiq's broker keeps one connection per thread,
-so each thread publishes (and waits for RabbitMQ's confirm) on its own connection and
-concurrent requests do not queue behind one another's confirms.
+so each thread publishes (and waits for RabbitMQ's confirm) on its own connection. The worker
+re-sends jobs through it; the API probes the queue through it (``/readyz``, the depth in
+``/metrics``) and publishes through :class:`server.integrations.publisher.JobPublisher`, on
+the event loop, which declares the queues exactly as Dramatiq does (:func:`queue_declarations`).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pika.exceptions
 from dramatiq import Message
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL, RabbitmqBroker
+from dramatiq.common import dq_name, xq_name
 from dramatiq.errors import DramatiqError
 
 from server.settings import Settings
@@ -31,11 +34,15 @@ from subtone.errors import SubtoneError
 __all__ = [
     "RUN_JOB_ACTOR",
     "TRACE_ID_OPTION",
+    "AsyncEnqueuer",
     "BrokerQueue",
     "Enqueuer",
+    "QueueDeclaration",
     "QueueUnavailable",
+    "broker_urls",
     "build_broker",
     "job_message",
+    "queue_declarations",
 ]
 
 TRACE_ID_OPTION = "trace_id"
@@ -73,6 +80,14 @@ class Enqueuer(Protocol):
         ...
 
 
+class AsyncEnqueuer(Protocol):
+    """Hands a saved job to the workers, on the event loop."""
+
+    async def enqueue(self, job_id: str, *, trace_id: str | None = None) -> None:
+        """As :meth:`Enqueuer.enqueue`: returns once RabbitMQ has confirmed the message."""
+        ...
+
+
 class _Broker(RabbitmqBroker):
     """Dramatiq's broker, declaring our queues with RabbitMQ's per-queue consumer timeout.
 
@@ -88,6 +103,28 @@ class _Broker(RabbitmqBroker):
         arguments: dict[str, object] = super()._build_queue_arguments(queue_name)  # type: ignore[no-untyped-call]
         arguments[CONSUMER_TIMEOUT_ARGUMENT] = self.consumer_timeout_ms
         return arguments
+
+
+class QueueDeclaration(NamedTuple):
+    name: str
+    arguments: Mapping[str, object]
+
+
+def queue_declarations(broker: RabbitmqBroker, queue_name: str) -> list[QueueDeclaration]:
+    """The durable queues Dramatiq's ``broker`` declares for ``queue_name``, with the same
+    arguments (RabbitMQ refuses a second declaration that differs): the queue, its delay
+    queue and its dead-letter queue (``RabbitmqBroker._ensure_queue``)."""
+    arguments: dict[str, object] = broker._build_queue_arguments(queue_name)  # type: ignore[no-untyped-call]
+    return [
+        QueueDeclaration(queue_name, arguments),
+        QueueDeclaration(dq_name(queue_name), arguments),
+        QueueDeclaration(xq_name(queue_name), {"x-message-ttl": DEAD_MESSAGE_TTL}),
+    ]
+
+
+def broker_urls(settings: Settings) -> list[str]:
+    """``BROKER_URL``'s (``;``-separated) URLs, each with our blocked-connection timeout."""
+    return _with_defaults(settings.BROKER_URL).split(_URL_SEPARATOR)
 
 
 def build_broker(settings: Settings) -> RabbitmqBroker:

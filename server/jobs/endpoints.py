@@ -50,7 +50,7 @@ IdempotencyKey = Annotated[
     status_code=status.HTTP_202_ACCEPTED,
     responses=error_responses(*COMMON_ERRORS, *BODY_ERRORS, 404, 409),
 )
-def create_job(
+async def create_job(
     body: JobCreate,
     tenant: CurrentTenant,
     jobs: Jobs,
@@ -59,7 +59,7 @@ def create_job(
 ) -> Job:
     """Queue a job on uploaded objects; answers at once, the work happens in a worker. The
     job keeps the request's trace id (``traceparent``), and so does every log line about it."""
-    return jobs.create(tenant.id, body, idempotency_key, trace_id=trace_id)
+    return await jobs.create(tenant.id, body, idempotency_key, trace_id=trace_id)
 
 
 @router.get("", responses=error_responses(*COMMON_ERRORS))

@@ -4,15 +4,21 @@ A record is one JSON value under ``<prefix>:job:<id>``; every change goes throug
 :meth:`JobRepository._update`, an optimistic (WATCH/MULTI) read-modify-write, so the API
 cancelling and the worker reporting progress never overwrite each other. State changes are
 one-way: a finished job never runs again, whoever asks.
+
+A job is created in one round trip (:data:`_CREATE_SCRIPT`): its inputs checked to be the
+tenant's objects, its idempotency key claimed, its record saved and indexed. The API does it
+on the event loop (:meth:`JobRepository.acreate`, with the asynchronous client).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import redis
+import redis.asyncio
 from pydantic import BaseModel, ConfigDict
 
 from server.kit.clock import utcnow
@@ -25,6 +31,7 @@ __all__ = [
     "JobNotFound",
     "JobRecord",
     "JobRepository",
+    "MissingInput",
     "request_hash",
 ]
 
@@ -45,6 +52,17 @@ class IdempotencyConflict(SubtoneError):
         super().__init__(
             "This Idempotency-Key was already used for a different request; use a new key."
         )
+
+
+class MissingInput(SubtoneError):
+    """A job's input is not one of the tenant's objects (none, or another tenant's)."""
+
+    code = "not_found"
+    status = 404
+
+    def __init__(self, object_id: str) -> None:
+        super().__init__(f"There is no object {object_id}.")
+        self.object_id = object_id
 
 
 class JobRecord(BaseModel):
@@ -94,8 +112,20 @@ def request_hash(*parts: str) -> str:
 
 
 _CREATE_SCRIPT = """
--- KEYS: idempotency key ('' for none), job key, tenant's index
--- ARGV: claim ('<job id>:<body hash>'), record JSON, TTL seconds, index score, job key prefix
+-- KEYS: idempotency key ('' for none), job key, tenant's index, then the inputs' object records
+-- ARGV: claim ('<job id>:<body hash>'), record JSON, TTL seconds, index score, job key prefix,
+--       tenant id
+-- Returns {1, ''} (created), {0, claim} (the key's job), {2, n} (input n is not the tenant's)
+for i = 4, #KEYS do
+  local raw = redis.call('GET', KEYS[i])
+  local ok, object = false, nil
+  if raw then
+    ok, object = pcall(cjson.decode, raw)
+  end
+  if not ok or type(object) ~= 'table' or object['tenant'] ~= ARGV[6] then
+    return {2, tostring(i - 3)}
+  end
+end
 if KEYS[1] ~= '' then
   local claim = redis.call('GET', KEYS[1])
   if claim then
@@ -115,11 +145,21 @@ return {1, ''}
 
 
 class JobRepository:
-    def __init__(self, client: redis.Redis, *, prefix: str, ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str,
+        ttl_seconds: int,
+        aclient: redis.asyncio.Redis | None = None,
+    ) -> None:
+        """``aclient``: the same Redis for :meth:`acreate` (the API's event loop)."""
         self._redis = client
+        self._aredis = aclient
         self._prefix = prefix
         self._ttl = ttl_seconds
         self._create_script = client.register_script(_CREATE_SCRIPT)
+        self._acreate_script = aclient.register_script(_CREATE_SCRIPT) if aclient else None
 
     def _key(self, job_id: str) -> str:
         return f"{self._prefix}:job:{job_id}"
@@ -137,35 +177,88 @@ class JobRepository:
     # Creation ----------------------------------------------------------------------------
 
     def create(
-        self, record: JobRecord, *, idempotency_key: str | None, body_hash: str
+        self,
+        record: JobRecord,
+        *,
+        idempotency_key: str | None,
+        body_hash: str,
+        inputs: Mapping[str, str] | None = None,
     ) -> tuple[JobRecord, bool]:
         """Save a new job, or return the one already made for this idempotency key.
 
-        Returns the record and whether it is new (only a new job is enqueued). Claiming the
-        key and saving the record are one atomic step (a Lua script), so two concurrent
-        requests with the same key make one job between them.
+        Returns the record and whether it is new (only a new job is enqueued). Checking the
+        inputs (``inputs``: object id → the key of its record; :class:`MissingInput` unless
+        each is the tenant's), claiming the key and saving the record are one atomic step (a
+        Lua script), so two concurrent requests with the same key make one job between them.
         """
-        idem = self._idem(record.tenant, idempotency_key) if idempotency_key is not None else ""
-        outcome = self._create_script(
-            keys=[idem, self._key(record.id), self._index(record.tenant)],
-            args=[
-                f"{record.id}:{body_hash}",
-                record.model_dump_json(),
-                self._ttl,
-                record.created_at.timestamp(),
-                self._key(""),
-            ],
-        )
-        created, claim = int(outcome[0]), _text(outcome[1])
-        if created:
+        keys, args = self._create_call(record, idempotency_key, body_hash, inputs or {})
+        outcome = self._create_script(keys=keys, args=args)
+        claim = self._created(outcome, record, body_hash, inputs or {})
+        if claim is None:
             return record, True
-        job_id, _, stored_hash = claim.partition(":")
+        return self._existing(claim), False
+
+    async def acreate(
+        self,
+        record: JobRecord,
+        *,
+        idempotency_key: str | None,
+        body_hash: str,
+        inputs: Mapping[str, str] | None = None,
+    ) -> tuple[JobRecord, bool]:
+        """:meth:`create` on the asynchronous client (one round trip for a new job)."""
+        if self._acreate_script is None or self._aredis is None:
+            raise RuntimeError("this repository was made without an asynchronous client")
+        keys, args = self._create_call(record, idempotency_key, body_hash, inputs or {})
+        outcome = await self._acreate_script(keys=keys, args=args)
+        claim = self._created(outcome, record, body_hash, inputs or {})
+        if claim is None:
+            return record, True
+        raw = await self._aredis.get(self._key(claim))
+        return self._found(claim, raw), False
+
+    def _create_call(
+        self,
+        record: JobRecord,
+        idempotency_key: str | None,
+        body_hash: str,
+        inputs: Mapping[str, str],
+    ) -> tuple[list[str], list[Any]]:
+        idem = self._idem(record.tenant, idempotency_key) if idempotency_key is not None else ""
+        keys = [idem, self._key(record.id), self._index(record.tenant), *inputs.values()]
+        args = [
+            f"{record.id}:{body_hash}",
+            record.model_dump_json(),
+            self._ttl,
+            record.created_at.timestamp(),
+            self._key(""),
+            record.tenant,
+        ]
+        return keys, args
+
+    @staticmethod
+    def _created(
+        outcome: Sequence[Any], record: JobRecord, body_hash: str, inputs: Mapping[str, str]
+    ) -> str | None:
+        """None for a new job, else the id of the job the idempotency key names."""
+        status = int(outcome[0])
+        if status == 2:
+            raise MissingInput(list(inputs)[int(_text(outcome[1])) - 1])
+        if status == 1:
+            return None
+        job_id, _, stored_hash = _text(outcome[1]).partition(":")
         if stored_hash != body_hash:
             raise IdempotencyConflict()
-        existing = self.get(job_id)
-        if existing is None:  # expired between the script and this read: the key is spent
+        return job_id
+
+    def _existing(self, job_id: str) -> JobRecord:
+        return self._found(job_id, self._redis.get(self._key(job_id)))
+
+    @staticmethod
+    def _found(job_id: str, raw: object) -> JobRecord:
+        if not raw:  # expired between the script and this read: the key is spent
             raise JobNotFound(job_id)
-        return existing, False
+        return JobRecord.model_validate_json(raw)  # type: ignore[arg-type]
 
     def release_idempotency_key(self, tenant: str, idempotency_key: str, job_id: str) -> None:
         """Forget the key's claim by ``job_id`` (a job that could not be queued), so that

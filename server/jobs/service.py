@@ -3,6 +3,11 @@
 A job is saved first and only then enqueued (by id); if the queue cannot take it, the job is
 marked failed (``queue_unavailable``), its idempotency key is released so a retry makes a new
 job, and the caller gets 503.
+
+Creating a job is the API's hot path and runs on the event loop: one Redis round trip (the
+inputs checked, the key claimed, the record saved) and one publish awaiting its confirm
+(:class:`AsyncEnqueuer`), with no thread hop; only the rare paths (a replayed key, a queue
+that failed) use the thread pool.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import anyio.to_thread
 import redis
 from sse_starlette import ServerSentEvent
 
-from server.integrations.broker import Enqueuer, QueueUnavailable
+from server.integrations.broker import AsyncEnqueuer, QueueUnavailable
 from server.integrations.storage import ObjectStore
 from server.jobs.repository import JobNotFound, JobRecord, JobRepository, request_hash
 from server.jobs.streams import StreamSlot, StreamSlots
@@ -73,7 +78,7 @@ class JobService:
         jobs: JobRepository,
         uploads: UploadRepository,
         store: ObjectStore,
-        enqueuer: Enqueuer,
+        enqueuer: AsyncEnqueuer,
         streams: StreamSlots,
         *,
         download_ttl_seconds: int,
@@ -89,7 +94,7 @@ class JobService:
         self._poll = poll_seconds
         self._max_stream = max_stream_seconds
 
-    def create(
+    async def create(
         self,
         tenant: str,
         request: JobCreate,
@@ -100,8 +105,6 @@ class JobService:
         """Save and enqueue a job; the same key and body give back the same job, unqueued.
         ``trace_id`` (the request's) is kept on the job and sent with its message."""
         _check_input_names(request)
-        for object_id in request.inputs.values():
-            self._uploads.get_object(tenant, object_id)
         now = utcnow()
         record = JobRecord(
             id=new_id(JOB_ID_PREFIX),
@@ -113,13 +116,17 @@ class JobService:
             updated_at=now,
             trace_id=trace_id,
         )
-        saved, new = self._jobs.create(
-            record, idempotency_key=idempotency_key, body_hash=_body_hash(request)
+        saved, new = await self._jobs.acreate(
+            record,
+            idempotency_key=idempotency_key,
+            body_hash=_body_hash(request),
+            inputs={i: self._uploads.object_key(i) for i in request.inputs.values()},
         )
-        if new:
-            with logs.bound(job_id=saved.id):
-                self._enqueue(saved, idempotency_key)
-                log.info("job %s (%s) queued", saved.id, saved.kind.value)
+        if not new:  # a replay: the job may have a result, whose URL is signed
+            return await anyio.to_thread.run_sync(self._job, saved)
+        with logs.bound(job_id=saved.id):
+            await self._enqueue(saved, idempotency_key)
+            log.info("job %s (%s) queued", saved.id, saved.kind.value)
         return self._job(saved)
 
     def get(self, tenant: str, job_id: str) -> Job:
@@ -166,16 +173,20 @@ class JobService:
                 except redis.RedisError as e:  # the slot lapses on its own
                     log.warning("could not release an event stream slot: %s", e)
 
-    def _enqueue(self, record: JobRecord, idempotency_key: str | None) -> None:
+    async def _enqueue(self, record: JobRecord, idempotency_key: str | None) -> None:
         try:
-            self._enqueuer.enqueue(record.id, trace_id=record.trace_id)
+            await self._enqueuer.enqueue(record.id, trace_id=record.trace_id)
         except Exception as e:
             log.warning("could not enqueue job %s", record.id, exc_info=True)
             message = "The job queue is unavailable; the job was not started. Try again."
-            self._jobs.fail(record.id, QueueUnavailable.code, message)
-            if idempotency_key is not None:
-                self._jobs.release_idempotency_key(record.tenant, idempotency_key, record.id)
+            await anyio.to_thread.run_sync(self._unqueued, record, idempotency_key, message)
             raise QueueUnavailable(message) from e
+
+    def _unqueued(self, record: JobRecord, idempotency_key: str | None, message: str) -> None:
+        """Mark a job the queue did not take failed, and free its key for a retry."""
+        self._jobs.fail(record.id, QueueUnavailable.code, message)
+        if idempotency_key is not None:
+            self._jobs.release_idempotency_key(record.tenant, idempotency_key, record.id)
 
     def _job(self, record: JobRecord) -> Job:
         result = self._result(record)

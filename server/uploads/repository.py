@@ -71,7 +71,8 @@ class UploadRepository:
     def _upload_key(self, upload_id: str) -> str:
         return f"{self._prefix}:upload:{upload_id}"
 
-    def _object_key(self, object_id: str) -> str:
+    def object_key(self, object_id: str) -> str:
+        """Where the object's record is kept (a job's creation checks its inputs there)."""
         return f"{self._prefix}:object:{object_id}"
 
     def save_upload(self, record: UploadRecord) -> None:
@@ -86,10 +87,10 @@ class UploadRepository:
         return record
 
     def save_object(self, record: ObjectRecord) -> None:
-        self._redis.set(self._object_key(record.id), record.model_dump_json(), ex=self._ttl)
+        self._redis.set(self.object_key(record.id), record.model_dump_json(), ex=self._ttl)
 
     def find_object(self, object_id: str) -> ObjectRecord | None:
-        raw = self._redis.get(self._object_key(object_id))
+        raw = self._redis.get(self.object_key(object_id))
         return ObjectRecord.model_validate_json(raw) if raw else None
 
     def get_object(self, tenant: str, object_id: str) -> ObjectRecord:

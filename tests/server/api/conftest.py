@@ -22,6 +22,7 @@ import pytest
 import redis
 import uvicorn
 from fastapi import FastAPI
+from redis.asyncio import Redis as AsyncRedis
 
 from server.app import create_app
 from server.auth.service import TokenService
@@ -53,13 +54,14 @@ SHA = "0" * 64
 
 @dataclass
 class FakeQueue:
-    """The queue as the API uses it: records job ids; ``down`` makes every call fail."""
+    """The queue as the API uses it (the publisher and the probe): records job ids; ``down``
+    makes every call fail."""
 
     sent: list[str] = field(default_factory=list)
     traces: list[str | None] = field(default_factory=list)
     down: bool = False
 
-    def enqueue(self, job_id: str, *, trace_id: str | None = None) -> None:
+    async def enqueue(self, job_id: str, *, trace_id: str | None = None) -> None:
         if self.down:
             raise QueueUnavailable("the fake queue is down")
         self.sent.append(job_id)
@@ -202,7 +204,11 @@ def make_api(
     running: list[tuple[ServerThread, httpx.Client]] = []
 
     def make(
-        *, store: ObjectStore | None = None, redis: redis.Redis | None = None, **overrides: object
+        *,
+        store: ObjectStore | None = None,
+        redis: redis.Redis | None = None,
+        aredis: AsyncRedis | None = None,
+        **overrides: object,
     ) -> Api:
         values: dict[str, object] = {
             "DATA_DIR": tmp_path,
@@ -218,6 +224,7 @@ def make_api(
         queue, triton = FakeQueue(), FakeTriton()
         deps = Dependencies(
             redis=redis or redis_client,
+            aredis=aredis or AsyncRedis.from_url(REDIS_URL),
             store=store or store_process.store(),
             enqueuer=queue,
             queue=queue,

@@ -10,9 +10,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import redis
+from redis.asyncio import Redis as AsyncRedis
 
 from server.app import create_app
-from server.deps import build_redis
+from server.deps import build_async_redis, build_redis
 from server.integrations.s3 import S3Store
 from server.jobs.heartbeat import WorkerHeartbeats
 from server.middleware import INTERNAL_ERROR_MESSAGE
@@ -236,8 +237,9 @@ def test_creating_the_app_connects_to_nothing() -> None:
 
 def test_redis_out_of_reach_is_503(api: Api) -> None:
     """A status store that cannot be reached is a retryable 503, not a 500."""
-    unreachable = build_redis(Settings(REDIS_URL="redis://127.0.0.1:1/0"))
-    deps = dataclasses.replace(api.deps, redis=unreachable)
+    nowhere = Settings(REDIS_URL="redis://127.0.0.1:1/0")
+    unreachable = build_redis(nowhere)
+    deps = dataclasses.replace(api.deps, redis=unreachable, aredis=build_async_redis(nowhere))
     server = ServerThread(create_app(api.settings, deps=deps))
     server.start()
     try:
@@ -268,7 +270,11 @@ def test_storage_down_is_a_503_saying_so_and_nothing_is_recorded(make_api: ApiFa
 
 
 def test_redis_down_is_a_503_not_a_stack_trace(make_api: ApiFactory) -> None:
-    api = make_api(redis=redis.Redis(port=_closed_port(), socket_connect_timeout=1))
+    port = _closed_port()
+    api = make_api(
+        redis=redis.Redis(port=port, socket_connect_timeout=1),
+        aredis=AsyncRedis(port=port, socket_connect_timeout=1),
+    )
     response = api.client.get("/v1/jobs", headers=auth(api.alice))
     assert response.status_code == 503, response.text
     assert error_code(response) == "status_store_unavailable"

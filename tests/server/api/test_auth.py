@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import pytest
 import redis
+from redis.asyncio import Redis as AsyncRedis
 
-from server.auth.ratelimit import FailedAuthLimiter, RateLimiter, RateLimitExceeded
+from server.auth.admission import Admission
+from server.auth.ratelimit import RateLimitExceeded
 from server.auth.service import InvalidTokenName, TokenNotFound, TokenService, Unauthorized
 
-from .conftest import Api, ApiFactory, auth, error_code
+from .conftest import REDIS_URL, Api, ApiFactory, auth, error_code
+
+T = TypeVar("T")
 
 PROTECTED = "/v1/jobs"
 
@@ -58,18 +65,106 @@ def test_over_the_rate_limit_is_429_with_retry_after(make_api: ApiFactory) -> No
     assert api.client.get(PROTECTED, headers=auth(api.bob)).status_code == 200
 
 
-def test_rate_limiter_counts_per_window(redis_client: redis.Redis, prefix: str) -> None:
+def with_admission(prefix: str, use: Callable[[Callable[..., Admission]], Awaitable[T]]) -> T:
+    """Run ``use`` on an event loop with a factory of admissions (API processes) on Redis."""
+
+    async def run() -> T:
+        client = AsyncRedis.from_url(REDIS_URL)
+        try:
+
+            def admission(**settings: object) -> Admission:
+                values: dict[str, object] = {
+                    "requests_per_minute": 0, "failures_per_minute": 0, "cache_seconds": 60.0,
+                } | settings  # fmt: skip
+                return Admission(client, prefix=prefix, **values)  # type: ignore[arg-type]
+
+            return await use(admission)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
+
+
+def test_requests_are_counted_per_token_and_window(redis_client: redis.Redis, prefix: str) -> None:
+    tokens = TokenService(redis_client, prefix=prefix)
+    t1, t2 = tokens.create("t1")[0], tokens.create("t2")[0]
     now = [120.0]
-    limiter = RateLimiter(redis_client, prefix=prefix, per_minute=2, clock=lambda: now[0])
-    limiter.hit("t1")
-    limiter.hit("t1")
-    now[0] = 150.5
-    with pytest.raises(RateLimitExceeded) as raised:
-        limiter.hit("t1")
-    assert raised.value.headers == {"Retry-After": "30"}
-    limiter.hit("t2")
-    now[0] = 180.0  # the next minute
-    limiter.hit("t1")
+
+    async def use(admission: Callable[..., Admission]) -> None:
+        gate = admission(requests_per_minute=2, clock=lambda: now[0])
+        await gate.admit(t1, "10.0.0.1")  # not cached yet: its record is read first
+        await gate.admit(t1, "10.0.0.1")  # cached: one round trip
+        now[0] = 150.5
+        with pytest.raises(RateLimitExceeded) as raised:
+            await gate.admit(t1, "10.0.0.1")
+        assert raised.value.headers == {"Retry-After": "30"}
+        await gate.admit(t2, "10.0.0.1")
+        now[0] = 180.0  # the next minute
+        await gate.admit(t1, "10.0.0.1")
+
+    with_admission(prefix, use)
+
+
+def test_failed_authentications_are_counted_per_address(
+    redis_client: redis.Redis, prefix: str
+) -> None:
+    token, _ = TokenService(redis_client, prefix=prefix).create("carol")
+    now = [120.0]
+
+    async def use(admission: Callable[..., Admission]) -> None:
+        gate = admission(failures_per_minute=2, clock=lambda: now[0])
+        for bad in (None, token + "x"):  # a missing token counts as much as a wrong one
+            with pytest.raises(Unauthorized):
+                await gate.admit(bad, "10.0.0.1")
+        now[0] = 170.2
+        with pytest.raises(RateLimitExceeded) as raised:  # before even a valid token is asked
+            await gate.admit(token, "10.0.0.1")
+        assert raised.value.headers == {"Retry-After": "10"}
+        assert "failed authentications" in raised.value.message
+        await gate.admit(token, "10.0.0.2")
+        now[0] = 180.0  # the next minute
+        await gate.admit(token, "10.0.0.1")
+
+    with_admission(prefix, use)
+
+
+@pytest.mark.parametrize("cache_seconds", [0.0, 60.0])
+def test_a_revoked_or_replaced_token_is_refused_at_once_by_every_process(
+    redis_client: redis.Redis, prefix: str, cache_seconds: float
+) -> None:
+    tokens = TokenService(redis_client, prefix=prefix)
+    carol, info = tokens.create("carol")
+    dave, _ = tokens.create("dave")
+
+    async def use(admission: Callable[..., Admission]) -> None:
+        first, second = (admission(cache_seconds=cache_seconds) for _ in range(2))
+        for gate in (first, second):
+            assert (await gate.admit(carol, "10.0.0.1")).id == info.tenant
+            await gate.admit(dave, "10.0.0.1")
+        tokens.revoke("carol")
+        tokens.create("dave")  # a new token for dave: the old one stops
+        for gate in (first, second):
+            for gone in (carol, dave):
+                with pytest.raises(Unauthorized):
+                    await gate.admit(gone, "10.0.0.1")
+
+    with_admission(prefix, use)
+
+
+def test_a_cached_token_is_not_read_again(redis_client: redis.Redis, prefix: str) -> None:
+    """What is cached is whose token it is; the record is read once per process."""
+    token, info = TokenService(redis_client, prefix=prefix).create("carol")
+    key = f"{prefix}:token:{info.digest}"
+
+    async def use(admission: Callable[..., Admission]) -> None:
+        cached, uncached = admission(cache_seconds=60.0), admission(cache_seconds=0.0)
+        await cached.admit(token, "10.0.0.1")
+        redis_client.set(key, b"not a token record")  # still there, no longer readable
+        assert (await cached.admit(token, "10.0.0.1")).id == info.tenant
+        with pytest.raises(ValueError, match="JSON"):
+            await uncached.admit(token, "10.0.0.1")
+
+    with_admission(prefix, use)
 
 
 def test_tokens_are_stored_only_as_digests(redis_client: redis.Redis, prefix: str) -> None:
@@ -160,21 +255,6 @@ def test_valid_tokens_are_not_counted_as_failures(make_api: ApiFactory) -> None:
     api = make_api(AUTH_FAILURES_PER_MINUTE=2)
     statuses = [api.client.get(PROTECTED, headers=auth(api.alice)).status_code for _ in range(6)]
     assert statuses == [200] * 6
-
-
-def test_failed_auth_limiter_is_per_address(redis_client: redis.Redis, prefix: str) -> None:
-    now = [120.0]
-    limiter = FailedAuthLimiter(redis_client, prefix=prefix, per_minute=2, clock=lambda: now[0])
-    limiter.check("10.0.0.1")
-    limiter.failed("10.0.0.1")
-    limiter.failed("10.0.0.1")
-    now[0] = 170.2
-    with pytest.raises(RateLimitExceeded) as raised:
-        limiter.check("10.0.0.1")
-    assert raised.value.headers == {"Retry-After": "10"}
-    limiter.check("10.0.0.2")
-    now[0] = 180.0  # the next minute
-    limiter.check("10.0.0.1")
 
 
 def test_the_schema_documents_429_with_retry_after(api: Api) -> None:
