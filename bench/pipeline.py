@@ -16,8 +16,10 @@ prefix of its own) and RabbitMQ (a vhost of its own), and measures:
   (the kernel's high-water mark, reset before each encode through ``/proc/PID/clear_refs``);
 * ``POST /v1/jobs`` latency p50/p99 with ``--clients`` concurrent clients (one tenant each,
   ``--requests-per-client`` requests each, one after another on a keep-alive connection), and
-  the CPU each request cost the API processes, the worker (which runs the jobs meanwhile) and
-  the load generator itself. The default generator (``raw``: asyncio streams) costs a few tens
+  the CPU each request cost the API processes, the worker (which runs the jobs meanwhile),
+  supervisord (which reads their log lines), the machine's Redis and RabbitMQ (shared with
+  whatever else runs) and the load generator itself, and how many cores the whole machine
+  kept busy meanwhile. The default generator (``raw``: asyncio streams) costs a few tens
   of microseconds a request; ``httpx`` (what this bench used first) about 3 ms, which on 2
   shared cores made the clients a large part of what was measured. ``--jobs-only`` measures
   only this.
@@ -247,17 +249,22 @@ class HttpxClient:
 LOAD_CLIENTS = {"raw": RawClient, "httpx": HttpxClient}
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds used so far by ``pids`` (those still alive)."""
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds used so far by each of ``pids`` still alive."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    used = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
+        used[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return used
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two :func:`cpu_seconds` of the processes alive at both."""
+    return sum(after[pid] - before[pid] for pid in before.keys() & after.keys())
 
 
 async def _post_jobs(
@@ -307,20 +314,47 @@ def measure_job_latency(
             stegos.append(uploader.upload_file(tiny).object.id)
         tokens.append(token)
     pids = supervisor.pids()
-    api, worker = process_tree(pids["api"]), process_tree(pids["worker"])
-    before = cpu_seconds(api), cpu_seconds(worker), time.process_time()
+    groups = {
+        "api": process_tree(pids["api"]),
+        "worker": process_tree(pids["worker"]),
+        # supervisord reads every process's log lines
+        "supervisord": [pid for pid in [supervisor.supervisord.pid()] if pid],
+        # the machine's, shared with whatever else runs here
+        "redis_rabbitmq": pids_named("redis-server", "beam.smp"),
+    }
+    before = {name: cpu_seconds(group) for name, group in groups.items()}
+    client_before, busy_before = time.process_time(), machine_busy_seconds()
     result = asyncio.run(_post_jobs(supervisor.api_url, tokens, stegos, per_client, load_client))
-    used = cpu_seconds(api) - before[0], cpu_seconds(worker) - before[1]
-    client = time.process_time() - before[2]
     count = result["requests"]
+    used = {name: cpu_used(before[name], cpu_seconds(group)) for name, group in groups.items()}
+    used["client"] = time.process_time() - client_before
     return result | {
         "load_client": load_client,
-        "api_processes": len(api),
-        "api_cpu_ms_per_request": 1000 * used[0] / count,
-        "worker_cpu_ms_per_request": 1000 * used[1] / count,
-        "client_cpu_ms_per_request": 1000 * client / count,
+        "api_processes": len(groups["api"]),
+        **{f"{name}_cpu_ms_per_request": 1000 * s / count for name, s in used.items()},
+        "machine_busy_cores": (machine_busy_seconds() - busy_before) / result["seconds"],
         "load_average_1min": os.getloadavg()[0],
     }
+
+
+def pids_named(*names: str) -> list[int]:
+    """Processes whose command name is one of ``names``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() in names:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine has spent busy (not idle, not waiting on I/O)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -385,14 +419,17 @@ def print_report(report: dict) -> None:
         print_pipeline(report)
     print("\n### POST /v1/jobs (a tenant per client, requests one after another per client)\n")
     print("| clients | requests | p50 ms | p99 ms | requests/s | statuses | CPU ms a request: "
-          "API / worker / load client | load average |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+          "API / worker / supervisord / Redis+RabbitMQ / load client | machine busy cores "
+          "| load average |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     for jp in report["jobs_post"]:
         print(f"| {jp['clients']} | {jp['requests']} | {jp['p50_ms']:.1f} | {jp['p99_ms']:.1f} "
               f"| {jp['requests_per_s']:.0f} | {jp['statuses']} "
               f"| {jp['api_cpu_ms_per_request']:.2f} / {jp['worker_cpu_ms_per_request']:.2f} "
+              f"/ {jp['supervisord_cpu_ms_per_request']:.2f} "
+              f"/ {jp['redis_rabbitmq_cpu_ms_per_request']:.2f} "
               f"/ {jp['client_cpu_ms_per_request']:.2f} ({jp['load_client']}) "
-              f"| {jp['load_average_1min']:.1f} |")  # fmt: skip
+              f"| {jp['machine_busy_cores']:.2f} | {jp['load_average_1min']:.1f} |")  # fmt: skip
 
 
 def print_pipeline(report: dict) -> None:

@@ -122,11 +122,11 @@ class JobService:
             body_hash=_body_hash(request),
             inputs={i: self._uploads.object_key(i) for i in request.inputs.values()},
         )
+        logs.bind(job_id=saved.id)  # the request's access line names its job
         if not new:  # a replay: the job may have a result, whose URL is signed
             return await anyio.to_thread.run_sync(self._job, saved)
-        with logs.bound(job_id=saved.id):
-            await self._enqueue(saved, idempotency_key)
-            log.info("job %s (%s) queued", saved.id, saved.kind.value)
+        await self._enqueue(saved, idempotency_key)
+        log.debug("job %s (%s) queued", saved.id, saved.kind.value)
         return self._job(saved)
 
     def get(self, tenant: str, job_id: str) -> Job:
