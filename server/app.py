@@ -44,10 +44,12 @@ def create_app(settings: Settings, *, deps: Dependencies | None = None) -> FastA
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         clients = deps if deps is not None else build_dependencies(settings)
-        app.state.services = build_services(settings, clients, metrics)
+        services = app.state.services = build_services(settings, clients, metrics)
+        await services.changes.start()
         try:
             yield
         finally:
+            await services.changes.stop()
             metrics.unwatch()
             await clients.disconnect()
             if deps is None:

@@ -10,6 +10,7 @@ from fastapi import Request
 from server.auth.admission import Admission
 from server.deps import Dependencies
 from server.health import ReadinessService
+from server.jobs.changes import JobChanges
 from server.jobs.heartbeat import WorkerHeartbeats
 from server.jobs.repository import JobRepository
 from server.jobs.service import JobService
@@ -29,6 +30,8 @@ class Services:
     jobs: JobService
     readiness: ReadinessService
     metrics: ApiMetrics
+    changes: JobChanges
+    """Started and stopped by the app's lifespan (it needs the running event loop)."""
 
 
 def build_services(settings: Settings, deps: Dependencies, metrics: ApiMetrics) -> Services:
@@ -42,6 +45,7 @@ def build_services(settings: Settings, deps: Dependencies, metrics: ApiMetrics) 
     )
     queue_name = settings.QUEUE_NAME
     metrics.watch(jobs, deps.queue, queue_name, workers=lambda: heartbeats.count(queue_name))
+    changes = JobChanges(deps.aredis, prefix=prefix)
     return Services(
         admission=Admission(
             deps.aredis,
@@ -62,10 +66,12 @@ def build_services(settings: Settings, deps: Dependencies, metrics: ApiMetrics) 
                 per_tenant=settings.MAX_EVENT_STREAMS_PER_TENANT,
                 slot_seconds=settings.EVENT_STREAM_SLOT_SECONDS,
             ),
+            changes,
             download_ttl_seconds=settings.DOWNLOAD_TTL_SECONDS,
         ),
         readiness=ReadinessService(_readiness_checks(settings, deps)),
         metrics=metrics,
+        changes=changes,
     )
 
 

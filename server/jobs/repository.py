@@ -21,6 +21,7 @@ import redis
 import redis.asyncio
 from pydantic import BaseModel, ConfigDict
 
+from server.jobs import changes
 from server.kit.clock import utcnow
 from subtone.errors import SubtoneError
 from subtone.protocol import JobKind, JobState
@@ -322,6 +323,7 @@ class JobRepository:
                         pipe.zadd(self._running(), {job_id: new.updated_at.timestamp()})
                     else:
                         pipe.zrem(self._running(), job_id)
+                    pipe.publish(changes.channel(self._prefix, job_id), job_id)
                     pipe.execute()
                     return new
                 except redis.WatchError:

@@ -12,6 +12,7 @@ that failed) use the thread pool.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -24,6 +25,7 @@ from sse_starlette import ServerSentEvent
 
 from server.integrations.broker import AsyncEnqueuer, QueueUnavailable
 from server.integrations.storage import ObjectStore
+from server.jobs.changes import JobChanges
 from server.jobs.repository import JobNotFound, JobRecord, JobRepository, request_hash
 from server.jobs.streams import StreamSlot, StreamSlots
 from server.kit import logs
@@ -40,7 +42,6 @@ log = logging.getLogger(__name__)
 JOB_ID_PREFIX = "job"
 JOB_EVENT = "job"
 """The SSE event name; its data is the :class:`Job` JSON."""
-EVENTS_POLL_SECONDS = 0.5
 EVENTS_MAX_SECONDS = 3600.0
 """An event stream ends after this even if the job has not; the client then polls."""
 REQUIRED_INPUTS: Mapping[JobKind, frozenset[str]] = {
@@ -80,9 +81,9 @@ class JobService:
         store: ObjectStore,
         enqueuer: AsyncEnqueuer,
         streams: StreamSlots,
+        changes: JobChanges,
         *,
         download_ttl_seconds: int,
-        poll_seconds: float = EVENTS_POLL_SECONDS,
         max_stream_seconds: float = EVENTS_MAX_SECONDS,
     ) -> None:
         self._jobs = jobs
@@ -90,8 +91,8 @@ class JobService:
         self._store = store
         self._enqueuer = enqueuer
         self._streams = streams
+        self._changes = changes
         self._download_ttl = download_ttl_seconds
-        self._poll = poll_seconds
         self._max_stream = max_stream_seconds
 
     async def create(
@@ -149,23 +150,28 @@ class JobService:
     async def _follow(
         self, tenant: str, job: Job, slot: StreamSlot
     ) -> AsyncIterator[ServerSentEvent]:
-        """``job`` now and at every change, until it finishes (or the stream is too old)."""
+        """``job`` now and at every change (woken by :class:`JobChanges`), until it finishes
+        (or the stream is too old)."""
         try:
             told: dict[str, Any] | None = None
             deadline = anyio.current_time() + self._max_stream
-            while True:
-                if _change(job) != told:
-                    told = _change(job)
-                    yield ServerSentEvent(event=JOB_EVENT, data=job.model_dump_json())
-                if job.state.finished or anyio.current_time() >= deadline:
-                    return
-                await anyio.sleep(self._poll)
-                if slot.renew_due:
-                    await anyio.to_thread.run_sync(slot.renew)
-                try:
+            with self._changes.watch(job.id) as changed:
+                # Read again once watching: a change just before would otherwise wait a poll.
+                with contextlib.suppress(JobNotFound):
                     job = await anyio.to_thread.run_sync(self.get, tenant, job.id)
-                except JobNotFound:
-                    return
+                while True:
+                    if _change(job) != told:
+                        told = _change(job)
+                        yield ServerSentEvent(event=JOB_EVENT, data=job.model_dump_json())
+                    if job.state.finished or anyio.current_time() >= deadline:
+                        return
+                    await self._changes.wait(changed, at_most=slot.renew_every)
+                    if slot.renew_due:
+                        await anyio.to_thread.run_sync(slot.renew)
+                    try:
+                        job = await anyio.to_thread.run_sync(self.get, tenant, job.id)
+                    except JobNotFound:
+                        return
         finally:
             with anyio.CancelScope(shield=True):
                 try:

@@ -49,6 +49,11 @@ class StreamSlot:
         self.renewed_at = slots.now()
 
     @property
+    def renew_every(self) -> float:
+        """Seconds between renewals: a follower waits no longer than this between looks."""
+        return self._slots.slot_seconds / RENEWALS_PER_SLOT
+
+    @property
     def renew_due(self) -> bool:
         return self._slots.now() - self.renewed_at >= self._slots.slot_seconds / RENEWALS_PER_SLOT
 

@@ -7,14 +7,17 @@ import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 
+from server.jobs import changes
 from server.kit.clock import utcnow
 from server.uploads.repository import ObjectRecord
 from subtone.protocol import Job, JobState, ObjectRef
 
-from .conftest import K_POS, Api, auth, embed_body, error_code, start_upload, upload
+from .conftest import K_POS, Api, ApiFactory, auth, embed_body, error_code, start_upload, upload
 
 RESULT = b"the stego file"
+PUSHED_WITHIN_SECONDS = 15.0
 
 
 def _objects(api: Api, token: str) -> tuple[ObjectRef, ObjectRef]:
@@ -276,6 +279,23 @@ def test_events_follow_the_job_and_end_with_its_final_state(api: Api) -> None:
     assert states[-1] == (JobState.SUCCEEDED, 1.0)
     assert events[-1].download_url is not None
     assert len(states) == len(set(states)), "an event is sent only on a change"
+
+
+def test_a_follower_is_told_of_a_change_at_once_not_at_its_next_poll(
+    make_api: ApiFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's change reaches the stream through Redis pub/sub: with the stream's own
+    re-reads (and its slot's renewals) an hour apart, it still ends when the job succeeds."""
+    monkeypatch.setattr(changes, "SAFETY_POLL_SECONDS", 3600.0)
+    api = make_api(EVENT_STREAM_SLOT_SECONDS=3 * 3600)
+    job = _job(api, api.alice)
+    seen: list[Job] = []
+    follower = threading.Thread(target=lambda: seen.extend(_events(api, job.id, api.alice)))
+    follower.start()
+    _later([lambda: _succeed(api, job.id)], gap_seconds=1.0).join()
+    follower.join(timeout=PUSHED_WITHIN_SECONDS)
+    assert not follower.is_alive(), "the stream waited for a poll"
+    assert seen[-1].state is JobState.SUCCEEDED
 
 
 def test_events_of_a_finished_job_end_at_once(api: Api) -> None:
