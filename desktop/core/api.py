@@ -32,6 +32,7 @@ from tenacity import RetryCallState
 from desktop.core.api_errors import ApiError, parse, transient, unreachable, validate
 from desktop.core.retry import Backoff
 from desktop.core.stop import StopSignal
+from desktop.core.tls import tls_context
 from subtone.errors import SubtoneError
 from subtone.protocol import (
     PROTOCOL_VERSION,
@@ -156,11 +157,15 @@ class ApiClient:
             base_url=self.base_url,
             headers=headers,
             transport=transport,
+            verify=tls_context(),
             timeout=self._timeout,
             event_hooks={"request": [self._trace]},
         )
         self._storage = httpx.Client(
-            headers={"User-Agent": USER_AGENT}, transport=transport, timeout=self._timeout
+            headers={"User-Agent": USER_AGENT},
+            transport=transport,
+            verify=tls_context(),
+            timeout=self._timeout,
         )
 
     def _trace(self, request: httpx.Request) -> None:

@@ -13,6 +13,7 @@ import httpx
 
 from desktop.core.api import ApiClient
 from desktop.core.api_errors import ApiError
+from desktop.core.tls import tls_context
 from subtone.errors import SubtoneError
 from subtone.protocol import PresignedPart
 
@@ -89,7 +90,7 @@ class HttpPartTransport:
         transport: httpx.BaseTransport | None = None,
         timeout: float = PART_TIMEOUT_SECONDS,
     ) -> None:
-        self._http = httpx.Client(transport=transport, timeout=timeout)
+        self._http = httpx.Client(transport=transport, verify=tls_context(), timeout=timeout)
 
     def put(self, url: str, data: bytes) -> str:
         try:

@@ -40,6 +40,7 @@ from server.integrations.localstore_disk import (
     Sidecar,
     TempFile,
     chunks,
+    copy_hashing,
     copy_with_md5,
     file_md5,
     os_errors,
@@ -364,18 +365,23 @@ class LocalStore:
         content_type: str,
         sha256: str | None,
     ) -> ObjectInfo:
-        """Stream the parts into a temp file, checking each part's MD5 and the whole object's
-        SHA-256 on the way; only an object that passes both is renamed onto the key."""
+        """Stream the parts into a temp file, checking the whole object's SHA-256 on the way
+        (else, with none declared, each part's MD5 again); only an object that passes is
+        renamed onto the key.
+
+        With a SHA-256 declared, a part's MD5 is not computed a second time (it was when the
+        part came, and its ETag was checked): a part replaced since would fail the SHA-256."""
         target = self._object_path(key)
         digests: list[bytes] = []
         whole = hashlib.sha256()
         size = 0
         with os_errors(f"assemble {PurePosixPath(key).name}"), self._temp_file() as tmp:
             for number, expected in parts:
-                digest, part_size = self._copy_part(upload_dir / str(number), tmp.file, whole)
-                if digest.hex() != expected:
+                source = upload_dir / str(number)
+                digest, part_size = self._copy_part(source, tmp.file, whole, md5=sha256 is None)
+                if digest is not None and digest.hex() != expected:
                     raise InvalidPart(f"part {number} changed while the upload completed")
-                digests.append(digest)
+                digests.append(bytes.fromhex(expected))
                 size += part_size
             if sha256 is not None and whole.hexdigest() != sha256.lower():
                 raise ChecksumMismatch(
@@ -388,10 +394,13 @@ class LocalStore:
         return ObjectInfo(key, size, etag, content_type, whole.hexdigest())
 
     def _copy_part(
-        self, source: Path, target: IO[bytes], whole: hashlib._Hash
-    ) -> tuple[bytes, int]:
+        self, source: Path, target: IO[bytes], whole: hashlib._Hash, *, md5: bool = True
+    ) -> tuple[bytes | None, int]:
+        """Append a part, feeding ``whole``; its MD5 too when ``md5``."""
         try:
-            return copy_with_md5(source, target, whole)
+            if md5:
+                return copy_with_md5(source, target, whole)
+            return None, copy_hashing(source, target, whole)
         except FileNotFoundError as e:
             raise InvalidPart(f"part {source.name} disappeared while the upload completed") from e
 

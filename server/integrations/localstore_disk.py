@@ -85,6 +85,17 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+def copy_hashing(source: Path, target: IO[bytes], whole: hashlib._Hash) -> int:
+    """Append ``source`` to ``target``, feeding ``whole`` the same bytes; returns the size."""
+    size = 0
+    with source.open("rb") as f:
+        while chunk := f.read(COPY_BUFFER_SIZE):
+            whole.update(chunk)
+            target.write(chunk)
+            size += len(chunk)
+    return size
+
+
 def copy_with_md5(
     source: Path, target: IO[bytes], whole: hashlib._Hash | None = None
 ) -> tuple[bytes, int]:

@@ -125,12 +125,12 @@ def test_complete_failing_midway_leaves_no_object(
     copied: list[str] = []
 
     def copy_then_fail(
-        source: Path, target: io.BufferedWriter, whole: hashlib._Hash
-    ) -> tuple[bytes, int]:
+        source: Path, target: io.BufferedWriter, whole: hashlib._Hash, *, md5: bool = True
+    ) -> tuple[bytes | None, int]:
         if copied:
             raise OSError("disk full")
         copied.append(source.name)
-        return real_copy(source, target, whole)
+        return real_copy(source, target, whole, md5=md5)
 
     monkeypatch.setattr(local_store, "_copy_part", copy_then_fail)
     with pytest.raises(StorageError, match="disk full"):
@@ -151,6 +151,17 @@ def test_part_changed_during_complete_is_caught(local_store: LocalStore) -> None
     assert part.with_name("2.json").read_text() == sidecar
     with pytest.raises(InvalidPart):
         local_store.complete_multipart(KEY, upload_id, parts)
+    assert not (local_store.root / KEY).exists()
+
+
+def test_part_changed_during_complete_fails_the_declared_sha256(local_store: LocalStore) -> None:
+    """With a SHA-256 declared the parts' MD5s are not computed again: the whole's catches it."""
+    upload_id, parts = _two_parts(local_store)
+    declared = hashlib.sha256(PART + TAIL).hexdigest()
+    part = local_store.root / ".multipart" / upload_id / "2"
+    part.write_bytes(b"X" * len(TAIL))  # same size, same inode: the sidecar still matches
+    with pytest.raises(ChecksumMismatch):
+        local_store.complete_multipart(KEY, upload_id, parts, sha256=declared)
     assert not (local_store.root / KEY).exists()
 
 
