@@ -3,6 +3,7 @@
     .venv/bin/python bench/pipeline.py [--cover-mb 100] [--rss-mb 50 500]
                                        [--clients 50] [--requests-per-client 20]
                                        [--load-client raw|httpx] [--jobs-only]
+                                       [--rate 600 ...]
 
 Starts the stack with the standalone supervisor on free ports, on the machine's Redis (a key
 prefix of its own) and RabbitMQ (a vhost of its own), and measures:
@@ -268,28 +269,44 @@ def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
 
 
 async def _post_jobs(
-    url: str, tokens: list[str], stegos: list[str], per_client: int, load_client: str
+    url: str,
+    tokens: list[str],
+    stegos: list[str],
+    per_client: int,
+    load_client: str,
+    rate: float | None = None,
 ) -> dict:
+    """Each client's requests one after another; with ``rate`` (requests/s, all clients
+    together) each client sends on a fixed schedule instead (``clients / rate`` apart, the
+    clients staggered), and a request's latency counts from when it was *due*: a reply that
+    comes late delays that client's next requests, and their wait is counted too (no
+    coordinated omission)."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     client_type = LOAD_CLIENTS[load_client]
+    interval = len(tokens) / rate if rate else 0.0
 
-    async def one_client(token: str, stego: str) -> None:
+    async def one_client(n: int, token: str, stego: str) -> None:
         async with client_type(url, {"Authorization": f"Bearer {token}"}) as client:
-            for _ in range(per_client):
+            first = begin + n / rate if rate else 0.0
+            for i in range(per_client):
                 body = json.dumps({"kind": "stego.extract", "inputs": {"plane": stego},
                                    "params": {"k_pos": os.urandom(32).hex()}}).encode()  # fmt: skip
-                start = time.perf_counter()
+                due = first + i * interval if rate else time.perf_counter()
+                if rate:
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
                 status = await client.post("/v1/jobs", body, {"Idempotency-Key": uuid.uuid4().hex})
-                latencies.append(time.perf_counter() - start)
+                latencies.append(time.perf_counter() - due)
                 statuses[status] = statuses.get(status, 0) + 1
 
-    start = time.perf_counter()
-    await asyncio.gather(*(one_client(t, s) for t, s in zip(tokens, stegos, strict=True)))
-    elapsed = time.perf_counter() - start
+    begin = time.perf_counter()
+    clients = (one_client(n, t, s) for n, (t, s) in enumerate(zip(tokens, stegos, strict=True)))
+    await asyncio.gather(*clients)
+    elapsed = time.perf_counter() - begin
     ordered = sorted(latencies)
     return {
         "clients": len(tokens),
+        "offered_per_s": rate,
         "requests": len(latencies),
         "statuses": statuses,
         "p50_ms": 1000 * statistics.median(ordered),
@@ -300,7 +317,12 @@ async def _post_jobs(
 
 
 def measure_job_latency(
-    supervisor: Supervisor, clients: int, per_client: int, work: Path, load_client: str
+    supervisor: Supervisor,
+    clients: int,
+    per_client: int,
+    work: Path,
+    load_client: str,
+    rate: float | None = None,
 ) -> dict:
     tokens_service = TokenService(
         redis.Redis.from_url(REDIS_URL), prefix=supervisor.settings.REDIS_PREFIX
@@ -324,7 +346,9 @@ def measure_job_latency(
     }
     before = {name: cpu_seconds(group) for name, group in groups.items()}
     client_before, busy_before = time.process_time(), machine_busy_seconds()
-    result = asyncio.run(_post_jobs(supervisor.api_url, tokens, stegos, per_client, load_client))
+    result = asyncio.run(
+        _post_jobs(supervisor.api_url, tokens, stegos, per_client, load_client, rate)
+    )
     count = result["requests"]
     used = {name: cpu_used(before[name], cpu_seconds(group)) for name, group in groups.items()}
     used["client"] = time.process_time() - client_before
@@ -368,6 +392,11 @@ def main() -> None:
         "--load-client", choices=sorted(LOAD_CLIENTS), default="raw",
         help="the POST /v1/jobs load generator: raw asyncio HTTP/1.1 (light) or httpx",
     )  # fmt: skip
+    parser.add_argument(
+        "--rate", type=float, nargs="*", default=[],
+        help="also offer POST /v1/jobs at these rates (requests/s over all --clients, each "
+        "client on a schedule; latency from when a request was due)",
+    )  # fmt: skip
     args = parser.parse_args()
     if shutil.which("curl") is None:
         raise SystemExit("curl is needed for the baseline: apt-get install curl")
@@ -386,11 +415,13 @@ def main() -> None:
         if not args.jobs_only:
             measure_pipeline(supervisor, token, work, args, report)
         report["jobs_post"] = []
-        for clients in sorted({1, args.clients}):
-            print(f"POST /v1/jobs with {clients} concurrent client(s)", file=sys.stderr)
+        runs = [(n, None) for n in sorted({1, args.clients})]
+        for clients, rate in [*runs, *((args.clients, r) for r in args.rate)]:
+            offered = f" offering {rate:g}/s" if rate else ""
+            print(f"POST /v1/jobs with {clients} client(s){offered}", file=sys.stderr)
             report["jobs_post"].append(
                 measure_job_latency(
-                    supervisor, clients, args.requests_per_client, work, args.load_client
+                    supervisor, clients, args.requests_per_client, work, args.load_client, rate
                 )
             )
     (OUT / "pipeline.json").write_text(json.dumps(report, indent=2))
@@ -417,14 +448,16 @@ def measure_pipeline(
 def print_report(report: dict) -> None:
     if "upload" in report:
         print_pipeline(report)
-    print("\n### POST /v1/jobs (a tenant per client, requests one after another per client)\n")
-    print("| clients | requests | p50 ms | p99 ms | requests/s | statuses | CPU ms a request: "
-          "API / worker / supervisord / Redis+RabbitMQ / load client | machine busy cores "
-          "| load average |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n### POST /v1/jobs (a tenant per client; offered: each client on a schedule, "
+          "latency from when due; else one request after another)\n")  # fmt: skip
+    print("| clients | offered /s | requests | p50 ms | p99 ms | requests/s | statuses "
+          "| CPU ms a request: API / worker / supervisord / Redis+RabbitMQ / load client "
+          "| machine busy cores | load average |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for jp in report["jobs_post"]:
-        print(f"| {jp['clients']} | {jp['requests']} | {jp['p50_ms']:.1f} | {jp['p99_ms']:.1f} "
-              f"| {jp['requests_per_s']:.0f} | {jp['statuses']} "
+        offered = f"{jp['offered_per_s']:g}" if jp["offered_per_s"] else "as fast as answered"
+        print(f"| {jp['clients']} | {offered} | {jp['requests']} | {jp['p50_ms']:.1f} "
+              f"| {jp['p99_ms']:.1f} | {jp['requests_per_s']:.0f} | {jp['statuses']} "
               f"| {jp['api_cpu_ms_per_request']:.2f} / {jp['worker_cpu_ms_per_request']:.2f} "
               f"/ {jp['supervisord_cpu_ms_per_request']:.2f} "
               f"/ {jp['redis_rabbitmq_cpu_ms_per_request']:.2f} "
