@@ -111,6 +111,8 @@ TRANSIENT_STATUSES = frozenset(
     }
 )
 """gRPC statuses that mean "try again later" rather than "this window is wrong"."""
+CLOSED_CHANNEL: Final = "closed channel"
+"""In grpc's ``ValueError`` for a call on a channel that was closed."""
 RECONNECT_STATUSES = frozenset({"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED"})
 """After these the channel is replaced: a gRPC channel that lost its server waits out a
 growing back-off (up to minutes) before it tries again, long after Triton is back."""
@@ -291,7 +293,23 @@ class TritonEngine:
         except InferenceServerException as e:
             self._observe(model, start, None)
             raise self._error(e, what, model, generation) from e
+        except ValueError as e:
+            self._observe(model, start, None)
+            raise self._replaced(e, what) from e
         return result, start
+
+    def _replaced(self, e: ValueError, what: str) -> Exception:
+        """grpc's ``ValueError`` for a call on a closed channel: another call that failed
+        replaced this one's channel (:meth:`_reconnect`) just before it started. That is
+        Triton being unreachable, to retry like any other; was an ``internal_error``."""
+        if CLOSED_CHANNEL not in str(e):
+            return e
+        if self._closed:
+            return RuntimeError("this TritonEngine is closed")
+        return TritonUnavailable(
+            f"Triton at {self.url} could not {what}: its connection had just failed and was "
+            "replaced"
+        )
 
     def _observe(self, model: str, start: float, batch_windows: int | None) -> None:
         if self._on_request is not None:
@@ -462,6 +480,8 @@ class TritonEngine:
             raise TritonUnavailable(
                 f"Triton at {self.url} is not reachable: {e.message()} ({e.status()})"
             ) from e
+        except ValueError as e:
+            raise self._replaced(e, "answer whether it is ready") from e
 
     def close(self) -> None:
         """Close the gRPC channel (idempotent)."""

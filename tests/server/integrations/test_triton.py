@@ -398,6 +398,20 @@ def test_a_silent_server_times_out() -> None:
                 assert "DEADLINE_EXCEEDED" in str(error)
 
 
+def test_a_call_on_a_channel_another_call_replaced_is_unavailable() -> None:
+    """Windows in flight when Triton goes away: the first failure replaces the channel and
+    closes the old one; a window that took the old channel just before then meets grpc's
+    ValueError. That is Triton unreachable (retried), not an internal error."""
+    window = make_window(43, 4096, 16, 3, 0)
+    with TritonEngine(f"127.0.0.1:{free_port()}", timeout_seconds=SHORT_TIMEOUT_SECONDS) as engine:
+        taken = engine._current()  # what a call in flight holds
+        engine._reconnect(taken[0])  # another call's failure replaces it
+        engine._current = lambda: taken  # type: ignore[method-assign]
+        for call in (engine.ready, lambda: engine.embed([window.task])):
+            _, error = _timed(call, TritonUnavailable)
+            assert "replaced" in str(error)
+
+
 def test_a_stopped_server_is_unavailable() -> None:
     window = make_window(42, 4096, 16, 3, 0)
     with TritonProcess(MODEL_REPOSITORY) as server:
