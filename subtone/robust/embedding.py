@@ -59,6 +59,8 @@ CArray = npt.NDArray[np.complex64]
 
 ITERATIONS = 6
 GAIN_CAP_DB = 6.0
+VERIFY_BLOCK = 1 << 20
+"""Samples of the residual (and of the marked mix the read-back check reads) made at a time."""
 SNR_DB = 32.3  # the embedder's distortion budget: stego/cover SNR of the working-rate mix
 
 
@@ -152,13 +154,22 @@ def embed_mix(mix: Mix, k_pos: bytes, payload: bytes, *, verify: bool = True) ->
     with _blocks.pool() as p:
         y16 = _Marking(m16, used, lattice, columns).run(p)
     start = GUARD_FRAMES * HOP
-    end = min(len(m16), (GUARD_FRAMES + columns * TILE_FRAMES + 1) * HOP)
-    change = (y16[start:end] - m16[start:end]) if columns else np.zeros(0)  # exact: f64 - f32
+    end = min(len(m16), (GUARD_FRAMES + columns * TILE_FRAMES + 1) * HOP) if columns else start
+    residual = Residual(start, _change(y16, m16, start, end), len(m16))
     del y16
-    residual = Residual(start, change.astype(np.float16), len(m16))
     if verify:
         _verify(mix, residual, k_pos, payload)
     return residual
+
+
+def _change(y16: Floats, m16: Floats32, start: int, end: int) -> npt.NDArray[np.float16]:
+    """``(y16 - m16)[start:end]`` in half precision, made a block at a time (no
+    double-precision copy of the whole difference)."""
+    out = np.empty(end - start, dtype=np.float16)
+    for i in range(start, end, VERIFY_BLOCK):
+        j = min(i + VERIFY_BLOCK, end)
+        out[i - start : j - start] = y16[i:j] - m16[i:j]  # exact: float64 - float32
+    return out
 
 
 class _Marking:
@@ -291,10 +302,6 @@ def _frame_rows(cols: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     return np.asarray(
         (cols[:, None] * TILE_FRAMES + np.arange(TILE_FRAMES)).ravel(), dtype=np.int64
     )
-
-
-VERIFY_BLOCK = 1 << 20
-"""Samples of the marked mix made at a time for the read-back check."""
 
 
 def _verify(mix: Floats32, residual: Residual, k_pos: bytes, payload: bytes) -> None:
