@@ -23,7 +23,7 @@ from server.settings import Settings
 from server.uploads.repository import ObjectRecord, UploadRepository
 from subtone.errors import SubtoneError
 from subtone.robust import wire
-from subtone.robust.core import RATE, CapacityExceeded, mix_capacity
+from subtone.robust.core import RATE, CapacityExceeded, Mix, mix_capacity
 from subtone.robust.engine import RobustEngine
 
 __all__ = ["MIX", "PAYLOAD", "RobustOutput", "robust_embed", "robust_extract"]
@@ -52,12 +52,12 @@ class RobustOutput:
 
 def _read_mix(
     record: JobRecord, uploads: UploadRepository, store: ObjectStore, settings: Settings
-) -> tuple[ObjectRecord, bytes]:
-    """The job's mix object (checked: its header, its size, its length) and its bytes."""
+) -> tuple[ObjectRecord, Mix]:
+    """The job's mix object (checked: its header, its size, its length, its checksum) and
+    its samples, read straight into their array (one copy of the mix in this process)."""
     mix = load_input(record, MIX, uploads, store)
     with InputStream(store, mix, MIX) as source:
-        head = source.stream.read(wire.MIX_HEADER.size)
-        samples = wire.read_mix_header(io.BytesIO(head), mix.size)
+        samples = wire.read_mix_header(source.stream, mix.size)
         seconds = samples / RATE
         if seconds > settings.MAX_ROBUST_SECONDS:
             raise InputError(
@@ -67,9 +67,9 @@ def _read_mix(
                 "message).",
                 code=COVER_TOO_LONG,
             )
-        data = head + source.stream.read(mix.size - len(head) + 1)
+        values = wire.read_mix_samples(source.stream, samples)
         source.verify()
-    return mix, data
+    return mix, values
 
 
 def robust_embed(
@@ -85,9 +85,8 @@ def robust_embed(
     """Mark the job's sealed payload into its mix; the result is the residual."""
     secret = load_input(record, PAYLOAD, uploads, store)
     check_secret_size(secret, PAYLOAD, settings.MAX_SECRET_BYTES)
-    mix, data = _read_mix(record, uploads, store, settings)
-    samples = wire.read_mix_header(io.BytesIO(data), len(data))
-    room = mix_capacity(samples)
+    mix, values = _read_mix(record, uploads, store, settings)
+    room = mix_capacity(len(values))
     if secret.size > room:  # before the engine is asked
         raise CapacityExceeded(
             f"The sealed secret has {secret.size:,} bytes; in robust mode this cover holds "
@@ -95,11 +94,11 @@ def robust_embed(
         )
     payload = read_small(store, secret, PAYLOAD, settings.MAX_SECRET_BYTES)
     progress(READ_FRACTION)
-    residual = engine.robust_embed(wire.read_mix(io.BytesIO(data), len(data)), k_pos, payload)
+    residual = engine.robust_embed(values, k_pos, payload)
     progress(DONE_FRACTION)
     out = io.BytesIO()
     wire.write_residual(out, residual)
-    return RobustOutput(out.getvalue(), wire.RESIDUAL_MEDIA_TYPE, mix, len(data) + secret.size)
+    return RobustOutput(out.getvalue(), wire.RESIDUAL_MEDIA_TYPE, mix, mix.size + secret.size)
 
 
 def robust_extract(
@@ -113,10 +112,10 @@ def robust_extract(
     progress: JobProgress,
 ) -> RobustOutput:
     """Read the payload marked in the job's mix (``no_payload``, ``channel_damaged``)."""
-    mix, data = _read_mix(record, uploads, store, settings)
+    mix, values = _read_mix(record, uploads, store, settings)
     progress(READ_FRACTION)
-    payload = engine.robust_extract(wire.read_mix(io.BytesIO(data), len(data)), k_pos)
+    payload = engine.robust_extract(values, k_pos)
     if len(payload) > settings.MAX_SECRET_BYTES:  # never: the header caps it
         raise SubtoneError("The payload found is larger than this server allows.")
     progress(DONE_FRACTION)
-    return RobustOutput(payload, "application/octet-stream", mix, len(data))
+    return RobustOutput(payload, "application/octet-stream", mix, mix.size)

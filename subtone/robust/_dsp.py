@@ -4,6 +4,7 @@ reconstruction, and per-tile band energies. Pure numpy/scipy; no keys here."""
 from __future__ import annotations
 
 from math import gcd
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +23,8 @@ __all__ = [
     "resample",
     "resample_quick",
     "stft",
+    "stft_span",
+    "synthesis_frames",
 ]
 
 Array = npt.NDArray[np.float64]
@@ -85,6 +88,29 @@ def stft(x: Array) -> CArray:
     x32 = np.asarray(x, dtype=np.float32)
     frames = np.lib.stride_tricks.sliding_window_view(x32, FRAME)[::HOP][:n]
     return np.asarray(fft.rfft(frames * _WINDOW, axis=1), dtype=np.complex64)
+
+
+def stft_span(
+    x: npt.NDArray[np.floating[Any]],
+    first: int,
+    stop: int,
+    rows: npt.NDArray[np.int64] | None = None,
+) -> CArray:
+    """Frames ``first … stop-1`` of :func:`stft` of ``x`` (only ``first + rows`` if given),
+    the same values (each frame's transform is computed on its own), reading only the
+    samples they cover."""
+    if rows is None:
+        return stft(x[first * HOP : (stop - 1) * HOP + FRAME])
+    x32 = np.asarray(x[first * HOP : (stop - 1) * HOP + FRAME], dtype=np.float32)
+    frames = np.lib.stride_tricks.sliding_window_view(x32, FRAME)[::HOP][rows]
+    return np.asarray(fft.rfft(frames * _WINDOW, axis=1), dtype=np.complex64)
+
+
+def synthesis_frames(spec: CArray) -> npt.NDArray[np.float32]:
+    """Each frame of ``spec`` back to windowed samples ``(frames, FRAME)``: what
+    :func:`istft` overlaps and adds (frame ``f``'s first half on its own start, its second
+    half on frame ``f+1``'s)."""
+    return np.asarray(fft.irfft(spec, n=FRAME, axis=1) * _WINDOW, dtype=np.float32)
 
 
 def istft(spec: CArray, length: int) -> Array:

@@ -280,14 +280,15 @@ def as_mix(m16: npt.NDArray[np.float64]) -> Mix:
     return np.asarray(m16, dtype=np.float32)
 
 
-def _mix_values(mix: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """A mix's samples in double precision, checked."""
+def _mix_samples(mix: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    """A mix's samples, checked, as they came (single precision: the STFT's own precision,
+    so the stages read them without a double-precision copy)."""
     a = np.asarray(mix)
     if a.dtype != np.float32 or a.ndim != 1:
         raise RobustError("the working mix is mono single-precision float", code="bad_mix")
     if not np.all(np.isfinite(a)):
         raise RobustError("the working mix holds values that are not numbers", code="bad_mix")
-    return a.astype(np.float64)
+    return a
 
 
 def add_residual(
@@ -304,11 +305,14 @@ def add_residual(
 def _tile_energies(
     e_frames: npt.NDArray[np.float64], start: int, columns: int
 ) -> npt.NDArray[np.float64]:
-    """``(columns, BANDS)`` energies of tiles whose first column starts at frame ``start``."""
-    cs = np.concatenate([np.zeros((1, e_frames.shape[1])), np.cumsum(e_frames, axis=0)])
-    idx = start + TILE_FRAMES * np.arange(columns + 1)
-    c = cs[idx]
-    return np.asarray(c[1:] - c[:-1], dtype=np.float64) + 1e-12
+    """``(columns, BANDS)`` energies of tiles whose first column starts at frame ``start``.
+    Each tile is summed from its own frames alone (no running sum over the cover): a tile's
+    value does not depend on what came before it, so a block of frames gives the same
+    values as the whole, and a quiet tile keeps its precision."""
+    e = e_frames[start : start + columns * TILE_FRAMES]
+    if TILE_FRAMES > 1:
+        e = e.reshape(columns, TILE_FRAMES, -1).sum(axis=1)
+    return np.asarray(e + 1e-12, dtype=np.float64)
 
 
 def _ratios(tiles: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

@@ -14,7 +14,7 @@ from subtone.robust.core import (
     ChannelDamaged,
     Mix,
     NoPayload,
-    _mix_values,
+    _mix_samples,
     _open_header,
     _payload_tag,
     _permutation,
@@ -79,7 +79,7 @@ def _say(code: str, detail: str) -> str:
 
 def extract_mix(mix: Mix, k_pos: bytes) -> bytes:
     """:func:`extract` on the working mix (:func:`working_mix`) of the file."""
-    m16 = _mix_values(mix)
+    m16 = _mix_samples(mix)
     sync, data = _synchronise(m16, k_pos)
     present = sync.z >= PRESENT_Z or sync.z_unsearched >= PRESENT_Z_UNSEARCHED
     if len(data) < HEADER_CELLS:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from subtone.robust import _blocks
 from subtone.robust._dsp import (
     FRAME,
     HOP,
@@ -23,7 +25,7 @@ from subtone.robust.core import (
     Mix,
     _Keys,
     _keys,
-    _mix_values,
+    _mix_samples,
     _ratios,
     _tile_energies,
 )
@@ -106,7 +108,10 @@ def _pilot_z(
     return float((w * signed).sum() / math.sqrt(0.5 * (w * w).sum()))
 
 
-def _search(m16: npt.NDArray[np.float64], k_pos: bytes) -> _Sync:
+Samples = npt.NDArray[np.floating[Any]]
+
+
+def _search(m16: Samples, k_pos: bytes) -> _Sync:
     """The alignment (sub-hop offset, first frame) whose pilots in the first
     :data:`SYNC_COLUMNS` columns correlate best with ``k_pos``'s, and their z-score."""
     max_start = GUARD_FRAMES + 8
@@ -141,15 +146,14 @@ def probe(mix: Mix, k_pos: bytes) -> float:
     """How strongly the start of a file's working mix (:data:`PROBE_SECONDS` of it is
     enough) shows pilots under ``k_pos``: the z-score at the best alignment. Cheap (no
     decoding); see :data:`PROBE_Z`."""
-    z = _search(_mix_values(mix), k_pos).z
+    z = _search(_mix_samples(mix), k_pos).z
     return 0.0 if not math.isfinite(z) else z
 
 
-def _synchronise(
-    m16: npt.NDArray[np.float64], k_pos: bytes
-) -> tuple[_Sync, npt.NDArray[np.float64]]:
+def _synchronise(m16: Samples, k_pos: bytes) -> tuple[_Sync, npt.NDArray[np.float64]]:
     best = _search(m16, k_pos)
-    e = frame_energies(stft(m16[best.offset :]), _EDGES)
+    with _blocks.pool() as p:
+        e = _blocks.energies(m16[best.offset :], _EDGES, p)
     cols = max(0, (e.shape[0] - best.start) // TILE_FRAMES)
     keys = _keys(k_pos, cols)
     if not cols:
