@@ -47,8 +47,7 @@ from server.integrations.triton_wire import (
 )
 from server.kit import logs
 from subtone.errors import CapacityExceeded, ChannelDamaged, NoPayload, SubtoneError
-from subtone.robust import triton_model as robust_model
-from subtone.robust.core import UNSUITABLE_COVER, Mix, Residual, UnsuitableCover
+from subtone.robust.wire import Mix, Residual
 from subtone.stego.engine import EmbedTask, ExtractTask, plane_bytes
 from subtone.stego.triton_model import (
     IN_BITS,
@@ -87,13 +86,22 @@ DEFAULT_ROBUST_TIMEOUT_SECONDS = 300.0
 MAX_ROWS = 64
 """Windows per request at most: the models' ``max_batch_size``."""
 
-_ROBUST_ERRORS: Final[dict[str, type[SubtoneError]]] = {
-    NoPayload.code: NoPayload,
-    ChannelDamaged.code: ChannelDamaged,
-    CapacityExceeded.code: CapacityExceeded,
-    UNSUITABLE_COVER: UnsuitableCover,
-}
-"""The stable codes a robust model answers with, as the errors they are."""
+
+def _robust_errors() -> dict[str, type[SubtoneError]]:
+    """The stable codes a robust model answers with, as the errors they are.
+
+    The robust mode's modules (here and in the robust methods) are imported when a robust
+    call is made: they load scipy (some 60 MB), which a worker running LSB jobs never needs.
+    """
+    from subtone.robust.core import UNSUITABLE_COVER, UnsuitableCover
+
+    return {
+        NoPayload.code: NoPayload,
+        ChannelDamaged.code: ChannelDamaged,
+        CapacityExceeded.code: CapacityExceeded,
+        UNSUITABLE_COVER: UnsuitableCover,
+    }
+
 
 _STUB_DEAD = "is not healthy"
 """How Triton's python backend reports a model whose stub process died."""
@@ -396,6 +404,8 @@ class TritonEngine:
     def robust_embed(self, mix: Mix, k_pos: bytes, payload: bytes) -> Residual:
         """What marking ``payload`` under ``k_pos`` adds to the working mix ``mix`` (one
         request: the whole cover)."""
+        from subtone.robust import triton_model as robust_model
+
         inputs = [
             *robust_inputs(mix, k_pos),
             tensor(robust_model.IN_PAYLOAD, np.frombuffer(payload, dtype=np.uint8), TRITON_UINT8),
@@ -424,6 +434,8 @@ class TritonEngine:
         """The payload marked under ``k_pos`` in the working mix ``mix``; raises
         :class:`~subtone.errors.NoPayload` or :class:`~subtone.errors.ChannelDamaged` as the
         model found."""
+        from subtone.robust import triton_model as robust_model
+
         outputs = (robust_model.OUT_PAYLOAD, robust_model.OUT_CODE, robust_model.OUT_MESSAGE)
         what = f"read a {len(mix) / 16_000:.0f} s file"
         model = self.robust_extract_model
@@ -443,6 +455,8 @@ class TritonEngine:
 
     def _raise_status(self, result: grpcclient.InferResult) -> None:
         """Raise the error a robust model's CODE and MESSAGE name, if any."""
+        from subtone.robust import triton_model as robust_model
+
         code = result.as_numpy(robust_model.OUT_CODE)
         message = result.as_numpy(robust_model.OUT_MESSAGE)
         if code is None or message is None:
@@ -450,7 +464,7 @@ class TritonEngine:
         found = first_text(code)
         if not found:
             return
-        error = _ROBUST_ERRORS.get(found)
+        error = _robust_errors().get(found)
         if error is None:
             raise TritonRequestError(f"Triton at {self.url} answered {found!r}")
         raise error(first_text(message) or f"[{found}]", code=found)

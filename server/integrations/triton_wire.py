@@ -11,11 +11,10 @@ import numpy as np
 import numpy.typing as npt
 import tritonclient.grpc as grpcclient
 
-from subtone.robust import triton_model as robust_model
-from subtone.robust.core import Mix
+from subtone.robust.wire import Mix
 from subtone.stego.engine import ExtractTask
-from subtone.stego.kernel import KEY_BYTES, WINDOW_BYTES
 from subtone.stego.triton_model import IN_K, IN_KEY, IN_LENGTH, IN_NBLOCKS, IN_PLANE, IN_SKIP
+from subtone.stego.window import KEY_BYTES, WINDOW_BYTES
 
 __all__ = [
     "MIN_BITS_BYTES",
@@ -91,6 +90,8 @@ def window_inputs(tasks: Sequence[ExtractTask]) -> list[grpcclient.InferInput]:
 
 def robust_inputs(mix: Mix, k_pos: bytes) -> list[grpcclient.InferInput]:
     """The inputs a robust embed and extract share: the working mix and ``k_pos``."""
+    from subtone.robust import triton_model as robust_model  # scipy: only for robust calls
+
     if len(k_pos) != KEY_BYTES:
         raise ValueError(f"k_pos has {KEY_BYTES} bytes, got {len(k_pos)}")
     return [

@@ -43,10 +43,10 @@ import redis
 
 from server.integrations.storage import ObjectStore, StorageUnavailable
 from server.integrations.triton import TritonUnavailable
-from server.jobs.inputs import InputStream, check_secret_size, load_input, read_small
+from server.jobs.inputs import InputStream, check_secret_size, load_input
 from server.jobs.lease import JobLeases
 from server.jobs.metrics import WorkerMetrics
-from server.jobs.output import MultipartWriter, part_size_for
+from server.jobs.output import RESULT_PART_SIZE_BYTES, MultipartWriter, part_size_for
 from server.jobs.progress import (
     DEFAULT_HEARTBEAT_SECONDS,
     DEFAULT_INTERVAL_SECONDS,
@@ -55,7 +55,6 @@ from server.jobs.progress import (
     JobProgress,
 )
 from server.jobs.repository import JobRecord, JobRepository
-from server.jobs.robust import RobustOutput, robust_embed, robust_extract
 from server.kit import logs
 from server.kit.clock import utcnow
 from server.settings import Settings
@@ -63,11 +62,11 @@ from server.uploads.repository import ObjectRecord, UploadRepository
 from subtone.errors import SubtoneError
 from subtone.protocol import JobKind
 from subtone.robust import wire
-from subtone.robust.core import Mix, Residual
 from subtone.robust.engine import RobustEngine
+from subtone.robust.wire import Mix, Residual
 from subtone.stego import codec, layout, patch
 from subtone.stego.engine import EmbedTask, ExtractTask, Int32Array, UInt8Array, WindowEngine
-from subtone.stego.kernel import KEY_BYTES
+from subtone.stego.window import KEY_BYTES
 
 __all__ = [
     "INTERNAL_ERROR",
@@ -319,26 +318,23 @@ def _position_key(record: JobRecord) -> bytes:
 def _embed(
     record: JobRecord, k_pos: bytes, deps: RunnerDeps, progress: JobProgress
 ) -> tuple[ObjectRecord, int]:
+    """The patch of an embed. The plane and the secret are both read as streams, the patch
+    written as one (:class:`MultipartWriter`): memory does not grow with the secret."""
     settings, store = deps.settings, deps.store
     lsb = load_input(record, PLANE, deps.uploads, store)
     secret = load_input(record, PAYLOAD, deps.uploads, store)
     check_secret_size(secret, PAYLOAD, settings.MAX_SECRET_BYTES)
-    with InputStream(store, lsb, PLANE) as source:
+    with InputStream(store, lsb, PLANE) as source, InputStream(store, secret, PAYLOAD) as bits:
         header = source.read_plane_header()
         layout.choose_k(header.samples, secret.size)  # refuses an empty or too large secret
-        payload = read_small(store, secret, PAYLOAD, settings.MAX_SECRET_BYTES)
         key = result_key(record)
-        _abort_leftovers(store, key)
-        part_size = part_size_for(lsb.size, settings.PART_SIZE_BYTES)
-        with MultipartWriter(
-            store, key, content_type=RESULT_MEDIA_TYPE[record.kind], part_size=part_size
-        ) as output:
+        with _result_writer(store, key, record.kind, lsb.size) as output:
             writer = patch.PatchWriter(cast(BinaryIO, output), header.samples)
             codec.embed_plane(
                 source.stream,
                 samples=header.samples,
                 k_pos=k_pos,
-                payload=payload,
+                payload=codec.PayloadStream(bits.stream, secret.size),
                 engine=deps.engine,
                 on_window_flips=writer.window,
                 progress=progress,
@@ -346,6 +342,7 @@ def _embed(
             )
             writer.close()
             source.verify()
+            bits.verify()
             progress.check_now()
             output.complete()
     result = _result(record, lsb, key, size=output.size, sha256=output.sha256)
@@ -355,23 +352,38 @@ def _embed(
 def _extract(
     record: JobRecord, k_pos: bytes, deps: RunnerDeps, progress: JobProgress
 ) -> tuple[ObjectRecord, int]:
-    lsb = load_input(record, PLANE, deps.uploads, deps.store)
-    with InputStream(deps.store, lsb, PLANE) as source:
+    """The payload of an extract, written to storage as its windows are read (a multipart
+    upload, published only once the plane's checksum is verified)."""
+    store = deps.store
+    lsb = load_input(record, PLANE, deps.uploads, store)
+    with InputStream(store, lsb, PLANE) as source:
         header = source.read_plane_header()
-        payload = codec.extract_plane(
-            source.stream,
-            samples=header.samples,
-            k_pos=k_pos,
-            engine=deps.engine,
-            progress=progress,
-            concurrency=deps.settings.WINDOWS_IN_FLIGHT,
-        )
-        source.verify()
-    progress.check_now()
-    key = result_key(record)
-    deps.store.put_bytes(key, payload, RESULT_MEDIA_TYPE[record.kind])
-    digest = hashlib.sha256(payload).hexdigest()
-    return _result(record, lsb, key, size=len(payload), sha256=digest), lsb.size
+        key = result_key(record)
+        with _result_writer(store, key, record.kind, lsb.size) as output:
+            codec.extract_plane_to(
+                source.stream,
+                cast(BinaryIO, output),
+                samples=header.samples,
+                k_pos=k_pos,
+                engine=deps.engine,
+                progress=progress,
+                concurrency=deps.settings.WINDOWS_IN_FLIGHT,
+            )
+            source.verify()
+            progress.check_now()
+            output.complete()
+    result = _result(record, lsb, key, size=output.size, sha256=output.sha256)
+    return result, lsb.size
+
+
+def _result_writer(
+    store: ObjectStore, key: str, kind: JobKind, source_bytes: int
+) -> MultipartWriter:
+    """A new multipart upload of the result ``key`` (earlier runs' leftovers aborted), in
+    parts of :data:`RESULT_PART_SIZE_BYTES` (more for a result of very many parts)."""
+    _abort_leftovers(store, key)
+    part_size = part_size_for(source_bytes, RESULT_PART_SIZE_BYTES)
+    return MultipartWriter(store, key, content_type=RESULT_MEDIA_TYPE[kind], part_size=part_size)
 
 
 def _robust(
@@ -383,8 +395,10 @@ def _robust(
             code=MODE_UNAVAILABLE,
             status=501,
         )
+    from server.jobs.robust import robust_embed, robust_extract  # scipy: robust jobs only
+
     run = robust_embed if record.kind is JobKind.ROBUST_EMBED else robust_extract
-    out: RobustOutput = run(
+    out = run(
         record,
         k_pos,
         engine=_BoundRobustEngine(deps.robust, logs.current()),

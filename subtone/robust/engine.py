@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from subtone.robust.core import Mix, Residual
-from subtone.robust.embedding import embed_mix
-from subtone.robust.extraction import extract_mix
+from subtone.robust.wire import Mix, Residual
 
 __all__ = ["InProcessRobustEngine", "RobustEngine"]
 
@@ -35,12 +33,20 @@ class RobustEngine(Protocol):
 
 
 class InProcessRobustEngine:
-    """Runs :mod:`subtone.robust.core` in the calling thread."""
+    """Runs :mod:`subtone.robust.core` in the calling thread.
+
+    The robust code (scipy's signal processing, some 60 MB) is imported on the first call:
+    this module, the engines' interface, is imported by a worker that may never run a
+    robust job."""
 
     def robust_embed(self, mix: Mix, k_pos: bytes, payload: bytes) -> Residual:
+        from subtone.robust.embedding import embed_mix
+
         return embed_mix(mix, k_pos, payload)
 
     def robust_extract(self, mix: Mix, k_pos: bytes) -> bytes:
+        from subtone.robust.extraction import extract_mix
+
         return extract_mix(mix, k_pos)
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ Private: the public names are re-exported by :mod:`subtone.stego.codec`.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -13,9 +14,9 @@ import numpy as np
 import numpy.typing as npt
 
 from subtone.stego import layout
-from subtone.stego._windows import batches, per_call, plane_windows, scheduled
-from subtone.stego.engine import EmbedTask, ExtractTask, WindowEngine, plane_bytes
-from subtone.stego.kernel import copy_bits
+from subtone.stego._bitstream import BitReader, BitWriter
+from subtone.stego._windows import Batch, batches, per_call, plane_windows, scheduled
+from subtone.stego.engine import EmbedTask, ExtractTask, WindowEngine
 from subtone.stego.layout import HEADER_BITS, StegoError
 from subtone.stego.plane import header_from_plane
 
@@ -29,6 +30,23 @@ Int32Array = npt.NDArray[np.int32]
 UInt8Array = npt.NDArray[np.uint8]
 WindowFlips = Callable[[int, Int32Array], None]
 """Called with each window's index and its flips (window-relative, ascending), in order."""
+Window = tuple[UInt8Array, UInt8Array]
+"""A window's plane and the payload bits it carries."""
+
+
+@dataclass(frozen=True)
+class PayloadStream:
+    """A payload read from a stream as the windows need it (a worker reads a secret from
+    storage this way): exactly ``size`` bytes are read from ``stream``."""
+
+    stream: BinaryIO
+    size: int
+
+
+def _as_stream(payload: bytes | PayloadStream) -> PayloadStream:
+    if isinstance(payload, PayloadStream):
+        return payload
+    return PayloadStream(io.BytesIO(payload), len(payload))
 
 
 @dataclass(frozen=True)
@@ -41,13 +59,6 @@ class EmbedResult:
     @property
     def change_rate(self) -> float:
         return self.samples_changed / self.samples
-
-
-def _window_bits(packed: UInt8Array, start: int, stop: int) -> UInt8Array:
-    """Bits ``[start, stop)`` of ``packed`` (most significant first), from bit 0 of a new array."""
-    out = np.zeros(plane_bytes(stop - start), dtype=np.uint8)
-    copy_bits(out, 0, packed, start, stop - start)
-    return out
 
 
 def _too_short(samples: int) -> None:
@@ -63,23 +74,17 @@ class _EmbedWork:
     samples: int
     k_pos: bytes
     plan: layout.Plan
-    bits: UInt8Array
-    """The payload, packed, with a spare byte."""
     header_bits: UInt8Array
-    ranges: list[tuple[int, int]]
-    """Each window's ``[start, stop)`` in ``bits``."""
 
     @classmethod
-    def of(cls, engine: WindowEngine, samples: int, k_pos: bytes, payload: bytes) -> _EmbedWork:
-        plan = layout.plan(samples, len(payload))
-        bits = np.zeros(plane_bytes(plan.total_blocks * plan.k) + 1, dtype=np.uint8)
-        bits[: len(payload)] = np.frombuffer(payload, dtype=np.uint8)
-        sealed = layout.seal_header(k_pos, layout.Header(k=plan.k, payload_bytes=len(payload)))
+    def of(cls, engine: WindowEngine, samples: int, k_pos: bytes, size: int) -> _EmbedWork:
+        plan = layout.plan(samples, size)
+        sealed = layout.seal_header(k_pos, layout.Header(k=plan.k, payload_bytes=size))
         header_bits = np.frombuffer(sealed, dtype=np.uint8)
-        return cls(engine, samples, k_pos, plan, bits, header_bits, plan.bit_ranges())
+        return cls(engine, samples, k_pos, plan, header_bits)
 
-    def __call__(self, indices: list[int], planes: list[UInt8Array]) -> list[Int32Array]:
-        tasks, owners = self._tasks(indices, planes)
+    def __call__(self, indices: list[int], windows: list[Window]) -> list[Int32Array]:
+        tasks, owners = self._tasks(indices, windows)
         results = self.engine.embed(tasks) if tasks else []
         per_window: list[list[Int32Array]] = [[] for _ in indices]
         for slot, flips in zip(owners, results, strict=True):
@@ -87,25 +92,33 @@ class _EmbedWork:
         return [_merged(parts) for parts in per_window]
 
     def _tasks(
-        self, indices: list[int], planes: list[UInt8Array]
+        self, indices: list[int], windows: list[Window]
     ) -> tuple[list[EmbedTask], list[int]]:
         """The engine's tasks for a batch, and the slot in the batch each belongs to."""
         plan = self.plan
         tasks: list[EmbedTask] = []
         owners: list[int] = []
-        for slot, (index, plane) in enumerate(zip(indices, planes, strict=True)):
+        for slot, (index, (plane, bits)) in enumerate(zip(indices, windows, strict=True)):
             key = layout.window_key(self.k_pos, index)
             length = layout.window_length(self.samples, index)
             if index == 0:
                 tasks.append(EmbedTask(plane, length, key, 1, 0, HEADER_BITS, self.header_bits))
                 owners.append(slot)
-            start, stop = self.ranges[index]
-            if stop > start:
-                bits = _window_bits(self.bits, start, stop)
+            if plan.blocks[index]:
                 skip = plan.skip(index)
                 tasks.append(EmbedTask(plane, length, key, plan.k, skip, plan.blocks[index], bits))
                 owners.append(slot)
         return tasks, owners
+
+
+def _with_bits(
+    items: Iterable[Batch], plan: layout.Plan, reader: BitReader
+) -> Iterator[tuple[list[int], list[Window]]]:
+    """Each batch's windows with the payload bits they carry, read in window order (in the
+    thread that feeds the engine, so the payload is read as a stream)."""
+    for indices, planes in items:
+        bits = [reader.take(plan.blocks[i] * plan.k) for i in indices]
+        yield indices, list(zip(planes, bits, strict=True))
 
 
 def _merged(parts: list[Int32Array]) -> Int32Array:
@@ -120,19 +133,22 @@ def embed_plane_flips(
     *,
     samples: int,
     k_pos: bytes,
-    payload: bytes,
+    payload: bytes | PayloadStream,
     engine: WindowEngine,
     progress: Progress | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     windows_per_call: int = DEFAULT_WINDOWS_PER_CALL,
 ) -> Iterator[tuple[int, Int32Array]]:
     """Each window's index and flips (ascending), in window order, for ``payload`` in a cover
-    of ``samples`` samples whose LSB plane comes window by window from ``planes``."""
-    work = _EmbedWork.of(engine, samples, k_pos, payload)
+    of ``samples`` samples whose LSB plane comes window by window from ``planes``; a
+    :class:`PayloadStream` is read as the windows need it, never held whole."""
+    source = _as_stream(payload)
+    work = _EmbedWork.of(engine, samples, k_pos, source.size)
     count = len(work.plan.blocks)
     done = 0
     items = batches(planes, per_call(count, windows_per_call, concurrency))
-    for indices, results in scheduled(items, work, concurrency, "embed"):
+    windows = _with_bits(items, work.plan, BitReader(source.stream, source.size))
+    for indices, results in scheduled(windows, work, concurrency, "embed"):
         for index, flips in zip(indices, results, strict=True):
             yield index, np.asarray(flips, dtype=np.int32)
         done += len(indices)
@@ -150,7 +166,7 @@ def embed_plane(
     *,
     samples: int,
     k_pos: bytes,
-    payload: bytes,
+    payload: bytes | PayloadStream,
     engine: WindowEngine,
     on_window_flips: WindowFlips,
     progress: Progress | None = None,
@@ -172,10 +188,9 @@ def embed_plane(
     ):
         changed += flips.size
         on_window_flips(index, flips)
-    plan_k = layout.plan(samples, len(payload)).k
-    return EmbedResult(
-        k=plan_k, payload_bytes=len(payload), samples=samples, samples_changed=changed
-    )
+    size = payload.size if isinstance(payload, PayloadStream) else len(payload)
+    plan_k = layout.plan(samples, size).k
+    return EmbedResult(k=plan_k, payload_bytes=size, samples=samples, samples_changed=changed)
 
 
 @dataclass(frozen=True)
@@ -215,6 +230,34 @@ def extract_planes(
     windows_per_call: int,
 ) -> bytes:
     """The payload from a plane that comes window by window from ``planes``."""
+    out = io.BytesIO()
+    extract_planes_to(
+        planes,
+        out,
+        samples=samples,
+        k_pos=k_pos,
+        engine=engine,
+        progress=progress,
+        concurrency=concurrency,
+        windows_per_call=windows_per_call,
+    )
+    return out.getvalue()
+
+
+def extract_planes_to(
+    planes: Iterable[UInt8Array],
+    sink: BinaryIO,
+    *,
+    samples: int,
+    k_pos: bytes,
+    engine: WindowEngine,
+    progress: Progress | None,
+    concurrency: int,
+    windows_per_call: int,
+) -> int:
+    """Write the payload from a plane that comes window by window from ``planes`` to
+    ``sink`` as its windows are read (it is never held whole); its size in bytes. Nothing
+    is written before the payload's header is read and checked (window 0)."""
     _too_short(samples)
     windows = iter(planes)
     first = next(windows, None)
@@ -222,17 +265,15 @@ def extract_planes(
         raise StegoError("The LSB plane is empty.", code="truncated")
     header = header_from_plane(first, samples, k_pos)
     plan = layout.plan(samples, header.payload_bytes, k=header.k)
-    ranges = plan.bit_ranges()
     last = max(i for i, blocks in enumerate(plan.blocks) if blocks) if plan.total_blocks else 0
-    out = np.zeros(plane_bytes(plan.total_blocks * plan.k), dtype=np.uint8)
+    writer = BitWriter(sink, header.payload_bytes)
     work = _ExtractWork(engine, samples, k_pos, plan)
     seen = 0
     items = batches(_chain(first, windows), per_call(last + 1, windows_per_call, concurrency), last)
     for indices, results in scheduled(items, work, concurrency, "extract"):
         carrying = [i for i in indices if plan.blocks[i]]
         for index, packed in zip(carrying, results, strict=True):
-            start, stop = ranges[index]
-            copy_bits(out, start, np.asarray(packed, dtype=np.uint8), 0, stop - start)
+            writer.write(np.asarray(packed, dtype=np.uint8), plan.blocks[index] * plan.k)
         seen += len(indices)
         if progress is not None:
             progress(seen / (last + 1))
@@ -241,7 +282,8 @@ def extract_planes(
             f"The LSB plane ends after {seen} windows; the message needs {last + 1}.",
             code="truncated",
         )
-    return out[: header.payload_bytes].tobytes()
+    writer.close()
+    return header.payload_bytes
 
 
 def _chain(first: UInt8Array, rest: Iterator[UInt8Array]) -> Iterator[UInt8Array]:
@@ -263,6 +305,30 @@ def extract_plane(
     read from ``src`` (window 0 first: a wrong ``k_pos`` is refused after one window)."""
     return extract_planes(
         plane_windows(src, samples),
+        samples=samples,
+        k_pos=k_pos,
+        engine=engine,
+        progress=progress,
+        concurrency=concurrency,
+        windows_per_call=windows_per_call,
+    )
+
+
+def extract_plane_to(
+    src: BinaryIO,
+    sink: BinaryIO,
+    *,
+    samples: int,
+    k_pos: bytes,
+    engine: WindowEngine,
+    progress: Progress | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    windows_per_call: int = DEFAULT_WINDOWS_PER_CALL,
+) -> int:
+    """:func:`extract_plane` written to ``sink`` as it is read; the payload's size."""
+    return extract_planes_to(
+        plane_windows(src, samples),
+        sink,
         samples=samples,
         k_pos=k_pos,
         engine=engine,

@@ -15,8 +15,8 @@ import numpy as np
 import numpy.typing as npt
 
 from subtone.stego.engine import plane_bytes
-from subtone.stego.kernel import WINDOW_BYTES
 from subtone.stego.layout import StegoError
+from subtone.stego.window import WINDOW_BYTES
 
 __all__ = ["batches", "per_call", "plane_windows", "scheduled"]
 
@@ -26,6 +26,7 @@ ROUNDS = 4
 UInt8Array = npt.NDArray[np.uint8]
 Batch = tuple[list[int], list[UInt8Array]]
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 def plane_windows(stream: BinaryIO, samples: int) -> Iterator[UInt8Array]:
@@ -73,15 +74,18 @@ def per_call(windows: int, windows_per_call: int, concurrency: int) -> int:
 
 def _ordered(
     pool: ThreadPoolExecutor,
-    items: Iterable[Batch],
-    work: Callable[[list[int], list[UInt8Array]], R],
+    items: Iterable[tuple[list[int], T]],
+    work: Callable[[list[int], T], R],
     depth: int,
 ) -> Iterator[tuple[list[int], R]]:
-    """Run ``work`` on up to ``depth`` batches at once, yielding (indices, results) in order."""
+    """Run ``work`` on up to ``depth`` batches at once, yielding (indices, results) in order.
+
+    ``items`` is consumed in the calling thread, in order (an embed's payload bits are read
+    from a stream as its windows come)."""
     pending: deque[tuple[list[int], Future[R]]] = deque()
     try:
-        for indices, planes in items:
-            pending.append((indices, pool.submit(work, indices, planes)))
+        for indices, batch in items:
+            pending.append((indices, pool.submit(work, indices, batch)))
             if len(pending) >= depth:
                 first, future = pending.popleft()
                 yield first, future.result()
@@ -94,8 +98,8 @@ def _ordered(
 
 
 def scheduled(
-    items: Iterable[Batch],
-    work: Callable[[list[int], list[UInt8Array]], R],
+    items: Iterable[tuple[list[int], T]],
+    work: Callable[[list[int], T], R],
     concurrency: int,
     name: str,
 ) -> Iterator[tuple[list[int], R]]:

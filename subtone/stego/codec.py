@@ -14,7 +14,9 @@ module adds the WAV around it and is the public surface of both.
 The plane is read sequentially (it may come from object storage); up to ``concurrency``
 batches of ``windows_per_call`` windows are in flight at once, so Triton can batch them and
 memory is bounded whatever the size of the cover. Flips are handed on window by window and
-never all held: a 10 MB secret in a 500 MB cover flips some 30 million samples.
+never all held: a 10 MB secret in a 500 MB cover flips some 30 million samples. Nor is the
+payload held whole where it need not be: a :class:`PayloadStream` is read as the windows need
+its bits, and :func:`extract_plane_to` writes the payload out as its windows are read.
 """
 
 from __future__ import annotations
@@ -34,11 +36,13 @@ from subtone.stego._codec_plane import (
     DEFAULT_CONCURRENCY,
     DEFAULT_WINDOWS_PER_CALL,
     EmbedResult,
+    PayloadStream,
     Progress,
     WindowFlips,
     embed_plane,
     embed_plane_flips,
     extract_plane,
+    extract_plane_to,
     extract_planes,
 )
 from subtone.stego.engine import WindowEngine
@@ -52,6 +56,7 @@ __all__ = [
     "DEFAULT_CONCURRENCY",
     "DEFAULT_WINDOWS_PER_CALL",
     "EmbedResult",
+    "PayloadStream",
     "Progress",
     "WindowFlips",
     "apply_window_flips",
@@ -61,6 +66,7 @@ __all__ = [
     "embed_stream",
     "extract_file",
     "extract_plane",
+    "extract_plane_to",
     "extract_stream",
     "header_from_plane",
     "lsb_plane",

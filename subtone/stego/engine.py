@@ -17,14 +17,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from subtone.stego.kernel import (
-    KEY_BYTES,
-    MAX_K,
-    WINDOW_BYTES,
-    WINDOW_SAMPLES,
-    embed_flips_batch,
-    extract_bits_batch,
-)
+from subtone.stego.window import KEY_BYTES, MAX_K, WINDOW_BYTES, WINDOW_SAMPLES
 
 __all__ = [
     "EmbedTask",
@@ -184,9 +177,14 @@ def _columns(
 
 
 class InProcessEngine:
-    """Runs the kernel in the calling thread (it releases the GIL)."""
+    """Runs the kernel in the calling thread (it releases the GIL).
+
+    The kernel (numba and LLVM, some 60 MB) is imported on the first call, not with this
+    module: the worker, which only talks to Triton, imports the engine's types without it."""
 
     def embed(self, tasks: Sequence[EmbedTask]) -> list[Int32Array]:
+        from subtone.stego.kernel import embed_flips_batch
+
         if not tasks:
             return []
         _check(tasks, embed=True)
@@ -200,6 +198,8 @@ class InProcessEngine:
         return np.split(flips, np.cumsum(counts)[:-1])
 
     def extract(self, tasks: Sequence[ExtractTask]) -> list[UInt8Array]:
+        from subtone.stego.kernel import extract_bits_batch
+
         if not tasks:
             return []
         _check(tasks, embed=False)

@@ -42,6 +42,9 @@ The kernel releases the GIL, so an instance splits a batch's rows over a thread 
 may use (``os.sched_getaffinity``; the model parameter ``threads`` caps it): one job's windows
 are worked on by every core, with one Python stub process and one copy of the model in memory.
 
+The compiled kernel (numba: some 60 MB) is imported when a model starts and runs, not with
+this module: the worker imports the wire's names from here and never runs the kernel.
+
 On a ``KIND_GPU`` instance the same numba kernel runs on the host CPU: there is no GPU
 implementation (yet); the instance logs that once at start.
 """
@@ -62,13 +65,7 @@ import numpy as np
 import numpy.typing as npt
 
 from subtone.stego.engine import check_tasks
-from subtone.stego.kernel import (
-    KEY_BYTES,
-    WINDOW_BYTES,
-    embed_flips_batch,
-    extract_bits_batch,
-    warm_up,
-)
+from subtone.stego.window import KEY_BYTES, WINDOW_BYTES
 from subtone.tracing import JOB_ID_PARAMETER, TRACE_ID_PARAMETER, is_trace_id
 
 __all__ = [
@@ -179,6 +176,8 @@ class StegoModel:
                 f"{config.get('name', 'stego')}: no GPU kernel; this KIND_GPU instance runs "
                 "the CPU kernel"
             )
+        from subtone.stego.kernel import warm_up
+
         warm_up()
 
     def execute(self, requests: list[Any]) -> list[Any]:
@@ -285,6 +284,8 @@ class StegoModel:
         """The output tensors of each request, the kernel run once over all their rows."""
         if not batch:
             return []
+        from subtone.stego.kernel import embed_flips_batch, extract_bits_batch
+
         planes = np.concatenate([rows.planes for rows in batch])
         n = planes.shape[0]
         offsets = np.arange(n, dtype=np.int64) * planes.shape[1]
@@ -306,8 +307,9 @@ class StegoModel:
             def extract(a: int, b: int) -> None:
                 local = offsets[: b - a]
                 keys, lengths, ks, skips, nblocks = (c[a:b] for c in columns)
-                extract_bits_batch(planes[a:b].reshape(-1), local, keys, lengths, ks, skips,
-                                   nblocks, out[a:b].reshape(-1), out_starts[: b - a])  # fmt: skip
+                extract_bits_batch(planes[a:b].reshape(-1), local, keys, lengths, ks,
+                                   skips, nblocks, out[a:b].reshape(-1),
+                                   out_starts[: b - a])  # fmt: skip
 
             self._each(extract, spans)
             return [[(OUT_BITS, part.astype(self.out_dtype))] for part in np.split(out, sizes)]
@@ -318,8 +320,9 @@ class StegoModel:
             local = offsets[: b - a]
             keys, lengths, ks, skips, nblocks = (c[a:b] for c in columns)
             row_bits = bits[a:b].reshape(-1)
-            return embed_flips_batch(planes[a:b].reshape(-1), local, keys, lengths, ks, skips,
-                                     nblocks, row_bits, bit_starts[: b - a])  # fmt: skip
+            return embed_flips_batch(planes[a:b].reshape(-1), local, keys, lengths, ks,
+                                     skips, nblocks, row_bits,
+                                     bit_starts[: b - a])  # fmt: skip
 
         parts = self._each(embed, spans)
         flips = np.concatenate([f for f, _ in parts])
