@@ -8,6 +8,11 @@ is ever visible under the result key, and no parts are left behind.
 
 Memory is about two parts (the one filling and the one uploading) whatever the object's size:
 a full part is copied for the uploader only once the part before it is stored.
+
+The multipart upload is only made when a first part is full: a result smaller than a part
+(a short secret's patch, most extracted payloads) is stored by one ``put_bytes`` in
+:meth:`~MultipartWriter.complete`, two storage round trips and a reassembly fewer on the path
+every encode and decode waits for.
 """
 
 from __future__ import annotations
@@ -68,6 +73,7 @@ class MultipartWriter:
             raise ValueError(f"part_size must be positive, got {part_size}")
         self._store = store
         self._key = key
+        self._content_type = content_type
         self._part_size = part_size
         self._buffer = bytearray()
         self._parts: list[tuple[int, str]] = []
@@ -75,7 +81,8 @@ class MultipartWriter:
         self._digest = hashlib.sha256()
         self._size = 0
         self._state = _State.OPEN
-        self._upload_id = store.create_multipart(key, content_type)
+        self._upload_id: str | None = None
+        """Made with the first full part (see the module's docstring)."""
         self._uploader = ThreadPoolExecutor(max_workers=1, thread_name_prefix=UPLOAD_THREAD_NAME)
 
     @property
@@ -121,14 +128,19 @@ class MultipartWriter:
         """Nothing to do: parts go to storage when full, the rest in :meth:`complete`."""
 
     def complete(self) -> ObjectInfo:
-        """Upload the last part and publish the object under the key."""
+        """Upload the last part and publish the object under the key (a result smaller than
+        a part: store it in one request)."""
         self._check_open()
         self._settle()
-        if self._buffer or not self._parts:
-            self._ship(bytes(self._buffer))
+        if self._upload_id is None:
+            info = self._store.put_bytes(self._key, bytes(self._buffer), self._content_type)
             self._buffer.clear()
-        self._settle()
-        info = self._store.complete_multipart(self._key, self._upload_id, self._parts)
+        else:
+            if self._buffer or not self._parts:
+                self._ship(bytes(self._buffer))
+                self._buffer.clear()
+            self._settle()
+            info = self._store.complete_multipart(self._key, self._upload_id, self._parts)
         self._state = _State.COMPLETED
         self._uploader.shutdown(wait=True)
         return info
@@ -143,6 +155,8 @@ class MultipartWriter:
         if in_flight is not None:
             in_flight.cancel()
         self._uploader.shutdown(wait=True)
+        if self._upload_id is None:
+            return
         try:
             self._store.abort_multipart(self._key, self._upload_id)
         except StorageError:
@@ -179,6 +193,8 @@ class MultipartWriter:
         number = len(self._parts) + 1
         if number > MAX_PARTS:
             raise StorageError(f"the result would need more than {MAX_PARTS} parts")
+        if self._upload_id is None:
+            self._upload_id = self._store.create_multipart(self._key, self._content_type)
         self._in_flight = self._uploader.submit(
             self._store.upload_part, self._key, self._upload_id, number, part
         )

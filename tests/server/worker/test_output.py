@@ -67,9 +67,37 @@ def test_a_failed_part_upload_surfaces_on_a_later_write_and_aborts(store):
     assert store.list_multipart_uploads("t/") == []
 
 
-def test_an_empty_output_is_one_empty_part(store):
+def test_an_empty_output_is_an_empty_object(store):
     with MultipartWriter(store, KEY, content_type="x", part_size=PART) as out:
         assert out.complete().size == 0
+    assert b"".join(store.read(KEY)) == b""
+
+
+def test_a_result_smaller_than_a_part_is_one_put_and_no_multipart_upload(store):
+    """A short secret's patch or payload: no upload is made, so none is ever left over."""
+    calls: list[str] = []
+
+    class Counting:
+        def __getattr__(self, name):
+            calls.append(name)
+            return getattr(store, name)
+
+    data = os.urandom(PART - 1)
+    with MultipartWriter(Counting(), KEY, content_type="x", part_size=PART) as out:
+        out.write(data)
+        assert store.list_multipart_uploads("t/") == []
+        info = out.complete()
+
+    assert calls == ["put_bytes"]
+    assert info.size == len(data) and b"".join(store.read(KEY)) == data
+    assert store.head(KEY).sha256 == out.sha256
+
+
+def test_leaving_a_small_result_unfinished_stores_nothing(store):
+    with MultipartWriter(store, KEY, content_type="x", part_size=PART) as out:
+        out.write(b"a few bytes")
+    assert not (store.root / KEY).exists()
+    assert store.list_multipart_uploads("t/") == []
 
 
 def test_the_part_size_grows_only_when_parts_would_run_out():

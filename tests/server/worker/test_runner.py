@@ -260,7 +260,8 @@ def test_a_job_cancelled_while_it_runs_stops_with_no_output(
 
 
 class UnavailableStore:
-    """The local store, unreachable from the first part upload on."""
+    """The local store, unreachable from the first write of the result on (a part, or the
+    whole of a result smaller than a part)."""
 
     def __init__(self, inner):
         self._inner = inner
@@ -269,6 +270,9 @@ class UnavailableStore:
         return getattr(self._inner, name)
 
     def upload_part(self, key, upload_id, part_number, data):
+        raise StorageUnavailable("storage went away (test)")
+
+    def put_bytes(self, key, data, content_type):
         raise StorageUnavailable("storage went away (test)")
 
 
