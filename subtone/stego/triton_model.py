@@ -42,8 +42,10 @@ The kernel releases the GIL, so an instance splits a batch's rows over a thread 
 may use (``os.sched_getaffinity``; the model parameter ``threads`` caps it): one job's windows
 are worked on by every core, with one Python stub process and one copy of the model in memory.
 
-On a ``KIND_GPU`` instance the same numba kernel runs on the host CPU: there is no GPU
-implementation (yet); the instance logs that once at start.
+On a ``KIND_GPU`` instance where numba.cuda finds the driver and NVVM, the kernel's CUDA
+version runs instead (same answers; the whole batch in one call, no thread split); elsewhere
+the CPU kernel runs. :func:`subtone.stego.kernel.choose_kernel` decides, and the instance logs
+once at start which kernel it runs and why.
 """
 
 from __future__ import annotations
@@ -65,9 +67,11 @@ from subtone.stego.engine import check_tasks
 from subtone.stego.kernel import (
     KEY_BYTES,
     WINDOW_BYTES,
+    KernelChoice,
+    choose_kernel,
     embed_flips_batch,
     extract_bits_batch,
-    warm_up,
+    ready_kernel,
 )
 from subtone.tracing import JOB_ID_PARAMETER, TRACE_ID_PARAMETER, is_trace_id
 
@@ -144,6 +148,7 @@ class StegoModel:
         self._traces: OrderedDict[str, None] = OrderedDict()
         self.threads = usable_cores()
         self._pool: ThreadPoolExecutor | None = None
+        self.kernel = KernelChoice(None, "not initialized")
 
     # -- Triton's interface ----------------------------------------------------------------
 
@@ -172,14 +177,15 @@ class StegoModel:
         cap = config.get("parameters", {}).get("threads", {}).get("string_value", "")
         if cap.strip().isdigit() and int(cap) > 0:
             self.threads = min(self.threads, int(cap))
+        # Which kernel (CUDA on a usable GPU, else CPU): decided in subtone.stego.kernel.
+        kind, device = args.get("model_instance_kind"), args.get("model_instance_device_id")
+        self.kernel = ready_kernel(choose_kernel(kind, device))
+        log = pb.Logger.log_warn if self.kernel.fallback else pb.Logger.log_info
+        log(f"{config.get('name', 'stego')}: {self.kernel.reason}")
+        if self.kernel.gpu is not None:
+            self.threads = 1  # one call hands the GPU the whole batch
         if self.threads > 1:
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix=self.name)
-        if args.get("model_instance_kind") == "GPU":
-            pb.Logger.log_warn(
-                f"{config.get('name', 'stego')}: no GPU kernel; this KIND_GPU instance runs "
-                "the CPU kernel"
-            )
-        warm_up()
 
     def execute(self, requests: list[Any]) -> list[Any]:
         pb = self.pb
@@ -307,7 +313,8 @@ class StegoModel:
                 local = offsets[: b - a]
                 keys, lengths, ks, skips, nblocks = (c[a:b] for c in columns)
                 extract_bits_batch(planes[a:b].reshape(-1), local, keys, lengths, ks, skips,
-                                   nblocks, out[a:b].reshape(-1), out_starts[: b - a])  # fmt: skip
+                                   nblocks, out[a:b].reshape(-1), out_starts[: b - a],
+                                   gpu=self.kernel.gpu)  # fmt: skip
 
             self._each(extract, spans)
             return [[(OUT_BITS, part.astype(self.out_dtype))] for part in np.split(out, sizes)]
@@ -319,7 +326,8 @@ class StegoModel:
             keys, lengths, ks, skips, nblocks = (c[a:b] for c in columns)
             row_bits = bits[a:b].reshape(-1)
             return embed_flips_batch(planes[a:b].reshape(-1), local, keys, lengths, ks, skips,
-                                     nblocks, row_bits, bit_starts[: b - a])  # fmt: skip
+                                     nblocks, row_bits, bit_starts[: b - a],
+                                     gpu=self.kernel.gpu)  # fmt: skip
 
         parts = self._each(embed, spans)
         flips = np.concatenate([f for f, _ in parts])
