@@ -36,6 +36,12 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/subtone \
        --shell /usr/sbin/nologin subtone \
     && python3 -m pip install --only-binary=:all: "numpy==1.26.4" "numba==0.68.1" "scipy==1.17.1"
+# The kernel's CUDA version (subtone/stego/_kernel_cuda.py) on KIND_GPU instances: NVIDIA's
+# numba CUDA target with the CUDA 12 NVVM, runtime and bindings as wheels (the driver comes from
+# the host). Without a usable GPU the models run the CPU kernel. Not built here (no GPU, no
+# registry): see docs/deploy.md.
+RUN python3 -m pip install --only-binary=:all: "numba-cuda[cu12]==0.30.4"
+ENV NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS=0
 COPY --from=wheel /wheels /tmp/wheels
 RUN python3 -m pip install --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels
 COPY packaging/docker/healthcheck.py /usr/local/bin/subtone-healthcheck

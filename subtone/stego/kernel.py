@@ -4,7 +4,10 @@ syndrome coding, and (for the client) ±1 matching.
 This module is the whole "model". It imports numpy, numba and hashlib only, so the
 in-process engine and the Triton python-backend models (``model_repository/``) run exactly
 this code. The loops are compiled by numba (``cache=True``: compiled once per machine, then
-loaded from ``__pycache__``; ``nogil=True``: several threads run them at once).
+loaded from ``__pycache__``; ``nogil=True``: several threads run them at once). The same
+loops exist as CUDA kernels (:mod:`subtone.stego._kernel_cuda`, numba.cuda, bit for bit the
+same answers): the batch functions run there when given a ``gpu``, which a Triton ``KIND_GPU``
+instance does where numba.cuda works (:func:`choose_kernel`).
 
 A *window* is up to :data:`WINDOW_SAMPLES` consecutive PCM samples of the data chunk (all
 channels interleaved, as they sit in the file). The kernel never sees a sample, only the
@@ -32,7 +35,8 @@ Format v1, fixed forever once released (a stego file must extract with any later
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -66,10 +70,12 @@ __all__ = [
     "MAX_K",
     "WINDOW_BYTES",
     "WINDOW_SAMPLES",
+    "KernelChoice",
     "apply_flips",
     "apply_flips_at",
     "apply_flips_pcm",
     "block_size",
+    "choose_kernel",
     "copy_bits",
     "embed_flips",
     "embed_flips_batch",
@@ -77,6 +83,7 @@ __all__ = [
     "extract_bits_batch",
     "pack_lsb",
     "positions",
+    "ready_kernel",
     "sample_range",
     "sign_key",
     "signs",
@@ -184,6 +191,8 @@ def embed_flips_batch(
     nblocks: Sequence[int] | npt.NDArray[np.integer[Any]],
     bits: UInt8Array,
     bit_starts: Sequence[int] | npt.NDArray[np.integer[Any]],
+    *,
+    gpu: int | None = None,
 ) -> tuple[Int32Array, Int64Array]:
     """Which samples of several windows must flip their LSB, in one call.
 
@@ -191,7 +200,8 @@ def embed_flips_batch(
     planes, concatenated; two windows may share one); its bits are the ``nblocks[i] * ks[i]``
     bits of ``bits`` (packed most significant bit first, as ``np.packbits``) from bit
     ``bit_starts[i]``. Returns ``(flips, counts)``: the window-relative sample indices, each
-    window's ascending, concatenated in window order, and how many each window has.
+    window's ascending, concatenated in window order, and how many each window has. ``gpu``:
+    run on that CUDA GPU (:func:`choose_kernel`) instead of this CPU; the answer is the same.
     """
     args = _prepare(planes, offsets, keys, lengths, ks, skips, nblocks)
     n = args[1].size
@@ -200,7 +210,13 @@ def embed_flips_batch(
     if n and (starts.min() < 0 or np.any(starts + args[6] * args[4] > packed.size * 8)):
         raise ValueError("a window's bits run past the bits given")
     out = np.empty(int(args[6].sum()) + 8, dtype=np.int32)
-    counts: Int64Array = embed_batch(args[0], args[2], _windows(args, starts), packed, out)
+    windows = _windows(args, starts)
+    if gpu is None:
+        counts: Int64Array = embed_batch(args[0], args[2], windows, packed, out)
+    else:
+        from subtone.stego import _kernel_cuda  # only a GPU instance loads numba.cuda
+
+        counts = _kernel_cuda.embed_batch(args[0], args[2], windows, packed, out, gpu)
     return out[: int(counts.sum())], counts
 
 
@@ -214,11 +230,14 @@ def extract_bits_batch(
     nblocks: Sequence[int] | npt.NDArray[np.integer[Any]],
     out: UInt8Array | None = None,
     out_starts: Sequence[int] | npt.NDArray[np.integer[Any]] | None = None,
+    *,
+    gpu: int | None = None,
 ) -> UInt8Array:
     """The bits several windows carry, packed most significant bit first, in one call.
 
     Window ``i``'s ``nblocks[i] * ks[i]`` bits go to ``out`` from bit ``out_starts[i]``
     (by default: a new array, each window's bits from the next whole byte on). Returns ``out``.
+    ``gpu``: as for :func:`embed_flips_batch`.
     """
     args = _prepare(planes, offsets, keys, lengths, ks, skips, nblocks)
     n = args[1].size
@@ -235,7 +254,12 @@ def extract_bits_batch(
         raise ValueError("out must be a contiguous one-dimensional uint8 array")
     if n and (starts.min() < 0 or np.any(starts + nbits > out.size * 8)):
         raise ValueError("a window's bits run past the output")
-    extract_batch(args[0], args[2], _windows(args, starts), out)
+    if gpu is None:
+        extract_batch(args[0], args[2], _windows(args, starts), out)
+    else:
+        from subtone.stego import _kernel_cuda  # only a GPU instance loads numba.cuda
+
+        _kernel_cuda.extract_batch(args[0], args[2], _windows(args, starts), out, gpu)
     return out
 
 
@@ -288,11 +312,81 @@ def positions(key: bytes, length: int, count: int | None = None) -> Int32Array:
     return result
 
 
-def warm_up() -> None:
-    """Compile (or load from the cache) every compiled function, so no call pays for it."""
+def warm_up(gpu: int | None = None) -> None:
+    """Compile (or load from the cache) every compiled function, so no call pays for it;
+    with ``gpu``, the CUDA kernels for that GPU too (a full window and a short one)."""
     key = bytes(KEY_BYTES)
     plane = np.zeros(2, dtype=np.uint8)
     embed_flips(plane, key, length=16, k=2, skip=1, bits=np.ones(4, np.uint8))
     extract_bits(plane, key, length=16, k=2, skip=1, nblocks=2)
     positions(key, 16)
     copy_bits(np.zeros(2, np.uint8), 3, np.ones(2, np.uint8), 1, 9)
+    if gpu is not None:
+        batch = (np.zeros(WINDOW_BYTES, np.uint8), [0, 0], [key, key], [WINDOW_SAMPLES, 16])
+        embed_flips_batch(*batch, [2, 2], [1, 1], [2, 2], np.ones(2, np.uint8), [0, 4], gpu=gpu)
+        extract_bits_batch(*batch, [2, 2], [1, 1], [2, 2], gpu=gpu)
+
+
+# -- which kernel a Triton instance runs ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KernelChoice:
+    """The kernel a model instance runs, and why (for its log)."""
+
+    gpu: int | None
+    """The CUDA GPU the kernel runs on; ``None``: the CPU kernel."""
+    reason: str
+    fallback: bool = False
+    """A GPU instance that runs the CPU kernel (worth a warning in its log)."""
+
+
+def choose_kernel(
+    instance_kind: str | None,
+    device_id: str | int | None = None,
+    *,
+    cuda_available: Callable[[], bool] | None = None,
+) -> KernelChoice:
+    """The kernel for a Triton model instance of ``instance_kind`` (``args["model_instance_
+    kind"]``: ``"GPU"`` for ``KIND_GPU``) on device ``device_id``.
+
+    The CUDA kernel only on a GPU instance where numba.cuda finds a driver and NVVM
+    (``cuda_available``, by default :func:`numba.cuda.is_available`); otherwise the CPU
+    kernel, which gives the same answers. The one place that decides: the models call it.
+    """
+    if instance_kind != "GPU":
+        return KernelChoice(None, f"a KIND_{instance_kind or 'CPU'} instance: the CPU kernel")
+    if not (cuda_available or _cuda_available)():
+        return KernelChoice(
+            None,
+            "a KIND_GPU instance, but numba.cuda finds no usable GPU (the CUDA driver and "
+            "NVVM: numba-cuda[cu12]); the CPU kernel runs",
+            fallback=True,
+        )
+    gpu = int(device_id or 0)
+    return KernelChoice(gpu, f"a KIND_GPU instance: the CUDA kernel, on GPU {gpu}")
+
+
+def ready_kernel(choice: KernelChoice) -> KernelChoice:
+    """Compile the chosen kernel (:func:`warm_up`) before the first request. A CUDA kernel
+    that fails to compile or run here gives way to the CPU kernel: a model that answers
+    slower beats one that does not load."""
+    try:
+        warm_up(choice.gpu)
+    except Exception as e:
+        if choice.gpu is None:
+            raise
+        return KernelChoice(
+            None, f"{choice.reason}, but it failed ({e!r}); the CPU kernel runs", fallback=True
+        )
+    return choice
+
+
+def _cuda_available() -> bool:
+    """Whether numba.cuda can run kernels here (imported only when asked: it is large)."""
+    try:
+        from numba import cuda
+    except ImportError:
+        return False
+    is_available: Callable[[], bool] = cuda.is_available  # untyped in numba
+    return bool(is_available())

@@ -45,8 +45,10 @@ are worked on by every core, with one Python stub process and one copy of the mo
 The compiled kernel (numba: some 60 MB) is imported when a model starts and runs, not with
 this module: the worker imports the wire's names from here and never runs the kernel.
 
-On a ``KIND_GPU`` instance the same numba kernel runs on the host CPU: there is no GPU
-implementation (yet); the instance logs that once at start.
+On a ``KIND_GPU`` instance where numba.cuda finds the driver and NVVM, the kernel's CUDA
+version runs instead (same answers; the whole batch in one call, no thread split); elsewhere
+the CPU kernel runs. :func:`subtone.stego.kernel.choose_kernel` decides, and the instance logs
+once at start which kernel it runs and why.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -67,6 +69,9 @@ import numpy.typing as npt
 from subtone.stego.engine import check_tasks
 from subtone.stego.window import KEY_BYTES, WINDOW_BYTES
 from subtone.tracing import JOB_ID_PARAMETER, TRACE_ID_PARAMETER, is_trace_id
+
+if TYPE_CHECKING:
+    from subtone.stego.kernel import KernelChoice
 
 __all__ = [
     "FLIP_PAD",
@@ -129,6 +134,18 @@ class Rows:
         return int(self.lengths.size)
 
 
+class _NotChosen(NamedTuple):
+    """What :attr:`StegoModel.kernel` is until :meth:`StegoModel.initialize` chooses (the
+    kernel's module, and numba with it, is imported there, not with this module)."""
+
+    gpu: None = None
+    reason: str = "not initialized"
+    fallback: bool = False
+
+
+_NOT_CHOSEN = _NotChosen()
+
+
 class StegoModel:
     """A stateless stego model: everything a window needs comes with it."""
 
@@ -141,6 +158,7 @@ class StegoModel:
         self._traces: OrderedDict[str, None] = OrderedDict()
         self.threads = usable_cores()
         self._pool: ThreadPoolExecutor | None = None
+        self.kernel: KernelChoice | _NotChosen = _NOT_CHOSEN
 
     # -- Triton's interface ----------------------------------------------------------------
 
@@ -169,16 +187,17 @@ class StegoModel:
         cap = config.get("parameters", {}).get("threads", {}).get("string_value", "")
         if cap.strip().isdigit() and int(cap) > 0:
             self.threads = min(self.threads, int(cap))
+        # Which kernel (CUDA on a usable GPU, else CPU): decided in subtone.stego.kernel.
+        from subtone.stego.kernel import choose_kernel, ready_kernel
+
+        kind, device = args.get("model_instance_kind"), args.get("model_instance_device_id")
+        self.kernel = ready_kernel(choose_kernel(kind, device))
+        log = pb.Logger.log_warn if self.kernel.fallback else pb.Logger.log_info
+        log(f"{config.get('name', 'stego')}: {self.kernel.reason}")
+        if self.kernel.gpu is not None:
+            self.threads = 1  # one call hands the GPU the whole batch
         if self.threads > 1:
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix=self.name)
-        if args.get("model_instance_kind") == "GPU":
-            pb.Logger.log_warn(
-                f"{config.get('name', 'stego')}: no GPU kernel; this KIND_GPU instance runs "
-                "the CPU kernel"
-            )
-        from subtone.stego.kernel import warm_up
-
-        warm_up()
 
     def execute(self, requests: list[Any]) -> list[Any]:
         pb = self.pb
@@ -307,9 +326,9 @@ class StegoModel:
             def extract(a: int, b: int) -> None:
                 local = offsets[: b - a]
                 keys, lengths, ks, skips, nblocks = (c[a:b] for c in columns)
-                extract_bits_batch(planes[a:b].reshape(-1), local, keys, lengths, ks,
-                                   skips, nblocks, out[a:b].reshape(-1),
-                                   out_starts[: b - a])  # fmt: skip
+                extract_bits_batch(planes[a:b].reshape(-1), local, keys, lengths, ks, skips,
+                                   nblocks, out[a:b].reshape(-1), out_starts[: b - a],
+                                   gpu=self.kernel.gpu)  # fmt: skip
 
             self._each(extract, spans)
             return [[(OUT_BITS, part.astype(self.out_dtype))] for part in np.split(out, sizes)]
@@ -320,9 +339,9 @@ class StegoModel:
             local = offsets[: b - a]
             keys, lengths, ks, skips, nblocks = (c[a:b] for c in columns)
             row_bits = bits[a:b].reshape(-1)
-            return embed_flips_batch(planes[a:b].reshape(-1), local, keys, lengths, ks,
-                                     skips, nblocks, row_bits,
-                                     bit_starts[: b - a])  # fmt: skip
+            return embed_flips_batch(planes[a:b].reshape(-1), local, keys, lengths, ks, skips,
+                                     nblocks, row_bits, bit_starts[: b - a],
+                                     gpu=self.kernel.gpu)  # fmt: skip
 
         parts = self._each(embed, spans)
         flips = np.concatenate([f for f, _ in parts])

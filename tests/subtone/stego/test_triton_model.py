@@ -45,7 +45,7 @@ pb = SimpleNamespace(
     TritonError=TritonError,
     Tensor=Tensor,
     InferenceResponse=InferenceResponse,
-    Logger=SimpleNamespace(log_warn=lambda message: None),
+    Logger=SimpleNamespace(log_warn=lambda message: None, log_info=lambda message: None),
     get_input_config_by_name=lambda c, n: _by_name(c, "input", n),
     get_output_config_by_name=lambda c, n: _by_name(c, "output", n),
     triton_string_to_numpy=lambda t: {"TYPE_INT32": np.int32, "TYPE_UINT8": np.uint8}[t],
