@@ -19,7 +19,6 @@ a secret that fills the cover never costs more than its plane.
 from __future__ import annotations
 
 import contextlib
-import mmap
 import os
 import shutil
 import struct
@@ -36,7 +35,7 @@ import numpy.typing as npt
 
 from subtone.errors import SubtoneError
 from subtone.stego import layout, wav
-from subtone.stego.pcm import apply_flips_pcm
+from subtone.stego.pcm import apply_flips_at, apply_flips_pcm
 from subtone.stego.window import WINDOW_SAMPLES
 
 __all__ = [
@@ -60,6 +59,10 @@ MEDIA_TYPE: Final = "application/vnd.subtone.patch"
 MALFORMED_PATCH: Final = "malformed_patch"
 MODE_INDICES: Final = 0
 MODE_BITMAP: Final = 1
+FEW_FLIPS: Final = 256
+"""Up to this many flips in a window, they are written sample by sample; above, the window's
+bytes are read, changed and written back whole."""
+
 COPY_BUFFER_BYTES: Final = 8 << 20
 
 IndexArray = npt.NDArray[np.int32]
@@ -161,43 +164,45 @@ def read_patch(src: BinaryIO, samples: int) -> Iterator[tuple[int, IndexArray]]:
 
 
 class _Samples:
-    """Changes samples of an open copy of the cover in place, through a shared memory map of
-    it: only the pages holding flipped samples are touched (no system call per sample)."""
+    """Changes samples of an open copy of the cover in place (``pread``/``pwrite``)."""
 
-    def __init__(self, target: BinaryIO, info: wav.WavInfo, k_pos: bytes) -> None:
+    def __init__(self, fd: int, info: wav.WavInfo, k_pos: bytes) -> None:
+        self._fd = fd
         self._info = info
         self._k_pos = k_pos
-        self._map = mmap.mmap(target.fileno(), info.prefix_size + info.data_size)
-        self._bytes: npt.NDArray[np.uint8] | None = np.frombuffer(self._map, dtype=np.uint8)
+
+    def _offset(self, window: int, index: int = 0) -> int:
+        return self._info.prefix_size + (window * WINDOW_SAMPLES + index) * self._info.sample_bytes
 
     def patch_window(self, window: int, where: IndexArray) -> None:
-        assert self._bytes is not None, "closed"
         info, width = self._info, self._info.sample_bytes
-        start = info.prefix_size + window * WINDOW_SAMPLES * width
-        length = layout.window_length(info.samples, window)
-        apply_window_flips(
-            self._bytes[start : start + length * width], k_pos=self._k_pos, index=window,
-            flips=where, bits_per_sample=info.bits_per_sample,
-        )  # fmt: skip
-
-    def close(self) -> None:
-        """Write the changed pages back to the file (the caller's ``fsync`` makes it durable)."""
-        self._bytes = None  # no view may outlive the map
-        self._map.flush()
-        self._map.close()
+        if where.size > FEW_FLIPS:
+            length = layout.window_length(info.samples, window)
+            data = bytearray(os.pread(self._fd, length * width, self._offset(window)))
+            apply_window_flips(
+                data, k_pos=self._k_pos, index=window, flips=where,
+                bits_per_sample=info.bits_per_sample,
+            )  # fmt: skip
+            os.pwrite(self._fd, data, self._offset(window))
+            return
+        key = layout.window_key(self._k_pos, window)
+        offsets = [self._offset(window, i) for i in where.tolist()]
+        raw = b"".join(os.pread(self._fd, width, offset) for offset in offsets)
+        values = wav.decode_samples(raw, info.bits_per_sample)
+        apply_flips_at(values, key, where, info.bits_per_sample)
+        moved = wav.encode_samples(values, info.bits_per_sample)
+        for i, offset in enumerate(offsets):
+            os.pwrite(self._fd, moved[i * width : (i + 1) * width], offset)
 
 
 def apply_patch(target: BinaryIO, info: wav.WavInfo, patch: BinaryIO, k_pos: bytes) -> int:
     """Apply ``patch`` in place to ``target``, an open copy of the cover; the samples changed."""
-    samples = _Samples(target, info, k_pos)
+    samples = _Samples(target.fileno(), info, k_pos)
     changed = 0
-    try:
-        for index, where in read_patch(patch, info.samples):
-            if where.size:
-                samples.patch_window(index, where)
-                changed += int(where.size)
-    finally:
-        samples.close()
+    for index, where in read_patch(patch, info.samples):
+        if where.size:
+            samples.patch_window(index, where)
+            changed += int(where.size)
     return changed
 
 

@@ -4,6 +4,8 @@ in-process codec (which embeds in the audio itself)."""
 import hashlib
 import io
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -159,3 +161,45 @@ def test_a_draft_of_a_file_that_is_not_a_wav_is_refused_before_any_copy(tmp_path
     with pytest.raises(wav.WavError):
         patch.StegoDraft(cover, tmp_path / "out.wav")
     assert [p.name for p in tmp_path.iterdir()] == ["cover.wav"]
+
+
+PATCH_PEAK_SCRIPT = """
+import io, sys
+from pathlib import Path
+import numpy as np
+from subtone.stego import patch, wav
+
+def peak_mb():  # this process's own high-water mark (ru_maxrss would count the parent's)
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+
+path, samples = sys.argv[1], int(sys.argv[2])
+with open(path, "r+b") as f:
+    info, _ = wav.read_header(f)
+    buffer = io.BytesIO()
+    writer = patch.PatchWriter(buffer, samples)
+    for index in range(writer.windows):  # flips all over every window
+        writer.window(index, np.arange(0, 260_000, 10_000, dtype=np.int32))
+    writer.close()
+    buffer.seek(0)
+    before = peak_mb()
+    patch.apply_patch(f, info, buffer, b"k" * 32)
+    print(peak_mb() - before)
+"""
+
+
+def test_applying_a_patch_does_not_bring_the_file_into_memory(tmp_path):
+    """Flips all over a 128 MB file: the client's peak RSS grows by a few MB, not by the
+    file (a shared memory map of it, faulted in around each flip, grew it by most of the
+    file: 447 MB for a 500 MB cover)."""
+    samples = 64 * 1024 * 1024
+    cover = tmp_path / "big.wav"
+    with cover.open("wb") as f:
+        blocks = (np.zeros(1 << 22, dtype=np.int16) for _ in range(samples >> 22))
+        wav.write_wav_stream(f, blocks, frames=samples, channels=1, rate=8000, bits_per_sample=16)
+    grew = subprocess.run(
+        [sys.executable, "-c", PATCH_PEAK_SCRIPT, str(cover), str(samples)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert int(grew) < 32, f"peak RSS grew by {grew.strip()} MB"
