@@ -115,7 +115,12 @@ def peak_mb(pid: int) -> float:
 
 
 def run_measured(command: list[str], env: dict[str, str] | None, limit: float) -> dict[str, object]:
-    """Run ``command``: its wall time, exit status, own peak RSS (``wait4``), ``--stats``."""
+    """Run ``command``: its wall time, exit status, own peak RSS (``wait4``), ``--stats``.
+
+    The disk is settled first (``sync``): each operation starts with nothing of the previous
+    one's (or the cover generator's) writes still being written back, as a user's files at
+    rest would be."""
+    os.sync()
     start = time.perf_counter()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = start + limit
@@ -171,6 +176,8 @@ def subtone_rows(env, cover: Path, secret: Path, work: Path, pids) -> dict[str, 
         row["worker_mb"] = peak_mb(pids["worker"]) if "worker" in pids else None
         row["triton_mb"] = peak_mb(pids["triton"]) if "triton" in pids else None
         rows[name] = row
+        if name == "encode" and row["rc"] != 0 and "capacity_exceeded" in str(row["output"]):
+            return {"does_not_fit": True, "encode": row}
     assert rows["encode"]["rc"] == 0, rows["encode"]["output"]
     assert rows["decode"]["rc"] == 0, rows["decode"]["output"]
     wrong = str(rows["wrong"]["output"])
@@ -224,6 +231,12 @@ def table(results: list[dict[str, object]]) -> str:
     ]
     for r in results:
         ours, theirs = r["subtone"], r.get("steghide") or {}
+        if ours.get("does_not_fit"):
+            lines.append(
+                f"| {r['cover_mb']} | {r['secret_kb']} | encode | does not fit "
+                "(`capacity_exceeded`) | | | | | |"
+            )
+            continue
         for op in ("encode", "decode"):
             row = ours[op]
             moved = (row.get("sent_bytes", 0) + row.get("received_bytes", 0)) / MB
@@ -266,6 +279,10 @@ def main() -> None:
                         "cover_bytes": cover.stat().st_size,
                         "subtone": subtone_rows(env, cover, secret, work, pids),
                     }  # fmt: skip
+                    if result["subtone"].get("does_not_fit"):  # type: ignore[union-attr]
+                        print(f"{kb} KB does not fit a {megabytes:g} MB cover", flush=True)
+                        results.append(result)
+                        continue
                     if not args.no_steghide:
                         result["steghide"] = steghide_rows(cover, secret, work, args.steghide_limit)
                     results.append(result)
