@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from subtone.errors import SubtoneError
 from subtone.stego import layout, wav
-from subtone.stego.pcm import apply_flips_at, apply_flips_pcm
+from subtone.stego.pcm import apply_flips_across, apply_flips_pcm, sign_key
 from subtone.stego.window import WINDOW_SAMPLES
 
 __all__ = [
@@ -62,6 +62,10 @@ MODE_BITMAP: Final = 1
 FEW_FLIPS: Final = 256
 """Up to this many flips in a window, they are written sample by sample; above, the window's
 bytes are read, changed and written back whole."""
+
+GATHERED_FLIPS: Final = 1 << 16
+"""The flips of sparse windows gathered before they are applied together (a few MB of
+arrays at most)."""
 
 COPY_BUFFER_BYTES: Final = 8 << 20
 
@@ -164,35 +168,60 @@ def read_patch(src: BinaryIO, samples: int) -> Iterator[tuple[int, IndexArray]]:
 
 
 class _Samples:
-    """Changes samples of an open copy of the cover in place (``pread``/``pwrite``)."""
+    """Changes samples of an open copy of the cover in place (``pread``/``pwrite``): a window
+    with many flips is read, changed and written back whole; the few flips of sparse windows
+    are gathered over many windows and changed in one numpy pass (:meth:`add`, :meth:`flush`)."""
 
     def __init__(self, fd: int, info: wav.WavInfo, k_pos: bytes) -> None:
         self._fd = fd
         self._info = info
         self._k_pos = k_pos
+        self._offsets: list[IndexArray | npt.NDArray[np.int64]] = []
+        self._where: list[IndexArray] = []
+        self._keys: list[npt.NDArray[np.uint64]] = []
+        self._held = 0
 
     def _offset(self, window: int, index: int = 0) -> int:
         return self._info.prefix_size + (window * WINDOW_SAMPLES + index) * self._info.sample_bytes
 
-    def patch_window(self, window: int, where: IndexArray) -> None:
-        info, width = self._info, self._info.sample_bytes
+    def add(self, window: int, where: IndexArray) -> None:
+        """Window ``window``'s flips, applied now (many) or with the next :meth:`flush`."""
         if where.size > FEW_FLIPS:
-            length = layout.window_length(info.samples, window)
-            data = bytearray(os.pread(self._fd, length * width, self._offset(window)))
-            apply_window_flips(
-                data, k_pos=self._k_pos, index=window, flips=where,
-                bits_per_sample=info.bits_per_sample,
-            )  # fmt: skip
-            os.pwrite(self._fd, data, self._offset(window))
+            self._patch_window(window, where)
             return
-        key = layout.window_key(self._k_pos, window)
-        offsets = [self._offset(window, i) for i in where.tolist()]
-        raw = b"".join(os.pread(self._fd, width, offset) for offset in offsets)
+        width = self._info.sample_bytes
+        self._offsets.append(self._offset(window) + where.astype(np.int64) * width)
+        self._where.append(where)
+        key = sign_key(layout.window_key(self._k_pos, window))
+        self._keys.append(np.full(where.size, key, dtype=np.uint64))
+        self._held += int(where.size)
+        if self._held >= GATHERED_FLIPS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Apply the gathered flips of sparse windows."""
+        if not self._held:
+            return
+        info, width, fd = self._info, self._info.sample_bytes, self._fd
+        offsets = np.concatenate(self._offsets).tolist()
+        raw = b"".join([os.pread(fd, width, offset) for offset in offsets])
         values = wav.decode_samples(raw, info.bits_per_sample)
-        apply_flips_at(values, key, where, info.bits_per_sample)
-        moved = wav.encode_samples(values, info.bits_per_sample)
+        where, keys = np.concatenate(self._where), np.concatenate(self._keys)
+        apply_flips_across(values, keys, where, info.bits_per_sample)
+        moved = memoryview(wav.encode_samples(values, info.bits_per_sample))
         for i, offset in enumerate(offsets):
-            os.pwrite(self._fd, moved[i * width : (i + 1) * width], offset)
+            os.pwrite(fd, moved[i * width : (i + 1) * width], offset)
+        self._offsets, self._where, self._keys, self._held = [], [], [], 0
+
+    def _patch_window(self, window: int, where: IndexArray) -> None:
+        info, width = self._info, self._info.sample_bytes
+        length = layout.window_length(info.samples, window)
+        data = bytearray(os.pread(self._fd, length * width, self._offset(window)))
+        apply_window_flips(
+            data, k_pos=self._k_pos, index=window, flips=where,
+            bits_per_sample=info.bits_per_sample,
+        )  # fmt: skip
+        os.pwrite(self._fd, data, self._offset(window))
 
 
 def apply_patch(target: BinaryIO, info: wav.WavInfo, patch: BinaryIO, k_pos: bytes) -> int:
@@ -201,8 +230,9 @@ def apply_patch(target: BinaryIO, info: wav.WavInfo, patch: BinaryIO, k_pos: byt
     changed = 0
     for index, where in read_patch(patch, info.samples):
         if where.size:
-            samples.patch_window(index, where)
+            samples.add(index, where)
             changed += int(where.size)
+    samples.flush()
     return changed
 
 

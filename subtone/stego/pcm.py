@@ -34,6 +34,7 @@ from subtone.stego.window import (
 
 __all__ = [
     "apply_flips",
+    "apply_flips_across",
     "apply_flips_at",
     "apply_flips_pcm",
     "first_positions",
@@ -129,7 +130,12 @@ def _where(where: npt.NDArray[np.integer[Any]], limit: int) -> Int64Array:
 
 
 def _steps(key: bytes, where: Int64Array) -> Int64Array:
-    up = mix(where.astype(np.uint64) ^ sign_key(key)) & np.uint64(1)
+    return _keyed_steps(sign_key(key), where)
+
+
+def _keyed_steps(keys: np.uint64 | UInt64Array, where: Int64Array) -> Int64Array:
+    """The ±1 of each sample ``where`` under its window's sign key (one, or one per sample)."""
+    up = mix(where.astype(np.uint64) ^ keys) & np.uint64(1)
     result: Int64Array = up.astype(np.int64) * 2 - 1
     return result
 
@@ -141,8 +147,12 @@ def signs(key: bytes, where: npt.NDArray[np.integer[Any]]) -> Int32Array:
 
 def _moved(values: Int64Array, where: Int64Array, key: bytes, bits_per_sample: int) -> Int64Array:
     """The samples ``values`` (at window indices ``where``) after their flips."""
+    return _moved_keyed(values, _steps(key, where), bits_per_sample)
+
+
+def _moved_keyed(values: Int64Array, steps: Int64Array, bits_per_sample: int) -> Int64Array:
     lo, hi = sample_range(bits_per_sample)
-    keyed = values + _steps(key, where)
+    keyed = values + steps
     result: Int64Array = np.where(
         values >= hi, values - 1, np.where(values <= lo, values + 1, keyed)
     )
@@ -172,6 +182,21 @@ def apply_flips_at(
     values[...] = _moved(values.astype(np.int64).reshape(-1), at, key, bits_per_sample).reshape(
         values.shape
     )
+
+
+def apply_flips_across(
+    values: Int32Array,
+    sign_keys: UInt64Array,
+    where: npt.NDArray[np.integer[Any]],
+    bits_per_sample: int,
+) -> None:
+    """:func:`apply_flips_at` for flips of many windows at once: ``values[i]`` is the sample
+    at index ``where[i]`` of a window whose sign key (:func:`sign_key`) is ``sign_keys[i]``."""
+    if values.dtype != np.int32 or not values.shape == np.shape(where) == np.shape(sign_keys):
+        raise ValueError("values must be int32, one for each index in where and each key")
+    at = _where(where, WINDOW_SAMPLES)
+    steps = _keyed_steps(np.asarray(sign_keys, dtype=np.uint64).reshape(-1), at)
+    values[...] = _moved_keyed(values.astype(np.int64).reshape(-1), steps, bits_per_sample)
 
 
 def _width(bits_per_sample: int) -> int:

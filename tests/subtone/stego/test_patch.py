@@ -66,9 +66,13 @@ def test_a_plane_of_the_wrong_size_is_refused():
     ("bits", "channels", "seconds", "secret"),
     [(16, 2, 6.0, 3_000), (24, 1, 9.0, 40_000), (16, 1, 2.0, 10_000)],
 )
+@pytest.mark.parametrize("gathered", [1, 100, patch.GATHERED_FLIPS])
 def test_applying_the_flips_reproduces_the_in_process_embed_byte_for_byte(
-    tmp_path, bits, channels, seconds, secret
+    tmp_path, monkeypatch, bits, channels, seconds, secret, gathered
 ):
+    # Sparse windows' flips are gathered and applied together: a window at a time, a few
+    # windows at a time, all of them at once.
+    monkeypatch.setattr(patch, "GATHERED_FLIPS", gathered)
     cover = tmp_path / "cover.wav"
     wav.generate_cover(cover, seconds, channels=channels, bits=bits, seed=5)
     payload = os.urandom(secret)
