@@ -146,8 +146,10 @@ class Settings(BaseSettings):
     S3_PUBLIC_SECURE: bool | None = None
     S3_REGION: str = "us-east-1"
     S3_BUCKET: str = "subtone"
-    S3_ACCESS_KEY: str = "minioadmin"
+    S3_ACCESS_KEY: str = ""
     S3_SECRET_KEY: SecretStr = SecretStr("")
+    """Both set: these keys. Both empty: the credentials of the role the process runs as (IRSA,
+    EKS Pod Identity, an instance or task role: ``server.integrations.s3.RoleCredentials``)."""
     LOCALSTORE_HOST: str = "127.0.0.1"
     LOCALSTORE_PORT: int = 8602
     LOCALSTORE_PUBLIC_URL: str | None = None
@@ -196,10 +198,16 @@ class Settings(BaseSettings):
             )
         if self.JOB_STALE_SECONDS <= self.JOB_LEASE_SECONDS:
             raise ValueError("SUBTONE_JOB_STALE_SECONDS must exceed SUBTONE_JOB_LEASE_SECONDS")
+        if self.STORAGE_BACKEND is StorageBackend.S3 and (
+            bool(self.S3_ACCESS_KEY) != bool(self.S3_SECRET_KEY.get_secret_value())
+        ):
+            raise ValueError(
+                "SUBTONE_S3_ACCESS_KEY and SUBTONE_S3_SECRET_KEY go together: set both, or "
+                "neither to use the credentials of the role the server runs as (IRSA, EKS Pod "
+                "Identity, an instance role)"
+            )
         if self.ENV is Environment.DEVELOPMENT:
             return self
         if self.SIGNING_SECRET.get_secret_value() in ("", DEV_SECRET):
             raise ValueError("SUBTONE_SIGNING_SECRET must be set to a random value in production")
-        if self.STORAGE_BACKEND is StorageBackend.S3 and not self.S3_SECRET_KEY.get_secret_value():
-            raise ValueError("SUBTONE_S3_SECRET_KEY must be set when SUBTONE_STORAGE_BACKEND=s3")
         return self

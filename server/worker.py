@@ -9,9 +9,10 @@ holds a second message that another worker could run.
 While it consumes, a thread beats in Redis (:mod:`server.jobs.heartbeat`): the API's
 ``/readyz`` is not ready while no worker beats on its queue. The same thread keeps the worker's
 liveness file (:func:`~server.jobs.heartbeat.default_alive_file`) fresh while Dramatiq's
-consumer and worker threads all run (start-up keeps it fresh while it waits for its services):
-the container's liveness probe, ``subtone-healthcheck worker``, fails when it lapses, and the
-worker is restarted.
+consumer and worker threads all run and no job has run past :func:`stuck_after_seconds` (its
+thread is stuck: :mod:`server.jobs.inflight`); start-up keeps it fresh while it waits for its
+services. The container's liveness probe, ``subtone-healthcheck worker``, fails when it lapses,
+and the worker is restarted.
 
 A reaper thread sends again, every ``REAPER_INTERVAL_SECONDS``, the running jobs whose worker
 vanished together with their message (:mod:`server.jobs.reaper`).
@@ -45,6 +46,7 @@ from server.integrations.factory import build_store
 from server.integrations.storage import ObjectStore
 from server.integrations.triton import TritonEngine
 from server.jobs.heartbeat import AliveFile, WorkerHeartbeats, default_alive_file, worker_id
+from server.jobs.inflight import JobsInFlight
 from server.jobs.lease import JobLeases
 from server.jobs.metrics import WorkerMetrics
 from server.jobs.reaper import Reaper
@@ -64,7 +66,9 @@ __all__ = [
     "build_worker",
     "main",
     "serve_metrics",
+    "stuck_after_seconds",
     "threads_running",
+    "unhealthy",
 ]
 
 log = logging.getLogger(__name__)
@@ -123,13 +127,44 @@ def threads_running(worker: Worker) -> bool:
     return all(t.is_alive() for t in (*worker.consumers.values(), *worker.workers))
 
 
-def build_worker(broker: RabbitmqBroker, settings: Settings, deps: RunnerDeps) -> Worker:
-    """A Dramatiq worker for ``run_job`` on ``QUEUE_NAME`` (not started).
+def stuck_after_seconds(settings: Settings) -> float:
+    """How long after it started a job still running counts as stuck: Dramatiq's time limit,
+    plus the longest a thread may legitimately take to see it (the limit is an exception raised
+    in the thread, which a blocking Triton call delays until its deadline: robust mode's,
+    ``TRITON_ROBUST_TIMEOUT_SECONDS``, is the longest) or to hand its job back on a stop
+    (:data:`STOP_TIMEOUT_SECONDS`)."""
+    wind_down = max(
+        STOP_TIMEOUT_SECONDS,
+        settings.TRITON_TIMEOUT_SECONDS,
+        settings.TRITON_ROBUST_TIMEOUT_SECONDS,
+    )
+    return settings.JOB_TIME_LIMIT_SECONDS + wind_down
+
+
+def unhealthy(worker: Worker, inflight: JobsInFlight) -> str | None:
+    """Why ``worker`` should be restarted, or None: a consumer or worker thread died, or a job's
+    thread is stuck (:meth:`JobsInFlight.stuck`)."""
+    if not threads_running(worker):
+        return "the worker's threads are not all running"
+    stuck = inflight.stuck()
+    return None if stuck is None else str(stuck)
+
+
+def build_worker(
+    broker: RabbitmqBroker,
+    settings: Settings,
+    deps: RunnerDeps,
+    inflight: JobsInFlight | None = None,
+) -> Worker:
+    """A Dramatiq worker for ``run_job`` on ``QUEUE_NAME`` (not started); ``inflight``, when
+    given, is told of each job it runs.
 
     Emits ``process_boot`` as Dramatiq's CLI does in each worker process: without it the
     ``TimeLimit`` middleware never starts its watchdog and ``time_limit`` is not enforced.
     """
     register(broker, settings, deps)
+    if inflight is not None:
+        broker.add_middleware(inflight)
     broker.emit_after("process_boot")
     threads = settings.WORKER_CONCURRENCY
     worker = Worker(broker, queues={settings.QUEUE_NAME}, worker_threads=threads)
@@ -184,7 +219,8 @@ class WorkerProcess:
             deps = build_runner_deps(
                 settings, client, store, engine, self.stopping, metrics, robust=engine
             )
-            worker = build_worker(broker, settings, deps)
+            inflight = JobsInFlight(stuck_after_seconds(settings))
+            worker = build_worker(broker, settings, deps, inflight)
             worker.start()
             log.info("worker consuming %s", settings.QUEUE_NAME)
             heartbeats = WorkerHeartbeats(
@@ -198,7 +234,7 @@ class WorkerProcess:
                 worker_id(),
                 beating,
                 alive=self.alive,
-                healthy=lambda: threads_running(worker),
+                unhealthy=lambda: unhealthy(worker, inflight),
             )
             build_reaper(deps, resend).run_every(settings.REAPER_INTERVAL_SECONDS, self.stopping)
             while not self.stopping.wait(WAIT_TICK_SECONDS):

@@ -3,8 +3,11 @@
 It proves what a frozen app most often lacks: each native library the app needs loads from the
 bundle and works (PortAudio through sounddevice, libsndfile through soundfile, OpenSSL through
 cryptography), the keyring backends and httpx's CA bundle are there, and the app's main window
-comes up. It writes ``DIR/smoke.json`` and a screenshot ``DIR/window.png``, then quits the app
-(exit status 0), or exits with :data:`NO_WINDOW_STATUS` when no main window was shown in time.
+comes up. Once the window is up (and the audio devices listed), it records every shared object
+the process has mapped (``/proc/self/maps``), so that the test can tell the bundle's libraries
+from the machine's. It writes ``DIR/smoke.json`` and a screenshot ``DIR/window.png``, then quits
+the app (exit status 0), or exits with :data:`NO_WINDOW_STATUS` when no main window was shown in
+time.
 """
 
 from __future__ import annotations
@@ -26,15 +29,31 @@ NO_WINDOW_STATUS: Final = 3
 SAMPLE_RATE: Final = 48_000
 
 
+def _mapped_files() -> list[str]:
+    """The files mapped into this process (``/proc/self/maps``), in the order they appear."""
+    paths = []
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and fields[5].startswith("/"):
+            paths.append(fields[5])
+    return paths
+
+
 def loaded_libraries(*names: str) -> dict[str, str]:
     """The file of each shared library named ``names`` (a prefix) mapped into this process."""
     found: dict[str, str] = {}
-    for line in Path("/proc/self/maps").read_text().splitlines():
-        path = line.split(maxsplit=5)[-1] if line.count(" ") >= 5 else ""
+    for path in _mapped_files():
         for name in names:
             if Path(path).name.startswith(name):
                 found.setdefault(name, path)
     return found
+
+
+def shared_objects() -> list[str]:
+    """Every shared object mapped into this process, each once, as the path it was loaded
+    from (``.so`` in its name: ``libicuuc.so.73``, ``libasound_module_pcm_pulse.so``, Python's
+    extension modules)."""
+    return sorted({p for p in _mapped_files() if ".so" in Path(p).name})
 
 
 def check_sounddevice() -> dict[str, Any]:
@@ -133,6 +152,7 @@ def arm(out_dir: Path) -> None:
         # Issue 10's contract: the desktop app carries no server code.
         "server_module": _found("server"),
         "window": None,
+        "shared_objects": None,
     }
     waited = 0
 
@@ -160,6 +180,7 @@ def arm(out_dir: Path) -> None:
                 "screenshot": window.grab().save(str(screenshot)) and screenshot.name,
             }
             status = 0
+            report["shared_objects"] = shared_objects()
             window.close()  # as a person would: the app's own shutdown runs
         (out_dir / "smoke.json").write_text(json.dumps(report, indent=2))
         print(f"subtone-desktop smoke: {json.dumps(report['window'])}", flush=True)

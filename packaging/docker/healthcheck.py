@@ -3,7 +3,8 @@
 
     subtone-healthcheck api        # GET http://127.0.0.1:$SUBTONE_API_PORT/healthz answers 2xx
     subtone-healthcheck worker     # this container's worker is alive: its heartbeat thread keeps
-                                   # its liveness file fresh (in TMPDIR: a liveness probe)
+                                   # its liveness file fresh (in TMPDIR: a liveness probe) while
+                                   # no job's thread is stuck past the job time limit
     subtone-healthcheck worker --stop-if-dead PID
                                    # the same; when dead, also SIGTERM to PID (compose: Docker
                                    # never restarts an unhealthy container, so the worker, PID 1,

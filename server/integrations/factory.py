@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from server.integrations.localstore import LocalStore
 from server.integrations.s3 import S3Store
+from server.integrations.s3_credentials import RoleCredentials
 from server.integrations.storage import ObjectStore
 from server.settings import Settings, StorageBackend
 
@@ -20,14 +21,21 @@ def build_store(settings: Settings) -> ObjectStore:
             settings.SIGNING_SECRET.get_secret_value(),
             public_url=settings.localstore_public_url,
         )
+    secret_key = settings.S3_SECRET_KEY.get_secret_value()
+    role = None
+    if not (settings.S3_ACCESS_KEY or secret_key):
+        # A URL dies with the credentials that signed it: renew them while the longest-lived
+        # URL the server hands out would still outlive them.
+        role = RoleCredentials(max(settings.PRESIGN_TTL_SECONDS, settings.DOWNLOAD_TTL_SECONDS))
     return S3Store(
         settings.S3_ENDPOINT,
         settings.S3_ACCESS_KEY,
-        settings.S3_SECRET_KEY.get_secret_value(),
+        secret_key,
         settings.S3_BUCKET,
         public_endpoint=_public_endpoint(settings),
         region=settings.S3_REGION,
         secure=settings.S3_SECURE,
+        credentials=role,
     )
 
 

@@ -4,7 +4,8 @@ minio-py keeps the multipart calls private (``_create_multipart_upload`` and fri
 used here, behind :class:`S3Store`, and nowhere else. Two clients: one on the internal endpoint
 that does the work, one on the public endpoint that only signs URLs for clients (SigV4 signs the
 host, so a URL signed for ``minio:9000`` is useless from the desktop). The signing client has its
-region set, so it never calls the network.
+region set, so it never calls the network, except to fetch a role's credentials: without keys,
+both clients share one :class:`RoleCredentials`, and a pre-signed URL carries its session token.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from urllib.parse import urlsplit
 
 import urllib3
 from minio import Minio
+from minio.credentials.providers import Provider, StaticProvider
 from minio.datatypes import Part
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 from minio.helpers import DictType
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from server.integrations.s3_credentials import RoleCredentials
 from server.integrations.storage import (
     DEFAULT_CONTENT_TYPE,
     READ_CHUNK_SIZE,
@@ -95,7 +98,11 @@ def default_http_client() -> urllib3.PoolManager:
 
 
 class S3Store:
-    """:class:`~server.integrations.storage.ObjectStore` on S3 or MinIO."""
+    """:class:`~server.integrations.storage.ObjectStore` on S3 or MinIO.
+
+    ``access_key`` and ``secret_key`` both empty: the credentials of the role the process runs
+    as (``credentials``, by default a :class:`~server.integrations.s3_credentials.RoleCredentials`).
+    """
 
     def __init__(
         self,
@@ -109,14 +116,20 @@ class S3Store:
         secure: bool = False,
         http_client: urllib3.PoolManager | None = None,
         list_page_size: int = LIST_PAGE_SIZE,
+        credentials: Provider | None = None,
     ) -> None:
+        if bool(access_key) != bool(secret_key):
+            raise ValueError("an S3 access key and secret key go together: give both or neither")
         host, is_secure = parse_endpoint(endpoint, secure)
         self._bucket = bucket
         self._page_size = list_page_size
+        if access_key:
+            credentials = StaticProvider(access_key, secret_key)
+        elif credentials is None:
+            credentials = RoleCredentials()
         self._client = Minio(
             host,
-            access_key=access_key,
-            secret_key=secret_key,
+            credentials=credentials,
             secure=is_secure,
             region=region,
             http_client=http_client or default_http_client(),
@@ -124,8 +137,7 @@ class S3Store:
         public_host, public_secure = parse_endpoint(public_endpoint or endpoint, secure)
         self._signer = Minio(
             public_host,
-            access_key=access_key,
-            secret_key=secret_key,
+            credentials=credentials,
             secure=public_secure,
             region=region,
         )

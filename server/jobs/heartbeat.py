@@ -152,28 +152,33 @@ class WorkerHeartbeats:
         stopping: threading.Event,
         *,
         alive: AliveFile | None = None,
-        healthy: Callable[[], bool] = lambda: True,
+        unhealthy: Callable[[], str | None] = lambda: None,
     ) -> threading.Thread:
         """Beat every third of the TTL until ``stopping`` is set, then leave; returns the
         (started, daemon) thread. A Redis error is logged and the next beat tries again.
 
-        After each beat (made or failed) while ``healthy()`` holds, ``alive`` is kept alive
-        until two TTLs past the next beat: long enough for a beat that waits on an unreachable
-        Redis, short enough that a stuck thread is noticed within a minute."""
+        After each beat (made or failed) while ``unhealthy()`` says nothing, ``alive`` is kept
+        alive until two TTLs past the next beat: long enough for a beat that waits on an
+        unreachable Redis, short enough that a stuck thread is noticed within a minute. When
+        ``unhealthy()`` gives a reason (Dramatiq's threads not all running, a job's thread
+        stuck), ``alive`` is left to lapse and the reason is logged, once, as an ERROR."""
 
         def run() -> None:
             interval = self._ttl_ms / 3000
             alive_seconds = interval + 2 * self._ttl_ms / 1000
+            reported: str | None = None
             while True:
                 try:
                     self.beat(queue, worker)
                 except redis.RedisError as e:
                     log.warning("worker heartbeat on %s failed: %s", queue, e)
                 if alive is not None:
-                    if healthy():
+                    reason = unhealthy()
+                    if reason is None:
                         alive.alive_for(alive_seconds)
-                    else:
-                        log.error("the worker's threads are not all running: liveness lapses")
+                    elif reason != reported:
+                        log.error("%s: liveness lapses, the worker is to be restarted", reason)
+                    reported = reason
                 if stopping.wait(interval):
                     break
             try:

@@ -8,6 +8,7 @@ reports the main window and the native libraries it loaded, and a crash at start
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -52,8 +53,22 @@ GLIBC = {
     "ld-linux-x86-64.so.2",
 }
 """glibc's own libraries: the machine's, always."""
+RUNTIME_FAMILY_ROW = re.compile(r"^\| ((?:`lib[^`]*\*`(?:, )?)+) \|", re.MULTILINE)
+"""A row of docs/deploy.md's table of what the running app loads besides: ``libX11*``, ..."""
+GLOB = re.compile(r"`([^`]+)`")
 ELF_MAGIC = b"\x7fELF"
 NEEDED = re.compile(r"^\s*NEEDED\s+(\S+)$", re.MULTILINE)
+SONAME = re.compile(r"^\s*SONAME\s+(\S+)$", re.MULTILINE)
+ALSA_PLUGINS_DIR = "alsa-lib"
+"""Where the machine's ALSA plugins live (/usr/lib/x86_64-linux-gnu/alsa-lib/): libasound
+opens them itself, so they and what they link belong to libasound's family."""
+ALSA = "libasound.so.2"
+LOADED_TWICE = {"libsndfile.so.1"}
+"""Loaded from the bundle and from the machine, each for its own user: soundfile opens the
+bundle's copy by its path (the formats the app needs, whatever the machine's lacks), and the
+machine's PulseAudio (an ALSA plugin) links the machine's. Each calls its own; the smoke's
+WAV/FLAC/Opus round trip runs with both loaded (docs/deploy.md)."""
+ICU = re.compile(r"^libicu[a-z0-9]*\.so\.(\d+)")
 UNUSED_IN_BUNDLE = (
     "PySide6/Qt/translations",
     "PySide6/Qt/plugins/platformthemes/libqgtk3.so",
@@ -335,3 +350,86 @@ def _pixels(path: Path) -> NDArray[np.int16]:
 
     image = QImage(str(path)).convertToFormat(QImage.Format.Format_RGBA8888)
     return np.frombuffer(bytes(image.constBits()), dtype=np.uint8).astype(np.int16)
+
+
+def elf_dynamic(path: Path) -> tuple[str, set[str]]:
+    """``path``'s soname (its file name when it has none, as a plugin) and the libraries it
+    links directly."""
+    result = subprocess.run(
+        [tool("objdump"), "-p", str(path)], capture_output=True, text=True, check=True
+    )
+    soname = SONAME.search(result.stdout)
+    return (soname[1] if soname else path.name), set(NEEDED.findall(result.stdout))
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """The shared objects the running app had mapped once its window was up, by soname."""
+
+    bundled: dict[str, Path]
+    system: dict[str, Path]
+    needs: dict[str, set[str]]
+
+
+@pytest.fixture(scope="session")
+def loaded(bundle: Bundle, started: Started) -> Loaded:
+    report = started.report
+    assert report is not None and report["shared_objects"], started.result.stderr[-4000:]
+    inside = bundle.folder.resolve()
+    bundled: dict[str, Path] = {}
+    system: dict[str, Path] = {}
+    needs: dict[str, set[str]] = {}
+    for name in report["shared_objects"]:
+        path = Path(name)
+        soname, needed = elf_dynamic(path)
+        needs[soname] = needed
+        if path.resolve().is_relative_to(inside):
+            bundled[soname] = path
+        else:
+            assert soname not in system, f"{soname} loaded twice: {system[soname]}, {path}"
+            system[soname] = path
+    return Loaded(bundled, system, needs)
+
+
+def test_the_running_app_takes_alsa_from_the_machine_and_one_icu_from_the_bundle(
+    loaded: Loaded,
+) -> None:
+    """Issue 16.11, measured in the running app (after it listed the audio devices, which makes
+    ALSA load the machine's plugins), not read from what the files link."""
+    assert ALSA in loaded.system, "PortAudio did not load ALSA"
+    assert ALSA not in loaded.bundled, f"the bundle's {loaded.bundled.get(ALSA)} was loaded"
+    bundled_icu = {m[1] for name in loaded.bundled if (m := ICU.match(name))}
+    assert len(bundled_icu) <= 1, f"ICU {sorted(bundled_icu)} loaded from the bundle"
+    twice = (set(loaded.bundled) & set(loaded.system)) - LOADED_TWICE
+    assert not twice, {name: (loaded.bundled[name], loaded.system[name]) for name in twice}
+    system_icu = sorted(name for name in loaded.system if ICU.match(name))
+    print(f"ICU: {sorted(bundled_icu)} from the bundle, {system_icu} from the machine")
+
+
+def test_every_library_the_running_app_takes_from_the_machine_is_in_docs_deploy_md(
+    loaded: Loaded,
+) -> None:
+    """What the running app loads from the machine belongs to a family docs/deploy.md names: a
+    library of its table of direct needs and what that one loads (libasound with the plugins
+    it opens and theirs), glibc, or a row of its table of what the app loads besides."""
+    text = DEPLOY_DOC.read_text()
+    roots = set(SYSTEM_LIBRARY_ROW.findall(text)) | {
+        name for name, path in loaded.system.items() if path.parent.name == ALSA_PLUGINS_DIR
+    }
+    families: set[str] = set()
+    todo = [name for name in roots if name in loaded.system]
+    while todo:
+        name = todo.pop()
+        if name not in families:
+            families.add(name)
+            todo.extend(loaded.needs[name] & set(loaded.system))
+    globs = [g for row in RUNTIME_FAMILY_ROW.findall(text) for g in GLOB.findall(row)]
+    unlisted = sorted(
+        name
+        for name in loaded.system
+        if name not in families | GLIBC and not any(fnmatch.fnmatch(name, g) for g in globs)
+    )
+    assert not unlisted, f"docs/deploy.md does not name {unlisted}"
+    unused = [g for g in globs if not any(fnmatch.fnmatch(name, g) for name in loaded.system)]
+    assert not unused, f"docs/deploy.md names {unused}, which the app does not load"
+    print(f"from the machine: {len(loaded.system)} ({len(families)} through the table's)")

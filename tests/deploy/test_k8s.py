@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 import shutil
 import subprocess
@@ -49,6 +50,10 @@ GPU = "nvidia.com/gpu"
 NAMESPACE = "subtone"
 NAMESPACE_FILE = K8S_DIR / "namespace.yaml"
 K8S_README = K8S_DIR / "README.md"
+S3_KUSTOMIZATIONS = ("overlays/s3", "overlays/keda-s3")
+S3_KEYS = ("SUBTONE_S3_ACCESS_KEY", "SUBTONE_S3_SECRET_KEY")
+POD_IDENTITY_AGENT = "169.254.170.23"
+"""EKS Pod Identity's agent, on every node: it serves the pods' role credentials on port 80."""
 PLACEHOLDER_REGISTRY = "subtone.invalid"
 REGISTRY = "registry.example.com/subtone"
 MOST_WORK_LOST_SECONDS = 600
@@ -329,11 +334,12 @@ def test_each_component_has_a_disruption_budget_matching_its_pods(name: str) -> 
 @dataclass(frozen=True)
 class Endpoint:
     """One end of a connection: a pod (namespace, labels, named ports) or, with no namespace, an
-    address outside the cluster."""
+    address outside the cluster (any address, or the one given)."""
 
     namespace: str | None
     labels: dict[str, str] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    address: str | None = None
 
 
 def _pod(docs: list[dict[str, Any]], component: str) -> Endpoint:
@@ -349,7 +355,15 @@ def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
 
 def _peer(peer: dict[str, Any], other: Endpoint) -> bool:
     if "ipBlock" in peer:
-        return other.namespace is None and peer["ipBlock"]["cidr"] == "0.0.0.0/0"
+        if other.namespace is not None:
+            return False
+        if other.address is None:
+            return bool(peer["ipBlock"]["cidr"] == "0.0.0.0/0")
+        block = peer["ipBlock"]
+        address = ipaddress.ip_address(other.address)
+        return address in ipaddress.ip_network(block["cidr"]) and not any(
+            address in ipaddress.ip_network(cidr) for cidr in block.get("except", [])
+        )
     if other.namespace is None:
         return False
     if "namespaceSelector" in peer:
@@ -453,6 +467,12 @@ def test_the_network_allows_the_designs_flows_and_nothing_else(name: str) -> Non
     ]  # fmt: skip
     for src, dst, port in denied:
         assert not allowed(policies, src, dst, port), (src, dst, port)
+    # With S3, the API and the workers reach EKS Pod Identity's agent (a role's credentials).
+    agent = Endpoint(None, address=POD_IDENTITY_AGENT)
+    for pod in (api, worker):
+        assert allowed(policies, pod, agent, 80) is (name in S3_KUSTOMIZATIONS)
+        assert not allowed(policies, pod, Endpoint(None, address="169.254.169.254"), 80)
+    assert not allowed(policies, triton, agent, 80)
     # KEDA reads RabbitMQ's management API where it is installed, and only there.
     assert allowed(policies, keda, rabbitmq, 15672) is (name in KEDA_KUSTOMIZATIONS)
     assert config_map(docs)["SUBTONE_TRITON_URL"] == f"subtone-triton:{grpc}"
@@ -600,7 +620,12 @@ def test_each_pod_gets_only_the_secret_keys_it_uses(name: str) -> None:
             for e in found["env"]
             if "secretKeyRef" in e.get("valueFrom", {})
         }
-        assert refs == {k: {"name": "subtone-secrets", "key": k} for k in template["stringData"]}
+        expected = {k: {"name": "subtone-secrets", "key": k} for k in template["stringData"]}
+        if name in S3_KUSTOMIZATIONS:
+            # Left out of the Secret, the server takes the pods' role (IRSA, Pod Identity).
+            for key in S3_KEYS:
+                expected[key]["optional"] = True
+        assert refs == expected
     assert "env" not in container(docs, "triton")
 
 

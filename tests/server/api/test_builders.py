@@ -52,6 +52,7 @@ def test_the_s3_backend_signs_for_the_public_endpoint(
         S3_ENDPOINT="minio:9000",
         S3_PUBLIC_ENDPOINT=public,
         S3_PUBLIC_SECURE=public_secure,
+        S3_ACCESS_KEY="subtone",
         S3_SECRET_KEY=SecretStr("secret"),
     )
     store = build_store(settings)
