@@ -119,8 +119,10 @@ TRANSIENT_STATUSES = frozenset(
     }
 )
 """gRPC statuses that mean "try again later" rather than "this window is wrong"."""
-CLOSED_CHANNEL: Final = "closed channel"
-"""In grpc's ``ValueError`` for a call on a channel that was closed."""
+CLOSED_CHANNEL: Final = ("closed channel", "Channel closed")
+"""In grpc's ``ValueError`` for a call on a channel that was closed: "Cannot invoke RPC on
+closed channel!" when it was closed before the call, "Cannot invoke RPC: Channel closed!" when
+it was closed as the call started."""
 RECONNECT_STATUSES = frozenset({"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED"})
 """After these the channel is replaced: a gRPC channel that lost its server waits out a
 growing back-off (up to minutes) before it tries again, long after Triton is back."""
@@ -310,7 +312,7 @@ class TritonEngine:
         """grpc's ``ValueError`` for a call on a closed channel: another call that failed
         replaced this one's channel (:meth:`_reconnect`) just before it started. That is
         Triton being unreachable, to retry like any other; was an ``internal_error``."""
-        if CLOSED_CHANNEL not in str(e):
+        if not any(marker in str(e) for marker in CLOSED_CHANNEL):
             return e
         if self._closed:
             return RuntimeError("this TritonEngine is closed")

@@ -412,6 +412,27 @@ def test_a_call_on_a_channel_another_call_replaced_is_unavailable() -> None:
             assert "replaced" in str(error)
 
 
+@pytest.mark.parametrize(
+    "message",
+    # grpc's words for a channel closed before the call, and for one closed as it started
+    # (what the fault test met: a job recorded internal_error instead of being retried).
+    ["Cannot invoke RPC on closed channel!", "Cannot invoke RPC: Channel closed!"],
+)
+def test_grpcs_closed_channel_errors_are_unavailable(message: str) -> None:
+    with TritonEngine(f"127.0.0.1:{free_port()}", timeout_seconds=SHORT_TIMEOUT_SECONDS) as engine:
+        _, client = engine._current()
+
+        def closed(*args: object, **kwargs: object) -> None:
+            raise ValueError(message)
+
+        client.infer = closed  # type: ignore[method-assign]
+        with pytest.raises(TritonUnavailable, match="replaced"):
+            engine.embed([make_window(44, 4096, 16, 3, 0).task])
+        client.infer = lambda *a, **k: (_ for _ in ()).throw(ValueError("something else"))
+        with pytest.raises(ValueError, match="something else"):
+            engine.embed([make_window(44, 4096, 16, 3, 0).task])
+
+
 def test_a_stopped_server_is_unavailable() -> None:
     window = make_window(42, 4096, 16, 3, 0)
     with TritonProcess(MODEL_REPOSITORY) as server:
