@@ -218,6 +218,13 @@ def apply_flips_pcm(
     if array.dtype != np.uint8 or array.ndim != 1 or not array.flags.writeable:
         raise ValueError("data must be a writable one-dimensional uint8 buffer")
     at = _where(where, array.size // width)
+    if width != 3 and array.flags.c_contiguous and array.size % width == 0:
+        # 16- and 32-bit samples are whole little-endian integers: move them as such (several
+        # times faster than assembling each from its bytes, as 24-bit samples must be).
+        samples = array.view(f"<i{width}")
+        moved = _moved(samples[at].astype(np.int64), at, key, bits_per_sample)
+        samples[at] = moved.astype(samples.dtype)
+        return
     cells = at[:, None] * width + np.arange(width)
     unsigned = (array[cells].astype(np.int64) << (8 * np.arange(width))).sum(axis=1)
     top = 1 << (8 * width - 1)
