@@ -31,7 +31,9 @@ umask 077
 printf '%s' "lighthouse-$(date +%s)-$RANDOM" > "$out/passphrase.txt"
 
 echo "== encode"
-subtone encode "$out/cover.wav" "$out/secret.wav" -o "$out/stego.wav" --passphrase-file "$out/passphrase.txt"
+# A run again makes a new cover and passphrase: its stego file replaces the last run's.
+subtone encode "$out/cover.wav" "$out/secret.wav" -o "$out/stego.wav" --passphrase-file "$out/passphrase.txt" \
+  --force
 echo "== decode"
 rm -rf "$out/recovered" && mkdir -p "$out/recovered"
 subtone decode "$out/stego.wav" -o "$out/recovered" --passphrase-file "$out/passphrase.txt"
