@@ -37,9 +37,10 @@ __all__ = [
     "UploadStatus",
 ]
 
-PROTOCOL_VERSION = 3
-"""3: the robust-mode job kinds (a working mix in, a residual or the payload out); 2: jobs take
-LSB planes and an embed returns a patch (1: whole WAV files)."""
+PROTOCOL_VERSION = 4
+"""4: an embed's patch may code a window's flips as deflated gaps (patch format 2); 3: the
+robust-mode job kinds (a working mix in, a residual or the payload out); 2: jobs take LSB planes
+and an embed returns a patch (1: whole WAV files)."""
 MAX_NAME_LENGTH = 255
 MAX_PARTS = 10_000
 

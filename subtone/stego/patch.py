@@ -5,15 +5,20 @@ holds the cover, changes them: each flipped sample moves by ±1 with the keyed s
 sample at full scale moves inwards (:func:`subtone.stego.pcm.apply_flips` semantics). The
 stego file is byte-identical to an in-process embed of the same inputs.
 
-Object format (version 1), little-endian::
+Object format (version 2), little-endian::
 
     magic "STPT" | version u8 | reserved 3 bytes (0) | samples u64
     then, for each window in order:  mode u8 | n u32 | body
       mode 0: n window-relative sample indices (u32, ascending)
       mode 1: a bitmap of the window's samples, n = ceil(length / 8) bytes (LSB first)
+      mode 2: n bytes of zlib (RFC 1950): the gaps before each flip (index minus the previous
+              index minus one; the first is the index itself) as LEB128 varints
 
 A window takes whichever mode is smaller, so a short secret costs a few bytes per window and
-a secret that fills the cover never costs more than its plane.
+a secret that fills the cover never costs more than its plane. The gaps (mode 2) come within
+a few per cent of the entropy of a window's flips when they are spread at random, as the
+keyed positions spread them: 3.8 % of a window's samples flipped (a 1 MB secret in a 100 MB
+cover) cost about 0.24 bits a sample, not the bitmap's 1. Version 1 (no mode 2) still reads.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import shutil
 import struct
 import tempfile
 import threading
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -52,13 +58,21 @@ __all__ = [
 ]
 
 MAGIC: Final = b"STPT"
-VERSION: Final = 1
+VERSION: Final = 2
+READABLE_VERSIONS: Final = frozenset({1, 2})
 HEADER: Final = struct.Struct("<4sB3sQ")
 WINDOW: Final = struct.Struct("<BI")
 MEDIA_TYPE: Final = "application/vnd.subtone.patch"
 MALFORMED_PATCH: Final = "malformed_patch"
 MODE_INDICES: Final = 0
 MODE_BITMAP: Final = 1
+MODE_GAPS: Final = 2
+GAPS_DENSEST: Final = 8
+"""Windows with more than one flip in this many samples skip the gap coding (the bitmap wins
+there, and compressing would cost time for nothing)."""
+GAPS_LEVEL: Final = 6
+VARINT_BYTES: Final = 3
+"""A gap below 2**21 takes at most three LEB128 bytes (a window has 2**18 samples)."""
 FEW_FLIPS: Final = 256
 """Up to this many flips in a window, they are written sample by sample; above, the window's
 bytes are read, changed and written back whole."""
@@ -121,12 +135,18 @@ class PatchWriter:
         where = np.asarray(flips, dtype="<u4")
         bitmap_bytes = (length + 7) // 8
         if where.size * 4 <= bitmap_bytes:
-            self._dst.write(WINDOW.pack(MODE_INDICES, where.size) + where.tobytes())
+            # Few flips: plain indices, unless their gaps compress to less.
+            body, mode = where.tobytes(), MODE_INDICES
         else:
             bits = np.zeros(bitmap_bytes * 8, dtype=np.uint8)
             bits[where] = 1
-            packed = np.packbits(bits, bitorder="little").tobytes()
-            self._dst.write(WINDOW.pack(MODE_BITMAP, len(packed)) + packed)
+            body, mode = np.packbits(bits, bitorder="little").tobytes(), MODE_BITMAP
+        if where.size and where.size * GAPS_DENSEST <= length:
+            gaps = zlib.compress(encode_gaps(where), GAPS_LEVEL)
+            if len(gaps) < len(body):
+                body, mode = gaps, MODE_GAPS
+        n = where.size if mode == MODE_INDICES else len(body)
+        self._dst.write(WINDOW.pack(mode, n) + body)
         self.flips += int(where.size)
         self._next += 1
 
@@ -134,6 +154,54 @@ class PatchWriter:
         """Check that every window was written (windows with no flips included)."""
         if self._next != self.windows:
             raise ValueError(f"the patch has {self._next} of {self.windows} windows")
+
+
+def encode_gaps(where: npt.NDArray[np.uint32]) -> bytes:
+    """Ascending indices (below 2**21) as the LEB128 varints of their gaps (mode 2's body
+    before compression)."""
+    gaps = np.diff(where.astype(np.int64), prepend=-1) - 1
+    widths = 1 + (gaps >= 1 << 7) + (gaps >= 1 << 14)
+    starts = np.cumsum(widths) - widths
+    out = np.zeros(int(widths.sum()), dtype=np.uint8)
+    for k in range(VARINT_BYTES):
+        has = widths > k
+        more = (widths[has] > k + 1).astype(np.uint8) << 7
+        out[starts[has] + k] = ((gaps[has] >> (7 * k)) & 0x7F).astype(np.uint8) | more
+    return out.tobytes()
+
+
+def decode_gaps(raw: bytes) -> npt.NDArray[np.int64] | None:
+    """The indices back from :func:`encode_gaps`'s bytes; None when they are not its output
+    (a varint cut short or longer than three bytes)."""
+    data = np.frombuffer(raw, dtype=np.uint8)
+    ends = np.flatnonzero(data < 0x80)
+    if not ends.size or ends[-1] != data.size - 1:
+        return None
+    widths = np.diff(ends, prepend=-1)
+    if int(widths.max()) > VARINT_BYTES:
+        return None
+    starts = ends - widths + 1
+    within = np.arange(data.size) - np.repeat(starts, widths)
+    values = (data & 0x7F).astype(np.int64) << (7 * within)
+    gaps = np.add.reduceat(values, starts)
+    where: npt.NDArray[np.int64] = np.cumsum(gaps + 1) - 1
+    return where
+
+
+def _inflate_gaps(body: bytes, length: int) -> IndexArray | None:
+    """Mode 2's indices, or None for a body that is not one (bad zlib, trailing bytes, or
+    more than a window's worth of varints: a small body cannot inflate without bound)."""
+    inflater = zlib.decompressobj()
+    try:
+        raw = inflater.decompress(body, VARINT_BYTES * length + 1)
+    except zlib.error:
+        return None
+    if not inflater.eof or inflater.unused_data or len(raw) > VARINT_BYTES * length:
+        return None
+    where = decode_gaps(raw)
+    if where is None or int(where[-1]) >= length:
+        return None
+    return where.astype(np.int32)
 
 
 def _read_exact(src: BinaryIO, size: int) -> bytes:
@@ -146,7 +214,7 @@ def _read_exact(src: BinaryIO, size: int) -> bytes:
 def read_patch(src: BinaryIO, samples: int) -> Iterator[tuple[int, IndexArray]]:
     """``(window index, flips)`` for every window of a patch made for ``samples`` samples."""
     magic, version, _, patch_samples = HEADER.unpack(_read_exact(src, HEADER.size))
-    if magic != MAGIC or version != VERSION:
+    if magic != MAGIC or version not in READABLE_VERSIONS:
         raise PatchError("The job's result is not a patch this version of Subtone reads.")
     if patch_samples != samples:
         raise PatchError(f"The patch is for {patch_samples:,} samples, not {samples:,}.")
@@ -158,6 +226,11 @@ def read_patch(src: BinaryIO, samples: int) -> Iterator[tuple[int, IndexArray]]:
         elif mode == MODE_BITMAP and n == (length + 7) // 8:
             bits = np.unpackbits(np.frombuffer(_read_exact(src, n), np.uint8), bitorder="little")
             where = np.flatnonzero(bits[:length]).astype(np.int32)
+        elif mode == MODE_GAPS and version >= 2 and 0 < n <= (length + 7) // 8:
+            found = _inflate_gaps(_read_exact(src, n), length)
+            if found is None:
+                raise PatchError(f"Window {index} of the patch is malformed.")
+            where = found
         else:
             raise PatchError(f"Window {index} of the patch is malformed.")
         if where.size and (int(where.max()) >= length or np.any(np.diff(where) <= 0)):

@@ -16,9 +16,11 @@ import io
 import json
 import struct
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from subtone.stego import wav
 
@@ -358,7 +360,79 @@ def range_cases() -> dict[str, tuple[bytes, str]]:
     }
 
 
-CASES = {"wav": wav_cases, "frame": frame_cases, "sealed": sealed_cases, "range": range_cases}
+def patch_cases() -> dict[str, tuple[bytes, str]]:
+    from subtone.stego import patch
+
+    samples = (1 << 18) + 5000  # a whole window and a short one
+    rng = np.random.default_rng(11)
+
+    def written_patch(*flips: npt.NDArray[np.int64]) -> bytes:
+        out = io.BytesIO()
+        writer = patch.PatchWriter(out, samples)
+        for index, where in enumerate(flips):
+            writer.window(index, where.astype(np.int32))
+        writer.close()
+        return out.getvalue()
+
+    def window(mode: int, body: bytes, n: int | None = None) -> bytes:
+        return patch.WINDOW.pack(mode, len(body) if n is None else n) + body
+
+    header = patch.PatchHeader(samples).pack()
+    sparse = np.flatnonzero(rng.random(1 << 18) < 0.03)
+    dense = np.flatnonzero(rng.random(5000) < 0.4)
+    empty = window(patch.MODE_INDICES, b"", 0)
+    gaps = zlib.compress(patch.encode_gaps(np.array([1, 2, 3], dtype=np.uint32)))
+    return {
+        "ok_gaps_and_bitmap.bin": (written_patch(sparse, dense), "ok"),
+        "ok_indices.bin": (written_patch(np.array([0, 7]), np.array([4999])), "ok"),
+        "ok_no_flips.bin": (header + empty + empty, "ok"),
+        "ok_version_1.bin": (
+            patch.HEADER.pack(patch.MAGIC, 1, bytes(3), samples) + empty + empty,
+            "ok",
+        ),
+        "gaps_in_version_1.bin": (
+            patch.HEADER.pack(patch.MAGIC, 1, bytes(3), samples)
+            + window(patch.MODE_GAPS, gaps)
+            + empty,
+            "malformed_patch",
+        ),
+        "gaps_bomb.bin": (
+            header + window(patch.MODE_GAPS, zlib.compress(bytes(1 << 22), 9)) + empty,
+            "malformed_patch",
+        ),
+        "gaps_past_window.bin": (
+            header + empty + window(patch.MODE_GAPS, zlib.compress(bytes([0x88, 0x27]))),
+            "malformed_patch",
+        ),
+        "gaps_not_zlib.bin": (
+            header + window(patch.MODE_GAPS, b"\x00" * 9) + empty,
+            "malformed_patch",
+        ),
+        "bitmap_wrong_size.bin": (
+            header + window(patch.MODE_BITMAP, bytes(10)) + empty,
+            "malformed_patch",
+        ),
+        "indices_past_window.bin": (
+            header + empty + window(patch.MODE_INDICES, struct.pack("<I", 5000), 1),
+            "malformed_patch",
+        ),
+        "unknown_mode.bin": (header + window(7, b"") + empty, "malformed_patch"),
+        "cut_short.bin": (written_patch(sparse, dense)[:-1], "malformed_patch"),
+        "trailing_bytes.bin": (header + empty + empty + b"x", "malformed_patch"),
+        "huge_sample_count.bin": (
+            patch.HEADER.pack(patch.MAGIC, 2, bytes(3), (1 << 64) - 1) + empty,
+            "malformed_patch",
+        ),
+    }
+
+
+CASES = {
+    "wav": wav_cases,
+    "frame": frame_cases,
+    "sealed": sealed_cases,
+    "range": range_cases,
+    "patch": patch_cases,
+}
 
 
 def main() -> int:

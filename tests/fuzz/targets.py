@@ -14,6 +14,9 @@ byte for byte; an opened secret has a safe name), so a wrong answer is a crasher
   fast, unless out of bounds, which must be refused before any work); odd, the rest is a frame
   sealed under a known passphrase, so arbitrary *authenticated* frames reach the parser.
 * ``range``: the local store's ``Range`` header parser, on a hostile header and object size.
+* ``patch``: an embed's patch as the client reads it (every window, every coding, deflated gaps
+  included), for the sample count its own header claims; the flips it yields must lie inside
+  their window, in ascending order.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from desktop.core import envelope, secret_names
 from server.localstore.app import parse_range
 from subtone.errors import SubtoneError
-from subtone.stego import layout, wav
+from subtone.stego import layout, patch, wav
 
 __all__ = [
     "FAST_KDF",
@@ -37,6 +40,7 @@ __all__ = [
     "TARGETS",
     "Target",
     "frame",
+    "patch_file",
     "range_header",
     "sealed",
     "wav_file",
@@ -175,9 +179,23 @@ def range_header(data: bytes) -> str:
     return OK
 
 
+def patch_file(data: bytes) -> str:
+    samples = int.from_bytes(data[8:16], "little") if len(data) >= 16 else len(data)
+    try:
+        for index, where in patch.read_patch(io.BytesIO(data), samples):
+            length = layout.window_length(samples, index)
+            inside = not where.size or (where[0] >= 0 and where[-1] < length)
+            if not inside or (where[1:] <= where[:-1]).any():
+                raise AssertionError(f"window {index}'s flips are not inside it, in order")
+    except SubtoneError as e:
+        return e.code
+    return OK
+
+
 TARGETS: dict[str, Target] = {
     "wav": wav_file,
     "frame": frame,
     "sealed": sealed,
     "range": range_header,
+    "patch": patch_file,
 }

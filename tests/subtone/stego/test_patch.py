@@ -6,6 +6,7 @@ import io
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -207,3 +208,83 @@ def test_applying_a_patch_does_not_bring_the_file_into_memory(tmp_path):
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert int(grew) < 32, f"peak RSS grew by {grew.strip()} MB"
+
+
+def _one_window_patch(flips: np.ndarray, length: int = WINDOW_SAMPLES) -> bytes:
+    buffer = io.BytesIO()
+    writer = patch.PatchWriter(buffer, length)
+    writer.window(0, flips.astype(np.int32))
+    writer.close()
+    return buffer.getvalue()
+
+
+def _window_mode(raw: bytes) -> tuple[int, int]:
+    return patch.WINDOW.unpack_from(raw, patch.HEADER.size)
+
+
+@pytest.mark.parametrize(
+    ("density", "mode"),
+    [(0.0, patch.MODE_INDICES), (0.0005, patch.MODE_GAPS), (0.038, patch.MODE_GAPS),
+     (0.12, patch.MODE_GAPS), (0.3, patch.MODE_BITMAP)],
+)  # fmt: skip
+def test_each_window_takes_its_smallest_mode_and_reads_back_exactly(density, mode):
+    flips = np.flatnonzero(np.random.default_rng(7).random(WINDOW_SAMPLES) < density)
+    raw = _one_window_patch(flips)
+    assert _window_mode(raw)[0] == mode
+    ((index, where),) = patch.read_patch(io.BytesIO(raw), WINDOW_SAMPLES)
+    assert index == 0 and np.array_equal(where, flips)
+    plain = 4 * flips.size if flips.size * 4 <= WINDOW_SAMPLES // 8 else WINDOW_SAMPLES // 8
+    assert len(raw) - patch.HEADER.size - patch.WINDOW.size <= plain
+
+
+def test_gaps_cost_near_the_entropy_of_randomly_spread_flips():
+    # A 1 MB secret in a 100 MB cover flips 3.84 % of the samples (bench/codec.py): the
+    # bitmap's 1 bit a sample falls to within 10 % of the entropy, about 0.24 bits.
+    density = 0.0384
+    flips = np.flatnonzero(np.random.default_rng(8).random(WINDOW_SAMPLES) < density)
+    entropy = -(density * np.log2(density) + (1 - density) * np.log2(1 - density))
+    body = len(_one_window_patch(flips)) - patch.HEADER.size - patch.WINDOW.size
+    assert entropy < 0.24 and body * 8 / WINDOW_SAMPLES < 1.1 * entropy
+
+
+@pytest.mark.parametrize(
+    "flips", [[0], [WINDOW_SAMPLES - 1], [0, 1, 2], [127, 128, 16_383, 16_512, WINDOW_SAMPLES - 1]]
+)
+def test_gaps_of_every_varint_width_round_trip(flips):
+    where = np.array(flips, dtype=np.uint32)
+    assert np.array_equal(patch.decode_gaps(patch.encode_gaps(where)), where)
+
+
+def _gaps_window(body: bytes) -> bytes:
+    header = patch.PatchHeader(WINDOW_SAMPLES).pack()
+    return header + patch.WINDOW.pack(patch.MODE_GAPS, len(body)) + body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not zlib at all",
+        zlib.compress(bytes([0x80, 0x80, 0x80, 0x01])),  # a four-byte varint
+        zlib.compress(bytes([5, 0x81])),  # a varint cut short
+        zlib.compress(bytes([0x80, 0x80, 0x10])),  # index 2**18: past the window
+        zlib.compress(bytes([1, 2])) + b"x",  # bytes after the stream
+        zlib.compress(bytes(patch.VARINT_BYTES * WINDOW_SAMPLES + 1), 9),  # inflates too far
+        zlib.compress(bytes([1, 2]))[:-2],  # the stream cut short
+    ],
+)
+def test_a_malformed_gaps_window_is_refused_with_its_code(body):
+    with pytest.raises(patch.PatchError, match="Window 0") as caught:
+        list(patch.read_patch(io.BytesIO(_gaps_window(body)), WINDOW_SAMPLES))
+    assert caught.value.code == "malformed_patch"
+
+
+def test_a_version_1_patch_still_reads_but_may_not_hold_gaps():
+    flips = np.array([3, 90, 4000], dtype=np.int32)
+    v1 = patch.HEADER.pack(patch.MAGIC, 1, bytes(3), WINDOW_SAMPLES)
+    indices = patch.WINDOW.pack(patch.MODE_INDICES, 3) + flips.astype("<u4").tobytes()
+    ((_, where),) = patch.read_patch(io.BytesIO(v1 + indices), WINDOW_SAMPLES)
+    assert np.array_equal(where, flips)
+    gaps = zlib.compress(patch.encode_gaps(flips.astype(np.uint32)))
+    with pytest.raises(patch.PatchError, match="Window 0"):
+        body = patch.WINDOW.pack(patch.MODE_GAPS, len(gaps)) + gaps
+        list(patch.read_patch(io.BytesIO(v1 + body), WINDOW_SAMPLES))
