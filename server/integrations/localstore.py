@@ -8,15 +8,22 @@ Layout under ``root``::
 
     <key>                              finished objects (keys never have dot segments)
     .meta/<key>.json                   their sidecar: etag, size, inode, content type, sha256
-    .multipart/<upload_id>/upload.json the upload's key and content type
-    .multipart/<upload_id>/<n>         part n, written to a temp name then ``os.replace``d
-    .multipart/<upload_id>/<n>.json    its sidecar: etag, size, inode
+    .multipart/<upload_id>/upload.json the upload's key, content type and planned part size
+    .multipart/<upload_id>/data        the parts of an upload with a planned part size, each
+                                       written in place at ``(n - 1) * part_size``
+    .multipart/<upload_id>/<n>         else part n, written to a temp name then ``os.replace``d
+    .multipart/<upload_id>/<n>.json    its sidecar: etag, size, inode (and offset, in place)
     .tmp/                              objects being assembled
 
 A sidecar records the inode of the file it describes; a sidecar that does not match (a crash
 between the two renames) is ignored and the ETag recomputed, so a listed ETag is never wrong.
-Completing streams the parts into ``.tmp``, checking each part's MD5 on the way, and renames the
-result onto the key: a failed or interrupted complete never leaves a partial object under a key.
+
+Completing an upload whose parts were written in place, each where the plan put it, reads the
+data file once (the declared SHA-256, else each part's MD5 again), makes it durable (the parts
+asked the kernel to start writing as they came, so this waits for the last few MB) and renames
+it onto the key: the bytes are never copied. Otherwise completing streams the parts into
+``.tmp``, checking them on the way, and renames the result onto the key. Either way a failed or
+interrupted complete never leaves a partial object under a key.
 
 The URL signing lives in :mod:`server.integrations.localstore_signing` and the files on disk
 (sidecars, parts being written, temp files) in :mod:`server.integrations.localstore_disk`;
@@ -31,11 +38,13 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, NamedTuple
 
 from server.integrations.localstore_disk import (
+    DATA_FILE,
+    InPlacePartWriter,
     PartWriter,
     Sidecar,
     TempFile,
@@ -43,7 +52,10 @@ from server.integrations.localstore_disk import (
     copy_hashing,
     copy_with_md5,
     file_md5,
+    hash_stretch,
+    locked_data_file,
     os_errors,
+    read_in_place_sidecar,
     read_json,
     read_sidecar,
     write_json_atomic,
@@ -61,6 +73,7 @@ from server.integrations.storage import (
     MAX_OBJECT_SIZE,
     MAX_PART_SIZE,
     MIN_PART_SIZE,
+    READ_CHUNK_SIZE,
     ChecksumMismatch,
     ChunkIterator,
     InvalidPart,
@@ -82,6 +95,7 @@ __all__ = [
     "OBJECT_URL_PREFIX",
     "ExpiredUrl",
     "Grant",
+    "InPlacePartWriter",
     "InvalidSignature",
     "LocalStore",
     "PartWriter",
@@ -94,6 +108,20 @@ _TMP_DIR = ".tmp"
 _MANIFEST = "upload.json"
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 _PART_FILE = re.compile(r"[0-9]{1,5}")
+_PART_SIDECAR = re.compile(r"([0-9]{1,5})\.json")
+
+
+class _Upload(NamedTuple):
+    dir: Path
+    content_type: str
+    part_size: int | None
+    """Set: parts are written in place, part n at ``(n - 1) * part_size``."""
+
+
+class _StoredPart(NamedTuple):
+    info: PartInfo
+    offset: int | None
+    """Where it lies in the upload's data file; None: a file of its own."""
 
 
 class LocalStore:
@@ -132,11 +160,20 @@ class LocalStore:
 
     # ---- multipart
 
-    def create_multipart(self, key: str, content_type: str) -> str:
+    def create_multipart(self, key: str, content_type: str, *, part_size: int | None = None) -> str:
+        """``part_size`` (every part but the last holds exactly that) lets the parts be written
+        in place, so that completing copies nothing."""
         validate_key(key)
+        if part_size is not None and not self.min_part_size <= part_size <= self.max_part_size:
+            raise ValueError(f"part_size must be {self.min_part_size}..{self.max_part_size} bytes")
         upload_id = uuid.uuid4().hex
         upload_dir = self._upload_dir(upload_id)
-        manifest = {"key": key, "content_type": content_type or DEFAULT_CONTENT_TYPE}
+        manifest: dict[str, object] = {
+            "key": key,
+            "content_type": content_type or DEFAULT_CONTENT_TYPE,
+        }
+        if part_size is not None:
+            manifest["part_size"] = part_size
         try:
             upload_dir.mkdir()
             write_json_atomic(upload_dir / _MANIFEST, manifest)
@@ -174,15 +211,21 @@ class LocalStore:
 
     def part_writer(
         self, key: str, upload_id: str, part_number: int, *, max_bytes: int | None = None
-    ) -> PartWriter:
+    ) -> PartWriter | InPlacePartWriter:
         """A writer for one part (what the HTTP process streams a PUT into), refusing more
-        than :meth:`part_limit` bytes."""
+        than :meth:`part_limit` bytes (and, in place, more than the planned part size)."""
         validate_part_number(part_number)
-        upload_dir, _ = self._load_upload(key, upload_id)
+        upload = self._load_upload(key, upload_id)
+        limit = self.part_limit(max_bytes)
         try:
-            return PartWriter(upload_dir, part_number, self.part_limit(max_bytes))
+            if upload.part_size is None:
+                return PartWriter(upload.dir, part_number, limit)
+            offset = (part_number - 1) * upload.part_size
+            return InPlacePartWriter(upload.dir, part_number, min(limit, upload.part_size), offset)
         except FileNotFoundError as e:
             raise UploadNotFound(f"no such multipart upload for {key}") from e
+        except OSError as e:
+            raise storage_os_error(e, f"store part {part_number}") from e
 
     def upload_part(self, key: str, upload_id: str, part_number: int, data: bytes) -> str:
         with self.part_writer(key, upload_id, part_number) as writer:
@@ -190,12 +233,8 @@ class LocalStore:
             return writer.commit().etag
 
     def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
-        upload_dir, _ = self._load_upload(key, upload_id)
-        numbers = sorted(
-            int(p.name) for p in self._scan(upload_dir) if _PART_FILE.fullmatch(p.name)
-        )
-        parts = (self._part_info(upload_dir, n) for n in numbers)
-        return [p for p in parts if p is not None]
+        upload = self._load_upload(key, upload_id)
+        return [p.info for p in self._stored_parts(upload.dir)]
 
     def complete_multipart(
         self,
@@ -206,18 +245,21 @@ class LocalStore:
         sha256: str | None = None,
     ) -> ObjectInfo:
         checked = validate_part_list(parts)
-        upload_dir, content_type = self._load_upload(key, upload_id)
-        self._check_parts(upload_dir, checked)
-        info = self._assemble(key, upload_dir, checked, content_type, sha256)
-        shutil.rmtree(upload_dir, ignore_errors=True)
+        upload = self._load_upload(key, upload_id)
+        stored = self._check_parts(upload.dir, checked)
+        if _contiguous(stored):
+            info = self._publish_in_place(key, upload, checked, stored, sha256)
+        else:
+            info = self._assemble(key, upload.dir, checked, stored, upload.content_type, sha256)
+        shutil.rmtree(upload.dir, ignore_errors=True)
         return info
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         try:
-            upload_dir, _ = self._load_upload(key, upload_id)
+            upload = self._load_upload(key, upload_id)
         except UploadNotFound:
             return
-        shutil.rmtree(upload_dir, ignore_errors=True)
+        shutil.rmtree(upload.dir, ignore_errors=True)
 
     def list_multipart_uploads(self, prefix: str) -> list[MultipartUpload]:
         uploads = []
@@ -311,14 +353,20 @@ class LocalStore:
             raise UploadNotFound("no such multipart upload")
         return self._root / _MULTIPART_DIR / upload_id
 
-    def _load_upload(self, key: str, upload_id: str) -> tuple[Path, str]:
-        """The upload's folder and content type; :class:`UploadNotFound` unless it is ``key``'s."""
+    def _load_upload(self, key: str, upload_id: str) -> _Upload:
+        """The upload's folder, content type and part size; :class:`UploadNotFound` unless
+        it is ``key``'s."""
         validate_key(key)
         upload_dir = self._upload_dir(upload_id)
         manifest = read_json(upload_dir / _MANIFEST)
         if manifest is None or manifest.get("key") != key:
             raise UploadNotFound(f"no such multipart upload for {key}")
-        return upload_dir, str(manifest.get("content_type") or DEFAULT_CONTENT_TYPE)
+        part_size = manifest.get("part_size")
+        return _Upload(
+            upload_dir,
+            str(manifest.get("content_type") or DEFAULT_CONTENT_TYPE),
+            part_size if isinstance(part_size, int) and part_size > 0 else None,
+        )
 
     @staticmethod
     def _scan(folder: Path) -> list[Path]:
@@ -329,23 +377,50 @@ class LocalStore:
 
     # ---- completing
 
-    def _part_info(self, upload_dir: Path, number: int) -> PartInfo | None:
+    def _stored_parts(self, upload_dir: Path) -> list[_StoredPart]:
+        """Every part the upload holds, by number: a file of its own (listed even when its
+        sidecar is stale, with the ETag recomputed), or a stretch of the data file its
+        sidecar describes."""
+        names = [p.name for p in self._scan(upload_dir)]
+        own = {int(n) for n in names if _PART_FILE.fullmatch(n)}
+        sidecars = {int(m.group(1)) for n in names if (m := _PART_SIDECAR.fullmatch(n))}
+        try:
+            data: os.stat_result | None = (upload_dir / DATA_FILE).stat()
+        except FileNotFoundError:
+            data = None
+        parts = []
+        for number in sorted(own | sidecars):
+            part = self._part_info(upload_dir, number, data)
+            if part is not None:
+                parts.append(part)
+        return parts
+
+    def _part_info(
+        self, upload_dir: Path, number: int, data: os.stat_result | None
+    ) -> _StoredPart | None:
         path = upload_dir / str(number)
         try:
             stat = path.stat()
         except FileNotFoundError:
-            return None
+            found = read_in_place_sidecar(upload_dir / f"{number}.json", data)
+            if found is None:
+                return None
+            in_place, offset = found
+            return _StoredPart(PartInfo(number, in_place.etag, in_place.size), offset)
         sidecar = read_sidecar(upload_dir / f"{number}.json", stat)
         etag = sidecar.etag if sidecar else file_md5(path)
-        return PartInfo(number, etag, stat.st_size)
+        return _StoredPart(PartInfo(number, etag, stat.st_size), None)
 
-    def _check_parts(self, upload_dir: Path, parts: list[tuple[int, str]]) -> None:
+    def _check_parts(self, upload_dir: Path, parts: list[tuple[int, str]]) -> list[_StoredPart]:
         """The fast checks before any byte moves: present, same ETag, big enough."""
         total = 0
+        stored = {p.info.number: p for p in self._stored_parts(upload_dir)}
+        found = []
         for index, (number, etag) in enumerate(parts):
-            info = self._part_info(upload_dir, number)
-            if info is None:
+            part = stored.get(number)
+            if part is None:
                 raise InvalidPart(f"part {number} was never uploaded")
+            info = part.info
             if info.etag != etag:
                 raise InvalidPart(f"part {number}'s ETag does not match the stored part")
             if index < len(parts) - 1 and info.size < self.min_part_size:
@@ -354,14 +429,53 @@ class LocalStore:
                     f"at least {self.min_part_size}"
                 )
             total += info.size
+            found.append(part)
         if total > MAX_OBJECT_SIZE:
             raise InvalidPart(f"an object holds at most {MAX_OBJECT_SIZE} bytes")
+        return found
+
+    def _publish_in_place(
+        self,
+        key: str,
+        upload: _Upload,
+        parts: list[tuple[int, str]],
+        stored: list[_StoredPart],
+        sha256: str | None,
+    ) -> ObjectInfo:
+        """The parts already lie one after the other in the data file: read it once to check
+        it (the declared SHA-256, else each part's MD5), make it durable and rename it onto
+        the key."""
+        target = self._object_path(key)
+        size = sum(p.info.size for p in stored)
+        whole = hashlib.sha256()
+        name = PurePosixPath(key).name
+        with locked_data_file(upload.dir) as fd, os_errors(f"assemble {name}"):
+            for (number, expected), part in zip(parts, stored, strict=True):
+                assert part.offset is not None
+                md5 = hash_stretch(fd, part.offset, part.info.size, whole, sha256 is None)
+                if md5 is not None and md5.hex() != expected:
+                    raise InvalidPart(f"part {number} changed while the upload completed")
+            if sha256 is not None and whole.hexdigest() != sha256.lower():
+                raise ChecksumMismatch(
+                    f"the assembled bytes have SHA-256 {whole.hexdigest()}, "
+                    f"not the declared {sha256.lower()}"
+                )
+            os.ftruncate(fd, size)  # bytes past the last part (a part beyond the list)
+            os.fdatasync(fd)
+            etag = _multipart_etag([bytes.fromhex(e) for _, e in parts])
+            inode = os.fstat(fd).st_ino
+            sidecar = Sidecar(etag, size, inode, upload.content_type, whole.hexdigest())
+            write_json_atomic(self._meta_path(key), sidecar._asdict())
+            target.parent.mkdir(parents=True, exist_ok=True)
+            (upload.dir / DATA_FILE).replace(target)
+        return ObjectInfo(key, size, etag, upload.content_type, whole.hexdigest())
 
     def _assemble(
         self,
         key: str,
         upload_dir: Path,
         parts: list[tuple[int, str]],
+        stored: list[_StoredPart],
         content_type: str,
         sha256: str | None,
     ) -> ObjectInfo:
@@ -376,9 +490,12 @@ class LocalStore:
         whole = hashlib.sha256()
         size = 0
         with os_errors(f"assemble {PurePosixPath(key).name}"), self._temp_file() as tmp:
-            for number, expected in parts:
-                source = upload_dir / str(number)
-                digest, part_size = self._copy_part(source, tmp.file, whole, md5=sha256 is None)
+            for (number, expected), part in zip(parts, stored, strict=True):
+                if part.offset is None:
+                    source = upload_dir / str(number)
+                    digest, part_size = self._copy_part(source, tmp.file, whole, md5=sha256 is None)
+                else:
+                    digest, part_size = self._copy_stretch(upload_dir, part, tmp.file, whole)
                 if digest is not None and digest.hex() != expected:
                     raise InvalidPart(f"part {number} changed while the upload completed")
                 digests.append(bytes.fromhex(expected))
@@ -388,8 +505,7 @@ class LocalStore:
                     f"the assembled bytes have SHA-256 {whole.hexdigest()}, "
                     f"not the declared {sha256.lower()}"
                 )
-            multipart_etag = hashlib.md5(b"".join(digests), usedforsecurity=False).hexdigest()
-            etag = f"{multipart_etag}-{len(digests)}"
+            etag = _multipart_etag(digests)
             self._publish(key, tmp, target, etag, content_type, whole.hexdigest())
         return ObjectInfo(key, size, etag, content_type, whole.hexdigest())
 
@@ -403,6 +519,20 @@ class LocalStore:
             return None, copy_hashing(source, target, whole)
         except FileNotFoundError as e:
             raise InvalidPart(f"part {source.name} disappeared while the upload completed") from e
+
+    def _copy_stretch(
+        self, upload_dir: Path, part: _StoredPart, target: IO[bytes], whole: hashlib._Hash
+    ) -> tuple[bytes, int]:
+        """Append an in-place part that is not where completion can leave it (the parts are
+        not one after the other), checking its MD5."""
+        assert part.offset is not None
+        digest = hashlib.md5(usedforsecurity=False)
+        with locked_data_file(upload_dir) as fd:
+            for chunk in _stretch_chunks(fd, part.offset, part.info.size):
+                digest.update(chunk)
+                whole.update(chunk)
+                target.write(chunk)
+        return digest.digest(), part.info.size
 
     def _temp_file(self) -> TempFile:
         return TempFile(self._root / _TMP_DIR)
@@ -427,3 +557,28 @@ class LocalStore:
         if not self._public_url:
             raise StorageError("the local store has no public URL to sign for")
         return self._public_url
+
+
+def _contiguous(parts: list[_StoredPart]) -> bool:
+    """The parts lie in the data file one after the other from its start."""
+    at = 0
+    for part in parts:
+        if part.offset != at:
+            return False
+        at += part.info.size
+    return True
+
+
+def _multipart_etag(digests: list[bytes]) -> str:
+    """S3's ETag of a multipart object: the MD5 of the parts' binary MD5s, and their count."""
+    return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"
+
+
+def _stretch_chunks(fd: int, offset: int, size: int) -> Iterator[bytes]:
+    done = 0
+    while done < size:
+        chunk = os.pread(fd, min(READ_CHUNK_SIZE, size - done), offset + done)
+        if not chunk:
+            raise StorageError("a part's bytes are missing from the upload's data file")
+        yield chunk
+        done += len(chunk)

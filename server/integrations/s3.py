@@ -159,7 +159,7 @@ class S3Store:
 
     # ---- multipart
 
-    def create_multipart(self, key: str, content_type: str) -> str:
+    def create_multipart(self, key: str, content_type: str, *, part_size: int | None = None) -> str:
         validate_key(key)
         headers: DictType = {"Content-Type": content_type or DEFAULT_CONTENT_TYPE}
         try:

@@ -313,8 +313,12 @@ class ObjectReader(io.RawIOBase):
 class ObjectStore(Protocol):
     """What the API and the workers need from object storage. All methods are blocking."""
 
-    def create_multipart(self, key: str, content_type: str) -> str:
-        """Start a multipart upload; returns its upload id."""
+    def create_multipart(self, key: str, content_type: str, *, part_size: int | None = None) -> str:
+        """Start a multipart upload; returns its upload id.
+
+        ``part_size`` is the plan's (every part but the last holds exactly that): a store
+        that can use it writes each part in place and completes without copying (the local
+        store); S3 plans nothing and ignores it."""
         ...
 
     def presign_upload_part(

@@ -171,7 +171,9 @@ class UploadService:
             id=upload_id,
             tenant=tenant,
             key=key,
-            storage_upload_id=self._store.create_multipart(key, request.media_type),
+            storage_upload_id=self._store.create_multipart(
+                key, request.media_type, part_size=part_size
+            ),
             name=request.name,
             size=request.size,
             sha256=request.sha256,

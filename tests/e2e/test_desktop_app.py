@@ -39,12 +39,13 @@ pytestmark = pytest.mark.integration
 
 
 def part_files(root: Path, storage_upload: str) -> dict[int, tuple[int, int]]:
-    """The parts the local store holds for one multipart upload: number → (inode, mtime_ns)."""
+    """The parts the local store holds for one multipart upload, by their sidecars (written
+    once a part is stored, rewritten if it is sent again): number → (inode, mtime_ns)."""
     found = {}
-    for path in (root / ".multipart" / storage_upload).glob("*"):
-        if path.name.isdigit():
+    for path in (root / ".multipart" / storage_upload).glob("*.json"):
+        if path.stem.isdigit():
             st = path.stat()
-            found[int(path.name)] = (st.st_ino, st.st_mtime_ns)
+            found[int(path.stem)] = (st.st_ino, st.st_mtime_ns)
     return found
 
 

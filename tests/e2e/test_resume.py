@@ -15,10 +15,12 @@ from subtone.stego import wav
 
 
 def part_files(root: Path) -> dict[str, tuple[int, int]]:
-    """Every stored part of every open multipart upload: path → (inode, mtime_ns)."""
+    """Every stored part of every open multipart upload, by its sidecar (written once the
+    part is stored, whether in a file of its own or in place in the upload's data file):
+    path → (inode, mtime_ns)."""
     parts = {}
-    for path in (root / ".multipart").glob("*/*"):
-        if path.name.isdigit():
+    for path in (root / ".multipart").glob("*/*.json"):
+        if path.stem.isdigit():
             st = path.stat()
             parts[str(path.relative_to(root))] = (st.st_ino, st.st_mtime_ns)
     return parts

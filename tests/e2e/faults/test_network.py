@@ -24,7 +24,8 @@ URL_TTL_SECONDS = 3
 
 
 def stored_parts(root) -> int:
-    return sum(1 for p in (root / ".multipart").glob("*/*") if p.name.isdigit())
+    """Parts stored (each has its sidecar once stored, in place or in a file of its own)."""
+    return sum(1 for p in (root / ".multipart").glob("*/*.json") if p.stem.isdigit())
 
 
 def test_an_upload_rides_out_a_dropped_and_a_stalled_network(tmp_path, caplog):

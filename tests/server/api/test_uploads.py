@@ -112,7 +112,7 @@ def test_parts_that_do_not_add_up_to_the_size(api: Api) -> None:
     etags = put_parts(api, api.alice, upload_id, shorter, [1, 2])
     response = complete(api, api.alice, upload_id, etags)
     assert response.status_code == 400
-    assert error_code(response) == "size_mismatch"
+    assert error_code(response) == "size_mismatch", response.text
 
 
 def test_completing_twice_gives_the_same_object(api: Api) -> None:

@@ -1,0 +1,176 @@
+"""Parts written in place: an upload planned at a fixed part size keeps its parts in one data
+file, each at its planned offset, and completing renames that file onto the key (no copy)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from server.integrations import localstore_disk
+from server.integrations.localstore import LocalStore
+from server.integrations.localstore_disk import locked_data_file
+from server.integrations.storage import (
+    MIN_PART_SIZE,
+    ChecksumMismatch,
+    InvalidPart,
+    PartTooLarge,
+    UploadNotFound,
+)
+
+KEY = "t/acme/uploads/0002/cover.wav"
+SIZE = MIN_PART_SIZE
+FIRST, SECOND, TAIL = b"a" * SIZE, b"b" * SIZE, b"the tail"
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def _s3_etag(*parts: bytes) -> str:
+    digests = b"".join(hashlib.md5(p).digest() for p in parts)
+    return f"{hashlib.md5(digests).hexdigest()}-{len(parts)}"
+
+
+def _upload_dir(store: LocalStore, upload_id: str) -> Path:
+    return store.root / ".multipart" / upload_id
+
+
+def _put(store: LocalStore, upload_id: str, *numbered: tuple[int, bytes]) -> list[tuple[int, str]]:
+    return [(n, store.upload_part(KEY, upload_id, n, data)) for n, data in numbered]
+
+
+def test_parts_land_in_one_file_and_completing_renames_it(local_store: LocalStore) -> None:
+    upload_id = local_store.create_multipart(KEY, "audio/wav", part_size=SIZE)
+    parts = sorted(_put(local_store, upload_id, (3, TAIL), (1, FIRST), (2, SECOND)))
+    folder = _upload_dir(local_store, upload_id)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "1.json", "2.json", "3.json", "data", "upload.json"
+    ]  # fmt: skip
+    listed = [(p.number, p.etag, p.size) for p in local_store.list_parts(KEY, upload_id)]
+    assert listed == [(1, _md5(FIRST), SIZE), (2, _md5(SECOND), SIZE), (3, _md5(TAIL), len(TAIL))]
+    inode = (folder / "data").stat().st_ino
+
+    declared = hashlib.sha256(FIRST + SECOND + TAIL).hexdigest()
+    info = local_store.complete_multipart(KEY, upload_id, parts, sha256=declared)
+
+    stored = local_store.root / KEY
+    assert stored.read_bytes() == FIRST + SECOND + TAIL
+    assert stored.stat().st_ino == inode  # renamed, not copied
+    assert info.etag == _s3_etag(FIRST, SECOND, TAIL) == local_store.head(KEY).etag
+    assert info.sha256 == declared == local_store.head(KEY).sha256
+    assert not folder.exists() and list((local_store.root / ".tmp").iterdir()) == []
+
+
+def test_a_wrong_digest_publishes_nothing_and_keeps_the_upload(local_store: LocalStore) -> None:
+    upload_id = local_store.create_multipart(KEY, "audio/wav", part_size=SIZE)
+    parts = _put(local_store, upload_id, (1, FIRST), (2, TAIL))
+    with pytest.raises(ChecksumMismatch):
+        local_store.complete_multipart(KEY, upload_id, parts, sha256="0" * 64)
+    assert not (local_store.root / KEY).exists()
+    assert len(local_store.list_parts(KEY, upload_id)) == 2
+    right = hashlib.sha256(FIRST + TAIL).hexdigest()
+    assert local_store.complete_multipart(KEY, upload_id, parts, sha256=right).size == SIZE + 8
+
+
+def test_without_a_digest_each_part_is_checked_against_its_etag(local_store: LocalStore) -> None:
+    upload_id = local_store.create_multipart(KEY, "audio/wav", part_size=SIZE)
+    parts = _put(local_store, upload_id, (1, FIRST), (2, TAIL))
+    with (_upload_dir(local_store, upload_id) / "data").open("r+b") as data:
+        data.seek(SIZE)
+        data.write(b"X" * len(TAIL))  # same size: the sidecar still matches
+    with pytest.raises(InvalidPart, match="part 2 changed"):
+        local_store.complete_multipart(KEY, upload_id, parts)
+    assert not (local_store.root / KEY).exists()
+
+
+def test_a_part_past_the_list_is_cut_off(local_store: LocalStore) -> None:
+    upload_id = local_store.create_multipart(KEY, "audio/wav", part_size=SIZE)
+    parts = _put(local_store, upload_id, (1, FIRST), (2, SECOND), (3, TAIL))
+    local_store.complete_multipart(KEY, upload_id, parts[:2])
+    assert (local_store.root / KEY).read_bytes() == FIRST + SECOND
+
+
+def test_parts_that_do_not_follow_each_other_are_copied_together(
+    local_store: LocalStore,
+) -> None:
+    # Part 1 is short of the plan: part 2 still lies at the planned offset, with a gap
+    # before it, so completing copies the two stretches (and checks their MD5s).
+    short = b"s" * (SIZE - 5)
+    upload_id = local_store.create_multipart(KEY, "audio/wav", part_size=SIZE)
+    local_store.min_part_size = SIZE - 5
+    parts = _put(local_store, upload_id, (1, short), (2, TAIL))
+    info = local_store.complete_multipart(KEY, upload_id, parts)
+    assert (local_store.root / KEY).read_bytes() == short + TAIL
+    assert info.etag == _s3_etag(short, TAIL)
+
+
+def test_a_part_may_not_outgrow_its_planned_place(local_store: LocalStore) -> None:
+    upload_id = local_store.create_multipart(KEY, "audio/wav", part_size=SIZE)
+    with pytest.raises(PartTooLarge):
+        local_store.upload_part(KEY, upload_id, 1, FIRST + b"!")
+    assert local_store.list_parts(KEY, upload_id) == []
+
+
+def test_completing_waits_for_no_part_and_no_part_starts_while_completing(
+    local_store: LocalStore,
+) -> None:
+    upload_id = local_store.create_multipart(KEY, "audio/wav", part_size=SIZE)
+    parts = _put(local_store, upload_id, (1, FIRST), (2, TAIL))
+
+    # A part being written again: it is not listed until it is stored, and completing now
+    # is refused rather than publishing bytes that are still moving.
+    with local_store.part_writer(KEY, upload_id, 2) as writer:
+        writer.write(b"the ")
+        assert [p.number for p in local_store.list_parts(KEY, upload_id)] == [1]
+        with pytest.raises(InvalidPart, match="still being uploaded"):
+            local_store.complete_multipart(KEY, upload_id, parts[:1])
+        writer.write(b"tail")
+        writer.commit()
+    assert [p.number for p in local_store.list_parts(KEY, upload_id)] == [1, 2]
+
+    with locked_data_file(_upload_dir(local_store, upload_id)), pytest.raises(UploadNotFound):
+        local_store.part_writer(KEY, upload_id, 2)
+    local_store.complete_multipart(KEY, upload_id, parts)
+    with pytest.raises(UploadNotFound):
+        local_store.part_writer(KEY, upload_id, 2)
+    assert (local_store.root / KEY).read_bytes() == FIRST + TAIL
+
+
+def test_a_large_part_starts_its_writeback_as_it_comes(
+    local_store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[tuple[int, int]] = []
+    real = localstore_disk.start_writeback
+
+    def record(fd: int, offset: int, length: int) -> None:
+        started.append((offset, length))
+        real(fd, offset, length)
+
+    monkeypatch.setattr(localstore_disk, "WRITEBACK_BYTES", 1 << 20)
+    monkeypatch.setattr(localstore_disk, "start_writeback", record)
+    upload_id = local_store.create_multipart(KEY, "audio/wav", part_size=SIZE)
+    with local_store.part_writer(KEY, upload_id, 2) as writer:
+        for _ in range(SIZE // (256 << 10)):
+            writer.write(b"w" * (256 << 10))
+        writer.commit()
+    # Part 2 lies at SIZE: every stretch of it was handed to the kernel once, in order.
+    assert started[0][0] == SIZE and all(length > 0 for _, length in started)
+    assert [o for o, _ in started] == sorted(o for o, _ in started)
+    assert sum(length for _, length in started) == SIZE and len(started) >= 5
+
+
+def test_a_part_size_outside_the_limits_is_refused(local_store: LocalStore) -> None:
+    with pytest.raises(ValueError, match="part_size"):
+        local_store.create_multipart(KEY, "audio/wav", part_size=SIZE - 1)
+    assert not any((local_store.root / ".multipart").iterdir())
+
+
+def test_aborting_drops_the_data_file(local_store: LocalStore) -> None:
+    upload_id = local_store.create_multipart(KEY, "audio/wav", part_size=SIZE)
+    _put(local_store, upload_id, (1, FIRST))
+    local_store.abort_multipart(KEY, upload_id)
+    assert not _upload_dir(local_store, upload_id).exists()
+    assert not os.listdir(local_store.root / ".multipart")
