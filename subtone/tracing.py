@@ -84,10 +84,11 @@ class TraceParent:
 
 def parse_traceparent(value: str | None) -> TraceParent | None:
     """The ``traceparent`` header's fields, or ``None`` when it is missing or invalid (the
-    W3C rules: version ``ff`` and all-zero ids are invalid; a later version may add fields)."""
+    W3C rules: lowercase hex only, version ``ff`` and all-zero ids are invalid; a later
+    version may add fields)."""
     if not value:
         return None
-    match = _TRACEPARENT.match(value.strip().lower())
+    match = _TRACEPARENT.match(value.strip())
     if match is None:
         return None
     version, trace_id, span_id, flags, rest = match.groups()

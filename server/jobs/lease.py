@@ -12,6 +12,7 @@ a time and publishes one result.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import secrets
 import threading
@@ -88,8 +89,13 @@ class JobLeases:
             if stopping.wait(wait_seconds):
                 raise JobInterrupted()
         done = threading.Event()
+        # In a copy of this thread's context: a new thread's is empty, and the keeper's log
+        # lines must carry the job's trace (server.kit.logs).
         keeper = threading.Thread(
-            target=self._keep, args=(job_id, token, done), name=THREAD_NAME, daemon=True
+            target=contextvars.copy_context().run,
+            args=(self._keep, job_id, token, done),
+            name=THREAD_NAME,
+            daemon=True,
         )
         keeper.start()
         try:

@@ -9,6 +9,7 @@ so ``updated_at`` shows it is alive), and reads whether the owner asked to cance
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -75,7 +76,11 @@ class JobProgress:
         self._last_write = clock()
         self._cancelled = threading.Event()
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
+        # In a copy of the job's context: a new thread's is empty, and the reporter's log
+        # lines must carry the job's trace (server.kit.logs).
+        self._thread = threading.Thread(
+            target=contextvars.copy_context().run, args=(self._loop,), name=THREAD_NAME, daemon=True
+        )
 
     # -- the codec's side ------------------------------------------------------------------
 

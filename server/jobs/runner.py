@@ -77,6 +77,7 @@ __all__ = [
     "JobCancelled",
     "JobInterrupted",
     "RunnerDeps",
+    "error_code",
     "is_transient",
     "result_key",
     "result_object_id",
@@ -179,7 +180,11 @@ def run(job_id: str, *, deps: RunnerDeps) -> None:
         record = deps.jobs.get(job_id)
         return record is None or record.state.finished
 
-    with deps.leases.hold(job_id, stopping=deps.stopping, finished=settled) as held:
+    # Bound before the lease is taken: its keeper thread logs in a copy of this context.
+    with (
+        logs.bound(job_id=job_id),
+        deps.leases.hold(job_id, stopping=deps.stopping, finished=settled) as held,
+    ):
         if held:
             _run_held(job_id, deps)
         else:
@@ -192,9 +197,9 @@ def _run_held(job_id: str, deps: RunnerDeps) -> None:
         log.info("job %s is finished or cancelled: nothing to do", job_id)
         return
     # The message's trace id, else the job's (a message the reaper sent again has none).
-    trace_id = logs.current().trace_id or record.trace_id
-    with logs.bound(trace_id=trace_id, job_id=job_id, tenant_id=record.tenant):
-        _run_started(record, deps)
+    # Added to the context ``run`` bound, so the lease keeper's lines carry them too.
+    logs.bind(trace_id=logs.current().trace_id or record.trace_id, tenant_id=record.tenant)
+    _run_started(record, deps)
 
 
 def _run_started(record: JobRecord, deps: RunnerDeps) -> None:
@@ -223,7 +228,7 @@ def _run_started(record: JobRecord, deps: RunnerDeps) -> None:
         raise
     except TRANSIENT_ERRORS as e:
         outcome = RETRIED
-        metrics.retries.labels(_code(e)).inc()
+        metrics.retries.labels(error_code(e)).inc()
         log.warning("job %s hit a transient error, to be retried: %s", job_id, e)
         deps.jobs.requeue(job_id)
         raise
@@ -242,7 +247,9 @@ def _run_started(record: JobRecord, deps: RunnerDeps) -> None:
         metrics.job_ended(kind, outcome, time.monotonic() - started)
 
 
-def _code(error: BaseException) -> str:
+def error_code(error: BaseException) -> str:
+    """The code an error is counted under in the metrics (retries, dead letters): a
+    :class:`SubtoneError`'s own, ``redis_unavailable`` for Redis, else its type's name."""
     if isinstance(error, SubtoneError):
         return error.code
     return "redis_unavailable" if isinstance(error, redis.RedisError) else type(error).__name__

@@ -45,7 +45,6 @@ from server.jobs.progress import JobInterrupted
 from server.jobs.runner import RunnerDeps
 from server.kit import logs
 from server.settings import Settings
-from subtone.errors import SubtoneError
 from subtone.tracing import is_trace_id
 
 __all__ = [
@@ -144,7 +143,8 @@ class JobFailures(Middleware):
             text = runner.INTERNAL_ERROR_MESSAGE
         with logs.bound(trace_id=_trace_id(message), job_id=job_id):
             log.error("job %s given up after %d attempts: %s", job_id, attempts, _cause(exception))
-            self._deps.metrics.dead_letters.labels(_error_code(exception)).inc()
+            # The code of what failed: a transient error comes wrapped in TransientFailure.
+            self._deps.metrics.dead_letters.labels(runner.error_code(_unwrap(exception))).inc()
             try:
                 self._deps.jobs.fail(job_id, code, text)
             except redis.RedisError:
@@ -155,11 +155,6 @@ def _trace_id(message: Message[Any] | MessageProxy | None) -> str | None:
     """The trace id the API put in the job's message, if any (:mod:`subtone.tracing`)."""
     value = message.options.get(TRACE_ID_OPTION) if message is not None else None
     return value if is_trace_id(value) else None
-
-
-def _error_code(error: BaseException) -> str:
-    """The error's stable code (a :class:`SubtoneError`'s), else its type's name."""
-    return error.code if isinstance(error, SubtoneError) else type(error).__name__
 
 
 def _hand_back(broker: Broker) -> None:

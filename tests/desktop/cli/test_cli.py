@@ -35,6 +35,7 @@ from desktop.cli import CliEnv, app
 from desktop.core.config import ClientSettings
 from desktop.core.envelope import KdfParams
 from desktop.core.sessions import SessionStore
+from subtone.tracing import TRACEPARENT_HEADER, TraceParent, parse_traceparent
 from tests.desktop.fake_server import API, TOKEN, FakePartTransport, FakeServer, error
 
 CHEAP = KdfParams(log2_n=4, r=1, p=1)
@@ -98,14 +99,24 @@ def test_capacity_of_a_file_that_is_not_wav(tmp_path: Path):
 
 def test_an_api_error_exits_non_zero_with_its_code(tmp_path: Path):
     server = FakeServer()
-    server.hooks["/v1/jobs"] = lambda r: error(403, "forbidden", "Your token was revoked.")
+    sent: list[TraceParent | None] = []
+
+    def forbidden(request: httpx.Request) -> httpx.Response:
+        sent.append(parse_traceparent(request.headers.get(TRACEPARENT_HEADER)))
+        return error(403, "forbidden", "Your token was revoked.")
+
+    server.hooks["/v1/jobs"] = forbidden
 
     result = runner.invoke(app, ["jobs"], obj=env_for(server, tmp_path))
 
     assert result.exit_code == 1
-    first, *rest = result.stderr.strip().splitlines()
-    assert first == "error [forbidden]: Your token was revoked."
-    assert all(line.startswith("trace id: ") for line in rest)  # for the operators
+    (trace,) = sent
+    assert trace is not None
+    # The error, then the trace id the request carried: what the operators search for.
+    assert result.stderr.strip().splitlines() == [
+        "error [forbidden]: Your token was revoked.",
+        f"trace id: {trace.trace_id}",
+    ]
     assert "Traceback" not in result.output
 
 

@@ -4,10 +4,13 @@ creates it removes. Helpers live in :mod:`tests.server.worker.support`."""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import socket
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ import redis
 
 from server.integrations.localstore import LocalStore
 from server.jobs.runner import RunnerDeps
+from server.kit.logs import JsonFormatter
 from server.settings import Settings
 from tests.server.worker.support import PART_SIZE_BYTES, REDIS_URL, World, make_deps
 
@@ -67,6 +71,22 @@ def deps(settings: Settings, redis_client: redis.Redis, store: LocalStore) -> Ru
 @pytest.fixture
 def world(deps: RunnerDeps, store: LocalStore) -> World:
     return World(deps, store)
+
+
+@pytest.fixture
+def log_lines() -> Iterator[Callable[[], list[dict[str, object]]]]:
+    """The JSON log lines (:mod:`server.kit.logs`) every thread writes during the test, at
+    INFO and above; call it for those written so far."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("worker"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    root.removeHandler(handler)
+    root.setLevel(level)
 
 
 # -- RabbitMQ ------------------------------------------------------------------------------

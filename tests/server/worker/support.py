@@ -126,6 +126,7 @@ class World:
         *,
         k_pos_hex: str | None = None,
         tenant: str = TENANT,
+        trace_id: str | None = None,
     ) -> str:
         now = utcnow()
         record = JobRecord(
@@ -136,15 +137,17 @@ class World:
             params={"k_pos": self.k_pos.hex() if k_pos_hex is None else k_pos_hex},
             created_at=now,
             updated_at=now,
+            trace_id=trace_id,
         )
         self.deps.jobs.create(record, idempotency_key=None, body_hash="")
         return record.id
 
-    def embed_job(self, cover: bytes, payload: bytes) -> str:
+    def embed_job(self, cover: bytes, payload: bytes, *, trace_id: str | None = None) -> str:
         """An embed job as a client makes it: the cover's LSB plane and the payload."""
         job_id = self.job(
             JobKind.EMBED,
             {"plane": self.put_plane(cover), "payload": self.put(payload, "secret.bin")},
+            trace_id=trace_id,
         )
         self.covers[job_id] = cover
         return job_id

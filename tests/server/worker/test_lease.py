@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 
 from server.integrations.broker import QueueUnavailable
-from server.jobs import runner
+from server.jobs import lease, runner
+from server.jobs.lease import JobLeases
 from server.jobs.progress import JobInterrupted
 from server.jobs.reaper import Reaper
 from server.jobs.repository import WORKER_LOST
+from server.kit import logs
 from server.kit.clock import utcnow
 from subtone.protocol import JobState
 from tests.server.worker.support import (
     PAYLOAD,
+    TENANT,
     CountingEngine,
+    SlowEngine,
     World,
     cover_bytes,
     extract,
@@ -24,6 +30,8 @@ from tests.server.worker.support import (
 )
 
 MAX_LOST_RUNS = 3
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+LOST_LEASE = "lost its lease"
 
 
 def crashed_run(world: World, job_id: str, *, lease_seconds: float | None = None) -> None:
@@ -99,6 +107,59 @@ def test_a_delivery_waiting_for_the_lease_hands_back_when_the_worker_stops(world
         runner.run(job_id, deps=world.deps)
 
     assert world.record(job_id).state is JobState.RUNNING  # untouched: the next worker decides
+
+
+# -- the keeper's log lines --------------------------------------------------------------------
+
+
+def wait_for_line(lines: Callable[[], list[dict[str, object]]], text: str) -> dict[str, object]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = [line for line in lines() if text in str(line["event"])]
+        if found:
+            return found[0]
+        time.sleep(0.02)
+    raise AssertionError(f"no log line with {text!r} in {lines()}")
+
+
+def test_the_lease_keepers_log_lines_carry_the_jobs_trace(redis_client, prefix, log_lines):
+    leases = JobLeases(redis_client, prefix=prefix, ttl_seconds=0.3)
+    with (
+        logs.bound(trace_id=TRACE, job_id="job_x"),
+        leases.hold("job_x", stopping=threading.Event(), finished=lambda: False) as held,
+    ):
+        assert held
+        redis_client.delete(f"{prefix}:lease:job_x")  # lost: the keeper's renewal says so
+        line = wait_for_line(log_lines, LOST_LEASE)
+
+    assert (line["level"], line["thread"]) == ("error", lease.THREAD_NAME)
+    assert (line["trace_id"], line["job_id"]) == (TRACE, "job_x")
+
+
+def test_a_run_the_reaper_sent_logs_the_jobs_own_trace_from_the_lease_keeper(
+    settings, redis_client, store, tmp_path, log_lines
+):
+    """A message without a trace id (the reaper's) runs under the trace stored on the job,
+    in the keeper thread too, which starts before the job is loaded."""
+    lost = threading.Event()
+
+    def lose_the_lease() -> None:
+        if not lost.is_set():
+            lost.set()
+            redis_client.delete(f"{settings.REDIS_PREFIX}:lease:{job_id}")
+            wait_for_line(log_lines, LOST_LEASE)
+
+    world = World(
+        make_deps(settings, redis_client, store, engine=SlowEngine(0.0, lose_the_lease)), store
+    )
+    job_id = world.embed_job(cover_bytes(tmp_path), PAYLOAD, trace_id=TRACE)
+
+    runner.run(job_id, deps=world.deps)  # no trace bound: as the reaper's message runs
+
+    line = wait_for_line(log_lines, LOST_LEASE)
+    assert line["thread"] == lease.THREAD_NAME
+    assert (line["trace_id"], line["job_id"], line["tenant_id"]) == (TRACE, job_id, TENANT)
+    assert world.record(job_id).state is JobState.SUCCEEDED  # carrying on is safe
 
 
 # -- the reaper --------------------------------------------------------------------------------

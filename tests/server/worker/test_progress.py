@@ -6,8 +6,12 @@ import threading
 import time
 
 import pytest
+import redis
 
-from server.jobs.progress import JobCancelled, JobInterrupted, JobProgress
+from server.jobs.progress import THREAD_NAME, JobCancelled, JobInterrupted, JobProgress
+from server.kit import logs
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
 class CountingJobs:
@@ -81,3 +85,27 @@ def test_the_workers_shutdown_interrupts_the_job():
         stopping.set()
         with pytest.raises(JobInterrupted):
             progress(0.2)
+
+
+class UnreachableJobs(CountingJobs):
+    """A repository whose Redis is away: every progress write fails."""
+
+    def set_progress(self, job_id: str, progress: float) -> None:
+        raise redis.ConnectionError("Redis is away (test)")
+
+
+def test_the_reporters_log_lines_carry_the_jobs_trace(log_lines):
+    jobs = UnreachableJobs()
+    with (
+        logs.bound(trace_id=TRACE, job_id="job_x", tenant_id="alice"),
+        JobProgress(jobs, "job_x", stopping=threading.Event(), interval_seconds=0.01) as progress,
+    ):
+        progress(0.5)
+        deadline = time.monotonic() + 5
+        while not log_lines() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    line = log_lines()[0]
+    assert line["thread"] == THREAD_NAME
+    assert line["event"] == "could not report progress of job job_x: Redis is away (test)"
+    assert (line["trace_id"], line["job_id"], line["tenant_id"]) == (TRACE, "job_x", "alice")

@@ -21,12 +21,13 @@ from server.integrations.broker import BrokerQueue, build_broker
 from server.integrations.localstore import LocalStore
 from server.integrations.triton import TritonEngine
 from server.jobs import runner
+from server.jobs.metrics import DEAD_LETTERS, JOB_RETRIES, JOBS
 from server.jobs.repository import JobRecord
 from server.jobs.runner import RunnerDeps
 from server.settings import Settings
 from server.standalone.tritonserver import MODEL_REPOSITORY, TritonProcess, free_port
 from server.worker import build_worker
-from subtone.protocol import JobState
+from subtone.protocol import JobKind, JobState
 from tests.server.worker.support import (
     PAYLOAD,
     CountingEngine,
@@ -48,6 +49,7 @@ STOP_TIMEOUT_SECONDS = 30.0
 POLL_SECONDS = 0.1
 TRITON_TIMEOUT_SECONDS = 30.0
 MAX_RETRIES = 2
+EMBED = JobKind.EMBED.value
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +86,11 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = JOB_TI
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(POLL_SECONDS)
+
+
+def counted(deps: RunnerDeps, name: str, **labels: str) -> float:
+    """A sample of the worker's metrics (0 when the series does not exist)."""
+    return deps.metrics.registry.get_sample_value(name, labels) or 0.0
 
 
 def finished(world: World, job_id: str) -> JobRecord:
@@ -220,6 +227,10 @@ def test_a_job_whose_triton_is_unreachable_ends_retries_exhausted_in_the_dlq(
     assert message_count(queue_settings, queue_settings.QUEUE_NAME) == 0
     assert message_count(queue_settings, dq_name(queue_settings.QUEUE_NAME)) == 0
     assert world.leftovers() == []
+    # Each run counted a retry, and the message given up a dead letter, under Triton's code.
+    assert counted(deps, f"{JOB_RETRIES}_total", code="triton_unavailable") == MAX_RETRIES + 1
+    assert counted(deps, f"{JOBS}_total", kind=EMBED, outcome="retried") == MAX_RETRIES + 1
+    assert counted(deps, f"{DEAD_LETTERS}_total", code="triton_unavailable") == 1
 
 
 # -- the same job delivered twice -------------------------------------------------------------
@@ -298,3 +309,5 @@ def test_a_job_over_the_time_limit_fails_and_is_not_retried(
     assert record.attempts == 1
     assert message_count(limited, xq_name(limited.QUEUE_NAME)) == 0
     assert world.leftovers() == []
+    assert counted(deps, f"{DEAD_LETTERS}_total", code="time_limit_exceeded") == 1
+    assert counted(deps, f"{JOBS}_total", kind=EMBED, outcome="failed") == 1
