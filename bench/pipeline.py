@@ -70,6 +70,8 @@ RATE, CHANNELS, BYTES_PER_FRAME = 44_100, 2, 4
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PASSPHRASE = "benchmarks are not secrets"
 SECRET_BYTES = 20_000
+WARMUP_REQUESTS = 5
+"""``POST /v1/jobs`` each client sends before the measured ones."""
 
 
 @contextmanager
@@ -280,29 +282,41 @@ async def _post_jobs(
     together) each client sends on a fixed schedule instead (``clients / rate`` apart, the
     clients staggered), and a request's latency counts from when it was *due*: a reply that
     comes late delays that client's next requests, and their wait is counted too (no
-    coordinated omission)."""
+    coordinated omission). Each client first sends :data:`WARMUP_REQUESTS` requests that are not
+    counted (its connection, the first requests' costs in each API process), and the measured
+    requests start together once every client is warm."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     client_type = LOAD_CLIENTS[load_client]
     interval = len(tokens) / rate if rate else 0.0
 
+    warm = asyncio.Barrier(len(tokens))
+    began: list[float] = []
+
+    async def post(client: RawClient | HttpxClient, stego: str) -> int:
+        body = json.dumps({"kind": "stego.extract", "inputs": {"plane": stego},
+                           "params": {"k_pos": os.urandom(32).hex()}}).encode()  # fmt: skip
+        return await client.post("/v1/jobs", body, {"Idempotency-Key": uuid.uuid4().hex})
+
     async def one_client(n: int, token: str, stego: str) -> None:
         async with client_type(url, {"Authorization": f"Bearer {token}"}) as client:
-            first = begin + n / rate if rate else 0.0
+            for _ in range(WARMUP_REQUESTS):
+                await post(client, stego)
+            if await warm.wait() == 0:
+                began.append(time.perf_counter())
+            await warm.wait()  # every client sees the same start
+            first = began[0] + n / rate if rate else 0.0
             for i in range(per_client):
-                body = json.dumps({"kind": "stego.extract", "inputs": {"plane": stego},
-                                   "params": {"k_pos": os.urandom(32).hex()}}).encode()  # fmt: skip
                 due = first + i * interval if rate else time.perf_counter()
                 if rate:
                     await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                status = await client.post("/v1/jobs", body, {"Idempotency-Key": uuid.uuid4().hex})
+                status = await post(client, stego)
                 latencies.append(time.perf_counter() - due)
                 statuses[status] = statuses.get(status, 0) + 1
 
-    begin = time.perf_counter()
     clients = (one_client(n, t, s) for n, (t, s) in enumerate(zip(tokens, stegos, strict=True)))
     await asyncio.gather(*clients)
-    elapsed = time.perf_counter() - begin
+    elapsed = time.perf_counter() - began[0]
     ordered = sorted(latencies)
     return {
         "clients": len(tokens),
