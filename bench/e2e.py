@@ -215,6 +215,13 @@ def fmt_seconds(row: dict[str, object] | None) -> str:
     return f"{row['seconds']:.2f}"
 
 
+def steghide_rss(row: dict[str, object] | None) -> str:
+    """steghide's peak RSS, when it finished (one stopped at the time limit has none)."""
+    if not row or row.get("seconds") is None:
+        return ""
+    return f"{row['rss_mb']:,.0f}"
+
+
 def ratio(ours: dict[str, object], theirs: dict[str, object] | None) -> str:
     if not theirs:
         return "—"
@@ -246,7 +253,7 @@ def table(results: list[dict[str, object]]) -> str:
                 f"| {r['cover_mb']} | {r['secret_kb']} | {op} | {fmt_seconds(row)} | "
                 f"{fmt_seconds(other)} | {ratio(row, other)} | {moved:.2f} (1/{fraction:.0f}) | "
                 f"{row['rss_mb']:.0f} / {row['worker_mb'] or 0:.0f} / {row['triton_mb'] or 0:.0f}"
-                f" | {other.get('rss_mb', 0) if other else 0:.0f} |"
+                f" | {steghide_rss(other)} |"
             )
         lines.append(
             f"| {r['cover_mb']} | {r['secret_kb']} | wrong passphrase | "

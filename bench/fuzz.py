@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 OUT = ROOT / "bench" / "out" / "fuzz"
 SEEDS = ROOT / "tests" / "fuzz" / "corpus"
-TARGET_NAMES = ("wav", "frame", "sealed", "range")
+TARGET_NAMES = ("wav", "frame", "sealed", "range", "patch")
 DEFAULT_SECONDS = 120
 DEFAULT_INPUT_TIMEOUT_SECONDS = 10
 RSS_LIMIT_MB = 2048

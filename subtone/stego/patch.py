@@ -222,7 +222,10 @@ def read_patch(src: BinaryIO, samples: int) -> Iterator[tuple[int, IndexArray]]:
         length = layout.window_length(samples, index)
         mode, n = WINDOW.unpack(_read_exact(src, WINDOW.size))
         if mode == MODE_INDICES and n <= length:
-            where = np.frombuffer(_read_exact(src, 4 * n), dtype="<u4").astype(np.int32)
+            raw = np.frombuffer(_read_exact(src, 4 * n), dtype="<u4")
+            if raw.size and int(raw.max()) >= length:  # checked before the cast: 2**31 wraps
+                raise PatchError(f"Window {index} of the patch flips samples outside it.")
+            where = raw.astype(np.int32)
         elif mode == MODE_BITMAP and n == (length + 7) // 8:
             bits = np.unpackbits(np.frombuffer(_read_exact(src, n), np.uint8), bitorder="little")
             where = np.flatnonzero(bits[:length]).astype(np.int32)
@@ -233,7 +236,8 @@ def read_patch(src: BinaryIO, samples: int) -> Iterator[tuple[int, IndexArray]]:
             where = found
         else:
             raise PatchError(f"Window {index} of the patch is malformed.")
-        if where.size and (int(where.max()) >= length or np.any(np.diff(where) <= 0)):
+        ascending = not np.any(np.diff(where) <= 0)
+        if where.size and (not ascending or int(where[0]) < 0 or int(where[-1]) >= length):
             raise PatchError(f"Window {index} of the patch flips samples outside it.")
         yield index, where
     if src.read(1):

@@ -417,6 +417,12 @@ def patch_cases() -> dict[str, tuple[bytes, str]]:
             "malformed_patch",
         ),
         "unknown_mode.bin": (header + window(7, b"") + empty, "malformed_patch"),
+        # Found by bench/fuzz.py: an index of 2**31 or more became negative when cast to
+        # int32 and passed the window's bounds (it would have moved a sample before it).
+        "indices_past_int32.bin": (
+            header + window(patch.MODE_INDICES, struct.pack("<II", 0x88000000, 1043), 2) + empty,
+            "malformed_patch",
+        ),
         "cut_short.bin": (written_patch(sparse, dense)[:-1], "malformed_patch"),
         "trailing_bytes.bin": (header + empty + empty + b"x", "malformed_patch"),
         "huge_sample_count.bin": (
