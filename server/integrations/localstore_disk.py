@@ -71,8 +71,12 @@ class Sidecar(NamedTuple):
     sha256: str | None = None
 
 
-def write_json_atomic(path: Path, data: Mapping[str, object]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_json_atomic(path: Path, data: Mapping[str, object], *, make_parent: bool = True) -> None:
+    """Write ``path`` whole or not at all. Without ``make_parent`` a missing folder is
+    :class:`FileNotFoundError` (a part's sidecar must not bring back an upload's folder that
+    completing or aborting removed)."""
+    if make_parent:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -192,7 +196,9 @@ class PartWriter:
                 inode = os.fstat(file.fileno()).st_ino
             etag = self._md5.hexdigest()
             sidecar = Sidecar(etag, self._size, inode)._asdict()
-            write_json_atomic(self._final.with_name(f"{self._number}.json"), sidecar)
+            write_json_atomic(
+                self._final.with_name(f"{self._number}.json"), sidecar, make_parent=False
+            )
             self._tmp.replace(self._final)
         except FileNotFoundError as e:  # the upload was aborted or completed meanwhile
             self._tmp.unlink(missing_ok=True)
@@ -269,7 +275,7 @@ class InPlacePartWriter:
             inode = os.fstat(self._fd).st_ino
             etag = self._md5.hexdigest()
             sidecar = {**Sidecar(etag, self._size, inode)._asdict(), "offset": self._offset}
-            write_json_atomic(self._sidecar, sidecar)
+            write_json_atomic(self._sidecar, sidecar, make_parent=False)
         except FileNotFoundError as e:  # the upload was aborted or completed meanwhile
             raise UploadNotFound("the multipart upload is gone") from e
         except OSError as e:

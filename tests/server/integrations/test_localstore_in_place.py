@@ -174,3 +174,20 @@ def test_aborting_drops_the_data_file(local_store: LocalStore) -> None:
     local_store.abort_multipart(KEY, upload_id)
     assert not _upload_dir(local_store, upload_id).exists()
     assert not os.listdir(local_store.root / ".multipart")
+
+
+def test_a_part_stored_after_its_upload_ended_leaves_no_folder_behind(
+    local_store: LocalStore,
+) -> None:
+    # A retried PUT still streaming when the upload completed: its sidecar must not bring
+    # the upload's folder back, where nothing would ever clean it up. (Parts written in
+    # place cannot get there: completing waits for no writer, see above.)
+    upload_id = local_store.create_multipart(KEY, "audio/wav")
+    parts = _put(local_store, upload_id, (1, TAIL))
+    with local_store.part_writer(KEY, upload_id, 1) as late:
+        late.write(TAIL)
+        local_store.complete_multipart(KEY, upload_id, parts)
+        with pytest.raises(UploadNotFound):
+            late.commit()
+    assert not _upload_dir(local_store, upload_id).exists()
+    assert (local_store.root / KEY).read_bytes() == TAIL
