@@ -54,6 +54,7 @@ from server.integrations.localstore_disk import (
     file_md5,
     hash_stretch,
     locked_data_file,
+    make_data_file,
     os_errors,
     read_in_place_sidecar,
     read_json,
@@ -176,6 +177,8 @@ class LocalStore:
             manifest["part_size"] = part_size
         try:
             upload_dir.mkdir()
+            if part_size is not None:
+                make_data_file(upload_dir)
             write_json_atomic(upload_dir / _MANIFEST, manifest)
         except OSError as e:
             shutil.rmtree(upload_dir, ignore_errors=True)
@@ -246,6 +249,8 @@ class LocalStore:
     ) -> ObjectInfo:
         checked = validate_part_list(parts)
         upload = self._load_upload(key, upload_id)
+        if upload.part_size is not None and not (upload.dir / DATA_FILE).exists():
+            raise UploadNotFound(f"the upload of {key} was completed or aborted meanwhile")
         stored = self._check_parts(upload.dir, checked)
         if _contiguous(stored):
             info = self._publish_in_place(key, upload, checked, stored, sha256)
@@ -449,7 +454,7 @@ class LocalStore:
         size = sum(p.info.size for p in stored)
         whole = hashlib.sha256()
         name = PurePosixPath(key).name
-        with locked_data_file(upload.dir) as fd, os_errors(f"assemble {name}"):
+        with os_errors(f"assemble {name}"), locked_data_file(upload.dir) as fd:
             for (number, expected), part in zip(parts, stored, strict=True):
                 assert part.offset is not None
                 md5 = hash_stretch(fd, part.offset, part.info.size, whole, sha256 is None)

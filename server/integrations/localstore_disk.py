@@ -9,7 +9,7 @@ Private to :mod:`server.integrations.localstore`.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import errno
 import fcntl
 import hashlib
 import json
@@ -44,7 +44,7 @@ _SYNC_FILE_RANGE_WRITE = 2
 def _sync_file_range() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
     """Linux's ``sync_file_range(2)`` (the standard library has no wrapper), or None."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)  # this process's own C library
         function = libc.sync_file_range
     except (OSError, AttributeError):
         return None
@@ -228,7 +228,8 @@ class InPlacePartWriter:
 
     While it writes it holds a shared lock on the data file, which completion takes
     exclusively: an upload is never completed under a part still being written, and a part
-    cannot start once completion has begun. Its sidecar is removed first, so a part being
+    cannot start once completion has begun (or after: the data file, made when the upload
+    was, is then gone or renamed onto its key). Its sidecar is removed first, so a part being
     written again is not listed with the old bytes' ETag.
     """
 
@@ -237,14 +238,18 @@ class InPlacePartWriter:
         self._max_bytes = max_bytes
         self._offset = offset
         self._sidecar = upload_dir / f"{part_number}.json"
-        fd = os.open(upload_dir / DATA_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fd = open_locked(upload_dir / DATA_FILE, exclusive=False)
+        except FileNotFoundError as e:
+            raise UploadNotFound("the multipart upload is gone") from e
         except BlockingIOError as e:
-            os.close(fd)
             raise UploadNotFound("the multipart upload is being completed") from e
+        try:
+            self._sidecar.unlink(missing_ok=True)
+        except BaseException:
+            os.close(fd)
+            raise
         self._fd: int | None = fd
-        self._sidecar.unlink(missing_ok=True)
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._size = 0
         self._flushed = 0
@@ -257,7 +262,10 @@ class InPlacePartWriter:
             raise PartTooLarge(f"a part can hold at most {self._max_bytes} bytes")
         self._md5.update(chunk)
         try:
-            os.pwrite(self._fd, chunk, self._offset + self._size)
+            view, at = memoryview(chunk), self._offset + self._size
+            while view:  # a short write goes on where it stopped
+                written = os.pwrite(self._fd, view, at)
+                view, at = view[written:], at + written
         except OSError as e:
             self.discard()
             raise storage_os_error(e, f"store part {self._number}") from e
@@ -296,19 +304,40 @@ class InPlacePartWriter:
         self.discard()
 
 
+def make_data_file(upload_dir: Path) -> None:
+    """The upload's empty data file, made with the upload: part writers never create it, so
+    one that comes after completing or aborting finds nothing to write into."""
+    os.close(os.open(upload_dir / DATA_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def open_locked(path: Path, *, exclusive: bool) -> int:
+    """``path`` open for reading and writing and locked, shared or exclusive, without
+    waiting (:class:`BlockingIOError` when the other kind is held). Checked once locked to be
+    still the file under ``path`` (completing renames the data file onto its key):
+    :class:`FileNotFoundError` when it is gone or another."""
+    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        if os.fstat(fd).st_ino != path.stat().st_ino:
+            raise FileNotFoundError(errno.ENOENT, "the data file was renamed away", str(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 @contextmanager
 def locked_data_file(upload_dir: Path) -> Iterator[int]:
-    """The upload's data file, open for reading and writing, locked against part writers
-    (:class:`InvalidPart` while one is writing)."""
+    """The upload's data file, open for reading and writing, locked against part writers:
+    :class:`InvalidPart` while one is writing, :class:`UploadNotFound` when the upload was
+    completed or aborted meanwhile."""
     try:
-        fd = os.open(upload_dir / DATA_FILE, os.O_RDWR | os.O_CLOEXEC)
+        fd = open_locked(upload_dir / DATA_FILE, exclusive=True)
     except FileNotFoundError as e:
-        raise InvalidPart("the upload's parts are gone; upload them again") from e
+        raise UploadNotFound("the multipart upload was completed or aborted meanwhile") from e
+    except BlockingIOError as e:
+        raise InvalidPart("a part is still being uploaded; complete when it is done") from e
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            raise InvalidPart("a part is still being uploaded; complete when it is done") from e
         yield fd
     finally:
         os.close(fd)
@@ -324,7 +353,7 @@ def read_in_place_sidecar(path: Path, data: os.stat_result | None) -> tuple[Side
         offset = int(raw["offset"])
     except (KeyError, TypeError, ValueError):
         return None
-    if sidecar.inode != data.st_ino or offset < 0:
+    if sidecar.inode != data.st_ino or offset < 0 or sidecar.size < 0:
         return None
     if sidecar.size and offset + sidecar.size > data.st_size:  # an empty part lies anywhere
         return None

@@ -17,6 +17,7 @@ from server.integrations.storage import (
     ChecksumMismatch,
     InvalidPart,
     PartTooLarge,
+    StorageError,
     UploadNotFound,
 )
 
@@ -191,3 +192,62 @@ def test_a_part_stored_after_its_upload_ended_leaves_no_folder_behind(
             late.commit()
     assert not _upload_dir(local_store, upload_id).exists()
     assert (local_store.root / KEY).read_bytes() == TAIL
+
+
+def test_a_writer_that_locks_after_completion_renamed_the_file_writes_nothing(
+    local_store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A part writer opens the data file, then locks it; completion may rename the file onto
+    # its key in between. Once locked, the writer must see that the file it holds is no
+    # longer the upload's, not write into the published object.
+    upload_id = local_store.create_multipart(KEY, "audio/wav", part_size=SIZE)
+    parts = _put(local_store, upload_id, (1, TAIL))
+    real_flock = localstore_disk.fcntl.flock
+
+    def complete_first(fd: int, operation: int) -> None:
+        monkeypatch.setattr(localstore_disk.fcntl, "flock", real_flock)
+        local_store.complete_multipart(KEY, upload_id, parts)  # takes its own lock
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(localstore_disk.fcntl, "flock", complete_first)
+    with pytest.raises(UploadNotFound):
+        local_store.part_writer(KEY, upload_id, 1)
+    assert (local_store.root / KEY).read_bytes() == TAIL
+    with pytest.raises(UploadNotFound):  # and completing again finds the upload gone
+        local_store.complete_multipart(KEY, upload_id, parts)
+
+
+def test_a_writer_that_fails_to_start_holds_no_lock(
+    local_store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload_id = local_store.create_multipart(KEY, "audio/wav", part_size=SIZE)
+    parts = _put(local_store, upload_id, (1, TAIL))
+    real_unlink = Path.unlink
+
+    def refuse(path: Path, missing_ok: bool = False) -> None:
+        if path.name == "1.json":
+            raise PermissionError(13, "read-only", str(path))
+        real_unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    with pytest.raises(StorageError):
+        local_store.part_writer(KEY, upload_id, 1)
+    monkeypatch.undo()
+    local_store.complete_multipart(KEY, upload_id, parts)  # no lock was left behind
+    assert (local_store.root / KEY).read_bytes() == TAIL
+
+
+def test_a_short_write_goes_on_where_it_stopped(
+    local_store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_pwrite = os.pwrite
+
+    def at_most_three(fd: int, data: bytes | memoryview, offset: int) -> int:
+        return real_pwrite(fd, bytes(data)[:3], offset)
+
+    monkeypatch.setattr(localstore_disk.os, "pwrite", at_most_three)
+    upload_id = local_store.create_multipart(KEY, "audio/wav", part_size=SIZE)
+    parts = _put(local_store, upload_id, (1, TAIL))
+    monkeypatch.undo()
+    declared = hashlib.sha256(TAIL).hexdigest()
+    assert local_store.complete_multipart(KEY, upload_id, parts, sha256=declared).size == 8
