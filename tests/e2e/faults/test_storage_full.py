@@ -52,11 +52,12 @@ def test_a_full_disk_fails_the_job_and_the_upload_plainly_and_publishes_nothing(
             tmp_path / "stack", broker, LOCALSTORE_ROOT=small_disk, PART_SIZE_BYTES=5 * MiB
         ) as stack,
     ):
-        # The plane fits on the disk (twice, while its parts are assembled); the plane, the
-        # payload and the result do not: a payload this large needs k <= 4, so the patch is
-        # a bitmap about as large as the plane.
-        lsb = random_plane(tmp_path / "cover.plane", 96_000_000)
-        submitted = submit_plane(stack, lsb, secret=os.urandom(2_500_000))
+        # The plane (16 MB, its parts written in place) and the payload (8 MB) fit on the
+        # disk; with the result they do not: a payload this large needs k <= 2, where a
+        # quarter or more of the samples flip, so the patch is a bitmap as large as the plane
+        # (coding the gaps between flips pays only where they are sparse).
+        lsb = random_plane(tmp_path / "cover.plane", 128_000_000)
+        submitted = submit_plane(stack, lsb, secret=os.urandom(8_000_000))
         done = finished(stack, submitted.job_id)
         assert done.state is JobState.FAILED, done
         assert done.error is not None and done.error.code == "storage_full"
