@@ -19,6 +19,7 @@ import struct
 from collections.abc import Iterable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from desktop.core.api import ApiClient
@@ -31,6 +32,7 @@ from desktop.core.envelope import (
 from desktop.core.orchestration import PAYLOAD_NAME, decode, encode
 from desktop.core.sessions import SessionStore
 from desktop.core.uploader import Uploader
+from server.auth.service import TOKEN_PREFIX, TokenService
 from subtone.stego import wav
 from tests.e2e.conftest import Stack
 from tests.security.helpers import redis_items
@@ -134,6 +136,23 @@ def test_the_server_never_sees_the_secret_its_name_or_the_passphrase(
         "the passphrase": passphrase.encode(),
         "k_enc": k_enc,
     }
+    # Tokens the API refuses (made up, revoked, malformed) are not logged either: the lines
+    # of a refusal are the ones most likely to quote what was refused.
+    tokens = TokenService(stack.redis, prefix=stack.settings.REDIS_PREFIX)
+    revoked, _ = tokens.create(f"leaving-{mark}")
+    tokens.revoke(f"leaving-{mark}")
+    refused = {
+        "a made-up token": f"{TOKEN_PREFIX}{secrets.token_urlsafe(32)}",
+        "a revoked token": revoked,
+        "a malformed token": f"not-a-token-{secrets.token_hex(16)}",
+    }
+    for token in refused.values():
+        answer = httpx.post(
+            f"{stack.url}/v1/jobs", json={"kind": "stego.extract"},
+            headers={"Authorization": f"Bearer {token}"}, timeout=10,
+        )  # fmt: skip
+        assert answer.status_code == 401, answer.text
+
     messages = traced_vhost.drain()
     job_ids = [summary.job_id, recovered.job_id]
     assert all(any(j.encode() in m for m in messages) for j in job_ids), "nothing was traced"
@@ -154,6 +173,7 @@ def test_the_server_never_sees_the_secret_its_name_or_the_passphrase(
     # given) or the secret's name; the logs are JSON lines with a trace id.
     log_needles = {
         "the API token": stack.token.encode(),
+        **{what: token.encode() for what, token in refused.items()},
         "k_pos": derive_position_key(passphrase, position_kdf=FAST_KDF),
         "the secret's name": name.encode(),
         "the passphrase": passphrase.encode(),

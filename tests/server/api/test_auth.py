@@ -167,6 +167,27 @@ def test_a_cached_token_is_not_read_again(redis_client: redis.Redis, prefix: str
     with_admission(prefix, use)
 
 
+def test_a_cached_token_is_read_again_once_its_time_is_up(
+    redis_client: redis.Redis, prefix: str
+) -> None:
+    """The cache holds a token's tenant for ``cache_seconds``, then reads its record again."""
+    token, info = TokenService(redis_client, prefix=prefix).create("dave")
+    key = f"{prefix}:token:{info.digest}"
+    now = [1000.0]
+
+    async def use(admission: Callable[..., Admission]) -> None:
+        cached = admission(cache_seconds=30.0, monotonic=lambda: now[0])
+        await cached.admit(token, "10.0.0.1")
+        redis_client.set(key, b"not a token record")
+        now[0] += 29.9
+        assert (await cached.admit(token, "10.0.0.1")).id == info.tenant  # still cached
+        now[0] += 0.2
+        with pytest.raises(ValueError, match="JSON"):  # read again: the record is what counts
+            await cached.admit(token, "10.0.0.1")
+
+    with_admission(prefix, use)
+
+
 def test_tokens_are_stored_only_as_digests(redis_client: redis.Redis, prefix: str) -> None:
     tokens = TokenService(redis_client, prefix=prefix)
     token, info = tokens.create("carol")
