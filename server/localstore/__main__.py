@@ -1,12 +1,14 @@
 """``python -m server.localstore --root DIR --port P --secret-env NAME``.
 
-Binds the socket itself (``--port 0`` picks a free port), prints the address it listens on and,
-with ``--port-file``, writes the port there so a supervisor or a test can find it.
+Binds the socket itself (``--port 0`` picks a free port), logs the address it listens on (a
+JSON line, as every line it logs) and, with ``--port-file``, writes the port there so a
+supervisor or a test can find it.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import socket
 import sys
@@ -18,6 +20,8 @@ from server.integrations.localstore import LocalStore
 from server.integrations.storage import MAX_PART_SIZE
 from server.kit.logs import configure_logging
 from server.localstore.app import create_app
+
+log = logging.getLogger("server.localstore")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9100
@@ -64,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         tmp = args.port_file.with_name(args.port_file.name + ".tmp")
         tmp.write_text(str(port), encoding="utf-8")
         tmp.replace(args.port_file)
-    print(f"localstore: serving {store.root} on http://{args.host}:{port}", flush=True)
     configure_logging("localstore", args.log_level)
+    log.info("serving %s on http://%s:%d", store.root, args.host, port)
     config = uvicorn.Config(
         create_app(store), log_level=args.log_level, access_log=False, log_config=None
     )
