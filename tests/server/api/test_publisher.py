@@ -21,7 +21,7 @@ from server.integrations.broker import (
     build_broker,
     queue_declarations,
 )
-from server.integrations.publisher import JobPublisher
+from server.integrations.publisher import JobPublisher, _Link
 from server.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -97,6 +97,30 @@ def test_concurrent_jobs_are_each_confirmed_and_queued(
     assert message["queue_name"] == settings.QUEUE_NAME
     assert message["args"] == [ids[0]]
     assert message["options"] == {TRACE_ID_OPTION: TRACE}
+
+
+def test_concurrent_jobs_do_not_wait_for_each_others_confirms(
+    settings: Settings, dramatiq: RabbitmqBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests publishing at once have their messages in flight together: a publisher that
+    serialised them (one confirm awaited before the next message goes out) would never have
+    more than one message unconfirmed when it publishes."""
+    unconfirmed: list[int] = []
+    real = _Link.publish
+
+    def counting(link: _Link, queue: str, message_id: str, body: bytes) -> asyncio.Future[None]:
+        unconfirmed.append(len(link.pending))
+        return real(link, queue, message_id, body)
+
+    monkeypatch.setattr(_Link, "publish", counting)
+    ids = [f"job_{n:012d}" for n in range(200)]
+
+    async def use(publisher: JobPublisher) -> None:
+        await asyncio.gather(*(publisher.enqueue(i) for i in ids))
+
+    publishing(settings, use)
+    assert len(unconfirmed) == len(ids) and depth(dramatiq, settings.QUEUE_NAME) == len(ids)
+    assert max(unconfirmed) >= 50, unconfirmed
 
 
 def test_the_queues_are_declared_as_dramatiq_declares_them(
