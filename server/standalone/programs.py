@@ -175,6 +175,7 @@ def stack_programs(
             "--host", settings.LOCALSTORE_HOST,
             "--port", str(ports.localstore),
             "--secret-env", "SUBTONE_SIGNING_SECRET",
+            "--log-level", settings.LOG_LEVEL.lower(),
         ]  # fmt: skip
         health = f"http://127.0.0.1:{ports.localstore}/healthz"
         found.append(Program("localstore", store, health=lambda: http_ok(health)))
