@@ -38,7 +38,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import IO, NamedTuple
 
@@ -59,6 +59,7 @@ from server.integrations.localstore_disk import (
     read_in_place_sidecar,
     read_json,
     read_sidecar,
+    stretch_chunks,
     write_json_atomic,
 )
 from server.integrations.localstore_signing import (
@@ -74,7 +75,6 @@ from server.integrations.storage import (
     MAX_OBJECT_SIZE,
     MAX_PART_SIZE,
     MIN_PART_SIZE,
-    READ_CHUNK_SIZE,
     ChecksumMismatch,
     ChunkIterator,
     InvalidPart,
@@ -533,7 +533,7 @@ class LocalStore:
         assert part.offset is not None
         digest = hashlib.md5(usedforsecurity=False)
         with locked_data_file(upload_dir) as fd:
-            for chunk in _stretch_chunks(fd, part.offset, part.info.size):
+            for chunk in stretch_chunks(fd, part.offset, part.info.size):
                 digest.update(chunk)
                 whole.update(chunk)
                 target.write(chunk)
@@ -577,13 +577,3 @@ def _contiguous(parts: list[_StoredPart]) -> bool:
 def _multipart_etag(digests: list[bytes]) -> str:
     """S3's ETag of a multipart object: the MD5 of the parts' binary MD5s, and their count."""
     return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"
-
-
-def _stretch_chunks(fd: int, offset: int, size: int) -> Iterator[bytes]:
-    done = 0
-    while done < size:
-        chunk = os.pread(fd, min(READ_CHUNK_SIZE, size - done), offset + done)
-        if not chunk:
-            raise StorageError("a part's bytes are missing from the upload's data file")
-        yield chunk
-        done += len(chunk)

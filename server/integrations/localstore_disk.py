@@ -364,16 +364,23 @@ def hash_stretch(fd: int, offset: int, size: int, whole: hashlib._Hash, md5: boo
     """Feed ``whole`` the bytes of ``fd`` at ``[offset, offset + size)``; their MD5 too when
     ``md5``. A file shorter than that raises :class:`StorageError`."""
     digest = hashlib.md5(usedforsecurity=False) if md5 else None
+    for chunk in stretch_chunks(fd, offset, size):
+        whole.update(chunk)
+        if digest is not None:
+            digest.update(chunk)
+    return digest.digest() if digest is not None else None
+
+
+def stretch_chunks(fd: int, offset: int, size: int) -> Iterator[bytes]:
+    """The bytes of ``fd`` at ``[offset, offset + size)``, a buffer at a time; a file
+    shorter than that raises :class:`StorageError`."""
     done = 0
     while done < size:
         chunk = os.pread(fd, min(COPY_BUFFER_SIZE, size - done), offset + done)
         if not chunk:
             raise StorageError("a part's bytes are missing from the upload's data file")
-        whole.update(chunk)
-        if digest is not None:
-            digest.update(chunk)
+        yield chunk
         done += len(chunk)
-    return digest.digest() if digest is not None else None
 
 
 class TempFile:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,8 +25,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from server.metrics import REQUEST_DURATION
 from server.standalone.private import LOCAL_REDIS_URL, free_ports, rabbit_vhost, unique_name
+from server.standalone.programs import port_open
 from subtone.tracing import REQUEST_ID_HEADER, new_trace_id
-from tests.servers import answers, wait_for
+from tests.servers import answers, stop, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 PROCESSES = 2
@@ -39,12 +39,6 @@ MAX_REQUESTS = 2000
 SETTLE_SECONDS = 15.0
 STOP_TIMEOUT_SECONDS = 15.0
 PARALLEL = 8
-
-
-def _answers(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1.0)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @dataclass
@@ -82,7 +76,7 @@ class Api:
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Api]:
-    if not (_answers(6379) and _answers(5672)):
+    if not (port_open("127.0.0.1", 6379) and port_open("127.0.0.1", 5672)):
         pytest.skip("no Redis on 127.0.0.1:6379 or no RabbitMQ on 127.0.0.1:5672")
     (port,) = free_ports(1)
     prefix = unique_name("subtone-test-api")
@@ -126,12 +120,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         children = psutil.Process(process.pid).children(recursive=True)
     except psutil.NoSuchProcess:
         children = []
-    process.terminate()
-    try:
-        process.wait(timeout=STOP_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop(process)
     _, alive = psutil.wait_procs(children, timeout=STOP_TIMEOUT_SECONDS)
     for child in alive:
         child.kill()
