@@ -188,9 +188,10 @@ def decode_gaps(raw: bytes) -> npt.NDArray[np.int64] | None:
     return where
 
 
-def _inflate_gaps(body: bytes, length: int) -> IndexArray | None:
-    """Mode 2's indices, or None for a body that is not one (bad zlib, trailing bytes, or
-    more than a window's worth of varints: a small body cannot inflate without bound)."""
+def _inflate_gaps(body: bytes, length: int) -> npt.NDArray[np.int64] | None:
+    """Mode 2's indices (not yet checked against the window), or None for a body that is not
+    one (bad zlib, trailing bytes, or more than a window's worth of varints: a small body
+    cannot inflate without bound)."""
     inflater = zlib.decompressobj()
     try:
         raw = inflater.decompress(body, VARINT_BYTES * length + 1)
@@ -198,10 +199,7 @@ def _inflate_gaps(body: bytes, length: int) -> IndexArray | None:
         return None
     if not inflater.eof or inflater.unused_data or len(raw) > VARINT_BYTES * length:
         return None
-    where = decode_gaps(raw)
-    if where is None or int(where[-1]) >= length:
-        return None
-    return where.astype(np.int32)
+    return decode_gaps(raw)
 
 
 def _read_exact(src: BinaryIO, size: int) -> bytes:
@@ -222,13 +220,10 @@ def read_patch(src: BinaryIO, samples: int) -> Iterator[tuple[int, IndexArray]]:
         length = layout.window_length(samples, index)
         mode, n = WINDOW.unpack(_read_exact(src, WINDOW.size))
         if mode == MODE_INDICES and n <= length:
-            raw = np.frombuffer(_read_exact(src, 4 * n), dtype="<u4")
-            if raw.size and int(raw.max()) >= length:  # checked before the cast: 2**31 wraps
-                raise PatchError(f"Window {index} of the patch flips samples outside it.")
-            where = raw.astype(np.int32)
+            where = np.frombuffer(_read_exact(src, 4 * n), dtype="<u4").astype(np.int64)
         elif mode == MODE_BITMAP and n == (length + 7) // 8:
             bits = np.unpackbits(np.frombuffer(_read_exact(src, n), np.uint8), bitorder="little")
-            where = np.flatnonzero(bits[:length]).astype(np.int32)
+            where = np.flatnonzero(bits[:length]).astype(np.int64)
         elif mode == MODE_GAPS and version >= 2 and 0 < n <= (length + 7) // 8:
             found = _inflate_gaps(_read_exact(src, n), length)
             if found is None:
@@ -236,10 +231,12 @@ def read_patch(src: BinaryIO, samples: int) -> Iterator[tuple[int, IndexArray]]:
             where = found
         else:
             raise PatchError(f"Window {index} of the patch is malformed.")
+        # Every mode's indices are checked here, as int64: narrowed before the check, an index
+        # of 2**31 or more would wrap negative and pass.
         ascending = not np.any(np.diff(where) <= 0)
         if where.size and (not ascending or int(where[0]) < 0 or int(where[-1]) >= length):
             raise PatchError(f"Window {index} of the patch flips samples outside it.")
-        yield index, where
+        yield index, where.astype(np.int32)
     if src.read(1):
         raise PatchError("The patch has bytes after its last window.")
 
