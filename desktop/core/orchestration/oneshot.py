@@ -27,7 +27,7 @@ from desktop.core.orchestration.progress import Progress
 from desktop.core.orchestration.runner import Runtime, run_task
 from desktop.core.orchestration.steps import read_cover
 from desktop.core.orchestration.store import Task, TaskMode, TaskStatus, TaskStore
-from desktop.core.orchestration.transfer import MIX_SUFFIX, PLANE_SUFFIX, InputSlot
+from desktop.core.orchestration.transfer import MIX_SUFFIX, PLANE_SUFFIX, InputSlot, read_ahead
 from desktop.core.orchestration.workdir import folder
 from desktop.core.stop import StopReason, StopToken
 from desktop.core.uploader import UploadCancelled, Uploader, UploadResult
@@ -223,18 +223,20 @@ def encode(
     target = check_output(Path(out_path), overwrite, sources=(cover, secret))
     uploads: dict[InputSlot, UploadResult] = {}
     with _runtime(client, uploader, _CallerOutputs(target, overwrite, cover), mode) as rt:
-        task = prepare_encode(
-            rt.store,
-            rt.work_dir,
-            server=client.base_url,
-            cover=cover,
-            secret=secret,
-            passphrase=passphrase,
-            compress_audio=compress_audio,
-            position_kdf=position_kdf,
-            progress=progress,
-            mode=mode,
-        )
+        ahead = rt.mix_file if mode is TaskMode.ROBUST else rt.plane_file
+        with read_ahead(cover, ahead, mode=mode, cover=True, progress=progress):
+            task = prepare_encode(
+                rt.store,
+                rt.work_dir,
+                server=client.base_url,
+                cover=cover,
+                secret=secret,
+                passphrase=passphrase,
+                compress_audio=compress_audio,
+                position_kdf=position_kdf,
+                progress=progress,
+                mode=mode,
+            )
         stop = StopToken(cancel, unset_reason=StopReason.CANCEL)
         done = _finished(
             run_task(rt, task.id, progress=progress, stop=stop, on_uploaded=uploads.__setitem__)
@@ -294,15 +296,21 @@ def decode(
     if not out.is_dir():
         check_output(out, overwrite, sources=(stego,))
     with _runtime(client, uploader, _CallerOutputs(out, overwrite, stego), mode) as rt:
-        task = prepare_decode(
-            rt.store,
-            server=client.base_url,
-            stego=stego,
-            passphrase=passphrase,
-            position_kdf=position_kdf,
-            progress=progress,
-            mode=mode,
-        )
+        # The plane is read while the key is derived; a robust file (found by the probe, or
+        # asked for) has no use for it. A file that is no WAV leaves nothing to read ahead.
+        ahead = None if mode is TaskMode.ROBUST else rt.plane_file
+        with read_ahead(stego, ahead, mode=TaskMode.LSB, cover=False, progress=progress):
+            task = prepare_decode(
+                rt.store,
+                server=client.base_url,
+                stego=stego,
+                passphrase=passphrase,
+                position_kdf=position_kdf,
+                progress=progress,
+                mode=mode,
+            )
+        if task.mode is TaskMode.ROBUST and ahead is not None:
+            ahead.unlink(missing_ok=True)
         stop = StopToken(cancel, unset_reason=StopReason.CANCEL)
         done = _finished(run_task(rt, task.id, passphrase=passphrase, progress=progress, stop=stop))
     assert done.output is not None and done.job_id is not None

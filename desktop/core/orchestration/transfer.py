@@ -20,14 +20,17 @@ needs the passphrase and is the runner's last step.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Final, Protocol
 
 from desktop.core.api import ApiClient
 from desktop.core.api_errors import ApiError
-from desktop.core.orchestration.progress import Progress, Stage, notify
+from desktop.core.orchestration.progress import Progress, ProgressEvent, Stage, notify
 from desktop.core.orchestration.store import TaskKind, TaskMode
 from desktop.core.uploader import Uploader, UploadResult
 from subtone import robust
@@ -46,11 +49,14 @@ __all__ = [
     "download_result",
     "fetch_sealed_result",
     "finish_encode",
+    "read_ahead",
     "start_stego",
     "upload_inputs",
     "write_lsb_plane",
     "write_mix",
 ]
+
+log = logging.getLogger(__name__)
 
 PAYLOAD_NAME: Final = "payload.bin"
 """The name the sealed payload is uploaded under: the secret's own name never leaves."""
@@ -172,6 +178,65 @@ def write_lsb_plane(source: Path, target: Path, *, progress: Progress | None) ->
             f"Cannot read {source.name}: {e.strerror}.", code="unreadable_file"
         ) from e
     return done
+
+
+class _Stopped(Exception):
+    """Raised through a stopped :func:`read_ahead`'s progress, to end its writer early."""
+
+
+@contextlib.contextmanager
+def read_ahead(
+    source: Path,
+    target: Path | None,
+    *,
+    mode: TaskMode,
+    cover: bool,
+    progress: Progress | None,
+) -> Iterator[None]:
+    """While the block runs, write what the job will read of ``source`` (its LSB plane; in
+    robust ``mode`` its working mix) to ``target`` on a thread of its own, as
+    :func:`upload_inputs` would before sending it; leaving the block waits for the thread.
+
+    The block is what must happen before anything is sent (the passphrase's key derivation,
+    a core's worth of scrypt, and sealing the secret): reading the cover no longer waits for
+    it. ``target`` is the file :func:`upload_inputs` is then given (it finds it written and
+    sends it); ``None``, or a file already there (an interrupted run's), and nothing is
+    done. A block that fails stops the thread and removes what it wrote. A failure of the
+    thread itself is not raised here: the file is then not there, and :func:`upload_inputs`
+    reads ``source`` again and reports the error in its place.
+    """
+    if target is None or target.is_file():
+        yield
+        return
+    stop = threading.Event()
+
+    def forward(event: ProgressEvent) -> None:
+        if stop.is_set():
+            raise _Stopped()
+        if progress is not None:
+            progress(event)
+
+    def write() -> None:
+        try:
+            if mode is TaskMode.ROBUST:
+                write_mix(source, target, cover=cover, progress=forward)
+            else:
+                write_lsb_plane(source, target, progress=forward)
+        except _Stopped:
+            pass
+        except Exception as e:  # upload_inputs meets it again, and says it
+            log.debug("reading %s ahead failed: %s", source.name, e)
+
+    thread = threading.Thread(target=write, name="subtone-read-ahead", daemon=True)
+    thread.start()
+    try:
+        yield
+    except BaseException:
+        stop.set()
+        thread.join()
+        target.unlink(missing_ok=True)
+        raise
+    thread.join()
 
 
 def start_stego(cover: Path, target: Path) -> patch.StegoDraft:

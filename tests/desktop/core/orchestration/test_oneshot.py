@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -23,6 +24,8 @@ from desktop.core.orchestration import (
     max_secret_bytes,
     oneshot,
 )
+from desktop.core.orchestration import prepare as oneshot_prepare
+from desktop.core.orchestration.store import TaskMode
 from desktop.core.parts import PartRejected
 from desktop.core.retry import Backoff
 from desktop.core.sessions import SessionStore
@@ -162,6 +165,60 @@ def test_a_wrong_passphrase_is_refused_before_anything_is_sent(
     assert caught.value.message.startswith("No hidden message was found")
     assert len(server.requests) == seen and len(server.uploads) == uploads  # nothing sent
     assert len(server.jobs) == 1  # the encode's: no extract job was made
+
+
+def test_a_wrong_passphrase_leaves_no_plane_behind(server, client, uploader, files, tmp_path):
+    """The stego file's plane is read while the key is derived; refused, the run keeps none
+    of it (nothing would ever resume it)."""
+    cover, secret = files
+    out = tmp_path / "stego.wav"
+    run_encode(client, uploader, cover, secret, out)
+    with pytest.raises(SubtoneError):
+        decode(client, out, tmp_path, "wrong horse", uploader=uploader, position_kdf=CHEAP)
+    assert list((tmp_path / "planes").glob("*.plane")) == []
+
+
+def test_the_plane_is_read_while_the_key_is_derived(
+    server, client, uploader, files, tmp_path, monkeypatch
+):
+    """Reading the cover does not wait for the passphrase's key: by the time the key is
+    derived, the plane has been written (the derivation is held until it is)."""
+    cover, secret = files
+    planes = tmp_path / "planes"
+    written_during_kdf: list[bool] = []
+    derive = oneshot_prepare.derive_position_key
+
+    def slow_derive(*args, **kwargs):
+        deadline = time.monotonic() + 30
+        while not list(planes.glob("*.plane")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        written_during_kdf.append(bool(list(planes.glob("*.plane"))))
+        return derive(*args, **kwargs)
+
+    out = tmp_path / "stego.wav"
+    run_encode(client, uploader, cover, secret, out)
+    monkeypatch.setattr(oneshot_prepare, "derive_position_key", slow_derive)
+    summary = decode(client, out, tmp_path / "out", "correct horse", uploader=uploader,
+                     position_kdf=CHEAP)  # fmt: skip
+    assert written_during_kdf == [True]
+    assert summary.output.read_bytes() == SECRET
+    assert list(planes.glob("*.plane")) == []  # sent: gone
+
+
+def test_a_robust_message_found_by_auto_leaves_no_plane_behind(server, client, uploader, tmp_path):
+    """In ``auto`` the stego WAV's plane is read while the probe decides; the probe finding a
+    robust message, the plane is of no use and is not kept."""
+    cover = tmp_path / "walk.wav"
+    generate_cover(cover, 30.0, rate=44_100, channels=2, bits=16, seed=5)
+    secret = tmp_path / "note.txt"
+    secret.write_bytes(b"at noon")
+    out = tmp_path / "stego.wav"
+    run_encode(client, uploader, cover, secret, out, mode=TaskMode.ROBUST)
+    summary = decode(client, out, tmp_path / "found", "correct horse", uploader=uploader,
+                     position_kdf=CHEAP)  # fmt: skip
+    assert summary.mode is TaskMode.ROBUST
+    assert summary.output.read_bytes() == b"at noon"
+    assert list((tmp_path / "planes").glob("*.plane")) == []
 
 
 def test_a_failed_embed_job_surfaces_its_code(server, client, uploader, files, tmp_path):
