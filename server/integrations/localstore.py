@@ -423,8 +423,10 @@ class LocalStore:
         found = []
         for index, (number, etag) in enumerate(parts):
             part = stored.get(number)
-            if part is None:
-                raise InvalidPart(f"part {number} was never uploaded")
+            if part is None:  # a writer clears its part's sidecar as it starts
+                raise InvalidPart(
+                    f"part {number} is not stored (never uploaded, or being uploaded again)"
+                )
             info = part.info
             if info.etag != etag:
                 raise InvalidPart(f"part {number}'s ETag does not match the stored part")
@@ -455,6 +457,9 @@ class LocalStore:
         whole = hashlib.sha256()
         name = PurePosixPath(key).name
         with os_errors(f"assemble {name}"), locked_data_file(upload.dir) as fd:
+            # Again, now that no part can be written: one started since the first check has
+            # no sidecar (its writer cleared it), and is refused, not published half written.
+            stored = self._check_parts(upload.dir, parts)
             for (number, expected), part in zip(parts, stored, strict=True):
                 assert part.offset is not None
                 md5 = hash_stretch(fd, part.offset, part.info.size, whole, sha256 is None)

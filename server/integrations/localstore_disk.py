@@ -23,7 +23,6 @@ from typing import IO, Any, NamedTuple, Self
 from server.integrations.storage import (
     DEFAULT_CONTENT_TYPE,
     READ_CHUNK_SIZE,
-    InvalidPart,
     PartInfo,
     PartTooLarge,
     StorageError,
@@ -226,33 +225,58 @@ class InPlacePartWriter:
     hashing it; ``commit`` records it in its sidecar. The same interface as
     :class:`PartWriter`.
 
-    While it writes it holds a shared lock on the data file, which completion takes
-    exclusively: an upload is never completed under a part still being written, and a part
-    cannot start once completion has begun (or after: the data file, made when the upload
-    was, is then gone or renamed onto its key). Its sidecar is removed first, so a part being
-    written again is not listed with the old bytes' ETag.
+    It holds a shared lock on the data file only while it touches it (clearing its sidecar
+    at the start, each write, recording the part), and completion takes it exclusively: an
+    upload is never completed in the middle of a write, and a writer waiting on the network
+    (a stalled PUT whose part has since been sent again) never holds completion up. Each time
+    it locks, it checks that the file is still the upload's (completion renames it onto its
+    key): nothing is written into a published object. Its sidecar is removed first, so a
+    part being written again is not listed with the old bytes' ETag (completion checks the
+    parts again once it holds the lock, and refuses one that is being written again).
     """
 
     def __init__(self, upload_dir: Path, part_number: int, max_bytes: int, offset: int) -> None:
         self._number = part_number
         self._max_bytes = max_bytes
         self._offset = offset
+        self._path = upload_dir / DATA_FILE
         self._sidecar = upload_dir / f"{part_number}.json"
         try:
-            fd = open_locked(upload_dir / DATA_FILE, exclusive=False)
+            fd = os.open(self._path, os.O_RDWR | os.O_CLOEXEC)
         except FileNotFoundError as e:
             raise UploadNotFound("the multipart upload is gone") from e
-        except BlockingIOError as e:
-            raise UploadNotFound("the multipart upload is being completed") from e
-        try:
-            self._sidecar.unlink(missing_ok=True)
-        except BaseException:
-            os.close(fd)
-            raise
         self._fd: int | None = fd
+        try:
+            with self._locked():
+                self._sidecar.unlink(missing_ok=True)
+        except BaseException:
+            self.discard()
+            raise
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._size = 0
         self._flushed = 0
+
+    @contextmanager
+    def _locked(self) -> Iterator[int]:
+        """The data file, locked (shared) for one touch and checked to be still the
+        upload's: :class:`UploadNotFound` while it is being completed, or once it was."""
+        fd = self._fd
+        if fd is None:
+            raise StorageError("part writer already closed")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise UploadNotFound("the multipart upload is being completed") from e
+        try:
+            try:
+                current = self._path.stat().st_ino
+            except FileNotFoundError as e:
+                raise UploadNotFound("the multipart upload was completed or aborted") from e
+            if os.fstat(fd).st_ino != current:
+                raise UploadNotFound("the multipart upload was completed meanwhile")
+            yield fd
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def write(self, chunk: bytes) -> None:
         if self._fd is None:
@@ -262,10 +286,14 @@ class InPlacePartWriter:
             raise PartTooLarge(f"a part can hold at most {self._max_bytes} bytes")
         self._md5.update(chunk)
         try:
-            view, at = memoryview(chunk), self._offset + self._size
-            while view:  # a short write goes on where it stopped
-                written = os.pwrite(self._fd, view, at)
-                view, at = view[written:], at + written
+            with self._locked() as fd:
+                view, at = memoryview(chunk), self._offset + self._size
+                while view:  # a short write goes on where it stopped
+                    written = os.pwrite(fd, view, at)
+                    view, at = view[written:], at + written
+        except UploadNotFound:
+            self.discard()
+            raise
         except OSError as e:
             self.discard()
             raise storage_os_error(e, f"store part {self._number}") from e
@@ -278,12 +306,13 @@ class InPlacePartWriter:
         if self._fd is None:
             raise StorageError("part writer already closed")
         try:
-            if self._size > self._flushed:
-                start_writeback(self._fd, self._offset + self._flushed, self._size - self._flushed)
-            inode = os.fstat(self._fd).st_ino
-            etag = self._md5.hexdigest()
-            sidecar = {**Sidecar(etag, self._size, inode)._asdict(), "offset": self._offset}
-            write_json_atomic(self._sidecar, sidecar, make_parent=False)
+            with self._locked() as fd:
+                if self._size > self._flushed:
+                    start_writeback(fd, self._offset + self._flushed, self._size - self._flushed)
+                inode = os.fstat(fd).st_ino
+                etag = self._md5.hexdigest()
+                sidecar = {**Sidecar(etag, self._size, inode)._asdict(), "offset": self._offset}
+                write_json_atomic(self._sidecar, sidecar, make_parent=False)
         except FileNotFoundError as e:  # the upload was aborted or completed meanwhile
             raise UploadNotFound("the multipart upload is gone") from e
         except OSError as e:
@@ -295,7 +324,7 @@ class InPlacePartWriter:
     def discard(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:
-            os.close(fd)  # the lock goes with it
+            os.close(fd)
 
     def __enter__(self) -> Self:
         return self
@@ -310,14 +339,15 @@ def make_data_file(upload_dir: Path) -> None:
     os.close(os.open(upload_dir / DATA_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
-def open_locked(path: Path, *, exclusive: bool) -> int:
-    """``path`` open for reading and writing and locked, shared or exclusive, without
-    waiting (:class:`BlockingIOError` when the other kind is held). Checked once locked to be
-    still the file under ``path`` (completing renames the data file onto its key):
-    :class:`FileNotFoundError` when it is gone or another."""
+def open_locked(path: Path) -> int:
+    """``path`` open for reading and writing and locked exclusively, once the writes in
+    progress are done (part writers lock only while they write, so this waits for no
+    network). Checked once locked to be still the file under ``path`` (a concurrent
+    completion renames the data file onto its key): :class:`FileNotFoundError` when it is
+    gone or another."""
     fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     try:
-        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX)
         if os.fstat(fd).st_ino != path.stat().st_ino:
             raise FileNotFoundError(errno.ENOENT, "the data file was renamed away", str(path))
     except BaseException:
@@ -328,15 +358,13 @@ def open_locked(path: Path, *, exclusive: bool) -> int:
 
 @contextmanager
 def locked_data_file(upload_dir: Path) -> Iterator[int]:
-    """The upload's data file, open for reading and writing, locked against part writers:
-    :class:`InvalidPart` while one is writing, :class:`UploadNotFound` when the upload was
+    """The upload's data file, open for reading and writing, locked against part writers
+    (once the writes in progress are done): :class:`UploadNotFound` when the upload was
     completed or aborted meanwhile."""
     try:
-        fd = open_locked(upload_dir / DATA_FILE, exclusive=True)
+        fd = open_locked(upload_dir / DATA_FILE)
     except FileNotFoundError as e:
         raise UploadNotFound("the multipart upload was completed or aborted meanwhile") from e
-    except BlockingIOError as e:
-        raise InvalidPart("a part is still being uploaded; complete when it is done") from e
     try:
         yield fd
     finally:

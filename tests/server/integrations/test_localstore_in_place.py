@@ -3,13 +3,15 @@ file, each at its planned offset, and completing renames that file onto the key 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
-from server.integrations import localstore_disk
+from server.integrations import localstore, localstore_disk
 from server.integrations.localstore import LocalStore
 from server.integrations.localstore_disk import locked_data_file
 from server.integrations.storage import (
@@ -115,19 +117,19 @@ def test_a_part_may_not_outgrow_its_planned_place(local_store: LocalStore) -> No
     assert local_store.list_parts(KEY, upload_id) == []
 
 
-def test_completing_waits_for_no_part_and_no_part_starts_while_completing(
+def test_a_part_being_written_again_is_not_completed_and_no_part_starts_while_completing(
     local_store: LocalStore,
 ) -> None:
     upload_id = local_store.create_multipart(KEY, "audio/wav", part_size=SIZE)
     parts = _put(local_store, upload_id, (1, FIRST), (2, TAIL))
 
-    # A part being written again: it is not listed until it is stored, and completing now
-    # is refused rather than publishing bytes that are still moving.
+    # A part being written again: it is not listed until it is stored, and completing with
+    # its old ETag now is refused rather than publishing bytes that are still moving.
     with local_store.part_writer(KEY, upload_id, 2) as writer:
         writer.write(b"the ")
         assert [p.number for p in local_store.list_parts(KEY, upload_id)] == [1]
-        with pytest.raises(InvalidPart, match="still being uploaded"):
-            local_store.complete_multipart(KEY, upload_id, parts[:1])
+        with pytest.raises(InvalidPart, match="being uploaded again"):
+            local_store.complete_multipart(KEY, upload_id, parts)
         writer.write(b"tail")
         writer.commit()
     assert [p.number for p in local_store.list_parts(KEY, upload_id)] == [1, 2]
@@ -251,3 +253,57 @@ def test_a_short_write_goes_on_where_it_stopped(
     monkeypatch.undo()
     declared = hashlib.sha256(TAIL).hexdigest()
     assert local_store.complete_multipart(KEY, upload_id, parts, sha256=declared).size == 8
+
+
+def test_a_part_started_while_completion_checks_is_refused_not_published(
+    local_store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Completion checks the parts, then locks the data file; a part written again in
+    # between (other bytes, a broken client) must be seen under the lock and refused, not
+    # hashed half written into a checksum mismatch (which would drop the whole upload).
+    upload_id = local_store.create_multipart(KEY, "audio/wav", part_size=SIZE)
+    parts = _put(local_store, upload_id, (1, FIRST), (2, TAIL))
+    real_lock = localstore.locked_data_file
+    writers = []
+
+    def part_starts_first(upload_dir: Path):  # type: ignore[no-untyped-def]
+        writer = local_store.part_writer(KEY, upload_id, 2)
+        writer.write(b"other")
+        writers.append(writer)
+        return real_lock(upload_dir)
+
+    monkeypatch.setattr(localstore, "locked_data_file", part_starts_first)
+    digest = hashlib.sha256(FIRST + TAIL).hexdigest()
+    with pytest.raises(InvalidPart, match="being uploaded again"):
+        local_store.complete_multipart(KEY, upload_id, parts, sha256=digest)
+    monkeypatch.undo()
+    writers[0].write(b" tail")
+    etag = writers[0].commit().etag
+    # The upload is still open, and completes with the part as it now is.
+    info = local_store.complete_multipart(KEY, upload_id, [parts[0], (2, etag)])
+    assert (local_store.root / KEY).read_bytes() == FIRST + b"other tail"
+    assert info.size == SIZE + len(b"other tail")
+
+
+def test_completion_waits_for_a_write_in_progress(local_store: LocalStore) -> None:
+    # A writer holds the data file's lock only while a write is under way; completion
+    # waits for that write to end rather than refusing (or publishing under it).
+    upload_id = local_store.create_multipart(KEY, "audio/wav", part_size=SIZE)
+    parts = _put(local_store, upload_id, (1, TAIL))
+    data = _upload_dir(local_store, upload_id) / localstore_disk.DATA_FILE
+    fd = os.open(data, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # a write under way
+        done: list[object] = []
+        completing = threading.Thread(
+            target=lambda: done.append(local_store.complete_multipart(KEY, upload_id, parts))
+        )
+        completing.start()
+        completing.join(0.3)
+        assert completing.is_alive() and not (local_store.root / KEY).exists()
+        fcntl.flock(fd, fcntl.LOCK_UN)  # the write is done
+        completing.join(30)
+    finally:
+        os.close(fd)
+    assert not completing.is_alive() and done
+    assert (local_store.root / KEY).read_bytes() == TAIL

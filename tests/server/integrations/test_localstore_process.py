@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -190,3 +193,55 @@ def test_part_size_limit(small_local_process: LocalStoreProcess) -> None:
 )
 def test_parse_range(header: str | None, expected: tuple[int, int] | None) -> None:
     assert parse_range(header, 100) == expected
+
+
+def _wait_for_bytes(path: Path, offset: int, expected: bytes) -> bool:
+    """Whether ``expected`` lands at ``offset`` of ``path`` within 30 s (another process
+    writes it)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), path.open("rb") as f:
+            f.seek(offset)
+            if f.read(len(expected)) == expected:
+                return True
+        time.sleep(0.01)
+    return False
+
+
+def test_a_stalled_put_of_a_part_sent_again_does_not_hold_completion_up(
+    local_process: LocalStoreProcess,
+) -> None:
+    """A client's PUT of part 2 stalls halfway (its network went quiet); it times out and
+    sends the part again on a new connection, which is stored; completing the upload must
+    then work, whatever the stalled request is still waiting for. The stalled request's
+    late bytes are refused and change nothing of the published object."""
+    store, key = local_process.store(), _key("stalled")
+    upload_id = store.create_multipart(key, "audio/wav", part_size=MIN_PART_SIZE)
+    etags = [(1, httpx.put(store.presign_upload_part(key, upload_id, 1, 60), content=PART))]
+    assert etags[0][1].status_code == 200
+
+    url = urlsplit(store.presign_upload_part(key, upload_id, 2, 60))
+    half = len(TAIL) // 2
+    stalled = socket.create_connection((url.hostname, url.port))
+    try:
+        stalled.sendall(
+            f"PUT {url.path}?{url.query} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+            f"Content-Length: {len(TAIL)}\r\n\r\n".encode()
+            + TAIL[:half]
+        )
+        data_file = local_process.root / ".multipart" / upload_id / "data"
+        assert _wait_for_bytes(data_file, MIN_PART_SIZE, TAIL[:half])  # the server is writing
+
+        again = httpx.put(store.presign_upload_part(key, upload_id, 2, 60), content=TAIL)
+        assert again.status_code == 200, again.text
+        parts = [(1, etags[0][1].headers["etag"]), (2, again.headers["etag"])]
+        info = store.complete_multipart(key, upload_id, parts)
+        assert info.size == len(PART) + len(TAIL)
+
+        stalled.sendall(b"X" * (len(TAIL) - half))  # the rest comes, too late, and wrong
+        status_line = stalled.makefile("rb").readline()
+        assert status_line.split()[1] != b"200", status_line
+    finally:
+        stalled.close()
+    download = httpx.get(store.presign_download(key, 60, "cover.wav"))
+    assert download.content == PART + TAIL
