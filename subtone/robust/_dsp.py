@@ -71,12 +71,18 @@ def resample_quick(x: Array, rate_from: int, rate_to: int) -> Array:
     first = j * down + half
     k0 = first % up  # the first tap that lands on a real sample
     taps = -(-(2 * half + 1) // up)
+    # The filter and the signal padded with zeros, so that every tap reads in bounds: a tap
+    # past the filter's end or the signal's adds exactly 0.0 (the same sums, in the same
+    # order, as leaving it out).
+    h_padded = np.zeros((taps + 1) * up)
+    h_padded[: len(h)] = h
+    pad = taps + 1
+    x_padded = np.zeros(len(x) + 2 * pad)
+    x_padded[pad : pad + len(x)] = x
+    at = (first - k0) // up + pad  # where tap 0 of each output reads, in x_padded
     y = np.zeros(n_out)
     for t in range(taps):
-        k = k0 + t * up
-        i = (first - k) // up
-        ok = (k < len(h)) & (i >= 0) & (i < len(x))
-        y[ok] += h[k[ok]] * x[i[ok]]
+        y += h_padded[k0 + t * up] * x_padded[at - t]
     return y
 
 
