@@ -307,3 +307,36 @@ def test_completion_waits_for_a_write_in_progress(local_store: LocalStore) -> No
         os.close(fd)
     assert not completing.is_alive() and done
     assert (local_store.root / KEY).read_bytes() == TAIL
+
+
+def test_two_completions_at_once_publish_once_and_the_other_finds_it_done(
+    local_store: LocalStore,
+) -> None:
+    # A client that retries its completion after a timeout may complete twice at once: the
+    # second waits for the first and finds the upload completed (the service then answers
+    # with the object), where it used to be refused with invalid_part.
+    upload_id = local_store.create_multipart(KEY, "audio/wav", part_size=SIZE)
+    parts = _put(local_store, upload_id, (1, FIRST), (2, TAIL))
+    data = _upload_dir(local_store, upload_id) / localstore_disk.DATA_FILE
+    fd = os.open(data, os.O_RDWR)
+    outcomes: list[object] = []
+
+    def complete() -> None:
+        try:
+            outcomes.append(local_store.complete_multipart(KEY, upload_id, parts))
+        except Exception as e:
+            outcomes.append(e)
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # a write under way: both completions wait on it
+        both = [threading.Thread(target=complete) for _ in range(2)]
+        for thread in both:
+            thread.start()
+        both[0].join(0.3)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        for thread in both:
+            thread.join(30)
+    finally:
+        os.close(fd)
+    assert sorted(type(o).__name__ for o in outcomes) == ["ObjectInfo", "UploadNotFound"]
+    assert (local_store.root / KEY).read_bytes() == FIRST + TAIL
