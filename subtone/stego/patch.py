@@ -24,6 +24,7 @@ cover) cost about 0.24 bits a sample, not the bitmap's 1. Version 1 (no mode 2) 
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import shutil
 import struct
@@ -288,14 +289,37 @@ class _Samples:
         self._offsets, self._where, self._keys, self._held = [], [], [], 0
 
     def _patch_window(self, window: int, where: IndexArray) -> None:
+        """Window ``window``'s flips, changed where its bytes lie through a mapping of them
+        (no copy in and out: a 1 MB secret's patch touches every window of the file; one
+        window mapped at a time, so memory does not grow with the file), or, where the file
+        cannot be mapped, read, changed and written back."""
         info, width = self._info, self._info.sample_bytes
         length = layout.window_length(info.samples, window)
-        data = bytearray(os.pread(self._fd, length * width, self._offset(window)))
-        apply_window_flips(
-            data, k_pos=self._k_pos, index=window, flips=where,
-            bits_per_sample=info.bits_per_sample,
-        )  # fmt: skip
-        os.pwrite(self._fd, data, self._offset(window))
+        start, size = self._offset(window), length * width
+        base = start - start % mmap.ALLOCATIONGRANULARITY
+        mapped = None
+        if os.fstat(self._fd).st_size >= start + size:  # a mapping past the end would fault
+            with contextlib.suppress(OSError, ValueError):
+                mapped = mmap.mmap(
+                    self._fd, size + start - base, access=mmap.ACCESS_WRITE, offset=base
+                )
+        if mapped is None:
+            data = bytearray(os.pread(self._fd, size, start))
+            apply_window_flips(
+                data, k_pos=self._k_pos, index=window, flips=where,
+                bits_per_sample=info.bits_per_sample,
+            )  # fmt: skip
+            os.pwrite(self._fd, data, start)
+            return
+        try:
+            apply_window_flips(
+                np.frombuffer(mapped, dtype=np.uint8, count=size, offset=start - base),
+                k_pos=self._k_pos, index=window, flips=where,
+                bits_per_sample=info.bits_per_sample,
+            )  # fmt: skip
+        finally:
+            with contextlib.suppress(BufferError):  # a failed change's traceback holds a view
+                mapped.close()
 
 
 def apply_patch(target: BinaryIO, info: wav.WavInfo, patch: BinaryIO, k_pos: bytes) -> int:

@@ -97,6 +97,35 @@ def test_applying_the_flips_reproduces_the_in_process_embed_byte_for_byte(
     assert out.read_bytes() == stego.read_bytes()
 
 
+def test_a_file_that_cannot_be_mapped_is_patched_the_same(tmp_path, monkeypatch):
+    """Windows are changed through a mapping of their bytes; where the file system refuses
+    one, they are read, changed and written back, to the same bytes."""
+    cover = tmp_path / "cover.wav"
+    wav.generate_cover(cover, 15.0, channels=2, bits=16, seed=6)
+    stego = tmp_path / "stego.wav"
+    codec.embed_file(cover, stego, k_pos=K_POS, payload=os.urandom(60_000),
+                     engine=InProcessEngine())  # fmt: skip
+    before, after = samples_of(cover), samples_of(stego)
+    changed = np.flatnonzero(before != after)
+    buffer = io.BytesIO()
+    writer = patch.PatchWriter(buffer, before.size)
+    for index in range(writer.windows):
+        lo = index * WINDOW_SAMPLES
+        mine = changed[(changed >= lo) & (changed < lo + WINDOW_SAMPLES)] - lo
+        writer.window(index, mine.astype(np.int32))
+    writer.close()
+    assert changed.size > patch.FEW_FLIPS * writer.windows  # every window changed whole
+
+    def refuse(*args, **kwargs):
+        raise OSError(19, "No such device")
+
+    monkeypatch.setattr(patch.mmap, "mmap", refuse)
+    buffer.seek(0)
+    out = tmp_path / "patched.wav"
+    assert patch.apply_patch_file(cover, buffer, out, k_pos=K_POS) == changed.size
+    assert out.read_bytes() == stego.read_bytes()
+
+
 def test_a_full_scale_sample_moves_inwards(tmp_path):
     lo, hi = -(1 << 15), (1 << 15) - 1
     data = np.array([hi, lo, hi, lo] * 8, dtype=np.int32)
