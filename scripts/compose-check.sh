@@ -104,6 +104,23 @@ compose() {
     -f "$ROOT/compose/docker-compose.yml" -f "$HERE/docker-compose.check.yml" "$@"
 }
 docker() { "$DOCKER" "$@"; }
+# The effective uid and command line of each process of container $1, read from this host's
+# /proc (the processes in the container's PID namespace). Not `docker top`: it runs ps over the
+# host and parses its output, and failed now and then ("Couldn't find PID field in ps output")
+# while the health checks' short-lived processes came and went. A process gone meanwhile is
+# skipped; a container whose processes cannot be read at all is an error (the caller's).
+container_processes() {
+  local init ns dir uid args
+  init=$(docker inspect -f '{{.State.Pid}}' "$1") || return 1
+  ns=$(readlink "/proc/$init/ns/pid") || return 1
+  for dir in /proc/[0-9]*; do
+    [ "$(readlink "$dir/ns/pid" 2>/dev/null)" = "$ns" ] || continue
+    uid=$(awk '/^Uid:/ {print $3; exit}' "$dir/status" 2>/dev/null) || continue
+    args=$(tr '\0' ' ' < "$dir/cmdline" 2>/dev/null) || continue
+    [ -n "$uid" ] && [ -n "$args" ] && printf '%s %s\n' "$uid" "$args"
+  done
+  return 0
+}
 # compose 1.29's `up` waits for health-checked dependencies without end while one restarts.
 compose_up() { timeout 300 "$COMPOSE_BIN" --ansi never -p "$PROJECT" --env-file "$WORK/env" \
   -f "$ROOT/compose/docker-compose.yml" -f "$HERE/docker-compose.check.yml" up -d --no-build; }
@@ -499,8 +516,10 @@ for s in "${LONG_RUNNING[@]}"; do
   c=$(container "$s")
   # Health checks (docker exec) are the image's user too, but RabbitMQ's and Redis's stand-ins
   # start as root and drop to their user, as the official images do: only the service counts.
-  uids=$(docker top "$c" -eo pid,uid,args | awk 'NR > 1 && $0 !~ /subtone-healthcheck|rabbitmq-diagnostics|redis-cli|python3 -c/ {print $2}' | sort -u | tr '\n' ' ')
-  case " $uids " in *" 0 "*) fail "$s runs a process as root: $(docker top "$c" -eo uid,args)" "$s" ;; esac
+  processes=$(container_processes "$c") || fail "cannot read the processes of $s" "$s"
+  [ -n "$processes" ] || fail "no process of $s found in /proc" "$s"
+  uids=$(awk '$0 !~ /subtone-healthcheck|rabbitmq-diagnostics|redis-cli|python3 -c/ {print $1}' <<<"$processes" | sort -u | tr '\n' ' ')
+  case " $uids " in *" 0 "*) fail "$s runs a process as root: $processes" "$s" ;; esac
   user=$(docker inspect -f '{{.Config.User}}' "$c")
   note "$s: processes run as uid ${uids% } (image user ${user:-root, dropped by its entrypoint})"
 done

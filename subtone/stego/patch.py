@@ -243,9 +243,10 @@ def read_patch(src: BinaryIO, samples: int) -> Iterator[tuple[int, IndexArray]]:
 
 
 class _Samples:
-    """Changes samples of an open copy of the cover in place (``pread``/``pwrite``): a window
-    with many flips is read, changed and written back whole; the few flips of sparse windows
-    are gathered over many windows and changed in one numpy pass (:meth:`add`, :meth:`flush`)."""
+    """Changes samples of an open copy of the cover in place: a window with many flips is
+    changed through a mapping of its bytes (:meth:`_patch_window`); the few flips of sparse
+    windows are gathered over many windows, read (``pread``), changed in one numpy pass and
+    written back (``pwrite``) (:meth:`add`, :meth:`flush`)."""
 
     def __init__(self, fd: int, info: wav.WavInfo, k_pos: bytes) -> None:
         self._fd = fd
