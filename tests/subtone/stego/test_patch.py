@@ -63,6 +63,19 @@ def test_a_plane_of_the_wrong_size_is_refused():
         plane.read_plane_header(io.BytesIO(header.pack()), header.size + 1)
 
 
+def patch_of(changed: np.ndarray, samples: int) -> tuple[io.BytesIO, patch.PatchWriter]:
+    """The patch flipping the samples ``changed`` (ascending) of ``samples``, written to a
+    buffer left at its end, and the writer that wrote it."""
+    buffer = io.BytesIO()
+    writer = patch.PatchWriter(buffer, samples)
+    for index in range(writer.windows):
+        lo = index * WINDOW_SAMPLES
+        mine = changed[(changed >= lo) & (changed < lo + WINDOW_SAMPLES)] - lo
+        writer.window(index, mine.astype(np.int32))
+    writer.close()
+    return buffer, writer
+
+
 @pytest.mark.parametrize(
     ("bits", "channels", "seconds", "secret"),
     [(16, 2, 6.0, 3_000), (24, 1, 9.0, 40_000), (16, 1, 2.0, 10_000)],
@@ -81,13 +94,7 @@ def test_applying_the_flips_reproduces_the_in_process_embed_byte_for_byte(
     codec.embed_file(cover, stego, k_pos=K_POS, payload=payload, engine=InProcessEngine())
     before, after = samples_of(cover), samples_of(stego)
     changed = np.flatnonzero(before != after)
-    buffer = io.BytesIO()
-    writer = patch.PatchWriter(buffer, before.size)
-    for index in range(writer.windows):
-        lo = index * WINDOW_SAMPLES
-        mine = changed[(changed >= lo) & (changed < lo + WINDOW_SAMPLES)] - lo
-        writer.window(index, mine.astype(np.int32))
-    writer.close()
+    buffer, writer = patch_of(changed, before.size)
     assert writer.flips == changed.size > 0
     # A short secret costs a few bytes a window; a long one never more than its plane.
     assert buffer.tell() <= plane.plane_bytes(before.size) + 5 * writer.windows + 16
@@ -107,13 +114,7 @@ def test_a_file_that_cannot_be_mapped_is_patched_the_same(tmp_path, monkeypatch)
                      engine=InProcessEngine())  # fmt: skip
     before, after = samples_of(cover), samples_of(stego)
     changed = np.flatnonzero(before != after)
-    buffer = io.BytesIO()
-    writer = patch.PatchWriter(buffer, before.size)
-    for index in range(writer.windows):
-        lo = index * WINDOW_SAMPLES
-        mine = changed[(changed >= lo) & (changed < lo + WINDOW_SAMPLES)] - lo
-        writer.window(index, mine.astype(np.int32))
-    writer.close()
+    buffer, writer = patch_of(changed, before.size)
     assert changed.size > patch.FEW_FLIPS * writer.windows  # every window changed whole
 
     def refuse(*args, **kwargs):
