@@ -113,23 +113,60 @@ Samples = npt.NDArray[np.floating[Any]]
 
 def _search(m16: Samples, k_pos: bytes) -> _Sync:
     """The alignment (sub-hop offset, first frame) whose pilots in the first
-    :data:`SYNC_COLUMNS` columns correlate best with ``k_pos``'s, and their z-score."""
+    :data:`SYNC_COLUMNS` columns correlate best with ``k_pos``'s, and their z-score.
+
+    The alignments of one offset read the same frames, each from its own start: the frames'
+    levels are computed once per offset and every start gathers its pilot cells from them
+    (the z-score looks at pilots only, a 16th of the cells), the same values as
+    :func:`_pilot_z` of each alignment's own tiles."""
     max_start = GUARD_FRAMES + 8
     window = m16[: (max_start + SYNC_COLUMNS * TILE_FRAMES + 2) * HOP + FRAME]
     keys = _keys(k_pos, SYNC_COLUMNS)
     best = _Sync(0, 0, -math.inf)
     for off in SYNC_OFFSETS:
         e = frame_energies(stft(window[off:]), _EDGES)
-        for start in range(0, max_start + 1):
-            cols = min(SYNC_COLUMNS, (e.shape[0] - start) // TILE_FRAMES)
-            if cols < 8:
-                break
-            tiles = _tile_energies(e, start, cols)
-            soft = _soft(tiles, keys.dither[: cols * CELLS])
-            z = _pilot_z(soft, tiles, keys, cols * CELLS)
-            if z > best.z:
-                best = _Sync(off, start, z)
+        z = _start_z(e, keys, max_start)
+        if z.size and z.max() > best.z:
+            best = _Sync(off, int(np.argmax(z)), float(z.max()))
     return best
+
+
+def _start_z(e: npt.NDArray[np.float64], keys: _Keys, max_start: int) -> npt.NDArray[np.float64]:
+    """The pilots' z-score at each first frame ``0 .. max_start`` of frames ``e`` that still
+    leaves 8 columns (fewer entries when ``e`` is short)."""
+    full = SYNC_COLUMNS * TILE_FRAMES
+    cells = np.flatnonzero(keys.pilot)
+    sign = 1 - 2 * keys.pilot_bit[cells]
+    dither = keys.dither[cells]
+    z: list[float] = []
+    for start in range(0, max_start + 1):
+        if e.shape[0] - start < full:
+            break
+        z.append(math.nan)  # a full window: filled below, start by start's residue
+    for residue in range(min(TILE_FRAMES, len(z))):
+        # Tile row j of this residue's tiling is the column of first frame residue + j * T.
+        rows = _tile_energies(e, residue, (e.shape[0] - residue) // TILE_FRAMES)
+        db = 10.0 * np.log10(rows)
+        ratio = (db[:, 0::2] - db[:, 1::2]).ravel()
+        quiet = (np.minimum(db[:, 0::2], db[:, 1::2]) - db.max(axis=1, keepdims=True)).ravel()
+        starts = np.arange(residue, len(z), TILE_FRAMES)
+        at = (starts - residue) // TILE_FRAMES * CELLS
+        at = at[:, None] + cells[None, :]
+        soft = np.cos(2 * np.pi * (ratio[at] - dither) / DELTA_DB)
+        w = np.clip((quiet[at] + PILOT_QUIET_DB) / 10.0, 0.0, 1.0)
+        top = (w * (soft * sign)).sum(axis=1)
+        norm = np.sqrt(0.5 * (w * w).sum(axis=1))
+        zs = np.divide(top, norm, out=np.zeros_like(top), where=norm > 0)
+        for start, value in zip(starts.tolist(), zs.tolist(), strict=True):
+            z[start] = value
+    for start in range(len(z), max_start + 1):  # a short file: fewer columns from here on
+        cols = min(SYNC_COLUMNS, (e.shape[0] - start) // TILE_FRAMES)
+        if cols < 8:
+            break
+        tiles = _tile_energies(e, start, cols)
+        soft_cells = _soft(tiles, keys.dither[: cols * CELLS])
+        z.append(_pilot_z(soft_cells, tiles, keys, cols * CELLS))
+    return np.asarray(z, dtype=np.float64)
 
 
 PROBE_SECONDS = ((GUARD_FRAMES + 8 + SYNC_COLUMNS * TILE_FRAMES + 2) * HOP + FRAME) / RATE

@@ -214,3 +214,35 @@ def test_convolutional_code_corrects_noise_and_erasures():
     soft[rng.random(len(coded)) < 0.2] = 0.0  # and a fifth erased
     assert np.mean(soft * (1 - 2 * coded) < 0) > 0.05
     assert np.array_equal(conv_decode(soft), msg)
+
+
+@pytest.mark.parametrize("seconds", [12.0, 10.2])
+@pytest.mark.parametrize("key", [KEY, WRONG])
+def test_the_search_scores_each_alignment_as_its_own_tiles_do(marked, seconds, key):
+    """The alignment search scores all starts of an offset from one pass over its frames;
+    each score is bit for bit the z of that alignment's own tiles (the thresholds measured
+    on z stay what they were), on a full window and on a file a little shorter (10.2 s: the
+    later starts see fewer columns)."""
+    from subtone.robust import sync
+    from subtone.robust._dsp import HOP, frame_energies, stft
+    from subtone.robust.core import _EDGES, _keys, _tile_energies
+    from subtone.robust.layout import CELLS, TILE_FRAMES
+
+    _, stego, _ = marked
+    mix = resample(stego, RATE, 16_000)[: int(seconds * 16_000)].astype(np.float32)
+    keys = _keys(key, sync.SYNC_COLUMNS)
+    max_start = sync.GUARD_FRAMES + 8
+    for off in (0, 3 * HOP // 8):
+        e = frame_energies(stft(mix[off:]), _EDGES)
+        want = []
+        for start in range(max_start + 1):
+            cols = min(sync.SYNC_COLUMNS, (e.shape[0] - start) // TILE_FRAMES)
+            if cols < 8:
+                break
+            tiles = _tile_energies(e, start, cols)
+            soft = sync._soft(tiles, keys.dither[: cols * CELLS])
+            want.append(sync._pilot_z(soft, tiles, keys, cols * CELLS))
+        assert len(want) == max_start + 1
+        np.testing.assert_array_equal(sync._start_z(e, keys, max_start), want)
+    found = sync._search(mix, key)
+    assert (found.z > 10) == (key == KEY)
