@@ -28,6 +28,7 @@ import mmap
 import os
 import shutil
 import struct
+import sys
 import tempfile
 import threading
 import zlib
@@ -42,7 +43,12 @@ import numpy.typing as npt
 
 from subtone.errors import SubtoneError
 from subtone.stego import layout, wav
-from subtone.stego.pcm import apply_flips_across, apply_flips_pcm, sign_key
+from subtone.stego.pcm import (
+    apply_flips_across,
+    apply_flips_pcm,
+    apply_flips_pcm_across,
+    sign_key,
+)
 from subtone.stego.window import WINDOW_SAMPLES
 
 __all__ = [
@@ -79,8 +85,10 @@ FEW_FLIPS: Final = 256
 bytes are read, changed and written back whole."""
 
 GATHERED_FLIPS: Final = 1 << 16
-"""The flips of sparse windows gathered before they are applied together (a few MB of
-arrays at most)."""
+"""The flips of sparse windows gathered before they are applied together, and the most a
+group of dense windows gathers before it is applied (a few MB of arrays at most)."""
+GROUP_BYTES: Final = 8 << 20
+"""The most bytes of consecutive dense windows changed through one mapping."""
 
 COPY_BUFFER_BYTES: Final = 8 << 20
 
@@ -243,10 +251,12 @@ def read_patch(src: BinaryIO, samples: int) -> Iterator[tuple[int, IndexArray]]:
 
 
 class _Samples:
-    """Changes samples of an open copy of the cover in place: a window with many flips is
-    changed through a mapping of its bytes (:meth:`_patch_window`); the few flips of sparse
-    windows are gathered over many windows, read (``pread``), changed in one numpy pass and
-    written back (``pwrite``) (:meth:`add`, :meth:`flush`)."""
+    """Changes samples of an open copy of the cover in place. Windows with many flips are
+    changed through a mapping of their bytes, consecutive windows a group at a time (one
+    mapping, its pages made writable in one call, and one numpy pass over the group's flips:
+    :meth:`_patch_group`); the few flips of sparse windows are gathered over many windows,
+    read (``pread``), changed in one numpy pass and written back (``pwrite``) (:meth:`add`,
+    :meth:`flush`)."""
 
     def __init__(self, fd: int, info: wav.WavInfo, k_pos: bytes) -> None:
         self._fd = fd
@@ -256,14 +266,22 @@ class _Samples:
         self._where: list[IndexArray] = []
         self._keys: list[npt.NDArray[np.uint64]] = []
         self._held = 0
+        self._group: list[tuple[int, IndexArray]] = []
+        self._group_flips = 0
+        self._group_windows = max(1, GROUP_BYTES // (WINDOW_SAMPLES * info.sample_bytes))
 
     def _offset(self, window: int, index: int = 0) -> int:
         return self._info.prefix_size + (window * WINDOW_SAMPLES + index) * self._info.sample_bytes
 
     def add(self, window: int, where: IndexArray) -> None:
-        """Window ``window``'s flips, applied now (many) or with the next :meth:`flush`."""
+        """Window ``window``'s flips, applied now or with the next :meth:`flush`."""
         if where.size > FEW_FLIPS:
-            self._patch_window(window, where)
+            if self._group and self._group[-1][0] != window - 1:
+                self._patch_group()
+            self._group.append((window, where))
+            self._group_flips += int(where.size)
+            if len(self._group) >= self._group_windows or self._group_flips >= GATHERED_FLIPS:
+                self._patch_group()
             return
         width = self._info.sample_bytes
         self._offsets.append(self._offset(window) + where.astype(np.int64) * width)
@@ -272,9 +290,14 @@ class _Samples:
         self._keys.append(np.full(where.size, key, dtype=np.uint64))
         self._held += int(where.size)
         if self._held >= GATHERED_FLIPS:
-            self.flush()
+            self._flush_sparse()
 
     def flush(self) -> None:
+        """Apply every flip not applied yet."""
+        self._patch_group()
+        self._flush_sparse()
+
+    def _flush_sparse(self) -> None:
         """Apply the gathered flips of sparse windows."""
         if not self._held:
             return
@@ -289,14 +312,25 @@ class _Samples:
             os.pwrite(fd, moved[i * width : (i + 1) * width], offset)
         self._offsets, self._where, self._keys, self._held = [], [], [], 0
 
-    def _patch_window(self, window: int, where: IndexArray) -> None:
-        """Window ``window``'s flips, changed where its bytes lie through a mapping of them
-        (no copy in and out: a 1 MB secret's patch touches every window of the file; one
-        window mapped at a time, so memory does not grow with the file), or, where the file
-        cannot be mapped, read, changed and written back."""
-        info, width = self._info, self._info.sample_bytes
-        length = layout.window_length(info.samples, window)
-        start, size = self._offset(window), length * width
+    def _patch_group(self) -> None:
+        """The held consecutive windows' flips, changed where their bytes lie through one
+        mapping of them (no copy in and out: a 1 MB secret's patch touches every window of
+        the file; a group of :data:`GROUP_BYTES` at most mapped at a time, so memory does not
+        grow with the file), or, where the file cannot be mapped, read, changed and written
+        back."""
+        group, self._group, self._group_flips = self._group, [], 0
+        if not group:
+            return
+        info = self._info
+        first, last = group[0][0], group[-1][0]
+        start = self._offset(first)
+        size = self._offset(last, layout.window_length(info.samples, last)) - start
+        where = np.concatenate([w for _, w in group]).astype(np.int64)
+        at = np.concatenate([w + (i - first) * WINDOW_SAMPLES for i, w in group])
+        keys = np.repeat(
+            [sign_key(layout.window_key(self._k_pos, i)) for i, _ in group],
+            [w.size for _, w in group],
+        ).astype(np.uint64)
         base = start - start % mmap.ALLOCATIONGRANULARITY
         mapped = None
         if os.fstat(self._fd).st_size >= start + size:  # a mapping past the end would fault
@@ -306,21 +340,33 @@ class _Samples:
                 )
         if mapped is None:
             data = bytearray(os.pread(self._fd, size, start))
-            apply_window_flips(
-                data, k_pos=self._k_pos, index=window, flips=where,
-                bits_per_sample=info.bits_per_sample,
-            )  # fmt: skip
+            apply_flips_pcm_across(data, keys, where, at, info.bits_per_sample)
             os.pwrite(self._fd, data, start)
             return
         try:
-            apply_window_flips(
+            _populate_for_writing(mapped)
+            apply_flips_pcm_across(
                 np.frombuffer(mapped, dtype=np.uint8, count=size, offset=start - base),
-                k_pos=self._k_pos, index=window, flips=where,
-                bits_per_sample=info.bits_per_sample,
+                keys, where, at, info.bits_per_sample,
             )  # fmt: skip
         finally:
             with contextlib.suppress(BufferError):  # a failed change's traceback holds a view
                 mapped.close()
+
+
+MADV_POPULATE_WRITE: Final = 23
+"""Linux 5.14's ``madvise`` advice that maps a range's pages writable in one call (Python 3.11's
+``mmap`` does not name it)."""
+
+
+def _populate_for_writing(mapped: mmap.mmap) -> None:
+    """Fault a mapping's pages in, writable, in one call (Linux 5.14 and newer), instead of one
+    fault per page as the flips first touch each (most of the time of a dense patch). Where
+    the system does not know the advice, the pages fault in as they are touched."""
+    if sys.platform != "linux" or not hasattr(mapped, "madvise"):
+        return
+    with contextlib.suppress(OSError):
+        mapped.madvise(MADV_POPULATE_WRITE)
 
 
 def apply_patch(target: BinaryIO, info: wav.WavInfo, patch: BinaryIO, k_pos: bytes) -> int:

@@ -37,6 +37,7 @@ __all__ = [
     "apply_flips_across",
     "apply_flips_at",
     "apply_flips_pcm",
+    "apply_flips_pcm_across",
     "first_positions",
     "mix",
     "pack_lsb",
@@ -213,23 +214,40 @@ def apply_flips_pcm(
     bits_per_sample: int,
 ) -> None:
     """:func:`apply_flips` on one window's little-endian PCM bytes, in place."""
+    at = np.asarray(where, dtype=np.int64).reshape(-1)
+    apply_flips_pcm_across(data, sign_key(key), at, at, bits_per_sample)
+
+
+def apply_flips_pcm_across(
+    data: UInt8Array | bytearray,
+    sign_keys: np.uint64 | UInt64Array,
+    where: npt.NDArray[np.integer[Any]],
+    at: npt.NDArray[np.integer[Any]],
+    bits_per_sample: int,
+) -> None:
+    """:func:`apply_flips_pcm` on the bytes of several windows at once: flip ``i`` moves
+    sample ``at[i]`` of ``data``, which is index ``where[i]`` of a window whose sign key
+    (:func:`sign_key`) is ``sign_keys[i]`` (or ``sign_keys`` for all)."""
     width = _width(bits_per_sample)
     array = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytearray) else data
     if array.dtype != np.uint8 or array.ndim != 1 or not array.flags.writeable:
         raise ValueError("data must be a writable one-dimensional uint8 buffer")
-    at = _where(where, array.size // width)
+    cells_at = _where(at, array.size // width)
+    steps = _keyed_steps(sign_keys, _where(where, WINDOW_SAMPLES))
+    if steps.size != cells_at.size:
+        raise ValueError("where and at must name the same number of flips")
     if width != 3 and array.flags.c_contiguous and array.size % width == 0:
         # 16- and 32-bit samples are whole little-endian integers: move them as such (several
         # times faster than assembling each from its bytes, as 24-bit samples must be).
         samples = array.view(f"<i{width}")
-        moved = _moved(samples[at].astype(np.int64), at, key, bits_per_sample)
-        samples[at] = moved.astype(samples.dtype)
+        moved = _moved_keyed(samples[cells_at].astype(np.int64), steps, bits_per_sample)
+        samples[cells_at] = moved.astype(samples.dtype)
         return
-    cells = at[:, None] * width + np.arange(width)
+    cells = cells_at[:, None] * width + np.arange(width)
     unsigned = (array[cells].astype(np.int64) << (8 * np.arange(width))).sum(axis=1)
     top = 1 << (8 * width - 1)
     values = np.where(unsigned >= top, unsigned - 2 * top, unsigned)
-    moved = _moved(values, at, key, bits_per_sample)
+    moved = _moved_keyed(values, steps, bits_per_sample)
     array[cells] = (moved[:, None] >> (8 * np.arange(width))) & 0xFF
 
 

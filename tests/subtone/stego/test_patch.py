@@ -127,6 +127,40 @@ def test_a_file_that_cannot_be_mapped_is_patched_the_same(tmp_path, monkeypatch)
     assert out.read_bytes() == stego.read_bytes()
 
 
+@pytest.mark.parametrize("bits", [16, 24, 32])
+@pytest.mark.parametrize("group_bytes", [1, patch.GROUP_BYTES])
+def test_dense_windows_changed_in_groups_move_each_sample_by_its_own_key(
+    tmp_path, monkeypatch, bits, group_bytes
+):
+    """Consecutive dense windows are changed through one mapping (a group broken by a
+    sparse window, an empty one and the group's size limit): each flipped sample moves
+    exactly as :func:`~subtone.stego.pcm.apply_flips` moves it under its own window's key,
+    and nothing else changes."""
+    from subtone.stego import pcm
+
+    monkeypatch.setattr(patch, "GROUP_BYTES", group_bytes)
+    samples = 7 * WINDOW_SAMPLES - 1000
+    cover = tmp_path / "cover.wav"
+    wav.generate_cover(cover, samples / 8000, rate=8000, channels=1, bits=bits, seed=9)
+    before = samples_of(cover)
+    rng = np.random.default_rng(bits)
+    flips = {}
+    for index, count in enumerate([5000, 300, 10, 4000, 0, 2000, 900]):
+        length = layout.window_length(before.size, index)
+        flips[index] = np.sort(rng.choice(length, count, replace=False)).astype(np.int32)
+    changed = np.concatenate([w + i * WINDOW_SAMPLES for i, w in flips.items()])
+    buffer, _ = patch_of(changed, before.size)
+    buffer.seek(0)
+    out = tmp_path / "patched.wav"
+    assert patch.apply_patch_file(cover, buffer, out, k_pos=K_POS) == changed.size
+    want = before.astype(np.int32)
+    for index, where in flips.items():
+        lo = index * WINDOW_SAMPLES
+        window = want[lo : lo + layout.window_length(before.size, index)]
+        pcm.apply_flips(window, layout.window_key(K_POS, index), where, bits)
+    np.testing.assert_array_equal(samples_of(out), want)
+
+
 def test_a_full_scale_sample_moves_inwards(tmp_path):
     lo, hi = -(1 << 15), (1 << 15) - 1
     data = np.array([hi, lo, hi, lo] * 8, dtype=np.int32)
@@ -209,13 +243,13 @@ def peak_mb():  # this process's own high-water mark (ru_maxrss would count the 
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) // 1024
 
-path, samples = sys.argv[1], int(sys.argv[2])
+path, samples, step = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 with open(path, "r+b") as f:
     info, _ = wav.read_header(f)
     buffer = io.BytesIO()
     writer = patch.PatchWriter(buffer, samples)
     for index in range(writer.windows):  # flips all over every window
-        writer.window(index, np.arange(0, 260_000, 10_000, dtype=np.int32))
+        writer.window(index, np.arange(0, 260_000, step, dtype=np.int32))
     writer.close()
     buffer.seek(0)
     before = peak_mb()
@@ -224,17 +258,19 @@ with open(path, "r+b") as f:
 """
 
 
-def test_applying_a_patch_does_not_bring_the_file_into_memory(tmp_path):
-    """Flips all over a 128 MB file: the client's peak RSS grows by a few MB, not by the
-    file (a shared memory map of it, faulted in around each flip, grew it by most of the
-    file: 447 MB for a 500 MB cover)."""
+@pytest.mark.parametrize("step", [10_000, 250])
+def test_applying_a_patch_does_not_bring_the_file_into_memory(tmp_path, step):
+    """Flips all over a 128 MB file, a few in each window (read and written sample by
+    sample) or many (windows changed through a mapping, a group at a time): the client's
+    peak RSS grows by a few MB, not by the file (a shared memory map of it, faulted in
+    around each flip, grew it by most of the file: 447 MB for a 500 MB cover)."""
     samples = 64 * 1024 * 1024
     cover = tmp_path / "big.wav"
     with cover.open("wb") as f:
         blocks = (np.zeros(1 << 22, dtype=np.int16) for _ in range(samples >> 22))
         wav.write_wav_stream(f, blocks, frames=samples, channels=1, rate=8000, bits_per_sample=16)
     grew = subprocess.run(
-        [sys.executable, "-c", PATCH_PEAK_SCRIPT, str(cover), str(samples)],
+        [sys.executable, "-c", PATCH_PEAK_SCRIPT, str(cover), str(samples), str(step)],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert int(grew) < 32, f"peak RSS grew by {grew.strip()} MB"
