@@ -80,15 +80,10 @@ there, and compressing would cost time for nothing)."""
 GAPS_LEVEL: Final = 6
 VARINT_BYTES: Final = 3
 """A gap below 2**21 takes at most three LEB128 bytes (a window has 2**18 samples)."""
-FEW_FLIPS: Final = 256
-"""Up to this many flips in a window, they are written sample by sample; above, the window's
-bytes are read, changed and written back whole."""
-
 GATHERED_FLIPS: Final = 1 << 16
-"""The flips of sparse windows gathered before they are applied together, and the most a
-group of dense windows gathers before it is applied (a few MB of arrays at most)."""
+"""The most flips of consecutive windows applied together (a few MB of arrays at most)."""
 GROUP_BYTES: Final = 8 << 20
-"""The most bytes of consecutive dense windows changed through one mapping."""
+"""The most bytes of consecutive windows changed through one mapping."""
 
 COPY_BUFFER_BYTES: Final = 8 << 20
 
@@ -251,21 +246,17 @@ def read_patch(src: BinaryIO, samples: int) -> Iterator[tuple[int, IndexArray]]:
 
 
 class _Samples:
-    """Changes samples of an open copy of the cover in place. Windows with many flips are
-    changed through a mapping of their bytes, consecutive windows a group at a time (one
-    mapping, its pages made writable in one call, and one numpy pass over the group's flips:
-    :meth:`_patch_group`); the few flips of sparse windows are gathered over many windows,
-    read (``pread``), changed in one numpy pass and written back (``pwrite``) (:meth:`add`,
-    :meth:`flush`)."""
+    """Changes samples of an open copy of the cover in place, consecutive windows a group at
+    a time (:meth:`_patch_group`): one mapping of the group's bytes, one numpy pass over its
+    flips. Where the flips are dense the mapping's pages are made writable in one call first;
+    where they are sparse each page is faulted in as its first flip touches it. Where the
+    file cannot be mapped, a dense group's bytes are read, changed and written back, and a
+    sparse group's flips sample by sample (``pread``, ``pwrite``)."""
 
     def __init__(self, fd: int, info: wav.WavInfo, k_pos: bytes) -> None:
         self._fd = fd
         self._info = info
         self._k_pos = k_pos
-        self._offsets: list[IndexArray | npt.NDArray[np.int64]] = []
-        self._where: list[IndexArray] = []
-        self._keys: list[npt.NDArray[np.uint64]] = []
-        self._held = 0
         self._group: list[tuple[int, IndexArray]] = []
         self._group_flips = 0
         self._group_windows = max(1, GROUP_BYTES // (WINDOW_SAMPLES * info.sample_bytes))
@@ -275,52 +266,23 @@ class _Samples:
 
     def add(self, window: int, where: IndexArray) -> None:
         """Window ``window``'s flips, applied now or with the next :meth:`flush`."""
-        if where.size > FEW_FLIPS:
-            if self._group and self._group[-1][0] != window - 1:
-                self._patch_group()
-            self._group.append((window, where))
-            self._group_flips += int(where.size)
-            if len(self._group) >= self._group_windows or self._group_flips >= GATHERED_FLIPS:
-                self._patch_group()
-            return
-        width = self._info.sample_bytes
-        self._offsets.append(self._offset(window) + where.astype(np.int64) * width)
-        self._where.append(where)
-        key = sign_key(layout.window_key(self._k_pos, window))
-        self._keys.append(np.full(where.size, key, dtype=np.uint64))
-        self._held += int(where.size)
-        if self._held >= GATHERED_FLIPS:
-            self._flush_sparse()
+        if self._group and self._group[-1][0] != window - 1:
+            self.flush()
+        self._group.append((window, where))
+        self._group_flips += int(where.size)
+        if len(self._group) >= self._group_windows or self._group_flips >= GATHERED_FLIPS:
+            self.flush()
 
     def flush(self) -> None:
-        """Apply every flip not applied yet."""
-        self._patch_group()
-        self._flush_sparse()
-
-    def _flush_sparse(self) -> None:
-        """Apply the gathered flips of sparse windows."""
-        if not self._held:
-            return
-        info, width, fd = self._info, self._info.sample_bytes, self._fd
-        offsets = np.concatenate(self._offsets).tolist()
-        raw = b"".join([os.pread(fd, width, offset) for offset in offsets])
-        values = wav.decode_samples(raw, info.bits_per_sample)
-        where, keys = np.concatenate(self._where), np.concatenate(self._keys)
-        apply_flips_across(values, keys, where, info.bits_per_sample)
-        moved = memoryview(wav.encode_samples(values, info.bits_per_sample))
-        for i, offset in enumerate(offsets):
-            os.pwrite(fd, moved[i * width : (i + 1) * width], offset)
-        self._offsets, self._where, self._keys, self._held = [], [], [], 0
-
-    def _patch_group(self) -> None:
-        """The held consecutive windows' flips, changed where their bytes lie through one
-        mapping of them (no copy in and out: a 1 MB secret's patch touches every window of
-        the file; a group of :data:`GROUP_BYTES` at most mapped at a time, so memory does not
-        grow with the file), or, where the file cannot be mapped, read, changed and written
-        back."""
+        """Apply the held windows' flips."""
         group, self._group, self._group_flips = self._group, [], 0
-        if not group:
-            return
+        if group:
+            self._patch_group(group)
+
+    def _patch_group(self, group: list[tuple[int, IndexArray]]) -> None:
+        """Consecutive windows' flips, changed where their bytes lie through one mapping of
+        them (no copy in and out; a group of :data:`GROUP_BYTES` at most mapped at a time, so
+        memory does not grow with the file)."""
         info = self._info
         first, last = group[0][0], group[-1][0]
         start = self._offset(first)
@@ -331,6 +293,7 @@ class _Samples:
             [sign_key(layout.window_key(self._k_pos, i)) for i, _ in group],
             [w.size for _, w in group],
         ).astype(np.uint64)
+        dense = where.size * mmap.PAGESIZE >= size  # a flip a page or more
         base = start - start % mmap.ALLOCATIONGRANULARITY
         mapped = None
         if os.fstat(self._fd).st_size >= start + size:  # a mapping past the end would fault
@@ -339,12 +302,11 @@ class _Samples:
                     self._fd, size + start - base, access=mmap.ACCESS_WRITE, offset=base
                 )
         if mapped is None:
-            data = bytearray(os.pread(self._fd, size, start))
-            apply_flips_pcm_across(data, keys, where, at, info.bits_per_sample)
-            os.pwrite(self._fd, data, start)
+            self._patch_unmapped(start, size, dense, keys, where, at)
             return
         try:
-            _populate_for_writing(mapped)
+            if dense:
+                _populate_for_writing(mapped)
             apply_flips_pcm_across(
                 np.frombuffer(mapped, dtype=np.uint8, count=size, offset=start - base),
                 keys, where, at, info.bits_per_sample,
@@ -352,6 +314,32 @@ class _Samples:
         finally:
             with contextlib.suppress(BufferError):  # a failed change's traceback holds a view
                 mapped.close()
+
+    def _patch_unmapped(
+        self,
+        start: int,
+        size: int,
+        dense: bool,
+        keys: npt.NDArray[np.uint64],
+        where: npt.NDArray[np.int64],
+        at: npt.NDArray[np.int64],
+    ) -> None:
+        """:meth:`_patch_group` where the file cannot be mapped: a dense group's bytes read,
+        changed and written back; a sparse group's samples one by one."""
+        info, fd = self._info, self._fd
+        if dense:
+            data = bytearray(os.pread(fd, size, start))
+            apply_flips_pcm_across(data, keys, where, at, info.bits_per_sample)
+            os.pwrite(fd, data, start)
+            return
+        width = info.sample_bytes
+        offsets = (start + at * width).tolist()
+        raw = b"".join([os.pread(fd, width, offset) for offset in offsets])
+        values = wav.decode_samples(raw, info.bits_per_sample)
+        apply_flips_across(values, keys, where, info.bits_per_sample)
+        moved = memoryview(wav.encode_samples(values, info.bits_per_sample))
+        for i, offset in enumerate(offsets):
+            os.pwrite(fd, moved[i * width : (i + 1) * width], offset)
 
 
 MADV_POPULATE_WRITE: Final = 23
