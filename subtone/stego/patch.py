@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
-import shutil
 import struct
 import sys
 import tempfile
@@ -369,14 +368,31 @@ def apply_patch(target: BinaryIO, info: wav.WavInfo, patch: BinaryIO, k_pos: byt
     return changed
 
 
-def _copy(src: BinaryIO, dst: BinaryIO, size: int) -> None:
+COPY_CHUNK_BYTES: Final = 64 << 20
+"""What one ``copy_file_range`` call copies: a draft given up stops after the chunk in
+progress."""
+
+
+class _CopyStopped(Exception):
+    """The draft was given up while its copy ran."""
+
+
+def _copy(src: BinaryIO, dst: BinaryIO, size: int, stop: threading.Event | None = None) -> None:
     """Copy the whole of ``src`` into ``dst`` inside the kernel where it can (no user-space
-    buffer, a reflink on file systems that have them), else through a buffer."""
+    buffer, a reflink on file systems that have them), else through a buffer; a chunk at a
+    time, checking ``stop`` (set: :class:`_CopyStopped`) between chunks."""
+
+    def check() -> None:
+        if stop is not None and stop.is_set():
+            raise _CopyStopped()
+
     src.seek(0)
     done = 0
     try:
         while done < size:
-            count = os.copy_file_range(src.fileno(), dst.fileno(), size - done, done, done)
+            check()
+            chunk = min(size - done, COPY_CHUNK_BYTES)
+            count = os.copy_file_range(src.fileno(), dst.fileno(), chunk, done, done)
             if not count:
                 break
             done += count
@@ -386,7 +402,9 @@ def _copy(src: BinaryIO, dst: BinaryIO, size: int) -> None:
         src.seek(0)
         dst.seek(0)
         dst.truncate()
-        shutil.copyfileobj(src, dst, COPY_BUFFER_BYTES)
+        while block := src.read(COPY_BUFFER_BYTES):
+            check()
+            dst.write(block)
         dst.flush()
 
 
@@ -402,6 +420,7 @@ class StegoDraft:
         self, cover: str | os.PathLike[str], out: str | os.PathLike[str], *, mode: int | None = None
     ) -> None:
         self._out = Path(out)
+        self._cover = Path(cover)
         self._mode = mode
         with Path(cover).open("rb") as src:
             self.info, _ = wav.read_header(src)
@@ -412,6 +431,7 @@ class StegoDraft:
         self._dst = os.fdopen(fd, "r+b")
         self._tmp = Path(tmp)
         self._copied: Future[None] = Future()
+        self._stop = threading.Event()
         self._done = False
         threading.Thread(
             target=self._copy_from, args=(Path(cover),), name="subtone-copy", daemon=True
@@ -420,12 +440,17 @@ class StegoDraft:
     def _copy_from(self, cover: Path) -> None:
         try:
             with cover.open("rb") as src:
-                _copy(src, self._dst, os.fstat(src.fileno()).st_size)
+                _copy(src, self._dst, os.fstat(src.fileno()).st_size, self._stop)
                 self._dst.flush()
-                os.fsync(self._dst.fileno())  # most of the writing, done before the patch comes
+                if not self._stop.is_set():  # most of the writing, done before the patch comes
+                    os.fsync(self._dst.fileno())
             self._copied.set_result(None)
         except BaseException as e:
             self._copied.set_exception(e)
+
+    def made_for(self, cover: str | os.PathLike[str], out: str | os.PathLike[str]) -> bool:
+        """Whether this is the draft of ``cover`` to ``out`` (and still to be applied)."""
+        return not self._done and (self._cover, self._out) == (Path(cover), Path(out))
 
     def apply(self, patch: BinaryIO, k_pos: bytes) -> int:
         """Wait for the copy, apply ``patch`` and put the file under ``out``; the samples
@@ -445,9 +470,11 @@ class StegoDraft:
             self.discard()
 
     def discard(self) -> None:
-        """Unless applied: wait for the copy to end, then remove the draft."""
+        """Unless applied: stop the copy (after the chunk in progress), then remove the
+        draft."""
         if self._done:
             return
+        self._stop.set()
         with contextlib.suppress(BaseException):
             self._copied.result()
         self._dst.close()

@@ -8,6 +8,7 @@ by the uploader's own session store, when the same command runs again.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import tempfile
@@ -27,7 +28,13 @@ from desktop.core.orchestration.progress import Progress
 from desktop.core.orchestration.runner import Runtime, run_task
 from desktop.core.orchestration.steps import read_cover
 from desktop.core.orchestration.store import Task, TaskMode, TaskStatus, TaskStore
-from desktop.core.orchestration.transfer import MIX_SUFFIX, PLANE_SUFFIX, InputSlot, read_ahead
+from desktop.core.orchestration.transfer import (
+    MIX_SUFFIX,
+    PLANE_SUFFIX,
+    InputSlot,
+    read_ahead,
+    start_stego,
+)
 from desktop.core.orchestration.workdir import folder
 from desktop.core.stop import StopReason, StopToken
 from desktop.core.uploader import UploadCancelled, Uploader, UploadResult
@@ -222,7 +229,15 @@ def encode(
     cover, secret = Path(cover_path), Path(secret_path)
     target = check_output(Path(out_path), overwrite, sources=(cover, secret))
     uploads: dict[InputSlot, UploadResult] = {}
-    with _runtime(client, uploader, _CallerOutputs(target, overwrite, cover), mode) as rt:
+    with (
+        _runtime(client, uploader, _CallerOutputs(target, overwrite, cover), mode) as rt,
+        contextlib.ExitStack() as drafts,
+    ):
+        if mode is TaskMode.LSB:
+            # The stego file's copy of the cover, under a temporary name, made while the
+            # secret is sealed, the plane sent and the server computes; removed on failure.
+            draft = drafts.enter_context(start_stego(cover, target))
+            rt = dataclasses.replace(rt, early_draft=draft)
         ahead = rt.mix_file if mode is TaskMode.ROBUST else rt.plane_file
         with read_ahead(cover, ahead, mode=mode, cover=True, progress=progress):
             task = prepare_encode(

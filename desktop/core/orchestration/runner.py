@@ -103,6 +103,10 @@ class Runtime:
     ``work_dir`` (the app's tasks, which live as long as the work folder)."""
     mix_file: Path | None = None
     """The same for a robust-mode task's working mix."""
+    early_draft: StegoDraft | None = None
+    """The LSB stego file's copy of the cover, started by the caller before the task was
+    prepared (a one-shot encode knows its output from the start): the encode patches it
+    instead of starting its copy once the inputs are sent."""
 
     @property
     def plan(self) -> OutputPlan:
@@ -299,7 +303,11 @@ def _run_encode(
     drafts: list[StegoDraft] = []  # the cover's copy, made while the server computes
 
     def start_copy() -> None:
-        drafts.append(start_stego(Path(task.input_path), target))
+        early = rt.early_draft
+        if early is not None and early.made_for(Path(task.input_path), target):
+            drafts.append(early)
+        else:
+            drafts.append(start_stego(Path(task.input_path), target))
 
     try:
         # Robust mode writes the stego file in one pass from the residual: no copy ahead.

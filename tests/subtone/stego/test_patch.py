@@ -7,6 +7,8 @@ import mmap
 import os
 import subprocess
 import sys
+import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -225,6 +227,31 @@ def test_a_draft_is_a_whole_copy_and_leaves_nothing_unless_applied(tmp_path):
         assert draft.apply(buffer, K_POS) == 0
     assert out.read_bytes() == cover.read_bytes() and out.stat().st_mode & 0o777 == 0o644
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cover.wav", "stego.wav"]
+
+
+def test_a_draft_given_up_stops_its_copy_after_the_chunk_in_progress(tmp_path, monkeypatch):
+    """An encode refused after its copy started (a secret too large) does not wait for the
+    whole cover to be copied: the copy stops after the chunk in progress, and the draft is
+    removed."""
+    cover = tmp_path / "cover.wav"
+    wav.generate_cover(cover, 30.0, channels=2, seed=3)  # ~5 MB
+    monkeypatch.setattr(patch, "COPY_CHUNK_BYTES", 64 << 10)
+    chunks = -(-cover.stat().st_size // (64 << 10))
+    calls, started = [], threading.Event()
+    copy_file_range = os.copy_file_range
+
+    def slow_copy(*args):
+        calls.append(args)
+        started.set()
+        time.sleep(0.01)
+        return copy_file_range(*args)
+
+    monkeypatch.setattr(patch.os, "copy_file_range", slow_copy)
+    draft = patch.StegoDraft(cover, tmp_path / "stego.wav")
+    assert started.wait(10)
+    draft.discard()
+    assert len(calls) < chunks / 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cover.wav"]
 
 
 def test_a_draft_of_a_file_that_is_not_a_wav_is_refused_before_any_copy(tmp_path):

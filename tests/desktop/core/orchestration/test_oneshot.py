@@ -150,6 +150,44 @@ def test_a_secret_too_large_is_refused_before_any_upload(server, client, uploade
     assert server.requests == []
 
 
+def test_the_stego_files_copy_is_made_while_the_secret_is_sealed(
+    server, client, uploader, files, tmp_path, monkeypatch
+):
+    """A one-shot encode starts its copy of the cover (under a temporary name beside the
+    output) before the secret is sealed (the key derived): the copy is there while it is,
+    and becomes the stego file."""
+    from desktop.core.orchestration import steps
+
+    cover, secret = files
+    drafts_while_sealing: list[list[str]] = []
+    seal = steps.seal
+
+    def watching_seal(*args, **kwargs):
+        drafts_while_sealing.append([p.name for p in tmp_path.glob(".stego.wav.*.part")])
+        return seal(*args, **kwargs)
+
+    monkeypatch.setattr(steps, "seal", watching_seal)
+    out = tmp_path / "stego.wav"
+    run_encode(client, uploader, cover, secret, out)
+    assert len(drafts_while_sealing) == 1 and len(drafts_while_sealing[0]) == 1
+    assert not list(tmp_path.glob(".stego.wav.*"))  # the draft became the stego file
+    summary = decode(client, out, tmp_path / "out", "correct horse", uploader=uploader,
+                     position_kdf=CHEAP)  # fmt: skip
+    assert summary.output.read_bytes() == SECRET
+
+
+def test_a_refused_encode_stops_its_copy_and_leaves_none(server, client, uploader, tmp_path):
+    """A secret too large for the cover is refused after the copy has started: the copy stops
+    after the chunk in progress and its file is removed."""
+    cover = write_wav(tmp_path / "short.wav", 2000)
+    secret = tmp_path / "big.bin"
+    secret.write_bytes(b"x" * 1000)
+    with pytest.raises(SubtoneError) as caught:
+        run_encode(client, uploader, cover, secret, tmp_path / "out.wav")
+    assert caught.value.code == "capacity_exceeded"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["big.bin", "short.wav"]
+
+
 def test_a_wrong_passphrase_is_refused_before_anything_is_sent(
     server, client, uploader, files, tmp_path
 ):
