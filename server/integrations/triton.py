@@ -48,12 +48,13 @@ from server.integrations.triton_wire import (
 from server.kit import logs
 from subtone.errors import CapacityExceeded, ChannelDamaged, NoPayload, SubtoneError
 from subtone.robust.wire import Mix, Residual
-from subtone.stego.engine import EmbedTask, ExtractTask, plane_bytes
+from subtone.stego.engine import DENSE_K, EmbedTask, ExtractTask, FlipMap, Flips, plane_bytes
 from subtone.stego.triton_model import (
     IN_BITS,
     OUT_BATCH_SIZE,
     OUT_BITS,
     OUT_COUNT,
+    OUT_FLIP_MAP,
     OUT_FLIPS,
 )
 from subtone.tracing import JOB_ID_PARAMETER, TRACE_ID_PARAMETER
@@ -174,7 +175,7 @@ class Reply:
     """A model's answer for one request: one result per task, and how many windows the
     ``execute()`` that served it ran."""
 
-    data: list[npt.NDArray[Any]]
+    data: list[Any]  # embed: Flips; extract: packed bits (uint8)
     batch_size: int
 
 
@@ -349,22 +350,32 @@ class TritonEngine:
 
     def embed_reply(self, tasks: Sequence[EmbedTask]) -> Reply:
         """:meth:`embed` as ONE request (at most :data:`MAX_ROWS` tasks), with the batch size
-        the model reports."""
+        the model reports. Dense tasks (all with ``k`` up to :data:`DENSE_K`) ask for their
+        flips as bitmaps (``FLIP_MAP``: a bit a sample, less than their indices)."""
         inputs = window_inputs(tasks)
         bits = byte_rows([t.bits for t in tasks], "bits", fit=True)
         inputs.append(tensor(IN_BITS, bits, TRITON_UINT8))
         what = f"embed in {len(tasks)} window(s)"
-        outputs = (OUT_FLIPS, OUT_COUNT, OUT_BATCH_SIZE)
+        as_map = all(t.k <= DENSE_K for t in tasks)
+        flips_out = OUT_FLIP_MAP if as_map else OUT_FLIPS
+        outputs = (flips_out, OUT_COUNT, OUT_BATCH_SIZE)
         result, start = self._infer(self.embed_model, inputs, outputs, what)
-        flips = result.as_numpy(OUT_FLIPS)
+        flips = result.as_numpy(flips_out)
         counts = result.as_numpy(OUT_COUNT)
         batch = result.as_numpy(OUT_BATCH_SIZE)
         if flips is None or counts is None or batch is None:
-            raise TritonRequestError(f"Triton at {self.url} answered without {OUT_FLIPS}")
-        data = [
-            np.array(flips[i, : int(counts[i].reshape(-1)[0])], dtype=np.int32, copy=True)
-            for i in range(len(tasks))
-        ]
+            raise TritonRequestError(f"Triton at {self.url} answered without {flips_out}")
+        n = [int(counts[i].reshape(-1)[0]) for i in range(len(tasks))]
+        data: list[Flips]
+        if as_map:
+            data = [
+                FlipMap(np.array(flips[i, : plane_bytes(t.length)], copy=True), n[i])
+                for i, t in enumerate(tasks)
+            ]
+        else:
+            data = [
+                np.array(flips[i, : n[i]], dtype=np.int32, copy=True) for i in range(len(tasks))
+            ]
         reply = Reply(data=data, batch_size=int(batch.reshape(-1)[0]))
         self._observe(self.embed_model, start, reply.batch_size)
         return reply
@@ -387,9 +398,10 @@ class TritonEngine:
         self._observe(self.extract_model, start, reply.batch_size)
         return reply
 
-    def embed(self, tasks: Sequence[EmbedTask]) -> list[npt.NDArray[np.int32]]:
-        """For each task, the samples to flip (window-relative, ascending)."""
-        out: list[npt.NDArray[np.int32]] = []
+    def embed(self, tasks: Sequence[EmbedTask]) -> list[Flips]:
+        """For each task, the samples to flip (window-relative, ascending; a dense task's as
+        a :class:`~subtone.stego.engine.FlipMap`)."""
+        out: list[Flips] = []
         for at in range(0, len(tasks), self.max_rows):
             out += self.embed_reply(tasks[at : at + self.max_rows]).data
         return out

@@ -65,7 +65,7 @@ from subtone.robust import wire
 from subtone.robust.engine import RobustEngine
 from subtone.robust.wire import Mix, Residual
 from subtone.stego import codec, layout, patch
-from subtone.stego.engine import EmbedTask, ExtractTask, Int32Array, UInt8Array, WindowEngine
+from subtone.stego.engine import EmbedTask, ExtractTask, Flips, UInt8Array, WindowEngine
 from subtone.stego.window import KEY_BYTES
 
 __all__ = [
@@ -264,7 +264,7 @@ class _BoundEngine:
         self._engine = engine
         self._context = context
 
-    def embed(self, tasks: Sequence[EmbedTask]) -> list[Int32Array]:
+    def embed(self, tasks: Sequence[EmbedTask]) -> list[Flips]:
         with logs.bound(**asdict(self._context)):
             return self._engine.embed(tasks)
 

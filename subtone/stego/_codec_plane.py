@@ -16,7 +16,15 @@ import numpy.typing as npt
 from subtone.stego import layout
 from subtone.stego._bitstream import BitReader, BitWriter
 from subtone.stego._windows import Batch, batches, per_call, plane_windows, scheduled
-from subtone.stego.engine import EmbedTask, ExtractTask, WindowEngine
+from subtone.stego.engine import (
+    EmbedTask,
+    ExtractTask,
+    FlipMap,
+    Flips,
+    WindowEngine,
+    flip_count,
+    flip_indices,
+)
 from subtone.stego.layout import HEADER_BITS, StegoError
 from subtone.stego.plane import header_from_plane
 
@@ -28,8 +36,9 @@ DEFAULT_WINDOWS_PER_CALL = 8
 Progress = Callable[[float], None]
 Int32Array = npt.NDArray[np.int32]
 UInt8Array = npt.NDArray[np.uint8]
-WindowFlips = Callable[[int, Int32Array], None]
-"""Called with each window's index and its flips (window-relative, ascending), in order."""
+WindowFlips = Callable[[int, Flips], None]
+"""Called with each window's index and its flips (window-relative indices, ascending, or a
+dense window's bitmap: :class:`~subtone.stego.engine.FlipMap`), in order."""
 Window = tuple[UInt8Array, UInt8Array]
 """A window's plane and the payload bits it carries."""
 
@@ -83,10 +92,10 @@ class _EmbedWork:
         header_bits = np.frombuffer(sealed, dtype=np.uint8)
         return cls(engine, samples, k_pos, plan, header_bits)
 
-    def __call__(self, indices: list[int], windows: list[Window]) -> list[Int32Array]:
+    def __call__(self, indices: list[int], windows: list[Window]) -> list[Flips]:
         tasks, owners = self._tasks(indices, windows)
         results = self.engine.embed(tasks) if tasks else []
-        per_window: list[list[Int32Array]] = [[] for _ in indices]
+        per_window: list[list[Flips]] = [[] for _ in indices]
         for slot, flips in zip(owners, results, strict=True):
             per_window[slot].append(flips)
         return [_merged(parts) for parts in per_window]
@@ -121,10 +130,12 @@ def _with_bits(
         yield indices, list(zip(planes, bits, strict=True))
 
 
-def _merged(parts: list[Int32Array]) -> Int32Array:
-    """One window's flips from its tasks' (ascending)."""
+def _merged(parts: list[Flips]) -> Flips:
+    """One window's flips from its tasks' (window 0 has two: the header's and the message's;
+    they never flip the same sample)."""
     if len(parts) > 1:
-        return np.sort(np.concatenate(parts)).astype(np.int32, copy=False)
+        merged = np.concatenate([flip_indices(p) for p in parts])
+        return np.sort(merged).astype(np.int32, copy=False)
     return parts[0] if parts else np.zeros(0, dtype=np.int32)
 
 
@@ -138,7 +149,7 @@ def embed_plane_flips(
     progress: Progress | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     windows_per_call: int = DEFAULT_WINDOWS_PER_CALL,
-) -> Iterator[tuple[int, Int32Array]]:
+) -> Iterator[tuple[int, Flips]]:
     """Each window's index and flips (ascending), in window order, for ``payload`` in a cover
     of ``samples`` samples whose LSB plane comes window by window from ``planes``; a
     :class:`PayloadStream` is read as the windows need it, never held whole."""
@@ -150,7 +161,7 @@ def embed_plane_flips(
     windows = _with_bits(items, work.plan, BitReader(source.stream, source.size))
     for indices, results in scheduled(windows, work, concurrency, "embed"):
         for index, flips in zip(indices, results, strict=True):
-            yield index, np.asarray(flips, dtype=np.int32)
+            yield index, flips if isinstance(flips, FlipMap) else np.asarray(flips, np.int32)
         done += len(indices)
         if progress is not None:
             progress(done / count)
@@ -186,7 +197,7 @@ def embed_plane(
         concurrency=concurrency,
         windows_per_call=windows_per_call,
     ):
-        changed += flips.size
+        changed += flip_count(flips)
         on_window_flips(index, flips)
     size = payload.size if isinstance(payload, PayloadStream) else len(payload)
     plan_k = layout.plan(samples, size).k

@@ -367,3 +367,59 @@ def extract_batch(
     no_mark = np.zeros(0, dtype=np.uint64)
     for i in range(windows.shape[0]):
         _walk(planes, keys, windows, i, out, scratch, no_mark, False)
+
+
+@jit
+def embed_map_batch(
+    planes: UInt8Array,
+    keys: UInt8Array,
+    windows: Int64Array,
+    bits: UInt8Array,
+    maps: npt.NDArray[np.uint64],
+) -> Int64Array:
+    """Each window's flips as the kernel marks them: row ``i`` of ``maps`` (zero on entry,
+    ``WINDOW_SAMPLES // 64`` words a row) gets bit ``p % 64`` of word ``p // 64`` set where
+    sample ``p`` flips; returns how many each window has."""
+    scratch = _scratch()
+    counts = np.zeros(windows.shape[0], dtype=np.int64)
+    for i in range(windows.shape[0]):
+        mark = maps[i]
+        _walk(planes, keys, windows, i, bits, scratch, mark, True)
+        counts[i] = _count(mark)
+    return counts
+
+
+@jit
+def _count(mark: npt.NDArray[np.uint64]) -> int:
+    total = 0
+    for w in range(mark.size):
+        word = mark[w]
+        if word:
+            for byte in range(8):
+                total += _BYTE_COUNT[(word >> np.uint64(8 * byte)) & np.uint64(0xFF)]
+    return total
+
+
+@jit
+def drain_maps(maps: npt.NDArray[np.uint64], out: Int32Array) -> Int64Array:
+    """Each row's set bits (ascending) into ``out``, concatenated, clearing ``maps``; returns
+    how many each row had. ``out`` needs 8 spare slots past the last flip."""
+    counts = np.zeros(maps.shape[0], dtype=np.int64)
+    at = 0
+    for i in range(maps.shape[0]):
+        end = _drain(maps[i], out, at)
+        counts[i] = end - at
+        at = end
+    return counts
+
+
+@jit
+def mark_flips(flips: Int32Array, counts: Int64Array, maps: npt.NDArray[np.uint64]) -> None:
+    """Set in row ``i`` of ``maps`` the bits of window ``i``'s flips (``counts[i]`` of
+    ``flips``, concatenated in window order)."""
+    at = 0
+    for i in range(counts.size):
+        for j in range(at, at + counts[i]):
+            p = flips[j]
+            maps[i, p >> 6] |= np.uint64(1) << np.uint64(p & 63)
+        at += counts[i]

@@ -45,7 +45,7 @@ from subtone.stego._codec_plane import (
     extract_plane_to,
     extract_planes,
 )
-from subtone.stego.engine import WindowEngine
+from subtone.stego.engine import WindowEngine, flip_indices
 from subtone.stego.layout import read_capacity
 from subtone.stego.patch import apply_window_flips
 from subtone.stego.pcm import pack_lsb
@@ -116,8 +116,9 @@ def embed_stream(
         concurrency=concurrency,
         windows_per_call=windows_per_call,
     )
-    for index, flips in flips_by_window:
+    for index, window_flips in flips_by_window:
         data = held.popleft()
+        flips = flip_indices(window_flips)
         if flips.size:
             apply_window_flips(data, k_pos=k_pos, index=index, flips=flips, bits_per_sample=bps)
         changed += flips.size

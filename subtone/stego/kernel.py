@@ -42,7 +42,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from subtone.stego._kernel_core import embed_batch, extract_batch, keyed_positions
+from subtone.stego._kernel_core import (
+    drain_maps,
+    embed_batch,
+    embed_map_batch,
+    extract_batch,
+    keyed_positions,
+    mark_flips,
+)
 from subtone.stego._kernel_pcm import copy_bits
 from subtone.stego.pcm import (
     apply_flips,
@@ -79,8 +86,10 @@ __all__ = [
     "copy_bits",
     "embed_flips",
     "embed_flips_batch",
+    "embed_maps_batch",
     "extract_bits",
     "extract_bits_batch",
+    "flips_of_maps",
     "pack_lsb",
     "positions",
     "ready_kernel",
@@ -203,14 +212,10 @@ def embed_flips_batch(
     window's ascending, concatenated in window order, and how many each window has. ``gpu``:
     run on that CUDA GPU (:func:`choose_kernel`) instead of this CPU; the answer is the same.
     """
-    args = _prepare(planes, offsets, keys, lengths, ks, skips, nblocks)
-    n = args[1].size
-    packed = np.ascontiguousarray(np.asarray(bits, dtype=np.uint8).reshape(-1))
-    starts = _as_i64(bit_starts, n, "bit_starts")
-    if n and (starts.min() < 0 or np.any(starts + args[6] * args[4] > packed.size * 8)):
-        raise ValueError("a window's bits run past the bits given")
+    args, windows, packed = _embed_args(
+        planes, offsets, keys, lengths, ks, skips, nblocks, bits, bit_starts
+    )
     out = np.empty(int(args[6].sum()) + 8, dtype=np.int32)
-    windows = _windows(args, starts)
     if gpu is None:
         counts: Int64Array = embed_batch(args[0], args[2], windows, packed, out)
     else:
@@ -218,6 +223,79 @@ def embed_flips_batch(
 
         counts = _kernel_cuda.embed_batch(args[0], args[2], windows, packed, out, gpu)
     return out[: int(counts.sum())], counts
+
+
+def _embed_args(
+    planes: UInt8Array,
+    offsets: Sequence[int] | npt.NDArray[np.integer[Any]],
+    keys: UInt8Array | Sequence[bytes],
+    lengths: Sequence[int] | npt.NDArray[np.integer[Any]],
+    ks: Sequence[int] | npt.NDArray[np.integer[Any]],
+    skips: Sequence[int] | npt.NDArray[np.integer[Any]],
+    nblocks: Sequence[int] | npt.NDArray[np.integer[Any]],
+    bits: UInt8Array,
+    bit_starts: Sequence[int] | npt.NDArray[np.integer[Any]],
+) -> tuple[
+    tuple[UInt8Array, Int64Array, UInt8Array, Int64Array, Int64Array, Int64Array, Int64Array],
+    Int64Array,
+    UInt8Array,
+]:
+    """An embed's arguments checked: the prepared columns, the windows' table, the bits."""
+    args = _prepare(planes, offsets, keys, lengths, ks, skips, nblocks)
+    n = args[1].size
+    packed = np.ascontiguousarray(np.asarray(bits, dtype=np.uint8).reshape(-1))
+    starts = _as_i64(bit_starts, n, "bit_starts")
+    if n and (starts.min() < 0 or np.any(starts + args[6] * args[4] > packed.size * 8)):
+        raise ValueError("a window's bits run past the bits given")
+    return args, _windows(args, starts), packed
+
+
+def embed_maps_batch(
+    planes: UInt8Array,
+    offsets: Sequence[int] | npt.NDArray[np.integer[Any]],
+    keys: UInt8Array | Sequence[bytes],
+    lengths: Sequence[int] | npt.NDArray[np.integer[Any]],
+    ks: Sequence[int] | npt.NDArray[np.integer[Any]],
+    skips: Sequence[int] | npt.NDArray[np.integer[Any]],
+    nblocks: Sequence[int] | npt.NDArray[np.integer[Any]],
+    bits: UInt8Array,
+    bit_starts: Sequence[int] | npt.NDArray[np.integer[Any]],
+    *,
+    gpu: int | None = None,
+) -> tuple[UInt8Array, Int64Array]:
+    """:func:`embed_flips_batch`'s answer as bitmaps: ``(maps, counts)``, row ``i`` of
+    ``maps`` (``(n, WINDOW_BYTES)`` bytes) with bit ``p`` (``bitorder="little"``, as the LSB
+    plane) set where window ``i``'s sample ``p`` flips. The kernel's own form: a dense
+    window's flips (:data:`~subtone.stego.engine.DENSE_K`) in a bit a sample, never turned
+    into indices. ``gpu``: as for :func:`embed_flips_batch` (the GPU answers indices; they
+    are marked here)."""
+    args, windows, packed = _embed_args(
+        planes, offsets, keys, lengths, ks, skips, nblocks, bits, bit_starts
+    )
+    maps = np.zeros((args[1].size, WINDOW_SAMPLES // 64), dtype=np.uint64)
+    if gpu is None:
+        counts: Int64Array = embed_map_batch(args[0], args[2], windows, packed, maps)
+    else:
+        from subtone.stego import _kernel_cuda  # only a GPU instance loads numba.cuda
+
+        out = np.empty(int(args[6].sum()) + 8, dtype=np.int32)
+        counts = _kernel_cuda.embed_batch(args[0], args[2], windows, packed, out, gpu)
+        mark_flips(out, counts, maps)
+    return maps.astype("<u8", copy=False).view(np.uint8), counts
+
+
+def flips_of_maps(maps: UInt8Array, counts: Int64Array) -> Int32Array:
+    """The indices of :func:`embed_maps_batch`'s ``maps`` (``counts`` set bits a row),
+    concatenated in row order, each row's ascending, as :func:`embed_flips_batch` answers
+    them. ``maps`` may be cleared."""
+    words = np.ascontiguousarray(maps, dtype=np.uint8).view("<u8")
+    if words.ndim != 2 or words.shape[1] != WINDOW_SAMPLES // 64:
+        raise ValueError(f"maps must be rows of {WINDOW_BYTES} bytes")
+    out = np.empty(int(np.sum(counts)) + 8, dtype=np.int32)
+    found: Int64Array = drain_maps(words.astype(np.uint64, copy=False), out)
+    if not np.array_equal(found, counts):
+        raise ValueError("the maps do not hold the flips counted")
+    return out[: int(found.sum())]
 
 
 def extract_bits_batch(

@@ -42,6 +42,7 @@ import numpy.typing as npt
 
 from subtone.errors import SubtoneError
 from subtone.stego import layout, wav
+from subtone.stego.engine import FlipMap
 from subtone.stego.pcm import (
     apply_flips_across,
     apply_flips_pcm,
@@ -130,13 +131,26 @@ class PatchWriter:
     def windows(self) -> int:
         return layout.window_count(self._samples)
 
-    def window(self, index: int, flips: npt.NDArray[np.int32] | npt.NDArray[np.int64]) -> None:
-        """The flips of window ``index`` (windows come in order, each once)."""
+    def window(
+        self, index: int, flips: npt.NDArray[np.int32] | npt.NDArray[np.int64] | FlipMap
+    ) -> None:
+        """The flips of window ``index`` (windows come in order, each once): indices, or a
+        dense window's bitmap, written as it is where the bitmap is the smallest mode."""
         if index != self._next:
             raise ValueError(f"patch windows come in order: expected {self._next}, got {index}")
         length = layout.window_length(self._samples, index)
-        where = np.asarray(flips, dtype="<u4")
         bitmap_bytes = (length + 7) // 8
+        if isinstance(flips, FlipMap):
+            if flips.bits.size != bitmap_bytes:
+                raise ValueError(f"window {index}'s bitmap is not {bitmap_bytes} bytes")
+            if flips.count * 4 > bitmap_bytes and flips.count * GAPS_DENSEST > length:
+                # The bitmap: what the modes below would choose, without the detour.
+                self._dst.write(WINDOW.pack(MODE_BITMAP, bitmap_bytes) + flips.bits.tobytes())
+                self.flips += flips.count
+                self._next += 1
+                return
+            flips = flips.indices()
+        where = np.asarray(flips, dtype="<u4")
         if where.size * 4 <= bitmap_bytes:
             # Few flips: plain indices, unless their gaps compress to less.
             body, mode = where.tobytes(), MODE_INDICES

@@ -22,11 +22,18 @@ BITS       UINT8   [-1]      (embed) the bits to carry, packed MSB first (np.pac
                              as its widest row needs: a short secret sends a few bytes)
 FLIPS      INT32   [-1]      (embed, out) the samples to flip, ascending, padded with -1
                              to the longest row of the request
-COUNT      INT32   [1]       (embed, out) how many of the row's FLIPS are real
+FLIP_MAP   UINT8   [32768]   (embed, out) the same flips as a bitmap (bit i set: sample i
+                             flips; ``bitorder="little"``, as PLANE): what a client asks
+                             for instead of FLIPS when the windows are dense (k <= 2: a
+                             bit a sample is less than 32 bits a flip), the kernel's own
+                             form, sent as it is
+COUNT      INT32   [1]       (embed, out) how many samples of the row flip
 BITS_OUT   UINT8   [-1]      (extract, out) the NBLOCKS * K bits read, packed MSB first,
                              zero-padded to the widest row of the batch
 BATCH_SIZE INT32   [1]       (out) windows the ``execute()`` call served
 ========== ======= ========= ===========================================================
+
+An embed request answers the outputs it asks for: FLIPS (the default), FLIP_MAP, or both.
 
 A request may hold many rows (the client sends several windows at once) and the dynamic
 batcher merges requests: ``execute()`` checks each request on its own (a bad one gets an
@@ -86,6 +93,7 @@ __all__ = [
     "OUT_BITS",
     "OUT_COUNT",
     "OUT_FLIPS",
+    "OUT_FLIP_MAP",
     "BadRequestError",
     "StegoModel",
     "model_class",
@@ -99,6 +107,7 @@ IN_SKIP = "SKIP"
 IN_NBLOCKS = "NBLOCKS"
 IN_BITS = "BITS"
 OUT_FLIPS = "FLIPS"
+OUT_FLIP_MAP = "FLIP_MAP"
 OUT_COUNT = "COUNT"
 OUT_BITS = "BITS_OUT"
 OUT_BATCH_SIZE = "BATCH_SIZE"
@@ -129,6 +138,10 @@ class Rows:
     skips: npt.NDArray[np.int64]
     nblocks: npt.NDArray[np.int64]
     bits: npt.NDArray[np.uint8] | None
+    as_map: bool = False
+    """The request asked for FLIP_MAP."""
+    as_flips: bool = True
+    """The request asked for FLIPS (or named no outputs)."""
 
     def __len__(self) -> int:
         return int(self.lengths.size)
@@ -277,6 +290,7 @@ class StegoModel:
                 raise BadRequestError(f"{name} has {values.size} values for {count} windows")
             scalars[name] = values.astype(np.int64)
         bits = get(IN_BITS).reshape(count, -1) if self.kind == "embed" else None
+        wanted = _requested_outputs(request)
         try:
             check_tasks(
                 np.full(count, planes.shape[1]),
@@ -297,13 +311,20 @@ class StegoModel:
             skips=scalars[IN_SKIP],
             nblocks=scalars[IN_NBLOCKS],
             bits=None if bits is None else np.ascontiguousarray(bits, dtype=np.uint8),
+            as_map=wanted is not None and OUT_FLIP_MAP in wanted,
+            as_flips=wanted is None or OUT_FLIPS in wanted,
         )
 
     def run(self, batch: list[Rows]) -> list[list[tuple[str, npt.NDArray[Any]]]]:
         """The output tensors of each request, the kernel run once over all their rows."""
         if not batch:
             return []
-        from subtone.stego.kernel import embed_flips_batch, extract_bits_batch
+        from subtone.stego.kernel import (
+            embed_flips_batch,
+            embed_maps_batch,
+            extract_bits_batch,
+            flips_of_maps,
+        )
 
         planes = np.concatenate([rows.planes for rows in batch])
         n = planes.shape[0]
@@ -343,10 +364,37 @@ class StegoModel:
                                      nblocks, row_bits, bit_starts[: b - a],
                                      gpu=self.kernel.gpu)  # fmt: skip
 
-        parts = self._each(embed, spans)
-        flips = np.concatenate([f for f, _ in parts])
-        counts = np.concatenate([c for _, c in parts])
-        return self._flip_outputs(flips, counts, sizes)
+        if not any(rows.as_map for rows in batch):
+            parts = self._each(embed, spans)
+            flips = np.concatenate([f for f, _ in parts])
+            counts = np.concatenate([c for _, c in parts])
+            return self._flip_outputs(flips, counts, sizes)
+
+        def embed_maps(a: int, b: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+            local = offsets[: b - a]
+            keys, lengths, ks, skips, nblocks = (c[a:b] for c in columns)
+            row_bits = bits[a:b].reshape(-1)
+            return embed_maps_batch(planes[a:b].reshape(-1), local, keys, lengths, ks, skips,
+                                    nblocks, row_bits, bit_starts[: b - a],
+                                    gpu=self.kernel.gpu)  # fmt: skip
+
+        map_parts = self._each(embed_maps, spans)
+        maps = np.concatenate([m for m, _ in map_parts])
+        map_counts = np.concatenate([c for _, c in map_parts])
+        results: list[list[tuple[str, npt.NDArray[Any]]]] = []
+        for rows, row_maps, row_counts in zip(
+            batch, np.split(maps, sizes), np.split(map_counts, sizes), strict=True
+        ):
+            tensors: list[tuple[str, npt.NDArray[Any]]] = []
+            if rows.as_flips:
+                flips = flips_of_maps(row_maps.copy(), row_counts)
+                tensors += self._flip_outputs(flips, row_counts, np.zeros(0, np.int64))[0]
+            else:
+                tensors.append((OUT_COUNT, row_counts.astype(np.int32).reshape(-1, 1)))
+            if rows.as_map:
+                tensors.append((OUT_FLIP_MAP, row_maps))
+            results.append(tensors)
+        return results
 
     def _flip_outputs(
         self,
@@ -377,6 +425,17 @@ class StegoModel:
         if self._pool is None or len(spans) < 2:
             return [work(a, b) for a, b in spans]
         return list(self._pool.map(lambda span: work(*span), spans))
+
+
+def _requested_outputs(request: Any) -> set[str] | None:
+    """The outputs a request asked for; ``None`` where Triton's stub does not say."""
+    names = getattr(request, "requested_output_names", None)
+    if names is None:
+        return None
+    try:
+        return set(names())
+    except Exception:  # an older stub
+        return None
 
 
 def usable_cores() -> int:

@@ -30,7 +30,14 @@ from server.integrations.triton import (
     TritonUnavailable,
 )
 from server.standalone.tritonserver import MODEL_REPOSITORY, TritonProcess, free_port
-from subtone.stego.engine import EmbedTask, ExtractTask, InProcessEngine
+from subtone.stego.engine import (
+    DENSE_K,
+    EmbedTask,
+    ExtractTask,
+    FlipMap,
+    InProcessEngine,
+    flip_indices,
+)
 from subtone.stego.kernel import (
     KEY_BYTES,
     WINDOW_BYTES,
@@ -150,9 +157,14 @@ def test_matches_the_kernel_bit_exact(
 ) -> None:
     window = make_window(length + k, length, bits_per_sample, k, skip, fill)
 
-    (flips,) = triton_engine.embed([window.task])
+    (answer,) = triton_engine.embed([window.task])
 
+    # Dense windows come back as the kernel's bitmap (a bit a sample), the others as indices.
+    assert isinstance(answer, FlipMap) == (k <= DENSE_K)
+    flips = flip_indices(answer)
     assert flips.dtype == np.int32
+    if isinstance(answer, FlipMap):
+        assert answer.bits.size == (length + 7) // 8 and answer.count == flips.size
     np.testing.assert_array_equal(flips, reference_flips(window))
     np.testing.assert_array_equal(flips, LOCAL.embed([window.task])[0])
     stego = window.samples.copy()
@@ -167,14 +179,21 @@ def test_matches_the_kernel_bit_exact(
     np.testing.assert_array_equal(cover_bits, LOCAL.extract([window.extract_task()])[0])
 
 
-def test_many_windows_in_one_call_match_the_kernel(triton_engine: TritonEngine) -> None:
-    windows = [make_window(60 + i, WINDOW_SAMPLES - 997 * i, 16, 1 + i % 5, i) for i in range(70)]
+@pytest.mark.parametrize("ks", [(1, 2, 3, 4, 5), (1, 2)])
+def test_many_windows_in_one_call_match_the_kernel(
+    triton_engine: TritonEngine, ks: tuple[int, ...]
+) -> None:
+    """Mixed windows (answered as indices), dense ones (as bitmaps)."""
+    windows = [
+        make_window(60 + i, WINDOW_SAMPLES - 997 * i, 16, ks[i % len(ks)], i) for i in range(70)
+    ]
     tasks = [w.task for w in windows]  # more than one request's MAX_ROWS
 
     flips = triton_engine.embed(tasks)
 
+    assert all(isinstance(f, FlipMap) for f in flips) == (max(ks) <= DENSE_K)
     for got, want in zip(flips, LOCAL.embed(tasks), strict=True):
-        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(flip_indices(got), want)
     extract = [w.extract_task() for w in windows]
     for got, want in zip(triton_engine.extract(extract), LOCAL.extract(extract), strict=True):
         np.testing.assert_array_equal(got, want)
@@ -220,7 +239,9 @@ def test_bad_embed_is_invalid_arg(
         LOCAL.embed([task])
     # The model is still serving.
     good = make_window(2, 2048, 16, 2, 0)
-    np.testing.assert_array_equal(triton_engine.embed([good.task])[0], reference_flips(good))
+    np.testing.assert_array_equal(
+        flip_indices(triton_engine.embed([good.task])[0]), reference_flips(good)
+    )
 
 
 @pytest.mark.parametrize(
@@ -292,6 +313,12 @@ def test_the_wire_format(triton_server: TritonProcess) -> None:
     for row, count, window in zip(flips, counts[:, 0], windows, strict=True):
         np.testing.assert_array_equal(row[:count], reference_flips(window))
         assert (row[count:] == -1).all()  # the padding
+    # No outputs named: every output, the bitmap of the same flips among them.
+    maps = result.as_numpy("FLIP_MAP")
+    assert maps.dtype == np.uint8 and maps.shape == (2, WINDOW_SAMPLES // 8)
+    for row, window in zip(maps, windows, strict=True):
+        flags = np.unpackbits(row, bitorder="little")
+        np.testing.assert_array_equal(np.flatnonzero(flags), reference_flips(window))
     assert result.as_numpy("BATCH_SIZE").reshape(-1).tolist() == [2, 2]
 
     arrays = {n: arrays[n] for n in ("PLANE", "LENGTH", "KEY", "K", "SKIP", "NBLOCKS")}
@@ -321,9 +348,15 @@ def test_a_bad_window_fails_its_whole_request(triton_server: TritonProcess) -> N
 # -- batching (stego_embed waits for BATCH_OF requests; stego_extract not loaded) ------------
 
 
-def test_concurrent_requests_share_one_execute(triton_batching_server: TritonProcess) -> None:
+@pytest.mark.parametrize("k", [4, 2])
+def test_concurrent_requests_share_one_execute(
+    triton_batching_server: TritonProcess, k: int
+) -> None:
+    """Requests for indices (k = 4) batch together, and so do requests for bitmaps (dense
+    windows, k = 2). (Triton batches only requests that ask for the same outputs: a dense
+    job's and a sparse job's requests at the same moment run in executes of their own.)"""
     url = triton_batching_server.grpc_url
-    windows = [make_window(20 + i, WINDOW_SAMPLES - i * 1000, 16, 4, i) for i in range(BATCH_OF)]
+    windows = [make_window(20 + i, WINDOW_SAMPLES - i * 1000, 16, k, i) for i in range(BATCH_OF)]
     before = statistics(url, EMBED_MODEL)
     with TritonEngine(url, timeout_seconds=60) as engine:
         replies = together([lambda w=w: engine.embed_reply([w.task]) for w in windows])
@@ -332,7 +365,8 @@ def test_concurrent_requests_share_one_execute(triton_batching_server: TritonPro
     for reply, window in zip(replies, windows, strict=True):
         assert isinstance(reply, Reply), reply
         assert reply.batch_size == BATCH_OF
-        np.testing.assert_array_equal(reply.data[0], reference_flips(window))
+        assert isinstance(reply.data[0], FlipMap) == (k <= DENSE_K)
+        np.testing.assert_array_equal(flip_indices(reply.data[0]), reference_flips(window))
     assert after[0] - before[0] == BATCH_OF  # inferences
     assert after[1] - before[1] == 1  # executions
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from subtone.stego import codec, layout, patch, plane, wav
-from subtone.stego.engine import InProcessEngine
+from subtone.stego.engine import FlipMap, InProcessEngine
 from subtone.stego.kernel import WINDOW_SAMPLES
 
 K_POS = hashlib.sha256(b"patch tests").digest()
@@ -331,6 +331,31 @@ def test_each_window_takes_its_smallest_mode_and_reads_back_exactly(density, mod
     assert index == 0 and np.array_equal(where, flips)
     plain = 4 * flips.size if flips.size * 4 <= WINDOW_SAMPLES // 8 else WINDOW_SAMPLES // 8
     assert len(raw) - patch.HEADER.size - patch.WINDOW.size <= plain
+
+
+@pytest.mark.parametrize("length", [WINDOW_SAMPLES, 70_001])
+@pytest.mark.parametrize("density", [0.0, 0.0005, 0.02, 0.12, 0.13, 0.3, 0.5])
+def test_a_window_given_as_a_bitmap_is_written_as_its_indices_are(length, density):
+    """An engine's bitmap of a window's flips (dense windows, as Triton answers them) makes
+    the same patch bytes as their indices: written as it is where the bitmap is the smallest
+    mode, turned into indices where another is."""
+    flips = np.flatnonzero(np.random.default_rng(8).random(length) < density).astype(np.int32)
+    flags = np.zeros(length, dtype=np.uint8)
+    flags[flips] = 1
+    bitmap = FlipMap(np.packbits(flags, bitorder="little"), int(flips.size))
+    by_index, by_map = io.BytesIO(), io.BytesIO()
+    for buffer, given in ((by_index, flips), (by_map, bitmap)):
+        writer = patch.PatchWriter(buffer, length)
+        writer.window(0, given)
+        writer.close()
+        assert writer.flips == flips.size
+    assert by_map.getvalue() == by_index.getvalue()
+
+
+def test_a_bitmap_of_the_wrong_size_is_refused():
+    writer = patch.PatchWriter(io.BytesIO(), 1000)
+    with pytest.raises(ValueError, match="125 bytes"):
+        writer.window(0, FlipMap(np.zeros(WINDOW_SAMPLES // 8, np.uint8), 0))
 
 
 def test_gaps_cost_near_the_entropy_of_randomly_spread_flips():

@@ -53,6 +53,17 @@ pb = SimpleNamespace(
 )
 
 
+class Request(dict):
+    """A request that names the outputs it asks for, as Triton's stub tells the model."""
+
+    def __init__(self, tensors: dict[str, Tensor], outputs: list[str]) -> None:
+        super().__init__(tensors)
+        self.outputs = outputs
+
+    def requested_output_names(self) -> list[str]:
+        return self.outputs
+
+
 def config(kind: str) -> dict[str, Any]:
     inputs = [
         {"name": "PLANE", "dims": [WINDOW_BYTES]},
@@ -135,6 +146,35 @@ def test_requests_of_a_batch_run_together_and_match_the_engine(threads):
     for row, packed in zip(bits, InProcessEngine().extract(tasks), strict=True):
         np.testing.assert_array_equal(row[: packed.size], packed)
         assert not row[packed.size :].any()
+
+
+@pytest.mark.parametrize("threads", [0, 1])
+def test_a_request_for_flip_maps_gets_the_same_flips_as_bitmaps(threads):
+    """Requests batched together, one asking for FLIP_MAP (dense windows), one for FLIPS, one
+    for both: each gets what it asked for, the same flips as the in-process engine."""
+    tasks = [task(10 + i, WINDOW_SAMPLES - 7000 * i, 1 + i % 2) for i in range(5)]
+    asked = [["FLIP_MAP", "COUNT", "BATCH_SIZE"], ["FLIPS", "COUNT", "BATCH_SIZE"],
+             ["FLIPS", "FLIP_MAP", "COUNT", "BATCH_SIZE"]]  # fmt: skip
+    parts = [tasks[:2], tasks[2:3], tasks[3:]]
+    requests = [Request(request(p), a) for p, a in zip(parts, asked, strict=True)]
+    responses = model("embed", threads=threads).execute(requests)
+    want = iter(InProcessEngine().embed(tasks))
+    for response, part, names in zip(responses, parts, asked, strict=True):
+        assert response.error is None
+        assert ("FLIPS" in response.tensors) == ("FLIPS" in names)
+        assert ("FLIP_MAP" in response.tensors) == ("FLIP_MAP" in names)
+        counts = response.tensors["COUNT"][:, 0]
+        for i, t in enumerate(part):
+            flips = next(want)
+            assert counts[i] == flips.size
+            if "FLIP_MAP" in names:
+                row = response.tensors["FLIP_MAP"][i]
+                assert row.shape == (WINDOW_BYTES,)
+                flags = np.unpackbits(row, bitorder="little")
+                np.testing.assert_array_equal(np.flatnonzero(flags), flips)
+                assert not flags[t.length :].any()
+            if "FLIPS" in names:
+                np.testing.assert_array_equal(response.tensors["FLIPS"][i, : flips.size], flips)
 
 
 @pytest.mark.parametrize(
