@@ -264,7 +264,7 @@ class _BoundEngine:
         self._engine = engine
         self._context = context
 
-    def embed(self, tasks: Sequence[EmbedTask]) -> list[Flips]:
+    def embed(self, tasks: Sequence[EmbedTask]) -> Sequence[Flips]:
         with logs.bound(**asdict(self._context)):
             return self._engine.embed(tasks)
 

@@ -110,7 +110,7 @@ def flip_count(flips: Flips) -> int:
 class WindowEngine(Protocol):
     """Embeds in and extracts from batches of windows; safe to call from several threads."""
 
-    def embed(self, tasks: Sequence[EmbedTask]) -> list[Flips]:
+    def embed(self, tasks: Sequence[EmbedTask]) -> Sequence[Flips]:
         """For each task, the samples to flip: their window-relative indices (ascending),
         or, for a dense task (:data:`DENSE_K`), possibly their :class:`FlipMap`."""
         ...
