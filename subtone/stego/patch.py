@@ -42,14 +42,13 @@ import numpy.typing as npt
 
 from subtone.errors import SubtoneError
 from subtone.stego import layout, wav
-from subtone.stego.engine import FlipMap
 from subtone.stego.pcm import (
     apply_flips_across,
     apply_flips_pcm,
     apply_flips_pcm_across,
     sign_key,
 )
-from subtone.stego.window import WINDOW_SAMPLES
+from subtone.stego.window import WINDOW_SAMPLES, FlipMap
 
 __all__ = [
     "HEADER",

@@ -3,23 +3,29 @@ the kernel agree on (see :mod:`subtone.stego.kernel` for the format itself)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "DENSE_K",
     "KEY_BYTES",
     "MAX_K",
     "WINDOW_BITS",
     "WINDOW_BYTES",
     "WINDOW_SAMPLES",
+    "FlipMap",
+    "Flips",
     "Int32Array",
     "Int64Array",
     "UInt8Array",
     "UInt32Array",
     "UInt64Array",
     "block_size",
+    "flip_count",
+    "flip_indices",
     "key_array",
     "plane_bytes",
 ]
@@ -56,3 +62,40 @@ def key_array(key: bytes) -> UInt8Array:
 def plane_bytes(length: int) -> int:
     """Bytes of the packed LSB plane of ``length`` samples."""
     return (length + 7) // 8
+
+
+DENSE_K = 2
+"""Windows coded with ``k`` up to this flip a quarter of their samples or more: their flips
+as a bitmap (a bit a sample) are smaller than as indices (32 bits each), and the bitmap is
+what a patch keeps of them (:class:`subtone.stego.patch.PatchWriter`)."""
+
+
+@dataclass(frozen=True, eq=False)
+class FlipMap:
+    """One window's flips as a bitmap: bit ``i`` (packed ``bitorder="little"``, as the LSB
+    plane) is set where sample ``i`` flips. What an engine may answer for a dense window
+    (:data:`DENSE_K`) instead of the indices: the kernel's own form, passed on as it is."""
+
+    bits: UInt8Array
+    """``plane_bytes(length)`` bytes; bits past the window's length are 0."""
+    count: int
+    """How many bits are set."""
+
+    def indices(self) -> Int32Array:
+        """The flipped samples' window-relative indices, ascending."""
+        flags = np.unpackbits(np.asarray(self.bits, dtype=np.uint8), bitorder="little")
+        return np.flatnonzero(flags).astype(np.int32)
+
+
+Flips = Int32Array | FlipMap
+"""A window's flips: indices (ascending), or a :class:`FlipMap`."""
+
+
+def flip_indices(flips: Flips) -> Int32Array:
+    """``flips`` as ascending window-relative indices."""
+    return flips.indices() if isinstance(flips, FlipMap) else flips
+
+
+def flip_count(flips: Flips) -> int:
+    """How many samples ``flips`` flips."""
+    return flips.count if isinstance(flips, FlipMap) else int(flips.size)
