@@ -14,7 +14,6 @@ package never imports it (a desktop-only install simply has none).
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import json
 import logging
 import sys
@@ -42,6 +41,8 @@ from subtone.errors import SubtoneError
 from subtone.protocol import JobState
 
 if TYPE_CHECKING:
+    import importlib.metadata
+
     from desktop.core.orchestration.oneshot import DecodeSummary, EncodeSummary
 
 __all__ = [
@@ -439,8 +440,20 @@ def plugins_for(
     return [] if words & builtins else entries
 
 
+def names_a_builtin(argv: list[str]) -> bool:
+    """Whether the command line's first word that is not an option is a built-in command:
+    then no plug-in is needed, and the installed packages' metadata is not read (a few tens
+    of milliseconds of every ``subtone encode``)."""
+    first = next((word for word in argv if not word.startswith("-")), None)
+    return first is not None and first in {c.name for c in app.registered_commands if c.name}
+
+
 def main() -> None:
     """The ``subtone`` console script."""
-    found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-    add_plugin_groups(app, plugins_for(sys.argv[1:], found))
+    argv = sys.argv[1:]
+    if not names_a_builtin(argv):
+        import importlib.metadata
+
+        found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        add_plugin_groups(app, plugins_for(argv, found))
     app(prog_name="subtone")

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 from collections.abc import Iterable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import typer
+
+if TYPE_CHECKING:
+    import importlib.metadata
 
 __all__ = ["ENTRY_POINT_GROUP", "add_plugin_groups"]
 
@@ -28,11 +30,14 @@ def add_plugin_groups(
     with a debug log; a name already taken (a built-in command, or an earlier entry point)
     keeps its first owner.
     """
-    found = (
-        importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-        if entry_points is None
-        else entry_points
-    )
+    if entry_points is None:
+        import importlib.metadata  # only when asked: reading every package's metadata
+
+        found: Iterable[importlib.metadata.EntryPoint] = importlib.metadata.entry_points(
+            group=ENTRY_POINT_GROUP
+        )
+    else:
+        found = entry_points
     taken = {c.name for c in target.registered_commands if c.name}
     taken |= {g.name for g in target.registered_groups if g.name}
     added: list[str] = []

@@ -110,6 +110,40 @@ def test_a_built_in_command_loads_no_plugin_and_a_named_plugin_loads_alone() -> 
     assert [e.name for e in plugins_for([], entries)] == ["token", "extra"]
 
 
+def test_a_command_line_that_starts_with_a_built_in_reads_no_entry_points(monkeypatch) -> None:
+    """``subtone [options] encode ...`` runs a built-in command: the installed packages'
+    entry points are not read (only ``--help``, a plug-in or an unknown word reads them)."""
+    import desktop.cli as cli
+
+    assert cli.names_a_builtin(["--stats", "encode", "a.wav", "b.txt", "-o", "c.wav"])
+    assert cli.names_a_builtin(["decode", "--help"])
+    assert not cli.names_a_builtin(["standalone", "up"])
+    assert not cli.names_a_builtin(["--url", "http://x", "encode"])  # read: it may be a plug-in
+    assert not cli.names_a_builtin(["--help"]) and not cli.names_a_builtin([])
+
+    read: list[str] = []
+
+    def entry_points(**kwargs):
+        read.append(kwargs["group"])
+        return []
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+
+    class NotRun:  # the real app's commands, not run
+        registered_commands = cli.app.registered_commands
+        registered_groups = cli.app.registered_groups
+
+        def __call__(self, prog_name: str) -> None:
+            pass
+
+    monkeypatch.setattr(cli, "app", NotRun())
+    for argv, reads in ((["encode", "--help"], []), (["standalone", "up"], [ENTRY_POINT_GROUP])):
+        read.clear()
+        monkeypatch.setattr(sys, "argv", ["subtone", *argv])
+        cli.main()
+        assert read == reads
+
+
 def test_subtone_encode_imports_neither_the_server_nor_the_codec_before_its_passphrase() -> None:
     """``subtone encode`` starts its scrypt before it imports the codec, and never imports the
     server's command groups (FastAPI, Redis): checked in a fresh interpreter."""
