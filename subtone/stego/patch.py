@@ -94,12 +94,13 @@ def apply_window_flips(
     *,
     k_pos: bytes,
     index: int,
-    flips: npt.ArrayLike,
+    flips: npt.ArrayLike | FlipMap,
     bits_per_sample: int,
 ) -> None:
-    """Apply window ``index``'s flips to its PCM bytes in place (±1, keyed sign, full-scale
-    samples inwards): what a client does while it copies its cover to the stego file."""
-    where = np.asarray(flips, dtype=np.int32)
+    """Apply window ``index``'s flips (indices, or a dense window's bitmap as an engine may
+    answer it) to its PCM bytes in place (±1, keyed sign, full-scale samples inwards): what a
+    client does while it copies its cover to the stego file."""
+    where = flips.indices() if isinstance(flips, FlipMap) else np.asarray(flips, dtype=np.int32)
     apply_flips_pcm(data, layout.window_key(k_pos, index), where, bits_per_sample)
 
 
