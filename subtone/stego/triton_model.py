@@ -356,31 +356,25 @@ class StegoModel:
         bits = _merged_bits(batch, n)
         bit_starts = np.arange(n, dtype=np.int64) * bits.shape[1] * 8
 
-        def embed(a: int, b: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64]]:
+        as_map = any(rows.as_map for rows in batch)
+        kernel = embed_maps_batch if as_map else embed_flips_batch
+
+        def embed(a: int, b: int) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64]]:
+            """Rows ``a:b``: their flips (or, for a batch with a request for maps, their
+            bitmaps), and how many each has."""
             local = offsets[: b - a]
             keys, lengths, ks, skips, nblocks = (c[a:b] for c in columns)
             row_bits = bits[a:b].reshape(-1)
-            return embed_flips_batch(planes[a:b].reshape(-1), local, keys, lengths, ks, skips,
-                                     nblocks, row_bits, bit_starts[: b - a],
-                                     gpu=self.kernel.gpu)  # fmt: skip
+            return kernel(planes[a:b].reshape(-1), local, keys, lengths, ks, skips, nblocks,
+                          row_bits, bit_starts[: b - a], gpu=self.kernel.gpu)  # fmt: skip
 
-        if not any(rows.as_map for rows in batch):
-            parts = self._each(embed, spans)
+        parts = self._each(embed, spans)
+        if not as_map:
             flips = np.concatenate([f for f, _ in parts])
             counts = np.concatenate([c for _, c in parts])
             return self._flip_outputs(flips, counts, sizes)
-
-        def embed_maps(a: int, b: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
-            local = offsets[: b - a]
-            keys, lengths, ks, skips, nblocks = (c[a:b] for c in columns)
-            row_bits = bits[a:b].reshape(-1)
-            return embed_maps_batch(planes[a:b].reshape(-1), local, keys, lengths, ks, skips,
-                                    nblocks, row_bits, bit_starts[: b - a],
-                                    gpu=self.kernel.gpu)  # fmt: skip
-
-        map_parts = self._each(embed_maps, spans)
-        maps = np.concatenate([m for m, _ in map_parts])
-        map_counts = np.concatenate([c for _, c in map_parts])
+        maps = np.concatenate([m for m, _ in parts])
+        map_counts = np.concatenate([c for _, c in parts])
         results: list[list[tuple[str, npt.NDArray[Any]]]] = []
         for rows, row_maps, row_counts in zip(
             batch, np.split(maps, sizes), np.split(map_counts, sizes), strict=True
