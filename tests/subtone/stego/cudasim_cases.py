@@ -66,6 +66,13 @@ def check_batch(b: dict[str, Any]) -> None:
     np.testing.assert_array_equal(got[1], want[1])
     np.testing.assert_array_equal(got[0], want[0])
     assert got[0].dtype == want[0].dtype and got[1].dtype == want[1].dtype
+    # The flips as bitmaps (FLIP_MAP): the GPU's indices marked on the host, the CPU's marks.
+    cpu_maps = kernel.embed_maps_batch(*common, b["nblocks"], b["bits"], b["starts"])
+    gpu_maps = kernel.embed_maps_batch(*common, b["nblocks"], b["bits"], b["starts"], gpu=0)
+    np.testing.assert_array_equal(gpu_maps[1], want[1])
+    np.testing.assert_array_equal(cpu_maps[1], want[1])
+    np.testing.assert_array_equal(gpu_maps[0], cpu_maps[0])
+    np.testing.assert_array_equal(kernel.flips_of_maps(gpu_maps[0], gpu_maps[1]), want[0])
     size = b["bits"].size
     cpu = kernel.extract_bits_batch(
         *common, b["nblocks"], np.full(size, 0xA5, np.uint8), b["starts"]
