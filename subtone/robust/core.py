@@ -316,5 +316,9 @@ def _tile_energies(
 
 
 def _ratios(tiles: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    db = 10.0 * np.log10(tiles)
+    return _ratios_of(10.0 * np.log10(tiles))
+
+
+def _ratios_of(db: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """:func:`_ratios` of tiles whose levels in dB are given."""
     return np.asarray((db[:, 0::2] - db[:, 1::2]).ravel(), dtype=np.float64)

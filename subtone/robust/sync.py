@@ -27,6 +27,7 @@ from subtone.robust.core import (
     _keys,
     _mix_samples,
     _ratios,
+    _ratios_of,
     _tile_energies,
 )
 from subtone.robust.layout import (
@@ -59,7 +60,14 @@ def _soft(
     tiles: npt.NDArray[np.float64], dither: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]:
     """+1 for a clean 0, -1 for a clean 1, near 0 where unsure."""
-    return np.asarray(np.cos(2 * np.pi * (_ratios(tiles) - dither) / DELTA_DB), dtype=np.float64)
+    return _soft_of(_ratios(tiles), dither)
+
+
+def _soft_of(
+    ratios: npt.NDArray[np.float64], dither: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """:func:`_soft` of cells whose ratios (:func:`~subtone.robust.core._ratios`) are given."""
+    return np.asarray(np.cos(2 * np.pi * (ratios - dither) / DELTA_DB), dtype=np.float64)
 
 
 def _reliability(
@@ -84,9 +92,18 @@ def _reliability(
 
 def _quiet_db(tiles: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Per cell: its quieter tile's level below the column's loudest tile, in dB (<= 0)."""
-    db = 10.0 * np.log10(tiles)
+    return _quiet_of(10.0 * np.log10(tiles))
+
+
+def _quiet_of(db: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """:func:`_quiet_db` of tiles whose levels in dB are given."""
     top = db.max(axis=1, keepdims=True)
     return np.asarray((np.minimum(db[:, 0::2], db[:, 1::2]) - top).ravel(), dtype=np.float64)
+
+
+def _pilot_weight(quiet: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """A pilot's weight in :func:`_pilot_z` from its :func:`_quiet_db` level."""
+    return np.asarray(np.clip((quiet + PILOT_QUIET_DB) / 10.0, 0.0, 1.0), dtype=np.float64)
 
 
 def _pilot_z(
@@ -101,7 +118,7 @@ def _pilot_z(
     wrong key gives N(0, 1) before any maximum is taken."""
     p = keys.pilot[:n].copy()
     p[:first] = False
-    w = np.clip((_quiet_db(tiles)[:n][p] + PILOT_QUIET_DB) / 10.0, 0.0, 1.0)
+    w = _pilot_weight(_quiet_db(tiles)[:n][p])
     if not p.any() or not w.any():
         return 0.0
     signed = soft[:n][p] * (1 - 2 * keys.pilot_bit[:n][p])
@@ -135,38 +152,30 @@ def _start_z(e: npt.NDArray[np.float64], keys: _Keys, max_start: int) -> npt.NDA
     """The pilots' z-score at each first frame ``0 .. max_start`` of frames ``e`` that still
     leaves 8 columns (fewer entries when ``e`` is short)."""
     full = SYNC_COLUMNS * TILE_FRAMES
+    whole = max(0, min(max_start + 1, e.shape[0] - full + 1))  # starts that see every column
     cells = np.flatnonzero(keys.pilot)
     sign = 1 - 2 * keys.pilot_bit[cells]
     dither = keys.dither[cells]
-    z: list[float] = []
-    for start in range(0, max_start + 1):
-        if e.shape[0] - start < full:
-            break
-        z.append(math.nan)  # a full window: filled below, start by start's residue
-    for residue in range(min(TILE_FRAMES, len(z))):
+    z = np.zeros(whole, dtype=np.float64)
+    for residue in range(min(TILE_FRAMES, whole)):
         # Tile row j of this residue's tiling is the column of first frame residue + j * T.
-        rows = _tile_energies(e, residue, (e.shape[0] - residue) // TILE_FRAMES)
-        db = 10.0 * np.log10(rows)
-        ratio = (db[:, 0::2] - db[:, 1::2]).ravel()
-        quiet = (np.minimum(db[:, 0::2], db[:, 1::2]) - db.max(axis=1, keepdims=True)).ravel()
-        starts = np.arange(residue, len(z), TILE_FRAMES)
-        at = (starts - residue) // TILE_FRAMES * CELLS
-        at = at[:, None] + cells[None, :]
-        soft = np.cos(2 * np.pi * (ratio[at] - dither) / DELTA_DB)
-        w = np.clip((quiet[at] + PILOT_QUIET_DB) / 10.0, 0.0, 1.0)
-        top = (w * (soft * sign)).sum(axis=1)
+        db = 10.0 * np.log10(_tile_energies(e, residue, (e.shape[0] - residue) // TILE_FRAMES))
+        ratio, quiet = _ratios_of(db), _quiet_of(db)
+        starts = np.arange(residue, whole, TILE_FRAMES)
+        at = ((starts - residue) // TILE_FRAMES * CELLS)[:, None] + cells[None, :]
+        w = _pilot_weight(quiet[at])
+        top = (w * (_soft_of(ratio[at], dither) * sign)).sum(axis=1)
         norm = np.sqrt(0.5 * (w * w).sum(axis=1))
-        zs = np.divide(top, norm, out=np.zeros_like(top), where=norm > 0)
-        for start, value in zip(starts.tolist(), zs.tolist(), strict=True):
-            z[start] = value
-    for start in range(len(z), max_start + 1):  # a short file: fewer columns from here on
+        z[starts] = np.divide(top, norm, out=np.zeros_like(top), where=norm > 0)
+    short: list[float] = []
+    for start in range(whole, max_start + 1):  # a short file: fewer columns from here on
         cols = min(SYNC_COLUMNS, (e.shape[0] - start) // TILE_FRAMES)
         if cols < 8:
             break
         tiles = _tile_energies(e, start, cols)
         soft_cells = _soft(tiles, keys.dither[: cols * CELLS])
-        z.append(_pilot_z(soft_cells, tiles, keys, cols * CELLS))
-    return np.asarray(z, dtype=np.float64)
+        short.append(_pilot_z(soft_cells, tiles, keys, cols * CELLS))
+    return np.concatenate([z, np.asarray(short, dtype=np.float64)])
 
 
 PROBE_SECONDS = ((GUARD_FRAMES + 8 + SYNC_COLUMNS * TILE_FRAMES + 2) * HOP + FRAME) / RATE
