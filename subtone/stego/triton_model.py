@@ -381,7 +381,8 @@ class StegoModel:
         ):
             tensors: list[tuple[str, npt.NDArray[Any]]] = []
             if rows.as_flips:
-                flips = flips_of_maps(row_maps.copy(), row_counts)
+                # Draining clears the maps: a copy only where they are answered too.
+                flips = flips_of_maps(row_maps.copy() if rows.as_map else row_maps, row_counts)
                 tensors += self._flip_outputs(flips, row_counts, np.zeros(0, np.int64))[0]
             else:
                 tensors.append((OUT_COUNT, row_counts.astype(np.int32).reshape(-1, 1)))
