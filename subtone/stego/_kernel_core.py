@@ -32,7 +32,10 @@ _S30 = np.uint64(30)
 _S27 = np.uint64(27)
 _S31 = np.uint64(31)
 _U3 = np.uint32(3)
+_U6 = np.uint32(6)
 _U7 = np.uint32(7)
+_U63 = np.uint32(63)
+_U1 = np.uint32(1)
 _U9 = np.uint32(_HALF_BITS)
 _U511 = np.uint32(_HALF_MASK)
 _U512 = np.uint32(_HALF)
@@ -295,6 +298,48 @@ def _drain(mark: npt.NDArray[np.uint64], out: Int32Array, at: int) -> int:
 
 
 @jit
+def _mark_single(
+    t: UInt32Array, window: UInt8Array, idx: int, value: np.uint32, mark: npt.NDArray[np.uint64]
+) -> None:
+    """Mark keyed position ``idx``'s sample if its LSB differs from ``value`` (0 or 1)."""
+    p = np.uint32(_permute(t, idx))
+    change = ((np.uint32(window[p >> _U3]) >> (p & _U7)) ^ value) & _U1
+    mark[p >> _U6] |= np.uint64(change) << np.uint64(p & _U63)
+
+
+@jit
+def _embed_single(
+    t: UInt32Array,
+    window: UInt8Array,
+    idx: int,
+    count: int,
+    bits: UInt8Array,
+    bit: int,
+    mark: npt.NDArray[np.uint64],
+) -> None:
+    """``_walk``'s embedding at k = 1 in a full window, in one pass: a block is one sample,
+    which flips where its LSB differs from its bit (the same marks as ``_fill`` then
+    ``_mark_chunk``, without their buffers: at k = 1 those cost as much as the positions).
+    The bits are read a byte at a time once ``bit`` is on a byte boundary."""
+    i = 0
+    while i < count and (bit + i) & 7:
+        b = bit + i
+        _mark_single(t, window, idx + i, np.uint32(bits[b >> 3] >> (7 - (b & 7))), mark)
+        i += 1
+    first = (bit + i) >> 3
+    for w in range((count - i) >> 3):
+        value = np.uint32(bits[first + w])
+        at = idx + i + 8 * w
+        for j in range(8):
+            _mark_single(t, window, at + j, value >> np.uint32(7 - j), mark)
+    i += (count - i) >> 3 << 3
+    while i < count:
+        b = bit + i
+        _mark_single(t, window, idx + i, np.uint32(bits[b >> 3] >> (7 - (b & 7))), mark)
+        i += 1
+
+
+@jit
 def _walk(
     planes: UInt8Array,
     keys: UInt8Array,
@@ -319,6 +364,9 @@ def _walk(
     bit = windows[i, 5]
     pos, lsb, msg, _ = scratch
     t = _round_tables(keys[i])
+    if k == 1 and embed and length == WINDOW_SAMPLES:
+        _embed_single(t, planes[base:], skip, nblocks, bits, bit, mark)
+        return
     n = (1 << k) - 1
     per_chunk = max(1, _CHUNK // n)
     idx = _skip(t, length, skip)

@@ -198,8 +198,11 @@ class InProcessEngine:
     The kernel (numba and LLVM, some 60 MB) is imported on the first call, not with this
     module: the worker, which only talks to Triton, imports the engine's types without it."""
 
-    def embed(self, tasks: Sequence[EmbedTask]) -> list[Int32Array]:
-        from subtone.stego.kernel import embed_flips_batch
+    def embed(self, tasks: Sequence[EmbedTask]) -> list[Flips]:
+        """Dense tasks (all with ``k`` up to :data:`DENSE_K`) are answered as the kernel
+        marks them (:class:`FlipMap`), as Triton answers them: turning half a window's
+        samples into indices would cost more than finding them."""
+        from subtone.stego.kernel import embed_flips_batch, embed_maps_batch
 
         if not tasks:
             return []
@@ -208,10 +211,15 @@ class InProcessEngine:
         bits = [np.asarray(t.bits, dtype=np.uint8).reshape(-1) for t in tasks]
         starts = np.zeros(len(tasks), dtype=np.int64)
         starts[1:] = np.cumsum([b.size * 8 for b in bits[:-1]])
-        flips, counts = embed_flips_batch(
-            planes, offsets, *_columns(tasks), np.concatenate(bits), starts
-        )
-        return np.split(flips, np.cumsum(counts)[:-1])
+        args = (planes, offsets, *_columns(tasks), np.concatenate(bits), starts)
+        if all(t.k <= DENSE_K for t in tasks):
+            maps, counts = embed_maps_batch(*args)
+            return [
+                FlipMap(maps[i, : plane_bytes(t.length)], int(counts[i]))
+                for i, t in enumerate(tasks)
+            ]
+        flips, counts = embed_flips_batch(*args)
+        return list(np.split(flips, np.cumsum(counts)[:-1]))
 
     def extract(self, tasks: Sequence[ExtractTask]) -> list[UInt8Array]:
         from subtone.stego.kernel import extract_bits_batch

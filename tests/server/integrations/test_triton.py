@@ -166,7 +166,7 @@ def test_matches_the_kernel_bit_exact(
     if isinstance(answer, FlipMap):
         assert answer.bits.size == (length + 7) // 8 and answer.count == flips.size
     np.testing.assert_array_equal(flips, reference_flips(window))
-    np.testing.assert_array_equal(flips, LOCAL.embed([window.task])[0])
+    np.testing.assert_array_equal(flips, flip_indices(LOCAL.embed([window.task])[0]))
     stego = window.samples.copy()
     apply_flips(stego, window.task.key, flips, bits_per_sample)
     np.testing.assert_array_equal(stego, reference_embed(window))
@@ -193,7 +193,7 @@ def test_many_windows_in_one_call_match_the_kernel(
 
     assert all(isinstance(f, FlipMap) for f in flips) == (max(ks) <= DENSE_K)
     for got, want in zip(flips, LOCAL.embed(tasks), strict=True):
-        np.testing.assert_array_equal(flip_indices(got), want)
+        np.testing.assert_array_equal(flip_indices(got), flip_indices(want))
     extract = [w.extract_task() for w in windows]
     for got, want in zip(triton_engine.extract(extract), LOCAL.extract(extract), strict=True):
         np.testing.assert_array_equal(got, want)

@@ -9,11 +9,16 @@ import numpy as np
 import pytest
 
 from subtone.stego.engine import (
+    DENSE_K,
     EmbedTask,
     ExtractTask,
+    FlipMap,
     InProcessEngine,
     WindowEngine,
     check_tasks,
+    flip_count,
+    flip_indices,
+    plane_bytes,
 )
 from subtone.stego.kernel import KEY_BYTES, WINDOW_BYTES, WINDOW_SAMPLES, block_size, sample_range
 
@@ -50,8 +55,10 @@ def test_round_trip_is_the_reference(bits_per_sample: int, length: int, k: int, 
 
     (flips,) = ENGINE.embed([task])
 
-    assert flips.dtype == np.int32
-    np.testing.assert_array_equal(flips, np.nonzero(want != samples)[0])
+    indices = flip_indices(flips)
+    assert indices.dtype == np.int32
+    np.testing.assert_array_equal(indices, np.nonzero(want != samples)[0])
+    assert flip_count(flips) == indices.size
     (packed,) = ENGINE.extract([as_extract(task, want)])
     assert packed.size == (bits.size + 7) // 8
     np.testing.assert_array_equal(np.unpackbits(packed, count=bits.size), bits)
@@ -65,7 +72,7 @@ def test_a_batch_is_its_tasks_one_by_one_and_may_share_a_plane() -> None:
     tasks[0] = replace(tasks[0], skip=128, nblocks=tasks[0].nblocks - 128)
     together = ENGINE.embed(tasks)
     for task, flips in zip(tasks, together, strict=True):
-        np.testing.assert_array_equal(ENGINE.embed([task])[0], flips)
+        np.testing.assert_array_equal(flip_indices(ENGINE.embed([task])[0]), flip_indices(flips))
     extract = [as_extract(t) for t in tasks]
     for task, bits in zip(extract, ENGINE.extract(extract), strict=True):
         np.testing.assert_array_equal(ENGINE.extract([task])[0], bits)
@@ -74,7 +81,7 @@ def test_a_batch_is_its_tasks_one_by_one_and_may_share_a_plane() -> None:
 def test_no_blocks_flip_nothing() -> None:
     _, _, task = make_window(1, 5000, 16, 4, 0)
     empty = replace(task, nblocks=0, bits=np.zeros(0, np.uint8))
-    assert ENGINE.embed([empty])[0].size == 0
+    assert flip_count(ENGINE.embed([empty])[0]) == 0
     assert ENGINE.extract([as_extract(empty)])[0].size == 0
     assert ENGINE.embed([]) == [] and ENGINE.extract([]) == []
 
@@ -85,7 +92,25 @@ def test_threads_get_the_same_answers() -> None:
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(ENGINE.embed, tasks))
     for a, b in zip(alone, together, strict=True):
-        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(flip_indices(a[0]), flip_indices(b[0]))
+
+
+def test_dense_tasks_are_answered_as_the_kernels_bitmap() -> None:
+    """A batch of dense tasks (k <= DENSE_K) gets FlipMaps, as Triton answers them: the
+    same flips as indices would be, bits past a short window's end clear. A batch with a
+    sparse task gets indices for all."""
+    dense = [make_window(20 + k, length, 16, k, 0)[2] for k, length in ((1, 1000), (2, 70_001))]
+    sparse = make_window(30, 5000, 16, DENSE_K + 1, 0)[2]
+
+    answers = ENGINE.embed(dense)
+    mixed = ENGINE.embed([*dense, sparse])
+
+    for task, flips, indices in zip(dense, answers, mixed[:2], strict=True):
+        assert isinstance(flips, FlipMap) and not isinstance(indices, FlipMap)
+        assert flips.bits.size == plane_bytes(task.length)
+        np.testing.assert_array_equal(flips.indices(), indices)
+        assert flips.count == indices.size > task.nblocks // 4
+    assert not isinstance(mixed[2], FlipMap)
 
 
 GOOD = make_window(3, 4096, 16, 3, 0)[2]

@@ -121,6 +121,29 @@ def test_the_batch_is_the_windows_one_by_one():
         )
 
 
+@pytest.mark.parametrize("start", [1, 3, 7, 8, 13])
+@pytest.mark.parametrize("nblocks", [W - 128, W - 133])
+def test_single_sample_blocks_read_their_bits_from_any_bit(start, nblocks):
+    """k = 1 in a full window is embedded in one pass reading the bits a byte at a time:
+    the same flips, as indices and as a bitmap, whatever bit its bits start at."""
+    rng = np.random.default_rng(start)
+    samples = cover(start, W, 16)
+    key = rng.bytes(32)
+    bits = rng.integers(0, 2, nblocks).astype(np.uint8)
+    stego = ref.embed_window(samples, key, k=1, skip=128, bits=bits, bits_per_sample=16)
+    want = np.nonzero(stego != samples)[0]
+    junk = rng.integers(0, 2, start).astype(np.uint8)
+    packed = np.packbits(np.concatenate([junk, bits, junk]))
+    args = (plane_of(samples), [0], [key], [W], [1], [128], [nblocks], packed, [start])
+
+    flips, counts = kernel.embed_flips_batch(*args)
+    maps, map_counts = kernel.embed_maps_batch(*args)
+
+    np.testing.assert_array_equal(flips, want)
+    assert counts.tolist() == map_counts.tolist() == [want.size]
+    np.testing.assert_array_equal(np.flatnonzero(np.unpackbits(maps[0], bitorder="little")), want)
+
+
 def test_changes_are_plus_and_minus_one_not_lsb_replacement():
     rng = np.random.default_rng(7)
     key = bytes(range(32))
