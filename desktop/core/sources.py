@@ -58,12 +58,15 @@ def file_identity(
     *,
     progress: UploadProgress | None = None,
     cancel: threading.Event | None = None,
+    sha256: str | None = None,
 ) -> FileIdentity:
-    """The file's resolved path, size, mtime and SHA-256."""
+    """The file's resolved path, size, mtime and SHA-256 (``sha256``: what the caller knows
+    it to be, having written the file itself; the file is then not read)."""
     resolved = Path(path).resolve()
     try:
         before = resolved.stat()
-        sha256 = sha256_file(resolved, progress=progress, cancel=cancel)
+        if sha256 is None:
+            sha256 = sha256_file(resolved, progress=progress, cancel=cancel)
         after = resolved.stat()
     except OSError as e:
         raise SubtoneError(

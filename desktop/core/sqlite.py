@@ -70,6 +70,13 @@ class SqliteFile:
         conn = sqlite3.connect(self.path, timeout=SQLITE_TIMEOUT_SECONDS)
         try:
             conn.row_factory = sqlite3.Row
+            # With WAL, NORMAL syncs at checkpoints, not at each commit: a crash of the
+            # machine may lose the last commits, never the file's consistency. Both stores
+            # can lose them (the server is the reference: a session's parts and a task's job
+            # are asked of it again), and a commit no longer waits for the disk, where on
+            # ext4 an fsync also waits for every other file's pending writes (the stego
+            # file's 500 MB copy, made at the same time).
+            conn.execute("PRAGMA synchronous=NORMAL")
             if not self._ready:
                 with self._lock:
                     if not self._ready:

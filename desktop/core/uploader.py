@@ -192,9 +192,12 @@ class Uploader:
         progress: UploadProgress | None = None,
         hash_progress: UploadProgress | None = None,
         cancel: threading.Event | None = None,
+        sha256: str | None = None,
     ) -> UploadResult:
-        """Upload a file, resuming its saved session when there is one."""
-        identity = file_identity(path, progress=hash_progress, cancel=cancel)
+        """Upload a file, resuming its saved session when there is one. ``sha256``: the
+        file's, known to the caller that wrote it (it is then not read to hash it; the server
+        checks it when the upload completes)."""
+        identity = file_identity(path, progress=hash_progress, cancel=cancel, sha256=sha256)
         if identity.size == 0:
             raise SubtoneError(f"{Path(path).name} is empty.", code="empty_file")
         source = FileSource(identity)
@@ -232,6 +235,14 @@ class Uploader:
         )
 
     # Sessions --------------------------------------------------------------------------
+
+    def has_session_for(self, identity: FileIdentity) -> bool:
+        """Whether a session is saved for exactly this file on this server: the path, size,
+        modification time and SHA-256 it had when it was first sent."""
+        return (
+            self._store is not None
+            and self._store.find(self._client.base_url, identity) is not None
+        )
 
     def _resume(self, identity: FileIdentity) -> tuple[UploadSession, UploadStatus] | None:
         """The saved session for this file and its state on the server, if it can go on."""

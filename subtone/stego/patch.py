@@ -428,10 +428,21 @@ class StegoDraft:
     server computes the patch), patched by :meth:`apply` and renamed to ``out`` only when
     complete and on disk. Leaving the ``with`` block without :meth:`apply` removes it.
 
-    The cover is checked (a WAV whose size matches its header) before the copy starts."""
+    The cover is checked (a WAV whose size matches its header) before the copy starts.
+
+    Once copied, the draft is made durable (``fsync``) at once, so that little is left to
+    write when the patch comes; with ``sync_later``, only once :meth:`start_sync` is called
+    (or at :meth:`apply`): on ext4 an ``fsync`` makes the file operations of the whole file
+    system wait for it, so a client that has the plane to send first holds it back until
+    then."""
 
     def __init__(
-        self, cover: str | os.PathLike[str], out: str | os.PathLike[str], *, mode: int | None = None
+        self,
+        cover: str | os.PathLike[str],
+        out: str | os.PathLike[str],
+        *,
+        mode: int | None = None,
+        sync_later: bool = False,
     ) -> None:
         self._out = Path(out)
         self._cover = Path(cover)
@@ -446,6 +457,9 @@ class StegoDraft:
         self._tmp = Path(tmp)
         self._copied: Future[None] = Future()
         self._stop = threading.Event()
+        self._may_sync = threading.Event()
+        if not sync_later:
+            self._may_sync.set()
         self._done = False
         threading.Thread(
             target=self._copy_from, args=(Path(cover),), name="subtone-copy", daemon=True
@@ -456,11 +470,16 @@ class StegoDraft:
             with cover.open("rb") as src:
                 _copy(src, self._dst, os.fstat(src.fileno()).st_size, self._stop)
                 self._dst.flush()
+                self._may_sync.wait()
                 if not self._stop.is_set():  # most of the writing, done before the patch comes
                     os.fsync(self._dst.fileno())
             self._copied.set_result(None)
         except BaseException as e:
             self._copied.set_exception(e)
+
+    def start_sync(self) -> None:
+        """Let the copy be made durable once it is done (see ``sync_later``)."""
+        self._may_sync.set()
 
     def made_for(self, cover: str | os.PathLike[str], out: str | os.PathLike[str]) -> bool:
         """Whether this is the draft of ``cover`` to ``out`` (and still to be applied)."""
@@ -470,6 +489,7 @@ class StegoDraft:
         """Wait for the copy, apply ``patch`` and put the file under ``out``; the samples
         changed. An error (the copy's included) leaves nothing under ``out``."""
         try:
+            self._may_sync.set()
             self._copied.result()
             changed = apply_patch(self._dst, self.info, patch, k_pos)
             self._dst.flush()
@@ -489,6 +509,7 @@ class StegoDraft:
         if self._done:
             return
         self._stop.set()
+        self._may_sync.set()
         with contextlib.suppress(BaseException):
             self._copied.result()
         self._dst.close()

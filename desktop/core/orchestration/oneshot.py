@@ -236,10 +236,10 @@ def encode(
         if mode is TaskMode.LSB:
             # The stego file's copy of the cover, under a temporary name, made while the
             # secret is sealed, the plane sent and the server computes; removed on failure.
-            draft = drafts.enter_context(start_stego(cover, target))
+            draft = drafts.enter_context(start_stego(cover, target, sync_later=True))
             rt = dataclasses.replace(rt, early_draft=draft)
         ahead = rt.mix_file if mode is TaskMode.ROBUST else rt.plane_file
-        with read_ahead(cover, ahead, mode=mode, cover=True, progress=progress):
+        with read_ahead(cover, ahead, mode=mode, cover=True, progress=progress) as written:
             task = prepare_encode(
                 rt.store,
                 rt.work_dir,
@@ -252,6 +252,7 @@ def encode(
                 progress=progress,
                 mode=mode,
             )
+        rt = dataclasses.replace(rt, derived=written.derived)
         stop = StopToken(cancel, unset_reason=StopReason.CANCEL)
         done = _finished(
             run_task(rt, task.id, progress=progress, stop=stop, on_uploaded=uploads.__setitem__)
@@ -314,7 +315,7 @@ def decode(
         # The plane is read while the key is derived; a robust file (found by the probe, or
         # asked for) has no use for it. A file that is no WAV leaves nothing to read ahead.
         ahead = None if mode is TaskMode.ROBUST else rt.plane_file
-        with read_ahead(stego, ahead, mode=TaskMode.LSB, cover=False, progress=progress):
+        with read_ahead(stego, ahead, mode=TaskMode.LSB, cover=False, progress=progress) as written:
             task = prepare_decode(
                 rt.store,
                 server=client.base_url,
@@ -326,6 +327,7 @@ def decode(
             )
         if task.mode is TaskMode.ROBUST and ahead is not None:
             ahead.unlink(missing_ok=True)
+        rt = dataclasses.replace(rt, derived=written.derived)
         stop = StopToken(cancel, unset_reason=StopReason.CANCEL)
         done = _finished(run_task(rt, task.id, passphrase=passphrase, progress=progress, stop=stop))
     assert done.output is not None and done.job_id is not None

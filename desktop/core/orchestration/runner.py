@@ -49,6 +49,7 @@ from desktop.core.orchestration.transfer import (
     COVER_MEDIA_TYPE,
     MIX_SUFFIX,
     PLANE_SUFFIX,
+    Derived,
     InputSlot,
     fetch_sealed_result,
     finish_encode,
@@ -107,6 +108,10 @@ class Runtime:
     """The LSB stego file's copy of the cover, started by the caller before the task was
     prepared (a one-shot encode knows its output from the start): the encode patches it
     instead of starting its copy once the inputs are sent."""
+    derived: Derived | None = None
+    """The task's plane (or mix) as the caller wrote it ahead in this process
+    (:func:`~desktop.core.orchestration.transfer.read_ahead`): sent as it is, not checked as
+    one an earlier run left would be."""
 
     @property
     def plan(self) -> OutputPlan:
@@ -260,6 +265,7 @@ def _send_and_run(
         progress=progress,
         cancel=stop.event,
         mode=task.mode,
+        derived=rt.derived,
     )
 
     def update(job: Job) -> None:
@@ -305,6 +311,7 @@ def _run_encode(
     def start_copy() -> None:
         early = rt.early_draft
         if early is not None and early.made_for(Path(task.input_path), target):
+            early.start_sync()
             drafts.append(early)
         else:
             drafts.append(start_stego(Path(task.input_path), target))

@@ -21,9 +21,11 @@ needs the passphrase and is the runner's last step.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Final, Protocol
@@ -32,7 +34,7 @@ from desktop.core.api import ApiClient
 from desktop.core.api_errors import ApiError
 from desktop.core.orchestration.progress import Progress, ProgressEvent, Stage, notify
 from desktop.core.orchestration.store import TaskKind, TaskMode
-from desktop.core.uploader import Uploader, UploadResult
+from desktop.core.uploader import Uploader, UploadResult, file_identity, sha256_file
 from subtone import robust
 from subtone.errors import SubtoneError
 from subtone.files import atomic_output
@@ -44,6 +46,7 @@ __all__ = [
     "COVER_MEDIA_TYPE",
     "PAYLOAD_MEDIA_TYPE",
     "PAYLOAD_NAME",
+    "Derived",
     "InputCheckpoint",
     "InputSlot",
     "download_result",
@@ -80,6 +83,28 @@ class InputSlot(StrEnum):
     PAYLOAD = "payload"
 
 
+@dataclass(frozen=True)
+class Derived:
+    """What was derived from a task's input (its LSB plane, or its working mix) and written
+    to ``path`` by this process: its size and SHA-256, known from writing it.
+
+    Such a file is not made durable (no ``fsync``: it would hold up the upload while a
+    cover's worth of data goes to the disk): it can always be derived again, and one found
+    on disk from an earlier run is sent only if the upload that was sending it vouches for
+    its bytes (:func:`upload_inputs`), so that a file a machine crash left with other bytes
+    is never sent."""
+
+    path: Path
+    size: int
+    sha256: str
+
+
+class _ReadAhead:
+    """What :func:`read_ahead` wrote, once its block has ended (``None``: nothing)."""
+
+    derived: Derived | None = None
+
+
 class InputCheckpoint(Protocol):
     """What :func:`upload_inputs` needs of the checkpoint store."""
 
@@ -103,6 +128,7 @@ def upload_inputs(
     progress: Progress | None,
     cancel: threading.Event,
     mode: TaskMode = TaskMode.LSB,
+    derived: Derived | None = None,
 ) -> dict[str, str]:
     """Put what the job reads on the server; returns the job's inputs (name → object id).
 
@@ -110,10 +136,15 @@ def upload_inputs(
     LSB plane; in robust ``mode`` its working mix) is written to ``lsb_plane`` (kept until
     sent, so a restart resumes the same upload) and uploaded in its place. ``sealed`` is the
     sealed payload (encode only). What ``checkpoint`` already holds is not sent again; an
-    interrupted upload resumes with the parts storage lacks.
+    interrupted upload resumes with the parts storage lacks. ``derived``: ``lsb_plane`` as
+    this process wrote it (:func:`read_ahead`), sent as it is; a file there that it did not
+    write is an earlier run's, sent only if its upload session vouches for it, else derived
+    again (:class:`Derived`).
     """
 
-    def send(slot: InputSlot, path: Path, name: str, media_type: str, stage: Stage) -> str:
+    def send(
+        slot: InputSlot, path: Path, name: str, media_type: str, stage: Stage, sha256: str | None
+    ) -> str:
         result = uploader.upload_file(
             path,
             name=name,
@@ -121,63 +152,97 @@ def upload_inputs(
             progress=notify(progress, stage),
             hash_progress=notify(progress, Stage.HASH) if slot is InputSlot.SOURCE else None,
             cancel=cancel,
+            sha256=sha256,
         )
         checkpoint.record(slot, result)
         return result.object.id
 
-    source_input = "mix" if mode is TaskMode.ROBUST else "plane"
+    robust_mode = mode is TaskMode.ROBUST
+    source_input = "mix" if robust_mode else "plane"
     source_id = checkpoint.uploaded(InputSlot.SOURCE)
     if source_id is None:
-        if mode is TaskMode.ROBUST:
-            if not lsb_plane.is_file():
-                write_mix(source, lsb_plane, cover=kind is TaskKind.ENCODE, progress=progress)
-            name, media_type = source.stem + MIX_SUFFIX, wire.MIX_MEDIA_TYPE
-        else:
-            if not lsb_plane.is_file():
-                write_lsb_plane(source, lsb_plane, progress=progress)
-            name, media_type = source.stem + PLANE_SUFFIX, plane.MEDIA_TYPE
-        source_id = send(InputSlot.SOURCE, lsb_plane, name, media_type, Stage.UPLOAD)
+        if derived is None or derived.path != lsb_plane or not lsb_plane.is_file():
+            cover = kind is TaskKind.ENCODE
+            derived = _derive(uploader, source, lsb_plane, mode, cover, progress, cancel)
+        suffix, media_type = (
+            (MIX_SUFFIX, wire.MIX_MEDIA_TYPE) if robust_mode else (PLANE_SUFFIX, plane.MEDIA_TYPE)
+        )
+        source_id = send(
+            InputSlot.SOURCE, lsb_plane, source.stem + suffix, media_type, Stage.UPLOAD,
+            derived.sha256,
+        )  # fmt: skip
     lsb_plane.unlink(missing_ok=True)
     if kind is TaskKind.DECODE:
         return {source_input: source_id}
     if sealed is None:
         raise ValueError("an encode needs its sealed payload")
     payload_id = checkpoint.uploaded(InputSlot.PAYLOAD) or send(
-        InputSlot.PAYLOAD, sealed, PAYLOAD_NAME, PAYLOAD_MEDIA_TYPE, Stage.UPLOAD_PAYLOAD
+        InputSlot.PAYLOAD, sealed, PAYLOAD_NAME, PAYLOAD_MEDIA_TYPE, Stage.UPLOAD_PAYLOAD, None
     )
     return {source_input: source_id, "payload": payload_id}
 
 
-def write_mix(source: Path, target: Path, *, cover: bool, progress: Progress | None) -> int:
+def _derive(
+    uploader: Uploader,
+    source: Path,
+    target: Path,
+    mode: TaskMode,
+    cover: bool,
+    progress: Progress | None,
+    cancel: threading.Event,
+) -> Derived:
+    """``target`` holding what the job reads of ``source``: an earlier run's file if the
+    upload that was sending it vouches for its bytes (a saved session for that very file,
+    SHA-256 included: nothing else shows that a file written without ``fsync`` survived a
+    crash of the machine whole), else written now from ``source``."""
+    if target.is_file():
+        identity = file_identity(target, progress=notify(progress, Stage.HASH), cancel=cancel)
+        if uploader.has_session_for(identity):
+            return Derived(target, identity.size, identity.sha256)
+        log.info("no upload vouches for %s: derived again from %s", target.name, source.name)
+    if mode is TaskMode.ROBUST:
+        return write_mix(source, target, cover=cover, progress=progress)
+    return write_lsb_plane(source, target, progress=progress)
+
+
+def write_mix(source: Path, target: Path, *, cover: bool, progress: Progress | None) -> Derived:
     """Read ``source`` once and write its working mix to ``target`` (whole or not at all,
-    owner-only); returns its size. A ``cover`` is a PCM WAV (the stego file keeps its format);
-    a file to decode may be in any format soundfile reads."""
+    owner-only, not made durable: :class:`Derived`). A ``cover`` is a PCM WAV (the stego file
+    keeps its format); a file to decode may be in any format soundfile reads."""
     report = notify(progress, Stage.PLANE)
-    with atomic_output(target, mode=SEALED_FILE_MODE) as dst:
+    with atomic_output(target, mode=SEALED_FILE_MODE, durable=False) as dst:
         if cover:
             robust.write_cover_mix(source, dst, progress=report)
         else:
             robust.write_file_mix(source, dst, progress=report)
-        return dst.tell()
+        size = dst.tell()
+    # A file's mix may be rewritten from its start (a header that miscounted its frames):
+    # hashed once written, not as it is written (a mix is 1/22 of a 16 kHz cover, at most).
+    return Derived(target, size, sha256_file(target))
 
 
-def write_lsb_plane(source: Path, target: Path, *, progress: Progress | None) -> int:
+def write_lsb_plane(source: Path, target: Path, *, progress: Progress | None) -> Derived:
     """Read the WAV ``source`` once and write its LSB plane to ``target`` (whole or not at
-    all, owner-only); returns the plane's size."""
+    all, owner-only, not made durable: :class:`Derived`), hashing it as it is written."""
     report = notify(progress, Stage.PLANE)
+    digest = hashlib.sha256()
     try:
-        with source.open("rb") as src, atomic_output(target, mode=SEALED_FILE_MODE) as dst:
+        with (
+            source.open("rb") as src,
+            atomic_output(target, mode=SEALED_FILE_MODE, durable=False) as dst,
+        ):
             info, _ = wav.read_header(src)
             done = 0
             for piece in plane.iter_plane(src, info):
                 dst.write(piece)
+                digest.update(piece)
                 done += len(piece)
                 report(done, plane.plane_bytes(info.samples))
     except OSError as e:
         raise SubtoneError(
             f"Cannot read {source.name}: {e.strerror}.", code="unreadable_file"
         ) from e
-    return done
+    return Derived(target, done, digest.hexdigest())
 
 
 class _Stopped(Exception):
@@ -192,7 +257,7 @@ def read_ahead(
     mode: TaskMode,
     cover: bool,
     progress: Progress | None,
-) -> Iterator[None]:
+) -> Iterator[_ReadAhead]:
     """While the block runs, write what the job will read of ``source`` (its LSB plane; in
     robust ``mode`` its working mix) to ``target`` on a thread of its own, as
     :func:`upload_inputs` would before sending it; leaving the block waits for the thread.
@@ -203,10 +268,13 @@ def read_ahead(
     sends it); ``None``, or a file already there (an interrupted run's), and nothing is
     done. A block that fails stops the thread and removes what it wrote. A failure of the
     thread itself is not raised here: the file is then not there, and :func:`upload_inputs`
-    reads ``source`` again and reports the error in its place.
+    reads ``source`` again and reports the error in its place. What was written
+    (:class:`Derived`, for :func:`upload_inputs`) is on the yielded object once the block
+    has ended.
     """
+    ahead = _ReadAhead()
     if target is None or target.is_file():
-        yield
+        yield ahead
         return
     stop = threading.Event()
 
@@ -219,9 +287,9 @@ def read_ahead(
     def write() -> None:
         try:
             if mode is TaskMode.ROBUST:
-                write_mix(source, target, cover=cover, progress=forward)
+                ahead.derived = write_mix(source, target, cover=cover, progress=forward)
             else:
-                write_lsb_plane(source, target, progress=forward)
+                ahead.derived = write_lsb_plane(source, target, progress=forward)
         except _Stopped:
             pass
         except Exception as e:  # upload_inputs meets it again, and says it
@@ -230,7 +298,7 @@ def read_ahead(
     thread = threading.Thread(target=write, name="subtone-read-ahead", daemon=True)
     thread.start()
     try:
-        yield
+        yield ahead
     except BaseException:
         stop.set()
         thread.join()
@@ -239,11 +307,13 @@ def read_ahead(
     thread.join()
 
 
-def start_stego(cover: Path, target: Path) -> patch.StegoDraft:
+def start_stego(cover: Path, target: Path, *, sync_later: bool = False) -> patch.StegoDraft:
     """Start copying ``cover`` next to ``target`` (see :class:`~subtone.stego.patch.StegoDraft`):
-    called as soon as the inputs are sent, so that the copy runs while the server computes."""
+    called as soon as the inputs are sent, so that the copy runs while the server computes.
+    ``sync_later``: started before they are sent (a one-shot encode), it is made durable
+    once they are (``start_sync``), not while the plane is still to be sent."""
     try:
-        return patch.StegoDraft(cover, target, mode=STEGO_FILE_MODE)
+        return patch.StegoDraft(cover, target, mode=STEGO_FILE_MODE, sync_later=sync_later)
     except OSError as e:
         raise SubtoneError(
             f"Cannot read {cover.name}: {e.strerror}.", code="unreadable_file"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import threading
 import time
@@ -22,6 +23,7 @@ from desktop.core.uploader import (
     PartUrlExpired,
     UploadCancelled,
     Uploader,
+    file_identity,
     sha256_file,
 )
 from subtone.errors import SubtoneError
@@ -355,3 +357,35 @@ def test_without_a_part_size_none_is_sent(server, client, store, data_file):
 def test_a_part_size_outside_s3s_limits_is_refused(client, store, bad):
     with pytest.raises(ValueError, match="part_size"):
         make(client, store, None, part_size=bad)
+
+
+def test_a_sha256_the_caller_knows_is_declared_without_reading_the_file(
+    server, client, store, data_file
+):
+    """A caller that wrote the file (the client's LSB plane) hashed it as it wrote it: the
+    file is not read to hash it again, and the digest declared is the one given."""
+    known = hashlib.sha256(data_file.read_bytes()).hexdigest()
+    hashed: list[int] = []
+    uploader = make(client, store, FakePartTransport(server))
+    assert not uploader.has_session_for(file_identity(data_file))
+
+    result = uploader.upload_file(
+        data_file, sha256=known, hash_progress=lambda d, t: hashed.append(d)
+    )
+
+    assert hashed == []
+    assert [b["sha256"] for b in _created_bodies(server)] == [known]
+    assert server.objects[result.object.id].data == data_file.read_bytes()
+    assert uploader.has_session_for(file_identity(data_file))  # it vouches for these bytes
+
+
+def test_a_session_vouches_only_for_the_bytes_it_sent(server, client, store, data_file):
+    make(client, store, FakePartTransport(server)).upload_file(data_file)
+    sent = data_file.stat()
+    data_file.write_bytes(bytes(sent.st_size))  # other bytes, the same size and time
+    os.utime(data_file, ns=(sent.st_atime_ns, sent.st_mtime_ns))
+
+    assert not make(client, store, FakePartTransport(server)).has_session_for(
+        file_identity(data_file)
+    )
+    assert not Uploader(client).has_session_for(file_identity(data_file))  # keeps none

@@ -254,6 +254,45 @@ def test_a_draft_given_up_stops_its_copy_after_the_chunk_in_progress(tmp_path, m
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cover.wav"]
 
 
+@pytest.mark.parametrize("then", ["start_sync", "apply", "discard"])
+def test_a_draft_synced_later_waits_for_leave_to_sync(tmp_path, monkeypatch, then):
+    """``sync_later``: the copy is made and then waits, unsynced, until ``start_sync`` (a
+    one-shot encode: once the plane is sent); ``apply`` and ``discard`` do not wait for it."""
+    cover = tmp_path / "cover.wav"
+    wav.generate_cover(cover, 5.0, channels=2, seed=4)
+    synced = threading.Event()
+    fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.set()
+        fsync(fd)
+
+    monkeypatch.setattr(patch.os, "fsync", recording_fsync)
+    out = tmp_path / "stego.wav"
+    draft = patch.StegoDraft(cover, out, sync_later=True)
+    time.sleep(0.3)  # the copy of 1.7 MB is done long before; it must not have synced
+    assert not synced.is_set()
+    if then == "start_sync":
+        draft.start_sync()
+        assert synced.wait(10)
+        draft.discard()
+    elif then == "apply":
+        buffer = io.BytesIO()
+        writer = patch.PatchWriter(buffer, draft.info.samples)
+        for index in range(writer.windows):
+            writer.window(index, np.array([], dtype=np.int32))
+        writer.close()
+        buffer.seek(0)
+        assert draft.apply(buffer, K_POS) == 0
+        assert synced.is_set() and out.read_bytes() == cover.read_bytes()
+    else:
+        draft.discard()  # returns: the copy thread is not left waiting
+        assert not synced.is_set()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["cover.wav"] + (["stego.wav"] if then == "apply" else [])
+    )
+
+
 def test_a_draft_of_a_file_that_is_not_a_wav_is_refused_before_any_copy(tmp_path):
     cover = tmp_path / "cover.wav"
     cover.write_bytes(b"not a wav at all" * 100)

@@ -3,7 +3,9 @@ done is not done again) and each stop leaves the task where the next run expects
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import sqlite3
 import stat
 import threading
@@ -26,9 +28,9 @@ from desktop.core.orchestration import (
     upload_inputs,
 )
 from desktop.core.orchestration.transfer import PAYLOAD_NAME, InputSlot
-from desktop.core.sessions import SessionStore
+from desktop.core.sessions import FileIdentity, SessionStore
 from desktop.core.sqlite import SqliteFile
-from desktop.core.uploader import UploadCancelled, Uploader, UploadResult
+from desktop.core.uploader import UploadCancelled, Uploader, UploadResult, file_identity
 from subtone.protocol import JobState
 from subtone.stego import plane
 from tests.desktop.app_support import (
@@ -230,11 +232,19 @@ class _RecordingUploader:
     def __init__(self, server: FakeServer) -> None:
         self.server = server
         self.sent: list[str] = []
+        self.declared: list[str | None] = []
+        self.sessions: set[FileIdentity] = set()
 
-    def upload_file(self, path, *, name, media_type, progress, hash_progress=None, cancel=None):
+    def upload_file(
+        self, path, *, name, media_type, progress, hash_progress=None, cancel=None, sha256=None
+    ):
         self.sent.append(name)
+        self.declared.append(sha256)
         ref = self.server.add_object(Path(path).read_bytes(), name, media_type)
         return UploadResult(ref, f"up_{name}", 1, ref.size, resumed=False, reused=False)
+
+    def has_session_for(self, identity: FileIdentity) -> bool:
+        return identity in self.sessions
 
 
 class _MemoryCheckpoint:
@@ -292,8 +302,9 @@ def test_upload_inputs_sends_only_what_the_checkpoint_lacks(tmp_path):
 
 def test_upload_inputs_sends_a_plane_already_written_without_reading_the_cover(tmp_path):
     lsb = tmp_path / "x.plane"
-    lsb.write_bytes(random_plane(8_000))  # written by a run that stopped before sending it
+    lsb.write_bytes(random_plane(8_000))  # written by a run that stopped while sending it
     uploader = _RecordingUploader(server := FakeServer())
+    uploader.sessions.add(file_identity(lsb))  # its upload, saved with the plane's SHA-256
     stages: list[Stage] = []
 
     inputs = upload_inputs(
@@ -309,6 +320,42 @@ def test_upload_inputs_sends_a_plane_already_written_without_reading_the_cover(t
 
     assert server.objects[inputs["plane"]].data == random_plane(8_000)
     assert Stage.PLANE not in stages and not lsb.exists()
+    assert uploader.declared == [hashlib.sha256(random_plane(8_000)).hexdigest()]
+
+
+@pytest.mark.parametrize("vouched", ["no session", "a session for other bytes"])
+def test_a_plane_no_upload_vouches_for_is_derived_again(tmp_path, vouched):
+    """A plane is written without fsync: one an earlier run left (a crash of the machine may
+    have left it with other bytes) is sent only if its upload session names those very
+    bytes; otherwise it is read again from the file, and the right plane is sent."""
+    stego = write_wav(tmp_path / "stego.wav", 16_000)
+    with stego.open("rb") as src:
+        expected = io.BytesIO()
+        plane.write_plane(src, expected)
+    lsb = tmp_path / "x.plane"
+    lsb.write_bytes(expected.getvalue())
+    uploader = _RecordingUploader(server := FakeServer())
+    if vouched == "a session for other bytes":
+        uploader.sessions.add(file_identity(lsb))
+    written = lsb.stat()
+    lsb.write_bytes(bytes(written.st_size))  # what the disk kept of it: zeros...
+    os.utime(lsb, ns=(written.st_atime_ns, written.st_mtime_ns))  # ...the same size and time
+    stages: list[Stage] = []
+
+    inputs = upload_inputs(
+        uploader,  # type: ignore[arg-type]
+        TaskKind.DECODE,
+        stego,
+        None,
+        lsb_plane=lsb,
+        checkpoint=_MemoryCheckpoint(),
+        progress=lambda e: stages.append(e.stage),
+        cancel=threading.Event(),
+    )
+
+    assert server.objects[inputs["plane"]].data == expected.getvalue()
+    assert Stage.PLANE in stages and not lsb.exists()
+    assert uploader.declared == [hashlib.sha256(expected.getvalue()).hexdigest()]
 
 
 def test_a_stop_token_keeps_a_cancel_over_a_pause():
