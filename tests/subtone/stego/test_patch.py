@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from subtone.stego import codec, layout, patch, plane, wav
 from subtone.stego.engine import FlipMap, InProcessEngine
@@ -383,9 +385,9 @@ def test_a_window_given_as_a_bitmap_is_written_as_its_indices_are(length, densit
     flags[flips] = 1
     bitmap = FlipMap(np.packbits(flags, bitorder="little"), int(flips.size))
     by_index, by_map = io.BytesIO(), io.BytesIO()
-    for buffer, given in ((by_index, flips), (by_map, bitmap)):
+    for buffer, answer in ((by_index, flips), (by_map, bitmap)):
         writer = patch.PatchWriter(buffer, length)
-        writer.window(0, given)
+        writer.window(0, answer)
         writer.close()
         assert writer.flips == flips.size
     assert by_map.getvalue() == by_index.getvalue()
@@ -413,6 +415,28 @@ def test_gaps_cost_near_the_entropy_of_randomly_spread_flips():
 def test_gaps_of_every_varint_width_round_trip(flips):
     where = np.array(flips, dtype=np.uint32)
     assert np.array_equal(patch.decode_gaps(patch.encode_gaps(where)), where)
+
+
+_valid_gaps = st.lists(st.integers(0, WINDOW_SAMPLES - 1), max_size=80, unique=True).map(
+    lambda flips: patch.encode_gaps(np.array(sorted(flips), dtype=np.uint32))
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.one_of(st.binary(max_size=patch.SMALL_GAPS_BYTES), _valid_gaps))
+def test_a_few_gaps_decode_as_numpy_decodes_them(raw):
+    """Small varint bodies are decoded byte by byte: the same indices, and the same refusals
+    (empty, cut short, longer than three bytes), as the vectorised decoder."""
+    small = patch.decode_gaps(raw)
+    saved = patch.SMALL_GAPS_BYTES
+    try:
+        patch.SMALL_GAPS_BYTES = -1  # every body through numpy
+        vectorised = patch.decode_gaps(raw)
+    finally:
+        patch.SMALL_GAPS_BYTES = saved
+    assert (small is None) == (vectorised is None)
+    if small is not None:
+        assert small.dtype == np.int64 and np.array_equal(small, vectorised)
 
 
 def _gaps_window(body: bytes) -> bytes:
