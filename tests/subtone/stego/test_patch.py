@@ -439,6 +439,19 @@ def test_a_few_gaps_decode_as_numpy_decodes_them(raw):
         assert small.dtype == np.int64 and np.array_equal(small, vectorised)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, WINDOW_SAMPLES - 1), max_size=100, unique=True))
+def test_a_few_gaps_encode_as_numpy_encodes_them(flips):
+    where = np.array(sorted(flips), dtype=np.uint32)
+    small = patch.encode_gaps(where)
+    saved = patch.SMALL_GAPS_BYTES
+    try:
+        patch.SMALL_GAPS_BYTES = -1  # every window through numpy
+        assert small == patch.encode_gaps(where)
+    finally:
+        patch.SMALL_GAPS_BYTES = saved
+
+
 def _gaps_window(body: bytes) -> bytes:
     header = patch.PatchHeader(WINDOW_SAMPLES).pack()
     return header + patch.WINDOW.pack(patch.MODE_GAPS, len(body)) + body
