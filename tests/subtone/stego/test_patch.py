@@ -211,6 +211,17 @@ def test_windows_come_in_order_and_all_of_them():
     assert layout.window_count(3 * WINDOW_SAMPLES) == 3
 
 
+def _empty_patch(samples: int) -> io.BytesIO:
+    """A patch that flips nothing, ready to read."""
+    buffer = io.BytesIO()
+    writer = patch.PatchWriter(buffer, samples)
+    for index in range(writer.windows):
+        writer.window(index, np.array([], dtype=np.int32))
+    writer.close()
+    buffer.seek(0)
+    return buffer
+
+
 def test_a_draft_is_a_whole_copy_and_leaves_nothing_unless_applied(tmp_path):
     cover = tmp_path / "cover.wav"
     wav.generate_cover(cover, 30.0, channels=2, seed=3)  # ~5 MB: the copy takes a moment
@@ -219,14 +230,8 @@ def test_a_draft_is_a_whole_copy_and_leaves_nothing_unless_applied(tmp_path):
         assert draft.info.samples == samples_of(cover).size
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cover.wav"]  # discarded
 
-    buffer = io.BytesIO()
-    writer = patch.PatchWriter(buffer, draft.info.samples)
-    for index in range(writer.windows):
-        writer.window(index, np.array([], dtype=np.int32))
-    writer.close()
-    buffer.seek(0)
     with patch.StegoDraft(cover, out, mode=0o644) as draft:
-        assert draft.apply(buffer, K_POS) == 0
+        assert draft.apply(_empty_patch(draft.info.samples), K_POS) == 0
     assert out.read_bytes() == cover.read_bytes() and out.stat().st_mode & 0o777 == 0o644
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cover.wav", "stego.wav"]
 
@@ -279,13 +284,7 @@ def test_a_draft_synced_later_waits_for_leave_to_sync(tmp_path, monkeypatch, the
         assert synced.wait(10)
         draft.discard()
     elif then == "apply":
-        buffer = io.BytesIO()
-        writer = patch.PatchWriter(buffer, draft.info.samples)
-        for index in range(writer.windows):
-            writer.window(index, np.array([], dtype=np.int32))
-        writer.close()
-        buffer.seek(0)
-        assert draft.apply(buffer, K_POS) == 0
+        assert draft.apply(_empty_patch(draft.info.samples), K_POS) == 0
         assert synced.is_set() and out.read_bytes() == cover.read_bytes()
     else:
         draft.discard()  # returns: the copy thread is not left waiting
