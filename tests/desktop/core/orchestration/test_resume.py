@@ -258,6 +258,22 @@ class _MemoryCheckpoint:
         self.done[slot] = result.object.id
 
 
+def _send_decode(
+    uploader: _RecordingUploader, source: Path, lsb: Path, stages: list[Stage] | None = None
+) -> dict[str, str]:
+    """``upload_inputs`` of a decode with nothing uploaded yet (its stages into ``stages``)."""
+    return upload_inputs(
+        uploader,  # type: ignore[arg-type]
+        TaskKind.DECODE,
+        source,
+        None,
+        lsb_plane=lsb,
+        checkpoint=_MemoryCheckpoint(),
+        progress=None if stages is None else (lambda e: stages.append(e.stage)),
+        cancel=threading.Event(),
+    )
+
+
 def test_upload_inputs_sends_only_what_the_checkpoint_lacks(tmp_path):
     cover, sealed = write_wav(tmp_path / "cover.wav", 16_000), tmp_path / "x.sealed"
     sealed.write_bytes(b"sealed")
@@ -281,16 +297,7 @@ def test_upload_inputs_sends_only_what_the_checkpoint_lacks(tmp_path):
     assert uploader.sent == [PAYLOAD_NAME]  # the secret's own name never leaves
     assert inputs == {"plane": "obj_cover", "payload": checkpoint.done[InputSlot.PAYLOAD]}
     assert Stage.PLANE not in stages and not lsb.exists()  # sent already: not read again
-    decode_inputs = upload_inputs(
-        uploader,  # type: ignore[arg-type]
-        TaskKind.DECODE,
-        cover,
-        None,
-        lsb_plane=lsb,
-        checkpoint=_MemoryCheckpoint(),
-        progress=None,
-        cancel=threading.Event(),
-    )
+    decode_inputs = _send_decode(uploader, cover, lsb)
     assert list(decode_inputs) == ["plane"] and uploader.sent == [PAYLOAD_NAME, "cover.plane"]
     sent = server.objects[decode_inputs["plane"]]
     with cover.open("rb") as src:
@@ -307,16 +314,8 @@ def test_upload_inputs_sends_a_plane_already_written_without_reading_the_cover(t
     uploader.sessions.add(file_identity(lsb))  # its upload, saved with the plane's SHA-256
     stages: list[Stage] = []
 
-    inputs = upload_inputs(
-        uploader,  # type: ignore[arg-type]
-        TaskKind.DECODE,
-        tmp_path / "gone.wav",  # not read: it is not even there
-        None,
-        lsb_plane=lsb,
-        checkpoint=_MemoryCheckpoint(),
-        progress=lambda e: stages.append(e.stage),
-        cancel=threading.Event(),
-    )
+    gone = tmp_path / "gone.wav"  # not read: it is not even there
+    inputs = _send_decode(uploader, gone, lsb, stages)
 
     assert server.objects[inputs["plane"]].data == random_plane(8_000)
     assert Stage.PLANE not in stages and not lsb.exists()
@@ -342,16 +341,7 @@ def test_a_plane_no_upload_vouches_for_is_derived_again(tmp_path, vouched):
     os.utime(lsb, ns=(written.st_atime_ns, written.st_mtime_ns))  # ...the same size and time
     stages: list[Stage] = []
 
-    inputs = upload_inputs(
-        uploader,  # type: ignore[arg-type]
-        TaskKind.DECODE,
-        stego,
-        None,
-        lsb_plane=lsb,
-        checkpoint=_MemoryCheckpoint(),
-        progress=lambda e: stages.append(e.stage),
-        cancel=threading.Event(),
-    )
+    inputs = _send_decode(uploader, stego, lsb, stages)
 
     assert server.objects[inputs["plane"]].data == expected.getvalue()
     assert Stage.PLANE in stages and not lsb.exists()
