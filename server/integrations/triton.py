@@ -48,7 +48,14 @@ from server.integrations.triton_wire import (
 from server.kit import logs
 from subtone.errors import CapacityExceeded, ChannelDamaged, NoPayload, SubtoneError
 from subtone.robust.wire import Mix, Residual
-from subtone.stego.engine import DENSE_K, EmbedTask, ExtractTask, FlipMap, Flips, plane_bytes
+from subtone.stego.engine import (
+    EmbedTask,
+    ExtractTask,
+    FlipMap,
+    Flips,
+    answered_as_maps,
+    plane_bytes,
+)
 from subtone.stego.triton_model import (
     IN_BITS,
     OUT_BATCH_SIZE,
@@ -350,13 +357,13 @@ class TritonEngine:
 
     def embed_reply(self, tasks: Sequence[EmbedTask]) -> Reply:
         """:meth:`embed` as ONE request (at most :data:`MAX_ROWS` tasks), with the batch size
-        the model reports. Dense tasks (all with ``k`` up to :data:`DENSE_K`) ask for their
-        flips as bitmaps (``FLIP_MAP``: a bit a sample, less than their indices)."""
+        the model reports. Dense tasks (:func:`~subtone.stego.engine.answered_as_maps`) ask for
+        their flips as bitmaps (``FLIP_MAP``: a bit a sample, less than their indices)."""
         inputs = window_inputs(tasks)
         bits = byte_rows([t.bits for t in tasks], "bits", fit=True)
         inputs.append(tensor(IN_BITS, bits, TRITON_UINT8))
         what = f"embed in {len(tasks)} window(s)"
-        as_map = all(t.k <= DENSE_K for t in tasks)
+        as_map = answered_as_maps(tasks)
         flips_out = OUT_FLIP_MAP if as_map else OUT_FLIPS
         outputs = (flips_out, OUT_COUNT, OUT_BATCH_SIZE)
         result, start = self._infer(self.embed_model, inputs, outputs, what)

@@ -37,6 +37,7 @@ __all__ = [
     "Flips",
     "InProcessEngine",
     "WindowEngine",
+    "answered_as_maps",
     "check_tasks",
     "flip_count",
     "flip_indices",
@@ -96,6 +97,12 @@ class WindowEngine(Protocol):
     def close(self) -> None:
         """Release what the engine holds (connections); it is not used afterwards."""
         ...
+
+
+def answered_as_maps(tasks: Sequence[ExtractTask]) -> bool:
+    """Whether an engine answers an embed of ``tasks`` with :class:`FlipMap` s: when every
+    task is dense (``k`` up to :data:`DENSE_K`). The rule both engines follow."""
+    return all(t.k <= DENSE_K for t in tasks)
 
 
 def check_tasks(
@@ -212,7 +219,7 @@ class InProcessEngine:
         starts = np.zeros(len(tasks), dtype=np.int64)
         starts[1:] = np.cumsum([b.size * 8 for b in bits[:-1]])
         args = (planes, offsets, *_columns(tasks), np.concatenate(bits), starts)
-        if all(t.k <= DENSE_K for t in tasks):
+        if answered_as_maps(tasks):
             maps, counts = embed_maps_batch(*args)
             return [
                 FlipMap(maps[i, : plane_bytes(t.length)], int(counts[i]))
