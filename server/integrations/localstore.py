@@ -12,18 +12,23 @@ Layout under ``root``::
     .multipart/<upload_id>/data        the parts of an upload with a planned part size, each
                                        written in place at ``(n - 1) * part_size``
     .multipart/<upload_id>/<n>         else part n, written to a temp name then ``os.replace``d
-    .multipart/<upload_id>/<n>.json    its sidecar: etag, size, inode (and offset, in place)
+    .multipart/<upload_id>/<n>.json    its sidecar: etag, size, inode (in place: offset, write id)
+    .multipart/<upload_id>/digest.json in place: the SHA-256 of the parts stored one after the
+                                       other from the start, kept as they come (see
+                                       :mod:`server.integrations.localstore_digest`)
     .tmp/                              objects being assembled
 
 A sidecar records the inode of the file it describes; a sidecar that does not match (a crash
 between the two renames) is ignored and the ETag recomputed, so a listed ETag is never wrong.
 
-Completing an upload whose parts were written in place, each where the plan put it, reads the
-data file once (the declared SHA-256, else each part's MD5 again), makes it durable (the parts
-asked the kernel to start writing as they came, so this waits for the last few MB) and renames
-it onto the key: the bytes are never copied. Otherwise completing streams the parts into
-``.tmp``, checking them on the way, and renames the result onto the key. Either way a failed or
-interrupted complete never leaves a partial object under a key.
+Completing an upload whose parts were written in place, each where the plan put it, checks the
+declared SHA-256 (the one the store process kept as the parts came, when it covers exactly the
+parts stored; else it reads the data file once, and with no SHA-256 declared each part's MD5
+again), makes it durable (the parts asked the kernel to start writing as they came, so this
+waits for the last few MB) and renames it onto the key: the bytes are never copied. Otherwise
+completing streams the parts into ``.tmp``, checking them on the way, and renames the result
+onto the key. Either way a failed or interrupted complete never leaves a partial object under
+a key.
 
 The URL signing lives in :mod:`server.integrations.localstore_signing` and the files on disk
 (sidecars, parts being written, temp files) in :mod:`server.integrations.localstore_disk`;
@@ -33,6 +38,7 @@ this module is the store itself and re-exports their public names.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -42,6 +48,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import IO, NamedTuple
 
+from server.integrations.localstore_digest import PrefixDigests, StretchPart, known_sha256
 from server.integrations.localstore_disk import (
     DATA_FILE,
     InPlacePartWriter,
@@ -103,6 +110,8 @@ __all__ = [
     "UrlSigner",
 ]
 
+log = logging.getLogger(__name__)
+
 _META_DIR = ".meta"
 _MULTIPART_DIR = ".multipart"
 _TMP_DIR = ".tmp"
@@ -123,6 +132,12 @@ class _StoredPart(NamedTuple):
     info: PartInfo
     offset: int | None
     """Where it lies in the upload's data file; None: a file of its own."""
+    write: str | None = None
+    """In place: the id of the write that stored it (see :mod:`.localstore_digest`)."""
+
+    def stretch(self) -> StretchPart:
+        assert self.offset is not None
+        return StretchPart(self.info.number, self.offset, self.info.size, self.write)
 
 
 class LocalStore:
@@ -148,6 +163,7 @@ class LocalStore:
         self._public_url = public_url
         self.min_part_size = min_part_size
         self.max_part_size = max_part_size
+        self._digests = PrefixDigests()
         for name in (_META_DIR, _MULTIPART_DIR, _TMP_DIR):
             (self._root / name).mkdir(parents=True, exist_ok=True)
 
@@ -233,7 +249,28 @@ class LocalStore:
     def upload_part(self, key: str, upload_id: str, part_number: int, data: bytes) -> str:
         with self.part_writer(key, upload_id, part_number) as writer:
             writer.write(data)
-            return writer.commit().etag
+            etag = writer.commit().etag
+        self.advance_digest(key, upload_id)
+        return etag
+
+    def advance_digest(self, key: str, upload_id: str) -> None:
+        """After a part is stored: hash the upload's data file onward as far as its parts
+        now lie one after the other from the start (see :mod:`.localstore_digest`), so that
+        completing need not read them again. Does nothing for an upload whose parts are
+        files of their own; an upload gone or being completed just stops it. What the
+        process that stores the parts calls (an optimisation: a failure is logged)."""
+        try:
+            upload = self._load_upload(key, upload_id)
+            if upload.part_size is None:
+                return
+
+            def find_part(number: int, data: os.stat_result) -> StretchPart | None:
+                part = self._part_info(upload.dir, number, data)
+                return part.stretch() if part is not None and part.offset is not None else None
+
+            self._digests.advance(upload.dir, upload.part_size, find_part)
+        except (UploadNotFound, StorageError, OSError) as e:
+            log.warning("upload %s: its running digest stopped: %s", upload_id, e)
 
     def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
         upload = self._load_upload(key, upload_id)
@@ -410,8 +447,8 @@ class LocalStore:
             found = read_in_place_sidecar(upload_dir / f"{number}.json", data)
             if found is None:
                 return None
-            in_place, offset = found
-            return _StoredPart(PartInfo(number, in_place.etag, in_place.size), offset)
+            in_place, offset, write = found
+            return _StoredPart(PartInfo(number, in_place.etag, in_place.size), offset, write)
         sidecar = read_sidecar(upload_dir / f"{number}.json", stat)
         etag = sidecar.etag if sidecar else file_md5(path)
         return _StoredPart(PartInfo(number, etag, stat.st_size), None)
@@ -454,31 +491,50 @@ class LocalStore:
         the key."""
         target = self._object_path(key)
         size = sum(p.info.size for p in stored)
-        whole = hashlib.sha256()
         name = PurePosixPath(key).name
         with os_errors(f"assemble {name}"), locked_data_file(upload.dir) as fd:
             # Again, now that no part can be written: one started since the first check has
             # no sidecar (its writer cleared it), and is refused, not published half written.
             stored = self._check_parts(upload.dir, parts)
-            for (number, expected), part in zip(parts, stored, strict=True):
-                assert part.offset is not None
-                md5 = hash_stretch(fd, part.offset, part.info.size, whole, sha256 is None)
-                if md5 is not None and md5.hex() != expected:
-                    raise InvalidPart(f"part {number} changed while the upload completed")
-            if sha256 is not None and whole.hexdigest() != sha256.lower():
+            computed = self._object_sha256(upload.dir, fd, parts, stored, md5=sha256 is None)
+            if sha256 is not None and computed != sha256.lower():
                 raise ChecksumMismatch(
-                    f"the assembled bytes have SHA-256 {whole.hexdigest()}, "
+                    f"the assembled bytes have SHA-256 {computed}, "
                     f"not the declared {sha256.lower()}"
                 )
             os.ftruncate(fd, size)  # bytes past the last part (a part beyond the list)
             os.fdatasync(fd)
             etag = _multipart_etag([bytes.fromhex(e) for _, e in parts])
             inode = os.fstat(fd).st_ino
-            sidecar = Sidecar(etag, size, inode, upload.content_type, whole.hexdigest())
+            sidecar = Sidecar(etag, size, inode, upload.content_type, computed)
             write_json_atomic(self._meta_path(key), sidecar._asdict())
             target.parent.mkdir(parents=True, exist_ok=True)
             (upload.dir / DATA_FILE).replace(target)
-        return ObjectInfo(key, size, etag, upload.content_type, whole.hexdigest())
+        return ObjectInfo(key, size, etag, upload.content_type, computed)
+
+    @staticmethod
+    def _object_sha256(
+        upload_dir: Path,
+        fd: int,
+        parts: list[tuple[int, str]],
+        stored: list[_StoredPart],
+        *,
+        md5: bool,
+    ) -> str:
+        """The SHA-256 of the parts in the locked data file ``fd``: the one the local store
+        process recorded as they came, if it covers exactly these writes, else read now
+        (checking each part's MD5 against its ETag too when ``md5``)."""
+        if not md5:
+            known = known_sha256(upload_dir, os.fstat(fd), [p.stretch() for p in stored])
+            if known is not None:
+                return known
+        whole = hashlib.sha256()
+        for (number, expected), part in zip(parts, stored, strict=True):
+            assert part.offset is not None
+            digest = hash_stretch(fd, part.offset, part.info.size, whole, md5)
+            if digest is not None and digest.hex() != expected:
+                raise InvalidPart(f"part {number} changed while the upload completed")
+        return whole.hexdigest()
 
     def _assemble(
         self,

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import tempfile
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -171,7 +172,7 @@ class PartWriter:
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._size = 0
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | bytearray) -> None:
         if self._file is None:
             raise StorageError("part writer already closed")
         self._size += len(chunk)
@@ -255,6 +256,8 @@ class InPlacePartWriter:
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._size = 0
         self._flushed = 0
+        self._write = uuid.uuid4().hex
+        """This write's id, recorded in the sidecar: a part written again gets another."""
 
     @contextmanager
     def _locked(self) -> Iterator[int]:
@@ -278,7 +281,7 @@ class InPlacePartWriter:
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | bytearray) -> None:
         if self._fd is None:
             raise StorageError("part writer already closed")
         if self._size + len(chunk) > self._max_bytes:
@@ -311,7 +314,11 @@ class InPlacePartWriter:
                     start_writeback(fd, self._offset + self._flushed, self._size - self._flushed)
                 inode = os.fstat(fd).st_ino
                 etag = self._md5.hexdigest()
-                sidecar = {**Sidecar(etag, self._size, inode)._asdict(), "offset": self._offset}
+                sidecar = {
+                    **Sidecar(etag, self._size, inode)._asdict(),
+                    "offset": self._offset,
+                    "write": self._write,
+                }
                 write_json_atomic(self._sidecar, sidecar, make_parent=False)
         except FileNotFoundError as e:  # the upload was aborted or completed meanwhile
             raise UploadNotFound("the multipart upload is gone") from e
@@ -371,8 +378,11 @@ def locked_data_file(upload_dir: Path) -> Iterator[int]:
         os.close(fd)
 
 
-def read_in_place_sidecar(path: Path, data: os.stat_result | None) -> tuple[Sidecar, int] | None:
-    """An in-place part's sidecar and offset, if it describes a stretch of this data file."""
+def read_in_place_sidecar(
+    path: Path, data: os.stat_result | None
+) -> tuple[Sidecar, int, str | None] | None:
+    """An in-place part's sidecar, offset and write id, if it describes a stretch of this
+    data file."""
     raw = read_json(path)
     if raw is None or data is None or "offset" not in raw:
         return None
@@ -381,11 +391,12 @@ def read_in_place_sidecar(path: Path, data: os.stat_result | None) -> tuple[Side
         offset = int(raw["offset"])
     except (KeyError, TypeError, ValueError):
         return None
+    write = raw.get("write")
     if sidecar.inode != data.st_ino or offset < 0 or sidecar.size < 0:
         return None
     if sidecar.size and offset + sidecar.size > data.st_size:  # an empty part lies anywhere
         return None
-    return sidecar, offset
+    return sidecar, offset, write if isinstance(write, str) else None
 
 
 def hash_stretch(fd: int, offset: int, size: int, whole: hashlib._Hash, md5: bool) -> bytes | None:

@@ -7,15 +7,22 @@ optional ``Range``. Errors are the project's JSON ``{"error": {"code", "message"
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from server.integrations.localstore import OBJECT_URL_PREFIX, Grant, LocalStore
+from server.integrations.localstore import (
+    OBJECT_URL_PREFIX,
+    Grant,
+    InPlacePartWriter,
+    LocalStore,
+    PartWriter,
+)
 from server.integrations.storage import (
     ObjectInfo,
     PartTooLarge,
@@ -25,6 +32,8 @@ from subtone.errors import SubtoneError
 
 __all__ = ["RangeNotSatisfiable", "create_app", "parse_range"]
 
+WRITE_BATCH_BYTES = 1 << 20
+"""A part's body is written (and hashed) in batches of this size, off the event loop."""
 _BYTE_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
 """One range; several (``bytes=0-1,5-6``) do not match and get the whole object."""
 
@@ -74,10 +83,37 @@ async def _put_part(store: LocalStore, request: Request, key: str, grant: Grant)
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PartTooLarge(f"this part can hold at most {limit} bytes")
     with store.part_writer(key, grant.upload_id, grant.part_number, max_bytes=limit) as writer:
-        async for chunk in request.stream():
-            writer.write(chunk)
+        await _write_body(writer, request.stream())
         part = writer.commit()
+    # Answered once the upload's running digest has passed over the part (when it can): the
+    # answer to the last part then comes with the whole object's SHA-256 ready for completion.
+    await asyncio.to_thread(store.advance_digest, key, grant.upload_id)
     return Response(status_code=200, headers={"ETag": f'"{part.etag}"'})
+
+
+async def _write_body(writer: PartWriter | InPlacePartWriter, body: AsyncIterator[bytes]) -> None:
+    """Write a request body into a part a batch at a time, in a worker thread: hashing and
+    writing release the GIL, so the event loop goes on receiving (this request's next batch,
+    other requests' parts) while they run, and parallel parts are written on all cores. One
+    batch is in flight at a time, so the part is written in order; leaving (an error, a
+    client gone) waits for it, so the writer is never closed under a thread still using it."""
+    buffer = bytearray()
+    pending: asyncio.Future[None] | None = None
+    try:
+        async for chunk in body:
+            buffer += chunk
+            if len(buffer) >= WRITE_BATCH_BYTES:
+                if pending is not None:
+                    await pending
+                batch, buffer = buffer, bytearray()
+                pending = asyncio.ensure_future(asyncio.to_thread(writer.write, batch))
+        if pending is not None:
+            await pending
+        if buffer:
+            writer.write(buffer)
+    finally:
+        if pending is not None and not pending.done():
+            await asyncio.wait({pending})
 
 
 def _get_object(store: LocalStore, request: Request, key: str, filename: str) -> Response:

@@ -50,7 +50,7 @@ def test_parts_land_in_one_file_and_completing_renames_it(local_store: LocalStor
     parts = sorted(_put(local_store, upload_id, (3, TAIL), (1, FIRST), (2, SECOND)))
     folder = _upload_dir(local_store, upload_id)
     assert sorted(p.name for p in folder.iterdir()) == [
-        "1.json", "2.json", "3.json", "data", "upload.json"
+        "1.json", "2.json", "3.json", "data", "digest.json", "upload.json"
     ]  # fmt: skip
     listed = [(p.number, p.etag, p.size) for p in local_store.list_parts(KEY, upload_id)]
     assert listed == [(1, _md5(FIRST), SIZE), (2, _md5(SECOND), SIZE), (3, _md5(TAIL), len(TAIL))]

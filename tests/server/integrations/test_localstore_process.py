@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from server.integrations.storage import MIN_PART_SIZE
-from server.localstore.app import parse_range
+from server.localstore.app import WRITE_BATCH_BYTES, parse_range
 
 from .conftest import LocalStoreProcess
 
@@ -214,34 +214,37 @@ def test_a_stalled_put_of_a_part_sent_again_does_not_hold_completion_up(
     """A client's PUT of part 2 stalls halfway (its network went quiet); it times out and
     sends the part again on a new connection, which is stored; completing the upload must
     then work, whatever the stalled request is still waiting for. The stalled request's
-    late bytes are refused and change nothing of the published object."""
+    late bytes are refused and change nothing of the published object. (The store writes a
+    part a batch at a time: the stalled half holds more than one, so that it is writing.)"""
+    tail = bytes(range(256)) * (3 * WRITE_BATCH_BYTES // 256)
     store, key = local_process.store(), _key("stalled")
     upload_id = store.create_multipart(key, "audio/wav", part_size=MIN_PART_SIZE)
     etags = [(1, httpx.put(store.presign_upload_part(key, upload_id, 1, 60), content=PART))]
     assert etags[0][1].status_code == 200
 
     url = urlsplit(store.presign_upload_part(key, upload_id, 2, 60))
-    half = len(TAIL) // 2
+    half = len(tail) // 2
     stalled = socket.create_connection((url.hostname, url.port))
     try:
         stalled.sendall(
             f"PUT {url.path}?{url.query} HTTP/1.1\r\nHost: {url.netloc}\r\n"
-            f"Content-Length: {len(TAIL)}\r\n\r\n".encode()
-            + TAIL[:half]
+            f"Content-Length: {len(tail)}\r\n\r\n".encode()
+            + tail[:half]
         )
         data_file = local_process.root / ".multipart" / upload_id / "data"
-        assert _wait_for_bytes(data_file, MIN_PART_SIZE, TAIL[:half])  # the server is writing
+        written = tail[:WRITE_BATCH_BYTES]
+        assert _wait_for_bytes(data_file, MIN_PART_SIZE, written)  # the server is writing
 
-        again = httpx.put(store.presign_upload_part(key, upload_id, 2, 60), content=TAIL)
+        again = httpx.put(store.presign_upload_part(key, upload_id, 2, 60), content=tail)
         assert again.status_code == 200, again.text
         parts = [(1, etags[0][1].headers["etag"]), (2, again.headers["etag"])]
         info = store.complete_multipart(key, upload_id, parts)
-        assert info.size == len(PART) + len(TAIL)
+        assert info.size == len(PART) + len(tail)
 
-        stalled.sendall(b"X" * (len(TAIL) - half))  # the rest comes, too late, and wrong
+        stalled.sendall(b"X" * (len(tail) - half))  # the rest comes, too late, and wrong
         status_line = stalled.makefile("rb").readline()
         assert status_line.split()[1] != b"200", status_line
     finally:
         stalled.close()
     download = httpx.get(store.presign_download(key, 60, "cover.wav"))
-    assert download.content == PART + TAIL
+    assert download.content == PART + tail
