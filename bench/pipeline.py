@@ -3,14 +3,17 @@
     .venv/bin/python bench/pipeline.py [--cover-mb 100] [--rss-mb 50 500]
                                        [--clients 50] [--requests-per-client 20]
                                        [--load-client raw|httpx] [--jobs-only]
-                                       [--rate 600 ...]
+                                       [--rate 600 ...] [--upload-only] [--upload-runs 3]
 
 Starts the stack with the standalone supervisor on free ports, on the machine's Redis (a key
 prefix of its own) and RabbitMQ (a vhost of its own), and measures:
 
-* upload MB/s of a ``--cover-mb`` cover through the client core (hash, create, presign,
-  parallel part PUTs, complete), against one ``curl -T`` of the same file to the same store
-  (a single pre-signed part PUT, no hashing);
+* upload MB/s of a ``--cover-mb`` file through the client core (create, presign, parallel
+  part PUTs, complete; hashing the file first, and with its SHA-256 known as an encode knows
+  its plane's) against one ``curl -T`` of the same file to the same store (a single
+  pre-signed part PUT, no hashing; to a part written in place, and to a part file of its
+  own), ``--upload-runs`` times each in turn, their order rotated: the best of each against
+  the faster curl's best (``--upload-only``: only this);
 * encode MB/s end to end (a fresh cover: seal, upload, job, download), and the job's own
   time (queued → succeeded) as the server records it;
 * the worker's and Triton's peak RSS during the encode of a cover of each ``--rss-mb`` size
@@ -555,27 +558,22 @@ def print_report(report: dict) -> None:
 
 def print_upload(up: dict) -> None:
     print(f"\n### Upload of a {up['cover_mb']:.0f} MB file to the local store "
-          f"(best of {up['runs']}, the three in turn, their order rotated)\n")  # fmt: skip
+          f"(best of {up['runs']}, the four in turn, their order rotated)\n")  # fmt: skip
     print("| client | seconds | MB/s | of the faster curl's speed | complete s | all runs s |")
     print("|---|---|---|---|---|---|")
     rows = (
         ("known", "subtone client core, SHA-256 known (an encode's plane, hashed as written)"),
         ("hashing", "subtone client core, hashing the file first"),
-    )
-    for name, label in rows:
-        run = up[name]
-        print(f"| {label} ({run['parts']} parts) | {run['upload_s']:.2f} "
-              f"| {run['upload_mb_s']:.0f} | {run['of_curl']:.0%} | {run['complete_s']:.2f} "
-              f"| {', '.join(f'{s:.2f}' for s in run['all_s'])} |")  # fmt: skip
-    curls = (
         ("curl", "one `curl -T` (a single part written in place, as the client's; no checksum)"),
         ("curl_apart", "one `curl -T` (a single part to a file of its own; no checksum)"),
     )
-    for name, label in curls:
-        curl = up[name]
-        print(f"| {label} | {curl['upload_s']:.2f} | {curl['upload_mb_s']:.0f} "
-              f"| {curl['of_curl']:.0%} | "
-              f"| {', '.join(f'{s:.2f}' for s in curl['all_s'])} |")  # fmt: skip
+    for name, label in rows:
+        run = up[name]
+        parts = f" ({run['parts']} parts)" if "parts" in run else ""
+        complete = f"{run['complete_s']:.2f}" if "complete_s" in run else ""
+        print(f"| {label}{parts} | {run['upload_s']:.2f} | {run['upload_mb_s']:.0f} "
+              f"| {run['of_curl']:.0%} | {complete} "
+              f"| {', '.join(f'{s:.2f}' for s in run['all_s'])} |")  # fmt: skip
 
 
 def print_pipeline(report: dict) -> None:

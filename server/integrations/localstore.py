@@ -269,7 +269,9 @@ class LocalStore:
                 return part.stretch() if part is not None and part.offset is not None else None
 
             self._digests.advance(upload.dir, upload.part_size, find_part)
-        except (UploadNotFound, StorageError, OSError) as e:
+        except (UploadNotFound, FileNotFoundError) as e:  # aborted or completed meanwhile
+            log.debug("upload %s is gone; its running digest stops: %s", upload_id, e)
+        except (StorageError, OSError) as e:
             log.warning("upload %s: its running digest stopped: %s", upload_id, e)
 
     def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
