@@ -26,9 +26,7 @@ Private to :mod:`server.integrations.localstore`.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import logging
 import os
 import threading
 from collections import OrderedDict
@@ -40,12 +38,12 @@ from server.integrations.localstore_disk import (
     DATA_FILE,
     hash_stretch,
     read_json,
+    shared_lock,
     write_json_atomic,
 )
+from server.integrations.storage import UploadNotFound
 
 __all__ = ["DIGEST_FILE", "MAX_RUNNING", "PrefixDigests", "StretchPart", "known_sha256"]
-
-log = logging.getLogger(__name__)
 
 DIGEST_FILE = "digest.json"
 MAX_RUNNING = 256
@@ -75,7 +73,6 @@ def parts_digest(parts: Sequence[tuple[int, str | None]]) -> str:
 class _Running:
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.inode: int | None = None
         self.reset(None)
 
     def reset(self, inode: int | None) -> None:
@@ -111,11 +108,10 @@ class PrefixDigests:
                 self._drop(upload_dir.name)
                 return
             try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                except BlockingIOError:  # being completed: it reads the bytes itself
-                    return
-                self._advance_locked(running, upload_dir, fd, part_size, find_part)
+                with shared_lock(fd, upload_dir / DATA_FILE):
+                    self._advance_locked(running, upload_dir, fd, part_size, find_part)
+            except UploadNotFound:  # being completed (it reads the bytes itself), or done
+                return
             finally:
                 os.close(fd)
 
@@ -128,11 +124,6 @@ class PrefixDigests:
         find_part: Callable[[int, os.stat_result], StretchPart | None],
     ) -> None:
         data = os.fstat(fd)
-        try:
-            if (upload_dir / DATA_FILE).stat().st_ino != data.st_ino:
-                return  # renamed onto its key meanwhile
-        except FileNotFoundError:
-            return
         if running.inode != data.st_ino:
             running.reset(data.st_ino)
         moved = False
@@ -178,17 +169,11 @@ def known_sha256(
     """The SHA-256 of ``parts`` (the whole object, in order) as the local store process
     recorded it, if its record covers exactly these writes in this data file; else None."""
     record = read_json(upload_dir / DIGEST_FILE)
-    if record is None:
+    if record is None or any(p.write is None for p in parts):
         return None
-    size = sum(p.size for p in parts)
-    if any(p.write is None for p in parts):
-        return None
-    pairs = [(p.number, p.write) for p in parts]
-    if (record.get("inode"), record.get("size"), record.get("parts")) != (
-        data.st_ino,
-        size,
-        parts_digest(pairs),
-    ):
+    writes = parts_digest([(p.number, p.write) for p in parts])
+    covered = (data.st_ino, sum(p.size for p in parts), writes)
+    if (record.get("inode"), record.get("size"), record.get("parts")) != covered:
         return None
     sha256 = record.get("sha256")
     return sha256 if isinstance(sha256, str) and len(sha256) == 64 else None

@@ -266,20 +266,8 @@ class InPlacePartWriter:
         fd = self._fd
         if fd is None:
             raise StorageError("part writer already closed")
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            raise UploadNotFound("the multipart upload is being completed") from e
-        try:
-            try:
-                current = self._path.stat().st_ino
-            except FileNotFoundError as e:
-                raise UploadNotFound("the multipart upload was completed or aborted") from e
-            if os.fstat(fd).st_ino != current:
-                raise UploadNotFound("the multipart upload was completed meanwhile")
+        with shared_lock(fd, self._path):
             yield fd
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def write(self, chunk: bytes | bytearray) -> None:
         if self._fd is None:
@@ -338,6 +326,27 @@ class InPlacePartWriter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.discard()
+
+
+@contextmanager
+def shared_lock(fd: int, path: Path) -> Iterator[None]:
+    """``fd``, an upload's data file at ``path``, locked (shared) for one touch and checked
+    to be still the file under ``path``: :class:`UploadNotFound` while the upload is being
+    completed (which locks it exclusively), or once it was (renamed onto its key)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError as e:
+        raise UploadNotFound("the multipart upload is being completed") from e
+    try:
+        try:
+            current = path.stat().st_ino
+        except FileNotFoundError as e:
+            raise UploadNotFound("the multipart upload was completed or aborted") from e
+        if os.fstat(fd).st_ino != current:
+            raise UploadNotFound("the multipart upload was completed meanwhile")
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def make_data_file(upload_dir: Path) -> None:
