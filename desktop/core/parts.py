@@ -5,7 +5,7 @@ can end with."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Final, Protocol
 
@@ -30,6 +30,8 @@ __all__ = [
 ]
 
 PART_TIMEOUT_SECONDS: Final = 120.0
+SEND_SLICE_BYTES: Final = 256 * 1024
+"""A part's body is handed to the HTTP client in pieces of this size (see ``_slices``)."""
 PRESIGN_BATCH_SIZE: Final = 100
 """URLs asked for at once (the API's limit per call)."""
 URL_EXPIRY_MARGIN: Final = timedelta(seconds=30)
@@ -94,7 +96,9 @@ class HttpPartTransport:
 
     def put(self, url: str, data: bytes) -> str:
         try:
-            response = self._http.put(url, content=data)
+            response = self._http.put(
+                url, content=_slices(data), headers={"Content-Length": str(len(data))}
+            )
         except httpx.TransportError as e:
             raise PartRejected(f"The part did not reach storage: {e}.", retryable=True) from e
         status = response.status_code
@@ -115,6 +119,14 @@ class HttpPartTransport:
 
     def close(self) -> None:
         self._http.close()
+
+
+def _slices(data: bytes) -> Iterator[bytes]:
+    """A part's bytes in pieces of ``SEND_SLICE_BYTES``. httpcore sends a body piece by
+    slicing off what each ``send`` took and sending the rest: handed a whole 16 MiB part,
+    it copied the rest of the part again after every few hundred KB sent."""
+    for start in range(0, len(data), SEND_SLICE_BYTES):
+        yield data[start : start + SEND_SLICE_BYTES]
 
 
 class UrlBook:

@@ -13,6 +13,7 @@ Layout under ``root``::
                                        written in place at ``(n - 1) * part_size``
     .multipart/<upload_id>/<n>         else part n, written to a temp name then ``os.replace``d
     .multipart/<upload_id>/<n>.json    its sidecar: etag, size, inode (in place: offset, write id)
+    .multipart/<upload_id>/<n>.owner   in place: the write id of the part's newest writer
     .multipart/<upload_id>/digest.json in place: the SHA-256 of the parts stored one after the
                                        other from the start, kept as they come (see
                                        :mod:`server.integrations.localstore_digest`)
@@ -23,9 +24,9 @@ between the two renames) is ignored and the ETag recomputed, so a listed ETag is
 
 Completing an upload whose parts were written in place, each where the plan put it, checks the
 declared SHA-256 (the one the store process kept as the parts came, when it covers exactly the
-parts stored; else it reads the data file once, and with no SHA-256 declared each part's MD5
-again), makes it durable (the parts asked the kernel to start writing as they came, so this
-waits for the last few MB) and renames it onto the key: the bytes are never copied. Otherwise
+parts stored; else it reads the data file once), makes it durable (the parts asked the kernel
+to start writing as they came, so this waits for the last few MB) and renames it onto the
+key: the bytes are never copied. Otherwise
 completing streams the parts into ``.tmp``, checking them on the way, and renames the result
 onto the key. Either way a failed or interrupted complete never leaves a partial object under
 a key.
@@ -488,9 +489,10 @@ class LocalStore:
         stored: list[_StoredPart],
         sha256: str | None,
     ) -> ObjectInfo:
-        """The parts already lie one after the other in the data file: read it once to check
-        it (the declared SHA-256, else each part's MD5), make it durable and rename it onto
-        the key."""
+        """The parts already lie one after the other in the data file: take its SHA-256 (the
+        running one, or read once) and check it against the declared one, make the file
+        durable and rename it onto the key. An in-place part's ETag names its write, not an
+        MD5: the parts, checked again under the lock, are the very writes listed."""
         target = self._object_path(key)
         size = sum(p.info.size for p in stored)
         name = PurePosixPath(key).name
@@ -498,7 +500,7 @@ class LocalStore:
             # Again, now that no part can be written: one started since the first check has
             # no sidecar (its writer cleared it), and is refused, not published half written.
             stored = self._check_parts(upload.dir, parts)
-            computed = self._object_sha256(upload.dir, fd, parts, stored, md5=sha256 is None)
+            computed = self._object_sha256(upload.dir, fd, stored)
             if sha256 is not None and computed != sha256.lower():
                 raise ChecksumMismatch(
                     f"the assembled bytes have SHA-256 {computed}, "
@@ -515,27 +517,16 @@ class LocalStore:
         return ObjectInfo(key, size, etag, upload.content_type, computed)
 
     @staticmethod
-    def _object_sha256(
-        upload_dir: Path,
-        fd: int,
-        parts: list[tuple[int, str]],
-        stored: list[_StoredPart],
-        *,
-        md5: bool,
-    ) -> str:
+    def _object_sha256(upload_dir: Path, fd: int, stored: list[_StoredPart]) -> str:
         """The SHA-256 of the parts in the locked data file ``fd``: the one the local store
-        process recorded as they came, if it covers exactly these writes, else read now
-        (checking each part's MD5 against its ETag too when ``md5``)."""
-        if not md5:
-            known = known_sha256(upload_dir, os.fstat(fd), [p.stretch() for p in stored])
-            if known is not None:
-                return known
+        process recorded as they came, if it covers exactly these writes, else read now."""
+        known = known_sha256(upload_dir, os.fstat(fd), [p.stretch() for p in stored])
+        if known is not None:
+            return known
         whole = hashlib.sha256()
-        for (number, expected), part in zip(parts, stored, strict=True):
+        for part in stored:
             assert part.offset is not None
-            digest = hash_stretch(fd, part.offset, part.info.size, whole, md5)
-            if digest is not None and digest.hex() != expected:
-                raise InvalidPart(f"part {number} changed while the upload completed")
+            hash_stretch(fd, part.offset, part.info.size, whole)
         return whole.hexdigest()
 
     def _assemble(
@@ -548,8 +539,8 @@ class LocalStore:
         sha256: str | None,
     ) -> ObjectInfo:
         """Stream the parts into a temp file, checking the whole object's SHA-256 on the way
-        (else, with none declared, each part's MD5 again); only an object that passes is
-        renamed onto the key.
+        (else, with none declared, each part file's MD5 again; an in-place part is checked
+        to be the very write listed); only an object that passes is renamed onto the key.
 
         With a SHA-256 declared, a part's MD5 is not computed a second time (it was when the
         part came, and its ETag was checked): a part replaced since would fail the SHA-256."""
@@ -590,17 +581,18 @@ class LocalStore:
 
     def _copy_stretch(
         self, upload_dir: Path, part: _StoredPart, target: IO[bytes], whole: hashlib._Hash
-    ) -> tuple[bytes, int]:
+    ) -> tuple[None, int]:
         """Append an in-place part that is not where completion can leave it (the parts are
-        not one after the other), checking its MD5."""
+        not one after the other), once its sidecar shows, under the lock, the very write
+        that was listed (a part being sent again has had its sidecar cleared)."""
         assert part.offset is not None
-        digest = hashlib.md5(usedforsecurity=False)
         with locked_data_file(upload_dir) as fd:
+            if self._part_info(upload_dir, part.info.number, os.fstat(fd)) != part:
+                raise InvalidPart(f"part {part.info.number} changed while the upload completed")
             for chunk in stretch_chunks(fd, part.offset, part.info.size):
-                digest.update(chunk)
                 whole.update(chunk)
                 target.write(chunk)
-        return digest.digest(), part.info.size
+        return None, part.info.size
 
     def _temp_file(self) -> TempFile:
         return TempFile(self._root / _TMP_DIR)

@@ -132,7 +132,7 @@ class PrefixDigests:
             part = find_part(number, data)
             if part is None or part.offset != running.size or part.size == 0:
                 break
-            hash_stretch(fd, part.offset, part.size, running.sha256, md5=False)
+            hash_stretch(fd, part.offset, part.size, running.sha256)
             running.size += part.size
             running.parts.append((number, part.write))
             moved = True

@@ -35,6 +35,8 @@ COPY_BUFFER_SIZE = 1024 * 1024
 DATA_FILE = "data"
 """The upload's one file that parts planned at a fixed size are written into, each at its
 offset: completing renames it onto the key (no copy)."""
+OWNER_SUFFIX = ".owner"
+"""``<part number>.owner``: the write id of the newest writer of an in-place part."""
 WRITEBACK_BYTES = 8 * 1024 * 1024
 """A part written in place asks the kernel to start writing each such stretch to disk as it
 comes, so that making the object durable at completion waits for the last stretch only."""
@@ -221,10 +223,16 @@ class PartWriter:
         self.discard()
 
 
+class PartSuperseded(StorageError):
+    """A part being written was sent again meanwhile: the newer write owns it."""
+
+    code = "part_superseded"
+    status = 409
+
+
 class InPlacePartWriter:
-    """Streams one part into the upload's data file at ``offset`` (its planned place),
-    hashing it; ``commit`` records it in its sidecar. The same interface as
-    :class:`PartWriter`.
+    """Streams one part into the upload's data file at ``offset`` (its planned place);
+    ``commit`` records it in its sidecar. The same interface as :class:`PartWriter`.
 
     It holds a shared lock on the data file only while it touches it (clearing its sidecar
     at the start, each write, recording the part), and completion takes it exclusively: an
@@ -234,6 +242,19 @@ class InPlacePartWriter:
     key): nothing is written into a published object. Its sidecar is removed first, so a
     part being written again is not listed with the old bytes' ETag (completion checks the
     parts again once it holds the lock, and refuses one that is being written again).
+
+    **The newest writer of a part owns it.** Starting, a writer records its *write id* (a
+    random id) in the part's owner file; each write and the commit check it there, under an
+    exclusive lock of that file, and a writer that finds another's id stops
+    (:class:`PartSuperseded`). So once a newer PUT of a part has started, an older one (a
+    stalled request its client gave up on) never writes into the part again: the bytes of
+    a committed part are exactly its writer's, which is what lets the upload's running
+    SHA-256 (:mod:`.localstore_digest`) trust bytes it hashed once.
+
+    The part's ETag is its write id, not an MD5 of its bytes: it names which write stored
+    the part (what completing checks the client's list against), and the object's bytes
+    are vouched for by its SHA-256 at completion. Hashing every byte with MD5 was the
+    costliest thing a part's PUT did.
     """
 
     def __init__(self, upload_dir: Path, part_number: int, max_bytes: int, offset: int) -> None:
@@ -242,32 +263,51 @@ class InPlacePartWriter:
         self._offset = offset
         self._path = upload_dir / DATA_FILE
         self._sidecar = upload_dir / f"{part_number}.json"
+        self._size = 0
+        self._flushed = 0
+        self._write = uuid.uuid4().hex
+        """This write's id: its ETag, recorded in the owner file and in the sidecar."""
+        self._fd: int | None = None
+        self._owner: int | None = None
         try:
-            fd = os.open(self._path, os.O_RDWR | os.O_CLOEXEC)
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CLOEXEC)
+            self._owner = os.open(
+                upload_dir / f"{part_number}{OWNER_SUFFIX}",
+                os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                0o600,
+            )
         except FileNotFoundError as e:
+            self.discard()
             raise UploadNotFound("the multipart upload is gone") from e
-        self._fd: int | None = fd
         try:
-            with self._locked():
+            with self._locked(claim=True):
                 self._sidecar.unlink(missing_ok=True)
         except BaseException:
             self.discard()
             raise
-        self._md5 = hashlib.md5(usedforsecurity=False)
-        self._size = 0
-        self._flushed = 0
-        self._write = uuid.uuid4().hex
-        """This write's id, recorded in the sidecar: a part written again gets another."""
 
     @contextmanager
-    def _locked(self) -> Iterator[int]:
+    def _locked(self, *, claim: bool = False) -> Iterator[int]:
         """The data file, locked (shared) for one touch and checked to be still the
-        upload's: :class:`UploadNotFound` while it is being completed, or once it was."""
-        fd = self._fd
-        if fd is None:
+        upload's (:class:`UploadNotFound` while it is being completed, or once it was), and
+        the part checked to be still this writer's (``claim``: made this writer's)."""
+        fd, owner = self._fd, self._owner
+        if fd is None or owner is None:
             raise StorageError("part writer already closed")
+        mine = self._write.encode()
         with shared_lock(fd, self._path):
-            yield fd
+            fcntl.flock(owner, fcntl.LOCK_EX)
+            try:
+                if claim:
+                    os.ftruncate(owner, 0)
+                    pwrite_all(owner, mine, 0)
+                elif os.pread(owner, len(mine) + 1, 0) != mine:
+                    raise PartSuperseded(
+                        f"part {self._number} is being sent again; this older write stopped"
+                    )
+                yield fd
+            finally:
+                fcntl.flock(owner, fcntl.LOCK_UN)
 
     def write(self, chunk: bytes | bytearray) -> None:
         if self._fd is None:
@@ -275,14 +315,10 @@ class InPlacePartWriter:
         if self._size + len(chunk) > self._max_bytes:
             self.discard()
             raise PartTooLarge(f"a part can hold at most {self._max_bytes} bytes")
-        self._md5.update(chunk)
         try:
             with self._locked() as fd:
-                view, at = memoryview(chunk), self._offset + self._size
-                while view:  # a short write goes on where it stopped
-                    written = os.pwrite(fd, view, at)
-                    view, at = view[written:], at + written
-        except UploadNotFound:
+                pwrite_all(fd, chunk, self._offset + self._size)
+        except (UploadNotFound, PartSuperseded):
             self.discard()
             raise
         except OSError as e:
@@ -301,9 +337,8 @@ class InPlacePartWriter:
                 if self._size > self._flushed:
                     start_writeback(fd, self._offset + self._flushed, self._size - self._flushed)
                 inode = os.fstat(fd).st_ino
-                etag = self._md5.hexdigest()
                 sidecar = {
-                    **Sidecar(etag, self._size, inode)._asdict(),
+                    **Sidecar(self._write, self._size, inode)._asdict(),
                     "offset": self._offset,
                     "write": self._write,
                 }
@@ -314,18 +349,27 @@ class InPlacePartWriter:
             raise storage_os_error(e, f"store part {self._number}") from e
         finally:
             self.discard()
-        return PartInfo(self._number, etag, self._size)
+        return PartInfo(self._number, self._write, self._size)
 
     def discard(self) -> None:
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            os.close(fd)
+        fd, owner, self._fd, self._owner = self._fd, self._owner, None, None
+        for held in (fd, owner):
+            if held is not None:
+                os.close(held)
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.discard()
+
+
+def pwrite_all(fd: int, data: bytes | bytearray, at: int) -> None:
+    """Write all of ``data`` at ``at``: a short write goes on where it stopped."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, at)
+        view, at = view[written:], at + written
 
 
 @contextmanager
@@ -408,15 +452,11 @@ def read_in_place_sidecar(
     return sidecar, offset, write if isinstance(write, str) else None
 
 
-def hash_stretch(fd: int, offset: int, size: int, whole: hashlib._Hash, md5: bool) -> bytes | None:
-    """Feed ``whole`` the bytes of ``fd`` at ``[offset, offset + size)``; their MD5 too when
-    ``md5``. A file shorter than that raises :class:`StorageError`."""
-    digest = hashlib.md5(usedforsecurity=False) if md5 else None
+def hash_stretch(fd: int, offset: int, size: int, whole: hashlib._Hash) -> None:
+    """Feed ``whole`` the bytes of ``fd`` at ``[offset, offset + size)``. A file shorter than
+    that raises :class:`StorageError`."""
     for chunk in stretch_chunks(fd, offset, size):
         whole.update(chunk)
-        if digest is not None:
-            digest.update(chunk)
-    return digest.digest() if digest is not None else None
 
 
 def stretch_chunks(fd: int, offset: int, size: int) -> Iterator[bytes]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.server
 import json
 import os
 import random
@@ -15,6 +16,7 @@ import pytest
 import tenacity
 
 from desktop.core.api import ApiClient
+from desktop.core.parts import SEND_SLICE_BYTES
 from desktop.core.retry import Backoff
 from desktop.core.sessions import SessionStore
 from desktop.core.uploader import (
@@ -201,6 +203,42 @@ def test_http_transport_maps_storage_answers():
         transport.put("http://s/noetag", b"x")
     assert not no_etag.value.retryable
     transport.close()
+
+
+def test_http_transport_sends_a_part_with_its_length_in_pieces():
+    # A part goes out in pieces (so httpcore does not copy the rest of it after every
+    # send) yet framed by Content-Length, never chunked: S3 refuses a chunked pre-signed
+    # PUT, and the local store checks the declared length against the part's limit first.
+    seen: dict[str, object] = {}
+
+    class Storage(http.server.BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            seen["headers"] = dict(self.headers)
+            seen["body"] = self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("ETag", '"e1"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    data = random.Random(5).randbytes(3 * SEND_SLICE_BYTES + 7)
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Storage) as storage:
+        serving = threading.Thread(target=storage.serve_forever, daemon=True)
+        serving.start()
+        transport = HttpPartTransport()
+        try:
+            url = f"http://127.0.0.1:{storage.server_address[1]}/part?sig=1"
+            assert transport.put(url, data) == '"e1"'
+        finally:
+            transport.close()
+            storage.shutdown()
+            serving.join(10)
+    headers = {k.lower(): v for k, v in seen["headers"].items()}  # type: ignore[attr-defined]
+    assert headers["content-length"] == str(len(data))
+    assert "transfer-encoding" not in headers
+    assert seen["body"] == data
 
 
 def test_completion_lists_etags_in_part_order(server, client, store, data_file):

@@ -13,7 +13,7 @@ import pytest
 
 from server.integrations import localstore, localstore_disk
 from server.integrations.localstore import LocalStore
-from server.integrations.localstore_disk import locked_data_file
+from server.integrations.localstore_disk import PartSuperseded, locked_data_file
 from server.integrations.storage import (
     MIN_PART_SIZE,
     ChecksumMismatch,
@@ -28,13 +28,9 @@ SIZE = MIN_PART_SIZE
 FIRST, SECOND, TAIL = b"a" * SIZE, b"b" * SIZE, b"the tail"
 
 
-def _md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
-def _s3_etag(*parts: bytes) -> str:
-    digests = b"".join(hashlib.md5(p).digest() for p in parts)
-    return f"{hashlib.md5(digests).hexdigest()}-{len(parts)}"
+def _s3_etag(*etags: str) -> str:
+    digests = b"".join(bytes.fromhex(e) for e in etags)
+    return f"{hashlib.md5(digests).hexdigest()}-{len(etags)}"
 
 
 def _upload_dir(store: LocalStore, upload_id: str) -> Path:
@@ -50,10 +46,13 @@ def test_parts_land_in_one_file_and_completing_renames_it(local_store: LocalStor
     parts = sorted(_put(local_store, upload_id, (3, TAIL), (1, FIRST), (2, SECOND)))
     folder = _upload_dir(local_store, upload_id)
     assert sorted(p.name for p in folder.iterdir()) == [
-        "1.json", "2.json", "3.json", "data", "digest.json", "upload.json"
+        "1.json", "1.owner", "2.json", "2.owner", "3.json", "3.owner",
+        "data", "digest.json", "upload.json",
     ]  # fmt: skip
     listed = [(p.number, p.etag, p.size) for p in local_store.list_parts(KEY, upload_id)]
-    assert listed == [(1, _md5(FIRST), SIZE), (2, _md5(SECOND), SIZE), (3, _md5(TAIL), len(TAIL))]
+    etags = [etag for _, etag in parts]
+    assert listed == [(1, etags[0], SIZE), (2, etags[1], SIZE), (3, etags[2], len(TAIL))]
+    assert len(set(etags)) == 3 and all(len(e) == 32 for e in etags)  # each write's own id
     inode = (folder / "data").stat().st_ino
 
     declared = hashlib.sha256(FIRST + SECOND + TAIL).hexdigest()
@@ -62,7 +61,7 @@ def test_parts_land_in_one_file_and_completing_renames_it(local_store: LocalStor
     stored = local_store.root / KEY
     assert stored.read_bytes() == FIRST + SECOND + TAIL
     assert stored.stat().st_ino == inode  # renamed, not copied
-    assert info.etag == _s3_etag(FIRST, SECOND, TAIL) == local_store.head(KEY).etag
+    assert info.etag == _s3_etag(*etags) == local_store.head(KEY).etag
     assert info.sha256 == declared == local_store.head(KEY).sha256
     assert not folder.exists() and list((local_store.root / ".tmp").iterdir()) == []
 
@@ -78,15 +77,39 @@ def test_a_wrong_digest_publishes_nothing_and_keeps_the_upload(local_store: Loca
     assert local_store.complete_multipart(KEY, upload_id, parts, sha256=right).size == SIZE + 8
 
 
-def test_without_a_digest_each_part_is_checked_against_its_etag(local_store: LocalStore) -> None:
+def test_the_newest_writer_of_a_part_owns_it(local_store: LocalStore) -> None:
+    # A stalled PUT of part 2 (its client gave up on it) and the PUT sent again: once the
+    # newer one has started, the older one never writes into the part again, even after the
+    # newer one is stored, the running digest has read it, and the older one wakes up. The
+    # bytes of a stored part are exactly its writer's, so the kept SHA-256 is true.
     upload_id = local_store.create_multipart(KEY, "audio/wav", part_size=SIZE)
-    parts = _put(local_store, upload_id, (1, FIRST), (2, TAIL))
-    with (_upload_dir(local_store, upload_id) / "data").open("r+b") as data:
-        data.seek(SIZE)
-        data.write(b"X" * len(TAIL))  # same size: the sidecar still matches
-    with pytest.raises(InvalidPart, match="part 2 changed"):
-        local_store.complete_multipart(KEY, upload_id, parts)
-    assert not (local_store.root / KEY).exists()
+    first = _put(local_store, upload_id, (1, FIRST))
+    stalled = local_store.part_writer(KEY, upload_id, 2)
+    stalled.write(b"XXXX")
+    again = local_store.upload_part(KEY, upload_id, 2, TAIL)  # stored, digest advanced
+    with pytest.raises(PartSuperseded):
+        stalled.write(b"XXXX")
+    with pytest.raises(StorageError):  # and it is closed: nothing more from it
+        stalled.commit()
+    parts = [*first, (2, again)]
+    declared = hashlib.sha256(FIRST + TAIL).hexdigest()
+    info = local_store.complete_multipart(KEY, upload_id, parts, sha256=declared)
+    assert (local_store.root / KEY).read_bytes() == FIRST + TAIL
+    assert info.sha256 == declared
+
+
+def test_an_older_write_cannot_record_its_part_over_a_newer_one(local_store: LocalStore) -> None:
+    upload_id = local_store.create_multipart(KEY, "audio/wav", part_size=SIZE)
+    older = local_store.part_writer(KEY, upload_id, 1)
+    older.write(TAIL)
+    with local_store.part_writer(KEY, upload_id, 1) as newer:
+        newer.write(b"the newer")
+        etag = newer.commit().etag
+    with pytest.raises(PartSuperseded):
+        older.commit()
+    assert [(p.number, p.etag) for p in local_store.list_parts(KEY, upload_id)] == [(1, etag)]
+    local_store.complete_multipart(KEY, upload_id, [(1, etag)])
+    assert (local_store.root / KEY).read_bytes() == b"the newer"
 
 
 def test_a_part_past_the_list_is_cut_off(local_store: LocalStore) -> None:
@@ -100,14 +123,15 @@ def test_parts_that_do_not_follow_each_other_are_copied_together(
     local_store: LocalStore,
 ) -> None:
     # Part 1 is short of the plan: part 2 still lies at the planned offset, with a gap
-    # before it, so completing copies the two stretches (and checks their MD5s).
+    # before it, so completing copies the two stretches (each checked to be the write
+    # listed).
     short = b"s" * (SIZE - 5)
     upload_id = local_store.create_multipart(KEY, "audio/wav", part_size=SIZE)
     local_store.min_part_size = SIZE - 5
     parts = _put(local_store, upload_id, (1, short), (2, TAIL))
     info = local_store.complete_multipart(KEY, upload_id, parts)
     assert (local_store.root / KEY).read_bytes() == short + TAIL
-    assert info.etag == _s3_etag(short, TAIL)
+    assert info.etag == _s3_etag(*(etag for _, etag in parts))
 
 
 def test_a_part_may_not_outgrow_its_planned_place(local_store: LocalStore) -> None:
@@ -131,8 +155,11 @@ def test_a_part_being_written_again_is_not_completed_and_no_part_starts_while_co
         with pytest.raises(InvalidPart, match="being uploaded again"):
             local_store.complete_multipart(KEY, upload_id, parts)
         writer.write(b"tail")
-        writer.commit()
+        again = writer.commit().etag
     assert [p.number for p in local_store.list_parts(KEY, upload_id)] == [1, 2]
+    with pytest.raises(InvalidPart, match="ETag does not match"):  # the list names the old write
+        local_store.complete_multipart(KEY, upload_id, parts)
+    parts[1] = (2, again)
 
     with locked_data_file(_upload_dir(local_store, upload_id)), pytest.raises(UploadNotFound):
         local_store.part_writer(KEY, upload_id, 2)
