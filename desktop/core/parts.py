@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, Protocol
 
@@ -22,6 +23,7 @@ __all__ = [
     "PRESIGN_BATCH_SIZE",
     "URL_EXPIRY_MARGIN",
     "HttpPartTransport",
+    "PartBody",
     "PartRejected",
     "PartTransport",
     "PartUrlExpired",
@@ -31,7 +33,7 @@ __all__ = [
 
 PART_TIMEOUT_SECONDS: Final = 120.0
 SEND_SLICE_BYTES: Final = 256 * 1024
-"""A part's body is handed to the HTTP client in pieces of this size (see ``_slices``)."""
+"""A part's body is read and handed to the HTTP client in pieces of this size."""
 PRESIGN_BATCH_SIZE: Final = 100
 """URLs asked for at once (the API's limit per call)."""
 URL_EXPIRY_MARGIN: Final = timedelta(seconds=30)
@@ -73,6 +75,31 @@ class UploadCancelled(SubtoneError):
     status = 499
 
 
+@dataclass(frozen=True)
+class PartBody:
+    """A part's bytes as they are sent: its size, and its pieces (``SEND_SLICE_BYTES`` each),
+    read afresh each time it is iterated (a retried PUT reads them again). A part is never
+    held whole in memory: sending starts with the first piece read, and a parallel upload
+    holds a few pieces, not a few parts. The pieces also spare httpcore's sending loop, which
+    slices off what each ``send`` took and re-copies the rest of the body it was handed."""
+
+    size: int
+    pieces: Callable[[], Iterator[bytes]]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.pieces()
+
+    @classmethod
+    def of(cls, data: bytes) -> PartBody:
+        """The body of bytes held in memory."""
+        return cls(len(data), lambda: slices(data))
+
+
+def slices(data: bytes) -> Iterator[bytes]:
+    for start in range(0, len(data), SEND_SLICE_BYTES):
+        yield data[start : start + SEND_SLICE_BYTES]
+
+
 class PartTransport(Protocol):
     """PUTs one part's bytes to a pre-signed URL and returns the ``ETag`` storage gave it.
 
@@ -80,7 +107,7 @@ class PartTransport(Protocol):
     (``retryable`` tells a passing fault from a refusal).
     """
 
-    def put(self, url: str, data: bytes) -> str: ...
+    def put(self, url: str, body: PartBody) -> str: ...
 
 
 class HttpPartTransport:
@@ -94,10 +121,12 @@ class HttpPartTransport:
     ) -> None:
         self._http = httpx.Client(transport=transport, verify=tls_context(), timeout=timeout)
 
-    def put(self, url: str, data: bytes) -> str:
+    def put(self, url: str, body: PartBody) -> str:
+        """The body goes out framed by ``Content-Length``, never chunked: S3 refuses a chunked
+        pre-signed PUT, and the local store checks the declared length first."""
         try:
             response = self._http.put(
-                url, content=_slices(data), headers={"Content-Length": str(len(data))}
+                url, content=iter(body), headers={"Content-Length": str(body.size)}
             )
         except httpx.TransportError as e:
             raise PartRejected(f"The part did not reach storage: {e}.", retryable=True) from e
@@ -119,14 +148,6 @@ class HttpPartTransport:
 
     def close(self) -> None:
         self._http.close()
-
-
-def _slices(data: bytes) -> Iterator[bytes]:
-    """A part's bytes in pieces of ``SEND_SLICE_BYTES``. httpcore sends a body piece by
-    slicing off what each ``send`` took and sending the rest: handed a whole 16 MiB part,
-    it copied the rest of the part again after every few hundred KB sent."""
-    for start in range(0, len(data), SEND_SLICE_BYTES):
-        yield data[start : start + SEND_SLICE_BYTES]
 
 
 class UrlBook:

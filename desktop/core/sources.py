@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final, Protocol
 
-from desktop.core.parts import UploadCancelled
+from desktop.core.parts import SEND_SLICE_BYTES, PartBody, UploadCancelled
 from desktop.core.sessions import FileIdentity
 from subtone.errors import SubtoneError
 
@@ -77,6 +77,10 @@ def file_identity(
     return FileIdentity(str(resolved), after.st_size, after.st_mtime_ns, sha256)
 
 
+def _unreadable(path: Path, error: OSError) -> SubtoneError:
+    return SubtoneError(f"Cannot read {path.name}: {error.strerror}.", code="unreadable_file")
+
+
 def file_changed(path: Path) -> SubtoneError:
     return SubtoneError(
         f"{path.name} changed while it was being uploaded; try again once it is finished.",
@@ -87,7 +91,9 @@ def file_changed(path: Path) -> SubtoneError:
 class Source(Protocol):
     size: int
 
-    def read(self, offset: int, length: int) -> bytes: ...
+    def body(self, offset: int, length: int) -> PartBody:
+        """The part at ``offset``, read as it is sent."""
+        ...
 
 
 class FileSource:
@@ -96,18 +102,29 @@ class FileSource:
         self.size = identity.size
         self._identity = identity
 
-    def read(self, offset: int, length: int) -> bytes:
+    def body(self, offset: int, length: int) -> PartBody:
+        return PartBody(length, lambda: self._pieces(offset, length))
+
+    def _pieces(self, offset: int, length: int) -> Iterator[bytes]:
+        """The part's bytes a piece at a time; a file that has shrunk meanwhile raises
+        ``file_changed`` (the PUT then stops short, and storage keeps nothing of it)."""
         try:
-            with self.path.open("rb") as f:
-                f.seek(offset)
-                data = f.read(length)
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
-            raise SubtoneError(
-                f"Cannot read {self.path.name}: {e.strerror}.", code="unreadable_file"
-            ) from e
-        if len(data) != length:
-            raise file_changed(self.path)
-        return data
+            raise _unreadable(self.path, e) from e
+        try:
+            end = offset + length
+            while offset < end:
+                try:
+                    piece = os.pread(fd, min(SEND_SLICE_BYTES, end - offset), offset)
+                except OSError as e:
+                    raise _unreadable(self.path, e) from e
+                if not piece:
+                    raise file_changed(self.path)
+                offset += len(piece)
+                yield piece
+        finally:
+            os.close(fd)
 
     def check_unchanged(self) -> None:
         try:
@@ -123,5 +140,5 @@ class BytesSource:
         self._data = memoryview(data)
         self.size = len(data)
 
-    def read(self, offset: int, length: int) -> bytes:
-        return bytes(self._data[offset : offset + length])
+    def body(self, offset: int, length: int) -> PartBody:
+        return PartBody.of(bytes(self._data[offset : offset + length]))

@@ -3,8 +3,8 @@
 ``Uploader.upload_file`` hashes the file, finds its saved session (same server, path, size,
 mtime and SHA-256) or creates a new upload, asks the server which parts storage already
 holds, and PUTs only the others, ``parallel_parts`` at a time. Each part is read from disk at
-its offset when it is sent, so memory stays at ``parallel_parts`` parts whatever the file's
-size. A failed part is retried alone with jittered exponential backoff; a 403 (the URL
+its offset as it is sent, a piece at a time, so memory stays at a few pieces whatever the
+file's size. A failed part is retried alone with jittered exponential backoff; a 403 (the URL
 expired) gets a fresh URL. Progress and a cancel token (a ``threading.Event``, checked
 between parts) make it easy to drive from a CLI, a Qt worker or a test.
 
@@ -33,6 +33,7 @@ from desktop.core.api_errors import ApiError, ServerUnreachable
 from desktop.core.parts import (
     PRESIGN_BATCH_SIZE,
     HttpPartTransport,
+    PartBody,
     PartRejected,
     PartTransport,
     PartUrlExpired,
@@ -68,6 +69,7 @@ __all__ = [
     "MIN_PART_SIZE",
     "PRESIGN_BATCH_SIZE",
     "HttpPartTransport",
+    "PartBody",
     "PartRejected",
     "PartTransport",
     "PartUrlExpired",
@@ -438,7 +440,7 @@ class Uploader:
             if halt.is_set():
                 raise _Halted()
             try:
-                etag = self._transport.put(book.url(number), source.read(offset, length))
+                etag = self._transport.put(book.url(number), source.body(offset, length))
             except PartUrlExpired:
                 book.forget(number)
                 raise

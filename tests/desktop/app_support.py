@@ -16,7 +16,7 @@ from desktop.app.context import AppContext
 from desktop.audio.fake import FakeBackend
 from desktop.core.envelope import KdfParams
 from desktop.core.retry import Backoff
-from desktop.core.uploader import PartRejected
+from desktop.core.uploader import PartBody, PartRejected
 from subtone.protocol import PROTOCOL_VERSION
 from subtone.stego.plane import plane_bytes
 from subtone.version import __version__
@@ -82,10 +82,10 @@ class SwitchedParts(FakePartTransport):
         self.stored: list[tuple[str, int]] = []
         """(upload id, part number) of every part storage accepted."""
 
-    def put(self, url: str, data: bytes) -> str:
+    def put(self, url: str, body: PartBody) -> str:
         if self.board.offline:
             raise PartRejected("The part did not reach storage: connection refused.")
-        etag = super().put(url, data)
+        etag = super().put(url, body)
         _, upload_id, number = httpx.URL(url).path.strip("/").split("/")
         with self.lock:
             self.stored.append((upload_id, int(number)))

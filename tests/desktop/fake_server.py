@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import numpy as np
 
-from desktop.core.uploader import PartRejected, PartUrlExpired
+from desktop.core.uploader import PartBody, PartRejected, PartUrlExpired
 from subtone.errors import SubtoneError
 from subtone.protocol import (
     CompleteRequest,
@@ -426,7 +426,8 @@ class FakePartTransport:
         self.before_put: Callable[[int], None] | None = None
         self.lock = threading.Lock()
 
-    def put(self, url: str, data: bytes) -> str:
+    def put(self, url: str, body: PartBody) -> str:
+        data = b"".join(body)
         parsed = httpx.URL(url)
         _, upload_id, number = parsed.path.strip("/").split("/")
         part = int(number)

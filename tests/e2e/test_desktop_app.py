@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QLabel, QPushButton
 
 from desktop.app.state import ConnectionStatus
 from desktop.core.orchestration import TaskStatus
-from desktop.core.uploader import HttpPartTransport
+from desktop.core.uploader import HttpPartTransport, PartBody
 from subtone.errors import SubtoneError
 from tests.desktop.app_support import screenshot
 from tests.e2e.app_driver import (
@@ -59,12 +59,12 @@ class WatchedParts(HttpPartTransport):
         self.before_put = None
         self.lock = threading.Lock()
 
-    def put(self, url: str, data: bytes) -> str:
+    def put(self, url: str, body: PartBody) -> str:
         params = httpx.URL(url).params
         upload, number = params["uploadId"], int(params["partNumber"])
         if self.before_put is not None:
             self.before_put(upload, number)
-        etag = super().put(url, data)
+        etag = super().put(url, body)
         with self.lock:
             self.sent.append((upload, number))
         return etag

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 from desktop.app.state import ConnectionStatus, RecordPhase
 from desktop.audio.fake import FAKE_SPEAKER, FakeBackend, tone
 from desktop.core.orchestration import TaskKind, TaskStatus
+from desktop.core.uploader import PartBody
 from tests.desktop.app_support import (
     MemoryKeyring,
     Switchboard,
@@ -571,9 +572,9 @@ class SlowLink(SwitchedParts):
         self.seconds = seconds
         self.paused = threading.Event()
 
-    def put(self, url: str, data: bytes) -> str:
+    def put(self, url: str, body: PartBody) -> str:
         self.paused.wait(self.seconds)  # the time the bytes take on the wire
-        return super().put(url, data)
+        return super().put(url, body)
 
 
 def test_an_upload_shows_its_speed_and_time_left_and_can_pause(

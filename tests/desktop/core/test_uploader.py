@@ -16,9 +16,10 @@ import pytest
 import tenacity
 
 from desktop.core.api import ApiClient
-from desktop.core.parts import SEND_SLICE_BYTES
+from desktop.core.parts import SEND_SLICE_BYTES, PartBody
 from desktop.core.retry import Backoff
 from desktop.core.sessions import SessionStore
+from desktop.core.sources import FileSource
 from desktop.core.uploader import (
     HttpPartTransport,
     PartRejected,
@@ -187,20 +188,20 @@ def test_http_transport_maps_storage_answers():
         return answers[request.url.path]
 
     transport = HttpPartTransport(transport=httpx.MockTransport(handler))
-    assert transport.put("http://s/ok", b"x") == '"abc"'
+    assert transport.put("http://s/ok", PartBody.of(b"x")) == '"abc"'
     with pytest.raises(PartUrlExpired):
-        transport.put("http://s/expired", b"x")
+        transport.put("http://s/expired", PartBody.of(b"x"))
     with pytest.raises(PartRejected) as busy:
-        transport.put("http://s/busy", b"x")
+        transport.put("http://s/busy", PartBody.of(b"x"))
     assert busy.value.retryable
     with pytest.raises(PartRejected) as bad:
-        transport.put("http://s/bad", b"x")
+        transport.put("http://s/bad", PartBody.of(b"x"))
     assert not bad.value.retryable and "EntityTooSmall" in bad.value.message
     with pytest.raises(PartRejected) as down:
-        transport.put("http://s/down", b"x")
+        transport.put("http://s/down", PartBody.of(b"x"))
     assert down.value.retryable
     with pytest.raises(PartRejected) as no_etag:
-        transport.put("http://s/noetag", b"x")
+        transport.put("http://s/noetag", PartBody.of(b"x"))
     assert not no_etag.value.retryable
     transport.close()
 
@@ -230,7 +231,7 @@ def test_http_transport_sends_a_part_with_its_length_in_pieces():
         transport = HttpPartTransport()
         try:
             url = f"http://127.0.0.1:{storage.server_address[1]}/part?sig=1"
-            assert transport.put(url, data) == '"e1"'
+            assert transport.put(url, PartBody.of(data)) == '"e1"'
         finally:
             transport.close()
             storage.shutdown()
@@ -239,6 +240,43 @@ def test_http_transport_sends_a_part_with_its_length_in_pieces():
     assert headers["content-length"] == str(len(data))
     assert "transfer-encoding" not in headers
     assert seen["body"] == data
+
+
+def test_a_file_part_is_read_in_pieces_as_it_is_sent_and_again_for_a_retry(tmp_path):
+    data = random.Random(9).randbytes(2 * SEND_SLICE_BYTES + 11)
+    path = tmp_path / "plane.bin"
+    path.write_bytes(data)
+    source = FileSource(file_identity(path))
+    body = source.body(5, len(data) - 5)
+    pieces = list(body)
+    assert body.size == len(data) - 5 and max(len(p) for p in pieces) == SEND_SLICE_BYTES
+    assert b"".join(pieces) == data[5:] == b"".join(body)  # a retried PUT reads it again
+
+
+def test_a_file_that_shrinks_under_a_part_being_sent_stops_it(tmp_path):
+    path = tmp_path / "plane.bin"
+    path.write_bytes(bytes(3 * SEND_SLICE_BYTES))
+    pieces = iter(FileSource(file_identity(path)).body(0, 3 * SEND_SLICE_BYTES))
+    assert len(next(pieces)) == SEND_SLICE_BYTES
+    os.truncate(path, SEND_SLICE_BYTES + 3)
+    assert len(next(pieces)) == 3
+    with pytest.raises(SubtoneError) as changed:
+        next(pieces)
+    assert changed.value.code == "file_changed"
+
+
+def test_a_file_that_shrinks_during_an_upload_completes_nothing(server, client, store, data_file):
+    transport = FakePartTransport(server)
+
+    def shrink(part: int) -> None:
+        if part == 3:
+            os.truncate(data_file, PART * 2)
+
+    transport.before_put = shrink
+    with pytest.raises(SubtoneError) as changed:
+        make(client, store, transport, parallel_parts=1).upload_file(data_file)
+    assert changed.value.code == "file_changed"
+    assert not server.objects
 
 
 def test_completion_lists_etags_in_part_order(server, client, store, data_file):
