@@ -49,7 +49,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import IO, NamedTuple
 
-from server.integrations.localstore_digest import PrefixDigests, StretchPart, known_sha256
+from server.integrations.localstore_digest import (
+    PartFollower,
+    PrefixDigests,
+    StretchPart,
+    known_sha256,
+)
 from server.integrations.localstore_disk import (
     DATA_FILE,
     InPlacePartWriter,
@@ -241,7 +246,13 @@ class LocalStore:
             if upload.part_size is None:
                 return PartWriter(upload.dir, part_number, limit)
             offset = (part_number - 1) * upload.part_size
-            return InPlacePartWriter(upload.dir, part_number, min(limit, upload.part_size), offset)
+
+            def follower(inode: int, write: str) -> PartFollower:
+                return self._digests.follower(upload.dir, inode, part_number, offset, write)
+
+            return InPlacePartWriter(
+                upload.dir, part_number, min(limit, upload.part_size), offset, follower
+            )
         except FileNotFoundError as e:
             raise UploadNotFound(f"no such multipart upload for {key}") from e
         except OSError as e:

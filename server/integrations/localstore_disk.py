@@ -16,10 +16,10 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, NamedTuple, Self
+from typing import IO, Any, NamedTuple, Protocol, Self
 
 from server.integrations.storage import (
     DEFAULT_CONTENT_TYPE,
@@ -230,6 +230,19 @@ class PartSuperseded(StorageError):
     status = 409
 
 
+class WriteFollower(Protocol):
+    """Told of each batch an in-place part writer stores (the upload's running SHA-256,
+    :class:`~server.integrations.localstore_digest.PartFollower`)."""
+
+    def wrote(self, fd: int, before: int, batch: bytes | bytearray) -> None:
+        """``batch`` was written at the part's offset plus ``before``; the file is locked."""
+        ...
+
+    def stopped(self) -> None:
+        """The write ended without being stored."""
+        ...
+
+
 class InPlacePartWriter:
     """Streams one part into the upload's data file at ``offset`` (its planned place);
     ``commit`` records it in its sidecar. The same interface as :class:`PartWriter`.
@@ -257,7 +270,15 @@ class InPlacePartWriter:
     costliest thing a part's PUT did.
     """
 
-    def __init__(self, upload_dir: Path, part_number: int, max_bytes: int, offset: int) -> None:
+    def __init__(
+        self,
+        upload_dir: Path,
+        part_number: int,
+        max_bytes: int,
+        offset: int,
+        follower: Callable[[int, str], WriteFollower] | None = None,
+    ) -> None:
+        """``follower(data file inode, write id)``: what to tell of each batch written."""
         self._number = part_number
         self._max_bytes = max_bytes
         self._offset = offset
@@ -269,6 +290,8 @@ class InPlacePartWriter:
         """This write's id: its ETag, recorded in the owner file and in the sidecar."""
         self._fd: int | None = None
         self._owner: int | None = None
+        self._follower: WriteFollower | None = None
+        self._stored = False
         try:
             self._fd = os.open(self._path, os.O_RDWR | os.O_CLOEXEC)
             self._owner = os.open(
@@ -280,8 +303,10 @@ class InPlacePartWriter:
             self.discard()
             raise UploadNotFound("the multipart upload is gone") from e
         try:
-            with self._locked(claim=True):
+            with self._locked(claim=True) as fd:
                 self._sidecar.unlink(missing_ok=True)
+                if follower is not None:
+                    self._follower = follower(os.fstat(fd).st_ino, self._write)
         except BaseException:
             self.discard()
             raise
@@ -318,6 +343,8 @@ class InPlacePartWriter:
         try:
             with self._locked() as fd:
                 pwrite_all(fd, chunk, self._offset + self._size)
+                if self._follower is not None:
+                    self._follower.wrote(fd, self._size, chunk)
         except (UploadNotFound, PartSuperseded):
             self.discard()
             raise
@@ -343,6 +370,7 @@ class InPlacePartWriter:
                     "write": self._write,
                 }
                 write_json_atomic(self._sidecar, sidecar, make_parent=False)
+                self._stored = True
         except FileNotFoundError as e:  # the upload was aborted or completed meanwhile
             raise UploadNotFound("the multipart upload is gone") from e
         except OSError as e:
@@ -356,6 +384,9 @@ class InPlacePartWriter:
         for held in (fd, owner):
             if held is not None:
                 os.close(held)
+        follower, self._follower = self._follower, None
+        if follower is not None and not self._stored:
+            follower.stopped()
 
     def __enter__(self) -> Self:
         return self

@@ -11,7 +11,7 @@ import json
 import httpx
 import pytest
 
-from server.integrations import localstore
+from server.integrations import localstore, localstore_digest, localstore_disk
 from server.integrations.localstore import LocalStore
 from server.integrations.localstore_digest import DIGEST_FILE
 from server.integrations.storage import MIN_PART_SIZE, ChecksumMismatch
@@ -167,3 +167,107 @@ def test_the_digest_file_is_only_in_in_place_uploads(local_store: LocalStore) ->
     local_store.upload_part(KEY, upload_id, 1, FIRST)
 
     assert _digest(local_store, upload_id) is None
+
+
+# The part at the frontier, hashed as it is written ------------------------------------------
+
+HALF = SIZE // 2
+
+
+def _read_back(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """``(offset, size)`` of every stretch the running digest reads back from the data file
+    from here on (a part hashed as it was written is not read back)."""
+    reads: list[tuple[int, int]] = []
+    real = localstore_digest.hash_stretch
+
+    def record(fd: int, offset: int, size: int, whole: hashlib._Hash) -> None:
+        reads.append((offset, size))
+        real(fd, offset, size, whole)
+
+    monkeypatch.setattr(localstore_digest, "hash_stretch", record)
+    return reads
+
+
+def _write(store: LocalStore, upload_id: str, number: int, *batches: bytes) -> str:
+    with store.part_writer(KEY, upload_id, number) as writer:
+        for batch in batches:
+            writer.write(batch)
+        etag = writer.commit().etag
+    store.advance_digest(KEY, upload_id)
+    return etag
+
+
+def test_the_part_at_the_frontier_is_hashed_as_it_is_written(
+    local_store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = _read_back(monkeypatch)
+    upload_id = local_store.create_multipart(KEY, "audio/wav", part_size=SIZE)
+    parts = [
+        (1, _write(local_store, upload_id, 1, FIRST[:HALF], FIRST[HALF:])),
+        (2, _write(local_store, upload_id, 2, SECOND)),
+        (3, _write(local_store, upload_id, 3, TAIL)),
+    ]
+    assert reads == []  # each part was at the frontier as it came: nothing read back
+    digest = _digest(local_store, upload_id)
+    assert digest is not None and digest["sha256"] == _sha(FIRST + SECOND + TAIL)
+    _reads_no_bytes(monkeypatch)
+    info = local_store.complete_multipart(KEY, upload_id, parts, sha256=digest["sha256"])
+    assert (local_store.root / KEY).read_bytes() == FIRST + SECOND + TAIL
+    assert info.sha256 == _sha(FIRST + SECOND + TAIL)
+
+
+def test_a_part_the_frontier_reaches_midway_catches_up_then_follows(
+    local_store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload_id = local_store.create_multipart(KEY, "audio/wav", part_size=SIZE)
+    second = local_store.part_writer(KEY, upload_id, 2)
+    second.write(SECOND[:HALF])  # the frontier is at 0: not followed yet
+    first = _write(local_store, upload_id, 1, FIRST)  # the frontier now stands at part 2
+    reads = _read_back(monkeypatch)
+    second.write(SECOND[HALF:])  # catches up on its first half, then follows
+    parts = [(1, first), (2, second.commit().etag)]
+    local_store.advance_digest(KEY, upload_id)
+    assert reads == [(SIZE, HALF)]  # only what part 2 had written before the frontier came
+    digest = _digest(local_store, upload_id)
+    assert digest is not None and digest["sha256"] == _sha(FIRST + SECOND)
+    _reads_no_bytes(monkeypatch)
+    local_store.complete_multipart(KEY, upload_id, parts, sha256=_sha(FIRST + SECOND))
+    assert (local_store.root / KEY).read_bytes() == FIRST + SECOND
+
+
+def test_a_write_that_stops_short_takes_its_bytes_back_out(
+    local_store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload_id = local_store.create_multipart(KEY, "audio/wav", part_size=SIZE)
+    with local_store.part_writer(KEY, upload_id, 1) as gone:
+        gone.write(b"x" * HALF)  # followed, then the client hangs up: never stored
+    reads = _read_back(monkeypatch)
+    parts = [(1, _write(local_store, upload_id, 1, FIRST))]
+    parts.append((2, _write(local_store, upload_id, 2, TAIL)))
+    assert reads == []  # the frontier was free again: part 1 sent again was followed
+    digest = _digest(local_store, upload_id)
+    assert digest is not None and digest["sha256"] == _sha(FIRST + TAIL)
+    _reads_no_bytes(monkeypatch)
+    local_store.complete_multipart(KEY, upload_id, parts, sha256=_sha(FIRST + TAIL))
+    assert (local_store.root / KEY).read_bytes() == FIRST + TAIL
+
+
+def test_a_followed_write_superseded_by_a_stored_one_is_hashed_again(
+    local_store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload_id = local_store.create_multipart(KEY, "audio/wav", part_size=SIZE)
+    stalled = local_store.part_writer(KEY, upload_id, 1)
+    stalled.write(b"x" * HALF)  # followed: its bytes are pending in the running hash
+    reads = _read_back(monkeypatch)
+    parts = [(1, _write(local_store, upload_id, 1, FIRST))]  # sent again while it stalls
+    # The newer write was not followed (the stalled one held the frontier): once stored, it
+    # is read back, and the stalled write's bytes are out of the hash.
+    assert reads == [(0, SIZE)]
+    with pytest.raises(localstore_disk.PartSuperseded):
+        stalled.write(b"x")
+    parts.append((2, _write(local_store, upload_id, 2, TAIL)))
+    digest = _digest(local_store, upload_id)
+    assert digest is not None and digest["sha256"] == _sha(FIRST + TAIL)
+    _reads_no_bytes(monkeypatch)
+    local_store.complete_multipart(KEY, upload_id, parts, sha256=_sha(FIRST + TAIL))
+    assert (local_store.root / KEY).read_bytes() == FIRST + TAIL
