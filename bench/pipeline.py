@@ -45,7 +45,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -140,12 +140,25 @@ def measure_upload(
     known: list[dict] = []
     theirs: list[float] = []
     apart: list[float] = []
+    store = supervisor_pid(supervisor, "localstore")
+    store_cpu: dict[str, list[float]] = {"hashing": [], "known": [], "curl": [], "curl_apart": []}
+
+    def counted(name: str, upload: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:  # the store process's CPU seconds for this one upload
+            before = cpu_seconds([store])[store]
+            upload()
+            store_cpu[name].append(cpu_seconds([store])[store] - before)
+
+        return run
+
     kinds = [
-        lambda: hashing.append(_client_upload(supervisor, token, cover)),
-        lambda: theirs.append(_curl_upload(supervisor, cover, in_place=True)),
-        lambda: known.append(_client_upload(supervisor, token, cover, sha256=digest)),
-        lambda: apart.append(_curl_upload(supervisor, cover, in_place=False)),
-    ]
+        counted("hashing", lambda: hashing.append(_client_upload(supervisor, token, cover))),
+        counted("curl", lambda: theirs.append(_curl_upload(supervisor, cover, in_place=True))),
+        counted("known", lambda: known.append(
+            _client_upload(supervisor, token, cover, sha256=digest))),
+        counted("curl_apart", lambda: apart.append(
+            _curl_upload(supervisor, cover, in_place=False))),
+    ]  # fmt: skip
     for round_ in range(repeat):  # each kind in each place of the order in turn
         for n in range(len(kinds)):
             kinds[(round_ + n) % len(kinds)]()
@@ -160,6 +173,7 @@ def measure_upload(
             "complete_s": best["complete_s"],
             "all_s": [run["total_s"] for run in runs],
             "of_curl": baseline / best["total_s"],
+            "store_cpu_s": statistics.median(store_cpu[name]),
         }
     for name, times in (("curl", theirs), ("curl_apart", apart)):
         report[name] = {
@@ -167,6 +181,7 @@ def measure_upload(
             "upload_mb_s": size / MB / min(times),
             "of_curl": baseline / min(times),
             "all_s": times,
+            "store_cpu_s": statistics.median(store_cpu[name]),
         }
     return report
 
@@ -559,8 +574,9 @@ def print_report(report: dict) -> None:
 def print_upload(up: dict) -> None:
     print(f"\n### Upload of a {up['cover_mb']:.0f} MB file to the local store "
           f"(best of {up['runs']}, the four in turn, their order rotated)\n")  # fmt: skip
-    print("| client | seconds | MB/s | of the faster curl's speed | complete s | all runs s |")
-    print("|---|---|---|---|---|---|")
+    print("| client | seconds | MB/s | of the faster curl's speed | complete s "
+          "| store CPU s (median) | all runs s |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
     rows = (
         ("known", "subtone client core, SHA-256 known (an encode's plane, hashed as written)"),
         ("hashing", "subtone client core, hashing the file first"),
@@ -572,7 +588,7 @@ def print_upload(up: dict) -> None:
         parts = f" ({run['parts']} parts)" if "parts" in run else ""
         complete = f"{run['complete_s']:.2f}" if "complete_s" in run else ""
         print(f"| {label}{parts} | {run['upload_s']:.2f} | {run['upload_mb_s']:.0f} "
-              f"| {run['of_curl']:.0%} | {complete} "
+              f"| {run['of_curl']:.0%} | {complete} | {run['store_cpu_s']:.2f} "
               f"| {', '.join(f'{s:.2f}' for s in run['all_s'])} |")  # fmt: skip
 
 
