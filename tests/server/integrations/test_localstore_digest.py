@@ -188,6 +188,22 @@ def _read_back(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     return reads
 
 
+def _completes_from_the_digest(
+    store: LocalStore,
+    upload_id: str,
+    parts: list[tuple[int, str]],
+    data: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The kept digest is ``data``'s, and completing takes it (reads no bytes) and publishes
+    ``data``."""
+    digest = _digest(store, upload_id)
+    assert digest is not None and digest["sha256"] == _sha(data)
+    _reads_no_bytes(monkeypatch)
+    info = store.complete_multipart(KEY, upload_id, parts, sha256=_sha(data))
+    assert (store.root / KEY).read_bytes() == data and info.sha256 == _sha(data)
+
+
 def _write(store: LocalStore, upload_id: str, number: int, *batches: bytes) -> str:
     with store.part_writer(KEY, upload_id, number) as writer:
         for batch in batches:
@@ -208,12 +224,7 @@ def test_the_part_at_the_frontier_is_hashed_as_it_is_written(
         (3, _write(local_store, upload_id, 3, TAIL)),
     ]
     assert reads == []  # each part was at the frontier as it came: nothing read back
-    digest = _digest(local_store, upload_id)
-    assert digest is not None and digest["sha256"] == _sha(FIRST + SECOND + TAIL)
-    _reads_no_bytes(monkeypatch)
-    info = local_store.complete_multipart(KEY, upload_id, parts, sha256=digest["sha256"])
-    assert (local_store.root / KEY).read_bytes() == FIRST + SECOND + TAIL
-    assert info.sha256 == _sha(FIRST + SECOND + TAIL)
+    _completes_from_the_digest(local_store, upload_id, parts, FIRST + SECOND + TAIL, monkeypatch)
 
 
 def test_a_part_the_frontier_reaches_midway_catches_up_then_follows(
@@ -228,11 +239,7 @@ def test_a_part_the_frontier_reaches_midway_catches_up_then_follows(
     parts = [(1, first), (2, second.commit().etag)]
     local_store.advance_digest(KEY, upload_id)
     assert reads == [(SIZE, HALF)]  # only what part 2 had written before the frontier came
-    digest = _digest(local_store, upload_id)
-    assert digest is not None and digest["sha256"] == _sha(FIRST + SECOND)
-    _reads_no_bytes(monkeypatch)
-    local_store.complete_multipart(KEY, upload_id, parts, sha256=_sha(FIRST + SECOND))
-    assert (local_store.root / KEY).read_bytes() == FIRST + SECOND
+    _completes_from_the_digest(local_store, upload_id, parts, FIRST + SECOND, monkeypatch)
 
 
 def test_a_write_that_stops_short_takes_its_bytes_back_out(
@@ -245,11 +252,7 @@ def test_a_write_that_stops_short_takes_its_bytes_back_out(
     parts = [(1, _write(local_store, upload_id, 1, FIRST))]
     parts.append((2, _write(local_store, upload_id, 2, TAIL)))
     assert reads == []  # the frontier was free again: part 1 sent again was followed
-    digest = _digest(local_store, upload_id)
-    assert digest is not None and digest["sha256"] == _sha(FIRST + TAIL)
-    _reads_no_bytes(monkeypatch)
-    local_store.complete_multipart(KEY, upload_id, parts, sha256=_sha(FIRST + TAIL))
-    assert (local_store.root / KEY).read_bytes() == FIRST + TAIL
+    _completes_from_the_digest(local_store, upload_id, parts, FIRST + TAIL, monkeypatch)
 
 
 def test_a_followed_write_superseded_by_a_stored_one_is_hashed_again(
@@ -266,8 +269,4 @@ def test_a_followed_write_superseded_by_a_stored_one_is_hashed_again(
     with pytest.raises(localstore_disk.PartSuperseded):
         stalled.write(b"x")
     parts.append((2, _write(local_store, upload_id, 2, TAIL)))
-    digest = _digest(local_store, upload_id)
-    assert digest is not None and digest["sha256"] == _sha(FIRST + TAIL)
-    _reads_no_bytes(monkeypatch)
-    local_store.complete_multipart(KEY, upload_id, parts, sha256=_sha(FIRST + TAIL))
-    assert (local_store.root / KEY).read_bytes() == FIRST + TAIL
+    _completes_from_the_digest(local_store, upload_id, parts, FIRST + TAIL, monkeypatch)
