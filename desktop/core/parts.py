@@ -92,10 +92,10 @@ class PartBody:
     @classmethod
     def of(cls, data: bytes) -> PartBody:
         """The body of bytes held in memory."""
-        return cls(len(data), lambda: slices(data))
+        return cls(len(data), lambda: _slices(data))
 
 
-def slices(data: bytes) -> Iterator[bytes]:
+def _slices(data: bytes) -> Iterator[bytes]:
     for start in range(0, len(data), SEND_SLICE_BYTES):
         yield data[start : start + SEND_SLICE_BYTES]
 

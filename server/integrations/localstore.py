@@ -26,10 +26,9 @@ Completing an upload whose parts were written in place, each where the plan put 
 declared SHA-256 (the one the store process kept as the parts came, when it covers exactly the
 parts stored; else it reads the data file once), makes it durable (the parts asked the kernel
 to start writing as they came, so this waits for the last few MB) and renames it onto the
-key: the bytes are never copied. Otherwise
-completing streams the parts into ``.tmp``, checking them on the way, and renames the result
-onto the key. Either way a failed or interrupted complete never leaves a partial object under
-a key.
+key: the bytes are never copied. Otherwise completing streams the parts into ``.tmp``,
+checking them on the way, and renames the result onto the key. Either way a failed or
+interrupted complete never leaves a partial object under a key.
 
 The URL signing lives in :mod:`server.integrations.localstore_signing` and the files on disk
 (sidecars, parts being written, temp files) in :mod:`server.integrations.localstore_disk`;
