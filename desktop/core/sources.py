@@ -69,9 +69,7 @@ def file_identity(
             sha256 = sha256_file(resolved, progress=progress, cancel=cancel)
         after = resolved.stat()
     except OSError as e:
-        raise SubtoneError(
-            f"Cannot read {resolved.name}: {e.strerror}.", code="unreadable_file"
-        ) from e
+        raise _unreadable(resolved, e) from e
     if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
         raise file_changed(resolved)
     return FileIdentity(str(resolved), after.st_size, after.st_mtime_ns, sha256)

@@ -564,7 +564,7 @@ class LocalStore:
                     source = upload_dir / str(number)
                     digest, part_size = self._copy_part(source, tmp.file, whole, md5=sha256 is None)
                 else:
-                    digest, part_size = self._copy_stretch(upload_dir, part, tmp.file, whole)
+                    digest, part_size = None, self._copy_stretch(upload_dir, part, tmp.file, whole)
                 if digest is not None and digest.hex() != expected:
                     raise InvalidPart(f"part {number} changed while the upload completed")
                 digests.append(bytes.fromhex(expected))
@@ -591,7 +591,7 @@ class LocalStore:
 
     def _copy_stretch(
         self, upload_dir: Path, part: _StoredPart, target: IO[bytes], whole: hashlib._Hash
-    ) -> tuple[None, int]:
+    ) -> int:
         """Append an in-place part that is not where completion can leave it (the parts are
         not one after the other), once its sidecar shows, under the lock, the very write
         that was listed (a part being sent again has had its sidecar cleared)."""
@@ -602,7 +602,7 @@ class LocalStore:
             for chunk in stretch_chunks(fd, part.offset, part.info.size):
                 whole.update(chunk)
                 target.write(chunk)
-        return None, part.info.size
+        return part.info.size
 
     def _temp_file(self) -> TempFile:
         return TempFile(self._root / _TMP_DIR)

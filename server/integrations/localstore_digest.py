@@ -111,6 +111,11 @@ class _Running:
         self.parts: list[tuple[int, str | None]] = []
         self.pending: _Pending | None = None
 
+    def of_file(self, inode: int) -> None:
+        """Start again if the data file is another (a running hash is for one file only)."""
+        if self.inode != inode:
+            self.reset(inode)
+
     def take_back(self) -> None:
         """Drop the pending part's bytes: the frontier stands at its start again."""
         assert self.pending is not None
@@ -176,8 +181,7 @@ class PrefixDigests:
         """What a part writer feeds as it writes (its data file has inode ``inode``)."""
         running = self._get(upload_dir.name)
         with running.lock:
-            if running.inode != inode:
-                running.reset(inode)
+            running.of_file(inode)
         return PartFollower(running, number, offset, write)
 
     def advance(
@@ -214,8 +218,7 @@ class PrefixDigests:
         find_part: Callable[[int, os.stat_result], StretchPart | None],
     ) -> None:
         data = os.fstat(fd)
-        if running.inode != data.st_ino:
-            running.reset(data.st_ino)
+        running.of_file(data.st_ino)
         moved = False
         pending = running.pending
         if pending is not None:
